@@ -1,0 +1,257 @@
+"""Data that crosses the boundary between services and cogs: small frozen dataclasses."""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from services.errors import ValidationError
+
+MODEL_SLUG = "cog-video-5b-t2v"
+
+PROMPT_MAX = 2000
+NEGATIVE_PROMPT_MAX = 2000
+INPUT_FRAMES = (16, 60)
+STEPS = (25, 50)
+GUIDANCE_SCALE = (5.0, 10.0)
+SEED = (0, 2**53 - 1)
+FRAME_RATE = (8, 10)
+
+DEFAULT_NEGATIVE_PROMPT = "low quality, blurry"
+DEFAULT_INPUT_FRAMES = 49
+DEFAULT_STEPS = 45
+DEFAULT_GUIDANCE_SCALE = 6.0
+DEFAULT_FRAME_RATE = 8
+
+
+def random_seed() -> int:
+    """A seed from the full documented range, so a clip can always be reproduced."""
+    return secrets.randbelow(SEED[1] + 1)
+
+
+def _check_range(name: str, value: float, bounds: tuple[float, float]) -> None:
+    low, high = bounds
+    if not low <= value <= high:
+        shown = (int(low), int(high)) if float(low).is_integer() else (low, high)
+        raise ValidationError(f"`{name}` must be between {shown[0]} and {shown[1]} (got {value}).")
+
+
+@dataclass(frozen=True, slots=True)
+class VideoRequest:
+    """One text-to-video request, validated; the Segmind payload is derived from it.
+
+    Requests come from the slash command, re-roll buttons, the CLI and restarts, so the
+    ranges are checked here and not only by Discord's option limits.
+    """
+
+    prompt: str
+    seed: int
+    negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
+    input_frames: int = DEFAULT_INPUT_FRAMES
+    steps: int = DEFAULT_STEPS
+    guidance_scale: float = DEFAULT_GUIDANCE_SCALE
+    frame_rate: int = DEFAULT_FRAME_RATE
+
+    def __post_init__(self) -> None:
+        prompt = self.prompt.strip() if isinstance(self.prompt, str) else ""
+        if not prompt:
+            raise ValidationError("The prompt is empty: describe the video you want.")
+        if len(self.prompt) > PROMPT_MAX:
+            raise ValidationError(
+                f"The prompt is {len(self.prompt)} characters; the limit is {PROMPT_MAX}."
+            )
+        if not isinstance(self.negative_prompt, str) or len(self.negative_prompt) > NEGATIVE_PROMPT_MAX:
+            raise ValidationError(
+                f"The negative prompt must be text of at most {NEGATIVE_PROMPT_MAX} characters."
+            )
+        for name in ("input_frames", "steps", "frame_rate", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValidationError(f"`{name}` must be a whole number.")
+        if isinstance(self.guidance_scale, bool) or not isinstance(self.guidance_scale, (int, float)):
+            raise ValidationError("`guidance_scale` must be a number.")
+        if self.guidance_scale != self.guidance_scale:  # NaN
+            raise ValidationError("`guidance_scale` must be a number.")
+        _check_range("input_frames", self.input_frames, INPUT_FRAMES)
+        _check_range("steps", self.steps, STEPS)
+        _check_range("guidance_scale", self.guidance_scale, GUIDANCE_SCALE)
+        _check_range("seed", self.seed, SEED)
+        _check_range("frame_rate", self.frame_rate, FRAME_RATE)
+        object.__setattr__(self, "prompt", prompt)
+        object.__setattr__(self, "guidance_scale", float(self.guidance_scale))
+
+    @classmethod
+    def create(
+        cls,
+        prompt: str,
+        *,
+        seed: int | None = None,
+        negative_prompt: str | None = None,
+        input_frames: int | None = None,
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+        frame_rate: int | None = None,
+        default_negative_prompt: str = DEFAULT_NEGATIVE_PROMPT,
+    ) -> VideoRequest:
+        """Build a request from optional values, filling defaults and a random seed."""
+        return cls(
+            prompt=prompt,
+            seed=random_seed() if seed is None else seed,
+            negative_prompt=default_negative_prompt if negative_prompt is None else negative_prompt,
+            input_frames=DEFAULT_INPUT_FRAMES if input_frames is None else input_frames,
+            steps=DEFAULT_STEPS if steps is None else steps,
+            guidance_scale=DEFAULT_GUIDANCE_SCALE if guidance_scale is None else guidance_scale,
+            frame_rate=DEFAULT_FRAME_RATE if frame_rate is None else frame_rate,
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON body for Segmind's submit call."""
+        payload = asdict(self)
+        if float(self.guidance_scale).is_integer():
+            payload["guidance_scale"] = int(self.guidance_scale)
+        return payload
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> VideoRequest:
+        """Rebuild a stored request (validated again: stored data is input too)."""
+        try:
+            return cls(**{name: payload[name] for name in cls.__dataclass_fields__})
+        except (KeyError, TypeError) as exc:
+            raise ValidationError("A stored request is incomplete.", detail=repr(exc)) from exc
+
+    def with_seed(self, seed: int) -> VideoRequest:
+        return VideoRequest(**{**asdict(self), "seed": seed})
+
+
+class JobState(str, enum.Enum):
+    """Where a job is. Stored as its value; the order below is the usual life."""
+
+    QUEUED = "queued"  # stored, waiting for a free slot; nothing sent to Segmind
+    SUBMITTING = "submitting"  # submit in flight: a crash here leaves the outcome unknown
+    SUBMITTED = "submitted"  # Segmind accepted it (request_id known), queued there
+    PROCESSING = "processing"  # Segmind is generating
+    DOWNLOADED = "downloaded"  # the MP4 is on local disk, waiting to be delivered
+    DELIVERED = "delivered"  # posted in Discord: done
+    FAILED = "failed"  # ended with an error (Segmind's or ours)
+    CANCELLED = "cancelled"  # stopped by the member or a moderator
+    UNKNOWN = "unknown"  # submit sent, answer lost: never resubmitted
+    EXPIRED = "expired"  # Segmind no longer holds the result
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+    @property
+    def reached_segmind(self) -> bool:
+        """Whether Segmind accepted (or may have accepted) this job, so it may be billed."""
+        return self in BILLABLE_STATES
+
+
+TERMINAL_STATES = frozenset(
+    {JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED, JobState.UNKNOWN, JobState.EXPIRED}
+)
+# States in which a job counts against a member's limit and the server's budget: the
+# queue holds a reservation, and anything Segmind may have accepted is billed. A
+# job that FAILED keeps ``request_id`` when Segmind had accepted it; the storage
+# layer counts it by that, not by this set.
+BILLABLE_STATES = frozenset(
+    {
+        JobState.SUBMITTING,
+        JobState.SUBMITTED,
+        JobState.PROCESSING,
+        JobState.DOWNLOADED,
+        JobState.DELIVERED,
+        JobState.UNKNOWN,
+        JobState.EXPIRED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """What Segmind returns when it accepts a job."""
+
+    request_id: str
+    status_url: str
+    response_url: str
+
+
+class SegmindState(str, enum.Enum):
+    QUEUED = "QUEUED"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True, slots=True)
+class SegmindStatus:
+    state: SegmindState
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VideoResult:
+    """A finished job: where the MP4 is, and Segmind's optional metrics."""
+
+    video_url: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One stored job, as the storage layer returns it."""
+
+    id: int
+    guild_id: int
+    channel_id: int
+    user_id: int
+    request: VideoRequest
+    state: JobState
+    created_at: float
+    private: bool = False
+    parent_job_id: int | None = None
+    request_id: str | None = None
+    status_url: str | None = None
+    response_url: str | None = None
+    segmind_state: str | None = None
+    message_id: int | None = None
+    interaction_token: str | None = None
+    interaction_created_at: float | None = None
+    application_id: int | None = None
+    submitted_at: float | None = None
+    finished_at: float | None = None
+    video_url: str | None = None
+    clip_path: str | None = None
+    result_message_id: int | None = None
+    error: str | None = None
+    cost_usd: float = 0.0
+
+    @property
+    def submitted_to_segmind(self) -> bool:
+        return self.request_id is not None
+
+
+class ProgressPhase(str, enum.Enum):
+    QUEUED = "queued"  # waiting for a slot in this bot
+    SUBMITTING = "submitting"
+    SEGMIND_QUEUED = "segmind_queued"
+    PROCESSING = "processing"
+    DOWNLOADING = "downloading"
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A progress event the job runner emits and the cog renders.
+
+    ``position`` is 1-based in this bot's queue (only while QUEUED); ``elapsed`` is
+    seconds since the job was accepted by Segmind (0 before); ``fraction`` is an
+    estimate from elapsed time against the typical duration, never 1.0 before done.
+    """
+
+    job_id: int
+    phase: ProgressPhase
+    position: int | None = None
+    elapsed: float = 0.0
+    fraction: float = 0.0
