@@ -1,0 +1,36 @@
+"""The one module that writes SQL: a SQLite database and a store per kind of data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from services.storage.database import Database, Executor, Transaction
+from services.storage.jobs import JobStore, MemberTotal, NewJob
+from services.storage.meta import MetaStore
+
+__all__ = [
+    "Database",
+    "Executor",
+    "JobStore",
+    "MemberTotal",
+    "MetaStore",
+    "NewJob",
+    "Storage",
+    "Transaction",
+]
+
+
+class Storage:
+    """The database and its stores, opened and migrated together."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.jobs = JobStore(db)
+        self.meta = MetaStore(db)
+
+    @classmethod
+    async def open(cls, path: Path) -> Storage:
+        return cls(await Database.open(path))
+
+    async def close(self) -> None:
+        await self.db.close()

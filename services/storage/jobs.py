@@ -1,0 +1,210 @@
+"""Jobs: insert before submit, update at each transition, find unfinished ones on start."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from services.models import TERMINAL_STATES, Job, JobState, VideoRequest
+from services.storage.database import Executor, Row
+
+# A job counts against a member's limit and the server's budget while it holds a
+# reservation (queued, being submitted, outcome unknown) or once Segmind accepted it
+# (it has a request_id, whatever happened next). A refusal, a validation error or a
+# submit that Segmind surely refused never gets here or never counts.
+COUNTED = "(state IN ('queued', 'submitting', 'unknown') OR request_id IS NOT NULL)"
+
+_UPDATABLE = frozenset(
+    {
+        "state",
+        "channel_id",
+        "request_id",
+        "status_url",
+        "response_url",
+        "segmind_state",
+        "message_id",
+        "interaction_token",
+        "interaction_created_at",
+        "application_id",
+        "submitted_at",
+        "finished_at",
+        "video_url",
+        "clip_path",
+        "result_message_id",
+        "error",
+        "cost_usd",
+    }
+)
+_TERMINAL_VALUES = tuple(state.value for state in TERMINAL_STATES)
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """What is known about a job before it is stored."""
+
+    guild_id: int
+    channel_id: int
+    user_id: int
+    request: VideoRequest
+    created_at: float
+    private: bool = False
+    parent_job_id: int | None = None
+    interaction_token: str | None = None
+    interaction_created_at: float | None = None
+    application_id: int | None = None
+
+
+def _job_from_row(row: Row) -> Job:
+    return Job(
+        id=row["id"],
+        guild_id=row["guild_id"],
+        channel_id=row["channel_id"],
+        user_id=row["user_id"],
+        request=VideoRequest.from_payload(json.loads(row["request_json"])),
+        state=JobState(row["state"]),
+        created_at=row["created_at"],
+        private=bool(row["private"]),
+        parent_job_id=row["parent_job_id"],
+        request_id=row["request_id"],
+        status_url=row["status_url"],
+        response_url=row["response_url"],
+        segmind_state=row["segmind_state"],
+        message_id=row["message_id"],
+        interaction_token=row["interaction_token"],
+        interaction_created_at=row["interaction_created_at"],
+        application_id=row["application_id"],
+        submitted_at=row["submitted_at"],
+        finished_at=row["finished_at"],
+        video_url=row["video_url"],
+        clip_path=row["clip_path"],
+        result_message_id=row["result_message_id"],
+        error=row["error"],
+        cost_usd=row["cost_usd"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MemberTotal:
+    user_id: int
+    clips: int
+    cost_usd: float
+
+
+class JobStore:
+    def __init__(self, db: Executor) -> None:
+        self._db = db
+
+    async def insert(self, new: NewJob, *, tx: Executor | None = None) -> Job:
+        """Store a job in QUEUED state; the returned Job carries its id."""
+        ex = tx or self._db
+        job_id = await ex.insert(
+            """INSERT INTO jobs (guild_id, channel_id, user_id, request_json, state, private,
+                   parent_job_id, interaction_token, interaction_created_at, application_id,
+                   created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                new.guild_id,
+                new.channel_id,
+                new.user_id,
+                json.dumps(new.request.to_payload()),
+                JobState.QUEUED.value,
+                int(new.private),
+                new.parent_job_id,
+                new.interaction_token,
+                new.interaction_created_at,
+                new.application_id,
+                new.created_at,
+                new.created_at,
+            ),
+        )
+        job = await self.get(job_id, tx=ex)
+        assert job is not None
+        return job
+
+    async def get(self, job_id: int, *, tx: Executor | None = None) -> Job | None:
+        row = await (tx or self._db).fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return _job_from_row(row) if row else None
+
+    async def update(self, job_id: int, *, now: float, **fields: Any) -> Job:
+        """Change some columns of a job; returns the job as stored afterwards."""
+        unknown = set(fields) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {sorted(unknown)}")
+        values = {k: (v.value if isinstance(v, JobState) else v) for k, v in fields.items()}
+        assignments = ", ".join(f"{name} = :{name}" for name in values)
+        await self._db.execute(
+            f"UPDATE jobs SET {assignments}, updated_at = :updated_at WHERE id = :id",
+            {**values, "updated_at": now, "id": job_id},
+        )
+        job = await self.get(job_id)
+        if job is None:
+            raise LookupError(f"job {job_id} does not exist")
+        return job
+
+    async def unfinished(self) -> list[Job]:
+        """Jobs a restart must pick up, oldest first."""
+        rows = await self._db.fetchall(
+            f"SELECT * FROM jobs WHERE state NOT IN ({','.join('?' * len(_TERMINAL_VALUES))})"
+            " ORDER BY id",
+            _TERMINAL_VALUES,
+        )
+        return [_job_from_row(row) for row in rows]
+
+    async def counted_times(
+        self, guild_id: int, user_id: int, since: float, *, tx: Executor | None = None
+    ) -> list[float]:
+        """Creation times of a member's counted jobs since ``since``, oldest first."""
+        rows = await (tx or self._db).fetchall(
+            f"SELECT created_at FROM jobs WHERE guild_id = ? AND user_id = ? AND created_at >= ?"
+            f" AND {COUNTED} ORDER BY created_at",
+            (guild_id, user_id, since),
+        )
+        return [row[0] for row in rows]
+
+    async def guild_counted(
+        self, guild_id: int, since: float, *, tx: Executor | None = None
+    ) -> tuple[int, float]:
+        """How many counted clips the server made since ``since``, and what they cost."""
+        row = await (tx or self._db).fetchone(
+            f"SELECT COUNT(*), COALESCE(SUM(cost_usd), 0) FROM jobs"
+            f" WHERE guild_id = ? AND created_at >= ? AND {COUNTED}",
+            (guild_id, since),
+        )
+        return (int(row[0]), float(row[1])) if row else (0, 0.0)
+
+    async def recent(
+        self, guild_id: int, *, limit: int = 10, offset: int = 0, user_id: int | None = None
+    ) -> list[Job]:
+        """The server's latest jobs, newest first (for moderators)."""
+        where, params = "guild_id = ?", [guild_id]
+        if user_id is not None:
+            where += " AND user_id = ?"
+            params.append(user_id)
+        rows = await self._db.fetchall(
+            f"SELECT * FROM jobs WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return [_job_from_row(row) for row in rows]
+
+    async def totals_per_member(self, guild_id: int, since: float) -> list[MemberTotal]:
+        """Counted clips and cost per member since ``since``, biggest first."""
+        rows = await self._db.fetchall(
+            f"SELECT user_id, COUNT(*), COALESCE(SUM(cost_usd), 0) FROM jobs"
+            f" WHERE guild_id = ? AND created_at >= ? AND {COUNTED}"
+            " GROUP BY user_id ORDER BY COUNT(*) DESC, user_id",
+            (guild_id, since),
+        )
+        return [MemberTotal(row[0], row[1], float(row[2])) for row in rows]
+
+    async def running_for(self, user_ids: Sequence[int]) -> int:
+        """How many unfinished jobs these members have (used by tests and /videolimit show)."""
+        if not user_ids:
+            return 0
+        row = await self._db.fetchone(
+            f"SELECT COUNT(*) FROM jobs WHERE user_id IN ({','.join('?' * len(user_ids))})"
+            f" AND state NOT IN ({','.join('?' * len(_TERMINAL_VALUES))})",
+            (*user_ids, *_TERMINAL_VALUES),
+        )
+        return int(row[0]) if row else 0
