@@ -62,7 +62,10 @@ class VideoRequest:
             raise ValidationError(
                 f"The prompt is {len(self.prompt)} characters; the limit is {PROMPT_MAX}."
             )
-        if not isinstance(self.negative_prompt, str) or len(self.negative_prompt) > NEGATIVE_PROMPT_MAX:
+        if (
+            not isinstance(self.negative_prompt, str)
+            or len(self.negative_prompt) > NEGATIVE_PROMPT_MAX
+        ):
             raise ValidationError(
                 f"The negative prompt must be text of at most {NEGATIVE_PROMPT_MAX} characters."
             )
@@ -70,7 +73,9 @@ class VideoRequest:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValidationError(f"`{name}` must be a whole number.")
-        if isinstance(self.guidance_scale, bool) or not isinstance(self.guidance_scale, (int, float)):
+        if isinstance(self.guidance_scale, bool) or not isinstance(
+            self.guidance_scale, (int, float)
+        ):
             raise ValidationError("`guidance_scale` must be a number.")
         if self.guidance_scale != self.guidance_scale:  # NaN
             raise ValidationError("`guidance_scale` must be a number.")
@@ -220,6 +225,7 @@ class Job:
     interaction_token: str | None = None
     interaction_created_at: float | None = None
     application_id: int | None = None
+    upload_limit: int | None = None  # bytes the interaction's reply may attach
     submitted_at: float | None = None
     finished_at: float | None = None
     video_url: str | None = None

@@ -6,12 +6,17 @@ from pathlib import Path
 
 from services.storage.database import Database, Executor, Transaction
 from services.storage.jobs import JobStore, MemberTotal, NewJob
+from services.storage.limits import AuditEntry, GuildSettings, LimitOverride, LimitStore
 from services.storage.meta import MetaStore
 
 __all__ = [
+    "AuditEntry",
     "Database",
     "Executor",
+    "GuildSettings",
     "JobStore",
+    "LimitOverride",
+    "LimitStore",
     "MemberTotal",
     "MetaStore",
     "NewJob",
@@ -26,6 +31,7 @@ class Storage:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.jobs = JobStore(db)
+        self.limits = LimitStore(db)
         self.meta = MetaStore(db)
 
     @classmethod

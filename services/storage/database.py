@@ -155,11 +155,9 @@ class Database:
             return await tx.insert(sql, params)
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        async with self._lock:
-            async with self._conn.execute(sql, params) as cursor:
-                return await cursor.fetchone()
+        async with self._lock, self._conn.execute(sql, params) as cursor:
+            return await cursor.fetchone()
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        async with self._lock:
-            async with self._conn.execute(sql, params) as cursor:
-                return list(await cursor.fetchall())
+        async with self._lock, self._conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())

@@ -28,6 +28,7 @@ _UPDATABLE = frozenset(
         "interaction_token",
         "interaction_created_at",
         "application_id",
+        "upload_limit",
         "submitted_at",
         "finished_at",
         "video_url",
@@ -54,6 +55,8 @@ class NewJob:
     interaction_token: str | None = None
     interaction_created_at: float | None = None
     application_id: int | None = None
+    upload_limit: int | None = None
+    cost_usd: float = 0.0  # the price admission charges for it
 
 
 def _job_from_row(row: Row) -> Job:
@@ -75,6 +78,7 @@ def _job_from_row(row: Row) -> Job:
         interaction_token=row["interaction_token"],
         interaction_created_at=row["interaction_created_at"],
         application_id=row["application_id"],
+        upload_limit=row["upload_limit"],
         submitted_at=row["submitted_at"],
         finished_at=row["finished_at"],
         video_url=row["video_url"],
@@ -102,8 +106,8 @@ class JobStore:
         job_id = await ex.insert(
             """INSERT INTO jobs (guild_id, channel_id, user_id, request_json, state, private,
                    parent_job_id, interaction_token, interaction_created_at, application_id,
-                   created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   upload_limit, cost_usd, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 new.guild_id,
                 new.channel_id,
@@ -115,6 +119,8 @@ class JobStore:
                 new.interaction_token,
                 new.interaction_created_at,
                 new.application_id,
+                new.upload_limit,
+                new.cost_usd,
                 new.created_at,
                 new.created_at,
             ),

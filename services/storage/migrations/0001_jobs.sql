@@ -17,6 +17,7 @@ CREATE TABLE jobs (
     interaction_token      TEXT,
     interaction_created_at REAL,
     application_id         INTEGER,
+    upload_limit           INTEGER,
     created_at             REAL    NOT NULL,
     submitted_at           REAL,
     finished_at            REAL,

@@ -1,0 +1,385 @@
+"""Limits and budgets per server: overrides, role limits, server settings, audit, alerts.
+
+Every change goes through ``_change``, which writes the change and its audit entry in
+one transaction, so nothing changes without a record of who, what and when.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from services.periods import LimitSpec
+from services.storage.database import Executor, Row
+
+_GUILD_COLUMNS = frozenset(
+    {
+        "default_count",
+        "default_period_seconds",
+        "daily_clip_cap",
+        "monthly_budget_usd",
+        "moderator_role_id",
+        "alert_channel_id",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GuildSettings:
+    """A server's own settings; None means "not set" (operator default, no cap)."""
+
+    guild_id: int
+    default_limit: LimitSpec | None = None
+    daily_clip_cap: int | None = None
+    monthly_budget_usd: float | None = None
+    moderator_role_id: int | None = None
+    alert_channel_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LimitOverride:
+    """A limit set for one member or one role (``target_id`` is the user or role id)."""
+
+    guild_id: int
+    target_id: int
+    spec: LimitSpec
+    set_by: int
+    set_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    guild_id: int
+    actor_id: int
+    action: str
+    target: str
+    detail: str
+    at: float
+
+
+def _override(row: Row) -> LimitOverride:
+    return LimitOverride(
+        guild_id=row["guild_id"],
+        target_id=row[1],
+        spec=LimitSpec(row["count"], row["period_seconds"]),
+        set_by=row["set_by"],
+        set_at=row["set_at"],
+    )
+
+
+def _guild_settings(guild_id: int, row: Row | None) -> GuildSettings:
+    if row is None:
+        return GuildSettings(guild_id)
+    default = None
+    if row["default_count"] is not None and row["default_period_seconds"] is not None:
+        default = LimitSpec(row["default_count"], row["default_period_seconds"])
+    return GuildSettings(
+        guild_id=guild_id,
+        default_limit=default,
+        daily_clip_cap=row["daily_clip_cap"],
+        monthly_budget_usd=row["monthly_budget_usd"],
+        moderator_role_id=row["moderator_role_id"],
+        alert_channel_id=row["alert_channel_id"],
+    )
+
+
+class LimitStore:
+    def __init__(self, db: Executor) -> None:
+        self._db = db
+
+    @asynccontextmanager
+    async def _atomic(self, tx: Executor | None) -> AsyncIterator[Executor]:
+        """The caller's transaction, or a new one when the store holds the Database."""
+        if tx is not None:
+            yield tx
+            return
+        transaction = getattr(self._db, "transaction", None)
+        if transaction is None:  # already a Transaction
+            yield self._db
+            return
+        async with transaction() as own:
+            yield own
+
+    # --- audit -----------------------------------------------------------------
+
+    async def audit(
+        self,
+        guild_id: int,
+        *,
+        actor_id: int,
+        action: str,
+        target: str,
+        detail: str,
+        at: float,
+        tx: Executor | None = None,
+    ) -> int:
+        """Record one change (who, what, when); each change method calls it in its transaction."""
+        return await (tx or self._db).insert(
+            "INSERT INTO audit_log (guild_id, actor_id, action, target, detail, at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (guild_id, actor_id, action, target, detail, at),
+        )
+
+    async def audit_log(
+        self, guild_id: int, *, limit: int = 20, offset: int = 0, tx: Executor | None = None
+    ) -> list[AuditEntry]:
+        """The server's latest changes, newest first."""
+        rows = await (tx or self._db).fetchall(
+            "SELECT id, guild_id, actor_id, action, target, detail, at FROM audit_log"
+            " WHERE guild_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
+            (guild_id, limit, offset),
+        )
+        return [AuditEntry(*tuple(row)) for row in rows]
+
+    # --- reads -----------------------------------------------------------------
+
+    async def guild_settings(self, guild_id: int, *, tx: Executor | None = None) -> GuildSettings:
+        row = await (tx or self._db).fetchone(
+            "SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,)
+        )
+        return _guild_settings(guild_id, row)
+
+    async def user_limit(
+        self, guild_id: int, user_id: int, *, tx: Executor | None = None
+    ) -> LimitOverride | None:
+        row = await (tx or self._db).fetchone(
+            "SELECT guild_id, user_id, count, period_seconds, set_by, set_at FROM user_limits"
+            " WHERE guild_id = ? AND user_id = ?",
+            (guild_id, user_id),
+        )
+        return _override(row) if row else None
+
+    async def user_limits(
+        self, guild_id: int, *, tx: Executor | None = None
+    ) -> list[LimitOverride]:
+        """Every member override on the server, by user id."""
+        rows = await (tx or self._db).fetchall(
+            "SELECT guild_id, user_id, count, period_seconds, set_by, set_at FROM user_limits"
+            " WHERE guild_id = ? ORDER BY user_id",
+            (guild_id,),
+        )
+        return [_override(row) for row in rows]
+
+    async def role_limits(
+        self,
+        guild_id: int,
+        role_ids: Sequence[int] | None = None,
+        *,
+        tx: Executor | None = None,
+    ) -> list[LimitOverride]:
+        """Role limits on the server; only those of ``role_ids`` when given."""
+        sql = (
+            "SELECT guild_id, role_id, count, period_seconds, set_by, set_at FROM role_limits"
+            " WHERE guild_id = ?"
+        )
+        params: list[Any] = [guild_id]
+        if role_ids is not None:
+            ids = sorted({int(r) for r in role_ids})
+            if not ids:
+                return []
+            sql += f" AND role_id IN ({','.join('?' * len(ids))})"
+            params.extend(ids)
+        rows = await (tx or self._db).fetchall(sql + " ORDER BY role_id", params)
+        return [_override(row) for row in rows]
+
+    # --- changes (each one audited) ----------------------------------------------
+
+    async def set_user_limit(
+        self,
+        guild_id: int,
+        user_id: int,
+        spec: LimitSpec,
+        *,
+        actor_id: int,
+        at: float,
+        tx: Executor | None = None,
+    ) -> LimitOverride | None:
+        """Set a member's override; returns the previous one."""
+        async with self._atomic(tx) as ex:
+            previous = await self.user_limit(guild_id, user_id, tx=ex)
+            await ex.execute(
+                "INSERT INTO user_limits (guild_id, user_id, count, period_seconds, set_by, set_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, user_id) DO UPDATE SET"
+                " count = excluded.count, period_seconds = excluded.period_seconds,"
+                " set_by = excluded.set_by, set_at = excluded.set_at",
+                (guild_id, user_id, spec.count, spec.period_seconds, actor_id, at),
+            )
+            await self.audit(
+                guild_id,
+                actor_id=actor_id,
+                action="set_user_limit",
+                target=f"user:{user_id}",
+                detail=_change_detail(spec, previous.spec if previous else None),
+                at=at,
+                tx=ex,
+            )
+            return previous
+
+    async def clear_user_limit(
+        self, guild_id: int, user_id: int, *, actor_id: int, at: float, tx: Executor | None = None
+    ) -> LimitOverride | None:
+        """Remove a member's override; returns what was removed (None: nothing was set)."""
+        async with self._atomic(tx) as ex:
+            previous = await self.user_limit(guild_id, user_id, tx=ex)
+            await ex.execute(
+                "DELETE FROM user_limits WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
+            )
+            await self.audit(
+                guild_id,
+                actor_id=actor_id,
+                action="clear_user_limit",
+                target=f"user:{user_id}",
+                detail=_change_detail(None, previous.spec if previous else None),
+                at=at,
+                tx=ex,
+            )
+            return previous
+
+    async def set_role_limit(
+        self,
+        guild_id: int,
+        role_id: int,
+        spec: LimitSpec,
+        *,
+        actor_id: int,
+        at: float,
+        tx: Executor | None = None,
+    ) -> LimitOverride | None:
+        """Set a role's limit; returns the previous one."""
+        async with self._atomic(tx) as ex:
+            previous = await self._role_limit(guild_id, role_id, ex)
+            await ex.execute(
+                "INSERT INTO role_limits (guild_id, role_id, count, period_seconds, set_by, set_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, role_id) DO UPDATE SET"
+                " count = excluded.count, period_seconds = excluded.period_seconds,"
+                " set_by = excluded.set_by, set_at = excluded.set_at",
+                (guild_id, role_id, spec.count, spec.period_seconds, actor_id, at),
+            )
+            await self.audit(
+                guild_id,
+                actor_id=actor_id,
+                action="set_role_limit",
+                target=f"role:{role_id}",
+                detail=_change_detail(spec, previous.spec if previous else None),
+                at=at,
+                tx=ex,
+            )
+            return previous
+
+    async def clear_role_limit(
+        self, guild_id: int, role_id: int, *, actor_id: int, at: float, tx: Executor | None = None
+    ) -> LimitOverride | None:
+        """Remove a role's limit; returns what was removed (None: nothing was set)."""
+        async with self._atomic(tx) as ex:
+            previous = await self._role_limit(guild_id, role_id, ex)
+            await ex.execute(
+                "DELETE FROM role_limits WHERE guild_id = ? AND role_id = ?", (guild_id, role_id)
+            )
+            await self.audit(
+                guild_id,
+                actor_id=actor_id,
+                action="clear_role_limit",
+                target=f"role:{role_id}",
+                detail=_change_detail(None, previous.spec if previous else None),
+                at=at,
+                tx=ex,
+            )
+            return previous
+
+    async def update_guild_settings(
+        self,
+        guild_id: int,
+        *,
+        actor_id: int,
+        at: float,
+        action: str,
+        tx: Executor | None = None,
+        **values: Any,
+    ) -> GuildSettings:
+        """Change some of a server's settings (None unsets); returns the settings before."""
+        unknown = set(values) - _GUILD_COLUMNS
+        if unknown or not values:
+            raise ValueError(f"not a server setting: {sorted(unknown) or 'nothing given'}")
+        async with self._atomic(tx) as ex:
+            before = await self.guild_settings(guild_id, tx=ex)
+            await ex.execute(
+                "INSERT INTO guild_settings (guild_id, updated_at) VALUES (?, ?)"
+                " ON CONFLICT (guild_id) DO NOTHING",
+                (guild_id, at),
+            )
+            assignments = ", ".join(f"{name} = :{name}" for name in sorted(values))
+            await ex.execute(
+                f"UPDATE guild_settings SET {assignments}, updated_at = :updated_at"
+                " WHERE guild_id = :guild_id",
+                {**values, "updated_at": at, "guild_id": guild_id},
+            )
+            await self.audit(
+                guild_id,
+                actor_id=actor_id,
+                action=action,
+                target="server",
+                detail=_settings_detail(before, values),
+                at=at,
+                tx=ex,
+            )
+            return before
+
+    # --- alerts ----------------------------------------------------------------------
+
+    async def mark_alert_sent(
+        self, guild_id: int, key: str, *, at: float, tx: Executor | None = None
+    ) -> bool:
+        """Remember an alert; True only the first time for this server and key."""
+        changed = await (tx or self._db).execute(
+            "INSERT INTO alerts_sent (guild_id, key, sent_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (guild_id, key) DO NOTHING",
+            (guild_id, key, at),
+        )
+        return changed == 1
+
+    # --- jobs' price -------------------------------------------------------------------
+
+    async def _role_limit(self, guild_id: int, role_id: int, ex: Executor) -> LimitOverride | None:
+        row = await ex.fetchone(
+            "SELECT guild_id, role_id, count, period_seconds, set_by, set_at FROM role_limits"
+            " WHERE guild_id = ? AND role_id = ?",
+            (guild_id, role_id),
+        )
+        return _override(row) if row else None
+
+
+def _change_detail(new: LimitSpec | None, old: LimitSpec | None) -> str:
+    return f"{_show(old)} -> {_show(new)}"
+
+
+def _show(value: Any) -> str:
+    return "unset" if value is None else str(value)
+
+
+def _settings_detail(before: GuildSettings, values: dict[str, Any]) -> str:
+    """`3/1d -> 5/1d` for the default limit, `column: old -> new` for the rest."""
+    values = dict(values)
+    parts = []
+    if "default_count" in values or "default_period_seconds" in values:
+        count = values.pop("default_count", None)
+        period = values.pop("default_period_seconds", None)
+        after = LimitSpec(count, period) if count is not None and period is not None else None
+        parts.append(f"default: {_change_detail(after, before.default_limit)}")
+    old = _settings_columns(before)
+    parts += [f"{name}: {_show(old[name])} -> {_show(values[name])}" for name in sorted(values)]
+    return ", ".join(parts)
+
+
+def _settings_columns(settings: GuildSettings) -> dict[str, Any]:
+    default = settings.default_limit
+    return {
+        "default_count": default.count if default else None,
+        "default_period_seconds": default.period_seconds if default else None,
+        "daily_clip_cap": settings.daily_clip_cap,
+        "monthly_budget_usd": settings.monthly_budget_usd,
+        "moderator_role_id": settings.moderator_role_id,
+        "alert_channel_id": settings.alert_channel_id,
+    }

@@ -1,0 +1,253 @@
+"""The admission gate: limits, caps and credits checked and the job stored atomically."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from services.admission import Admission, Admitted, BudgetExhausted
+from services.clock import FakeClock
+from services.credits import CreditGate
+from services.errors import RefusedError, SegmindInsufficientCredits
+from services.models import JobState, VideoRequest
+from services.periods import LimitSpec
+from services.storage import NewJob, Storage
+
+H, D = 3600, 86400
+GUILD, OTHER_GUILD = 10, 20
+ALICE, BOB, MOD = 1, 2, 99
+ROLE = 7
+PRICE = 0.36
+
+
+def ts(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(ts("2024-05-15T12:00:00"))
+
+
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
+    storage = await Storage.open(tmp_path / "bot.db")
+    yield storage
+    await storage.close()
+
+
+@pytest.fixture
+def credits(clock: FakeClock) -> CreditGate:
+    return CreditGate(clock, recheck_seconds=600)
+
+
+@pytest.fixture
+def admission(storage: Storage, clock: FakeClock, credits: CreditGate) -> Admission:
+    return Admission(
+        storage, default_limit=LimitSpec(3, D), clip_cost_usd=PRICE, clock=clock, credits=credits
+    )
+
+
+def request(user: int = ALICE, guild: int = GUILD) -> NewJob:
+    return NewJob(
+        guild_id=guild,
+        channel_id=5,
+        user_id=user,
+        request=VideoRequest.create("a lighthouse in a storm", seed=42),
+        created_at=0.0,  # admission stamps its own clock's time
+    )
+
+
+async def count_jobs(storage: Storage, guild: int = GUILD) -> int:
+    return len(await storage.jobs.recent(guild, limit=1000))
+
+
+async def test_admitted_job_is_stored_queued_and_priced(
+    admission: Admission, storage: Storage, clock: FakeClock
+) -> None:
+    admitted = await admission.admit(request(), role_ids=[])
+    assert (admitted.used, admitted.remaining, admitted.cost_usd) == (1, 2, PRICE)
+    assert admitted.limit.source == "operator"
+    stored = await storage.jobs.get(admitted.job.id)
+    assert stored is not None and stored.state is JobState.QUEUED
+    assert stored.cost_usd == PRICE == admitted.job.cost_usd
+    assert stored.created_at == clock.time()
+    assert admitted.summary() == "$0.36 · 2 of 3 clips left today"
+
+
+async def test_refusal_names_the_role_limit_and_next_slot(
+    admission: Admission, storage: Storage, clock: FakeClock
+) -> None:
+    await storage.limits.set_role_limit(GUILD, ROLE, LimitSpec(2, D), actor_id=MOD, at=0.0)
+    first = clock.time()
+    await admission.admit(request(), role_ids=[ROLE, 8])
+    clock.advance(H)
+    await admission.admit(request(), role_ids=[ROLE, 8])
+    clock.advance(H)
+    with pytest.raises(RefusedError) as caught:
+        await admission.admit(request(), role_ids=[ROLE, 8])
+    refusal = caught.value
+    assert not isinstance(refusal, BudgetExhausted)
+    assert refusal.retry_at == first + D
+    assert "your role limit <@&7>: 2 clips per day" in refusal.user_message
+    assert f"<t:{int(first + D)}:R>" in refusal.user_message
+    assert await count_jobs(storage) == 2
+
+
+async def test_window_edge_frees_the_slot_exactly_one_period_after_the_oldest_use(
+    admission: Admission, storage: Storage, clock: FakeClock
+) -> None:
+    await storage.limits.set_user_limit(GUILD, ALICE, LimitSpec(1, 30 * 60), actor_id=MOD, at=0.0)
+    await admission.admit(request(), role_ids=[])
+    clock.advance(30 * 60 - 0.5)  # halves are exact in binary floats
+    with pytest.raises(RefusedError) as caught:
+        await admission.admit(request(), role_ids=[])
+    assert "your personal limit: 1 clip per 30 minutes" in caught.value.user_message
+    clock.advance(0.5)
+    admitted = await admission.admit(request(), role_ids=[])
+    assert (admitted.used, admitted.remaining) == (1, 0)
+
+
+async def test_blocked_member_is_refused_without_a_retry_time(
+    admission: Admission, storage: Storage
+) -> None:
+    await storage.limits.set_user_limit(GUILD, ALICE, LimitSpec(0, D), actor_id=MOD, at=0.0)
+    with pytest.raises(RefusedError) as caught:
+        await admission.admit(request(), role_ids=[ROLE])
+    assert caught.value.user_message == (
+        "You are blocked from making videos here (your personal limit)."
+    )
+    assert caught.value.retry_at is None
+    assert await count_jobs(storage) == 0
+    await admission.admit(request(BOB), role_ids=[ROLE])  # others are not affected
+
+
+async def test_ten_simultaneous_requests_under_a_limit_of_three_give_three_jobs(
+    admission: Admission, storage: Storage
+) -> None:
+    results = await asyncio.gather(
+        *(admission.admit(request(), role_ids=[]) for _ in range(10)), return_exceptions=True
+    )
+    admitted = [r for r in results if isinstance(r, Admitted)]
+    refused = [r for r in results if isinstance(r, RefusedError)]
+    assert (len(admitted), len(refused)) == (3, 7)
+    assert sorted(a.used for a in admitted) == [1, 2, 3]
+    assert await count_jobs(storage) == 3
+
+
+async def test_failed_job_without_request_id_frees_its_slot(
+    admission: Admission, storage: Storage, clock: FakeClock
+) -> None:
+    jobs = [await admission.admit(request(), role_ids=[]) for _ in range(3)]
+    with pytest.raises(RefusedError):
+        await admission.admit(request(), role_ids=[])
+    # Segmind surely refused this one: it never got a request_id.
+    await storage.jobs.update(jobs[0].job.id, now=clock.time(), state=JobState.FAILED)
+    admitted = await admission.admit(request(), role_ids=[])
+    assert (admitted.used, admitted.remaining) == (3, 0)
+
+
+async def test_failed_job_with_request_id_keeps_counting(
+    admission: Admission, storage: Storage, clock: FakeClock
+) -> None:
+    jobs = [await admission.admit(request(), role_ids=[]) for _ in range(3)]
+    await storage.jobs.update(
+        jobs[0].job.id, now=clock.time(), state=JobState.FAILED, request_id="seg-1"
+    )
+    with pytest.raises(RefusedError):
+        await admission.admit(request(), role_ids=[])
+    assert await count_jobs(storage) == 3
+
+
+async def test_limits_are_per_server(admission: Admission, storage: Storage) -> None:
+    for _ in range(3):
+        await admission.admit(request(), role_ids=[])
+    with pytest.raises(RefusedError):
+        await admission.admit(request(), role_ids=[])
+    admitted = await admission.admit(request(guild=OTHER_GUILD), role_ids=[])
+    assert admitted.used == 1
+
+
+async def test_daily_cap_refuses_and_alerts_once_per_utc_day(
+    admission: Admission, storage: Storage, clock: FakeClock
+) -> None:
+    await storage.limits.update_guild_settings(
+        GUILD, actor_id=MOD, at=0.0, action="set_budget", daily_clip_cap=2
+    )
+    await admission.admit(request(ALICE), role_ids=[])
+    await admission.admit(request(BOB), role_ids=[])
+    with pytest.raises(BudgetExhausted) as first:
+        await admission.admit(request(3), role_ids=[])
+    assert first.value.kind == "daily"
+    assert first.value.alert_key == "budget:daily:2024-05-15"
+    assert first.value.retry_at == ts("2024-05-16T00:00:00")
+    assert "daily limit of 2 clips is reached" in first.value.user_message
+    assert f"<t:{int(ts('2024-05-16T00:00:00'))}:R>" in first.value.user_message
+    assert "/videolimit budget" in first.value.moderator_message
+    with pytest.raises(BudgetExhausted) as second:
+        await admission.admit(request(4), role_ids=[])
+    assert second.value.alert_key is None  # moderators were already told today
+    assert await count_jobs(storage) == 2
+
+    clock.advance(ts("2024-05-16T00:00:00") - clock.time())  # a new UTC day
+    await admission.admit(request(3), role_ids=[])
+    await admission.admit(request(4), role_ids=[])
+    with pytest.raises(BudgetExhausted) as next_day:
+        await admission.admit(request(5), role_ids=[])
+    assert next_day.value.alert_key == "budget:daily:2024-05-16"
+
+
+async def test_monthly_budget_allows_the_clip_that_fits_and_refuses_the_next(
+    admission: Admission, storage: Storage, clock: FakeClock
+) -> None:
+    await storage.limits.update_guild_settings(
+        GUILD, actor_id=MOD, at=0.0, action="set_budget", monthly_budget_usd=0.72
+    )
+    await admission.admit(request(ALICE), role_ids=[])
+    await admission.admit(request(BOB), role_ids=[])  # 0.36 + 0.36 == 0.72 fits exactly
+    with pytest.raises(BudgetExhausted) as caught:
+        await admission.admit(request(3), role_ids=[])
+    assert caught.value.kind == "monthly"
+    assert caught.value.alert_key == "budget:monthly:2024-05"
+    assert caught.value.retry_at == ts("2024-06-01T00:00:00")
+    assert "monthly video budget of $0.72 is used up" in caught.value.user_message
+    assert await count_jobs(storage) == 2
+    clock.advance(ts("2024-06-01T00:00:00") - clock.time())
+    assert (await admission.admit(request(3), role_ids=[])).used == 1
+
+
+async def test_a_failed_unsubmitted_job_is_not_spent(
+    admission: Admission, storage: Storage, clock: FakeClock
+) -> None:
+    await storage.limits.update_guild_settings(
+        GUILD, actor_id=MOD, at=0.0, action="set_budget", monthly_budget_usd=0.36
+    )
+    first = await admission.admit(request(ALICE), role_ids=[])
+    await storage.jobs.update(first.job.id, now=clock.time(), state=JobState.FAILED)
+    await admission.admit(request(BOB), role_ids=[])
+
+
+async def test_out_of_credits_refuses_before_storing(
+    admission: Admission, storage: Storage, credits: CreditGate
+) -> None:
+    credits.mark_exhausted()
+    with pytest.raises(RefusedError) as caught:
+        await admission.admit(request(), role_ids=[])
+    assert caught.value.user_message == SegmindInsufficientCredits.user_message
+    assert await count_jobs(storage) == 0
+
+
+async def test_limit_refusal_does_not_spend_the_credit_recheck(
+    admission: Admission, storage: Storage, clock: FakeClock, credits: CreditGate
+) -> None:
+    await storage.limits.set_user_limit(GUILD, ALICE, LimitSpec(0, D), actor_id=MOD, at=0.0)
+    credits.mark_exhausted()
+    clock.advance(601)  # the gate will let one request through as the check
+    with pytest.raises(RefusedError) as caught:
+        await admission.admit(request(ALICE), role_ids=[])
+    assert "blocked" in caught.value.user_message
+    assert (await admission.admit(request(BOB), role_ids=[])).used == 1

@@ -1,0 +1,188 @@
+"""Storage on a real SQLite file: migrations, WAL, reopen, and the limit store's audit."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from services.models import VideoRequest
+from services.periods import LimitSpec
+from services.storage import NewJob, Storage
+from services.storage.database import migrations
+
+GUILD = 111
+DAY = 86400
+
+OLD_REQUEST_JSON = (
+    '{"prompt": "old job", "seed": 3, "negative_prompt": "", "input_frames": 49,'
+    ' "steps": 45, "guidance_scale": 6, "frame_rate": 8}'
+)
+TABLES_0002 = {"guild_settings", "user_limits", "role_limits", "audit_log", "alerts_sent"}
+
+
+def _tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {row[0] for row in rows}
+
+
+def _user_version(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def _new_job(user_id: int = 7, created_at: float = 1000.0) -> NewJob:
+    return NewJob(
+        guild_id=GUILD,
+        channel_id=5,
+        user_id=user_id,
+        request=VideoRequest.create("a cat on a skateboard", seed=1),
+        created_at=created_at,
+    )
+
+
+async def test_migrates_an_empty_file_to_the_latest_version(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dir" / "bot.db"  # directories are created
+    storage = await Storage.open(path)
+    try:
+        assert await storage.db.schema_version() == len(migrations()) >= 2
+    finally:
+        await storage.close()
+    assert TABLES_0002 | {"jobs", "meta"} <= _tables(path)
+    assert _user_version(path) == len(migrations())
+
+
+async def test_database_runs_in_wal_mode(tmp_path: Path) -> None:
+    storage = await Storage.open(tmp_path / "bot.db")
+    try:
+        row = await storage.db.fetchone("PRAGMA journal_mode")
+        assert row is not None and row[0].lower() == "wal"
+    finally:
+        await storage.close()
+
+
+async def test_migrates_from_0001_and_keeps_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    version, sql_0001 = migrations()[0]
+    assert version == 1
+    with sqlite3.connect(path) as conn:
+        conn.executescript(sql_0001 + "\nPRAGMA user_version = 1;")
+        conn.execute(
+            "INSERT INTO jobs (guild_id, channel_id, user_id, request_json, state, created_at,"
+            " updated_at, request_id, cost_usd)"
+            " VALUES (?, 5, 7, ?, 'delivered', 1000, 1000, 'r-1', 0.36)",
+            (GUILD, OLD_REQUEST_JSON),
+        )
+    assert not (TABLES_0002 & _tables(path))
+
+    storage = await Storage.open(path)
+    try:
+        assert await storage.db.schema_version() == len(migrations())
+        job = await storage.jobs.get(1)
+        assert job is not None and job.request.prompt == "old job" and job.cost_usd == 0.36
+        assert await storage.jobs.guild_counted(GUILD, 0) == (1, 0.36)
+        # The new tables work on the migrated file.
+        await storage.limits.set_user_limit(GUILD, 7, LimitSpec(2, DAY), actor_id=9, at=2000.0)
+        assert (await storage.limits.user_limit(GUILD, 7)).spec == LimitSpec(2, DAY)
+    finally:
+        await storage.close()
+    assert TABLES_0002 <= _tables(path)
+
+
+async def test_reopen_keeps_limits_settings_audit_and_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "bot.db"
+    storage = await Storage.open(path)
+    try:
+        await storage.jobs.insert(_new_job())
+        await storage.limits.set_user_limit(GUILD, 7, LimitSpec(3, DAY), actor_id=9, at=10.0)
+        await storage.limits.set_role_limit(GUILD, 55, LimitSpec(10, 3600), actor_id=9, at=11.0)
+        await storage.limits.update_guild_settings(
+            GUILD,
+            actor_id=9,
+            at=12.0,
+            action="set_budget",
+            daily_clip_cap=20,
+            monthly_budget_usd=50.0,
+        )
+        assert await storage.limits.mark_alert_sent(GUILD, "budget:daily:x", at=13.0)
+    finally:
+        await storage.close()
+
+    storage = await Storage.open(path)
+    try:
+        assert await storage.db.schema_version() == len(migrations())
+        assert len(await storage.jobs.recent(GUILD)) == 1
+        assert (await storage.limits.user_limit(GUILD, 7)).spec == LimitSpec(3, DAY)
+        roles = await storage.limits.role_limits(GUILD, [55, 56])
+        assert [(r.target_id, r.spec) for r in roles] == [(55, LimitSpec(10, 3600))]
+        settings = await storage.limits.guild_settings(GUILD)
+        assert (settings.daily_clip_cap, settings.monthly_budget_usd) == (20, 50.0)
+        assert settings.default_limit is None
+        assert not await storage.limits.mark_alert_sent(GUILD, "budget:daily:x", at=14.0)
+        actions = [e.action for e in await storage.limits.audit_log(GUILD)]
+        assert actions == ["set_budget", "set_role_limit", "set_user_limit"]
+    finally:
+        await storage.close()
+
+
+async def test_every_change_is_audited_with_who_what_when(tmp_path: Path) -> None:
+    storage = await Storage.open(tmp_path / "bot.db")
+    try:
+        limits = storage.limits
+        await limits.set_user_limit(GUILD, 7, LimitSpec(3, DAY), actor_id=9, at=10.0)
+        await limits.set_user_limit(GUILD, 7, LimitSpec(0, DAY), actor_id=8, at=11.0)
+        await limits.clear_user_limit(GUILD, 7, actor_id=8, at=12.0)
+        await limits.set_role_limit(GUILD, 55, LimitSpec(1, 3600), actor_id=9, at=13.0)
+        await limits.clear_role_limit(GUILD, 55, actor_id=9, at=14.0)
+        await limits.update_guild_settings(
+            GUILD, actor_id=9, at=15.0, action="set_moderator_role", moderator_role_id=77
+        )
+        entries = list(reversed(await limits.audit_log(GUILD)))
+        assert [(e.actor_id, e.action, e.target, e.detail, e.at) for e in entries] == [
+            (9, "set_user_limit", "user:7", "unset -> 3/1d", 10.0),
+            (8, "set_user_limit", "user:7", "3/1d -> 0/1d", 11.0),
+            (8, "clear_user_limit", "user:7", "0/1d -> unset", 12.0),
+            (9, "set_role_limit", "role:55", "unset -> 1/1h", 13.0),
+            (9, "clear_role_limit", "role:55", "1/1h -> unset", 14.0),
+            (9, "set_moderator_role", "server", "moderator_role_id: unset -> 77", 15.0),
+        ]
+        assert await limits.audit_log(GUILD + 1) == []
+    finally:
+        await storage.close()
+
+
+async def test_a_failed_change_leaves_no_audit_entry(tmp_path: Path) -> None:
+    storage = await Storage.open(tmp_path / "bot.db")
+    try:
+        with pytest.raises(sqlite3.IntegrityError):
+            # count < 0 violates the table's CHECK: the change and its audit roll back together.
+            await storage.limits.set_user_limit(GUILD, 7, LimitSpec(-1, DAY), actor_id=9, at=1.0)
+        assert await storage.limits.user_limit(GUILD, 7) is None
+        assert await storage.limits.audit_log(GUILD) == []
+    finally:
+        await storage.close()
+
+
+async def test_limits_are_per_server(tmp_path: Path) -> None:
+    storage = await Storage.open(tmp_path / "bot.db")
+    try:
+        await storage.limits.set_user_limit(GUILD, 7, LimitSpec(3, DAY), actor_id=9, at=1.0)
+        await storage.limits.set_role_limit(GUILD, 55, LimitSpec(3, DAY), actor_id=9, at=1.0)
+        assert await storage.limits.user_limit(GUILD + 1, 7) is None
+        assert await storage.limits.role_limits(GUILD + 1, [55]) == []
+        assert (await storage.limits.guild_settings(GUILD + 1)).default_limit is None
+    finally:
+        await storage.close()
+
+
+async def test_unknown_server_setting_is_rejected(tmp_path: Path) -> None:
+    storage = await Storage.open(tmp_path / "bot.db")
+    try:
+        with pytest.raises(ValueError):
+            await storage.limits.update_guild_settings(
+                GUILD, actor_id=1, at=1.0, action="x", evil=1
+            )
+    finally:
+        await storage.close()
