@@ -19,6 +19,7 @@ from services.models import DEFAULT_NEGATIVE_PROMPT, NEGATIVE_PROMPT_MAX
 from services.periods import LimitSpec, parse_limit_spec
 
 T = TypeVar("T")
+DEFAULT_LIMIT = LimitSpec(5, 86400)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -39,7 +40,7 @@ class Settings:
     discord_guild_id: int | None = None
     max_concurrent_jobs: int = 3
     max_jobs_per_member: int = 1
-    default_limit: LimitSpec = LimitSpec(5, 86400)
+    default_limit: LimitSpec = DEFAULT_LIMIT
     log_level: str = "INFO"
     default_negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
     job_deadline_seconds: float = 15 * 60
@@ -150,11 +151,15 @@ def load_settings(
     """Build the settings from ``env`` (default: ``os.environ``); raise SettingsError listing all problems."""
     env = os.environ if env is None else env
     r = _Reader(env)
-    simulate = r.get("SIMULATE", False, _bool, "use true or false") if simulate is None else simulate
+    simulate = (
+        r.get("SIMULATE", False, _bool, "use true or false") if simulate is None else simulate
+    )
 
     token = r.raw("DISCORD_TOKEN")
     if need_discord and token is None:
-        r.problems.append("DISCORD_TOKEN is missing: the bot's token from the Discord developer portal.")
+        r.problems.append(
+            "DISCORD_TOKEN is missing: the bot's token from the Discord developer portal."
+        )
     api_key = r.raw("SEGMIND_API_KEY")
     if api_key is None and not simulate:
         r.problems.append(
@@ -175,15 +180,23 @@ def load_settings(
         ),
         discord_guild_id=r.get("DISCORD_GUILD_ID", None, _int_at_least(1), "use a server id"),
         max_concurrent_jobs=r.get(
-            "MAX_CONCURRENT_JOBS", Settings.max_concurrent_jobs, _int_at_least(1), "use a whole number of 1 or more"
+            "MAX_CONCURRENT_JOBS",
+            Settings.max_concurrent_jobs,
+            _int_at_least(1),
+            "use a whole number of 1 or more",
         ),
         max_jobs_per_member=r.get(
-            "MAX_JOBS_PER_MEMBER", Settings.max_jobs_per_member, _int_at_least(1), "use a whole number of 1 or more"
+            "MAX_JOBS_PER_MEMBER",
+            Settings.max_jobs_per_member,
+            _int_at_least(1),
+            "use a whole number of 1 or more",
         ),
         default_limit=r.get(
             "DEFAULT_LIMIT", Settings.default_limit, parse_limit_spec, "use count/period, like 5/1d"
         ),
-        log_level=r.get("LOG_LEVEL", Settings.log_level, _log_level, "use " + ", ".join(LOG_LEVELS)),
+        log_level=r.get(
+            "LOG_LEVEL", Settings.log_level, _log_level, "use " + ", ".join(LOG_LEVELS)
+        ),
         default_negative_prompt=r.get(
             "DEFAULT_NEGATIVE_PROMPT",
             Settings.default_negative_prompt,
@@ -193,10 +206,16 @@ def load_settings(
         job_deadline_seconds=60
         * r.get("JOB_DEADLINE_MINUTES", 15.0, _positive_float, "use a number of minutes above 0"),
         poll_interval_seconds=r.get(
-            "POLL_INTERVAL_SECONDS", Settings.poll_interval_seconds, _positive_float, "use seconds above 0"
+            "POLL_INTERVAL_SECONDS",
+            Settings.poll_interval_seconds,
+            _positive_float,
+            "use seconds above 0",
         ),
         expected_clip_seconds=r.get(
-            "EXPECTED_CLIP_SECONDS", Settings.expected_clip_seconds, _positive_float, "use seconds above 0"
+            "EXPECTED_CLIP_SECONDS",
+            Settings.expected_clip_seconds,
+            _positive_float,
+            "use seconds above 0",
         ),
         clip_cost_usd=r.get(
             "CLIP_COST_USD", Settings.clip_cost_usd, _non_negative_float, "use a price like 0.36"
@@ -205,10 +224,15 @@ def load_settings(
         * 1024
         * r.get("MAX_DOWNLOAD_MB", 200, _int_at_least(1), "use a whole number of megabytes"),
         credits_recheck_seconds=60
-        * r.get("CREDITS_RECHECK_MINUTES", 10.0, _positive_float, "use a number of minutes above 0"),
+        * r.get(
+            "CREDITS_RECHECK_MINUTES", 10.0, _positive_float, "use a number of minutes above 0"
+        ),
         simulate=simulate,
         simulator_queue_seconds=r.get(
-            "SIMULATOR_QUEUE_SECONDS", Settings.simulator_queue_seconds, _non_negative_float, "use seconds"
+            "SIMULATOR_QUEUE_SECONDS",
+            Settings.simulator_queue_seconds,
+            _non_negative_float,
+            "use seconds",
         ),
         simulator_processing_seconds=r.get(
             "SIMULATOR_PROCESSING_SECONDS",

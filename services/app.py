@@ -1,0 +1,119 @@
+"""Builds every service from the settings, once; the bot and the CLI share this."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+
+from services.admission import Admission
+from services.clock import Clock, SystemClock
+from services.credits import CreditGate
+from services.jobs import JobRunner, RunnerConfig
+from services.limits import LimitService
+from services.segmind import SegmindClient
+from services.settings import Settings
+from services.simulator import SegmindSimulator, SimulatorConfig
+from services.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    session: aiohttp.ClientSession
+    storage: Storage
+    segmind: SegmindClient
+    credits: CreditGate
+    admission: Admission
+    limits: LimitService
+    runner: JobRunner
+    simulator: SegmindSimulator | None = None
+
+
+def runner_config(settings: Settings) -> RunnerConfig:
+    expected = settings.expected_clip_seconds
+    if settings.simulate:
+        # The estimate should match what the simulator will take, or the bar lies.
+        expected = settings.simulator_queue_seconds + settings.simulator_processing_seconds
+    return RunnerConfig(
+        clips_dir=settings.clips_dir,
+        max_concurrent=settings.max_concurrent_jobs,
+        max_per_member=settings.max_jobs_per_member,
+        deadline_seconds=settings.job_deadline_seconds,
+        expected_seconds=expected,
+        max_download_bytes=settings.max_download_bytes,
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_services(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    segmind_base_url: str | None = None,
+) -> AsyncIterator[Services]:
+    """Open the database, HTTP session and (with --simulate) the simulator; close them after.
+
+    ``segmind_base_url`` overrides the setting (tests point it at their own simulator).
+    """
+    clock = clock or SystemClock()
+    async with contextlib.AsyncExitStack() as stack:
+        simulator = None
+        base_url = segmind_base_url or settings.segmind_base_url
+        api_key = settings.segmind_api_key
+        if settings.simulate and segmind_base_url is None:
+            simulator = SegmindSimulator(
+                SimulatorConfig(
+                    queue_seconds=settings.simulator_queue_seconds,
+                    processing_seconds=settings.simulator_processing_seconds,
+                )
+            )
+            base_url = await simulator.start()
+            stack.push_async_callback(simulator.stop)
+            api_key = api_key or "simulated"
+            log.info("simulating Segmind at %s (no key, no cost)", base_url)
+        storage = await Storage.open(settings.database_path)
+        stack.push_async_callback(storage.close)
+        session = aiohttp.ClientSession()
+        stack.push_async_callback(session.close)
+        segmind = SegmindClient(
+            session,
+            api_key=api_key,
+            base_url=base_url,
+            clock=clock,
+            poll_interval=settings.poll_interval_seconds,
+        )
+        credits = CreditGate(clock, settings.credits_recheck_seconds)
+        services = Services(
+            settings=settings,
+            clock=clock,
+            session=session,
+            storage=storage,
+            segmind=segmind,
+            credits=credits,
+            admission=Admission(
+                storage,
+                default_limit=settings.default_limit,
+                clip_cost_usd=settings.clip_cost_usd,
+                clock=clock,
+                credits=credits,
+            ),
+            limits=LimitService(
+                storage,
+                default_limit=settings.default_limit,
+                clock=clock,
+                clip_cost_usd=settings.clip_cost_usd,
+            ),
+            runner=JobRunner(
+                storage, segmind, runner_config(settings), clock=clock, credits=credits
+            ),
+            simulator=simulator,
+        )
+        stack.push_async_callback(services.runner.shutdown)
+        yield services

@@ -1,0 +1,517 @@
+"""The job runner: a fair queue in front of Segmind, durable at every step.
+
+A job arrives already stored (QUEUED) by admission. The runner starts it when a
+global slot and a per-member slot are free, submits it once, polls it to the end,
+downloads the clip to disk and hands it to the listener (the Discord cog) to
+deliver. Every transition is written to the database first, so a restart resumes
+each job from where it stood, and a submit whose answer was lost is never resent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from services.clock import Clock
+from services.credits import CreditGate
+from services.errors import (
+    BotError,
+    ConfigurationError,
+    GenerationFailed,
+    SegmindInsufficientCredits,
+    SegmindMalformedResponse,
+    SegmindNotFound,
+    SegmindRateLimited,
+    SegmindRequestExpired,
+    SubmitOutcomeUnknown,
+)
+from services.models import Job, JobState, Progress, ProgressPhase, SegmindState, Submission
+from services.segmind import SegmindClient
+from services.storage import Storage
+
+log = logging.getLogger(__name__)
+
+# Segmind keeps a finished result for one hour; past that a resumed job cannot be fetched.
+SEGMIND_RETENTION_SECONDS = 3600.0
+# A 429 on submit proves the job was not accepted, so waiting and trying again is safe.
+RATE_LIMITED_SUBMIT_ATTEMPTS = 4
+MAX_RATE_LIMIT_WAIT = 120.0
+
+
+class JobCancelled(BotError):
+    user_message = "This video was cancelled."
+
+
+class DeliveryFailed(BotError):
+    user_message = "The video was made but could not be posted here."
+
+
+class JobListener(Protocol):
+    """What the runner tells the outside world (the Discord cog, or the CLI)."""
+
+    async def on_progress(self, job: Job, progress: Progress) -> None:
+        """Something visible changed: queue position, Segmind state, elapsed time."""
+
+    async def on_ready(self, job: Job) -> int | None:
+        """The clip is at ``job.clip_path``: deliver it; return the posted message id.
+
+        Raise to have the runner retry later; the job stays stored until delivered.
+        """
+
+    async def on_failed(self, job: Job, error: BotError) -> None:
+        """The job ended without a clip; ``error.user_message`` says why, for the member."""
+
+    async def on_operator_alert(self, job: Job, error: BotError) -> None:
+        """Something the moderators must hear about (bad key, no credits)."""
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    clips_dir: Path
+    max_concurrent: int = 3
+    max_per_member: int = 1
+    deadline_seconds: float = 15 * 60
+    expected_seconds: float = 240.0
+    max_download_bytes: int = 200 * 1024 * 1024
+    progress_interval: float = 5.0
+    delivery_retry_delays: tuple[float, ...] = (2.0, 10.0, 30.0, 60.0)
+    # Private clips are kept this long after delivery so their owner can share them.
+    clip_retention_seconds: float = 24 * 3600
+
+
+def estimate_fraction(elapsed: float, expected: float) -> float:
+    """A progress estimate that moves steadily and never claims to be done before it is."""
+    if expected <= 0:
+        return 0.0
+    ratio = elapsed / expected
+    if ratio <= 0.8:
+        return ratio
+    # Past 80 %, approach 99 % asymptotically instead of sitting at 100 % for minutes.
+    return min(0.99, 0.8 + 0.19 * (1 - 1 / (1 + 4 * (ratio - 0.8))))
+
+
+def expected_duration(job: Job, base_seconds: float) -> float:
+    """Scale the typical time (45 steps x 49 frames) by this job's work."""
+    work = (job.request.steps * job.request.input_frames) / (45 * 49)
+    return base_seconds * max(0.2, work)
+
+
+class JobRunner:
+    def __init__(
+        self,
+        storage: Storage,
+        segmind: SegmindClient,
+        config: RunnerConfig,
+        *,
+        clock: Clock,
+        credits: CreditGate,
+        listener: JobListener | None = None,
+    ) -> None:
+        self._storage = storage
+        self._segmind = segmind
+        self._config = config
+        self._clock = clock
+        self._credits = credits
+        self._listener = listener
+        self._waiting: list[Job] = []
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._running_members: Counter[tuple[int, int]] = Counter()
+        self._member_of: dict[int, tuple[int, int]] = {}
+        self._positions: dict[int, int] = {}
+        self._user_cancelled: set[int] = set()
+        self._accepting = True
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def set_listener(self, listener: JobListener) -> None:
+        self._listener = listener
+
+    # --- public API ----------------------------------------------------------
+
+    async def start(self) -> list[Job]:
+        """Resume every unfinished job from the database; returns them."""
+        self._config.clips_dir.mkdir(parents=True, exist_ok=True)
+        unfinished = await self._storage.jobs.unfinished()
+        swept = sweep_clips(
+            self._config.clips_dir,
+            older_than=self._config.clip_retention_seconds,
+            now=self._clock.time(),
+            keep={job.clip_path for job in unfinished if job.clip_path},
+        )
+        if swept:
+            log.info("removed %d clips older than the retention period", swept)
+        for job in unfinished:
+            log.info("resuming job=%s state=%s", job.id, job.state.value)
+            if job.state is JobState.QUEUED:
+                self._waiting.append(job)
+            elif job.state is JobState.SUBMITTING:
+                # The submit may or may not have reached Segmind: never send it again.
+                await self._finish_failed(
+                    job, SubmitOutcomeUnknown(detail="restarted during submit"), JobState.UNKNOWN
+                )
+            else:
+                self._launch(job)
+        await self._dispatch()
+        return unfinished
+
+    async def enqueue(self, job: Job) -> int | None:
+        """Queue a stored job; returns its 1-based queue position, or None if it started.
+
+        During shutdown the job is left as stored (QUEUED): the next start picks it up.
+        """
+        if not self._accepting:
+            log.info("job=%s arrived during shutdown; it starts after the restart", job.id)
+            return None
+        self._waiting.append(job)
+        await self._dispatch()
+        return self._positions.get(job.id)
+
+    def position(self, job_id: int) -> int | None:
+        return self._positions.get(job_id)
+
+    def is_active(self, job_id: int) -> bool:
+        return job_id in self._running or job_id in self._positions
+
+    async def cancel(self, job_id: int) -> Job | None:
+        """Stop a job. Returns the stored job, or None when it was not running here."""
+        for index, waiting in enumerate(self._waiting):
+            if waiting.id == job_id:
+                del self._waiting[index]
+                job = await self._finish_failed(waiting, JobCancelled(), JobState.CANCELLED)
+                await self._dispatch()
+                return job
+        task = self._running.get(job_id)
+        if task is None:
+            return None
+        self._user_cancelled.add(job_id)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return await self._storage.jobs.get(job_id)
+
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop taking jobs; stop polling. Jobs stay stored and resume at the next start.
+
+        A submit in flight is allowed to finish (it is shielded), so its request id is
+        stored rather than lost.
+        """
+        self._accepting = False
+        self._waiting.clear()
+        self._positions.clear()
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    async def wait_idle(self) -> None:
+        """Until nothing runs or waits (for the CLI and tests)."""
+        await self._idle.wait()
+
+    # --- scheduling ------------------------------------------------------------
+
+    def _member(self, job: Job) -> tuple[int, int]:
+        return (job.guild_id, job.user_id)
+
+    def _launch(self, job: Job) -> None:
+        member = self._member(job)
+        self._running_members[member] += 1
+        self._member_of[job.id] = member
+        self._running[job.id] = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+        self._idle.clear()
+
+    async def _dispatch(self) -> None:
+        """Start what may start, then tell waiting jobs whose place in line changed."""
+        still_waiting: list[Job] = []
+        for job in self._waiting:
+            free = len(self._running) < self._config.max_concurrent
+            member_free = self._running_members[self._member(job)] < self._config.max_per_member
+            if self._accepting and free and member_free:
+                self._positions.pop(job.id, None)
+                self._launch(job)
+            else:
+                still_waiting.append(job)
+        self._waiting = still_waiting
+        changed = []
+        for index, job in enumerate(self._waiting, start=1):
+            if self._positions.get(job.id) != index:
+                self._positions[job.id] = index
+                changed.append((job, index))
+        if not self._running and not self._waiting:
+            self._idle.set()
+        for job, position in changed:
+            await self._emit(job, Progress(job.id, ProgressPhase.QUEUED, position=position))
+
+    def _release(self, job_id: int) -> None:
+        self._running.pop(job_id, None)
+        member = self._member_of.pop(job_id, None)
+        if member is not None:
+            self._running_members[member] -= 1
+            if self._running_members[member] <= 0:
+                del self._running_members[member]
+
+    # --- one job -------------------------------------------------------------------
+
+    async def _run(self, job: Job) -> None:
+        try:
+            if job.state is JobState.QUEUED:
+                job = await self._submit_shielded(job)
+            if job.state in (JobState.SUBMITTED, JobState.PROCESSING) and job.video_url is None:
+                job = await self._poll(job)
+            if job.state in (JobState.SUBMITTED, JobState.PROCESSING) or (
+                job.state is JobState.DOWNLOADED and not _clip_exists(job)
+            ):
+                job = await self._download(job)
+            await self._deliver(job)
+        except asyncio.CancelledError:
+            if job.id in self._user_cancelled:
+                self._user_cancelled.discard(job.id)
+                current = await self._storage.jobs.get(job.id) or job
+                await self._finish_failed(current, JobCancelled(), JobState.CANCELLED)
+                return
+            log.info("job=%s paused for shutdown; it resumes at the next start", job.id)
+            raise
+        except SegmindRequestExpired as err:
+            await self._finish_failed(job, err, JobState.EXPIRED)
+        except SubmitOutcomeUnknown as err:
+            await self._finish_failed(job, err, JobState.UNKNOWN)
+        except BotError as err:
+            await self._finish_failed(job, err, JobState.FAILED)
+        except Exception as exc:
+            log.exception("job=%s failed unexpectedly", job.id)
+            await self._finish_failed(job, BotError(detail=repr(exc)), JobState.FAILED)
+        finally:
+            self._release(job.id)
+            if self._accepting:
+                await self._dispatch()
+            elif not self._running:
+                self._idle.set()
+
+    async def _submit_shielded(self, job: Job) -> Job:
+        """Submit so that a cancel (member or shutdown) waits for Segmind's answer.
+
+        Cancelling mid-request would leave the outcome unknown; waiting a moment instead
+        stores the request id, so the job can be resumed or properly cancelled.
+        """
+        submit = asyncio.ensure_future(self._submit(job))
+        try:
+            return await asyncio.shield(submit)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await submit
+            raise
+
+    async def _submit(self, job: Job) -> Job:
+        now = self._clock.time()
+        job = await self._storage.jobs.update(job.id, now=now, state=JobState.SUBMITTING)
+        await self._emit(job, Progress(job.id, ProgressPhase.SUBMITTING))
+        try:
+            submission = await self._submit_patiently(job)
+        except SegmindMalformedResponse as err:
+            # A 2xx that lacks its fields may still have started (and billed) a job.
+            raise SubmitOutcomeUnknown(detail=f"unreadable submit answer: {err.detail}") from err
+        except SegmindInsufficientCredits as err:
+            if self._credits.mark_exhausted():
+                await self._alert(job, err)
+            raise
+        except (ConfigurationError, SegmindNotFound) as err:
+            await self._alert(job, err)
+            raise
+        self._credits.mark_ok()
+        job = await self._storage.jobs.update(
+            job.id,
+            now=self._clock.time(),
+            state=JobState.SUBMITTED,
+            request_id=submission.request_id,
+            status_url=submission.status_url,
+            response_url=submission.response_url,
+            segmind_state=SegmindState.QUEUED.value,
+            submitted_at=self._clock.time(),
+        )
+        log.info("job=%s submitted request_id=%s", job.id, submission.request_id)
+        await self._emit(job, self._progress(job))
+        return job
+
+    async def _submit_patiently(self, job: Job) -> Submission:
+        """Submit; when Segmind asks us to come back later, the job surely was not accepted, so wait."""
+        for attempt in range(1, RATE_LIMITED_SUBMIT_ATTEMPTS + 1):
+            try:
+                return await self._segmind.submit(job.request)
+            except SegmindRateLimited as err:
+                if attempt == RATE_LIMITED_SUBMIT_ATTEMPTS:
+                    raise
+                delay = min(err.retry_after or 30.0, MAX_RATE_LIMIT_WAIT)
+                log.warning("job=%s rate limited at submit; trying again in %.0fs", job.id, delay)
+                await self._clock.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _submission(self, job: Job) -> Submission:
+        assert job.request_id and job.status_url and job.response_url
+        return Submission(job.request_id, job.status_url, job.response_url)
+
+    def _progress(self, job: Job) -> Progress:
+        elapsed = max(0.0, self._clock.time() - (job.submitted_at or self._clock.time()))
+        processing = job.state is JobState.PROCESSING
+        phase = ProgressPhase.PROCESSING if processing else ProgressPhase.SEGMIND_QUEUED
+        expected = expected_duration(job, self._config.expected_seconds)
+        return Progress(
+            job.id, phase, elapsed=elapsed, fraction=estimate_fraction(elapsed, expected)
+        )
+
+    async def _poll(self, job: Job) -> Job:
+        submitted_at = job.submitted_at or self._clock.time()
+        remaining = submitted_at + self._config.deadline_seconds - self._clock.time()
+        deadline = self._clock.monotonic() + max(0.0, remaining)
+        current = job
+
+        async def on_state(state: SegmindState) -> None:
+            nonlocal current
+            if state is SegmindState.PROCESSING and current.state is not JobState.PROCESSING:
+                current = await self._storage.jobs.update(
+                    job.id,
+                    now=self._clock.time(),
+                    state=JobState.PROCESSING,
+                    segmind_state=state.value,
+                )
+                log.info("job=%s state=PROCESSING", job.id)
+                await self._emit(current, self._progress(current))
+
+        ticker = asyncio.create_task(self._tick(lambda: current))
+        try:
+            result = await self._segmind.poll_until_done(
+                self._submission(job), deadline=deadline, on_state=on_state
+            )
+        except GenerationFailed:
+            await self._storage.jobs.update(
+                job.id, now=self._clock.time(), segmind_state=SegmindState.FAILED.value
+            )
+            raise
+        finally:
+            ticker.cancel()
+        log.info("job=%s completed at Segmind", job.id)
+        return await self._storage.jobs.update(
+            job.id,
+            now=self._clock.time(),
+            state=JobState.PROCESSING,
+            segmind_state=SegmindState.COMPLETED.value,
+            video_url=result.video_url,
+        )
+
+    async def _tick(self, current: Callable[[], Job]) -> None:
+        """Elapsed-time updates while Segmind works; the cog decides how often to show them."""
+        while True:
+            await self._clock.sleep(self._config.progress_interval)
+            await self._emit(current(), self._progress(current()))
+
+    async def _download(self, job: Job) -> Job:
+        if job.video_url is None:
+            raise SegmindRequestExpired(detail="no result URL stored")
+        if (
+            job.submitted_at
+            and self._clock.time() - job.submitted_at
+            > SEGMIND_RETENTION_SECONDS + self._config.deadline_seconds
+        ):
+            raise SegmindRequestExpired(detail="result older than Segmind's retention")
+        await self._emit(job, Progress(job.id, ProgressPhase.DOWNLOADING, fraction=0.99))
+        dest = self._config.clips_dir / f"job-{job.id}.mp4"
+        size = await self._segmind.download(
+            job.video_url, dest, max_bytes=self._config.max_download_bytes
+        )
+        log.info("job=%s downloaded bytes=%s", job.id, size)
+        return await self._storage.jobs.update(
+            job.id, now=self._clock.time(), state=JobState.DOWNLOADED, clip_path=str(dest)
+        )
+
+    async def _deliver(self, job: Job) -> None:
+        delays = self._config.delivery_retry_delays
+        for attempt in range(len(delays) + 1):
+            try:
+                message_id = await self._listener.on_ready(job) if self._listener else None
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if attempt == len(delays):
+                    log.error("job=%s could not be delivered: %r", job.id, exc)
+                    raise DeliveryFailed(detail=repr(exc)) from exc
+                log.warning(
+                    "job=%s delivery failed (%r); retrying in %ss", job.id, exc, delays[attempt]
+                )
+                await self._clock.sleep(delays[attempt])
+        await self._storage.jobs.update(
+            job.id,
+            now=self._clock.time(),
+            state=JobState.DELIVERED,
+            result_message_id=message_id,
+            finished_at=self._clock.time(),
+        )
+        if not job.private and job.clip_path:
+            # Public clips live on in Discord; private ones stay for sharing until swept.
+            remove_clip(Path(job.clip_path))
+        log.info("job=%s delivered message=%s", job.id, message_id)
+
+    async def _finish_failed(self, job: Job, error: BotError, state: JobState) -> Job:
+        log.info("job=%s ended state=%s reason=%s", job.id, state.value, error.detail)
+        stored = await self._storage.jobs.update(
+            job.id,
+            now=self._clock.time(),
+            state=state,
+            error=error.user_message,
+            finished_at=self._clock.time(),
+        )
+        if self._listener is not None:
+            try:
+                await self._listener.on_failed(stored, error)
+            except Exception:
+                log.exception("job=%s could not report its failure", job.id)
+        return stored
+
+    async def _alert(self, job: Job, error: BotError) -> None:
+        log.error("job=%s needs the operator: %s", job.id, error.detail)
+        if self._listener is not None:
+            try:
+                await self._listener.on_operator_alert(job, error)
+            except Exception:
+                log.exception("job=%s could not alert moderators", job.id)
+
+    async def _emit(self, job: Job, progress: Progress) -> None:
+        if self._listener is None:
+            return
+        try:
+            await self._listener.on_progress(job, progress)
+        except Exception:
+            log.warning("job=%s progress update failed", job.id, exc_info=True)
+
+
+def remove_clip(path: Path) -> None:
+    """Delete a clip and any re-encoded copies of it."""
+    for candidate in (path, *path.parent.glob(f"{path.stem}-fit-*.mp4")):
+        with contextlib.suppress(OSError):
+            candidate.unlink()
+
+
+def sweep_clips(clips_dir: Path, *, older_than: float, now: float, keep: set[str]) -> int:
+    """Remove clip files older than ``older_than`` seconds, except those in ``keep``."""
+    removed = 0
+    for part in clips_dir.glob(".*.part"):
+        # A download cut short by a crash; nothing is downloading while the runner starts.
+        with contextlib.suppress(OSError):
+            part.unlink()
+    for path in clips_dir.glob("*.mp4"):
+        try:
+            if str(path) not in keep and now - path.stat().st_mtime > older_than:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def _clip_exists(job: Job) -> bool:
+    return bool(job.clip_path) and Path(job.clip_path).is_file()

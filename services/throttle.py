@@ -1,0 +1,86 @@
+"""Calm progress edits: at most one per interval per message, and only when something changed.
+
+The newest state always wins: an update that arrives too soon is held and sent when
+the interval has passed, replacing any older held update. ``update`` never waits for
+the network, so a slow or rate-limited edit never holds up the job runner, and once
+``final`` has run for a message nothing older is ever sent after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[], Awaitable[object]]
+
+
+@dataclass
+class _Slot:
+    shown: object = None
+    last_sent: float | None = None
+    pending: Send | None = None
+    pending_shown: object = None
+    timer: asyncio.Task[None] | None = None
+    closed: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class EditThrottle:
+    def __init__(self, interval: float = 5.0) -> None:
+        self.interval = interval
+        self._slots: dict[Hashable, _Slot] = {}
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def note_sent(self, key: Hashable, shown: object) -> None:
+        """Record a message posted outside the throttle (the first one), so edits keep their distance."""
+        slot = self._slots.setdefault(key, _Slot())
+        slot.shown, slot.last_sent = shown, self._now()
+
+    def update(self, key: Hashable, shown: object, send: Send) -> None:
+        """Show ``shown`` (via ``send``) on message ``key``, now or as soon as the interval allows."""
+        slot = self._slots.setdefault(key, _Slot())
+        if slot.closed or (shown == slot.shown and slot.pending is None):
+            return
+        slot.pending, slot.pending_shown = send, shown
+        if slot.timer is None:
+            wait = 0.0 if slot.last_sent is None else slot.last_sent + self.interval - self._now()
+            slot.timer = asyncio.create_task(self._flush_after(key, slot, max(0.0, wait)))
+
+    async def final(self, key: Hashable, send: Send) -> None:
+        """A last message (result, failure): nothing held is sent after it."""
+        slot = self._slots.pop(key, None)
+        if slot is not None:
+            slot.closed = True
+            slot.pending = None
+            if slot.timer is not None and slot.timer is not asyncio.current_task():
+                slot.timer.cancel()
+            async with slot.lock:  # an edit already under way finishes first
+                pass
+        await send()
+
+    def pending_count(self) -> int:
+        return sum(1 for slot in self._slots.values() if slot.timer is not None)
+
+    async def _flush_after(self, key: Hashable, slot: _Slot, wait: float) -> None:
+        try:
+            if wait > 0:
+                await asyncio.sleep(wait)
+            async with slot.lock:
+                slot.timer = None
+                send, shown = slot.pending, slot.pending_shown
+                slot.pending = None
+                if slot.closed or send is None or shown == slot.shown:
+                    return
+                slot.shown, slot.last_sent = shown, self._now()
+                try:
+                    await send()
+                except Exception:
+                    log.warning("progress edit for %s failed", key, exc_info=True)
+        except asyncio.CancelledError:
+            pass

@@ -1,0 +1,87 @@
+"""Re-encode a clip so it fits an upload limit (Discord's is 10 MiB without boosts or Nitro).
+
+The bitrate is chosen from the clip's duration and the byte budget, with room for the
+container; if the first try still comes out too large, a second, smaller one is made.
+ffmpeg comes from the imageio-ffmpeg wheel, so the host needs no system package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# Keep below the limit: the container and a request's own overhead count too.
+HEADROOM = 0.90
+MIN_VIDEO_KBPS = 64
+ENCODE_TIMEOUT = 180.0
+_DURATION = re.compile(rb"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+
+
+class TranscodeFailed(Exception):
+    """The clip could not be made small enough (or ffmpeg is unavailable)."""
+
+
+def ffmpeg_exe() -> str:
+    try:
+        import imageio_ffmpeg
+    except ImportError as exc:  # pragma: no cover - it is in requirements.txt
+        raise TranscodeFailed("imageio-ffmpeg is not installed") from exc
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+async def _run(args: list[str], timeout: float) -> tuple[int, bytes]:
+    process = await asyncio.create_subprocess_exec(
+        ffmpeg_exe(), *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout)
+    except (TimeoutError, asyncio.CancelledError):
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        raise
+    return process.returncode or 0, stderr
+
+
+async def probe_duration(path: Path) -> float | None:
+    """The clip's duration in seconds, read from ffmpeg's own description of it."""
+    _, stderr = await _run(["-hide_banner", "-i", str(path)], 30.0)
+    match = _DURATION.search(stderr)
+    if not match:
+        return None
+    hours, minutes, seconds = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def video_kbps(max_bytes: int, duration: float, factor: float = 1.0) -> int:
+    """The video bitrate that fills ``max_bytes`` (less headroom) over ``duration`` seconds."""
+    bits = max_bytes * 8 * HEADROOM * factor
+    return max(MIN_VIDEO_KBPS, int(bits / max(duration, 0.5) / 1000))
+
+
+async def fit_to_size(src: Path, dest: Path, max_bytes: int, *, fallback_duration: float) -> Path:
+    """Write a re-encoded copy of ``src`` to ``dest`` no larger than ``max_bytes``; return ``dest``."""
+    duration = await probe_duration(src) or fallback_duration
+    for factor in (1.0, 0.6):
+        kbps = video_kbps(max_bytes, duration, factor)
+        args = [
+            "-hide_banner", "-loglevel", "error", "-y", "-i", str(src),
+            "-an", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+            "-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{kbps * 2}k",
+            "-movflags", "+faststart", str(dest),
+        ]  # fmt: skip
+        code, stderr = await _run(args, ENCODE_TIMEOUT)
+        if code != 0:
+            dest.unlink(missing_ok=True)
+            raise TranscodeFailed(f"ffmpeg exited {code}: {stderr[-300:].decode(errors='replace')}")
+        size = dest.stat().st_size
+        log.info("re-encoded %s at %dkbps: %d bytes (limit %d)", src.name, kbps, size, max_bytes)
+        if size <= max_bytes:
+            return dest
+    dest.unlink(missing_ok=True)
+    raise TranscodeFailed(f"still {size} bytes after re-encoding; limit {max_bytes}")

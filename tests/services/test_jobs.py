@@ -1,0 +1,433 @@
+"""The job runner against the simulator over loopback, with a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.clock import SystemClock
+from services.credits import CreditGate
+from services.errors import BotError
+from services.jobs import JobRunner, RunnerConfig, estimate_fraction
+from services.models import Job, JobState, Progress, ProgressPhase, VideoRequest
+from services.simulator import DEFAULT_VIDEO_PATH
+from services.storage import NewJob, Storage
+
+SAMPLE = DEFAULT_VIDEO_PATH.read_bytes()
+
+
+class Recorder:
+    """A JobListener that records everything and tracks what is in flight at Segmind."""
+
+    def __init__(self) -> None:
+        self.progress: list[Progress] = []
+        self.ready: list[Job] = []
+        self.failed: list[tuple[Job, BotError]] = []
+        self.alerts: list[BotError] = []
+        self.in_flight: set[int] = set()
+        self.max_in_flight = 0
+        self.member_in_flight: dict[int, set[int]] = {}
+        self.max_member_in_flight = 0
+        self.clip_bytes: dict[int, bytes] = {}
+        self._changed = asyncio.Condition()
+
+    async def _note(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def on_progress(self, job: Job, progress: Progress) -> None:
+        self.progress.append(progress)
+        if progress.phase is ProgressPhase.SUBMITTING:
+            self.in_flight.add(job.id)
+            self.member_in_flight.setdefault(job.user_id, set()).add(job.id)
+            self.max_in_flight = max(self.max_in_flight, len(self.in_flight))
+            self.max_member_in_flight = max(
+                self.max_member_in_flight, len(self.member_in_flight[job.user_id])
+            )
+        await self._note()
+
+    def _done(self, job: Job) -> None:
+        self.in_flight.discard(job.id)
+        self.member_in_flight.get(job.user_id, set()).discard(job.id)
+
+    async def on_ready(self, job: Job) -> int | None:
+        self.clip_bytes[job.id] = Path(job.clip_path).read_bytes()
+        self.ready.append(job)
+        self._done(job)
+        await self._note()
+        return 1000 + job.id
+
+    async def on_failed(self, job: Job, error: BotError) -> None:
+        self.failed.append((job, error))
+        self._done(job)
+        await self._note()
+
+    async def on_operator_alert(self, job: Job, error: BotError) -> None:
+        self.alerts.append(error)
+
+    async def wait_for(self, predicate, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            async with self._changed:
+                await self._changed.wait_for(predicate)
+
+    def phases(self, job_id: int) -> list[ProgressPhase]:
+        return [p.phase for p in self.progress if p.job_id == job_id]
+
+
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
+    store = await Storage.open(tmp_path / "bot.db")
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def make_runner(storage, segmind_client, tmp_path):
+    runners: list[JobRunner] = []
+
+    def make(client=None, **config) -> tuple[JobRunner, Recorder]:
+        recorder = Recorder()
+        options = {
+            "clips_dir": tmp_path / "clips",
+            "progress_interval": 0.02,
+            "delivery_retry_delays": (0.01,),
+        }
+        options.update(config)
+        runner = JobRunner(
+            storage,
+            client or segmind_client,
+            RunnerConfig(**options),
+            clock=SystemClock(),
+            credits=CreditGate(SystemClock(), 60),
+            listener=recorder,
+        )
+        runners.append(runner)
+        return runner, recorder
+
+    yield make
+    for runner in runners:
+        await runner.shutdown(timeout=1)
+
+
+async def add_job(storage: Storage, prompt: str = "a cat surfing", user_id: int = 1) -> Job:
+    return await storage.jobs.insert(
+        NewJob(
+            guild_id=10,
+            channel_id=20,
+            user_id=user_id,
+            request=VideoRequest.create(prompt),
+            created_at=0.0,
+        )
+    )
+
+
+async def test_a_job_is_submitted_once_polled_downloaded_and_delivered(
+    storage, simulator, make_runner
+):
+    runner, rec = make_runner()
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    await rec.wait_for(lambda: rec.ready)
+    await runner.wait_idle()
+
+    stored = await storage.jobs.get(job.id)
+    assert stored.state is JobState.DELIVERED
+    assert stored.result_message_id == 1000 + job.id
+    assert stored.request_id and stored.submitted_at
+    assert rec.clip_bytes[job.id] == SAMPLE
+    assert len(simulator.submits) == 1
+    assert simulator.submits[0]["seed"] == job.request.seed
+    phases = rec.phases(job.id)
+    assert phases[0] is ProgressPhase.SUBMITTING
+    assert ProgressPhase.PROCESSING in phases and phases[-1] is ProgressPhase.DOWNLOADING
+    assert not Path(stored.clip_path).exists()  # public clips are not kept once posted
+
+
+async def test_global_concurrency_cap_is_respected(
+    storage, simulator_factory, segmind_client_factory, make_runner
+):
+    sim = await simulator_factory(processing_seconds=0.15)
+    runner, rec = make_runner(
+        segmind_client_factory(sim.base_url), max_concurrent=2, max_per_member=5
+    )
+    await runner.start()
+    for user in range(5):
+        await runner.enqueue(await add_job(storage, user_id=user))
+    await rec.wait_for(lambda: len(rec.ready) == 5)
+    assert rec.max_in_flight == 2
+    assert len(sim.submits) == 5
+
+
+async def test_one_running_job_per_member_while_others_pass(
+    storage, simulator_factory, segmind_client_factory, make_runner
+):
+    sim = await simulator_factory(processing_seconds=0.15)
+    runner, rec = make_runner(
+        segmind_client_factory(sim.base_url), max_concurrent=4, max_per_member=1
+    )
+    await runner.start()
+    jobs = [await add_job(storage, user_id=1) for _ in range(3)]
+    other = await add_job(storage, user_id=2)
+    for job in [*jobs, other]:
+        await runner.enqueue(job)
+    await rec.wait_for(lambda: len(rec.ready) == 4)
+    assert rec.max_member_in_flight == 1
+    # The other member did not wait behind the first member's queue.
+    assert [j.id for j in rec.ready].index(other.id) < 2
+
+
+async def test_queue_positions_count_down(storage, simulator, make_runner):
+    runner, rec = make_runner(max_concurrent=1)
+    await runner.start()
+    jobs = [await add_job(storage, user_id=u) for u in range(3)]
+    positions = [await runner.enqueue(job) for job in jobs]
+    assert positions == [None, 1, 2]
+    await rec.wait_for(lambda: len(rec.ready) == 3)
+    third = [
+        p.position
+        for p in rec.progress
+        if p.job_id == jobs[2].id and p.phase is ProgressPhase.QUEUED
+    ]
+    assert third == [2, 1]
+
+
+async def test_cancelling_a_waiting_job_submits_nothing(storage, simulator, make_runner):
+    runner, rec = make_runner(max_concurrent=1)
+    await runner.start()
+    first, second = await add_job(storage, user_id=1), await add_job(storage, user_id=2)
+    await runner.enqueue(first)
+    await runner.enqueue(second)
+    cancelled = await runner.cancel(second.id)
+    assert cancelled.state is JobState.CANCELLED and cancelled.request_id is None
+    await rec.wait_for(lambda: rec.ready)
+    await runner.wait_idle()
+    assert len(simulator.submits) == 1
+    assert [job.id for job, _ in rec.failed] == [second.id]
+
+
+async def test_cancelling_a_running_job_stops_polling(
+    storage, simulator_factory, segmind_client_factory, make_runner
+):
+    sim = await simulator_factory(processing_seconds=30)
+    runner, rec = make_runner(segmind_client_factory(sim.base_url))
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    await rec.wait_for(lambda: ProgressPhase.PROCESSING in rec.phases(job.id))
+    stopped = await runner.cancel(job.id)
+    assert stopped.state is JobState.CANCELLED
+    assert stopped.request_id is not None  # Segmind had it: it keeps counting
+    assert not runner.is_active(job.id)
+    assert rec.failed[0][1].user_message == "This video was cancelled."
+
+
+async def test_a_job_that_never_finishes_ends_at_the_deadline(
+    storage, simulator_factory, segmind_client_factory, make_runner
+):
+    sim = await simulator_factory(processing_seconds=60)
+    runner, rec = make_runner(segmind_client_factory(sim.base_url), deadline_seconds=0.3)
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    await rec.wait_for(lambda: rec.failed)
+    stored = await storage.jobs.get(job.id)
+    assert stored.state is JobState.FAILED
+    assert "took too long" in stored.error
+    assert len(sim.submits) == 1
+
+
+async def test_segmind_failure_text_reaches_the_member(storage, simulator, make_runner):
+    simulator.fail_prompts_containing["forbidden"] = "Prompt blocked by content policy"
+    runner, rec = make_runner()
+    await runner.start()
+    job = await add_job(storage, prompt="something forbidden")
+    await runner.enqueue(job)
+    await rec.wait_for(lambda: rec.failed)
+    stored = await storage.jobs.get(job.id)
+    assert stored.state is JobState.FAILED
+    assert "Prompt blocked by content policy" in stored.error
+    assert stored.segmind_state == "FAILED"
+
+
+async def test_out_of_credits_closes_the_gate_and_alerts_once(storage, simulator, make_runner):
+    simulator.inject("submit", status=406, body={"error": "Insufficient credits"}, times=2)
+    runner, rec = make_runner(max_concurrent=1)
+    await runner.start()
+    for user in (1, 2):
+        await runner.enqueue(await add_job(storage, user_id=user))
+    await rec.wait_for(lambda: len(rec.failed) == 2)
+    assert len(rec.alerts) == 1
+    stored = await storage.jobs.get(rec.failed[0][0].id)
+    assert stored.request_id is None  # never accepted, so never counted
+    assert simulator.submits == []
+
+
+async def test_rejected_key_alerts_the_operator(
+    storage, simulator_factory, segmind_client_factory, make_runner
+):
+    sim = await simulator_factory()
+    runner, rec = make_runner(segmind_client_factory(sim.base_url, api_key="wrong-key-123456"))
+    await runner.start()
+    await runner.enqueue(await add_job(storage))
+    await rec.wait_for(lambda: rec.failed)
+    assert (
+        rec.failed[0][1].user_message == "The bot is misconfigured; the moderators have been told."
+    )
+    assert len(rec.alerts) == 1
+
+
+async def test_resume_polls_a_submitted_job_without_resubmitting(
+    storage, simulator, segmind_client, make_runner
+):
+    job = await add_job(storage)
+    submission = await segmind_client.submit(job.request)
+    await storage.jobs.update(
+        job.id,
+        now=1.0,
+        state=JobState.SUBMITTED,
+        request_id=submission.request_id,
+        status_url=submission.status_url,
+        response_url=submission.response_url,
+        submitted_at=time.time(),
+    )
+    runner, rec = make_runner()
+    resumed = await runner.start()
+    assert [j.id for j in resumed] == [job.id]
+    await rec.wait_for(lambda: rec.ready)
+    assert len(simulator.submits) == 1
+    assert (await storage.jobs.get(job.id)).state is JobState.DELIVERED
+
+
+async def test_resume_after_a_crash_during_submit_never_resubmits(storage, simulator, make_runner):
+    job = await add_job(storage)
+    await storage.jobs.update(job.id, now=1.0, state=JobState.SUBMITTING)
+    runner, rec = make_runner()
+    await runner.start()
+    stored = await storage.jobs.get(job.id)
+    assert stored.state is JobState.UNKNOWN
+    assert simulator.submit_attempts == 0
+    assert "not resent" in rec.failed[0][1].user_message
+
+
+async def test_resume_of_an_expired_result_ends_clearly(
+    storage, simulator, segmind_client, make_runner
+):
+    job = await add_job(storage)
+    submission = await segmind_client.submit(job.request)
+    simulator.expire(submission.request_id)
+    await storage.jobs.update(
+        job.id,
+        now=1.0,
+        state=JobState.PROCESSING,
+        request_id=submission.request_id,
+        status_url=submission.status_url,
+        response_url=submission.response_url,
+        submitted_at=time.time(),
+    )
+    runner, rec = make_runner()
+    await runner.start()
+    await rec.wait_for(lambda: rec.failed)
+    stored = await storage.jobs.get(job.id)
+    assert stored.state is JobState.EXPIRED
+    assert "expired" in stored.error
+
+
+async def test_queued_jobs_are_taken_up_again_after_a_restart(storage, simulator, make_runner):
+    job = await add_job(storage)
+    runner, rec = make_runner()
+    await runner.start()
+    await rec.wait_for(lambda: rec.ready)
+    assert rec.ready[0].id == job.id and len(simulator.submits) == 1
+
+
+async def test_shutdown_leaves_running_jobs_stored_for_resume(
+    storage, simulator_factory, segmind_client_factory, make_runner
+):
+    sim = await simulator_factory(processing_seconds=30)
+    runner, rec = make_runner(segmind_client_factory(sim.base_url))
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    await rec.wait_for(lambda: ProgressPhase.PROCESSING in rec.phases(job.id))
+    await runner.shutdown(timeout=2)
+    stored = await storage.jobs.get(job.id)
+    assert stored.state is JobState.PROCESSING and stored.request_id
+    late = await add_job(storage)
+    assert await runner.enqueue(late) is None
+    assert (await storage.jobs.get(late.id)).state is JobState.QUEUED  # resumed at the next start
+    assert len(sim.submits) == 1
+
+
+async def test_delivery_is_retried_then_the_job_fails_clearly(storage, simulator, make_runner):
+    runner, rec = make_runner(delivery_retry_delays=(0.01, 0.01))
+    attempts = []
+
+    async def broken(job):
+        attempts.append(job.id)
+        raise ConnectionError("discord down")
+
+    rec.on_ready = broken
+    await runner.start()
+    await runner.enqueue(await add_job(storage))
+    await rec.wait_for(lambda: rec.failed)
+    assert len(attempts) == 3
+    assert "could not be posted" in rec.failed[0][1].user_message
+
+
+def test_progress_estimate_never_claims_done():
+    assert estimate_fraction(0, 240) == 0
+    assert estimate_fraction(120, 240) == 0.5
+    assert estimate_fraction(10_000, 240) < 1.0
+    values = [estimate_fraction(t, 240) for t in range(0, 2000, 10)]
+    assert values == sorted(values)
+
+
+async def test_a_long_rate_limit_on_submit_is_waited_out_and_submitted_once(
+    storage, simulator, make_runner
+):
+    simulator.inject(
+        "submit",
+        status=429,
+        body={"error": "Too many requests"},
+        headers={"Retry-After": "0.2"},
+        times=1,
+    )
+    runner, rec = make_runner()
+    await runner.start()
+    await runner.enqueue(await add_job(storage))
+    await rec.wait_for(lambda: rec.ready)
+    assert len(simulator.submits) == 1
+    assert simulator.submit_attempts == 2
+
+
+async def test_an_unreadable_submit_answer_is_never_resent(storage, simulator, make_runner):
+    simulator.inject("submit", status=200, body={"request_id": "abc"}, accept=True)
+    runner, rec = make_runner()
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    await rec.wait_for(lambda: rec.failed)
+    assert (await storage.jobs.get(job.id)).state is JobState.UNKNOWN
+    assert simulator.submit_attempts == 1
+
+
+def test_sweep_removes_old_clips_and_partial_downloads_but_keeps_pending_ones(tmp_path):
+    from services.jobs import sweep_clips
+
+    old, pending, fresh = tmp_path / "job-1.mp4", tmp_path / "job-2.mp4", tmp_path / "job-3.mp4"
+    part = tmp_path / ".job-4.mp4.x.part"
+    for path in (old, pending, fresh, part):
+        path.write_bytes(b"x")
+    now = time.time()
+    os.utime(old, (now - 90_000, now - 90_000))
+    os.utime(pending, (now - 90_000, now - 90_000))
+    removed = sweep_clips(tmp_path, older_than=86_400, now=now, keep={str(pending)})
+    assert removed == 1
+    assert not old.exists() and not part.exists()
+    assert pending.exists() and fresh.exists()

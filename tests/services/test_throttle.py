@@ -1,0 +1,90 @@
+"""Progress edits: never two within the interval, the newest state wins, nothing after final."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.throttle import EditThrottle
+
+INTERVAL = 0.2
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, float]] = []
+        self.changed = asyncio.Event()
+
+    def send(self, label: str):
+        async def do() -> None:
+            self.sent.append((label, asyncio.get_running_loop().time()))
+            self.changed.set()
+
+        return do
+
+    async def wait_for(self, count: int) -> None:
+        async with asyncio.timeout(5):
+            while len(self.sent) < count:
+                self.changed.clear()
+                await self.changed.wait()
+
+
+async def test_first_update_goes_out_at_once_and_repeats_are_dropped():
+    throttle, rec = EditThrottle(INTERVAL), Recorder()
+    throttle.update("job", "a", rec.send("a"))
+    await rec.wait_for(1)
+    throttle.update("job", "a", rec.send("a-again"))
+    assert throttle.pending_count() == 0
+    assert [label for label, _ in rec.sent] == ["a"]
+
+
+async def test_bursts_are_collapsed_to_the_newest_state_after_the_interval():
+    throttle, rec = EditThrottle(INTERVAL), Recorder()
+    throttle.update("job", 1, rec.send("1"))
+    await rec.wait_for(1)
+    for n in (2, 3, 4):
+        throttle.update("job", n, rec.send(str(n)))
+    await rec.wait_for(2)
+    labels = [label for label, _ in rec.sent]
+    assert labels == ["1", "4"]
+    gap = rec.sent[1][1] - rec.sent[0][1]
+    assert gap >= INTERVAL * 0.95
+
+
+async def test_the_initial_message_counts_as_a_send():
+    throttle, rec = EditThrottle(INTERVAL), Recorder()
+    start = asyncio.get_running_loop().time()
+    throttle.note_sent("job", "queued")
+    throttle.update("job", "submitting", rec.send("submitting"))
+    await rec.wait_for(1)
+    assert rec.sent[0][1] - start >= INTERVAL * 0.95
+
+
+async def test_nothing_held_is_sent_after_the_final_message():
+    throttle, rec = EditThrottle(INTERVAL), Recorder()
+    throttle.update("job", 1, rec.send("1"))
+    await rec.wait_for(1)
+    throttle.update("job", 2, rec.send("2"))  # held for the interval
+    await throttle.final("job", rec.send("final"))
+    await asyncio.sleep(INTERVAL * 1.5)  # long enough for a held edit to have fired
+    assert [label for label, _ in rec.sent] == ["1", "final"]
+
+
+async def test_messages_are_throttled_independently():
+    throttle, rec = EditThrottle(INTERVAL), Recorder()
+    throttle.update("a", 1, rec.send("a1"))
+    throttle.update("b", 1, rec.send("b1"))
+    await rec.wait_for(2)
+    assert sorted(label for label, _ in rec.sent) == ["a1", "b1"]
+
+
+async def test_a_failing_edit_does_not_break_later_ones():
+    throttle, rec = EditThrottle(0.01), Recorder()
+
+    async def boom() -> None:
+        raise RuntimeError("discord is down")
+
+    throttle.update("job", 1, boom)
+    await asyncio.sleep(0.05)
+    throttle.update("job", 2, rec.send("2"))
+    await rec.wait_for(1)
+    assert rec.sent[0][0] == "2"
