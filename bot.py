@@ -1,0 +1,119 @@
+"""Segmind video bot: start it, sync its commands, or make one clip from the command line.
+
+python bot.py [--simulate]                      run the bot
+python bot.py [--simulate] sync                 sync slash commands now, then run
+python bot.py [--simulate] generate "a cat surfing" --out cat.mp4
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import discord
+from dotenv import find_dotenv, load_dotenv
+
+from services import logsafety
+from services.errors import ValidationError
+from services.models import VideoRequest
+from services.settings import Settings, SettingsError, configure_logging, load_settings
+
+log = logging.getLogger("bot")
+EXIT_CONFIG = 2
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bot.py", description="Text-to-video Discord bot (Segmind CogVideoX-5B)."
+    )
+    parser.add_argument(
+        "--simulate", action="store_true", help="use a local Segmind simulator: no key, no cost"
+    )
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="run the bot (the default)")
+    sub.add_parser("sync", help="sync slash commands even if unchanged, then run")
+    gen = sub.add_parser("generate", help="make one clip without Discord and save it")
+    gen.add_argument("prompt")
+    gen.add_argument("--out", type=Path, required=True, help="where to write the MP4")
+    gen.add_argument("--negative-prompt")
+    gen.add_argument("--input-frames", type=int)
+    gen.add_argument("--steps", type=int)
+    gen.add_argument("--guidance-scale", type=float)
+    gen.add_argument("--seed", type=int)
+    gen.add_argument("--frame-rate", type=int)
+    return parser.parse_args(argv)
+
+
+def fail(problems: list[str]) -> int:
+    print("The bot cannot start:", file=sys.stderr)
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+async def run_bot(settings: Settings, *, force_sync: bool) -> int:
+    # Imported here so `generate` and config errors do not pay for loading discord.py cogs.
+    from cogs.videobot import create_bot
+    from services.app import open_services
+
+    async with open_services(settings) as services:
+        bot = create_bot(services, force_sync=force_sync)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
+        try:
+            async with bot:
+                await bot.start(settings.discord_token)
+        except discord.LoginFailure:
+            return fail(
+                [
+                    "DISCORD_TOKEN was rejected by Discord: copy the bot token again from the developer portal."
+                ]
+            )
+        except discord.PrivilegedIntentsRequired:
+            return fail(["Discord refused the gateway intents this bot asks for."])
+    log.info("stopped cleanly")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    # .env in the working directory (or above it), which is where the README runs from.
+    load_dotenv(find_dotenv(usecwd=True))
+    command = args.command or "run"
+    try:
+        settings = load_settings(simulate=args.simulate or None, need_discord=command != "generate")
+    except SettingsError as error:
+        return fail(error.problems)
+    configure_logging(settings.log_level)
+    logsafety.install([settings.discord_token, settings.segmind_api_key])
+
+    if command == "generate":
+        from services.cli import generate
+
+        try:
+            request = VideoRequest.create(
+                args.prompt,
+                seed=args.seed,
+                negative_prompt=args.negative_prompt,
+                input_frames=args.input_frames,
+                steps=args.steps,
+                guidance_scale=args.guidance_scale,
+                frame_rate=args.frame_rate,
+                default_negative_prompt=settings.default_negative_prompt,
+            )
+        except ValidationError as error:
+            return fail([error.user_message])
+        return asyncio.run(generate(settings, request, args.out))
+    try:
+        return asyncio.run(run_bot(settings, force_sync=command == "sync"))
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

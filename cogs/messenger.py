@@ -1,0 +1,314 @@
+"""Posting and editing a job's messages, through whatever route still works.
+
+While the interaction token is fresh, messages go through the interaction webhook
+(the only route for private, ephemeral messages, and the one that needs no channel
+permissions). Near Discord's 15-minute limit, or when Discord answers 50027/401,
+they move to plain channel messages. Deleted messages are posted again, an upload
+that does not fit becomes an expiring link, a channel the bot cannot use becomes a
+direct message. Each fault is logged once; none ends in a crash or a retry loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from cogs.replies import TOKEN_LIFETIME, TOKEN_MARGIN, UNKNOWN_MESSAGE, token_expired
+from services.models import Job
+from services.transcode import TranscodeFailed, fit_to_size
+
+if TYPE_CHECKING:
+    from cogs.videobot import VideoBot
+
+log = logging.getLogger(__name__)
+
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+ENTITY_TOO_LARGE = 40005
+MISSING_ACCESS = 50001
+MISSING_PERMISSIONS = 50013
+
+
+class NoRoute(Exception):
+    """No way is left to reach the member for this job."""
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    link: str | None  # Segmind's URL: the last resort, valid for about an hour
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+
+class JobMessenger:
+    def __init__(self, bot: VideoBot) -> None:
+        self._bot = bot
+        self._unreachable_progress: set[int] = set()
+
+    # --- routes -------------------------------------------------------------------
+
+    def token_usable(self, job: Job) -> bool:
+        if (
+            not job.interaction_token
+            or not job.application_id
+            or job.interaction_created_at is None
+        ):
+            return False
+        age = self._bot.services.clock.time() - job.interaction_created_at
+        return age < TOKEN_LIFETIME - TOKEN_MARGIN
+
+    def _webhook(self, job: Job) -> discord.Webhook:
+        assert job.application_id and job.interaction_token
+        return discord.Webhook.partial(job.application_id, job.interaction_token, client=self._bot)
+
+    def _channel(self, job: Job) -> discord.PartialMessageable:
+        return self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+
+    async def _drop_token(self, job: Job) -> Job:
+        log.info("job=%s interaction token expired; using channel messages", job.id)
+        return await self._bot.services.storage.jobs.update(
+            job.id, now=self._bot.services.clock.time(), interaction_token=None
+        )
+
+    def _guild_upload_limit(self, job: Job) -> int:
+        guild = self._bot.get_guild(job.guild_id)
+        return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
+
+    def _mention(self, job: Job) -> discord.AllowedMentions:
+        return discord.AllowedMentions(
+            users=[discord.Object(job.user_id)], everyone=False, roles=False
+        )
+
+    # --- progress -----------------------------------------------------------------
+
+    async def edit_progress(
+        self, job: Job, *, embed: discord.Embed, view: discord.ui.View | None
+    ) -> Job:
+        """Show ``embed`` on the job's progress message; returns the job as now stored."""
+        if job.id in self._unreachable_progress or job.message_id is None:
+            return job
+        if self.token_usable(job):
+            try:
+                await self._webhook(job).edit_message(job.message_id, embed=embed, view=view)
+                return job
+            except discord.HTTPException as error:
+                if token_expired(error):
+                    job = await self._drop_token(job)
+                elif error.code == UNKNOWN_MESSAGE and not job.private:
+                    return await self._repost_progress(job, embed=embed, view=view)
+                else:
+                    return self._give_up_progress(job, error)
+        if job.private:
+            return job  # an ephemeral message cannot be edited without its token
+        try:
+            await (
+                self._channel(job).get_partial_message(job.message_id).edit(embed=embed, view=view)
+            )
+            return job
+        except discord.NotFound:
+            return await self._repost_progress(job, embed=embed, view=view)
+        except discord.HTTPException as error:
+            return self._give_up_progress(job, error)
+
+    async def _repost_progress(
+        self, job: Job, *, embed: discord.Embed, view: discord.ui.View | None
+    ) -> Job:
+        log.info("job=%s progress message is gone; posting it again", job.id)
+        try:
+            message = await self._channel(job).send(embed=embed, view=view)
+        except discord.HTTPException as error:
+            return self._give_up_progress(job, error)
+        return await self._bot.services.storage.jobs.update(
+            job.id, now=self._bot.services.clock.time(), message_id=message.id
+        )
+
+    def _give_up_progress(self, job: Job, error: discord.HTTPException) -> Job:
+        log.warning(
+            "job=%s progress can no longer be shown (status=%s code=%s); the result will still be posted",
+            job.id,
+            error.status,
+            error.code,
+        )
+        self._unreachable_progress.add(job.id)
+        return job
+
+    # --- result ---------------------------------------------------------------------
+
+    async def send_result(
+        self,
+        job: Job,
+        clip: Clip,
+        *,
+        content: str,
+        link_content: str,
+        embed: discord.Embed,
+        view: discord.ui.View | None,
+    ) -> int | None:
+        """Post the clip (pinging only the requester); returns the message id.
+
+        ``link_content`` is used when the file cannot be attached; it must hold the link.
+        """
+        if self.token_usable(job):
+            try:
+                return await self._send_via_token(job, clip, content, link_content, embed, view)
+            except discord.HTTPException as error:
+                if not token_expired(error):
+                    raise
+                job = await self._drop_token(job)
+        if job.private:
+            return await self._send_direct(job, clip, content, link_content, embed)
+        try:
+            return await self._send_via_channel(job, clip, content, link_content, embed, view)
+        except discord.HTTPException as error:
+            if error.code not in (MISSING_ACCESS, MISSING_PERMISSIONS) and error.status != 404:
+                raise
+            log.warning(
+                "job=%s cannot post in channel=%s (code=%s); sending a DM",
+                job.id,
+                job.channel_id,
+                error.code,
+            )
+            return await self._send_direct(job, clip, content, link_content, embed)
+
+    async def _send_via_token(
+        self,
+        job: Job,
+        clip: Clip,
+        content: str,
+        link_content: str,
+        embed: discord.Embed,
+        view: discord.ui.View | None,
+    ) -> int | None:
+        kwargs = {
+            "embed": embed,
+            "allowed_mentions": self._mention(job),
+            "ephemeral": job.private,
+            "wait": True,
+        }
+        if view is not None:
+            kwargs["view"] = view
+        # The interaction's own limit counts the requester's Nitro; fall back to the server's.
+        limit = job.upload_limit or self._guild_upload_limit(job)
+        return await self._post(
+            self._webhook(job).send, job, clip, limit, content, link_content, kwargs
+        )
+
+    async def _send_via_channel(
+        self,
+        job: Job,
+        clip: Clip,
+        content: str,
+        link_content: str,
+        embed: discord.Embed,
+        view: discord.ui.View | None,
+    ) -> int:
+        kwargs = {"embed": embed, "allowed_mentions": self._mention(job)}
+        if view is not None:
+            kwargs["view"] = view
+        send = self._channel(job).send
+        return await self._post(
+            send, job, clip, self._guild_upload_limit(job), content, link_content, kwargs
+        )
+
+    async def _send_direct(
+        self, job: Job, clip: Clip, content: str, link_content: str, embed: discord.Embed
+    ) -> int:
+        try:
+            user = self._bot.get_user(job.user_id) or await self._bot.fetch_user(job.user_id)
+            kwargs = {"embed": embed}
+            return await self._post(
+                user.send, job, clip, DEFAULT_UPLOAD_LIMIT, content, link_content, kwargs
+            )
+        except discord.HTTPException as error:
+            raise NoRoute(
+                f"no channel, token or DM reaches user for job {job.id}: {error.code}"
+            ) from error
+
+    async def _post(
+        self,
+        send: Callable[..., Awaitable[discord.Message | None]],
+        job: Job,
+        clip: Clip,
+        limit: int,
+        content: str,
+        link_content: str,
+        kwargs: dict[str, Any],
+    ) -> int:
+        """Attach the clip (re-encoded if it is over ``limit``); an expiring link is the last resort."""
+        path = await self._fit(job, clip, limit)
+        if path is not None:
+            try:
+                message = await send(content, file=_file(job, path), **kwargs)
+                return message.id if message else 0
+            except discord.HTTPException as error:
+                if not _upload_refused(error):
+                    raise
+                log.info(
+                    "job=%s upload refused (status=%s code=%s); sending a link",
+                    job.id,
+                    error.status,
+                    error.code,
+                )
+        message = await send(_require_link(clip, link_content), **kwargs)
+        return message.id if message else 0
+
+    async def _fit(self, job: Job, clip: Clip, limit: int) -> Path | None:
+        """A file of the clip within ``limit`` bytes, or None when none can be made."""
+        if clip.size <= limit:
+            return clip.path
+        smaller = clip.path.with_name(f"{clip.path.stem}-fit-{limit}.mp4")
+        if smaller.is_file() and smaller.stat().st_size <= limit:
+            return smaller
+        fps = max(1, job.request.frame_rate)
+        try:
+            return await fit_to_size(
+                clip.path, smaller, limit, fallback_duration=job.request.input_frames / fps
+            )
+        except (TimeoutError, TranscodeFailed, OSError) as error:
+            log.warning("job=%s could not be re-encoded under %d bytes: %s", job.id, limit, error)
+            return None
+
+    # --- failure --------------------------------------------------------------------
+
+    async def send_failure(self, job: Job, *, embed: discord.Embed) -> None:
+        """Replace the progress message with the failure; post it anew if that is impossible."""
+        job = await self.edit_progress(job, embed=embed, view=None)
+        shown = job.message_id is not None and job.id not in self._unreachable_progress
+        if shown and (not job.private or self.token_usable(job)):
+            return
+        try:
+            if job.private:
+                user = self._bot.get_user(job.user_id) or await self._bot.fetch_user(job.user_id)
+                await user.send(embed=embed)
+            else:
+                await self._channel(job).send(
+                    f"<@{job.user_id}>", embed=embed, allowed_mentions=self._mention(job)
+                )
+        except discord.HTTPException as error:
+            log.warning(
+                "job=%s failure could not be shown to the member (code=%s)", job.id, error.code
+            )
+        finally:
+            self._unreachable_progress.discard(job.id)
+
+
+def _file(job: Job, path: Path) -> discord.File:
+    return discord.File(path, filename=f"video-{job.id}.mp4", description=f"Video for job {job.id}")
+
+
+def _require_link(clip: Clip, link_content: str) -> str:
+    if not clip.link:
+        raise NoRoute("the clip does not fit and there is no link to it")
+    return link_content
+
+
+def _upload_refused(error: discord.HTTPException) -> bool:
+    """413 (too large), or no Attach Files permission: a link may still work."""
+    return error.status == 413 or error.code in (ENTITY_TOO_LARGE, MISSING_PERMISSIONS)

@@ -1,0 +1,171 @@
+"""How jobs look in Discord: progress, result and failure messages.
+
+Pure functions from services' dataclasses to discord objects, so the wording and
+Discord's size limits are tested without a connection.
+"""
+
+from __future__ import annotations
+
+import discord
+
+from services.models import Job, Progress, ProgressPhase, VideoRequest
+
+CONTENT_MAX = 2000
+EMBED_DESCRIPTION_MAX = 4096
+FIELD_VALUE_MAX = 1024
+PROMPT_SHOWN_IN_PROGRESS = 300
+PROMPT_SHOWN_IN_RESULT = 1500
+BAR_CELLS = 12
+
+COLOUR_WORKING = discord.Colour.blurple()
+COLOUR_DONE = discord.Colour.green()
+COLOUR_FAILED = discord.Colour.red()
+COLOUR_QUIET = discord.Colour.light_grey()
+
+
+def shown_text(text: str, limit: int) -> str:
+    """User text made literal (no markdown, no mention syntax) and cut to ``limit``.
+
+    Escaping can lengthen the text, so cutting happens on the original characters
+    until the escaped form fits; an escape is never split in half.
+    """
+    text = " ".join(text.split()) if "\n" not in text else text.strip()
+    escaped = _escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(_escape(text[:middle])) + 1 <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return _escape(text[:low]).rstrip() + "…"
+
+
+def _escape(text: str) -> str:
+    text = discord.utils.escape_markdown(text)
+    # A zero-width space after "@" keeps @everyone, @here and <@id> as plain text,
+    # even in places (embeds, old clients) where allowed_mentions does not apply.
+    return discord.utils.escape_mentions(text)
+
+
+def progress_bar(fraction: float) -> str:
+    fraction = min(1.0, max(0.0, fraction))
+    filled = round(fraction * BAR_CELLS)
+    return "▰" * filled + "▱" * (BAR_CELLS - filled) + f" {int(fraction * 100)}%"
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def status_line(progress: Progress) -> str:
+    if progress.phase is ProgressPhase.QUEUED:
+        if progress.position and progress.position > 1:
+            return f"Waiting in line: {progress.position - 1} ahead of you"
+        return "Waiting in line: you are next"
+    return {
+        ProgressPhase.SUBMITTING: "Sending to Segmind…",
+        ProgressPhase.SEGMIND_QUEUED: "Queued at Segmind",
+        ProgressPhase.PROCESSING: "Generating",
+        ProgressPhase.DOWNLOADING: "Fetching the video",
+    }[progress.phase]
+
+
+def progress_key(progress: Progress) -> tuple[object, ...]:
+    """What the progress message shows; an edit is needed only when this changes."""
+    return (
+        progress.phase,
+        progress.position,
+        int(progress.elapsed) // 5,
+        int(progress.fraction * 100),
+    )
+
+
+def footer(job: Job, spend: str | None) -> str:
+    """Job number, seed, and (for the requester) what this clip spends and what is left."""
+    parts = [f"Job #{job.id}", f"seed {job.request.seed}"]
+    if spend:
+        parts.append(spend)
+    return " · ".join(parts)
+
+
+def progress_embed(job: Job, progress: Progress, spend: str | None = None) -> discord.Embed:
+    embed = discord.Embed(
+        title="Making your video",
+        description=shown_text(job.request.prompt, PROMPT_SHOWN_IN_PROGRESS),
+        colour=COLOUR_WORKING,
+    )
+    lines = [f"**{status_line(progress)}**"]
+    if progress.phase is not ProgressPhase.QUEUED:
+        lines.append(progress_bar(progress.fraction))
+    if progress.elapsed > 0:
+        lines.append(f"Elapsed {duration(progress.elapsed)} (usually about 4 minutes)")
+    embed.add_field(name="Progress", value="\n".join(lines), inline=False)
+    embed.set_footer(text=footer(job, spend))
+    return embed
+
+
+def parameter_fields(embed: discord.Embed, request: VideoRequest) -> None:
+    embed.add_field(name="Seed", value=f"`{request.seed}`")
+    embed.add_field(name="Frames", value=f"{request.input_frames} at {request.frame_rate} fps")
+    embed.add_field(name="Steps", value=str(request.steps))
+    embed.add_field(name="Guidance", value=f"{request.guidance_scale:g}")
+    embed.add_field(
+        name="Negative prompt",
+        value=shown_text(request.negative_prompt, 300) or "(none)",
+        inline=False,
+    )
+
+
+def result_embed(job: Job, spend: str | None = None) -> discord.Embed:
+    embed = discord.Embed(
+        title="Your video is ready",
+        description=shown_text(job.request.prompt, PROMPT_SHOWN_IN_RESULT),
+        colour=COLOUR_DONE,
+    )
+    parameter_fields(embed, job.request)
+    embed.set_footer(text=footer(job, spend))
+    return embed
+
+
+def result_content(job: Job, *, link: str | None = None, link_reason: str | None = None) -> str:
+    """The line above the clip: pings the requester (the only allowed mention)."""
+    text = f"<@{job.user_id}>, your video is ready."
+    if link:
+        reason = link_reason or "It is too large to attach here"
+        text += f"\n{reason}, so here is a link instead. **It expires within an hour**: {link}"
+    return text[:CONTENT_MAX]
+
+
+def failure_embed(job: Job, reason: str) -> discord.Embed:
+    embed = discord.Embed(
+        title="This video could not be made",
+        description=shown_text(job.request.prompt, PROMPT_SHOWN_IN_PROGRESS),
+        colour=COLOUR_FAILED,
+    )
+    embed.add_field(name="Why", value=reason[:FIELD_VALUE_MAX], inline=False)
+    embed.set_footer(text=footer(job, None))
+    return embed
+
+
+def finished_embed(job: Job, text: str) -> discord.Embed:
+    """The progress message once the clip has been posted (it points to it)."""
+    embed = discord.Embed(
+        title="Video finished",
+        description=shown_text(job.request.prompt, PROMPT_SHOWN_IN_PROGRESS),
+        colour=COLOUR_QUIET,
+    )
+    embed.add_field(name="Status", value=text, inline=False)
+    embed.set_footer(text=footer(job, None))
+    return embed
+
+
+def refusal_text(message: str, retry_at: float | None) -> str:
+    """A refusal for the member, with a relative timestamp when we know when to retry."""
+    if retry_at is not None and "<t:" not in message:
+        message += f" You can try again <t:{int(retry_at)}:R>."
+    return message[:CONTENT_MAX]

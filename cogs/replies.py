@@ -1,0 +1,54 @@
+"""One way to answer an interaction, whatever state it is in.
+
+It knows whether the interaction was already answered (then it follows up) and
+whether its token still works (15 minutes, or Discord says 10062/50027): then it
+falls back to a plain channel message, which can never be ephemeral, so private
+text is dropped there rather than shown to everyone.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+
+log = logging.getLogger(__name__)
+
+# Discord's codes for an interaction or webhook token that no longer works.
+UNKNOWN_INTERACTION = 10062
+INVALID_WEBHOOK_TOKEN = 50027
+UNKNOWN_MESSAGE = 10008
+TOKEN_LIFETIME = 15 * 60
+# Switch to channel messages a little before Discord's limit, to avoid racing it.
+TOKEN_MARGIN = 60
+
+
+def token_expired(error: discord.HTTPException) -> bool:
+    return error.code in (UNKNOWN_INTERACTION, INVALID_WEBHOOK_TOKEN) or error.status == 401
+
+
+async def reply(
+    interaction: discord.Interaction,
+    content: str | None = None,
+    *,
+    ephemeral: bool = True,
+    **kwargs: Any,
+) -> discord.Message | None:
+    """Answer ``interaction`` (respond, or follow up) and fall back when its token is gone."""
+    kwargs.setdefault("allowed_mentions", discord.AllowedMentions.none())
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(content, ephemeral=ephemeral, **kwargs)
+            return None
+        return await interaction.followup.send(content, ephemeral=ephemeral, wait=True, **kwargs)
+    except discord.HTTPException as error:
+        if not token_expired(error):
+            raise
+        if ephemeral or interaction.channel is None:
+            log.info("interaction=%s expired before a private reply could be sent", interaction.id)
+            return None
+        channel = interaction.channel
+        if isinstance(channel, discord.abc.Messageable):
+            return await channel.send(content, **kwargs)
+        return None

@@ -1,0 +1,49 @@
+"""Sync application commands only when their schema changed, or when asked to.
+
+Discord rate-limits command creation (a few hundred a day), so syncing blindly on
+every start can lock a bot out of updating its commands. The hash of what was last
+synced is kept in the database, per target (one development server, or global).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+
+if TYPE_CHECKING:
+    from cogs.videobot import VideoBot
+
+log = logging.getLogger(__name__)
+
+
+def schema_hash(payload: list[dict]) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def sync_commands(bot: VideoBot, *, force: bool = False) -> bool:
+    """Sync if the schema changed since the last sync (or ``force``); returns whether it synced."""
+    guild_id = bot.services.settings.discord_guild_id
+    guild = discord.Object(guild_id) if guild_id else None
+    if guild is not None:
+        bot.tree.copy_global_to(guild=guild)
+    commands = bot.tree.get_commands(guild=guild)
+    payload = sorted((command.to_dict(bot.tree) for command in commands), key=lambda c: c["name"])
+    digest = schema_hash(payload)
+    key = f"command_schema:{guild_id or 'global'}"
+    if not force and await bot.services.storage.meta.get(key) == digest:
+        log.info("commands unchanged since the last sync; not syncing")
+        return False
+    synced = await bot.tree.sync(guild=guild)
+    await bot.services.storage.meta.set(key, digest)
+    where = (
+        f"server {guild_id}"
+        if guild_id
+        else "all servers (global; may take up to an hour to appear)"
+    )
+    log.info("synced %d commands to %s", len(synced), where)
+    return True

@@ -1,0 +1,89 @@
+"""The command tree with the bot's one error handler for every application command."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import discord
+from discord import app_commands
+
+from cogs.render import refusal_text
+from cogs.replies import reply
+from services.errors import BotError, ConfigurationError, RefusedError
+
+log = logging.getLogger(__name__)
+
+
+class FriendlyCheckFailure(app_commands.CheckFailure):
+    """A check failure whose message is written for the member."""
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+
+
+def describe_error(error: Exception) -> tuple[str, bool]:
+    """The member-facing text for an error, and whether it is unexpected (to log loudly)."""
+    if isinstance(error, app_commands.CommandInvokeError):
+        error = error.original
+    if isinstance(error, RefusedError):
+        return refusal_text(error.user_message, error.retry_at), False
+    if isinstance(error, BotError):
+        return error.user_message, isinstance(error, ConfigurationError)
+    if isinstance(error, FriendlyCheckFailure):
+        return error.user_message, False
+    if isinstance(error, app_commands.NoPrivateMessage):
+        return "This command works in a server, not in direct messages.", False
+    if isinstance(error, app_commands.MissingPermissions):
+        return "You need the Manage Server permission for this.", False
+    if isinstance(error, app_commands.BotMissingPermissions):
+        missing = ", ".join(p.replace("_", " ") for p in error.missing_permissions)
+        return f"I am missing permissions here: {missing}.", False
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return f"Slow down a little: try again in {error.retry_after:.0f}s.", False
+    if isinstance(error, app_commands.TransformerError):
+        return f"`{error.value}` is not a valid value for this option.", False
+    if isinstance(error, app_commands.CheckFailure):
+        return "You are not allowed to use this command here.", False
+    return "", True
+
+
+class VideoBotTree(app_commands.CommandTree["VideoBot"]):
+    async def on_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        text, unexpected = describe_error(error)
+        command = interaction.command.qualified_name if interaction.command else "?"
+        if unexpected and not text:
+            ref = secrets.token_hex(3)
+            original = getattr(error, "original", error)
+            log.error(
+                "command=%s guild=%s user=%s ref=%s failed",
+                command,
+                interaction.guild_id,
+                interaction.user.id,
+                ref,
+                exc_info=original,
+            )
+            text = f"Something went wrong on my side. If it keeps happening, tell a moderator (ref `{ref}`)."
+        elif unexpected:
+            original = getattr(error, "original", error)
+            log.error(
+                "command=%s guild=%s: %s",
+                command,
+                interaction.guild_id,
+                getattr(original, "detail", original),
+            )
+        else:
+            log.info(
+                "command=%s guild=%s user=%s refused: %s",
+                command,
+                interaction.guild_id,
+                interaction.user.id,
+                text,
+            )
+        try:
+            await reply(interaction, text, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not tell user=%s about an error in %s", interaction.user.id, command)

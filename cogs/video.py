@@ -1,0 +1,265 @@
+"""/video: turn a member's prompt into a clip, show progress, deliver it, and its buttons."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs import render
+from cogs.alerts import notify_moderators
+from cogs.messenger import Clip, JobMessenger
+from cogs.video_buttons import BUTTONS, progress_view, result_view
+from services.admission import BudgetExhausted
+from services.errors import BotError, SegmindInsufficientCredits
+from services.models import (
+    FRAME_RATE,
+    GUIDANCE_SCALE,
+    INPUT_FRAMES,
+    PROMPT_MAX,
+    SEED,
+    STEPS,
+    Job,
+    JobState,
+    Progress,
+    ProgressPhase,
+    VideoRequest,
+)
+from services.storage import NewJob
+from services.throttle import EditThrottle
+
+if TYPE_CHECKING:
+    from cogs.videobot import VideoBot
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EDIT_INTERVAL = 5.0
+# One alert per server and kind of problem in this long, however many jobs hit it.
+ALERT_REPEAT_SECONDS = 3600.0
+
+
+class VideoCog(commands.Cog):
+    """Generation for members; also the job runner's listener (it renders what the runner says)."""
+
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+        self.services = bot.services
+        self.messenger = JobMessenger(bot)
+        self.throttle = EditThrottle(PROGRESS_EDIT_INTERVAL)
+        self._spend: dict[int, str] = {}  # "$0.36 · 2 of 3 clips left today", per job
+        self._background: set[asyncio.Task[None]] = set()
+        self._alerted: dict[tuple[int, str], float] = {}
+
+    async def cog_load(self) -> None:
+        self.services.runner.set_listener(self)
+
+    # --- the command ------------------------------------------------------------
+
+    @app_commands.command(name="video", description="Turn a text prompt into a short video clip")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        prompt="What the video should show",
+        negative_prompt="What to avoid (default: low quality, blurry)",
+        input_frames="How many frames to generate (16-60, default 49)",
+        steps="Generation steps: more is slower and finer (25-50, default 45)",
+        guidance_scale="How closely to follow the prompt (5-10, default 6)",
+        seed="Repeat a clip by reusing its seed (random when omitted)",
+        frame_rate="Frames per second of the clip (8-10, default 8)",
+        private="Only you see the progress and the clip; share it afterwards if you like",
+    )
+    async def video(
+        self,
+        interaction: discord.Interaction,
+        prompt: app_commands.Range[str, 1, PROMPT_MAX],
+        negative_prompt: app_commands.Range[str, 0, PROMPT_MAX] | None = None,
+        input_frames: app_commands.Range[int, INPUT_FRAMES[0], INPUT_FRAMES[1]] | None = None,
+        steps: app_commands.Range[int, STEPS[0], STEPS[1]] | None = None,
+        guidance_scale: app_commands.Range[float, GUIDANCE_SCALE[0], GUIDANCE_SCALE[1]]
+        | None = None,
+        seed: app_commands.Range[int, SEED[0], SEED[1]] | None = None,
+        frame_rate: app_commands.Range[int, FRAME_RATE[0], FRAME_RATE[1]] | None = None,
+        private: bool = False,
+    ) -> None:
+        request = VideoRequest.create(
+            prompt,
+            seed=seed,
+            negative_prompt=negative_prompt,
+            input_frames=input_frames,
+            steps=steps,
+            guidance_scale=guidance_scale,
+            frame_rate=frame_rate,
+            default_negative_prompt=self.services.settings.default_negative_prompt,
+        )
+        await self.start_job(interaction, request, private=private)
+
+    async def start_job(
+        self,
+        interaction: discord.Interaction,
+        request: VideoRequest,
+        *,
+        private: bool = False,
+        parent_job_id: int | None = None,
+    ) -> Job | None:
+        """Admit, acknowledge and queue one request (from /video or a re-roll button).
+
+        Only local checks (validation, limits in SQLite) come before the answer to
+        Discord, because after a public answer every follow-up is public too.
+        """
+        if interaction.guild_id is None or interaction.channel_id is None:
+            raise BotError("Videos can only be made in a server channel.")
+        member = interaction.user
+        role_ids = [role.id for role in getattr(member, "roles", [])]
+        new = NewJob(
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            user_id=member.id,
+            request=request,
+            created_at=self.services.clock.time(),
+            private=private,
+            parent_job_id=parent_job_id,
+            interaction_token=interaction.token,
+            interaction_created_at=interaction.created_at.timestamp(),
+            application_id=interaction.application_id,
+            upload_limit=interaction.filesize_limit,
+        )
+        try:
+            admitted = await self.services.admission.admit(new, role_ids=role_ids)
+        except BudgetExhausted as refusal:
+            if refusal.alert_key and interaction.guild is not None:
+                self._spawn(notify_moderators(self.bot, interaction.guild, refusal.moderator_message))
+            raise
+        job = admitted.job
+        spend = admitted.summary()
+        self._spend[job.id] = spend
+        first = Progress(job.id, ProgressPhase.QUEUED, position=1)
+        try:
+            response = await interaction.response.send_message(
+                embed=render.progress_embed(job, first, spend),
+                view=progress_view(job),
+                ephemeral=private,
+            )
+            message_id = getattr(response, "message_id", None)
+            if message_id is None:
+                message_id = (await interaction.original_response()).id
+        except discord.HTTPException:
+            # Discord did not take the answer (the 3 s window passed): nothing was sent to
+            # Segmind, so end the job unbilled rather than leave a clip nobody asked to see.
+            log.warning(
+                "job=%s could not be acknowledged; not submitting it", job.id, exc_info=True
+            )
+            await self.services.storage.jobs.update(
+                job.id,
+                now=self.services.clock.time(),
+                state=JobState.CANCELLED,
+                error="not acknowledged",
+            )
+            self._spend.pop(job.id, None)
+            return None
+        self.throttle.note_sent(job.id, render.progress_key(first))
+        job = await self.services.storage.jobs.update(
+            job.id, now=self.services.clock.time(), message_id=message_id
+        )
+        log.info(
+            "job=%s queued guild=%s user=%s private=%s", job.id, job.guild_id, job.user_id, private
+        )
+        await self.services.runner.enqueue(job)
+        return job
+
+    # --- JobListener ------------------------------------------------------------
+
+    async def _current(self, job: Job) -> Job:
+        """The stored job: message ids and tokens change underneath the runner's copy."""
+        return await self.services.storage.jobs.get(job.id) or job
+
+    async def on_progress(self, job: Job, progress: Progress) -> None:
+        spend = self._spend.get(job.id)
+
+        async def send() -> None:
+            current = await self._current(job)
+            if current.state.is_terminal:
+                return
+            await self.messenger.edit_progress(
+                current,
+                embed=render.progress_embed(current, progress, spend),
+                view=progress_view(current),
+            )
+
+        self.throttle.update(job.id, render.progress_key(progress), send)
+
+    async def on_ready(self, job: Job) -> int | None:
+        current = await self._current(job)
+        spend = self._spend.get(job.id)
+        assert current.clip_path is not None
+        clip = Clip(Path(current.clip_path), current.video_url)
+        message_id = await self.messenger.send_result(
+            current,
+            clip,
+            content=render.result_content(current),
+            link_content=render.result_content(current, link=current.video_url),
+            embed=render.result_embed(current, spend),
+            view=result_view(current),
+        )
+        self._spend.pop(job.id, None)
+        await self.throttle.final(job.id, lambda: self._mark_progress_finished(job))
+        return message_id
+
+    async def _mark_progress_finished(self, job: Job) -> None:
+        current = await self._current(job)
+        try:
+            await self.messenger.edit_progress(
+                current, embed=render.finished_embed(current, "Posted below."), view=None
+            )
+        except discord.HTTPException:
+            log.info("job=%s progress message could not be marked finished", job.id)
+
+    async def on_failed(self, job: Job, error: BotError) -> None:
+        self._spend.pop(job.id, None)
+        current = await self._current(job)
+        embed = render.failure_embed(current, error.user_message)
+        await self.throttle.final(job.id, lambda: self.messenger.send_failure(current, embed=embed))
+
+    async def on_operator_alert(self, job: Job, error: BotError) -> None:
+        guild = self.bot.get_guild(job.guild_id)
+        if guild is None:
+            return
+        key, now = (job.guild_id, type(error).__name__), self.services.clock.time()
+        if now - self._alerted.get(key, -ALERT_REPEAT_SECONDS) < ALERT_REPEAT_SECONDS:
+            return
+        self._alerted[key] = now
+        if isinstance(error, SegmindInsufficientCredits):
+            text = (
+                "Segmind says the account is out of credits (406). New video requests are "
+                "paused; the bot checks again every "
+                f"{int(self.services.settings.credits_recheck_seconds // 60)} minutes."
+            )
+        else:
+            text = (
+                "Segmind rejected the bot's configuration "
+                f"({type(error).__name__}, HTTP {getattr(error, 'status', '?')}). "
+                "The operator should check SEGMIND_API_KEY and SEGMIND_BASE_URL; details are in the bot's log."
+            )
+        await notify_moderators(self.bot, guild, text)
+
+    # --- helpers for the buttons ---------------------------------------------------
+
+    async def reroll(self, interaction: discord.Interaction, job_id: int) -> None:
+        original = await self.services.storage.jobs.get(job_id)
+        if original is None or original.guild_id != interaction.guild_id:
+            raise BotError("That video is no longer known to me.")
+        request = original.request.with_seed(VideoRequest.create("x").seed)
+        await self.start_job(interaction, request, private=original.private, parent_job_id=job_id)
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+async def setup(bot: VideoBot) -> None:
+    bot.add_dynamic_items(*BUTTONS)
+    await bot.add_cog(VideoCog(bot))

@@ -1,0 +1,158 @@
+"""Buttons on progress and result messages, persistent across restarts.
+
+Each button is a ``DynamicItem``: the job id lives in the custom id and the state in
+the database, so a button clicked a week later, after any number of restarts, still
+finds its job.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import discord
+
+from cogs import render
+from cogs.permissions import is_moderator
+from cogs.replies import reply
+from services.errors import BotError
+from services.models import Job, JobState
+
+if TYPE_CHECKING:
+    from cogs.video import VideoCog
+
+log = logging.getLogger(__name__)
+
+
+def _cog(interaction: discord.Interaction) -> VideoCog:
+    cog = interaction.client.get_cog("VideoCog")  # type: ignore[union-attr]
+    if cog is None:
+        raise BotError("Video generation is not available right now.")
+    return cog  # type: ignore[return-value]
+
+
+async def _job(interaction: discord.Interaction, job_id: int) -> Job:
+    job = await _cog(interaction).services.storage.jobs.get(job_id)
+    if job is None or job.guild_id != interaction.guild_id:
+        raise BotError("That video is no longer known to me.")
+    return job
+
+
+async def _owner_or_moderator(interaction: discord.Interaction, job: Job, action: str) -> None:
+    if interaction.user.id == job.user_id or await is_moderator(interaction):
+        return
+    raise BotError(f"Only the person who asked for this video, or a moderator, can {action} it.")
+
+
+class JobButton(
+    discord.ui.DynamicItem[discord.ui.Button], template=r"vjob:(?P<action>[a-z]+):(?P<job>\d+)"
+):
+    """One class for every job button; the action in the custom id picks the behaviour."""
+
+    LABELS: ClassVar[dict[str, tuple[str, discord.ButtonStyle, str]]] = {
+        "cancel": ("Cancel", discord.ButtonStyle.secondary, "✖"),
+        "reroll": ("Re-roll", discord.ButtonStyle.primary, "🎲"),
+        "share": ("Share", discord.ButtonStyle.success, "📣"),
+        "delete": ("Delete", discord.ButtonStyle.danger, "🗑"),
+    }
+
+    def __init__(self, action: str, job_id: int) -> None:
+        label, style, emoji = self.LABELS[action]
+        super().__init__(
+            discord.ui.Button(
+                label=label, style=style, emoji=emoji, custom_id=f"vjob:{action}:{job_id}"
+            )
+        )
+        self.action = action
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Button, match: Any
+    ) -> JobButton:
+        action = match["action"]
+        if action not in cls.LABELS:
+            raise BotError("This button is from an older version of the bot.")
+        return cls(action, int(match["job"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        try:
+            handler = getattr(self, f"_{self.action}")
+            await handler(interaction)
+        except BotError as error:
+            await reply(interaction, error.user_message, ephemeral=True)
+
+    async def _cancel(self, interaction: discord.Interaction) -> None:
+        job = await _job(interaction, self.job_id)
+        await _owner_or_moderator(interaction, job, "cancel")
+        if job.state.is_terminal:
+            raise BotError("This video has already finished.")
+        # Cancelling waits for an in-flight submit to answer, which can take longer than 3 s.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        stopped = await _cog(interaction).services.runner.cancel(job.id)
+        if stopped is None or stopped.state is not JobState.CANCELLED:
+            await reply(interaction, "This video had already finished.", ephemeral=True)
+            return
+        note = (
+            " Segmind had already started it, so it still counts toward the limit."
+            if stopped.request_id
+            else " Nothing was spent."
+        )
+        await reply(interaction, "Cancelled." + note, ephemeral=True)
+
+    async def _reroll(self, interaction: discord.Interaction) -> None:
+        await _cog(interaction).reroll(interaction, self.job_id)
+
+    async def _delete(self, interaction: discord.Interaction) -> None:
+        job = await _job(interaction, self.job_id)
+        await _owner_or_moderator(interaction, job, "delete")
+        await interaction.response.defer()
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException as error:
+            log.info("job=%s result could not be deleted (code=%s)", job.id, error.code)
+            await reply(interaction, "I could not delete that message.", ephemeral=True)
+        else:
+            log.info("job=%s result deleted by user=%s", job.id, interaction.user.id)
+
+    async def _share(self, interaction: discord.Interaction) -> None:
+        job = await _job(interaction, self.job_id)
+        if interaction.user.id != job.user_id:
+            raise BotError("Only the person who made this video can share it.")
+        clip = Path(job.clip_path) if job.clip_path else None
+        if clip is None or not clip.is_file():
+            raise BotError(
+                "This clip is no longer stored, so it cannot be shared. Re-roll it with the same seed."
+            )
+        if clip.stat().st_size > interaction.filesize_limit:
+            raise BotError("This clip is too large to post in this channel.")
+        await interaction.response.defer(thinking=True)
+        embed = render.result_embed(job)
+        embed.title = "A video, shared"
+        await interaction.followup.send(
+            f"<@{job.user_id}> shared a video.",
+            embed=embed,
+            file=discord.File(clip, filename=f"video-{job.id}.mp4"),
+            view=result_view(job, shared=True),
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+
+BUTTONS = (JobButton,)
+
+
+def progress_view(job: Job) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(JobButton("cancel", job.id))
+    return view
+
+
+def result_view(job: Job, *, shared: bool = False) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(JobButton("reroll", job.id))
+    if job.private and not shared:
+        view.add_item(JobButton("share", job.id))
+    else:
+        view.add_item(JobButton("delete", job.id))
+    return view

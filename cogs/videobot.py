@@ -1,0 +1,67 @@
+"""The Discord client: built with its services passed in, so bot.py, the CLI and tests share it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from cogs.sync import sync_commands
+from cogs.tree import VideoBotTree
+from services.app import Services
+
+log = logging.getLogger(__name__)
+
+# Loaded in this order in setup_hook; one feature per module.
+EXTENSIONS = ("cogs.video", "cogs.limits")
+
+
+def intents() -> discord.Intents:
+    # Slash commands carry the member and their roles, so no privileged intent is needed.
+    chosen = discord.Intents.none()
+    chosen.guilds = True
+    return chosen
+
+
+class VideoBot(commands.Bot):
+    def __init__(
+        self,
+        services: Services,
+        *,
+        force_sync: bool = False,
+        sync: bool = True,
+        guild_ready_timeout: float = 2.0,
+    ) -> None:
+        super().__init__(
+            guild_ready_timeout=guild_ready_timeout,
+            command_prefix=commands.when_mentioned,
+            intents=intents(),
+            help_command=None,
+            tree_cls=VideoBotTree,
+            # Nothing a member typed may ping anyone; the requester is allowed explicitly.
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        self.services = services
+        self._force_sync = force_sync
+        self._sync = sync
+
+    async def setup_hook(self) -> None:
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        if self._sync:
+            await sync_commands(self, force=self._force_sync)
+        resumed = await self.services.runner.start()
+        if resumed:
+            log.info("resumed %d unfinished jobs", len(resumed))
+
+    async def close(self) -> None:
+        # Jobs stay stored and resume at the next start; stop them before the session closes.
+        await self.services.runner.shutdown()
+        await super().close()
+
+
+def create_bot(services: Services, **options: Any) -> VideoBot:
+    """The one factory: bot.py uses it, and so do the whole-bot tests (``VideoBot`` options)."""
+    return VideoBot(services, **options)

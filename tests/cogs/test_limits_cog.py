@@ -1,0 +1,392 @@
+"""`/videolimit`: who may use it, what it changes, and replies that fit Discord's limits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import discord
+import pytest
+from discord import app_commands
+
+from cogs.alerts import notify_moderators
+from cogs.limits import LimitsCog, NotModerator, Pages
+from services.clock import FakeClock
+from services.limits import LimitService
+from services.models import VideoRequest
+from services.periods import LimitSpec
+from services.storage import NewJob, Storage
+
+GUILD = 500
+MOD_ID, MEMBER_ID, TARGET_ID = 1, 2, 3
+MOD_ROLE, OTHER_ROLE = 70, 71
+D = 86400
+
+
+# --- small fakes for what the cog touches -----------------------------------------------
+
+
+class FakeResponse:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.edits: list[dict[str, Any]] = []
+
+    def is_done(self) -> bool:
+        return bool(self.sent or self.edits)
+
+    async def send_message(self, content: str | None = None, **kwargs: Any) -> None:
+        self.sent.append({"content": content, **kwargs})
+
+    async def edit_message(self, **kwargs: Any) -> None:
+        self.edits.append(kwargs)
+
+
+class FakeFollowup:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    async def send(self, content: str | None = None, **kwargs: Any) -> None:
+        self.sent.append({"content": content, **kwargs})
+
+
+def role(role_id: int) -> SimpleNamespace:
+    return SimpleNamespace(id=role_id, mention=f"<@&{role_id}>")
+
+
+def member(user_id: int, *role_ids: int) -> SimpleNamespace:
+    return SimpleNamespace(
+        id=user_id, mention=f"<@{user_id}>", roles=[role(GUILD), *(role(r) for r in role_ids)]
+    )
+
+
+class FakeInteraction:
+    def __init__(self, client: Any, user: Any, permissions: discord.Permissions) -> None:
+        self.client = client
+        self.user = user
+        self.permissions = permissions
+        self.guild_id = GUILD
+        self.guild = SimpleNamespace(id=GUILD)
+        self.response = FakeResponse()
+        self.followup = FakeFollowup()
+
+    @property
+    def replies(self) -> list[dict[str, Any]]:
+        return self.response.sent + self.followup.sent
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
+    storage = await Storage.open(tmp_path / "bot.db")
+    yield storage
+    await storage.close()
+
+
+@pytest.fixture
+def bot(storage: Storage, clock: FakeClock) -> SimpleNamespace:
+    limits = LimitService(storage, default_limit=LimitSpec(5, D), clock=clock, clip_cost_usd=0.36)
+    return SimpleNamespace(services=SimpleNamespace(limits=limits))
+
+
+@pytest.fixture
+def cog(bot: SimpleNamespace) -> LimitsCog:
+    return LimitsCog(bot)  # type: ignore[arg-type]
+
+
+def command(cog: LimitsCog, name: str) -> app_commands.Command:
+    found = cog.app_command.get_command(name)
+    assert isinstance(found, app_commands.Command)
+    return found
+
+
+async def invoke(cog: LimitsCog, name: str, interaction: FakeInteraction, **options: Any) -> None:
+    """As discord.py does: checks first (a failure raises), then the callback."""
+    cmd = command(cog, name)
+    assert await cmd._check_can_run(interaction)  # type: ignore[arg-type]
+    await cmd.callback(cog, interaction, **options)  # type: ignore[arg-type]
+
+
+def moderator(bot: Any) -> FakeInteraction:
+    return FakeInteraction(bot, member(MOD_ID), discord.Permissions(manage_guild=True))
+
+
+def plain_member(bot: Any, *role_ids: int) -> FakeInteraction:
+    return FakeInteraction(
+        bot, member(MEMBER_ID, *role_ids), discord.Permissions(send_messages=True)
+    )
+
+
+def assert_fits(reply: dict[str, Any]) -> None:
+    assert reply["ephemeral"] is True
+    mentions = reply["allowed_mentions"]
+    assert not (mentions.everyone or mentions.users or mentions.roles)
+    assert len(reply.get("content") or "") <= 2000
+    embed: discord.Embed | None = reply.get("embed")
+    if embed is not None:
+        assert len(embed.title or "") <= 256
+        assert len(embed.description or "") <= 4096
+        assert len(embed.fields) <= 25
+        assert all(len(f.value or "") <= 1024 for f in embed.fields)
+        assert len(embed) <= 6000
+
+
+def all_pages(reply: dict[str, Any]) -> list[discord.Embed]:
+    view = reply.get("view")
+    return view.pages if isinstance(view, Pages) else [reply["embed"]]
+
+
+# --- the contract -----------------------------------------------------------------------
+
+
+def test_group_schema_matches_the_product_contract(cog: LimitsCog) -> None:
+    group = cog.app_command
+    assert group.name == "videolimit"
+    assert group.guild_only
+    assert group.default_permissions == discord.Permissions(manage_guild=True)
+    expected = {
+        "set": [("user", "user", True), ("count", "integer", True), ("period", "string", True)],
+        "clear": [("user", "user", True)],
+        "show": [("user", "user", False)],
+        "default": [("count", "integer", True), ("period", "string", True)],
+        "role": [("role", "role", True), ("count", "integer", True), ("period", "string", True)],
+    }
+    for name, options in expected.items():
+        params = command(cog, name).parameters
+        assert [(p.name, p.type.name, p.required) for p in params] == options
+        for p in params:
+            if p.name == "count":
+                assert p.min_value == 0
+    for cmd in group.commands:
+        assert cmd.description and len(cmd.description) <= 100
+        assert cmd.checks, f"{cmd.name} has no run-time check"
+
+
+# --- permissions --------------------------------------------------------------------------
+
+
+async def test_member_cannot_change_limits_and_nothing_changes(
+    cog: LimitsCog, bot: Any, storage: Storage
+) -> None:
+    interaction = plain_member(bot)
+    for name, options in [
+        ("set", {"user": member(TARGET_ID), "count": 99, "period": "1d"}),
+        ("role", {"role": role(OTHER_ROLE), "count": 99, "period": "1d"}),
+        ("default", {"count": 99, "period": "1d"}),
+        ("clear", {"user": member(TARGET_ID)}),
+        ("modrole", {"role": role(OTHER_ROLE)}),
+    ]:
+        with pytest.raises(NotModerator) as caught:
+            await invoke(cog, name, interaction, **options)
+        assert isinstance(caught.value, app_commands.CheckFailure)
+        assert "Nothing was changed" in caught.value.user_message
+    assert interaction.replies == []
+    assert await storage.limits.user_limit(GUILD, TARGET_ID) is None
+    assert await storage.limits.role_limits(GUILD) == []
+    assert (await storage.limits.guild_settings(GUILD)).default_limit is None
+    assert await storage.limits.audit_log(GUILD) == []
+
+
+async def test_moderator_sets_a_limit_and_it_is_audited(
+    cog: LimitsCog, bot: Any, storage: Storage, clock: FakeClock
+) -> None:
+    interaction = moderator(bot)
+    await invoke(cog, "set", interaction, user=member(TARGET_ID), count=2, period="6h")
+    assert (await storage.limits.user_limit(GUILD, TARGET_ID)).spec == LimitSpec(2, 6 * 3600)
+    [reply] = interaction.replies
+    assert_fits(reply)
+    assert "<@3>" in reply["content"] and "2 clips per 6 hours" in reply["content"]
+    [entry] = await storage.limits.audit_log(GUILD)
+    assert (entry.actor_id, entry.action, entry.target, entry.at) == (
+        MOD_ID,
+        "set_user_limit",
+        "user:3",
+        clock.time(),
+    )
+
+
+async def test_administrator_is_a_moderator(cog: LimitsCog, bot: Any, storage: Storage) -> None:
+    interaction = FakeInteraction(bot, member(MOD_ID), discord.Permissions(administrator=True))
+    await invoke(cog, "default", interaction, count=0, period="1w")
+    assert (await storage.limits.guild_settings(GUILD)).default_limit == LimitSpec(0, 7 * D)
+
+
+async def test_configured_moderator_role_may_use_the_commands(
+    cog: LimitsCog, bot: Any, storage: Storage
+) -> None:
+    await invoke(cog, "modrole", moderator(bot), role=role(MOD_ROLE))
+    helper = plain_member(bot, MOD_ROLE)
+    await invoke(cog, "role", helper, role=role(OTHER_ROLE), count=4, period="1d")
+    assert [r.spec for r in await storage.limits.role_limits(GUILD)] == [LimitSpec(4, D)]
+    with pytest.raises(NotModerator):  # but cannot hand the moderator role to others
+        await invoke(cog, "modrole", helper, role=role(OTHER_ROLE))
+    with pytest.raises(NotModerator):
+        await invoke(
+            cog, "set", plain_member(bot, OTHER_ROLE), user=member(4), count=1, period="1d"
+        )
+    assert (await storage.limits.guild_settings(GUILD)).moderator_role_id == MOD_ROLE
+
+
+async def test_bad_period_gets_a_clear_error_and_changes_nothing(
+    cog: LimitsCog, bot: Any, storage: Storage
+) -> None:
+    interaction = moderator(bot)
+    await invoke(cog, "set", interaction, user=member(TARGET_ID), count=2, period="2 days")
+    [reply] = interaction.replies
+    assert_fits(reply)
+    assert "`2 days` is not a period" in reply["content"]
+    assert "`30m`, `6h`, `1d` or `1w`" in reply["content"]
+    assert await storage.limits.user_limit(GUILD, TARGET_ID) is None
+    assert await storage.limits.audit_log(GUILD) == []
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+
+async def _job(storage: Storage, user: int, at: float, prompt: str) -> None:
+    job = await storage.jobs.insert(
+        NewJob(GUILD, 9, user, VideoRequest.create(prompt, seed=1), created_at=at, cost_usd=0.36)
+    )
+
+
+async def test_show_user_gives_limit_usage_and_next_slot(
+    cog: LimitsCog, bot: Any, storage: Storage, clock: FakeClock
+) -> None:
+    await storage.limits.set_role_limit(GUILD, OTHER_ROLE, LimitSpec(2, D), actor_id=MOD_ID, at=0.0)
+    await _job(storage, TARGET_ID, clock.time() - 7200, "one")
+    await _job(storage, TARGET_ID, clock.time() - 3600, "two")
+    interaction = moderator(bot)
+    await invoke(cog, "show", interaction, user=member(TARGET_ID, OTHER_ROLE))
+    [reply] = interaction.replies
+    assert_fits(reply)
+    text = reply["embed"].description
+    assert "2 clips per day" in text and f"role <@&{OTHER_ROLE}>" in text
+    assert "2 of 2" in text
+    assert f"<t:{int(clock.time() - 7200 + D)}:R>" in text
+
+
+async def test_show_without_user_paginates_every_override_within_limits(
+    cog: LimitsCog, bot: Any, storage: Storage
+) -> None:
+    for user_id in range(1000, 1300):
+        await storage.limits.set_user_limit(
+            GUILD, user_id, LimitSpec(user_id % 7, D), actor_id=MOD_ID, at=0.0
+        )
+    for role_id in range(2000, 2060):
+        await storage.limits.set_role_limit(
+            GUILD, role_id, LimitSpec(3, 3600), actor_id=MOD_ID, at=0.0
+        )
+    interaction = moderator(bot)
+    await invoke(cog, "show", interaction)
+    [reply] = interaction.replies
+    assert_fits(reply)
+    pages = all_pages(reply)
+    assert len(pages) > 1
+    for page in pages:
+        assert_fits({**reply, "embed": page})
+        assert "Server default" in page.description
+    text = "\n".join(page.description for page in pages)
+    assert all(f"<@{u}>" in text for u in range(1000, 1300))
+    assert all(f"<@&{r}>" in text for r in range(2000, 2060))
+
+
+async def test_usage_report_fits_with_long_prompts_and_many_members(
+    cog: LimitsCog, bot: Any, storage: Storage, clock: FakeClock
+) -> None:
+    for user_id in range(100):
+        await _job(storage, 5000 + user_id, clock.time() - 60, "@everyone **" + "x" * 1988)
+    interaction = moderator(bot)
+    await invoke(cog, "usage", interaction, period="1d", user=None)
+    [reply] = interaction.replies
+    pages = all_pages(reply)
+    for page in pages:
+        assert_fits({**reply, "embed": page})
+    text = "\n".join(page.description for page in pages)
+    assert "100 clips, $36.00" in text
+    assert "This month" in text
+
+
+async def test_usage_with_bad_period_names_accepted_forms(cog: LimitsCog, bot: Any) -> None:
+    interaction = moderator(bot)
+    await invoke(cog, "usage", interaction, period="forever", user=None)
+    [reply] = interaction.replies
+    assert "`30m`, `6h`, `1d` or `1w`" in reply["content"]
+
+
+async def test_budget_sets_caps_and_shows_spend(cog: LimitsCog, bot: Any, storage: Storage) -> None:
+    interaction = moderator(bot)
+    await invoke(cog, "budget", interaction, daily_clips=20, monthly_usd=50.0)
+    [reply] = interaction.replies
+    assert_fits(reply)
+    assert "daily cap of 20" in reply["embed"].description
+    assert "$50.00 budget" in reply["embed"].description
+    settings = await storage.limits.guild_settings(GUILD)
+    assert (settings.daily_clip_cap, settings.monthly_budget_usd) == (20, 50.0)
+
+
+async def test_pages_answer_only_the_moderator_who_asked(bot: Any) -> None:
+    pages = Pages([discord.Embed(description="one"), discord.Embed(description="two")], MOD_ID)
+    stranger = plain_member(bot)
+    assert not await pages.interaction_check(stranger)  # type: ignore[arg-type]
+    assert stranger.response.sent[0]["ephemeral"] is True
+    owner = moderator(bot)
+    assert await pages.interaction_check(owner)  # type: ignore[arg-type]
+    await pages.next.callback(owner)  # type: ignore[arg-type]
+    assert owner.response.edits[0]["embed"].description == "two"
+    assert pages.next.disabled and not pages.previous.disabled
+
+
+# --- telling moderators --------------------------------------------------------------------
+
+
+class FakeChannel:
+    def __init__(self, channel_id: int, *, can_send: bool = True, fails: bool = False) -> None:
+        self.id = channel_id
+        self.can_send = can_send
+        self.fails = fails
+        self.sent: list[str] = []
+
+    def permissions_for(self, _: Any) -> discord.Permissions:
+        return discord.Permissions(send_messages=self.can_send)
+
+    async def send(self, text: str, **_: Any) -> None:
+        if self.fails:
+            raise discord.HTTPException(SimpleNamespace(status=403, reason="Forbidden"), "no")
+        self.sent.append(text)
+
+
+def fake_guild(channels: dict[int, FakeChannel], system: FakeChannel | None, owner: Any) -> Any:
+    return SimpleNamespace(
+        id=GUILD,
+        name="Test server",
+        get_channel=channels.get,
+        system_channel=system,
+        me=object(),
+        owner=owner,
+        owner_id=42,
+    )
+
+
+async def test_notify_goes_to_the_alert_channel_once(bot: Any, storage: Storage) -> None:
+    await bot.services.limits.set_alert_channel(GUILD, 77, actor_id=MOD_ID)
+    alerts, system = FakeChannel(77), FakeChannel(78)
+    assert await notify_moderators(bot, fake_guild({77: alerts}, system, None), "cap reached")
+    assert (alerts.sent, system.sent) == (["cap reached"], [])
+
+
+async def test_notify_falls_back_to_system_channel_then_owner(bot: Any) -> None:
+    system = FakeChannel(78, can_send=False)
+    owner = FakeChannel(42)
+    assert await notify_moderators(bot, fake_guild({}, system, owner), "cap reached")
+    assert system.sent == [] and owner.sent and "cap reached" in owner.sent[0]
+
+
+async def test_notify_never_raises(bot: Any) -> None:
+    system = FakeChannel(78, fails=True)
+    owner = FakeChannel(42, fails=True)
+    assert not await notify_moderators(bot, fake_guild({}, system, owner), "cap reached")

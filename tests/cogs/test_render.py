@@ -1,0 +1,118 @@
+"""What members see: escaping, truncation, embed fields, Discord's size limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from cogs import render
+from services.models import Job, JobState, Progress, ProgressPhase, VideoRequest
+
+
+def make_job(prompt: str = "a cat surfing", **changes) -> Job:
+    request = VideoRequest.create(prompt, seed=1234, guidance_scale=7.5)
+    values = {
+        "id": 7, "guild_id": 1, "channel_id": 2, "user_id": 42,
+        "request": request, "state": JobState.QUEUED, "created_at": 0.0,
+    }  # fmt: skip
+    values.update(changes)
+    return Job(**values)
+
+
+def embed_size(embed) -> int:
+    total = len(embed.title or "") + len(embed.description or "") + len(embed.footer.text or "")
+    return total + sum(len(f.name) + len(f.value) for f in embed.fields)
+
+
+def test_markdown_and_mentions_in_prompts_are_shown_literally():
+    shown = render.shown_text(
+        "**bold** @everyone <@&123456789012345678> <@42424242424242424> _x_", 500
+    )
+    assert "\\*\\*bold\\*\\*" in shown
+    assert "@everyone" not in shown  # a zero-width space breaks it
+    assert "<@&123456789012345678>" not in shown and "<@42424242424242424>" not in shown
+    assert "\\_x\\_" in shown
+
+
+def test_long_prompts_are_cut_without_breaking_an_escape():
+    prompt = "*" * 2000
+    shown = render.shown_text(prompt, 301)
+    assert len(shown) <= 301
+    assert shown.endswith("…")
+    body = shown[:-1]
+    assert body == "\\*" * (len(body) // 2)
+
+
+def test_short_prompts_are_not_cut():
+    assert render.shown_text("a calm lake", 100) == "a calm lake"
+
+
+def test_progress_bar_is_bounded():
+    assert render.progress_bar(0).startswith("▱" * render.BAR_CELLS)
+    assert render.progress_bar(1.7).startswith("▰" * render.BAR_CELLS)
+    assert render.progress_bar(0.5).endswith("50%")
+
+
+@pytest.mark.parametrize(
+    ("progress", "expected"),
+    [
+        (Progress(7, ProgressPhase.QUEUED, position=1), "Waiting in line: you are next"),
+        (Progress(7, ProgressPhase.QUEUED, position=3), "Waiting in line: 2 ahead of you"),
+        (Progress(7, ProgressPhase.SEGMIND_QUEUED, elapsed=3), "Queued at Segmind"),
+        (Progress(7, ProgressPhase.PROCESSING, elapsed=65, fraction=0.3), "Generating"),
+    ],
+)
+def test_progress_embed_says_where_the_job_is(progress, expected):
+    embed = render.progress_embed(make_job(), progress, "$0.36 · 2 of 3 clips left today")
+    field = embed.fields[0].value
+    assert expected in field
+    assert "Job #7" in embed.footer.text and "seed 1234" in embed.footer.text
+    assert embed.footer.text.endswith("$0.36 · 2 of 3 clips left today")
+    if progress.elapsed:
+        assert f"Elapsed {render.duration(progress.elapsed)}" in field
+
+
+def test_progress_key_ignores_changes_a_member_cannot_see():
+    a = Progress(7, ProgressPhase.PROCESSING, elapsed=61.0, fraction=0.251)
+    b = Progress(7, ProgressPhase.PROCESSING, elapsed=62.5, fraction=0.254)
+    c = Progress(7, ProgressPhase.PROCESSING, elapsed=66.0, fraction=0.27)
+    assert render.progress_key(a) == render.progress_key(b)
+    assert render.progress_key(a) != render.progress_key(c)
+
+
+def test_result_embed_shows_every_parameter_and_the_seed():
+    embed = render.result_embed(make_job())
+    fields = {f.name: f.value for f in embed.fields}
+    assert fields["Seed"] == "`1234`"
+    assert fields["Frames"] == "49 at 8 fps"
+    assert fields["Steps"] == "45"
+    assert fields["Guidance"] == "7.5"
+    assert fields["Negative prompt"] == "low quality, blurry"
+
+
+def test_a_maximal_prompt_fits_discord_limits():
+    job = make_job("@everyone " + "*_~" * 663)
+    for embed in (
+        render.result_embed(job, "$0.36 · 0 of 1 clips left today"),
+        render.progress_embed(job, Progress(7, ProgressPhase.PROCESSING, elapsed=10), None),
+        render.failure_embed(job, "x" * 5000),
+    ):
+        assert len(embed.description) <= render.EMBED_DESCRIPTION_MAX
+        assert all(len(f.value) <= render.FIELD_VALUE_MAX for f in embed.fields)
+        assert embed_size(embed) <= 6000
+
+
+def test_result_content_pings_only_the_requester_and_marks_links_as_expiring():
+    job = make_job()
+    assert render.result_content(job) == "<@42>, your video is ready."
+    linked = render.result_content(job, link="https://cdn.example/v.mp4")
+    assert "https://cdn.example/v.mp4" in linked and "expires within an hour" in linked
+    assert len(render.result_content(job, link="https://x/" + "a" * 3000)) <= render.CONTENT_MAX
+
+
+def test_refusal_text_adds_a_relative_timestamp():
+    assert (
+        render.refusal_text("Limit reached.", 1700000000.7)
+        == "Limit reached. You can try again <t:1700000000:R>."
+    )
+    assert render.refusal_text("Already <t:1:R>.", 5) == "Already <t:1:R>."
+    assert render.refusal_text("No time.", None) == "No time."

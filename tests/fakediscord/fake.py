@@ -1,0 +1,293 @@
+"""`FakeDiscord`: the one object a test drives — start it, point discord.py at it, act, assert.
+
+It owns the loopback server (REST + gateway), the state, the clock, the call log and the faults,
+and offers the verbs a scenario test needs: dispatch a slash command or a click, wait for what
+the bot does, read what a channel shows, inject failures, move time forward.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any, Self, TypeVar
+
+from aiohttp import web
+
+from .clock import FakeDiscordClock, SnowflakeFactory
+from .dispatch import ChannelLike, InteractionFactory, UserLike, user_id_of
+from .faults import Fault, FaultInjector, compile_route_pattern
+from .gateway import Gateway
+from .messages import MessageBody
+from .records import (
+    AcknowledgementMissed,
+    ChangeNotifier,
+    FakeTimeout,
+    InteractionRecord,
+    RecordedCall,
+    StoredMessage,
+)
+from .server import API_PREFIX, RestServer
+from .store import Store
+from .world import FakeWorld
+
+T = TypeVar("T")
+DEFAULT_TIMEOUT = 5.0
+
+
+class FakeDiscord:
+    """A Discord API + gateway on 127.0.0.1 for whole-bot tests with the real discord.py."""
+
+    def __init__(self, world: FakeWorld | None = None) -> None:
+        self.world = world or FakeWorld.default()
+        self.clock = FakeDiscordClock()
+        self.faults = FaultInjector()
+        self._notifier = ChangeNotifier()
+        self.store = Store(self.world, self.clock, SnowflakeFactory(self.clock), self._notifier)
+        self.gateway = Gateway(self.store, self._notifier)
+        self.store.emit = self.gateway.dispatch
+        self._server = RestServer(self.store, self.faults, self.gateway.handle)
+        self._interactions = InteractionFactory(self.store)
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    # Lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen on a random loopback port."""
+        self._runner = web.AppRunner(self._server.build_app(), shutdown_timeout=1.0,
+                                     access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.base_url = f"http://{host}:{port}"
+        self.store.base_url = self.base_url
+        self.gateway.url = self._server.gateway_url = f"ws://{host}:{port}/gateway"
+
+    async def stop(self) -> None:
+        """Close gateway connections and the server."""
+        await self.gateway.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def api_base(self) -> str:
+        """What `discord.http.Route.BASE` must be: `http://127.0.0.1:PORT/api/v10`."""
+        return self.base_url + API_PREFIX
+
+    @property
+    def gateway_url(self) -> str:
+        """`ws://127.0.0.1:PORT/gateway`, returned by GET /gateway/bot and in READY."""
+        return self.gateway.url
+
+    @property
+    def internal_errors(self) -> list[BaseException]:
+        """Crashes inside the fake (answered as 500); a healthy test run has none."""
+        return self._server.internal_errors
+
+    # Time ----------------------------------------------------------------------------------
+
+    def advance(self, seconds: float) -> None:
+        """Jump forward, e.g. 3.1 s (miss the ack window) or 15 * 60 (expire tokens)."""
+        self.clock.advance(seconds)
+        self._notifier.notify()
+
+    # Waiting -------------------------------------------------------------------------------
+
+    async def wait_until(self, predicate: Callable[[], T], timeout: float = DEFAULT_TIMEOUT) -> T:
+        """Wait until `predicate()` is truthy (re-checked on every change); return its value."""
+        return await self._notifier.wait_until(predicate, timeout, self.describe)
+
+    async def wait_for(self, predicate: Callable[[RecordedCall], bool], *,
+                       timeout: float = DEFAULT_TIMEOUT, after: int = 0) -> RecordedCall:
+        """The first recorded call (with seq > `after`) matching `predicate`."""
+        def found() -> RecordedCall | None:
+            return next((c for c in self.store.calls if c.seq > after and predicate(c)), None)
+
+        return await self.wait_until(found, timeout)
+
+    async def wait_for_call(self, route: str, *, timeout: float = DEFAULT_TIMEOUT,
+                            after: int = 0, ok: bool | None = None) -> RecordedCall:
+        """The first call matching a route pattern like "POST /channels/*/messages"."""
+        matches = self.route_matcher(route)
+        return await self.wait_for(
+            lambda c: matches(c) and (ok is None or c.ok == ok), timeout=timeout, after=after)
+
+    async def wait_for_ack(self, interaction: InteractionRecord,
+                           timeout: float | None = None) -> InteractionRecord:
+        """Wait for the initial response; raise AcknowledgementMissed past the 3 s window."""
+        remaining = interaction.ack_deadline - self.clock.monotonic()
+        limit = max(0.0, remaining) + 0.05 if timeout is None else timeout
+        with contextlib.suppress(FakeTimeout):
+            await self.wait_until(lambda: interaction.acknowledged
+                                  or interaction.late_callbacks > 0, limit)
+        if not interaction.acknowledged:
+            raise AcknowledgementMissed(
+                f"interaction {interaction.id} was not acknowledged within 3 s "
+                "(the member sees 'The application did not respond')")
+        return interaction
+
+    async def wait_for_message(self, channel: ChannelLike, predicate: Callable[
+            [StoredMessage], bool] = lambda m: True, *, viewer: UserLike | None = None,
+            timeout: float = DEFAULT_TIMEOUT) -> StoredMessage:
+        """The first message the viewer (None: everyone) sees in the channel matching predicate."""
+        def found() -> StoredMessage | None:
+            return next((m for m in self.channel_messages(channel, viewer=viewer)
+                         if predicate(m)), None)
+
+        return await self.wait_until(found, timeout)
+
+    async def wait_for_connection(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Wait until a bot has identified on the gateway and received its guilds."""
+        await self.wait_until(lambda: self.gateway.connected_sessions(), timeout)
+
+    # Dispatching ---------------------------------------------------------------------------
+
+    async def dispatch_slash_command(
+            self, command: str, options: dict[str, Any] | None = None, *, user: UserLike,
+            channel: ChannelLike | None = None, locale: str | None = None,
+            attachment_size_limit: int | None = None, strict: bool = True,
+            bypass_permissions: bool = False) -> InteractionRecord:
+        """Send INTERACTION_CREATE for `/command` ("video", "videolimit set") as `user` would.
+
+        `channel` defaults to the first channel of the first guild; pass 0 for the bot's DM.
+        `attachment_size_limit` models the invoker's upload limit (Nitro raises it).
+        """
+        target = channel if channel is not None else self.world.guild.channels[0]
+        record = self._interactions.slash(
+            command, options, user=user, channel=target, locale=locale,
+            attachment_size_limit=attachment_size_limit, strict=strict,
+            bypass_permissions=bypass_permissions)
+        await self._send_interaction(record)
+        return record
+
+    async def dispatch_component(self, message: StoredMessage | int, custom_id: str, *,
+                                 user: UserLike, values: list[str] | None = None,
+                                 strict: bool = True) -> InteractionRecord:
+        """Send INTERACTION_CREATE (type 3) for a click on a button / select of a message."""
+        stored = message if isinstance(message, StoredMessage) else self.message(message)
+        record = self._interactions.component(stored, custom_id, user=user, values=values,
+                                              strict=strict)
+        await self._send_interaction(record)
+        return record
+
+    async def dispatch_modal_submit(self, opener: InteractionRecord, values: dict[str, str], *,
+                                    strict: bool = True) -> InteractionRecord:
+        """Submit the modal the bot answered `opener` with (type 5)."""
+        record = self._interactions.modal_submit(opener, values, strict=strict)
+        await self._send_interaction(record)
+        return record
+
+    async def dispatch_event(self, event: str, data: dict[str, Any]) -> None:
+        """Send any gateway event (intents still apply)."""
+        self._require_connection()
+        await self.gateway.dispatch(event, data)
+
+    async def post_user_message(self, user: UserLike, channel: ChannelLike,
+                                content: str) -> StoredMessage:
+        """A member posts in a channel; the bot receives MESSAGE_CREATE (content per intents)."""
+        self._require_connection()
+        channel_id = channel if isinstance(channel, int) else channel.id
+        dest = self.store.destination(channel_id)
+        if dest is None:
+            raise LookupError(f"no channel {channel_id}")
+        body = MessageBody(payload={"content": content}, files=[])
+        return await self.store.create_message(dest, user_id_of(user), body)
+
+    async def _send_interaction(self, record: InteractionRecord) -> None:
+        self._require_connection()
+        # The record's clock starts when Discord sends the event, as on the real service.
+        record.created_at = self.clock.monotonic()
+        await self.gateway.dispatch("INTERACTION_CREATE", record.payload)
+        self._notifier.notify()
+
+    def _require_connection(self) -> None:
+        if not self.gateway.connected_sessions():
+            raise RuntimeError("no bot is connected to the fake gateway yet "
+                               "(await fake.wait_for_connection() or run the bot first)")
+
+    # Reading state -------------------------------------------------------------------------
+
+    @property
+    def calls(self) -> list[RecordedCall]:
+        """Every REST call so far, in order."""
+        return self.store.calls
+
+    def calls_to(self, route: str) -> list[RecordedCall]:
+        """Calls matching a pattern such as "PATCH /webhooks/*/*/messages/@original"."""
+        matches = self.route_matcher(route)
+        return [c for c in self.store.calls if matches(c)]
+
+    @staticmethod
+    def route_matcher(route: str) -> Callable[[RecordedCall], bool]:
+        """A predicate for RecordedCall from a "[METHOD ]/path/{x}/*" pattern."""
+        method, regex = compile_route_pattern(route)
+        return lambda c: (method is None or c.method == method) and bool(regex.match(c.path))
+
+    def message(self, message_id: int) -> StoredMessage:
+        """A message by id (deleted ones too; check `.deleted`)."""
+        message = self.store.message(message_id)
+        if message is None:
+            raise LookupError(f"no message {message_id}")
+        return message
+
+    def channel_messages(self, channel: ChannelLike, *,
+                         viewer: UserLike | None = None) -> list[StoredMessage]:
+        """What `viewer` sees in the channel, oldest first (None: what every member sees)."""
+        channel_id = channel if isinstance(channel, int) else channel.id
+        viewer_id = None if viewer is None else user_id_of(viewer)
+        return [m for m in self.store.channel_history(channel_id) if m.visible_for(viewer_id)]
+
+    def all_channel_messages(self, channel: ChannelLike) -> list[StoredMessage]:
+        """Every live message in the channel, ephemeral ones included (see `visible_to`)."""
+        channel_id = channel if isinstance(channel, int) else channel.id
+        return [m for m in self.store.channel_history(channel_id) if not m.deleted]
+
+    def dm_messages(self, user: UserLike) -> list[StoredMessage]:
+        """Messages the bot sent this user in DMs."""
+        channel_id = self.store.dm_channels.get(user_id_of(user))
+        return [] if channel_id is None else self.channel_messages(channel_id)
+
+    def pinged(self) -> dict[int, frozenset[int]]:
+        """Message id -> users notified when it appeared, for every message that pinged anyone."""
+        return {m.id: m.pinged_user_ids for m in self.store.messages.values()
+                if m.pinged_user_ids}
+
+    def commands(self, guild_id: int | None = None) -> list[dict[str, Any]]:
+        """Registered application commands of a scope (None: global)."""
+        return self.store.commands(guild_id)
+
+    @property
+    def interactions(self) -> list[InteractionRecord]:
+        """Every interaction dispatched, in order."""
+        return list(self.store.interactions.values())
+
+    def unanswered_interactions(self) -> list[InteractionRecord]:
+        """Interactions the member saw fail with "The application did not respond"."""
+        now = self.clock.monotonic()
+        return [i for i in self.store.interactions.values() if i.missed_acknowledgement(now)]
+
+    # Faults --------------------------------------------------------------------------------
+
+    def inject(self, fault: Fault) -> Fault:
+        """Arm a fault (see `Fault.rate_limited`, `Fault.expired_token`, ...)."""
+        return self.faults.add(fault)
+
+    # Diagnostics ---------------------------------------------------------------------------
+
+    def describe(self, last: int = 15) -> str:
+        """The latest calls and gateway events, for timeout messages."""
+        lines = ["recent REST calls:"]
+        lines += [f"  {c}" + (f" code={c.error_code}" if c.error_code else "")
+                  for c in self.store.calls[-last:]] or ["  (none)"]
+        events = [f.t for f in self.gateway.frames if f.direction == "send" and f.t][-last:]
+        lines.append(f"recent gateway dispatches: {events or '(none)'}")
+        return "\n".join(lines)

@@ -1,0 +1,436 @@
+"""The REST half of the fake: an aiohttp app on loopback serving Discord's /api/v10 routes.
+
+A middleware does what Discord's edge does for every request: decode the body (JSON, or
+multipart with `payload_json` and `files[n]`), record the call, serve injected faults, check the
+bot token, attach rate-limit headers (and `Via`, without which discord.py treats a 429 as a
+Cloudflare ban), and turn `DiscordError` into Discord's JSON error body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from . import errors, payloads
+from .errors import DiscordError
+from .faults import FaultInjector
+from .interactions import InteractionRoutes
+from .messages import MessageBody, validate
+from .permissions import Perm, channel_permissions, has
+from .records import RecordedCall, StoredMessage, UploadedFile
+from .responses import BODY_KEY, json_response
+from .schema import validate_commands
+from .store import Destination, Store
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v10"
+MAX_REQUEST_BYTES = 512 * 1024 * 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Routes authorised by the token in the path rather than the bot token.
+_TOKEN_ROUTES = ("/webhooks/", "/interactions/")
+
+
+class RestServer:
+    """Builds the aiohttp application; handlers read and change the shared `Store`."""
+
+    def __init__(self, store: Store, faults: FaultInjector,
+                 gateway_handler: Handler) -> None:
+        self.store = store
+        self.faults = faults
+        self.gateway_handler = gateway_handler
+        self.interaction_routes = InteractionRoutes(store)
+        self.internal_errors: list[BaseException] = []
+        self._call_numbers = itertools.count(1)
+        self.gateway_url = ""
+
+    def build_app(self) -> web.Application:
+        """The application with every route and the Discord-edge middleware."""
+        app = web.Application(middlewares=[self._edge], client_max_size=MAX_REQUEST_BYTES)
+        app.router.add_get("/gateway", self.gateway_handler)
+        app.router.add_get("/attachments/{channel_id}/{attachment_id}/{filename}", self._cdn)
+        for method, path, handler in self._api_routes():
+            app.router.add_route(method, API_PREFIX + path, handler)
+        return app
+
+    def _api_routes(self) -> list[tuple[str, str, Handler]]:
+        ir = self.interaction_routes
+        return [
+            ("GET", "/users/@me", self._get_me),
+            ("POST", "/users/@me/channels", self._open_dm),
+            ("GET", "/users/{user_id}", self._get_user),
+            ("GET", "/gateway", self._get_gateway),
+            ("GET", "/gateway/bot", self._get_gateway_bot),
+            ("GET", "/applications/@me", self._get_application),
+            ("GET", "/oauth2/applications/@me", self._get_application),
+            ("GET", "/applications/{application_id}/commands", self._get_commands),
+            ("PUT", "/applications/{application_id}/commands", self._put_commands),
+            ("GET", "/applications/{application_id}/guilds/{guild_id}/commands",
+             self._get_commands),
+            ("PUT", "/applications/{application_id}/guilds/{guild_id}/commands",
+             self._put_commands),
+            ("POST", "/interactions/{interaction_id}/{interaction_token}/callback", ir.callback),
+            ("POST", "/webhooks/{application_id}/{webhook_token}", ir.execute),
+            ("GET", "/webhooks/{application_id}/{webhook_token}/messages/{message_id}",
+             ir.get_message),
+            ("PATCH", "/webhooks/{application_id}/{webhook_token}/messages/{message_id}",
+             ir.edit_message),
+            ("DELETE", "/webhooks/{application_id}/{webhook_token}/messages/{message_id}",
+             ir.delete_message),
+            ("GET", "/channels/{channel_id}", self._get_channel),
+            ("GET", "/channels/{channel_id}/messages", self._list_messages),
+            ("POST", "/channels/{channel_id}/messages", self._create_message),
+            ("GET", "/channels/{channel_id}/messages/{message_id}", self._get_message),
+            ("PATCH", "/channels/{channel_id}/messages/{message_id}", self._edit_message),
+            ("DELETE", "/channels/{channel_id}/messages/{message_id}", self._delete_message),
+            ("POST", "/channels/{channel_id}/typing", self._typing),
+            ("GET", "/guilds/{guild_id}", self._get_guild),
+            ("GET", "/guilds/{guild_id}/channels", self._get_guild_channels),
+            ("GET", "/guilds/{guild_id}/roles", self._get_guild_roles),
+            ("GET", "/guilds/{guild_id}/members/{user_id}", self._get_member),
+        ]
+
+    # The edge ------------------------------------------------------------------------------
+
+    @web.middleware
+    async def _edge(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not request.path.startswith(API_PREFIX + "/"):
+            return await handler(request)
+        call, body_error = await self._begin_call(request)
+        try:
+            response = await self._serve(request, handler, call, body_error)
+        except DiscordError as exc:
+            response = _error_response(exc)
+        except web.HTTPMethodNotAllowed:
+            response = _error_response(errors.method_not_allowed())
+        except web.HTTPNotFound:
+            response = _error_response(errors.not_found_route())
+        except Exception as exc:  # a bug in the fake must fail the test, not look like Discord
+            log.exception("fake Discord crashed on %s %s", request.method, request.path)
+            self.internal_errors.append(exc)
+            response = _error_response(DiscordError(500, 0, f"fake crashed: {exc!r}"))
+        self._finish_call(call, response)
+        return response
+
+    async def _serve(self, request: web.Request, handler: Handler, call: RecordedCall,
+                     body_error: DiscordError | None) -> web.StreamResponse:
+        fault = self.faults.take(request.method, call.path)
+        if fault is not None:
+            call.fault = fault
+            raise fault.error
+        if not call.path.startswith(_TOKEN_ROUTES):
+            self._check_bot_token(request)
+        if body_error is not None:
+            raise body_error
+        return await handler(request)
+
+    def _check_bot_token(self, request: web.Request) -> None:
+        if request.headers.get(hdrs.AUTHORIZATION) != f"Bot {self.store.world.token}":
+            raise errors.unauthorized()
+
+    async def _begin_call(self, request: web.Request) -> tuple[RecordedCall, DiscordError | None]:
+        """Decode the body once, keep it on the request, and open the call record."""
+        body_error = None
+        try:
+            body = await _read_body(request)
+        except DiscordError as exc:
+            body, body_error = MessageBody(payload={}, files=[]), exc
+        request[BODY_KEY] = body
+        path = request.path[len(API_PREFIX):]
+        resource = request.match_info.route.resource
+        route = resource.canonical[len(API_PREFIX):] if resource is not None else path
+        call = RecordedCall(
+            seq=next(self._call_numbers), method=request.method, path=path, route=route,
+            query=dict(request.query), json=body.payload if request.body_exists else None,
+            files=list(body.files),
+            headers={k: v for k, v in request.headers.items()
+                     if k.lower() != "authorization"},
+            at=self.store.clock.monotonic())
+        self._link_interaction(call, request)
+        return call, body_error
+
+    def _link_interaction(self, call: RecordedCall, request: web.Request) -> None:
+        info = request.match_info
+        record = None
+        if "interaction_id" in info and info["interaction_id"].isdigit():
+            record = self.store.interactions.get(int(info["interaction_id"]))
+        elif "webhook_token" in info:
+            record = self.store.interactions_by_token.get(info["webhook_token"])
+        if record is not None:
+            call.interaction_id = record.id
+            call.since_interaction = call.at - record.created_at
+
+    def _finish_call(self, call: RecordedCall, response: web.StreamResponse) -> None:
+        call.status = response.status
+        if isinstance(response, web.Response) and response.body is not None \
+                and response.content_type == "application/json":
+            call.response = json.loads(response.body)  # type: ignore[arg-type]
+        _add_edge_headers(response, call)
+        self.store.calls.append(call)
+        self.store.notifier.notify()
+
+    # Users, gateway, application -----------------------------------------------------------
+
+    async def _get_me(self, request: web.Request) -> web.Response:
+        data = payloads.user(self.store.world.bot)
+        data.update({"verified": True, "mfa_enabled": False, "locale": "en-US", "email": None})
+        return json_response(data)
+
+    async def _get_user(self, request: web.Request) -> web.Response:
+        user = self.store.world.find_user(_int(request, "user_id"))
+        if user is None:
+            raise errors.unknown_user()
+        return json_response(payloads.user(user))
+
+    async def _get_gateway(self, request: web.Request) -> web.Response:
+        return json_response({"url": self.gateway_url})
+
+    async def _get_gateway_bot(self, request: web.Request) -> web.Response:
+        return json_response({
+            "url": self.gateway_url,
+            "shards": 1,
+            "session_start_limit": {"total": 1000, "remaining": 999,
+                                    "reset_after": 14_400_000, "max_concurrency": 1},
+        })
+
+    async def _get_application(self, request: web.Request) -> web.Response:
+        return json_response(payloads.application(self.store.world))
+
+    # Application commands ------------------------------------------------------------------
+
+    def _command_scope(self, request: web.Request) -> int | None:
+        if request.match_info["application_id"] != str(self.store.world.application_id):
+            raise errors.unknown_application()
+        if "guild_id" not in request.match_info:
+            return None
+        guild_id = _int(request, "guild_id")
+        if self.store.world.find_guild(guild_id) is None:
+            # The bot (with applications.commands) is not in that guild.
+            raise errors.missing_access()
+        return guild_id
+
+    async def _get_commands(self, request: web.Request) -> web.Response:
+        return json_response(self.store.commands(self._command_scope(request)))
+
+    async def _put_commands(self, request: web.Request) -> web.Response:
+        scope = self._command_scope(request)
+        bodies = request[BODY_KEY].payload
+        problems = validate_commands(bodies)
+        if problems:
+            raise errors.invalid_form_body(problems)
+        return json_response(self.store.overwrite_commands(scope, bodies))
+
+    # Channels and messages -----------------------------------------------------------------
+
+    def _destination(self, request: web.Request, *, need: int = 0) -> Destination:
+        """The channel, checked as Discord checks the bot: 10003, 50001, 50013."""
+        dest = self.store.destination(_int(request, "channel_id"))
+        if dest is None:
+            raise errors.unknown_channel()
+        if dest.guild is not None and dest.channel is not None:
+            perms = channel_permissions(dest.guild, dest.channel, self.store.world.bot.id)
+            if not has(perms, Perm.VIEW_CHANNEL):
+                raise errors.missing_access()
+            if need and not has(perms, need):
+                raise errors.missing_permissions()
+        return dest
+
+    async def _get_channel(self, request: web.Request) -> web.Response:
+        dest = self._destination(request)
+        last = self.store.last_message_id(dest.channel_id)
+        if dest.channel is None:
+            assert dest.dm_recipient is not None
+            return json_response(payloads.dm_channel(dest.channel_id, dest.dm_recipient,
+                                                         last))
+        return json_response(payloads.channel(dest.channel, last_message_id=last))
+
+    async def _list_messages(self, request: web.Request) -> web.Response:
+        dest = self._destination(request, need=Perm.READ_MESSAGE_HISTORY)
+        limit = max(1, min(100, int(request.query.get("limit", "50"))))
+        visible = [m for m in self.store.channel_history(dest.channel_id)
+                   if m.visible_for(None)]
+        before, after = request.query.get("before"), request.query.get("after")
+        if before:
+            visible = [m for m in visible if m.id < int(before)]
+        if after:
+            visible = [m for m in visible if m.id > int(after)][:limit]
+        newest_first = list(reversed(visible))[:limit]
+        return json_response([self.store.message_payload(m) for m in newest_first])
+
+    async def _create_message(self, request: web.Request) -> web.Response:
+        body: MessageBody = request[BODY_KEY]
+        need = Perm.SEND_MESSAGES | (Perm.ATTACH_FILES if body.files else 0)
+        if body.payload.get("message_reference"):
+            need |= Perm.READ_MESSAGE_HISTORY
+        dest = self._destination(request, need=need)
+        if dest.dm_recipient is not None and not self._can_dm(dest.dm_recipient.id):
+            raise errors.cannot_dm_user()
+        validate(body, upload_limit=self.store.world.upload_limit_for(dest.guild),
+                 creating=True)
+        self._check_reference(dest, body.payload)
+        message = await self.store.create_message(dest, self.store.world.bot.id, body)
+        return json_response(self.store.message_payload(message))
+
+    def _can_dm(self, user_id: int) -> bool:
+        user = self.store.world.find_user(user_id)
+        shares_guild = any(g.member(user_id) for g in self.store.world.guilds)
+        return user is not None and user.accepts_dms and shares_guild
+
+    def _check_reference(self, dest: Destination, payload: dict[str, Any]) -> None:
+        reference = payload.get("message_reference")
+        if not reference or reference.get("fail_if_not_exists") is False:
+            return
+        target = self.store.message(int(reference.get("message_id") or 0))
+        if target is None or target.deleted or target.channel_id != dest.channel_id:
+            raise errors.form_error(("message_reference",), "MESSAGE_REFERENCE_UNKNOWN_MESSAGE",
+                                    "Unknown message")
+
+    def _channel_message(self, request: web.Request, dest: Destination) -> StoredMessage:
+        """A message reachable through the channel routes (never an ephemeral one)."""
+        message = self.store.message(_int(request, "message_id"))
+        if message is None or message.deleted or message.ephemeral \
+                or message.channel_id != dest.channel_id:
+            raise errors.unknown_message()
+        return message
+
+    async def _get_message(self, request: web.Request) -> web.Response:
+        dest = self._destination(request, need=Perm.READ_MESSAGE_HISTORY)
+        message = self._channel_message(request, dest)
+        return json_response(self.store.message_payload(message))
+
+    async def _edit_message(self, request: web.Request) -> web.Response:
+        dest = self._destination(request)
+        message = self._channel_message(request, dest)
+        if message.author_id != self.store.world.bot.id:
+            raise errors.cannot_edit_others_message()
+        body: MessageBody = request[BODY_KEY]
+        validate(body, upload_limit=self.store.world.upload_limit_for(dest.guild),
+                 creating=False)
+        await self.store.edit_message(message, body)
+        return json_response(self.store.message_payload(message))
+
+    async def _delete_message(self, request: web.Request) -> web.Response:
+        dest = self._destination(request)
+        message = self._channel_message(request, dest)
+        if message.author_id != self.store.world.bot.id and dest.guild is not None \
+                and dest.channel is not None and not has(channel_permissions(
+                    dest.guild, dest.channel, self.store.world.bot.id), Perm.MANAGE_MESSAGES):
+            raise errors.missing_permissions()
+        await self.store.delete_message(message)
+        return web.Response(status=204)
+
+    async def _typing(self, request: web.Request) -> web.Response:
+        self._destination(request, need=Perm.SEND_MESSAGES)
+        return web.Response(status=204)
+
+    async def _open_dm(self, request: web.Request) -> web.Response:
+        recipient_id = int(request[BODY_KEY].payload.get("recipient_id") or 0)
+        user = self.store.world.find_user(recipient_id)
+        if user is None:
+            raise errors.form_error(("recipient_id",), "NUMBER_TYPE_COERCE",
+                                    f'Value "{recipient_id}" is not snowflake.')
+        channel_id = self.store.open_dm(recipient_id)
+        return json_response(payloads.dm_channel(
+            channel_id, user, self.store.last_message_id(channel_id)))
+
+    # Guilds --------------------------------------------------------------------------------
+
+    def _guild(self, request: web.Request) -> Any:
+        guild = self.store.world.find_guild(_int(request, "guild_id"))
+        if guild is None:
+            raise errors.unknown_guild()
+        return guild
+
+    async def _get_guild(self, request: web.Request) -> web.Response:
+        guild = self._guild(request)
+        data = payloads.guild(guild)
+        if request.query.get("with_counts") in ("true", "1", "True"):
+            data["approximate_member_count"] = len(guild.members)
+            data["approximate_presence_count"] = len(guild.members)
+        return json_response(data)
+
+    async def _get_guild_channels(self, request: web.Request) -> web.Response:
+        guild = self._guild(request)
+        return json_response([payloads.channel(c) for c in guild.channels])
+
+    async def _get_guild_roles(self, request: web.Request) -> web.Response:
+        guild = self._guild(request)
+        return json_response([payloads.role(r) for r in guild.roles])
+
+    async def _get_member(self, request: web.Request) -> web.Response:
+        guild = self._guild(request)
+        member = guild.member(_int(request, "user_id"))
+        if member is None:
+            raise errors.unknown_member()
+        return json_response(payloads.member(member))
+
+    # CDN -----------------------------------------------------------------------------------
+
+    async def _cdn(self, request: web.Request) -> web.Response:
+        """Serve an attachment's stored bytes, so discord.py's Attachment.read() works."""
+        attachment = self.store.attachment(int(request.match_info["attachment_id"]))
+        if attachment is None or attachment.filename != request.match_info["filename"]:
+            return web.Response(status=404, text="Not Found")
+        return web.Response(body=attachment.data, content_type=attachment.content_type)
+
+
+def _int(request: web.Request, key: str) -> int:
+    """A snowflake path parameter; anything else is a 404 like Discord's router gives."""
+    value = request.match_info[key]
+    if not value.isdigit():
+        raise errors.not_found_route()
+    return int(value)
+
+
+async def _read_body(request: web.Request) -> MessageBody:
+    """JSON body, or multipart with `payload_json` and file parts kept byte for byte."""
+    if request.content_type.startswith("multipart/"):
+        return await _read_multipart(request)
+    raw = await request.read()
+    if not raw:
+        return MessageBody(payload={}, files=[])
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        raise DiscordError(400, 50109, "The request body contains invalid JSON.") from None
+    return MessageBody(payload=payload, files=[])
+
+
+async def _read_multipart(request: web.Request) -> MessageBody:
+    reader = await request.multipart()
+    payload: Any = {}
+    files: list[UploadedFile] = []
+    while True:
+        part = await reader.next()
+        if part is None:
+            break
+        if part.name == "payload_json":
+            payload = json.loads(await part.text())  # type: ignore[union-attr]
+            continue
+        data = await part.read(decode=False)  # type: ignore[union-attr]
+        files.append(UploadedFile(
+            field=part.name or "", filename=getattr(part, "filename", None) or "",
+            content_type=part.headers.get(hdrs.CONTENT_TYPE, ""), data=bytes(data)))
+    return MessageBody(payload=payload, files=files)
+
+
+def _error_response(exc: DiscordError) -> web.Response:
+    return json_response(exc.body(), status=exc.status, headers=exc.headers)
+
+
+def _add_edge_headers(response: web.StreamResponse, call: RecordedCall) -> None:
+    """Rate-limit headers on every answer (a roomy bucket unless a 429 set its own) and Via."""
+    response.headers.setdefault("Via", "1.1 google")
+    bucket = hashlib.md5(f"{call.method} {call.route}".encode()).hexdigest()
+    response.headers.setdefault("X-RateLimit-Bucket", bucket)
+    response.headers.setdefault("X-RateLimit-Limit", "5")
+    response.headers.setdefault("X-RateLimit-Remaining", "4")
+    response.headers.setdefault("X-RateLimit-Reset-After", "1.000")
+    response.headers.setdefault("X-RateLimit-Reset", f"{time.time() + 1:.3f}")

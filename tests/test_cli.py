@@ -1,0 +1,79 @@
+"""`python bot.py generate --simulate` as a newcomer runs it: a real subprocess, a real file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from services.simulator import DEFAULT_VIDEO_PATH
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SEGMIND_", "SIMULAT"))
+    }
+    clean.update(
+        SIMULATOR_QUEUE_SECONDS="0.1",
+        SIMULATOR_PROCESSING_SECONDS="0.3",
+        POLL_INTERVAL_SECONDS="0.05",
+        **env,
+    )
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bot.py"), *args],
+        cwd=cwd,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_generate_with_the_simulator_writes_the_simulators_mp4(tmp_path):
+    out = tmp_path / "clips" / "cat.mp4"
+    result = run(
+        ["--simulate", "generate", "a cat surfing", "--out", str(out), "--seed", "42"], tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == DEFAULT_VIDEO_PATH.read_bytes()
+    assert "seed 42" in result.stdout
+    assert "generating" in result.stdout or "queued at Segmind" in result.stdout
+    assert f"saved {out}" in result.stdout
+    # It used a scratch database, not the bot's.
+    assert not (tmp_path / "data").exists()
+
+
+def test_generate_reports_a_segmind_failure_and_exits_non_zero(tmp_path):
+    out = tmp_path / "x.mp4"
+    result = run(["--simulate", "generate", "a [fail] prompt", "--out", str(out)], tmp_path)
+    assert result.returncode == 1
+    assert "failed: Segmind could not make this video" in result.stdout
+    assert not out.exists()
+
+
+def test_generate_refuses_bad_options_before_sending(tmp_path):
+    result = run(
+        ["--simulate", "generate", "a cat", "--out", str(tmp_path / "x.mp4"), "--steps", "99"],
+        tmp_path,
+    )
+    assert result.returncode == 2
+    assert "`steps` must be between 25 and 50" in result.stderr
+
+
+def test_generate_without_a_key_explains_what_is_missing(tmp_path):
+    result = run(["generate", "a cat", "--out", str(tmp_path / "x.mp4")], tmp_path)
+    assert result.returncode == 2
+    assert "SEGMIND_API_KEY is missing" in result.stderr
+    assert "DISCORD_TOKEN" not in result.stderr  # not needed without Discord
+
+
+def test_readme_test_command_is_what_ci_runs():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    command = "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && .venv/bin/python -m pytest"
+    assert f"    {command}\n" in readme
+    assert f"\n{command}\n" in ci
