@@ -41,7 +41,6 @@ PROMPT_PREVIEW = 80
 PERIOD_HELP = "Rolling window: a number then m, h, d or w, like 30m, 6h, 1d or 1w"
 PERIOD_SUGGESTIONS = ("30m", "1h", "6h", "12h", "1d", "3d", "1w", "4w")
 COLOUR = discord.Colour.blurple()
-FAILED = object()  # a service call that was refused and already answered
 
 
 class NotModerator(app_commands.CheckFailure, BotError):
@@ -379,15 +378,6 @@ class LimitsCog(
     def limits(self) -> LimitService:
         return limit_service(self.bot)
 
-    async def _run(self, interaction: discord.Interaction, work: Any) -> Any:
-        """Await a service call; a BotError becomes an ephemeral reply and FAILED is returned."""
-        try:
-            return await work
-        except BotError as exc:
-            log.info("guild=%s /videolimit refused: %s", interaction.guild_id, exc.detail)
-            await reply(interaction, exc.user_message)
-            return FAILED
-
     @app_commands.command(
         name="set",
         description="Set a member's own limit: count clips per rolling period (0 blocks).",
@@ -406,14 +396,10 @@ class LimitsCog(
         count: app_commands.Range[int, 0, MAX_COUNT],
         period: str,
     ) -> None:
-        change = await self._run(
-            interaction,
-            self.limits.set_user_limit(
-                interaction.guild_id, user.id, count, period, actor_id=interaction.user.id
-            ),
+        change = await self.limits.set_user_limit(
+            interaction.guild_id, user.id, count, period, actor_id=interaction.user.id
         )
-        if change is not FAILED:
-            await reply(interaction, render_change(change))
+        await reply(interaction, render_change(change))
 
     @app_commands.command(
         name="clear",
@@ -424,14 +410,10 @@ class LimitsCog(
     async def clear_user(
         self, interaction: discord.Interaction, user: discord.Member | discord.User
     ) -> None:
-        change = await self._run(
-            interaction,
-            self.limits.clear_user_limit(
-                interaction.guild_id, user.id, actor_id=interaction.user.id
-            ),
+        change = await self.limits.clear_user_limit(
+            interaction.guild_id, user.id, actor_id=interaction.user.id
         )
-        if change is not FAILED:
-            await reply(interaction, render_change(change))
+        await reply(interaction, render_change(change))
 
     @app_commands.command(
         name="show", description="A member's limit and usage; without a member, every limit here."
@@ -442,16 +424,13 @@ class LimitsCog(
         self, interaction: discord.Interaction, user: discord.Member | discord.User | None = None
     ) -> None:
         if user is None:
-            overview = await self._run(interaction, self.limits.overview(interaction.guild_id))
-            if overview is not FAILED:
-                await reply(interaction, embeds=render_overview(overview))
+            overview = await self.limits.overview(interaction.guild_id)
+            await reply(interaction, embeds=render_overview(overview))
             return
-        usage = await self._run(
-            interaction,
-            self.limits.member_usage(interaction.guild_id, user.id, _member_role_ids(user)),
+        usage = await self.limits.member_usage(
+            interaction.guild_id, user.id, _member_role_ids(user)
         )
-        if usage is not FAILED:
-            await reply(interaction, embeds=[render_member_usage(usage)])
+        await reply(interaction, embeds=[render_member_usage(usage)])
 
     @app_commands.command(
         name="default", description="Set the server-wide default: count clips per rolling period."
@@ -468,14 +447,10 @@ class LimitsCog(
         count: app_commands.Range[int, 0, MAX_COUNT],
         period: str,
     ) -> None:
-        change = await self._run(
-            interaction,
-            self.limits.set_server_default(
-                interaction.guild_id, count, period, actor_id=interaction.user.id
-            ),
+        change = await self.limits.set_server_default(
+            interaction.guild_id, count, period, actor_id=interaction.user.id
         )
-        if change is not FAILED:
-            await reply(interaction, render_change(change))
+        await reply(interaction, render_change(change))
 
     @app_commands.command(
         name="cleardefault",
@@ -483,12 +458,10 @@ class LimitsCog(
     )
     @moderator_only
     async def clear_default(self, interaction: discord.Interaction) -> None:
-        change = await self._run(
-            interaction,
-            self.limits.clear_server_default(interaction.guild_id, actor_id=interaction.user.id),
+        change = await self.limits.clear_server_default(
+            interaction.guild_id, actor_id=interaction.user.id
         )
-        if change is not FAILED:
-            await reply(interaction, render_change(change))
+        await reply(interaction, render_change(change))
 
     @app_commands.command(
         name="role",
@@ -508,27 +481,19 @@ class LimitsCog(
         count: app_commands.Range[int, 0, MAX_COUNT],
         period: str,
     ) -> None:
-        change = await self._run(
-            interaction,
-            self.limits.set_role_limit(
-                interaction.guild_id, role.id, count, period, actor_id=interaction.user.id
-            ),
+        change = await self.limits.set_role_limit(
+            interaction.guild_id, role.id, count, period, actor_id=interaction.user.id
         )
-        if change is not FAILED:
-            await reply(interaction, render_change(change))
+        await reply(interaction, render_change(change))
 
     @app_commands.command(name="clearrole", description="Remove a role's limit.")
     @app_commands.describe(role="The role")
     @moderator_only
     async def clear_role(self, interaction: discord.Interaction, role: discord.Role) -> None:
-        change = await self._run(
-            interaction,
-            self.limits.clear_role_limit(
-                interaction.guild_id, role.id, actor_id=interaction.user.id
-            ),
+        change = await self.limits.clear_role_limit(
+            interaction.guild_id, role.id, actor_id=interaction.user.id
         )
-        if change is not FAILED:
-            await reply(interaction, render_change(change))
+        await reply(interaction, render_change(change))
 
     @app_commands.command(
         name="usage", description="Recent generations, totals per member and the month's spend."
@@ -545,14 +510,10 @@ class LimitsCog(
         period: str | None = None,
         user: discord.Member | discord.User | None = None,
     ) -> None:
-        report = await self._run(
-            interaction,
-            self.limits.usage_report(
-                interaction.guild_id, period=period, user_id=user.id if user else None
-            ),
+        report = await self.limits.usage_report(
+            interaction.guild_id, period=period, user_id=user.id if user else None
         )
-        if report is not FAILED:
-            await reply(interaction, embeds=render_usage(report))
+        await reply(interaction, embeds=render_usage(report))
 
     @app_commands.command(
         name="budget",
@@ -570,19 +531,15 @@ class LimitsCog(
         monthly_usd: app_commands.Range[float, 0.0, MAX_MONTHLY_USD] | None = None,
     ) -> None:
         if daily_clips is None and monthly_usd is None:
-            status = await self._run(interaction, self.limits.budget_status(interaction.guild_id))
+            status = await self.limits.budget_status(interaction.guild_id)
         else:
-            status = await self._run(
-                interaction,
-                self.limits.set_budget(
-                    interaction.guild_id,
-                    actor_id=interaction.user.id,
-                    daily_clips=daily_clips,
-                    monthly_usd=monthly_usd,
-                ),
+            status = await self.limits.set_budget(
+                interaction.guild_id,
+                actor_id=interaction.user.id,
+                daily_clips=daily_clips,
+                monthly_usd=monthly_usd,
             )
-        if status is not FAILED:
-            await reply(interaction, embeds=[render_budget(status)])
+        await reply(interaction, embeds=[render_budget(status)])
 
     @app_commands.command(
         name="modrole", description="Let a role use /videolimit (leave out to remove it)."
@@ -592,22 +549,17 @@ class LimitsCog(
     async def moderator_role(
         self, interaction: discord.Interaction, role: discord.Role | None = None
     ) -> None:
-        done = await self._run(
-            interaction,
-            self.limits.set_moderator_role(
-                interaction.guild_id, role.id if role else None, actor_id=interaction.user.id
-            ),
+        await self.limits.set_moderator_role(
+            interaction.guild_id, role.id if role else None, actor_id=interaction.user.id
         )
-        if done is not FAILED:
-            text = (
-                f"Members with <@&{role.id}> can now use `/videolimit`. Discord still hides "
-                "it from members without Manage Server: allow the role for this command in "
-                "Server Settings > Integrations as well."
-                if role
-                else "No moderator role: only Manage Server and Administrator "
-                "can use `/videolimit`."
-            )
-            await reply(interaction, text)
+        text = (
+            f"Members with <@&{role.id}> can now use `/videolimit`. Discord still hides "
+            "it from members without Manage Server: allow the role for this command in "
+            "Server Settings > Integrations as well."
+            if role
+            else "No moderator role: only Manage Server and Administrator can use `/videolimit`."
+        )
+        await reply(interaction, text)
 
     @app_commands.command(
         name="alerts",
@@ -620,30 +572,23 @@ class LimitsCog(
     async def alerts(
         self, interaction: discord.Interaction, channel: discord.TextChannel | None = None
     ) -> None:
-        done = await self._run(
-            interaction,
-            self.limits.set_alert_channel(
-                interaction.guild_id, channel.id if channel else None, actor_id=interaction.user.id
-            ),
+        await self.limits.set_alert_channel(
+            interaction.guild_id, channel.id if channel else None, actor_id=interaction.user.id
         )
-        if done is not FAILED:
-            text = (
-                f"Alerts about reached caps now go to <#{channel.id}>."
-                if channel
-                else "Alerts now go to the system channel, or to the owner by DM."
-            )
-            await reply(interaction, text)
+        text = (
+            f"Alerts about reached caps now go to <#{channel.id}>."
+            if channel
+            else "Alerts now go to the system channel, or to the owner by DM."
+        )
+        await reply(interaction, text)
 
     @app_commands.command(
         name="history", description="The latest changes to limits and budgets: who, what, when."
     )
     @moderator_only
     async def history(self, interaction: discord.Interaction) -> None:
-        entries = await self._run(
-            interaction, self.limits.audit_log(interaction.guild_id, limit=50)
-        )
-        if entries is not FAILED:
-            await reply(interaction, embeds=render_history(entries))
+        entries = await self.limits.audit_log(interaction.guild_id, limit=50)
+        await reply(interaction, embeds=render_history(entries))
 
 
 # --- telling moderators --------------------------------------------------------------------

@@ -14,6 +14,8 @@ from typing import Any
 from services.periods import LimitSpec
 from services.storage.database import Executor, Row
 
+# Per-user and per-role limits share one shape: (table, id column). Fixed names, never input.
+_OVERRIDE_TABLES = {"user": ("user_limits", "user_id"), "role": ("role_limits", "role_id")}
 _GUILD_COLUMNS = frozenset(
     {
         "default_count",
@@ -145,12 +147,7 @@ class LimitStore:
     async def user_limit(
         self, guild_id: int, user_id: int, *, tx: Executor | None = None
     ) -> LimitOverride | None:
-        row = await (tx or self._db).fetchone(
-            "SELECT guild_id, user_id, count, period_seconds, set_by, set_at FROM user_limits"
-            " WHERE guild_id = ? AND user_id = ?",
-            (guild_id, user_id),
-        )
-        return _override(row) if row else None
+        return await self._override("user", guild_id, user_id, tx or self._db)
 
     async def user_limits(
         self, guild_id: int, *, tx: Executor | None = None
@@ -198,45 +195,13 @@ class LimitStore:
         tx: Executor | None = None,
     ) -> LimitOverride | None:
         """Set a member's override; returns the previous one."""
-        async with self._atomic(tx) as ex:
-            previous = await self.user_limit(guild_id, user_id, tx=ex)
-            await ex.execute(
-                "INSERT INTO user_limits (guild_id, user_id, count, period_seconds, set_by, set_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, user_id) DO UPDATE SET"
-                " count = excluded.count, period_seconds = excluded.period_seconds,"
-                " set_by = excluded.set_by, set_at = excluded.set_at",
-                (guild_id, user_id, spec.count, spec.period_seconds, actor_id, at),
-            )
-            await self.audit(
-                guild_id,
-                actor_id=actor_id,
-                action="set_user_limit",
-                target=f"user:{user_id}",
-                detail=_change_detail(spec, previous.spec if previous else None),
-                at=at,
-                tx=ex,
-            )
-            return previous
+        return await self._set_override("user", guild_id, user_id, spec, actor_id, at, tx)
 
     async def clear_user_limit(
         self, guild_id: int, user_id: int, *, actor_id: int, at: float, tx: Executor | None = None
     ) -> LimitOverride | None:
         """Remove a member's override; returns what was removed (None: nothing was set)."""
-        async with self._atomic(tx) as ex:
-            previous = await self.user_limit(guild_id, user_id, tx=ex)
-            await ex.execute(
-                "DELETE FROM user_limits WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
-            )
-            await self.audit(
-                guild_id,
-                actor_id=actor_id,
-                action="clear_user_limit",
-                target=f"user:{user_id}",
-                detail=_change_detail(None, previous.spec if previous else None),
-                at=at,
-                tx=ex,
-            )
-            return previous
+        return await self._set_override("user", guild_id, user_id, None, actor_id, at, tx)
 
     async def set_role_limit(
         self,
@@ -249,45 +214,62 @@ class LimitStore:
         tx: Executor | None = None,
     ) -> LimitOverride | None:
         """Set a role's limit; returns the previous one."""
+        return await self._set_override("role", guild_id, role_id, spec, actor_id, at, tx)
+
+    async def clear_role_limit(
+        self, guild_id: int, role_id: int, *, actor_id: int, at: float, tx: Executor | None = None
+    ) -> LimitOverride | None:
+        """Remove a role's limit; returns what was removed (None: nothing was set)."""
+        return await self._set_override("role", guild_id, role_id, None, actor_id, at, tx)
+
+    async def _set_override(
+        self,
+        kind: str,
+        guild_id: int,
+        target_id: int,
+        spec: LimitSpec | None,
+        actor_id: int,
+        at: float,
+        tx: Executor | None,
+    ) -> LimitOverride | None:
+        """Set (or with ``spec`` None, remove) a user's or role's limit, audited, atomically."""
+        table, column = _OVERRIDE_TABLES[kind]
         async with self._atomic(tx) as ex:
-            previous = await self._role_limit(guild_id, role_id, ex)
-            await ex.execute(
-                "INSERT INTO role_limits (guild_id, role_id, count, period_seconds, set_by, set_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, role_id) DO UPDATE SET"
-                " count = excluded.count, period_seconds = excluded.period_seconds,"
-                " set_by = excluded.set_by, set_at = excluded.set_at",
-                (guild_id, role_id, spec.count, spec.period_seconds, actor_id, at),
-            )
+            previous = await self._override(kind, guild_id, target_id, ex)
+            if spec is None:
+                await ex.execute(
+                    f"DELETE FROM {table} WHERE guild_id = ? AND {column} = ?",
+                    (guild_id, target_id),
+                )
+            else:
+                await ex.execute(
+                    f"INSERT INTO {table} (guild_id, {column}, count, period_seconds, set_by, set_at)"
+                    f" VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, {column}) DO UPDATE SET"
+                    " count = excluded.count, period_seconds = excluded.period_seconds,"
+                    " set_by = excluded.set_by, set_at = excluded.set_at",
+                    (guild_id, target_id, spec.count, spec.period_seconds, actor_id, at),
+                )
             await self.audit(
                 guild_id,
                 actor_id=actor_id,
-                action="set_role_limit",
-                target=f"role:{role_id}",
+                action=f"{'set' if spec else 'clear'}_{kind}_limit",
+                target=f"{kind}:{target_id}",
                 detail=_change_detail(spec, previous.spec if previous else None),
                 at=at,
                 tx=ex,
             )
             return previous
 
-    async def clear_role_limit(
-        self, guild_id: int, role_id: int, *, actor_id: int, at: float, tx: Executor | None = None
+    async def _override(
+        self, kind: str, guild_id: int, target_id: int, ex: Executor
     ) -> LimitOverride | None:
-        """Remove a role's limit; returns what was removed (None: nothing was set)."""
-        async with self._atomic(tx) as ex:
-            previous = await self._role_limit(guild_id, role_id, ex)
-            await ex.execute(
-                "DELETE FROM role_limits WHERE guild_id = ? AND role_id = ?", (guild_id, role_id)
-            )
-            await self.audit(
-                guild_id,
-                actor_id=actor_id,
-                action="clear_role_limit",
-                target=f"role:{role_id}",
-                detail=_change_detail(None, previous.spec if previous else None),
-                at=at,
-                tx=ex,
-            )
-            return previous
+        table, column = _OVERRIDE_TABLES[kind]
+        row = await ex.fetchone(
+            f"SELECT guild_id, {column}, count, period_seconds, set_by, set_at FROM {table}"
+            f" WHERE guild_id = ? AND {column} = ?",
+            (guild_id, target_id),
+        )
+        return _override(row) if row else None
 
     async def update_guild_settings(
         self,
@@ -339,16 +321,6 @@ class LimitStore:
             (guild_id, key, at),
         )
         return changed == 1
-
-    # --- jobs' price -------------------------------------------------------------------
-
-    async def _role_limit(self, guild_id: int, role_id: int, ex: Executor) -> LimitOverride | None:
-        row = await ex.fetchone(
-            "SELECT guild_id, role_id, count, period_seconds, set_by, set_at FROM role_limits"
-            " WHERE guild_id = ? AND role_id = ?",
-            (guild_id, role_id),
-        )
-        return _override(row) if row else None
 
 
 def _change_detail(new: LimitSpec | None, old: LimitSpec | None) -> str:

@@ -13,7 +13,9 @@ from discord import app_commands
 
 from cogs.alerts import notify_moderators
 from cogs.limits import LimitsCog, NotModerator, Pages
+from cogs.tree import describe_error
 from services.clock import FakeClock
+from services.errors import ValidationError
 from services.limits import LimitService
 from services.models import VideoRequest
 from services.periods import LimitSpec
@@ -236,11 +238,13 @@ async def test_bad_period_gets_a_clear_error_and_changes_nothing(
     cog: LimitsCog, bot: Any, storage: Storage
 ) -> None:
     interaction = moderator(bot)
-    await invoke(cog, "set", interaction, user=member(TARGET_ID), count=2, period="2 days")
-    [reply] = interaction.replies
-    assert_fits(reply)
-    assert "`2 days` is not a period" in reply["content"]
-    assert "`30m`, `6h`, `1d` or `1w`" in reply["content"]
+    with pytest.raises(ValidationError) as raised:
+        await invoke(cog, "set", interaction, user=member(TARGET_ID), count=2, period="2 days")
+    # The bot's one error handler shows this text, ephemerally (see tests/bot for the wire).
+    text, unexpected = describe_error(raised.value)
+    assert not unexpected
+    assert "`2 days` is not a period" in text
+    assert "`30m`, `6h`, `1d` or `1w`" in text
     assert await storage.limits.user_limit(GUILD, TARGET_ID) is None
     assert await storage.limits.audit_log(GUILD) == []
 
@@ -249,7 +253,7 @@ async def test_bad_period_gets_a_clear_error_and_changes_nothing(
 
 
 async def _job(storage: Storage, user: int, at: float, prompt: str) -> None:
-    job = await storage.jobs.insert(
+    await storage.jobs.insert(
         NewJob(GUILD, 9, user, VideoRequest.create(prompt, seed=1), created_at=at, cost_usd=0.36)
     )
 
@@ -313,9 +317,10 @@ async def test_usage_report_fits_with_long_prompts_and_many_members(
 
 async def test_usage_with_bad_period_names_accepted_forms(cog: LimitsCog, bot: Any) -> None:
     interaction = moderator(bot)
-    await invoke(cog, "usage", interaction, period="forever", user=None)
-    [reply] = interaction.replies
-    assert "`30m`, `6h`, `1d` or `1w`" in reply["content"]
+    with pytest.raises(ValidationError) as raised:
+        await invoke(cog, "usage", interaction, period="forever", user=None)
+    assert "`30m`, `6h`, `1d` or `1w`" in describe_error(raised.value)[0]
+    assert interaction.replies == []
 
 
 async def test_budget_sets_caps_and_shows_spend(cog: LimitsCog, bot: Any, storage: Storage) -> None:
