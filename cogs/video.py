@@ -15,7 +15,7 @@ from cogs import render
 from cogs.alerts import notify_moderators
 from cogs.messenger import Clip, JobMessenger
 from cogs.video_buttons import BUTTONS, progress_view, result_view
-from services.admission import BudgetExhausted
+from services.admission import Admitted, BudgetExhausted
 from services.errors import BotError, SegmindInsufficientCredits
 from services.models import (
     FRAME_RATE,
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROGRESS_EDIT_INTERVAL = 5.0
 # One alert per server and kind of problem in this long, however many jobs hit it.
 ALERT_REPEAT_SECONDS = 3600.0
 
@@ -50,7 +49,7 @@ class VideoCog(commands.Cog):
         self.bot = bot
         self.services = bot.services
         self.messenger = JobMessenger(bot)
-        self.throttle = EditThrottle(PROGRESS_EDIT_INTERVAL)
+        self.throttle = EditThrottle(bot.timings.progress_edit_interval)
         self._spend: dict[int, str] = {}  # "$0.36 · 2 of 3 clips left today", per job
         self._background: set[asyncio.Task[None]] = set()
         self._alerted: dict[tuple[int, str], float] = {}
@@ -127,25 +126,18 @@ class VideoCog(commands.Cog):
             application_id=interaction.application_id,
             upload_limit=interaction.filesize_limit,
         )
-        try:
-            admitted = await self.services.admission.admit(new, role_ids=role_ids)
-        except BudgetExhausted as refusal:
-            if refusal.alert_key and interaction.guild is not None:
-                self._spawn(notify_moderators(self.bot, interaction.guild, refusal.moderator_message))
-            raise
+        admitted = await self._admit(interaction, new, role_ids)
         job = admitted.job
         spend = admitted.summary()
         self._spend[job.id] = spend
         first = Progress(job.id, ProgressPhase.QUEUED, position=1)
         try:
-            response = await interaction.response.send_message(
+            message_id = await self._post_progress(
+                interaction,
                 embed=render.progress_embed(job, first, spend),
                 view=progress_view(job),
-                ephemeral=private,
+                private=private,
             )
-            message_id = getattr(response, "message_id", None)
-            if message_id is None:
-                message_id = (await interaction.original_response()).id
         except discord.HTTPException:
             # Discord did not take the answer (the 3 s window passed): nothing was sent to
             # Segmind, so end the job unbilled rather than leave a clip nobody asked to see.
@@ -169,6 +161,54 @@ class VideoCog(commands.Cog):
         )
         await self.services.runner.enqueue(job)
         return job
+
+    async def _admit(
+        self, interaction: discord.Interaction, new: NewJob, role_ids: list[int]
+    ) -> Admitted:
+        """Run admission; if the database is too busy to decide in time, acknowledge privately first.
+
+        Admissions are serialised on the database (that is what makes them atomic), so a
+        large burst queues them. A private defer keeps the 3-second promise and keeps any
+        refusal private; the public progress message then follows as a follow-up.
+        """
+        admission = asyncio.ensure_future(self.services.admission.admit(new, role_ids=role_ids))
+        try:
+            done, _ = await asyncio.wait({admission}, timeout=self.bot.timings.admission_budget)
+            if not done:
+                log.warning("admission slow for user=%s; acknowledging first", new.user_id)
+                await interaction.response.defer(ephemeral=True, thinking=True)
+            return await admission
+        except BudgetExhausted as refusal:
+            if refusal.alert_key and interaction.guild is not None:
+                self._spawn(
+                    notify_moderators(self.bot, interaction.guild, refusal.moderator_message)
+                )
+            raise
+
+    async def _post_progress(
+        self,
+        interaction: discord.Interaction,
+        *,
+        embed: discord.Embed,
+        view: discord.ui.View,
+        private: bool,
+    ) -> int:
+        """Post the progress message as the interaction's answer; returns its message id."""
+        if not interaction.response.is_done():
+            response = await interaction.response.send_message(
+                embed=embed, view=view, ephemeral=private
+            )
+            message_id = getattr(response, "message_id", None)
+            return message_id or (await interaction.original_response()).id
+        # Deferred privately: the first follow-up replaces "thinking" and stays private.
+        if not private:
+            await interaction.followup.send(
+                "Your video is on its way; progress is below.", ephemeral=True
+            )
+        message = await interaction.followup.send(
+            embed=embed, view=view, ephemeral=private, wait=True
+        )
+        return message.id
 
     # --- JobListener ------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import discord
@@ -16,6 +17,14 @@ log = logging.getLogger(__name__)
 
 # Loaded in this order in setup_hook; one feature per module.
 EXTENSIONS = ("cogs.video", "cogs.limits")
+
+
+@dataclass(frozen=True)
+class Timings:
+    """How the bot paces itself toward Discord; tests shorten these, production keeps the defaults."""
+
+    progress_edit_interval: float = 5.0  # never more than one progress edit per this long
+    admission_budget: float = 2.0  # past this, acknowledge first (Discord allows 3 s)
 
 
 def intents() -> discord.Intents:
@@ -33,6 +42,7 @@ class VideoBot(commands.Bot):
         force_sync: bool = False,
         sync: bool = True,
         guild_ready_timeout: float = 2.0,
+        timings: Timings | None = None,
     ) -> None:
         super().__init__(
             guild_ready_timeout=guild_ready_timeout,
@@ -44,6 +54,7 @@ class VideoBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
         )
         self.services = services
+        self.timings = timings or Timings()
         self._force_sync = force_sync
         self._sync = sync
 

@@ -1,0 +1,161 @@
+"""Benchmark: how fast the bot decides and how much it holds, under load. Prints figures.
+
+    .venv/bin/python bench/throughput.py [--members 50] [--requests 1000] [--jobs 200]
+
+1. Admission latency: the only work /video does before Discord's 3-second deadline is
+   validation plus the atomic limit check and insert in SQLite. Many members at once,
+   on a real database file; p50/p95/p99/max in milliseconds.
+2. Runner throughput and memory: jobs through the simulator (zero generation time), so
+   what is measured is the bot's own overhead per job: submits, polls, downloads,
+   storage writes. Peak resident memory is printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiohttp  # noqa: E402
+
+from services.admission import Admission  # noqa: E402
+from services.clock import SystemClock  # noqa: E402
+from services.credits import CreditGate  # noqa: E402
+from services.errors import RefusedError  # noqa: E402
+from services.jobs import JobRunner, RunnerConfig  # noqa: E402
+from services.models import VideoRequest  # noqa: E402
+from services.periods import LimitSpec  # noqa: E402
+from services.segmind import SegmindClient  # noqa: E402
+from services.simulator import SegmindSimulator, SimulatorConfig  # noqa: E402
+from services.storage import NewJob, Storage  # noqa: E402
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def bench_admission(folder: Path, members: int, requests: int) -> None:
+    storage = await Storage.open(folder / "admission.db")
+    clock = SystemClock()
+    admission = Admission(
+        storage,
+        default_limit=LimitSpec(10, 86400),
+        clip_cost_usd=0.36,
+        clock=clock,
+        credits=CreditGate(clock, 600),
+    )
+    latencies: list[float] = []
+    admitted = refused = 0
+
+    async def one(i: int) -> None:
+        nonlocal admitted, refused
+        user = random.randrange(members)
+        started = time.perf_counter()
+        request = VideoRequest.create(f"bench prompt {i}")
+        try:
+            await admission.admit(
+                NewJob(1, 2, user, request, created_at=clock.time()), role_ids=[101, 102]
+            )
+            admitted += 1
+        except RefusedError:
+            refused += 1
+        latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(requests)))
+    elapsed = time.perf_counter() - started
+    await storage.close()
+    print(f"admission: {requests} requests from {members} members at once in {elapsed:.2f}s")
+    print(f"  admitted {admitted} (limit 10/day each), refused {refused}")
+    print(
+        "  latency ms: p50 {:.1f}  p95 {:.1f}  p99 {:.1f}  max {:.1f}  (Discord allows 3000)".format(
+            statistics.median(latencies),
+            percentile(latencies, 0.95),
+            percentile(latencies, 0.99),
+            max(latencies),
+        )
+    )
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.done = 0
+        self.finished = asyncio.Event()
+        self.target = 0
+
+    async def on_progress(self, job, progress) -> None:
+        pass
+
+    async def on_ready(self, job) -> int | None:
+        self._count()
+        return None
+
+    async def on_failed(self, job, error) -> None:
+        self._count()
+
+    async def on_operator_alert(self, job, error) -> None:
+        pass
+
+    def _count(self) -> None:
+        self.done += 1
+        if self.done >= self.target:
+            self.finished.set()
+
+
+async def bench_runner(folder: Path, jobs: int) -> None:
+    simulator = SegmindSimulator(SimulatorConfig(queue_seconds=0, processing_seconds=0))
+    base_url = await simulator.start()
+    storage = await Storage.open(folder / "runner.db")
+    clock = SystemClock()
+    async with aiohttp.ClientSession() as session:
+        client = SegmindClient(session, api_key="bench", base_url=base_url, poll_interval=0.01)
+        counter = Counter()
+        counter.target = jobs
+        runner = JobRunner(
+            storage,
+            client,
+            RunnerConfig(clips_dir=folder / "clips", max_concurrent=8, max_per_member=8),
+            clock=clock,
+            credits=CreditGate(clock, 600),
+            listener=counter,
+        )
+        await runner.start()
+        started = time.perf_counter()
+        for i in range(jobs):
+            job = await storage.jobs.insert(
+                NewJob(1, 2, i % 20, VideoRequest.create(f"job {i}"), created_at=clock.time())
+            )
+            await runner.enqueue(job)
+        await asyncio.wait_for(counter.finished.wait(), timeout=300)
+        elapsed = time.perf_counter() - started
+        await runner.shutdown()
+    await storage.close()
+    await simulator.stop()
+    print(f"runner: {jobs} jobs (8 at a time) submitted, polled, downloaded in {elapsed:.2f}s")
+    print(f"  {jobs / elapsed:.1f} jobs/s of bot overhead; {len(simulator.submits)} submits")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=50)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--jobs", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="videobot-bench-") as scratch:
+        await bench_admission(Path(scratch), args.members, args.requests)
+        await bench_runner(Path(scratch), args.jobs)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory: {peak_mib:.0f} MiB")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,69 @@
+"""The 3-second promise holds even when admission is slow (a burst queues on the database)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cogs.videobot import Timings, create_bot
+from services.periods import LimitSpec
+from tests.bot.conftest import SAMPLE
+from tests.fakediscord import running_client
+
+DEFERRED = 5
+
+
+@pytest.fixture
+async def patient_bot(fake_discord, services):
+    client = create_bot(services, guild_ready_timeout=0.05, timings=Timings(admission_budget=0.2))
+    async with running_client(client, fake_discord):
+        yield client
+
+
+async def test_a_stalled_admission_is_acknowledged_privately_then_delivered(
+    patient_bot, fake_discord, services, simulator
+):
+    alice = fake_discord.world.member_named("alice")
+    async with services.storage.db.transaction():  # every admission now waits for the lock
+        record = await fake_discord.dispatch_slash_command(
+            "video", {"prompt": "a slow snail"}, user=alice
+        )
+        await fake_discord.wait_for_ack(record)
+        assert record.response_type == DEFERRED
+        assert fake_discord.message(record.original_message_id).ephemeral
+        assert simulator.submits == []
+    clip = await fake_discord.wait_for_message(
+        record.channel_id, lambda m: m.attachments, timeout=10
+    )
+    assert clip.attachments[0].data == SAMPLE
+    assert clip.pinged_user_ids == {alice.id}
+    # Everyone sees one public progress message for the job; the note stayed private.
+    public = fake_discord.channel_messages(record.channel_id)
+    assert any(
+        m.embeds and m.embeds[0]["title"] in ("Making your video", "Video finished") for m in public
+    )
+    assert not any("on its way" in (m.content or "") for m in public)
+    assert len(simulator.submits) == 1
+
+
+async def test_a_stalled_refusal_stays_private(patient_bot, fake_discord, services, simulator):
+    alice = fake_discord.world.member_named("alice")
+    await services.storage.limits.set_user_limit(
+        fake_discord.world.guild.id, alice.id, LimitSpec(0, 3600), actor_id=1, at=0.0
+    )
+    async with services.storage.db.transaction():
+        record = await fake_discord.dispatch_slash_command(
+            "video", {"prompt": "a blocked idea"}, user=alice
+        )
+        await fake_discord.wait_for_ack(record)
+    refusal = await fake_discord.wait_until(
+        lambda: next(
+            (
+                m
+                for m in fake_discord.all_channel_messages(record.channel_id)
+                if "blocked" in (m.content or "")
+            ),
+            None,
+        )
+    )
+    assert refusal.ephemeral and refusal.visible_to == {alice.id}
+    assert simulator.submit_attempts == 0
