@@ -51,6 +51,9 @@ class JobMessenger:
     def __init__(self, bot: VideoBot) -> None:
         self._bot = bot
         self._unreachable_progress: set[int] = set()
+        # Jobs whose progress message is a plain channel message (posted again after a
+        # delete): the interaction webhook can only edit its own messages, so skip it.
+        self._progress_in_channel: set[int] = set()
 
     # --- routes -------------------------------------------------------------------
 
@@ -65,8 +68,18 @@ class JobMessenger:
         return age < TOKEN_LIFETIME - TOKEN_MARGIN
 
     def _webhook(self, job: Job) -> discord.Webhook:
+        """The interaction's webhook, built as ``Interaction.followup`` builds it.
+
+        It must be an application webhook (type 3): discord.py refuses to send ephemeral
+        messages, so private clips, through any other kind (``Webhook.partial`` makes type 1).
+        """
         assert job.application_id and job.interaction_token
-        return discord.Webhook.partial(job.application_id, job.interaction_token, client=self._bot)
+        payload: Any = {
+            "id": job.application_id,
+            "type": discord.WebhookType.application.value,
+            "token": job.interaction_token,
+        }
+        return discord.Webhook.from_state(payload, state=self._bot._connection)
 
     def _channel(self, job: Job) -> discord.PartialMessageable:
         return self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
@@ -94,7 +107,7 @@ class JobMessenger:
         """Show ``embed`` on the job's progress message; returns the job as now stored."""
         if job.id in self._unreachable_progress or job.message_id is None:
             return job
-        if self.token_usable(job):
+        if self.token_usable(job) and job.id not in self._progress_in_channel:
             try:
                 await self._webhook(job).edit_message(job.message_id, embed=embed, view=view)
                 return job
@@ -102,7 +115,9 @@ class JobMessenger:
                 if token_expired(error):
                     job = await self._drop_token(job)
                 elif error.code == UNKNOWN_MESSAGE and not job.private:
-                    return await self._repost_progress(job, embed=embed, view=view)
+                    # Deleted, or not the webhook's own (posted again in the channel
+                    # before a restart): the channel route edits it or posts it anew.
+                    self._progress_in_channel.add(job.id)
                 else:
                     return self._give_up_progress(job, error)
         if job.private:
@@ -125,6 +140,7 @@ class JobMessenger:
             message = await self._channel(job).send(embed=embed, view=view)
         except discord.HTTPException as error:
             return self._give_up_progress(job, error)
+        self._progress_in_channel.add(job.id)
         return await self._bot.services.storage.jobs.update(
             job.id, now=self._bot.services.clock.time(), message_id=message.id
         )

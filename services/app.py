@@ -14,7 +14,7 @@ from services.clock import Clock, SystemClock
 from services.credits import CreditGate
 from services.jobs import JobRunner, RunnerConfig
 from services.limits import LimitService
-from services.segmind import SegmindClient
+from services.segmind import RetryPolicy, SegmindClient
 from services.settings import Settings
 from services.simulator import SegmindSimulator, SimulatorConfig
 from services.storage import Storage
@@ -57,10 +57,14 @@ async def open_services(
     *,
     clock: Clock | None = None,
     segmind_base_url: str | None = None,
+    retry_policy: RetryPolicy | None = None,
+    runner: RunnerConfig | None = None,
 ) -> AsyncIterator[Services]:
     """Open the database, HTTP session and (with --simulate) the simulator; close them after.
 
-    ``segmind_base_url`` overrides the setting (tests point it at their own simulator).
+    ``segmind_base_url`` overrides the setting (tests point it at their own simulator);
+    ``retry_policy`` and ``runner`` replace the Segmind client's retry policy and the
+    runner's configuration (tests shorten their delays; production keeps the defaults).
     """
     clock = clock or SystemClock()
     async with contextlib.AsyncExitStack() as stack:
@@ -88,6 +92,7 @@ async def open_services(
             base_url=base_url,
             clock=clock,
             poll_interval=settings.poll_interval_seconds,
+            policy=retry_policy or RetryPolicy(),
         )
         credits = CreditGate(clock, settings.credits_recheck_seconds)
         services = Services(
@@ -111,7 +116,11 @@ async def open_services(
                 clip_cost_usd=settings.clip_cost_usd,
             ),
             runner=JobRunner(
-                storage, segmind, runner_config(settings), clock=clock, credits=credits
+                storage,
+                segmind,
+                runner or runner_config(settings),
+                clock=clock,
+                credits=credits,
             ),
             simulator=simulator,
         )

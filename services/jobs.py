@@ -29,6 +29,8 @@ from services.errors import (
     SegmindNotFound,
     SegmindRateLimited,
     SegmindRequestExpired,
+    SegmindServerError,
+    SegmindUnavailable,
     SubmitOutcomeUnknown,
 )
 from services.models import Job, JobState, Progress, ProgressPhase, SegmindState, Submission
@@ -81,6 +83,10 @@ class RunnerConfig:
     max_download_bytes: int = 200 * 1024 * 1024
     progress_interval: float = 5.0
     delivery_retry_delays: tuple[float, ...] = (2.0, 10.0, 30.0, 60.0)
+    # A finished clip is paid for: a dropped connection or a 5xx from the CDN is tried again.
+    download_retry_delays: tuple[float, ...] = (1.0, 5.0, 15.0)
+    # How long to wait after a 429 on submit that did not say how long (no Retry-After).
+    rate_limit_wait: float = 30.0
     # Private clips are kept this long after delivery so their owner can share them.
     clip_retention_seconds: float = 24 * 3600
 
@@ -125,6 +131,7 @@ class JobRunner:
         self._member_of: dict[int, tuple[int, int]] = {}
         self._positions: dict[int, int] = {}
         self._user_cancelled: set[int] = set()
+        self._cancelled_before_enqueue: set[int] = set()
         self._accepting = True
         self._idle = asyncio.Event()
         self._idle.set()
@@ -161,10 +168,15 @@ class JobRunner:
         return unfinished
 
     async def enqueue(self, job: Job) -> int | None:
-        """Queue a stored job; returns its 1-based queue position, or None if it started.
+        """Queue a stored job; returns its 1-based position in line, or None if it started or ended.
 
         During shutdown the job is left as stored (QUEUED): the next start picks it up.
         """
+        if job.id in self._cancelled_before_enqueue:
+            # Cancelled before it got here: tell the listener now that it can show it.
+            self._cancelled_before_enqueue.discard(job.id)
+            await self._finish_failed(job, JobCancelled(), JobState.CANCELLED)
+            return None
         if not self._accepting:
             log.info("job=%s arrived during shutdown; it starts after the restart", job.id)
             return None
@@ -179,7 +191,7 @@ class JobRunner:
         return job_id in self._running or job_id in self._positions
 
     async def cancel(self, job_id: int) -> Job | None:
-        """Stop a job. Returns the stored job, or None when it was not running here."""
+        """Stop a job, waiting, running or not yet enqueued; returns it, or None if it had ended."""
         for index, waiting in enumerate(self._waiting):
             if waiting.id == job_id:
                 del self._waiting[index]
@@ -188,12 +200,33 @@ class JobRunner:
                 return job
         task = self._running.get(job_id)
         if task is None:
-            return None
+            return await self._cancel_before_enqueue(job_id)
         self._user_cancelled.add(job_id)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         return await self._storage.jobs.get(job_id)
+
+    async def _cancel_before_enqueue(self, job_id: int) -> Job | None:
+        """End a job stored as QUEUED that ``enqueue`` has not received yet; ``enqueue`` drops it.
+
+        The cog posts the progress message, Cancel button included, before it enqueues the
+        job, so a quick click can arrive in between; without this the job would run anyway.
+        """
+        stored = await self._storage.jobs.get(job_id)
+        if self.is_active(job_id):  # it was enqueued while we looked
+            return await self.cancel(job_id)
+        if stored is None or stored.state is not JobState.QUEUED:
+            return None
+        self._cancelled_before_enqueue.add(job_id)
+        log.info("job=%s cancelled before it was queued", job_id)
+        return await self._storage.jobs.update(
+            job_id,
+            now=self._clock.time(),
+            state=JobState.CANCELLED,
+            error=JobCancelled().user_message,
+            finished_at=self._clock.time(),
+        )
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Stop taking jobs; stop polling. Jobs stay stored and resume at the next start.
@@ -346,7 +379,7 @@ class JobRunner:
             except SegmindRateLimited as err:
                 if attempt == RATE_LIMITED_SUBMIT_ATTEMPTS:
                     raise
-                delay = min(err.retry_after or 30.0, MAX_RATE_LIMIT_WAIT)
+                delay = min(err.retry_after or self._config.rate_limit_wait, MAX_RATE_LIMIT_WAIT)
                 log.warning("job=%s rate limited at submit; trying again in %.0fs", job.id, delay)
                 await self._clock.sleep(delay)
         raise AssertionError("unreachable")
@@ -420,13 +453,31 @@ class JobRunner:
             raise SegmindRequestExpired(detail="result older than Segmind's retention")
         await self._emit(job, Progress(job.id, ProgressPhase.DOWNLOADING, fraction=0.99))
         dest = self._config.clips_dir / f"job-{job.id}.mp4"
-        size = await self._segmind.download(
-            job.video_url, dest, max_bytes=self._config.max_download_bytes
-        )
+        size = await self._download_patiently(job, job.video_url, dest)
         log.info("job=%s downloaded bytes=%s", job.id, size)
         return await self._storage.jobs.update(
             job.id, now=self._clock.time(), state=JobState.DOWNLOADED, clip_path=str(dest)
         )
+
+    async def _download_patiently(self, job: Job, url: str, dest: Path) -> int:
+        """Download, trying again after a transient failure; expiry and size limits are final."""
+        delays = self._config.download_retry_delays
+        for attempt in range(len(delays) + 1):
+            try:
+                return await self._segmind.download(
+                    url, dest, max_bytes=self._config.max_download_bytes
+                )
+            except (SegmindUnavailable, SegmindServerError) as err:
+                if attempt == len(delays):
+                    raise
+                log.warning(
+                    "job=%s download failed (%s); retrying in %ss",
+                    job.id,
+                    err.detail,
+                    delays[attempt],
+                )
+                await self._clock.sleep(delays[attempt])
+        raise AssertionError("unreachable")
 
     async def _deliver(self, job: Job) -> None:
         delays = self._config.delivery_retry_delays

@@ -211,6 +211,25 @@ async def test_cancelling_a_waiting_job_submits_nothing(storage, simulator, make
     assert [job.id for job, _ in rec.failed] == [second.id]
 
 
+async def test_a_job_cancelled_before_it_is_enqueued_is_never_submitted(
+    storage, simulator, make_runner
+):
+    # The cog posts the progress message (with Cancel) before it enqueues: a click can land between.
+    runner, rec = make_runner()
+    await runner.start()
+    job = await add_job(storage)
+    cancelled = await runner.cancel(job.id)
+    assert cancelled is not None and cancelled.state is JobState.CANCELLED
+    assert rec.failed == []  # told when the job arrives, once its progress message is known
+    assert await runner.enqueue(job) is None
+    await runner.wait_idle()
+    assert simulator.submit_attempts == 0
+    assert [(failed.id, error.user_message) for failed, error in rec.failed] == [
+        (job.id, "This video was cancelled.")
+    ]
+    assert (await storage.jobs.get(job.id)).state is JobState.CANCELLED
+
+
 async def test_cancelling_a_running_job_stops_polling(
     storage, simulator_factory, segmind_client_factory, make_runner
 ):
