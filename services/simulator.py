@@ -4,7 +4,8 @@ The tests drive the Segmind client against it over real HTTP, and the bot's ``--
 switch points the client at it. Jobs move QUEUED -> PROCESSING -> COMPLETED on the
 injected clock; a prompt containing ``[fail]`` ends FAILED, the way a content block does.
 Tests can make the next answers on a route misbehave (``inject``, ``hang``,
-``reset_connection``) to play a rate limit, a proxy error or a lost answer.
+``reset_connection``, ``slow``) to play a rate limit, a proxy error, a lost or a late
+answer.
 
 Run it alone with ``python -m services.simulator --port 0``: it prints
 ``SIMULATOR_URL=http://127.0.0.1:PORT`` and serves until SIGTERM or SIGINT.
@@ -105,12 +106,13 @@ class _Job:
 class _Override:
     """A scripted misbehaviour for the next calls on one route."""
 
-    action: str  # "respond" | "hang" | "reset"
+    action: str  # "respond" | "hang" | "reset" | "slow"
     times: int
     accept: bool
     status: int = 200
     body: str | dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # "slow": seconds (real time, like a slow network) before answering
 
 
 class SegmindSimulator:
@@ -211,6 +213,12 @@ class SegmindSimulator:
         """Read the next requests on ``route`` fully, then drop the connection unanswered."""
         self._add_override(route, _Override("reset", times, accept))
 
+    def slow(self, route: str, *, seconds: float, times: int = 1) -> None:
+        """Answer the next requests on ``route`` as usual, but only after ``seconds``."""
+        if seconds < 0:
+            raise ValueError("seconds must not be negative")
+        self._add_override(route, _Override("slow", times, accept=False, delay=seconds))
+
     def expire(self, request_id: str) -> None:
         """Forget a job now, as Segmind does an hour after it finished."""
         self._jobs.pop(request_id, None)
@@ -239,6 +247,14 @@ class SegmindSimulator:
         override.times -= 1
         if override.times == 0:
             queue.popleft()
+        return override
+
+    async def _misbehaviour(self, route: str) -> _Override | None:
+        """The scripted misbehaviour for this call; a slow answer waits here, then is normal."""
+        override = self._take_override(route)
+        if override is not None and override.action == "slow":
+            await asyncio.sleep(override.delay)
+            return None
         return override
 
     # --- job clock ----------------------------------------------------------------------
@@ -288,7 +304,7 @@ class SegmindSimulator:
     async def _handle_submit(self, request: web.Request) -> web.StreamResponse:
         self.submit_attempts += 1
         self._record("submit", request)
-        override = self._take_override("submit")
+        override = await self._misbehaviour("submit")
         if override is None or override.accept:
             answer = await self._submit(request)
             if override is None:
@@ -297,7 +313,7 @@ class SegmindSimulator:
 
     async def _handle_status(self, request: web.Request) -> web.StreamResponse:
         self._record("status", request)
-        override = self._take_override("status")
+        override = await self._misbehaviour("status")
         if override is not None:
             return await self._misbehave(override, request)
         refusal = self._check_key(request)
@@ -314,7 +330,7 @@ class SegmindSimulator:
 
     async def _handle_result(self, request: web.Request) -> web.StreamResponse:
         self._record("result", request)
-        override = self._take_override("result")
+        override = await self._misbehaviour("result")
         if override is not None:
             return await self._misbehave(override, request)
         refusal = self._check_key(request)
@@ -347,7 +363,7 @@ class SegmindSimulator:
     async def _handle_download(self, request: web.Request) -> web.StreamResponse:
         # A CDN: no API key expected, the link works until the result expires.
         self._record("download", request)
-        override = self._take_override("download")
+        override = await self._misbehaviour("download")
         if override is not None:
             return await self._misbehave(override, request)
         job = self._live_job(request.match_info["request_id"])

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cogs.videobot import VideoBot, create_bot
+from cogs.videobot import Timings, VideoBot, create_bot
 from services.app import Services, open_services
+from services.clock import FakeClock
 from services.settings import load_settings
 from tests.fakediscord import FakeDiscord, running_client
 from tests.fakediscord.fixtures import fake_discord, fake_world  # noqa: F401 - fixtures
@@ -41,7 +42,21 @@ async def services(bot_env, simulator) -> AsyncIterator[Services]:
 
 
 @pytest.fixture
-async def bot(fake_discord: FakeDiscord, services: Services) -> AsyncIterator[VideoBot]:
-    client = create_bot(services, guild_ready_timeout=0.05)
+def bot_timings() -> Timings:
+    """The bot's pacing: production's by default; a module overrides it to see edits sooner."""
+    return Timings()
+
+
+@pytest.fixture
+def segmind_clock() -> FakeClock:
+    """A clock for a module's own simulator: its jobs change state only when a test advances it."""
+    return FakeClock()
+
+
+@pytest.fixture
+async def bot(
+    fake_discord: FakeDiscord, services: Services, bot_timings: Timings
+) -> AsyncIterator[VideoBot]:
+    client = create_bot(services, guild_ready_timeout=0.05, timings=bot_timings)
     async with running_client(client, fake_discord):
         yield client

@@ -461,6 +461,22 @@ async def test_reset_connection_drops_the_request_unanswered(
     assert simulator.submit_attempts == 1
 
 
+async def test_slow_answers_late_but_normally(
+    simulator: SegmindSimulator, http_session: aiohttp.ClientSession
+) -> None:
+    simulator.slow("submit", seconds=0.2)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    body = await submit(http_session, simulator)
+    late = loop.time() - started
+    started = loop.time()
+    await submit(http_session, simulator)  # only the next call was slow
+
+    assert late >= 0.2 > loop.time() - started
+    assert body["status"] == "QUEUED" and len(simulator.submits) == 2
+
+
 async def test_stop_releases_hung_requests_quickly(simulator_factory: SimulatorFactory) -> None:
     sim = await simulator_factory()
     sim.hang("status")

@@ -1,0 +1,114 @@
+"""How the clip reaches members: after the interaction token expired, and for private videos.
+
+Segmind is held on its own clock, so a scenario can let Discord's 15 minutes pass (the
+fake's clock) while the job is still at Segmind, then let it finish.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cogs.videobot import Timings
+from services.clock import FakeClock
+from services.simulator import SegmindSimulator
+from tests.bot.conftest import SAMPLE
+from tests.bot.helpers import (
+    DEFERRED_CHANNEL_MESSAGE,
+    FINISHED,
+    SEGMIND_QUEUE_SECONDS,
+    answer,
+    click,
+    finish_segmind_jobs,
+    has_button,
+    start_held_simulator,
+    title,
+    video,
+    wait_for_clip,
+    wait_for_reply,
+    wait_for_status,
+    wait_for_title,
+)
+from tests.conftest import SimulatorFactory
+from tests.fakediscord import FakeDiscord
+
+TOKEN_LIFETIME = 15 * 60
+WEBHOOK_CALLS = "/webhooks/*/**"
+
+
+@pytest.fixture
+def bot_timings() -> Timings:
+    """Progress edits paced at 0.2 s instead of 5 s, so scenarios can wait for Segmind's state."""
+    return Timings(progress_edit_interval=0.2)
+
+
+@pytest.fixture
+async def simulator(
+    simulator_factory: SimulatorFactory, segmind_clock: FakeClock
+) -> SegmindSimulator:
+    """Segmind holding each job in each state until the scenario advances ``segmind_clock``."""
+    return await start_held_simulator(simulator_factory, segmind_clock)
+
+
+async def test_after_the_token_expires_progress_and_clip_go_by_channel_messages(
+    bot, fake_discord: FakeDiscord, segmind_clock: FakeClock
+):
+    alice = fake_discord.world.member_named("alice")
+    record = await video(fake_discord, alice, {"prompt": "a very slow sunrise"})
+    progress_id = record.original_message_id
+    await wait_for_status(fake_discord, progress_id, "Queued at Segmind")
+
+    fake_discord.advance(TOKEN_LIFETIME + 1)  # Segmind took longer than Discord's 15 minutes
+    segmind_clock.advance(SEGMIND_QUEUE_SECONDS)
+    await wait_for_status(fake_discord, progress_id, "Generating")
+    finish_segmind_jobs(segmind_clock)
+    clip = await wait_for_clip(fake_discord, record.channel_id)
+    await wait_for_title(fake_discord, progress_id, FINISHED)
+
+    assert clip.interaction_id is None and clip.webhook_id is None  # a plain channel message
+    assert [a.data for a in clip.attachments] == [SAMPLE]
+    assert clip.content == f"<@{alice.id}>, your video is ready."
+    assert clip.pinged_user_ids == {alice.id}
+    assert has_button(clip, "reroll") and has_button(clip, "delete")
+    # The expired token was tried once, then left alone: no retry loop against Discord.
+    refused = [c for c in fake_discord.calls_to(WEBHOOK_CALLS) if c.status == 401]
+    assert len(refused) == 1 and refused[0].error_code == 50027
+    assert [m.id for m in fake_discord.channel_messages(record.channel_id)] == [
+        progress_id,
+        clip.id,
+    ]
+
+
+async def test_a_private_video_is_seen_only_by_its_requester_until_she_shares_it(
+    bot, fake_discord: FakeDiscord, segmind_clock: FakeClock
+):
+    alice = fake_discord.world.member_named("alice")
+    mod = fake_discord.world.member_named("mod")
+    record = await video(fake_discord, alice, {"prompt": "a secret garden", "private": True})
+    progress = answer(fake_discord, record)
+    assert progress.ephemeral and progress.visible_to == {alice.id}
+    await wait_for_status(fake_discord, progress.id, "Queued at Segmind")
+
+    finish_segmind_jobs(segmind_clock)
+    clip = await wait_for_clip(fake_discord, record.channel_id, viewer=alice)
+    await wait_for_title(fake_discord, progress.id, FINISHED)
+
+    assert clip.ephemeral and clip.visible_to == {alice.id}
+    assert [a.data for a in clip.attachments] == [SAMPLE]
+    assert has_button(clip, "share") and has_button(clip, "reroll")
+    assert fake_discord.channel_messages(record.channel_id) == []
+    assert fake_discord.channel_messages(record.channel_id, viewer=mod) == []
+
+    share = await click(fake_discord, clip, "share", alice)
+    assert share.response_type == DEFERRED_CHANNEL_MESSAGE
+    shared = await wait_for_reply(fake_discord, share, lambda m: bool(m.attachments))
+
+    assert not shared.ephemeral
+    assert [m.id for m in fake_discord.channel_messages(record.channel_id, viewer=mod)] == [
+        shared.id
+    ]
+    assert [a.data for a in shared.attachments] == [SAMPLE]
+    assert shared.content == f"<@{alice.id}> shared a video."
+    assert title(shared) == "A video, shared"
+    assert "a secret garden" in shared.embeds[0]["description"]
+    assert shared.pinged_user_ids == frozenset()
+    assert has_button(shared, "delete") and not has_button(shared, "share")

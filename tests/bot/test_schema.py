@@ -1,0 +1,118 @@
+"""The commands as Discord stored them at start: the wire contract of PRODUCT.md, synced on purpose.
+
+The fake validates every command body the way Discord does (names, descriptions, ranges,
+nesting), so a schema Discord would reject fails the bot's start here too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cogs.videobot import create_bot
+from services.app import open_services
+from services.settings import load_settings
+from tests.fakediscord import FakeDiscord, InvalidInteraction, Perm, running_client
+
+SUB_COMMAND, STRING, INTEGER, BOOLEAN, USER, ROLE, NUMBER = 1, 3, 4, 5, 6, 8, 10
+GUILD_CONTEXT = 0
+SYNC_ROUTE = "PUT /applications/*/guilds/*/commands"
+
+# PRODUCT.md's table: option -> (type, required, minimum, maximum).
+VIDEO_OPTIONS: dict[str, tuple[int, bool, float | None, float | None]] = {
+    "prompt": (STRING, True, 1, 2000),
+    "negative_prompt": (STRING, False, None, None),
+    "input_frames": (INTEGER, False, 16, 60),
+    "steps": (INTEGER, False, 25, 50),
+    "guidance_scale": (NUMBER, False, 5, 10),
+    "seed": (INTEGER, False, 0, 2**53 - 1),
+    "frame_rate": (INTEGER, False, 8, 10),
+}
+
+
+def synced(fake: FakeDiscord, name: str) -> dict[str, Any]:
+    """The command called ``name`` as registered in the test guild."""
+    commands = {c["name"]: c for c in fake.commands(fake.world.guild.id)}
+    assert name in commands, f"{name} not synced; have {sorted(commands)}"
+    return commands[name]
+
+
+def options_of(command: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {option["name"]: option for option in command.get("options", [])}
+
+
+def bounds(option: dict[str, Any]) -> tuple[float | None, float | None]:
+    """(min, max) of an option: lengths for strings, values for numbers."""
+    if option["type"] == STRING:
+        return option.get("min_length"), option.get("max_length")
+    return option.get("min_value"), option.get("max_value")
+
+
+async def test_video_is_synced_with_the_contracts_options_types_and_ranges(
+    bot, fake_discord: FakeDiscord
+):
+    video = synced(fake_discord, "video")
+    assert video["contexts"] == [GUILD_CONTEXT]  # guild only
+    assert video["default_member_permissions"] is None  # every member sees it
+    options = options_of(video)
+    assert list(options)[: len(VIDEO_OPTIONS)] == list(VIDEO_OPTIONS)
+    for name, (kind, required, low, high) in VIDEO_OPTIONS.items():
+        option = options[name]
+        assert (option["type"], option.get("required", False)) == (kind, required), name
+        if low is not None:
+            assert bounds(option) == (low, high), name
+    # What may follow the contract's options is optional, like `private`.
+    extra = list(options)[len(VIDEO_OPTIONS) :]
+    assert extra == ["private"] and options["private"]["type"] == BOOLEAN
+    assert not any(options[name].get("required") for name in extra)
+
+
+async def test_videolimit_is_synced_for_moderators_with_the_contracts_subcommands(
+    bot, fake_discord: FakeDiscord
+):
+    videolimit = synced(fake_discord, "videolimit")
+    assert videolimit["contexts"] == [GUILD_CONTEXT]
+    assert int(videolimit["default_member_permissions"]) == Perm.MANAGE_GUILD
+    subcommands = options_of(videolimit)
+    assert all(sub["type"] == SUB_COMMAND for sub in subcommands.values())
+    expected = {
+        "set": {"user": (USER, True), "count": (INTEGER, True), "period": (STRING, True)},
+        "clear": {"user": (USER, True)},
+        "show": {"user": (USER, False)},
+        "default": {"count": (INTEGER, True), "period": (STRING, True)},
+        "role": {"role": (ROLE, True), "count": (INTEGER, True), "period": (STRING, True)},
+    }
+    for name, wanted in expected.items():
+        options = options_of(subcommands[name])
+        got = {key: (o["type"], o.get("required", False)) for key, o in options.items()}
+        assert got == wanted, name
+        if "count" in options:
+            assert options["count"]["min_value"] == 0, name  # 0 blocks
+
+
+async def test_a_member_is_not_offered_videolimit(bot, fake_discord: FakeDiscord):
+    alice = fake_discord.world.member_named("alice")
+    try:
+        await fake_discord.dispatch_slash_command("videolimit show", {}, user=alice)
+    except InvalidInteraction as hidden:
+        assert "permission" in str(hidden).lower()
+    else:
+        raise AssertionError("Discord would have shown /videolimit to a member")
+
+
+async def test_commands_are_synced_once_and_not_again_on_an_unchanged_restart(
+    bot, fake_discord: FakeDiscord, bot_env: dict[str, str], simulator
+):
+    first = fake_discord.calls_to(SYNC_ROUTE)
+    assert [call.status for call in first] == [200]
+    await bot.close()
+
+    settings = load_settings(bot_env)  # the same database: the schema's hash is remembered
+    async with open_services(settings, segmind_base_url=simulator.base_url) as services:
+        restarted = create_bot(services, guild_ready_timeout=0.05)
+        async with running_client(restarted, fake_discord):
+            alice = fake_discord.world.member_named("alice")
+            record = await fake_discord.dispatch_slash_command(
+                "video", {"prompt": "hi"}, user=alice
+            )
+            await fake_discord.wait_for_ack(record)
+    assert len(fake_discord.calls_to(SYNC_ROUTE)) == 1
