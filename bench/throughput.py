@@ -24,18 +24,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import aiohttp  # noqa: E402
+import aiohttp
 
-from services.admission import Admission  # noqa: E402
-from services.clock import SystemClock  # noqa: E402
-from services.credits import CreditGate  # noqa: E402
-from services.errors import RefusedError  # noqa: E402
-from services.jobs import JobRunner, RunnerConfig  # noqa: E402
-from services.models import VideoRequest  # noqa: E402
-from services.periods import LimitSpec  # noqa: E402
-from services.segmind import SegmindClient  # noqa: E402
-from services.simulator import SegmindSimulator, SimulatorConfig  # noqa: E402
-from services.storage import NewJob, Storage  # noqa: E402
+from services.admission import Admission
+from services.clock import SystemClock
+from services.credits import CreditGate
+from services.errors import RefusedError
+from services.jobs import JobRunner, RunnerConfig
+from services.models import VideoRequest
+from services.periods import LimitSpec
+from services.segmind import SegmindClient
+from services.simulator import SegmindSimulator, SimulatorConfig
+from services.storage import NewJob, Storage
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -77,12 +77,7 @@ async def bench_admission(folder: Path, members: int, requests: int) -> None:
     print(f"admission: {requests} requests from {members} members at once in {elapsed:.2f}s")
     print(f"  admitted {admitted} (limit 10/day each), refused {refused}")
     print(
-        "  latency ms: p50 {:.1f}  p95 {:.1f}  p99 {:.1f}  max {:.1f}  (Discord allows 3000)".format(
-            statistics.median(latencies),
-            percentile(latencies, 0.95),
-            percentile(latencies, 0.99),
-            max(latencies),
-        )
+        f"  latency ms: p50 {statistics.median(latencies):.1f}  p95 {percentile(latencies, 0.95):.1f}  p99 {percentile(latencies, 0.99):.1f}  max {max(latencies):.1f}  (Discord allows 3000)"
     )
 
 
@@ -95,7 +90,7 @@ class Counter:
     async def on_progress(self, job, progress) -> None:
         pass
 
-    async def on_ready(self, job) -> int | None:
+    async def on_clip_ready(self, job) -> int | None:
         self._count()
         return None
 

@@ -41,7 +41,8 @@ async def notify_moderators(bot: Any, guild: discord.Guild, text: str) -> bool:
     try:
         owner = guild.owner or await bot.fetch_user(guild.owner_id)
         await owner.send(
-            f"**{discord.utils.escape_markdown(guild.name[:100])}**: {text}"[:2000], allowed_mentions=NO_PINGS
+            f"**{discord.utils.escape_markdown(guild.name[:100])}**: {text}"[:2000],
+            allowed_mentions=NO_PINGS,
         )
         log.info("guild=%s moderators told by DM to the owner", guild.id)
         return True

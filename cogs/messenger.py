@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,17 @@ class Clip:
         return self.path.stat().st_size
 
 
+@dataclass(frozen=True)
+class ResultMessage:
+    """The clip's message: ``link_content`` replaces ``content`` when only a link can be sent."""
+
+    clip: Clip
+    content: str
+    link_content: str
+    embed: discord.Embed
+    view: discord.ui.View | None = None
+
+
 class JobMessenger:
     def __init__(self, bot: VideoBot) -> None:
         self._bot = bot
@@ -54,6 +65,11 @@ class JobMessenger:
         # Jobs whose progress message is a plain channel message (posted again after a
         # delete): the interaction webhook can only edit its own messages, so skip it.
         self._progress_in_channel: set[int] = set()
+
+    def forget(self, job_id: int) -> None:
+        """Drop what was remembered about a job's messages once it has ended."""
+        self._unreachable_progress.discard(job_id)
+        self._progress_in_channel.discard(job_id)
 
     # --- routes -------------------------------------------------------------------
 
@@ -157,31 +173,27 @@ class JobMessenger:
 
     # --- result ---------------------------------------------------------------------
 
-    async def send_result(
-        self,
-        job: Job,
-        clip: Clip,
-        *,
-        content: str,
-        link_content: str,
-        embed: discord.Embed,
-        view: discord.ui.View | None,
-    ) -> int | None:
-        """Post the clip (pinging only the requester); returns the message id.
-
-        ``link_content`` is used when the file cannot be attached; it must hold the link.
-        """
+    async def send_result(self, job: Job, result: ResultMessage) -> int | None:
+        """Post the clip (pinging only the requester); returns the message id."""
         if self.token_usable(job):
             try:
-                return await self._send_via_token(job, clip, content, link_content, embed, view)
+                return await self._send_via_token(job, result)
             except discord.HTTPException as error:
-                if not token_expired(error):
+                if token_expired(error):
+                    job = await self._drop_token(job)
+                elif error.status >= 500 and not job.private:
+                    # discord.py has already retried the webhook; the channel is another way in.
+                    log.warning(
+                        "job=%s interaction webhook failing (%s); using the channel",
+                        job.id,
+                        error.status,
+                    )
+                else:
                     raise
-                job = await self._drop_token(job)
         if job.private:
-            return await self._send_direct(job, clip, content, link_content, embed)
+            return await self._send_direct(job, result)
         try:
-            return await self._send_via_channel(job, clip, content, link_content, embed, view)
+            return await self._send_via_channel(job, result)
         except discord.HTTPException as error:
             if error.code not in (MISSING_ACCESS, MISSING_PERMISSIONS) and error.status != 404:
                 raise
@@ -191,57 +203,26 @@ class JobMessenger:
                 job.channel_id,
                 error.code,
             )
-            return await self._send_direct(job, clip, content, link_content, embed)
+            return await self._send_direct(job, result)
 
-    async def _send_via_token(
-        self,
-        job: Job,
-        clip: Clip,
-        content: str,
-        link_content: str,
-        embed: discord.Embed,
-        view: discord.ui.View | None,
-    ) -> int | None:
-        kwargs = {
-            "embed": embed,
-            "allowed_mentions": self._mention(job),
-            "ephemeral": job.private,
-            "wait": True,
-        }
-        if view is not None:
-            kwargs["view"] = view
+    async def _send_via_token(self, job: Job, result: ResultMessage) -> int:
         # The interaction's own limit counts the requester's Nitro; fall back to the server's.
         limit = job.upload_limit or self._guild_upload_limit(job)
+        options = {"ephemeral": job.private, "wait": True, "allowed_mentions": self._mention(job)}
+        return await self._post(self._webhook(job).send, job, result, limit, options)
+
+    async def _send_via_channel(self, job: Job, result: ResultMessage) -> int:
+        options = {"allowed_mentions": self._mention(job)}
         return await self._post(
-            self._webhook(job).send, job, clip, limit, content, link_content, kwargs
+            self._channel(job).send, job, result, self._guild_upload_limit(job), options
         )
 
-    async def _send_via_channel(
-        self,
-        job: Job,
-        clip: Clip,
-        content: str,
-        link_content: str,
-        embed: discord.Embed,
-        view: discord.ui.View | None,
-    ) -> int:
-        kwargs = {"embed": embed, "allowed_mentions": self._mention(job)}
-        if view is not None:
-            kwargs["view"] = view
-        send = self._channel(job).send
-        return await self._post(
-            send, job, clip, self._guild_upload_limit(job), content, link_content, kwargs
-        )
-
-    async def _send_direct(
-        self, job: Job, clip: Clip, content: str, link_content: str, embed: discord.Embed
-    ) -> int:
+    async def _send_direct(self, job: Job, result: ResultMessage) -> int:
         try:
             user = self._bot.get_user(job.user_id) or await self._bot.fetch_user(job.user_id)
-            kwargs = {"embed": embed}
-            return await self._post(
-                user.send, job, clip, DEFAULT_UPLOAD_LIMIT, content, link_content, kwargs
-            )
+            # Buttons act on the server's job; in a DM they would only confuse.
+            direct = replace(result, view=None)
+            return await self._post(user.send, job, direct, DEFAULT_UPLOAD_LIMIT, {})
         except discord.HTTPException as error:
             raise NoRoute(
                 f"no channel, token or DM reaches user for job {job.id}: {error.code}"
@@ -251,17 +232,18 @@ class JobMessenger:
         self,
         send: Callable[..., Awaitable[discord.Message | None]],
         job: Job,
-        clip: Clip,
+        result: ResultMessage,
         limit: int,
-        content: str,
-        link_content: str,
-        kwargs: dict[str, Any],
+        options: dict[str, Any],
     ) -> int:
         """Attach the clip (re-encoded if it is over ``limit``); an expiring link is the last resort."""
-        path = await self._fit(job, clip, limit)
+        options = {**options, "embed": result.embed}
+        if result.view is not None:
+            options["view"] = result.view
+        path = await self.fit(job, result.clip, limit)
         if path is not None:
             try:
-                message = await send(content, file=_file(job, path), **kwargs)
+                message = await send(result.content, file=_file(job, path), **options)
                 return message.id if message else 0
             except discord.HTTPException as error:
                 if not _upload_refused(error):
@@ -272,10 +254,12 @@ class JobMessenger:
                     error.status,
                     error.code,
                 )
-        message = await send(_require_link(clip, link_content), **kwargs)
+        if not result.clip.link:
+            raise NoRoute("the clip does not fit and there is no link to it")
+        message = await send(result.link_content, **options)
         return message.id if message else 0
 
-    async def _fit(self, job: Job, clip: Clip, limit: int) -> Path | None:
+    async def fit(self, job: Job, clip: Clip, limit: int) -> Path | None:
         """A file of the clip within ``limit`` bytes, or None when none can be made."""
         if clip.size <= limit:
             return clip.path
@@ -317,12 +301,6 @@ class JobMessenger:
 
 def _file(job: Job, path: Path) -> discord.File:
     return discord.File(path, filename=f"video-{job.id}.mp4", description=f"Video for job {job.id}")
-
-
-def _require_link(clip: Clip, link_content: str) -> str:
-    if not clip.link:
-        raise NoRoute("the clip does not fit and there is no link to it")
-    return link_content
 
 
 def _upload_refused(error: discord.HTTPException) -> bool:

@@ -20,4 +20,6 @@ async def is_moderator(interaction: discord.Interaction) -> bool:
     if services is None:
         return False
     role_id = await services.limits.moderator_role_id(interaction.guild_id)
-    return role_id is not None and any(role.id == role_id for role in getattr(interaction.user, "roles", ()))
+    return role_id is not None and any(
+        role.id == role_id for role in getattr(interaction.user, "roles", ())
+    )

@@ -64,7 +64,9 @@ def duration(seconds: float) -> str:
 
 def status_line(progress: Progress) -> str:
     if progress.phase is ProgressPhase.QUEUED:
-        if progress.position and progress.position > 1:
+        if progress.position is None:
+            return "Waiting for a free slot"
+        if progress.position > 1:
             return f"Waiting in line: {progress.position - 1} ahead of you"
         return "Waiting in line: you are next"
     return {

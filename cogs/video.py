@@ -13,7 +13,7 @@ from discord.ext import commands
 
 from cogs import render
 from cogs.alerts import notify_moderators
-from cogs.messenger import Clip, JobMessenger
+from cogs.messenger import Clip, JobMessenger, ResultMessage
 from cogs.video_buttons import BUTTONS, progress_view, result_view
 from services.admission import Admitted, BudgetExhausted
 from services.errors import BotError, SegmindInsufficientCredits
@@ -130,7 +130,7 @@ class VideoCog(commands.Cog):
         job = admitted.job
         spend = admitted.summary()
         self._spend[job.id] = spend
-        first = Progress(job.id, ProgressPhase.QUEUED, position=1)
+        first = Progress(job.id, ProgressPhase.QUEUED)  # its place in line is known once queued
         try:
             message_id = await self._post_progress(
                 interaction,
@@ -231,21 +231,21 @@ class VideoCog(commands.Cog):
 
         self.throttle.update(job.id, render.progress_key(progress), send)
 
-    async def on_ready(self, job: Job) -> int | None:
+    async def on_clip_ready(self, job: Job) -> int | None:
         current = await self._current(job)
         spend = self._spend.get(job.id)
         assert current.clip_path is not None
-        clip = Clip(Path(current.clip_path), current.video_url)
-        message_id = await self.messenger.send_result(
-            current,
-            clip,
+        result = ResultMessage(
+            clip=Clip(Path(current.clip_path), current.video_url),
             content=render.result_content(current),
             link_content=render.result_content(current, link=current.video_url),
             embed=render.result_embed(current, spend),
             view=result_view(current),
         )
+        message_id = await self.messenger.send_result(current, result)
         self._spend.pop(job.id, None)
         await self.throttle.final(job.id, lambda: self._mark_progress_finished(job))
+        self.messenger.forget(job.id)
         return message_id
 
     async def _mark_progress_finished(self, job: Job) -> None:
@@ -262,6 +262,7 @@ class VideoCog(commands.Cog):
         current = await self._current(job)
         embed = render.failure_embed(current, error.user_message)
         await self.throttle.final(job.id, lambda: self.messenger.send_failure(current, embed=embed))
+        self.messenger.forget(job.id)
 
     async def on_operator_alert(self, job: Job, error: BotError) -> None:
         guild = self.bot.get_guild(job.guild_id)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import discord
 
 from cogs import render
+from cogs.messenger import Clip
 from cogs.permissions import is_moderator
 from cogs.replies import reply
 from services.errors import BotError
@@ -120,20 +121,26 @@ class JobButton(
         job = await _job(interaction, self.job_id)
         if interaction.user.id != job.user_id:
             raise BotError("Only the person who made this video can share it.")
-        clip = Path(job.clip_path) if job.clip_path else None
-        if clip is None or not clip.is_file():
+        stored = Path(job.clip_path) if job.clip_path else None
+        if stored is None or not stored.is_file():
             raise BotError(
-                "This clip is no longer stored, so it cannot be shared. Re-roll it with the same seed."
+                "This clip is no longer stored, so it cannot be shared. Make it again with "
+                f"`/video` and seed `{job.request.seed}`."
             )
-        if clip.stat().st_size > interaction.filesize_limit:
-            raise BotError("This clip is too large to post in this channel.")
-        await interaction.response.defer(thinking=True)
+        # Re-encoding can take a while; a private defer keeps any problem private too.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        cog = _cog(interaction)
+        path = await cog.messenger.fit(job, Clip(stored, None), interaction.filesize_limit)
+        if path is None:
+            await reply(interaction, "This clip is too large to post in this channel.")
+            return
+        await reply(interaction, "Shared in the channel.")
         embed = render.result_embed(job)
         embed.title = "A video, shared"
         await interaction.followup.send(
             f"<@{job.user_id}> shared a video.",
             embed=embed,
-            file=discord.File(clip, filename=f"video-{job.id}.mp4"),
+            file=discord.File(path, filename=f"video-{job.id}.mp4"),
             view=result_view(job, shared=True),
             allowed_mentions=discord.AllowedMentions.none(),
         )

@@ -50,7 +50,7 @@ class ConsoleListener:
             line += f", {int(progress.elapsed)}s elapsed, about {int(progress.fraction * 100)}%"
         self.say(line)
 
-    async def on_ready(self, job: Job) -> int | None:
+    async def on_clip_ready(self, job: Job) -> int | None:
         assert job.clip_path is not None
         self.out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(job.clip_path, self.out)

@@ -60,7 +60,7 @@ class JobListener(Protocol):
     async def on_progress(self, job: Job, progress: Progress) -> None:
         """Something visible changed: queue position, Segmind state, elapsed time."""
 
-    async def on_ready(self, job: Job) -> int | None:
+    async def on_clip_ready(self, job: Job) -> int | None:
         """The clip is at ``job.clip_path``: deliver it; return the posted message id.
 
         Raise to have the runner retry later; the job stays stored until delivered.
@@ -143,6 +143,7 @@ class JobRunner:
 
     async def start(self) -> list[Job]:
         """Resume every unfinished job from the database; returns them."""
+        self._accepting = True
         self._config.clips_dir.mkdir(parents=True, exist_ok=True)
         unfinished = await self._storage.jobs.unfinished()
         swept = sweep_clips(
@@ -483,7 +484,7 @@ class JobRunner:
         delays = self._config.delivery_retry_delays
         for attempt in range(len(delays) + 1):
             try:
-                message_id = await self._listener.on_ready(job) if self._listener else None
+                message_id = await self._listener.on_clip_ready(job) if self._listener else None
                 break
             except asyncio.CancelledError:
                 raise

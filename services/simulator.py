@@ -312,34 +312,33 @@ class SegmindSimulator:
         return await self._misbehave(override, request)
 
     async def _handle_status(self, request: web.Request) -> web.StreamResponse:
-        self._record("status", request)
-        override = await self._misbehaviour("status")
+        found = await self._known_job("status", request)
+        if not isinstance(found, _Job):
+            return found
+        state = self._state(found)
+        if state is SegmindState.FAILED:
+            return _failed(found)
+        return web.json_response({"request_id": found.request_id, "status": state.value})
+
+    async def _known_job(self, route: str, request: web.Request) -> _Job | web.StreamResponse:
+        """What status and result share: record, misbehave, check the key, find the job (or 404)."""
+        self._record(route, request)
+        override = await self._misbehaviour(route)
         if override is not None:
             return await self._misbehave(override, request)
         refusal = self._check_key(request)
         if refusal is not None:
             return refusal
-        request_id = request.match_info["request_id"]
-        job = self._live_job(request_id)
+        job = self._live_job(request.match_info["request_id"])
         if job is None:
             return _error(404, "Request not found or expired")
-        state = self._state(job)
-        if state is SegmindState.FAILED:
-            return _failed(job)
-        return web.json_response({"request_id": request_id, "status": state.value})
+        return job
 
     async def _handle_result(self, request: web.Request) -> web.StreamResponse:
-        self._record("result", request)
-        override = await self._misbehaviour("result")
-        if override is not None:
-            return await self._misbehave(override, request)
-        refusal = self._check_key(request)
-        if refusal is not None:
-            return refusal
-        request_id = request.match_info["request_id"]
-        job = self._live_job(request_id)
-        if job is None:
-            return _error(404, "Request not found or expired")
+        found = await self._known_job("result", request)
+        if not isinstance(found, _Job):
+            return found
+        job, request_id = found, found.request_id
         state = self._state(job)
         if state is SegmindState.FAILED:
             return _failed(job)

@@ -9,6 +9,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# The fake Discord's fixtures (fake_world, fake_discord), for every test package.
+pytest_plugins = ["tests.fakediscord.fixtures"]
+
 
 # --- Segmind: a simulator on loopback and a client pointed at it ------------------------
 #

@@ -17,7 +17,6 @@ from services.app import Services, open_services
 from services.clock import FakeClock
 from services.settings import load_settings
 from tests.fakediscord import FakeDiscord, running_client
-from tests.fakediscord.fixtures import fake_discord, fake_world  # noqa: F401 - fixtures
 
 SAMPLE = (Path(__file__).resolve().parents[2] / "services" / "assets" / "sample.mp4").read_bytes()
 

@@ -71,7 +71,9 @@ async def test_sigkill_mid_job_then_restart_delivers_on_the_same_message_with_on
 ):
     alice = fake_discord.world.member_named("alice")
     first = await start_bot(tmp_path, fake_discord, slow_simulator, segmind_api_key)
-    record = await fake_discord.dispatch_slash_command("video", {"prompt": "a lighthouse", "seed": 11}, user=alice)
+    record = await fake_discord.dispatch_slash_command(
+        "video", {"prompt": "a lighthouse", "seed": 11}, user=alice
+    )
     await fake_discord.wait_for_ack(record)
     await wait_for_state(tmp_path, "processing")
     first.send_signal(signal.SIGKILL)
@@ -80,11 +82,15 @@ async def test_sigkill_mid_job_then_restart_delivers_on_the_same_message_with_on
 
     second = await start_bot(tmp_path, fake_discord, slow_simulator, segmind_api_key)
     try:
-        clip = await fake_discord.wait_for_message(record.channel_id, lambda m: m.attachments, timeout=20)
+        clip = await fake_discord.wait_for_message(
+            record.channel_id, lambda m: m.attachments, timeout=20
+        )
         assert clip.attachments[0].data == SAMPLE
         assert clip.pinged_user_ids == {alice.id}
         progress = fake_discord.message(record.original_message_id)
-        await fake_discord.wait_until(lambda: progress.embeds[0]["title"] == "Video finished", timeout=10)
+        await fake_discord.wait_until(
+            lambda: progress.embeds[0]["title"] == "Video finished", timeout=10
+        )
         assert len(slow_simulator.submits) == 1
         assert slow_simulator.submit_attempts == 1
     finally:
@@ -98,7 +104,9 @@ async def test_sigterm_stops_within_seconds_and_the_job_resumes_next_start(
     simulator = await simulator_factory(queue_seconds=0.05, processing_seconds=60)
     alice = fake_discord.world.member_named("alice")
     bot = await start_bot(tmp_path, fake_discord, simulator, segmind_api_key)
-    record = await fake_discord.dispatch_slash_command("video", {"prompt": "a long river"}, user=alice)
+    record = await fake_discord.dispatch_slash_command(
+        "video", {"prompt": "a long river"}, user=alice
+    )
     await fake_discord.wait_for_ack(record)
     await wait_for_state(tmp_path, "processing")
     started = time.monotonic()

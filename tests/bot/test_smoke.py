@@ -3,11 +3,17 @@
 from tests.bot.conftest import SAMPLE
 
 
-async def test_video_is_acknowledged_then_delivered_pinging_only_the_requester(bot, fake_discord, simulator):
+async def test_video_is_acknowledged_then_delivered_pinging_only_the_requester(
+    bot, fake_discord, simulator
+):
     alice = fake_discord.world.member_named("alice")
-    record = await fake_discord.dispatch_slash_command("video", {"prompt": "a red fox", "seed": 7}, user=alice)
+    record = await fake_discord.dispatch_slash_command(
+        "video", {"prompt": "a red fox", "seed": 7}, user=alice
+    )
     await fake_discord.wait_for_ack(record)
-    clip = await fake_discord.wait_for_message(record.channel_id, lambda m: m.attachments, timeout=10)
+    clip = await fake_discord.wait_for_message(
+        record.channel_id, lambda m: m.attachments, timeout=10
+    )
     assert clip.attachments[0].data == SAMPLE
     assert clip.pinged_user_ids == {alice.id}
     assert clip.embeds[0]["fields"][0] == {"inline": True, "name": "Seed", "value": "`7`"}

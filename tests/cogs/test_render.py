@@ -55,6 +55,7 @@ def test_progress_bar_is_bounded():
 @pytest.mark.parametrize(
     ("progress", "expected"),
     [
+        (Progress(7, ProgressPhase.QUEUED), "Waiting for a free slot"),
         (Progress(7, ProgressPhase.QUEUED, position=1), "Waiting in line: you are next"),
         (Progress(7, ProgressPhase.QUEUED, position=3), "Waiting in line: 2 ahead of you"),
         (Progress(7, ProgressPhase.SEGMIND_QUEUED, elapsed=3), "Queued at Segmind"),

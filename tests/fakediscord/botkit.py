@@ -35,11 +35,17 @@ async def sync_to_guild(bot: commands.Bot, fake: FakeDiscord) -> None:
     await bot.tree.sync(guild=guild_object(fake))
 
 
-def on_command(bot: commands.Bot, fake: FakeDiscord, name: str,
-               body: Callable[[discord.Interaction], Awaitable[None]]) -> None:
+def on_command(
+    bot: commands.Bot,
+    fake: FakeDiscord,
+    name: str,
+    body: Callable[[discord.Interaction], Awaitable[None]],
+) -> None:
     """Add a guild slash command without options whose callback is `body`."""
-    bot.tree.add_command(app_commands.Command(name=name, description=f"{name} for tests",
-                                              callback=body), guild=guild_object(fake))
+    bot.tree.add_command(
+        app_commands.Command(name=name, description=f"{name} for tests", callback=body),
+        guild=guild_object(fake),
+    )
 
 
 async def resolved(future: asyncio.Future[Any], timeout: float = 3.0) -> Any:

@@ -36,9 +36,15 @@ from .world import FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser
 APPLICATION_COMMAND, MESSAGE_COMPONENT, MODAL_SUBMIT = 2, 3, 5
 CONTEXT_GUILD, CONTEXT_BOT_DM = 0, 1
 # What Discord grants an app in a DM with its bot (app_permissions there).
-_DM_APP_PERMISSIONS = (Perm.VIEW_CHANNEL | Perm.SEND_MESSAGES | Perm.EMBED_LINKS
-                       | Perm.ATTACH_FILES | Perm.READ_MESSAGE_HISTORY | Perm.ADD_REACTIONS
-                       | Perm.USE_EXTERNAL_EMOJIS)
+_DM_APP_PERMISSIONS = (
+    Perm.VIEW_CHANNEL
+    | Perm.SEND_MESSAGES
+    | Perm.EMBED_LINKS
+    | Perm.ATTACH_FILES
+    | Perm.READ_MESSAGE_HISTORY
+    | Perm.ADD_REACTIONS
+    | Perm.USE_EXTERNAL_EMOJIS
+)
 
 
 class InvalidInteraction(AssertionError):
@@ -87,9 +93,18 @@ class InteractionFactory:
 
     # Slash commands ------------------------------------------------------------------------
 
-    def slash(self, command: str, options: dict[str, Any] | None, *, user: UserLike,
-              channel: ChannelLike, locale: str | None, attachment_size_limit: int | None,
-              strict: bool, bypass_permissions: bool) -> InteractionRecord:
+    def slash(
+        self,
+        command: str,
+        options: dict[str, Any] | None,
+        *,
+        user: UserLike,
+        channel: ChannelLike,
+        locale: str | None,
+        attachment_size_limit: int | None,
+        strict: bool,
+        bypass_permissions: bool,
+    ) -> InteractionRecord:
         """A CHAT_INPUT interaction for `command` ("video", "videolimit set", "a b c")."""
         dest = self._destination(channel, user)
         path = command.split()
@@ -113,8 +128,14 @@ class InteractionFactory:
             data["resolved"] = resolved
         if registered is not None and registered.get("guild_id"):
             data["guild_id"] = registered["guild_id"]
-        return self._register(APPLICATION_COMMAND, data, dest, user, locale=locale,
-                              attachment_size_limit=attachment_size_limit)
+        return self._register(
+            APPLICATION_COMMAND,
+            data,
+            dest,
+            user,
+            locale=locale,
+            attachment_size_limit=attachment_size_limit,
+        )
 
     def _find_command(self, name: str, dest: Destination) -> dict[str, Any] | None:
         scopes = ([dest.guild.id] if dest.guild else []) + [None]
@@ -124,8 +145,9 @@ class InteractionFactory:
                     return command
         return None
 
-    def _check_visible(self, command: dict[str, Any], dest: Destination, user_id: int,
-                       bypass_permissions: bool) -> None:
+    def _check_visible(
+        self, command: dict[str, Any], dest: Destination, user_id: int, bypass_permissions: bool
+    ) -> None:
         """Contexts and default_member_permissions decide whether the user sees the command."""
         context = CONTEXT_GUILD if dest.guild is not None else CONTEXT_BOT_DM
         contexts = command.get("contexts")
@@ -142,27 +164,41 @@ class InteractionFactory:
         if int(required) == 0 or not has(perms, int(required)):
             raise InvalidInteraction(
                 f"/{command['name']} is hidden from this member (default_member_permissions="
-                f"{required}); pass bypass_permissions=True to model a server override")
+                f"{required}); pass bypass_permissions=True to model a server override"
+            )
 
-    def _walk(self, path: list[str], schema: list[dict[str, Any]], values: dict[str, Any],
-              ctx: _OptionContext) -> list[dict[str, Any]]:
+    def _walk(
+        self,
+        path: list[str],
+        schema: list[dict[str, Any]],
+        values: dict[str, Any],
+        ctx: _OptionContext,
+    ) -> list[dict[str, Any]]:
         """Nest subcommand groups/subcommands along `path`, then the leaf's value options."""
         if path:
             name = path[0]
-            option = next((o for o in schema if o.get("name") == name
-                           and o.get("type") in (SUB_COMMAND, SUB_COMMAND_GROUP)), None)
+            option = next(
+                (
+                    o
+                    for o in schema
+                    if o.get("name") == name and o.get("type") in (SUB_COMMAND, SUB_COMMAND_GROUP)
+                ),
+                None,
+            )
             if option is None and ctx.strict:
                 raise InvalidInteraction(f"no subcommand {name!r} in the registered command")
-            kind = option["type"] if option else (SUB_COMMAND if len(path) == 1
-                                                  else SUB_COMMAND_GROUP)
+            kind = (
+                option["type"] if option else (SUB_COMMAND if len(path) == 1 else SUB_COMMAND_GROUP)
+            )
             inner = self._walk(path[1:], (option or {}).get("options") or [], values, ctx)
             return [{"type": kind, "name": name, "options": inner}]
         if ctx.strict and any(o.get("type") in (SUB_COMMAND, SUB_COMMAND_GROUP) for o in schema):
             raise InvalidInteraction("this command needs a subcommand (e.g. 'videolimit set')")
         return self._value_options(schema, values, ctx)
 
-    def _value_options(self, schema: list[dict[str, Any]], values: dict[str, Any],
-                       ctx: _OptionContext) -> list[dict[str, Any]]:
+    def _value_options(
+        self, schema: list[dict[str, Any]], values: dict[str, Any], ctx: _OptionContext
+    ) -> list[dict[str, Any]]:
         by_name = {o["name"]: o for o in schema}
         if ctx.strict:
             unknown = set(values) - set(by_name)
@@ -177,8 +213,9 @@ class InteractionFactory:
             kind = option["type"]
             if ctx.strict:
                 _check_value(option, value)
-            built.append({"name": name, "type": kind,
-                          "value": self._encode(kind, value, option, ctx)})
+            built.append(
+                {"name": name, "type": kind, "value": self._encode(kind, value, option, ctx)}
+            )
         return built
 
     def _encode(self, kind: int, value: Any, option: dict[str, Any], ctx: _OptionContext) -> Any:
@@ -221,8 +258,9 @@ class InteractionFactory:
             raise InvalidInteraction(f"no {'role' if kind == ROLE else 'user'} with id {target}")
         return str(target)
 
-    def _resolve_channel(self, value: ChannelLike, option: dict[str, Any],
-                         ctx: _OptionContext) -> str:
+    def _resolve_channel(
+        self, value: ChannelLike, option: dict[str, Any], ctx: _OptionContext
+    ) -> str:
         channel_id = value if isinstance(value, int) else value.id
         found = self.store.world.find_channel(channel_id)
         if found is None:
@@ -235,26 +273,43 @@ class InteractionFactory:
             raise InvalidInteraction(f"channel type {channel.type} not in {allowed}")
         perms = channel_permissions(guild, channel, ctx.invoker_id)
         ctx.resolved.setdefault("channels", {})[str(channel.id)] = {
-            "id": str(channel.id), "name": channel.name, "type": channel.type,
-            "permissions": str(perms), "parent_id": None, "flags": 0}
+            "id": str(channel.id),
+            "name": channel.name,
+            "type": channel.type,
+            "permissions": str(perms),
+            "parent_id": None,
+            "flags": 0,
+        }
         return str(channel.id)
 
     def _resolve_attachment(self, value: Upload, ctx: _OptionContext) -> str:
         dest, resolved = ctx.dest, ctx.resolved
         attachment_id = self.store.ids.next()
         attachment = StoredAttachment(
-            id=attachment_id, filename=value.filename, size=len(value.data),
-            content_type=value.content_type, data=value.data,
-            url=self.store.attachment_url(dest.channel_id, attachment_id, value.filename))
+            id=attachment_id,
+            filename=value.filename,
+            size=len(value.data),
+            content_type=value.content_type,
+            data=value.data,
+            url=self.store.attachment_url(dest.channel_id, attachment_id, value.filename),
+        )
         self.store.attachments[attachment_id] = attachment
         resolved.setdefault("attachments", {})[str(attachment_id)] = payloads.attachment(
-            attachment, ephemeral=True)
+            attachment, ephemeral=True
+        )
         return str(attachment_id)
 
     # Components and modals -----------------------------------------------------------------
 
-    def component(self, message: StoredMessage, custom_id: str, *, user: UserLike,
-                  values: list[str] | None, strict: bool) -> InteractionRecord:
+    def component(
+        self,
+        message: StoredMessage,
+        custom_id: str,
+        *,
+        user: UserLike,
+        values: list[str] | None,
+        strict: bool,
+    ) -> InteractionRecord:
         """A MESSAGE_COMPONENT interaction: a click on a button or a select choice."""
         uid = user_id_of(user)
         if strict:
@@ -265,12 +320,20 @@ class InteractionFactory:
             data["values"] = list(values or [])
         dest = self._destination(message.channel_id, user)
         message_payload = self.store.message_payload(message)
-        return self._register(MESSAGE_COMPONENT, data, dest, user, locale=None,
-                              attachment_size_limit=None, message=message,
-                              message_payload=message_payload)
+        return self._register(
+            MESSAGE_COMPONENT,
+            data,
+            dest,
+            user,
+            locale=None,
+            attachment_size_limit=None,
+            message=message,
+            message_payload=message_payload,
+        )
 
-    def modal_submit(self, opener: InteractionRecord, values: dict[str, str], *,
-                     strict: bool) -> InteractionRecord:
+    def modal_submit(
+        self, opener: InteractionRecord, values: dict[str, str], *, strict: bool
+    ) -> InteractionRecord:
         """A MODAL_SUBMIT for the modal the bot opened in answer to `opener`."""
         if opener.modal is None:
             raise InvalidInteraction("the bot did not answer this interaction with a modal")
@@ -279,9 +342,16 @@ class InteractionFactory:
         dest = self._destination(opener.channel_id, opener.user_id)
         message = self.store.message(opener.source_message_id or 0)
         message_payload = self.store.message_payload(message) if message else None
-        return self._register(MODAL_SUBMIT, data, dest, opener.user_id, locale=None,
-                              attachment_size_limit=None, message=message,
-                              message_payload=message_payload)
+        return self._register(
+            MODAL_SUBMIT,
+            data,
+            dest,
+            opener.user_id,
+            locale=None,
+            attachment_size_limit=None,
+            message=message,
+            message_payload=message_payload,
+        )
 
     # Common envelope -----------------------------------------------------------------------
 
@@ -295,10 +365,18 @@ class InteractionFactory:
             return self.store.destination(self.store.open_dm(user_id_of(user)))  # type: ignore
         raise InvalidInteraction(f"no channel with id {channel_id}")
 
-    def _register(self, kind: int, data: dict[str, Any], dest: Destination, user: UserLike, *,
-                  locale: str | None, attachment_size_limit: int | None,
-                  message: StoredMessage | None = None,
-                  message_payload: dict[str, Any] | None = None) -> InteractionRecord:
+    def _register(
+        self,
+        kind: int,
+        data: dict[str, Any],
+        dest: Destination,
+        user: UserLike,
+        *,
+        locale: str | None,
+        attachment_size_limit: int | None,
+        message: StoredMessage | None = None,
+        message_payload: dict[str, Any] | None = None,
+    ) -> InteractionRecord:
         uid = user_id_of(user)
         account = self.store.world.find_user(uid)
         if account is None:
@@ -306,16 +384,30 @@ class InteractionFactory:
         interaction_id = self.store.ids.next()
         token = new_token(interaction_id)
         limit = attachment_size_limit or self.store.world.upload_limit_for(dest.guild)
-        payload = _envelope(interaction_id, token, kind, data, self.store.world.application_id,
-                            limit, locale or account.locale)
+        payload = _envelope(
+            interaction_id,
+            token,
+            kind,
+            data,
+            self.store.world.application_id,
+            limit,
+            locale or account.locale,
+        )
         payload.update(self._place(dest, account))
         if message_payload is not None:
             payload["message"] = message_payload
         record = InteractionRecord(
-            id=interaction_id, token=token, type=kind,
-            guild_id=dest.guild.id if dest.guild else None, channel_id=dest.channel_id,
-            user_id=uid, created_at=self.store.clock.monotonic(), payload=payload,
-            attachment_size_limit=limit, source_message_id=message.id if message else None)
+            id=interaction_id,
+            token=token,
+            type=kind,
+            guild_id=dest.guild.id if dest.guild else None,
+            channel_id=dest.channel_id,
+            user_id=uid,
+            created_at=self.store.clock.monotonic(),
+            payload=payload,
+            attachment_size_limit=limit,
+            source_message_id=message.id if message else None,
+        )
         self.store.interactions[interaction_id] = record
         self.store.interactions_by_token[token] = record
         return record
@@ -340,8 +432,11 @@ class InteractionFactory:
         member_perms = channel_permissions(guild, dest.channel, account.id)
         return {
             "guild_id": str(guild.id),
-            "guild": {"id": str(guild.id), "locale": guild.preferred_locale,
-                      "features": list(guild.features)},
+            "guild": {
+                "id": str(guild.id),
+                "locale": guild.preferred_locale,
+                "features": list(guild.features),
+            },
             "guild_locale": guild.preferred_locale,
             "channel_id": str(dest.channel_id),
             "channel": payloads.interaction_channel(guild, dest.channel, account.id),
@@ -352,8 +447,15 @@ class InteractionFactory:
         }
 
 
-def _envelope(interaction_id: int, token: str, kind: int, data: dict[str, Any],
-              application_id: int, limit: int, locale: str) -> dict[str, Any]:
+def _envelope(
+    interaction_id: int,
+    token: str,
+    kind: int,
+    data: dict[str, Any],
+    application_id: int,
+    limit: int,
+    locale: str,
+) -> dict[str, Any]:
     return {
         "id": str(interaction_id),
         "application_id": str(application_id),
@@ -421,16 +523,18 @@ def _check_range(option: dict[str, Any], value: float) -> None:
         raise InvalidInteraction(f"{option['name']}={value} is outside {low}..{high}")
 
 
-def _check_clickable(message: StoredMessage, custom_id: str, user_id: int,
-                     values: list[str] | None) -> None:
+def _check_clickable(
+    message: StoredMessage, custom_id: str, user_id: int, values: list[str] | None
+) -> None:
     if message.deleted:
         raise InvalidInteraction(f"message {message.id} was deleted")
     if not message.visible_for(user_id):
         raise InvalidInteraction(f"user {user_id} cannot see message {message.id}")
     component = message.find_component(custom_id)
     if component is None:
-        raise InvalidInteraction(f"no component {custom_id!r} on message {message.id} "
-                                 f"(has {message.custom_ids()})")
+        raise InvalidInteraction(
+            f"no component {custom_id!r} on message {message.id} (has {message.custom_ids()})"
+        )
     if component.get("disabled"):
         raise InvalidInteraction(f"component {custom_id!r} is disabled")
     if component["type"] == 3:
@@ -441,8 +545,9 @@ def _check_clickable(message: StoredMessage, custom_id: str, user_id: int,
             raise InvalidInteraction(f"invalid select values {chosen!r} for {custom_id!r}")
 
 
-def _modal_answers(components: list[dict[str, Any]], values: dict[str, str],
-                   strict: bool) -> list[dict[str, Any]]:
+def _modal_answers(
+    components: list[dict[str, Any]], values: dict[str, str], strict: bool
+) -> list[dict[str, Any]]:
     """Echo the modal's inputs back with the user's values, in Discord's submit shape."""
     answers: list[dict[str, Any]] = []
     for component in components:
@@ -450,11 +555,17 @@ def _modal_answers(components: list[dict[str, Any]], values: dict[str, str],
             row = [_answer(c, values, strict) for c in component.get("components", [])]
             answers.append({"type": 1, "components": row})
         elif component.get("type") == 18:
-            answers.append({"type": 18, "id": component.get("id", 0),
-                            "component": _answer(component["component"], values, strict)})
+            answers.append(
+                {
+                    "type": 18,
+                    "id": component.get("id", 0),
+                    "component": _answer(component["component"], values, strict),
+                }
+            )
         elif component.get("type") == 10:
-            answers.append({"type": 10, "id": component.get("id", 0),
-                            "content": component.get("content", "")})
+            answers.append(
+                {"type": 10, "id": component.get("id", 0), "content": component.get("content", "")}
+            )
     return answers
 
 
@@ -463,8 +574,11 @@ def _answer(component: dict[str, Any], values: dict[str, str], strict: bool) -> 
     value = values.get(custom_id, "")
     if strict and component.get("required", True) and component.get("type") == 4 and not value:
         raise InvalidInteraction(f"modal input {custom_id!r} is required")
-    answer: dict[str, Any] = {"type": component.get("type", 4), "custom_id": custom_id,
-                              "id": component.get("id", 0)}
+    answer: dict[str, Any] = {
+        "type": component.get("type", 4),
+        "custom_id": custom_id,
+        "id": component.get("id", 0),
+    }
     if component.get("type") == 4:
         answer["value"] = value
     else:

@@ -13,10 +13,15 @@ from typing import Any
 class DiscordError(Exception):
     """An API error: HTTP status plus Discord's JSON `{code, message[, errors]}` body."""
 
-    def __init__(self, status: int, code: int, message: str,
-                 errors: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None,
-                 body: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: int,
+        message: str,
+        errors: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(f"{status} {code} {message}")
         self.status = status
         self.code = code
@@ -164,8 +169,9 @@ def invalid_webhook_token() -> DiscordError:
     return DiscordError(401, 50027, "Invalid Webhook Token")
 
 
-def rate_limited(retry_after: float, *, is_global: bool = False,
-                 scope: str = "user") -> DiscordError:
+def rate_limited(
+    retry_after: float, *, is_global: bool = False, scope: str = "user"
+) -> DiscordError:
     """429 with the body and headers discord.py reads (it also needs `Via`, added by the server)."""
     headers = {
         "Retry-After": str(max(1, int(-(-retry_after // 1)))),
@@ -177,6 +183,9 @@ def rate_limited(retry_after: float, *, is_global: bool = False,
     }
     if is_global:
         headers["X-RateLimit-Global"] = "true"
-    body = {"message": "You are being rate limited.", "retry_after": retry_after,
-            "global": is_global}
+    body = {
+        "message": "You are being rate limited.",
+        "retry_after": retry_after,
+        "global": is_global,
+    }
     return DiscordError(429, 0, "You are being rate limited.", headers=headers, body=body)

@@ -54,8 +54,9 @@ class FakeDiscord:
 
     async def start(self) -> None:
         """Listen on a random loopback port."""
-        self._runner = web.AppRunner(self._server.build_app(), shutdown_timeout=1.0,
-                                     access_log=None)
+        self._runner = web.AppRunner(
+            self._server.build_app(), shutdown_timeout=1.0, access_log=None
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -106,42 +107,65 @@ class FakeDiscord:
         """Wait until `predicate()` is truthy (re-checked on every change); return its value."""
         return await self._notifier.wait_until(predicate, timeout, self.describe)
 
-    async def wait_for(self, predicate: Callable[[RecordedCall], bool], *,
-                       timeout: float = DEFAULT_TIMEOUT, after: int = 0) -> RecordedCall:
+    async def wait_for(
+        self,
+        predicate: Callable[[RecordedCall], bool],
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        after: int = 0,
+    ) -> RecordedCall:
         """The first recorded call (with seq > `after`) matching `predicate`."""
+
         def found() -> RecordedCall | None:
             return next((c for c in self.store.calls if c.seq > after and predicate(c)), None)
 
         return await self.wait_until(found, timeout)
 
-    async def wait_for_call(self, route: str, *, timeout: float = DEFAULT_TIMEOUT,
-                            after: int = 0, ok: bool | None = None) -> RecordedCall:
+    async def wait_for_call(
+        self,
+        route: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        after: int = 0,
+        ok: bool | None = None,
+    ) -> RecordedCall:
         """The first call matching a route pattern like "POST /channels/*/messages"."""
         matches = self.route_matcher(route)
         return await self.wait_for(
-            lambda c: matches(c) and (ok is None or c.ok == ok), timeout=timeout, after=after)
+            lambda c: matches(c) and (ok is None or c.ok == ok), timeout=timeout, after=after
+        )
 
-    async def wait_for_ack(self, interaction: InteractionRecord,
-                           timeout: float | None = None) -> InteractionRecord:
+    async def wait_for_ack(
+        self, interaction: InteractionRecord, timeout: float | None = None
+    ) -> InteractionRecord:
         """Wait for the initial response; raise AcknowledgementMissed past the 3 s window."""
         remaining = interaction.ack_deadline - self.clock.monotonic()
         limit = max(0.0, remaining) + 0.05 if timeout is None else timeout
         with contextlib.suppress(FakeTimeout):
-            await self.wait_until(lambda: interaction.acknowledged
-                                  or interaction.late_callbacks > 0, limit)
+            await self.wait_until(
+                lambda: interaction.acknowledged or interaction.late_callbacks > 0, limit
+            )
         if not interaction.acknowledged:
             raise AcknowledgementMissed(
                 f"interaction {interaction.id} was not acknowledged within 3 s "
-                "(the member sees 'The application did not respond')")
+                "(the member sees 'The application did not respond')"
+            )
         return interaction
 
-    async def wait_for_message(self, channel: ChannelLike, predicate: Callable[
-            [StoredMessage], bool] = lambda m: True, *, viewer: UserLike | None = None,
-            timeout: float = DEFAULT_TIMEOUT) -> StoredMessage:
+    async def wait_for_message(
+        self,
+        channel: ChannelLike,
+        predicate: Callable[[StoredMessage], bool] = lambda m: True,
+        *,
+        viewer: UserLike | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> StoredMessage:
         """The first message the viewer (None: everyone) sees in the channel matching predicate."""
+
         def found() -> StoredMessage | None:
-            return next((m for m in self.channel_messages(channel, viewer=viewer)
-                         if predicate(m)), None)
+            return next(
+                (m for m in self.channel_messages(channel, viewer=viewer) if predicate(m)), None
+            )
 
         return await self.wait_until(found, timeout)
 
@@ -152,10 +176,17 @@ class FakeDiscord:
     # Dispatching ---------------------------------------------------------------------------
 
     async def dispatch_slash_command(
-            self, command: str, options: dict[str, Any] | None = None, *, user: UserLike,
-            channel: ChannelLike | None = None, locale: str | None = None,
-            attachment_size_limit: int | None = None, strict: bool = True,
-            bypass_permissions: bool = False) -> InteractionRecord:
+        self,
+        command: str,
+        options: dict[str, Any] | None = None,
+        *,
+        user: UserLike,
+        channel: ChannelLike | None = None,
+        locale: str | None = None,
+        attachment_size_limit: int | None = None,
+        strict: bool = True,
+        bypass_permissions: bool = False,
+    ) -> InteractionRecord:
         """Send INTERACTION_CREATE for `/command` ("video", "videolimit set") as `user` would.
 
         `channel` defaults to the first channel of the first guild; pass 0 for the bot's DM.
@@ -163,24 +194,38 @@ class FakeDiscord:
         """
         target = channel if channel is not None else self.world.guild.channels[0]
         record = self._interactions.slash(
-            command, options, user=user, channel=target, locale=locale,
-            attachment_size_limit=attachment_size_limit, strict=strict,
-            bypass_permissions=bypass_permissions)
+            command,
+            options,
+            user=user,
+            channel=target,
+            locale=locale,
+            attachment_size_limit=attachment_size_limit,
+            strict=strict,
+            bypass_permissions=bypass_permissions,
+        )
         await self._send_interaction(record)
         return record
 
-    async def dispatch_component(self, message: StoredMessage | int, custom_id: str, *,
-                                 user: UserLike, values: list[str] | None = None,
-                                 strict: bool = True) -> InteractionRecord:
+    async def dispatch_component(
+        self,
+        message: StoredMessage | int,
+        custom_id: str,
+        *,
+        user: UserLike,
+        values: list[str] | None = None,
+        strict: bool = True,
+    ) -> InteractionRecord:
         """Send INTERACTION_CREATE (type 3) for a click on a button / select of a message."""
         stored = message if isinstance(message, StoredMessage) else self.message(message)
-        record = self._interactions.component(stored, custom_id, user=user, values=values,
-                                              strict=strict)
+        record = self._interactions.component(
+            stored, custom_id, user=user, values=values, strict=strict
+        )
         await self._send_interaction(record)
         return record
 
-    async def dispatch_modal_submit(self, opener: InteractionRecord, values: dict[str, str], *,
-                                    strict: bool = True) -> InteractionRecord:
+    async def dispatch_modal_submit(
+        self, opener: InteractionRecord, values: dict[str, str], *, strict: bool = True
+    ) -> InteractionRecord:
         """Submit the modal the bot answered `opener` with (type 5)."""
         record = self._interactions.modal_submit(opener, values, strict=strict)
         await self._send_interaction(record)
@@ -191,8 +236,9 @@ class FakeDiscord:
         self._require_connection()
         await self.gateway.dispatch(event, data)
 
-    async def post_user_message(self, user: UserLike, channel: ChannelLike,
-                                content: str) -> StoredMessage:
+    async def post_user_message(
+        self, user: UserLike, channel: ChannelLike, content: str
+    ) -> StoredMessage:
         """A member posts in a channel; the bot receives MESSAGE_CREATE (content per intents)."""
         self._require_connection()
         channel_id = channel if isinstance(channel, int) else channel.id
@@ -211,8 +257,10 @@ class FakeDiscord:
 
     def _require_connection(self) -> None:
         if not self.gateway.connected_sessions():
-            raise RuntimeError("no bot is connected to the fake gateway yet "
-                               "(await fake.wait_for_connection() or run the bot first)")
+            raise RuntimeError(
+                "no bot is connected to the fake gateway yet "
+                "(await fake.wait_for_connection() or run the bot first)"
+            )
 
     # Reading state -------------------------------------------------------------------------
 
@@ -239,8 +287,9 @@ class FakeDiscord:
             raise LookupError(f"no message {message_id}")
         return message
 
-    def channel_messages(self, channel: ChannelLike, *,
-                         viewer: UserLike | None = None) -> list[StoredMessage]:
+    def channel_messages(
+        self, channel: ChannelLike, *, viewer: UserLike | None = None
+    ) -> list[StoredMessage]:
         """What `viewer` sees in the channel, oldest first (None: what every member sees)."""
         channel_id = channel if isinstance(channel, int) else channel.id
         viewer_id = None if viewer is None else user_id_of(viewer)
@@ -258,8 +307,7 @@ class FakeDiscord:
 
     def pinged(self) -> dict[int, frozenset[int]]:
         """Message id -> users notified when it appeared, for every message that pinged anyone."""
-        return {m.id: m.pinged_user_ids for m in self.store.messages.values()
-                if m.pinged_user_ids}
+        return {m.id: m.pinged_user_ids for m in self.store.messages.values() if m.pinged_user_ids}
 
     def commands(self, guild_id: int | None = None) -> list[dict[str, Any]]:
         """Registered application commands of a scope (None: global)."""
@@ -286,8 +334,10 @@ class FakeDiscord:
     def describe(self, last: int = 15) -> str:
         """The latest calls and gateway events, for timeout messages."""
         lines = ["recent REST calls:"]
-        lines += [f"  {c}" + (f" code={c.error_code}" if c.error_code else "")
-                  for c in self.store.calls[-last:]] or ["  (none)"]
+        lines += [
+            f"  {c}" + (f" code={c.error_code}" if c.error_code else "")
+            for c in self.store.calls[-last:]
+        ] or ["  (none)"]
         events = [f.t for f in self.gateway.frames if f.direction == "send" and f.t][-last:]
         lines.append(f"recent gateway dispatches: {events or '(none)'}")
         return "\n".join(lines)

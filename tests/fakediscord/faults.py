@@ -65,8 +65,14 @@ class Fault:
     # Constructors for the failures a bot must survive -------------------------------------
 
     @classmethod
-    def rate_limited(cls, route: str, *, retry_after: float = 0.05, is_global: bool = False,
-                     times: int | None = 1) -> Fault:
+    def rate_limited(
+        cls,
+        route: str,
+        *,
+        retry_after: float = 0.05,
+        is_global: bool = False,
+        times: int | None = 1,
+    ) -> Fault:
         """429 with `retry_after` in the body and the X-RateLimit-* / Retry-After headers."""
         return cls(route, errors.rate_limited(retry_after, is_global=is_global), times)
 
@@ -76,8 +82,9 @@ class Fault:
         return cls(route, errors.invalid_webhook_token(), times)
 
     @classmethod
-    def unknown_interaction(cls, route: str = "POST /interactions/**",
-                            *, times: int | None = 1) -> Fault:
+    def unknown_interaction(
+        cls, route: str = "POST /interactions/**", *, times: int | None = 1
+    ) -> Fault:
         """404 10062, as for a callback after the 3 s window."""
         return cls(route, errors.unknown_interaction(), times)
 
@@ -102,8 +109,9 @@ class Fault:
         return cls(route, DiscordError(status, 0, f"{status}: Internal Server Error"), times)
 
     @classmethod
-    def custom(cls, route: str, status: int, code: int, message: str, *,
-               times: int | None = 1) -> Fault:
+    def custom(
+        cls, route: str, status: int, code: int, message: str, *, times: int | None = 1
+    ) -> Fault:
         """Any status with Discord's `{code, message}` body."""
         return cls(route, DiscordError(status, code, message), times)
 

@@ -1,7 +1,6 @@
 """pytest fixtures: a started fake with discord.py pointed at it, torn down cleanly.
 
-Use from any test package's conftest.py:
-    from tests.fakediscord.fixtures import fake_discord, fake_world  # noqa: F401
+tests/conftest.py registers this module as a pytest plugin, so every test can ask for them.
 Override `fake_world` in a test module to change the world the fake starts with.
 """
 

@@ -60,9 +60,17 @@ _INTENT_FLAGS = {
     INTENT_MESSAGE_CONTENT: APP_FLAG_GATEWAY_MESSAGE_CONTENT
     | APP_FLAG_GATEWAY_MESSAGE_CONTENT_LIMITED,
 }
-_GUILD_EVENTS = {"GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE", "CHANNEL_CREATE",
-                 "CHANNEL_UPDATE", "CHANNEL_DELETE", "GUILD_ROLE_CREATE", "GUILD_ROLE_UPDATE",
-                 "GUILD_ROLE_DELETE"}
+_GUILD_EVENTS = {
+    "GUILD_CREATE",
+    "GUILD_UPDATE",
+    "GUILD_DELETE",
+    "CHANNEL_CREATE",
+    "CHANNEL_UPDATE",
+    "CHANNEL_DELETE",
+    "GUILD_ROLE_CREATE",
+    "GUILD_ROLE_UPDATE",
+    "GUILD_ROLE_DELETE",
+}
 _MEMBER_EVENTS = {"GUILD_MEMBER_ADD", "GUILD_MEMBER_UPDATE", "GUILD_MEMBER_REMOVE"}
 _MESSAGE_EVENTS = {"MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE"}
 
@@ -86,13 +94,15 @@ class _ZstdStream:
 
             compressor = zstd.ZstdCompressor()
             self._encode = lambda data: compressor.compress(
-                data, mode=zstd.ZstdCompressor.FLUSH_BLOCK)
+                data, mode=zstd.ZstdCompressor.FLUSH_BLOCK
+            )
         except ImportError:
             import zstandard  # type: ignore[import-not-found]
 
             stream = zstandard.ZstdCompressor().compressobj()
-            self._encode = lambda data: stream.compress(data) + stream.flush(
-                zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+            self._encode = lambda data: (
+                stream.compress(data) + stream.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+            )
 
     def encode(self, text: str) -> bytes:
         return self._encode(text.encode())
@@ -182,8 +192,9 @@ class Gateway:
         compression = request.query.get("compress")
         ws = web.WebSocketResponse(max_msg_size=0, autoping=True, heartbeat=None)
         await ws.prepare(request)
-        conn = _Connection(ws, compression if compression in ("zlib-stream", "zstd-stream")
-                           else None)
+        conn = _Connection(
+            ws, compression if compression in ("zlib-stream", "zstd-stream") else None
+        )
         self.compressions.append(conn.compression)
         self.connections.append(conn)
         try:
@@ -193,8 +204,14 @@ class Gateway:
             if request.query.get("encoding", "json") != "json":
                 await ws.close(code=4002, message=b"Decode error")
                 return ws
-            await self._send(conn, HELLO, {"heartbeat_interval": self.world.heartbeat_interval_ms,
-                                           "_trace": ["fake-discord-gateway"]})
+            await self._send(
+                conn,
+                HELLO,
+                {
+                    "heartbeat_interval": self.world.heartbeat_interval_ms,
+                    "_trace": ["fake-discord-gateway"],
+                },
+            )
             await self._receive_loop(conn)
         finally:
             self.connections.remove(conn)
@@ -242,8 +259,11 @@ class Gateway:
             await conn.ws.close(code=close[0], message=close[1].encode())
             return
         conn.payload_compression = bool(data.get("compress")) and conn.compression is None
-        session = GatewaySession(session_id=secrets.token_hex(16), intents=int(data["intents"]),
-                                 large_threshold=int(data.get("large_threshold", 50)))
+        session = GatewaySession(
+            session_id=secrets.token_hex(16),
+            intents=int(data["intents"]),
+            large_threshold=int(data.get("large_threshold", 50)),
+        )
         self.sessions[session.session_id] = session
         conn.session = session
         session.connection = conn
@@ -289,8 +309,10 @@ class Gateway:
             "session_id": session.session_id,
             "session_type": "normal",
             "resume_gateway_url": self.url,
-            "application": {"id": str(self.world.application_id),
-                            "flags": self.world.application_flags},
+            "application": {
+                "id": str(self.world.application_id),
+                "flags": self.world.application_flags,
+            },
             "private_channels": [],
             "relationships": [],
             "presences": [],
@@ -319,16 +341,19 @@ class Gateway:
         if guild is None:
             return
         members = self._requested_members(conn.session, guild, data)
-        chunk: dict[str, Any] = {"guild_id": str(guild.id), "members": [
-            payloads.member(m) for m in members], "chunk_index": 0, "chunk_count": 1,
-            "not_found": []}
+        chunk: dict[str, Any] = {
+            "guild_id": str(guild.id),
+            "members": [payloads.member(m) for m in members],
+            "chunk_index": 0,
+            "chunk_count": 1,
+            "not_found": [],
+        }
         if data.get("nonce") is not None:
             chunk["nonce"] = data["nonce"]
         await self._dispatch_to(conn.session, "GUILD_MEMBERS_CHUNK", chunk)
 
     @staticmethod
-    def _requested_members(session: GatewaySession, guild: Any,
-                           data: dict[str, Any]) -> list[Any]:
+    def _requested_members(session: GatewaySession, guild: Any, data: dict[str, Any]) -> list[Any]:
         """Members for op 8: by id, or by name prefix (all of them needs GUILD_MEMBERS)."""
         if data.get("user_ids"):
             wanted = {int(u) for u in data["user_ids"]}
@@ -344,8 +369,11 @@ class Gateway:
 
     def connected_sessions(self) -> list[GatewaySession]:
         """Sessions that have an open, identified connection right now."""
-        return [s for s in self.sessions.values()
-                if s.connection is not None and not s.connection.ws.closed]
+        return [
+            s
+            for s in self.sessions.values()
+            if s.connection is not None and not s.connection.ws.closed
+        ]
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> int:
         """Send an event to every connected session whose intents allow it; returns how many."""
@@ -357,8 +385,9 @@ class Gateway:
                 sent += 1
         return sent
 
-    def _filter_for(self, session: GatewaySession, event: str,
-                    data: dict[str, Any]) -> dict[str, Any] | None:
+    def _filter_for(
+        self, session: GatewaySession, event: str, data: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """Apply intents: drop the event, or blank message content without MESSAGE_CONTENT."""
         intents = session.intents
         if event in _GUILD_EVENTS and not intents & INTENT_GUILDS:
@@ -389,8 +418,9 @@ class Gateway:
         if session.connection is not None:
             await self._send(session.connection, DISPATCH, data, t=event, s=session.seq)
 
-    async def _send(self, conn: _Connection, op: int, data: Any, *, t: str | None = None,
-                    s: int | None = None) -> None:
+    async def _send(
+        self, conn: _Connection, op: int, data: Any, *, t: str | None = None, s: int | None = None
+    ) -> None:
         self._log("send", op, t, s, data)
         await conn.send({"op": op, "d": data, "s": s, "t": t})
 

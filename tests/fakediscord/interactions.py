@@ -55,8 +55,11 @@ class InteractionRoutes:
         body: MessageBody = request[BODY_KEY]
         kind = body.payload.get("type")
         if kind not in _ALLOWED_RESPONSES.get(record.type, set()):
-            raise errors.form_error(("type",), "INTERACTION_RESPONSE_TYPE_INVALID",
-                                    "Interaction response type is not valid for this interaction")
+            raise errors.form_error(
+                ("type",),
+                "INTERACTION_RESPONSE_TYPE_INVALID",
+                "Interaction response type is not valid for this interaction",
+            )
         data = body.payload.get("data") or {}
         inner = MessageBody(payload=data, files=body.files)
         self._validate_response(record, kind, inner)
@@ -83,24 +86,32 @@ class InteractionRoutes:
             raise errors.unknown_interaction()
         return record
 
-    def _validate_response(self, record: InteractionRecord, kind: int,
-                           inner: MessageBody) -> None:
+    def _validate_response(self, record: InteractionRecord, kind: int, inner: MessageBody) -> None:
         if kind == MESSAGE:
-            validate(inner, upload_limit=record.attachment_size_limit, creating=True,
-                     ephemeral_allowed=True)
+            validate(
+                inner,
+                upload_limit=record.attachment_size_limit,
+                creating=True,
+                ephemeral_allowed=True,
+            )
         elif kind == UPDATE_MESSAGE:
             validate(inner, upload_limit=record.attachment_size_limit, creating=False)
         elif kind == MODAL:
             _validate_modal(inner.payload)
         elif kind == AUTOCOMPLETE_RESULT and len(inner.payload.get("choices") or []) > 25:
-            raise errors.form_error(("data", "choices"), "BASE_TYPE_MAX_LENGTH",
-                                    "Must be 25 or fewer in length.")
+            raise errors.form_error(
+                ("data", "choices"), "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length."
+            )
         if kind in (DEFERRED_UPDATE, UPDATE_MESSAGE) and record.source_message_id is None:
-            raise errors.form_error(("type",), "INTERACTION_RESPONSE_TYPE_INVALID",
-                                    "This interaction has no message to update")
+            raise errors.form_error(
+                ("type",),
+                "INTERACTION_RESPONSE_TYPE_INVALID",
+                "This interaction has no message to update",
+            )
 
-    async def _apply_response(self, record: InteractionRecord, kind: int,
-                              inner: MessageBody) -> StoredMessage | None:
+    async def _apply_response(
+        self, record: InteractionRecord, kind: int, inner: MessageBody
+    ) -> StoredMessage | None:
         if kind == MESSAGE:
             message = await self._new_message(record, inner, message_type=_response_type(record))
             record.original_message_id = message.id
@@ -119,31 +130,42 @@ class InteractionRoutes:
             record.autocomplete_choices = list(inner.payload.get("choices") or [])
         return None
 
-    async def _thinking_message(self, record: InteractionRecord,
-                                data: dict[str, Any]) -> StoredMessage:
+    async def _thinking_message(
+        self, record: InteractionRecord, data: dict[str, Any]
+    ) -> StoredMessage:
         """Type 5: a "Bot is thinking..." message whose visibility is fixed now."""
         ephemeral = bool(int(data.get("flags") or 0) & FLAG_EPHEMERAL)
-        body = MessageBody(payload={"content": "", "flags": FLAG_EPHEMERAL if ephemeral else 0},
-                           files=[])
-        message = await self._new_message(record, body, message_type=_response_type(record),
-                                           extra_flags=FLAG_LOADING, notify=False)
+        body = MessageBody(
+            payload={"content": "", "flags": FLAG_EPHEMERAL if ephemeral else 0}, files=[]
+        )
+        message = await self._new_message(
+            record,
+            body,
+            message_type=_response_type(record),
+            extra_flags=FLAG_LOADING,
+            notify=False,
+        )
         record.original_message_id = message.id
         record.loading_ephemeral = ephemeral
         record.loading_resolved = False
         return message
 
-    def _callback_result(self, record: InteractionRecord, kind: int,
-                         message: StoredMessage | None) -> dict[str, Any]:
+    def _callback_result(
+        self, record: InteractionRecord, kind: int, message: StoredMessage | None
+    ) -> dict[str, Any]:
         """The `with_response=true` body discord.py reads into InteractionCallbackResponse."""
         summary: dict[str, Any] = {"id": str(record.id), "type": record.type}
         if message is not None:
-            summary.update({"response_message_id": str(message.id),
-                            "response_message_loading": message.loading,
-                            "response_message_ephemeral": message.ephemeral})
+            summary.update(
+                {
+                    "response_message_id": str(message.id),
+                    "response_message_loading": message.loading,
+                    "response_message_ephemeral": message.ephemeral,
+                }
+            )
         result: dict[str, Any] = {"interaction": summary}
         if message is not None:
-            result["resource"] = {"type": kind,
-                                  "message": self.store.message_payload(message)}
+            result["resource"] = {"type": kind, "message": self.store.message_payload(message)}
         return result
 
     # The token's webhook ------------------------------------------------------------------
@@ -154,14 +176,16 @@ class InteractionRoutes:
         if not record.acknowledged:
             raise errors.unknown_webhook()
         body: MessageBody = request[BODY_KEY]
-        validate(body, upload_limit=record.attachment_size_limit, creating=True,
-                 ephemeral_allowed=True)
+        validate(
+            body, upload_limit=record.attachment_size_limit, creating=True, ephemeral_allowed=True
+        )
         original = self._pending_thinking(record)
         if original is not None:
             # The followup resolves "thinking": same message, defer's visibility, no ping.
             payload = {k: v for k, v in body.payload.items() if k != "flags"}
             message = await self.store.resolve_deferred(
-                original, MessageBody(payload=payload, files=body.files), record)
+                original, MessageBody(payload=payload, files=body.files), record
+            )
         else:
             message = await self._new_message(record, body, message_type=0)
         record.followup_ids.append(message.id)
@@ -230,17 +254,30 @@ class InteractionRoutes:
             return None
         return message
 
-    async def _new_message(self, record: InteractionRecord, body: MessageBody, *,
-                           message_type: int, extra_flags: int = 0,
-                           notify: bool = True) -> StoredMessage:
+    async def _new_message(
+        self,
+        record: InteractionRecord,
+        body: MessageBody,
+        *,
+        message_type: int,
+        extra_flags: int = 0,
+        notify: bool = True,
+    ) -> StoredMessage:
         dest = self.store.destination(record.channel_id)
         if dest is None:
             dest = Destination(record.channel_id, None, None)
         flags = int(body.payload.get("flags") or 0) | extra_flags
         visible_to = frozenset({record.user_id}) if flags & FLAG_EPHEMERAL else None
         return await self.store.create_message(
-            dest, self.store.world.bot.id, body, interaction=record, visible_to=visible_to,
-            message_type=message_type, extra_flags=extra_flags, notify=notify)
+            dest,
+            self.store.world.bot.id,
+            body,
+            interaction=record,
+            visible_to=visible_to,
+            message_type=message_type,
+            extra_flags=extra_flags,
+            notify=notify,
+        )
 
 
 def _response_type(record: InteractionRecord) -> int:
@@ -254,14 +291,24 @@ def _validate_modal(data: dict[str, Any]) -> None:
     custom_id, title = data.get("custom_id"), data.get("title")
     problems: dict[str, Any] = {}
     if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= 100:
-        problems.update(nest(("data", "custom_id"), field_error(
-            "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")))
+        problems.update(
+            nest(
+                ("data", "custom_id"),
+                field_error("BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."),
+            )
+        )
     if not isinstance(title, str) or not 1 <= len(title) <= 45:
-        problems.setdefault("data", {}).update({"title": field_error(
-            "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 45 in length.")})
+        problems.setdefault("data", {}).update(
+            {"title": field_error("BASE_TYPE_BAD_LENGTH", "Must be between 1 and 45 in length.")}
+        )
     components = data.get("components") or []
     if not 1 <= len(components) <= 5:
-        problems.setdefault("data", {}).update({"components": field_error(
-            "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length.")})
+        problems.setdefault("data", {}).update(
+            {
+                "components": field_error(
+                    "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length."
+                )
+            }
+        )
     if problems:
         raise errors.invalid_form_body(problems)

@@ -50,38 +50,76 @@ def validate_allowed_mentions(value: Any) -> None:
         return
     problems: dict[str, Any] = {}
     if not isinstance(value, dict):
-        raise invalid_form_body({"allowed_mentions": field_error(
-            "DICT_TYPE_CONVERT", "Only dictionaries may be used in a DictType")})
+        raise invalid_form_body(
+            {
+                "allowed_mentions": field_error(
+                    "DICT_TYPE_CONVERT", "Only dictionaries may be used in a DictType"
+                )
+            }
+        )
     parse = value.get("parse", [])
     for index, kind in enumerate(parse or []):
         if kind not in _PARSE_TYPES:
-            merge_errors(problems, nest(("allowed_mentions", "parse", index), field_error(
-                "BASE_TYPE_CHOICES", f"Value must be one of {sorted(_PARSE_TYPES)}.")))
+            merge_errors(
+                problems,
+                nest(
+                    ("allowed_mentions", "parse", index),
+                    field_error(
+                        "BASE_TYPE_CHOICES", f"Value must be one of {sorted(_PARSE_TYPES)}."
+                    ),
+                ),
+            )
     for kind in ("users", "roles"):
         ids = value.get(kind) or []
         if ids and kind in (parse or []):
-            merge_errors(problems, nest(("allowed_mentions",), field_error(
-                "MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE",
-                f'parse:["{kind}"] and {kind}: [ids...] are mutually exclusive.')))
+            merge_errors(
+                problems,
+                nest(
+                    ("allowed_mentions",),
+                    field_error(
+                        "MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE",
+                        f'parse:["{kind}"] and {kind}: [ids...] are mutually exclusive.',
+                    ),
+                ),
+            )
         if len(ids) > 100:
-            merge_errors(problems, nest(("allowed_mentions", kind), field_error(
-                "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length.")))
+            merge_errors(
+                problems,
+                nest(
+                    ("allowed_mentions", kind),
+                    field_error("BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length."),
+                ),
+            )
     if problems:
         raise invalid_form_body(problems)
 
 
-def resolve(content: str, allowed: dict[str, Any] | None, *, guild: FakeGuild | None,
-            channel: FakeChannel | None, author_id: int, dm_recipient_id: int | None = None,
-            replied_author_id: int | None = None, visible_to: frozenset[int] | None = None,
-            notify: bool = True) -> Mentions:
+def resolve(
+    content: str,
+    allowed: dict[str, Any] | None,
+    *,
+    guild: FakeGuild | None,
+    channel: FakeChannel | None,
+    author_id: int,
+    dm_recipient_id: int | None = None,
+    replied_author_id: int | None = None,
+    visible_to: frozenset[int] | None = None,
+    notify: bool = True,
+) -> Mentions:
     """Apply the rules to content: which mentions stand, and who is notified."""
     parsed = parse_content(content or "")
     author_perms = _author_permissions(guild, channel, author_id)
     users = {u for u in parsed.users if _allowed(allowed, "users", u)}
-    roles = {r for r in parsed.roles if _allowed(allowed, "roles", r)
-             and _role_pingable(guild, r, author_perms)}
-    everyone = (parsed.everyone and _allowed(allowed, "everyone", None)
-                and has(author_perms, Perm.MENTION_EVERYONE))
+    roles = {
+        r
+        for r in parsed.roles
+        if _allowed(allowed, "roles", r) and _role_pingable(guild, r, author_perms)
+    }
+    everyone = (
+        parsed.everyone
+        and _allowed(allowed, "everyone", None)
+        and has(author_perms, Perm.MENTION_EVERYONE)
+    )
     replied = _replied_user_allowed(allowed) and replied_author_id is not None
     if replied and replied_author_id is not None:
         users.add(replied_author_id)
@@ -91,8 +129,12 @@ def resolve(content: str, allowed: dict[str, Any] | None, *, guild: FakeGuild | 
     pinged.discard(author_id)
     if visible_to is not None:
         pinged &= set(visible_to)
-    return Mentions(users=frozenset(users), roles=frozenset(roles), everyone=everyone,
-                    pinged_user_ids=frozenset(pinged) if notify else frozenset())
+    return Mentions(
+        users=frozenset(users),
+        roles=frozenset(roles),
+        everyone=everyone,
+        pinged_user_ids=frozenset(pinged) if notify else frozenset(),
+    )
 
 
 def _allowed(allowed: dict[str, Any] | None, kind: str, target: int | None) -> bool:
@@ -113,8 +155,9 @@ def _replied_user_allowed(allowed: dict[str, Any] | None) -> bool:
     return bool(allowed.get("replied_user", False))
 
 
-def _author_permissions(guild: FakeGuild | None, channel: FakeChannel | None,
-                        author_id: int) -> int:
+def _author_permissions(
+    guild: FakeGuild | None, channel: FakeChannel | None, author_id: int
+) -> int:
     if guild is None or channel is None:
         # In DMs @everyone means nothing and there are no roles.
         return 0
@@ -130,13 +173,22 @@ def _role_pingable(guild: FakeGuild | None, role_id: int, author_perms: int) -> 
     return role.mentionable or has(author_perms, Perm.MENTION_EVERYONE)
 
 
-def _notified(guild: FakeGuild | None, channel: FakeChannel | None, users: set[int],
-              roles: set[int], everyone: bool, dm_recipient_id: int | None) -> set[int]:
+def _notified(
+    guild: FakeGuild | None,
+    channel: FakeChannel | None,
+    users: set[int],
+    roles: set[int],
+    everyone: bool,
+    dm_recipient_id: int | None,
+) -> set[int]:
     """Expand users, roles and @everyone into the members who can see the channel."""
     if guild is None or channel is None:
         return {u for u in users if u == dm_recipient_id}
-    viewers = {m.user.id for m in guild.members
-               if has(channel_permissions(guild, channel, m.user.id), Perm.VIEW_CHANNEL)}
+    viewers = {
+        m.user.id
+        for m in guild.members
+        if has(channel_permissions(guild, channel, m.user.id), Perm.VIEW_CHANNEL)
+    }
     pinged = {u for u in users if u in viewers}
     for member in guild.members:
         if member.user.id not in viewers:
@@ -144,4 +196,3 @@ def _notified(guild: FakeGuild | None, channel: FakeChannel | None, users: set[i
         if everyone or roles.intersection(member.roles):
             pinged.add(member.user.id)
     return pinged
-

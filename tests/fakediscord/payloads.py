@@ -39,8 +39,9 @@ def user(u: FakeUser) -> dict[str, Any]:
     return data
 
 
-def member(m: FakeMember, *, with_user: bool = True,
-           permissions: int | None = None) -> dict[str, Any]:
+def member(
+    m: FakeMember, *, with_user: bool = True, permissions: int | None = None
+) -> dict[str, Any]:
     """A guild member object; `permissions` is added where Discord adds it (interactions)."""
     data: dict[str, Any] = {
         "roles": [str(r) for r in m.roles],
@@ -84,8 +85,13 @@ def role(r: FakeRole) -> dict[str, Any]:
     return data
 
 
-def channel(c: FakeChannel, *, with_guild_id: bool = True, last_message_id: int | None = None,
-            permissions: int | None = None) -> dict[str, Any]:
+def channel(
+    c: FakeChannel,
+    *,
+    with_guild_id: bool = True,
+    last_message_id: int | None = None,
+    permissions: int | None = None,
+) -> dict[str, Any]:
     """A guild channel object (GUILD_CREATE omits guild_id, REST includes it)."""
     data: dict[str, Any] = {
         "id": str(c.id),
@@ -111,8 +117,9 @@ def channel(c: FakeChannel, *, with_guild_id: bool = True, last_message_id: int 
     return data
 
 
-def dm_channel(channel_id: int, recipient: FakeUser,
-               last_message_id: int | None = None) -> dict[str, Any]:
+def dm_channel(
+    channel_id: int, recipient: FakeUser, last_message_id: int | None = None
+) -> dict[str, Any]:
     """A DM channel object."""
     return {
         "id": str(channel_id),
@@ -166,24 +173,27 @@ def guild(g: FakeGuild) -> dict[str, Any]:
     }
 
 
-def guild_create(g: FakeGuild, members: list[FakeMember], *, large: bool,
-                 joined_at: str) -> dict[str, Any]:
+def guild_create(
+    g: FakeGuild, members: list[FakeMember], *, large: bool, joined_at: str
+) -> dict[str, Any]:
     """GUILD_CREATE: the guild plus the gateway-only fields (members, channels, ...)."""
     data = guild(g)
-    data.update({
-        "joined_at": joined_at,
-        "large": large,
-        "unavailable": False,
-        "member_count": len(g.members),
-        "voice_states": [],
-        "members": [member(m) for m in members],
-        "channels": [channel(c, with_guild_id=False) for c in g.channels],
-        "threads": [],
-        "presences": [],
-        "stage_instances": [],
-        "guild_scheduled_events": [],
-        "soundboard_sounds": [],
-    })
+    data.update(
+        {
+            "joined_at": joined_at,
+            "large": large,
+            "unavailable": False,
+            "member_count": len(g.members),
+            "voice_states": [],
+            "members": [member(m) for m in members],
+            "channels": [channel(c, with_guild_id=False) for c in g.channels],
+            "threads": [],
+            "presences": [],
+            "stage_instances": [],
+            "guild_scheduled_events": [],
+            "soundboard_sounds": [],
+        }
+    )
     return data
 
 
@@ -205,8 +215,13 @@ def attachment(a: StoredAttachment, *, ephemeral: bool = False) -> dict[str, Any
     return data
 
 
-def message(msg: StoredMessage, world: FakeWorld, *, for_gateway: bool = False,
-            interaction: InteractionRecord | None = None) -> dict[str, Any]:
+def message(
+    msg: StoredMessage,
+    world: FakeWorld,
+    *,
+    for_gateway: bool = False,
+    interaction: InteractionRecord | None = None,
+) -> dict[str, Any]:
     """A message object; gateway events also carry guild_id and the author's member."""
     author = world.find_user(msg.author_id) or FakeUser(id=msg.author_id, username="unknown")
     data: dict[str, Any] = {
@@ -219,8 +234,9 @@ def message(msg: StoredMessage, world: FakeWorld, *, for_gateway: bool = False,
         "edited_timestamp": iso_timestamp(msg.edited_wall) if msg.edited_wall else None,
         "tts": msg.tts,
         "mention_everyone": msg.mentions.everyone,
-        "mentions": [user(u) for u in map(world.find_user, sorted(msg.mentions.users))
-                     if u is not None],
+        "mentions": [
+            user(u) for u in map(world.find_user, sorted(msg.mentions.users)) if u is not None
+        ],
         "mention_roles": [str(r) for r in sorted(msg.mentions.roles)],
         "attachments": [attachment(a, ephemeral=msg.ephemeral) for a in msg.attachments],
         "embeds": list(msg.embeds),
@@ -258,8 +274,12 @@ def _interaction_metadata(record: InteractionRecord, world: FakeWorld) -> dict[s
         metadata["original_response_message_id"] = str(record.original_message_id)
     if record.source_message_id is not None:
         metadata["interacted_message_id"] = str(record.source_message_id)
-    legacy = {"id": str(record.id), "type": record.type, "user": invoker_data,
-              "name": record.payload.get("data", {}).get("name", "")}
+    legacy = {
+        "id": str(record.id),
+        "type": record.type,
+        "user": invoker_data,
+        "name": record.payload.get("data", {}).get("name", ""),
+    }
     return {"interaction_metadata": metadata, "interaction": legacy}
 
 

@@ -79,9 +79,7 @@ DEFAULT_BOT_ROLE = (
 )
 
 # Without SEND_MESSAGES these are implicitly denied too (Discord's "implicit permissions").
-_NEEDS_SEND = (
-    Perm.MENTION_EVERYONE | Perm.SEND_TTS_MESSAGES | Perm.ATTACH_FILES | Perm.EMBED_LINKS
-)
+_NEEDS_SEND = Perm.MENTION_EVERYONE | Perm.SEND_TTS_MESSAGES | Perm.ATTACH_FILES | Perm.EMBED_LINKS
 
 
 def base_permissions(guild: FakeGuild, user_id: int) -> int:

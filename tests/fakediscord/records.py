@@ -274,8 +274,9 @@ class ChangeNotifier:
         self._event.set()
         self._event = asyncio.Event()
 
-    async def wait_until(self, predicate: Callable[[], T], timeout: float,
-                         describe: Callable[[], str]) -> T:
+    async def wait_until(
+        self, predicate: Callable[[], T], timeout: float, describe: Callable[[], str]
+    ) -> T:
         """Re-check `predicate` after every change until it returns something truthy."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

@@ -17,9 +17,9 @@ from .messages import MessageBody
 BODY_KEY: web.RequestKey[MessageBody] = web.RequestKey("fake_discord_body", MessageBody)
 
 
-def json_response(data: Any, *, status: int = 200,
-                  headers: dict[str, str] | None = None) -> web.Response:
+def json_response(
+    data: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     """A JSON answer with the bare `application/json` content type Discord uses."""
     body = json.dumps(data, separators=(",", ":")).encode()
-    return web.Response(body=body, status=status, headers=headers,
-                        content_type="application/json")
+    return web.Response(body=body, status=status, headers=headers, content_type="application/json")

@@ -53,14 +53,19 @@ class point_discord_py_at:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.restore()
 
 
 @contextlib.asynccontextmanager
-async def running_client(client: discord.Client, fake: FakeDiscord, *,
-                         timeout: float = 5.0) -> AsyncIterator[discord.Client]:
+async def running_client(
+    client: discord.Client, fake: FakeDiscord, *, timeout: float = 5.0
+) -> AsyncIterator[discord.Client]:
     """Log `client` in against the fake, connect, wait for on_ready; close cleanly on exit.
 
     Connects with `reconnect=False` so a gateway refusal fails the test instead of looping: it
@@ -72,8 +77,9 @@ async def running_client(client: discord.Client, fake: FakeDiscord, *,
     connection = asyncio.create_task(client.connect(reconnect=False))
     ready = asyncio.create_task(client.wait_until_ready())
     try:
-        done, _ = await asyncio.wait({connection, ready}, timeout=timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {connection, ready}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         if connection in done:
             connection.result()  # re-raise why the gateway connection ended
             raise RuntimeError("the client disconnected before becoming ready")

@@ -41,8 +41,7 @@ _TOKEN_ROUTES = ("/webhooks/", "/interactions/")
 class RestServer:
     """Builds the aiohttp application; handlers read and change the shared `Store`."""
 
-    def __init__(self, store: Store, faults: FaultInjector,
-                 gateway_handler: Handler) -> None:
+    def __init__(self, store: Store, faults: FaultInjector, gateway_handler: Handler) -> None:
         self.store = store
         self.faults = faults
         self.gateway_handler = gateway_handler
@@ -72,18 +71,33 @@ class RestServer:
             ("GET", "/oauth2/applications/@me", self._get_application),
             ("GET", "/applications/{application_id}/commands", self._get_commands),
             ("PUT", "/applications/{application_id}/commands", self._put_commands),
-            ("GET", "/applications/{application_id}/guilds/{guild_id}/commands",
-             self._get_commands),
-            ("PUT", "/applications/{application_id}/guilds/{guild_id}/commands",
-             self._put_commands),
+            (
+                "GET",
+                "/applications/{application_id}/guilds/{guild_id}/commands",
+                self._get_commands,
+            ),
+            (
+                "PUT",
+                "/applications/{application_id}/guilds/{guild_id}/commands",
+                self._put_commands,
+            ),
             ("POST", "/interactions/{interaction_id}/{interaction_token}/callback", ir.callback),
             ("POST", "/webhooks/{application_id}/{webhook_token}", ir.execute),
-            ("GET", "/webhooks/{application_id}/{webhook_token}/messages/{message_id}",
-             ir.get_message),
-            ("PATCH", "/webhooks/{application_id}/{webhook_token}/messages/{message_id}",
-             ir.edit_message),
-            ("DELETE", "/webhooks/{application_id}/{webhook_token}/messages/{message_id}",
-             ir.delete_message),
+            (
+                "GET",
+                "/webhooks/{application_id}/{webhook_token}/messages/{message_id}",
+                ir.get_message,
+            ),
+            (
+                "PATCH",
+                "/webhooks/{application_id}/{webhook_token}/messages/{message_id}",
+                ir.edit_message,
+            ),
+            (
+                "DELETE",
+                "/webhooks/{application_id}/{webhook_token}/messages/{message_id}",
+                ir.delete_message,
+            ),
             ("GET", "/channels/{channel_id}", self._get_channel),
             ("GET", "/channels/{channel_id}/messages", self._list_messages),
             ("POST", "/channels/{channel_id}/messages", self._create_message),
@@ -119,8 +133,13 @@ class RestServer:
         self._finish_call(call, response)
         return response
 
-    async def _serve(self, request: web.Request, handler: Handler, call: RecordedCall,
-                     body_error: DiscordError | None) -> web.StreamResponse:
+    async def _serve(
+        self,
+        request: web.Request,
+        handler: Handler,
+        call: RecordedCall,
+        body_error: DiscordError | None,
+    ) -> web.StreamResponse:
         fault = self.faults.take(request.method, call.path)
         if fault is not None:
             call.fault = fault
@@ -143,16 +162,20 @@ class RestServer:
         except DiscordError as exc:
             body, body_error = MessageBody(payload={}, files=[]), exc
         request[BODY_KEY] = body
-        path = request.path[len(API_PREFIX):]
+        path = request.path[len(API_PREFIX) :]
         resource = request.match_info.route.resource
-        route = resource.canonical[len(API_PREFIX):] if resource is not None else path
+        route = resource.canonical[len(API_PREFIX) :] if resource is not None else path
         call = RecordedCall(
-            seq=next(self._call_numbers), method=request.method, path=path, route=route,
-            query=dict(request.query), json=body.payload if request.body_exists else None,
+            seq=next(self._call_numbers),
+            method=request.method,
+            path=path,
+            route=route,
+            query=dict(request.query),
+            json=body.payload if request.body_exists else None,
             files=list(body.files),
-            headers={k: v for k, v in request.headers.items()
-                     if k.lower() != "authorization"},
-            at=self.store.clock.monotonic())
+            headers={k: v for k, v in request.headers.items() if k.lower() != "authorization"},
+            at=self.store.clock.monotonic(),
+        )
         self._link_interaction(call, request)
         return call, body_error
 
@@ -169,8 +192,11 @@ class RestServer:
 
     def _finish_call(self, call: RecordedCall, response: web.StreamResponse) -> None:
         call.status = response.status
-        if isinstance(response, web.Response) and response.body is not None \
-                and response.content_type == "application/json":
+        if (
+            isinstance(response, web.Response)
+            and response.body is not None
+            and response.content_type == "application/json"
+        ):
             call.response = json.loads(response.body)  # type: ignore[arg-type]
         _add_edge_headers(response, call)
         self.store.calls.append(call)
@@ -193,12 +219,18 @@ class RestServer:
         return json_response({"url": self.gateway_url})
 
     async def _get_gateway_bot(self, request: web.Request) -> web.Response:
-        return json_response({
-            "url": self.gateway_url,
-            "shards": 1,
-            "session_start_limit": {"total": 1000, "remaining": 999,
-                                    "reset_after": 14_400_000, "max_concurrency": 1},
-        })
+        return json_response(
+            {
+                "url": self.gateway_url,
+                "shards": 1,
+                "session_start_limit": {
+                    "total": 1000,
+                    "remaining": 999,
+                    "reset_after": 14_400_000,
+                    "max_concurrency": 1,
+                },
+            }
+        )
 
     async def _get_application(self, request: web.Request) -> web.Response:
         return json_response(payloads.application(self.store.world))
@@ -247,15 +279,13 @@ class RestServer:
         last = self.store.last_message_id(dest.channel_id)
         if dest.channel is None:
             assert dest.dm_recipient is not None
-            return json_response(payloads.dm_channel(dest.channel_id, dest.dm_recipient,
-                                                         last))
+            return json_response(payloads.dm_channel(dest.channel_id, dest.dm_recipient, last))
         return json_response(payloads.channel(dest.channel, last_message_id=last))
 
     async def _list_messages(self, request: web.Request) -> web.Response:
         dest = self._destination(request, need=Perm.READ_MESSAGE_HISTORY)
         limit = max(1, min(100, int(request.query.get("limit", "50"))))
-        visible = [m for m in self.store.channel_history(dest.channel_id)
-                   if m.visible_for(None)]
+        visible = [m for m in self.store.channel_history(dest.channel_id) if m.visible_for(None)]
         before, after = request.query.get("before"), request.query.get("after")
         if before:
             visible = [m for m in visible if m.id < int(before)]
@@ -272,8 +302,7 @@ class RestServer:
         dest = self._destination(request, need=need)
         if dest.dm_recipient is not None and not self._can_dm(dest.dm_recipient.id):
             raise errors.cannot_dm_user()
-        validate(body, upload_limit=self.store.world.upload_limit_for(dest.guild),
-                 creating=True)
+        validate(body, upload_limit=self.store.world.upload_limit_for(dest.guild), creating=True)
         self._check_reference(dest, body.payload)
         message = await self.store.create_message(dest, self.store.world.bot.id, body)
         return json_response(self.store.message_payload(message))
@@ -289,14 +318,19 @@ class RestServer:
             return
         target = self.store.message(int(reference.get("message_id") or 0))
         if target is None or target.deleted or target.channel_id != dest.channel_id:
-            raise errors.form_error(("message_reference",), "MESSAGE_REFERENCE_UNKNOWN_MESSAGE",
-                                    "Unknown message")
+            raise errors.form_error(
+                ("message_reference",), "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message"
+            )
 
     def _channel_message(self, request: web.Request, dest: Destination) -> StoredMessage:
         """A message reachable through the channel routes (never an ephemeral one)."""
         message = self.store.message(_int(request, "message_id"))
-        if message is None or message.deleted or message.ephemeral \
-                or message.channel_id != dest.channel_id:
+        if (
+            message is None
+            or message.deleted
+            or message.ephemeral
+            or message.channel_id != dest.channel_id
+        ):
             raise errors.unknown_message()
         return message
 
@@ -311,17 +345,22 @@ class RestServer:
         if message.author_id != self.store.world.bot.id:
             raise errors.cannot_edit_others_message()
         body: MessageBody = request[BODY_KEY]
-        validate(body, upload_limit=self.store.world.upload_limit_for(dest.guild),
-                 creating=False)
+        validate(body, upload_limit=self.store.world.upload_limit_for(dest.guild), creating=False)
         await self.store.edit_message(message, body)
         return json_response(self.store.message_payload(message))
 
     async def _delete_message(self, request: web.Request) -> web.Response:
         dest = self._destination(request)
         message = self._channel_message(request, dest)
-        if message.author_id != self.store.world.bot.id and dest.guild is not None \
-                and dest.channel is not None and not has(channel_permissions(
-                    dest.guild, dest.channel, self.store.world.bot.id), Perm.MANAGE_MESSAGES):
+        if (
+            message.author_id != self.store.world.bot.id
+            and dest.guild is not None
+            and dest.channel is not None
+            and not has(
+                channel_permissions(dest.guild, dest.channel, self.store.world.bot.id),
+                Perm.MANAGE_MESSAGES,
+            )
+        ):
             raise errors.missing_permissions()
         await self.store.delete_message(message)
         return web.Response(status=204)
@@ -334,11 +373,13 @@ class RestServer:
         recipient_id = int(request[BODY_KEY].payload.get("recipient_id") or 0)
         user = self.store.world.find_user(recipient_id)
         if user is None:
-            raise errors.form_error(("recipient_id",), "NUMBER_TYPE_COERCE",
-                                    f'Value "{recipient_id}" is not snowflake.')
+            raise errors.form_error(
+                ("recipient_id",), "NUMBER_TYPE_COERCE", f'Value "{recipient_id}" is not snowflake.'
+            )
         channel_id = self.store.open_dm(recipient_id)
-        return json_response(payloads.dm_channel(
-            channel_id, user, self.store.last_message_id(channel_id)))
+        return json_response(
+            payloads.dm_channel(channel_id, user, self.store.last_message_id(channel_id))
+        )
 
     # Guilds --------------------------------------------------------------------------------
 
@@ -415,9 +456,14 @@ async def _read_multipart(request: web.Request) -> MessageBody:
             payload = json.loads(await part.text())  # type: ignore[union-attr]
             continue
         data = await part.read(decode=False)  # type: ignore[union-attr]
-        files.append(UploadedFile(
-            field=part.name or "", filename=getattr(part, "filename", None) or "",
-            content_type=part.headers.get(hdrs.CONTENT_TYPE, ""), data=bytes(data)))
+        files.append(
+            UploadedFile(
+                field=part.name or "",
+                filename=getattr(part, "filename", None) or "",
+                content_type=part.headers.get(hdrs.CONTENT_TYPE, ""),
+                data=bytes(data),
+            )
+        )
     return MessageBody(payload=payload, files=files)
 
 

@@ -51,8 +51,13 @@ async def _no_events(_name: str, _data: dict[str, Any]) -> None:
 class Store:
     """All state one fake Discord holds while a test runs."""
 
-    def __init__(self, world: FakeWorld, clock: FakeDiscordClock, ids: SnowflakeFactory,
-                 notifier: ChangeNotifier) -> None:
+    def __init__(
+        self,
+        world: FakeWorld,
+        clock: FakeDiscordClock,
+        ids: SnowflakeFactory,
+        notifier: ChangeNotifier,
+    ) -> None:
         self.world = world
         self.clock = clock
         self.ids = ids
@@ -99,12 +104,14 @@ class Store:
                 return message.id
         return None
 
-    def message_payload(self, message: StoredMessage, *,
-                        for_gateway: bool = False) -> dict[str, Any]:
+    def message_payload(
+        self, message: StoredMessage, *, for_gateway: bool = False
+    ) -> dict[str, Any]:
         """The message object, with interaction metadata when an interaction created it."""
         interaction = self.interactions.get(message.interaction_id or 0)
-        return payloads.message(message, self.world, for_gateway=for_gateway,
-                                interaction=interaction)
+        return payloads.message(
+            message, self.world, for_gateway=for_gateway, interaction=interaction
+        )
 
     def attachment_url(self, channel_id: int, attachment_id: int, filename: str) -> str:
         """Where the fake's CDN route serves an attachment's bytes."""
@@ -112,25 +119,40 @@ class Store:
 
     # Messages ------------------------------------------------------------------------------
 
-    async def create_message(self, dest: Destination, author_id: int, body: MessageBody, *,
-                             interaction: InteractionRecord | None = None,
-                             visible_to: frozenset[int] | None = None,
-                             message_type: int = 0, extra_flags: int = 0,
-                             notify: bool = True) -> StoredMessage:
+    async def create_message(
+        self,
+        dest: Destination,
+        author_id: int,
+        body: MessageBody,
+        *,
+        interaction: InteractionRecord | None = None,
+        visible_to: frozenset[int] | None = None,
+        message_type: int = 0,
+        extra_flags: int = 0,
+        notify: bool = True,
+    ) -> StoredMessage:
         """Store a new message, work out its mentions and pings, and tell the gateway."""
         payload = body.payload
         now = self.clock.monotonic()
         message = StoredMessage(
-            id=self.ids.next(), channel_id=dest.channel_id,
-            guild_id=dest.guild.id if dest.guild else None, author_id=author_id,
-            content=str(payload.get("content") or ""), created_at=now,
-            created_wall=self.clock.wall(), embeds=list(payload.get("embeds") or []),
+            id=self.ids.next(),
+            channel_id=dest.channel_id,
+            guild_id=dest.guild.id if dest.guild else None,
+            author_id=author_id,
+            content=str(payload.get("content") or ""),
+            created_at=now,
+            created_wall=self.clock.wall(),
+            embeds=list(payload.get("embeds") or []),
             components=list(payload.get("components") or []),
-            flags=int(payload.get("flags") or 0) | extra_flags, type=message_type,
-            tts=bool(payload.get("tts")), allowed_mentions=payload.get("allowed_mentions"),
+            flags=int(payload.get("flags") or 0) | extra_flags,
+            type=message_type,
+            tts=bool(payload.get("tts")),
+            allowed_mentions=payload.get("allowed_mentions"),
             interaction_id=interaction.id if interaction else None,
             webhook_id=self.world.application_id if interaction else None,
-            visible_to=visible_to, message_reference=payload.get("message_reference"))
+            visible_to=visible_to,
+            message_reference=payload.get("message_reference"),
+        )
         message.attachments = self._upload(body, dest.channel_id)
         message.mentions = self._mentions(message, dest, message.allowed_mentions, notify=notify)
         message.pinged_user_ids = message.mentions.pinged_user_ids
@@ -150,7 +172,8 @@ class Store:
         dest = self.destination(message.channel_id)
         if dest is not None:
             message.mentions = self._mentions(
-                message, dest, body.payload.get("allowed_mentions"), notify=False)
+                message, dest, body.payload.get("allowed_mentions"), notify=False
+            )
         message.edited_at = self.clock.monotonic()
         message.edited_wall = self.clock.wall()
         snapshot(message, message.edited_at)
@@ -161,8 +184,10 @@ class Store:
     def _upload(self, body: MessageBody, channel_id: int) -> list[StoredAttachment]:
         """Store the body's files as attachments the CDN route can serve."""
         uploaded = new_attachments(
-            body, make_id=self.ids.next,
-            url_for=lambda aid, name: self.attachment_url(channel_id, aid, name))
+            body,
+            make_id=self.ids.next,
+            url_for=lambda aid, name: self.attachment_url(channel_id, aid, name),
+        )
         for attachment in uploaded:
             self.attachments[attachment.id] = attachment
         return uploaded
@@ -171,8 +196,9 @@ class Store:
         """Any uploaded attachment by id (for the CDN route)."""
         return self.attachments.get(attachment_id)
 
-    async def resolve_deferred(self, message: StoredMessage, body: MessageBody,
-                               interaction: InteractionRecord) -> StoredMessage:
+    async def resolve_deferred(
+        self, message: StoredMessage, body: MessageBody, interaction: InteractionRecord
+    ) -> StoredMessage:
         """The first edit/followup after a defer replaces "thinking" (an edit: nobody pinged)."""
         resolve_loading(message)
         interaction.loading_resolved = True
@@ -188,17 +214,29 @@ class Store:
             await self.emit("MESSAGE_DELETE", data)
         self.notifier.notify()
 
-    def _mentions(self, message: StoredMessage, dest: Destination,
-                  allowed: dict[str, Any] | None, *, notify: bool) -> Mentions:
+    def _mentions(
+        self,
+        message: StoredMessage,
+        dest: Destination,
+        allowed: dict[str, Any] | None,
+        *,
+        notify: bool,
+    ) -> Mentions:
         reference = message.message_reference or {}
-        replied = self.messages.get(int(reference["message_id"])) \
-            if reference.get("message_id") else None
+        replied = (
+            self.messages.get(int(reference["message_id"])) if reference.get("message_id") else None
+        )
         return mentions.resolve(
-            message.content, allowed, guild=dest.guild, channel=dest.channel,
+            message.content,
+            allowed,
+            guild=dest.guild,
+            channel=dest.channel,
             author_id=message.author_id,
             dm_recipient_id=dest.dm_recipient.id if dest.dm_recipient else None,
             replied_author_id=replied.author_id if replied else None,
-            visible_to=message.visible_to, notify=notify)
+            visible_to=message.visible_to,
+            notify=notify,
+        )
 
     async def _emit_message(self, event: str, message: StoredMessage) -> None:
         # Ephemeral messages never reach the gateway: only their one viewer's client sees them.
@@ -214,8 +252,9 @@ class Store:
             return self.global_commands
         return self.guild_commands.get(guild_id, [])
 
-    def overwrite_commands(self, guild_id: int | None,
-                           bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def overwrite_commands(
+        self, guild_id: int | None, bodies: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         """Bulk overwrite: same name and type keeps its id, as Discord does."""
         stored = [self._stored_command(guild_id, body) for body in bodies]
         if guild_id is None:

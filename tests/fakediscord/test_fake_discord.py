@@ -73,9 +73,11 @@ async def test_sync_records_the_schema_discord_stores(fake_discord: FakeDiscord)
 
     @bot.tree.command(description="Make a video from a prompt", guild=guild_object(fake_discord))
     @app_commands.describe(prompt="What to film")
-    async def video(interaction: discord.Interaction,
-                    prompt: app_commands.Range[str, 1, 2000],
-                    steps: app_commands.Range[int, 25, 50] = 45) -> None:
+    async def video(
+        interaction: discord.Interaction,
+        prompt: app_commands.Range[str, 1, 2000],
+        steps: app_commands.Range[int, 25, 50] = 45,
+    ) -> None:
         await interaction.response.send_message("ok")
 
     async with running_client(bot, fake_discord):
@@ -84,8 +86,10 @@ async def test_sync_records_the_schema_discord_stores(fake_discord: FakeDiscord)
     assert call.status == 200
     sent = call.json[0]
     assert sent["name"] == "video"
-    assert [(o["name"], o["required"]) for o in sent["options"]] == [("prompt", True),
-                                                                     ("steps", False)]
+    assert [(o["name"], o["required"]) for o in sent["options"]] == [
+        ("prompt", True),
+        ("steps", False),
+    ]
     assert sent["options"][0]["max_length"] == 2000
     stored = fake_discord.commands(fake_discord.world.guild.id)
     assert [c["name"] for c in stored] == ["video"]
@@ -104,12 +108,21 @@ async def test_invalid_schema_is_refused_with_400_50035(fake_discord: FakeDiscor
         with pytest.raises(app_commands.CommandSyncFailure) as failure:
             await sync_to_guild(bot, fake_discord)
         # A raw payload discord.py would never build: required after optional.
-        raw = [{"name": "Bad Name", "description": "d", "type": 1, "options": [
-            {"type": 3, "name": "a", "description": "a", "required": False},
-            {"type": 3, "name": "b", "description": "b", "required": True}]}]
+        raw = [
+            {
+                "name": "Bad Name",
+                "description": "d",
+                "type": 1,
+                "options": [
+                    {"type": 3, "name": "a", "description": "a", "required": False},
+                    {"type": 3, "name": "b", "description": "b", "required": True},
+                ],
+            }
+        ]
         with pytest.raises(discord.HTTPException) as raw_failure:
             await bot.http.bulk_upsert_guild_commands(
-                bot.application_id, fake_discord.world.guild.id, payload=raw)
+                bot.application_id, fake_discord.world.guild.id, payload=raw
+            )
     assert failure.value.status == 400 and failure.value.code == 50035
     errors = fake_discord.calls_to("PUT /applications/**")[0].response["errors"]
     assert errors["0"]["description"]["_errors"][0]["code"] == "BASE_TYPE_BAD_LENGTH"
@@ -122,14 +135,14 @@ async def test_invalid_schema_is_refused_with_400_50035(fake_discord: FakeDiscor
 # Interactions -------------------------------------------------------------------------------
 
 
-async def test_deferred_followup_file_replaces_thinking_with_exact_bytes(
-        fake_discord: FakeDiscord):
+async def test_deferred_followup_file_replaces_thinking_with_exact_bytes(fake_discord: FakeDiscord):
     bot = make_bot()
 
     async def render(interaction: discord.Interaction) -> None:
         await interaction.response.defer(thinking=True)
-        await interaction.followup.send("here it is", file=discord.File(io.BytesIO(CLIP),
-                                                                         "clip.mp4"))
+        await interaction.followup.send(
+            "here it is", file=discord.File(io.BytesIO(CLIP), "clip.mp4")
+        )
 
     on_command(bot, fake_discord, "render", render)
     async with running_client(bot, fake_discord):
@@ -158,8 +171,9 @@ async def test_ephemeral_reply_is_seen_only_by_the_invoker(fake_discord: FakeDis
     async with running_client(bot, fake_discord):
         await sync_to_guild(bot, fake_discord)
         await fake_discord.dispatch_slash_command("secret", user=alice(fake_discord))
-        reply = await fake_discord.wait_for_message(text_channel(fake_discord),
-                                                    viewer=alice(fake_discord))
+        reply = await fake_discord.wait_for_message(
+            text_channel(fake_discord), viewer=alice(fake_discord)
+        )
     assert reply.ephemeral and reply.visible_to == {alice(fake_discord).id}
     assert fake_discord.channel_messages(text_channel(fake_discord)) == []
     moderator = fake_discord.world.member_named("mod")
@@ -186,8 +200,7 @@ async def test_edit_original_response_changes_the_message_in_place(fake_discord:
     assert fake_discord.calls_to("PATCH /webhooks/*/*/messages/@original")[0].status == 200
 
 
-async def test_component_click_reaches_the_view_and_updates_the_message(
-        fake_discord: FakeDiscord):
+async def test_component_click_reaches_the_view_and_updates_the_message(fake_discord: FakeDiscord):
     bot = make_bot()
     clicked: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
@@ -205,9 +218,11 @@ async def test_component_click_reaches_the_view_and_updates_the_message(
         await sync_to_guild(bot, fake_discord)
         await fake_discord.dispatch_slash_command("show", user=alice(fake_discord))
         message = await fake_discord.wait_for_message(
-            text_channel(fake_discord), lambda m: "reroll:42" in m.custom_ids())
-        click = await fake_discord.dispatch_component(message, "reroll:42",
-                                                      user=alice(fake_discord))
+            text_channel(fake_discord), lambda m: "reroll:42" in m.custom_ids()
+        )
+        click = await fake_discord.dispatch_component(
+            message, "reroll:42", user=alice(fake_discord)
+        )
         assert await resolved(clicked) == "alice"
         await fake_discord.wait_for_ack(click)
         with pytest.raises(InvalidInteraction):  # the button is gone now
@@ -217,16 +232,24 @@ async def test_component_click_reaches_the_view_and_updates_the_message(
 
 
 async def test_subcommand_group_with_user_and_role_options_resolves_members(
-        fake_discord: FakeDiscord):
+    fake_discord: FakeDiscord,
+):
     bot = make_bot()
     got: asyncio.Future[tuple[Any, Any, int]] = asyncio.get_running_loop().create_future()
-    limits = app_commands.Group(name="videolimit", description="Limits",
-                                default_permissions=discord.Permissions(manage_guild=True))
+    limits = app_commands.Group(
+        name="videolimit",
+        description="Limits",
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
     per = app_commands.Group(name="per", description="Per target", parent=limits)
 
     @per.command(name="role", description="Limit a role")
-    async def per_role(interaction: discord.Interaction, role: discord.Role, member: discord.Member,
-                       count: app_commands.Range[int, 0]) -> None:
+    async def per_role(
+        interaction: discord.Interaction,
+        role: discord.Role,
+        member: discord.Member,
+        count: app_commands.Range[int, 0],
+    ) -> None:
         got.set_result((role, member, count))
         await interaction.response.send_message("saved", ephemeral=True)
 
@@ -237,15 +260,21 @@ async def test_subcommand_group_with_user_and_role_options_resolves_members(
         await sync_to_guild(bot, fake_discord)
         with pytest.raises(InvalidInteraction):  # hidden from members without Manage Server
             await fake_discord.dispatch_slash_command(
-                "videolimit per role", {"role": role, "member": alice(fake_discord), "count": 1},
-                user=alice(fake_discord))
+                "videolimit per role",
+                {"role": role, "member": alice(fake_discord), "count": 1},
+                user=alice(fake_discord),
+            )
         with pytest.raises(InvalidInteraction):  # Discord's client enforces min_value
             await fake_discord.dispatch_slash_command(
-                "videolimit per role", {"role": role, "member": alice(fake_discord), "count": -1},
-                user=moderator)
+                "videolimit per role",
+                {"role": role, "member": alice(fake_discord), "count": -1},
+                user=moderator,
+            )
         record = await fake_discord.dispatch_slash_command(
-            "videolimit per role", {"role": role, "member": alice(fake_discord), "count": 3},
-            user=moderator)
+            "videolimit per role",
+            {"role": role, "member": alice(fake_discord), "count": 3},
+            user=moderator,
+        )
         got_role, got_member, count = await resolved(got)
     assert isinstance(got_role, discord.Role) and got_role.id == role.id
     assert isinstance(got_member, discord.Member) and got_member.id == alice(fake_discord).id
@@ -259,22 +288,27 @@ async def test_subcommand_group_with_user_and_role_options_resolves_members(
 
 
 async def test_rate_limited_channel_send_is_retried_by_discord_py(fake_discord: FakeDiscord):
-    fault = fake_discord.inject(Fault.rate_limited("POST /channels/{channel_id}/messages",
-                                                   retry_after=0.05))
+    fault = fake_discord.inject(
+        Fault.rate_limited("POST /channels/{channel_id}/messages", retry_after=0.05)
+    )
     bot = make_bot()
     async with running_client(bot, fake_discord):
         channel = bot.get_channel(text_channel(fake_discord).id)
         sent = await channel.send("clip ready")
     first, second = fake_discord.calls_to("POST /channels/*/messages")
     assert (first.status, second.status) == (429, 200) and fault.hits == 1
-    assert first.response == {"message": "You are being rate limited.", "retry_after": 0.05,
-                              "global": False}
+    assert first.response == {
+        "message": "You are being rate limited.",
+        "retry_after": 0.05,
+        "global": False,
+    }
     assert second.at - first.at >= 0.05
     assert [m.id for m in fake_discord.channel_messages(text_channel(fake_discord))] == [sent.id]
 
 
 async def test_expired_interaction_token_surfaces_as_http_exception_50027(
-        fake_discord: FakeDiscord):
+    fake_discord: FakeDiscord,
+):
     bot = make_bot()
     release = asyncio.Event()
     outcome: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
@@ -336,7 +370,8 @@ async def test_second_initial_response_is_refused_with_40060(fake_discord: FakeD
         params = discord.webhook.async_.interaction_response_params(type=5)
         try:  # bypass discord.py's own InteractionResponded guard to reach the API
             await adapter.create_interaction_response(
-                interaction.id, interaction.token, session=interaction._session, params=params)
+                interaction.id, interaction.token, session=interaction._session, params=params
+            )
         except discord.HTTPException as exc:
             outcome.set_result(exc)
 
@@ -359,8 +394,9 @@ async def test_upload_over_the_limit_is_413_40005(fake_world: FakeWorld):
                     await channel.send(file=discord.File(io.BytesIO(b"x" * 4097), "big.mp4"))
                 await channel.send(file=discord.File(io.BytesIO(b"x" * 4096), "fits.mp4"))
     assert (too_big.value.status, too_big.value.code) == (413, 40005)
-    assert [m.attachments[0].filename for m in fake.channel_messages(text_channel(fake))] == \
-        ["fits.mp4"]
+    assert [m.attachments[0].filename for m in fake.channel_messages(text_channel(fake))] == [
+        "fits.mp4"
+    ]
 
 
 async def test_message_rules_content_length_and_deleted_message(fake_discord: FakeDiscord):
@@ -379,7 +415,8 @@ async def test_message_rules_content_length_and_deleted_message(fake_discord: Fa
 
 
 async def test_missing_permissions_and_access_come_from_channel_overwrites(
-        fake_discord: FakeDiscord):
+    fake_discord: FakeDiscord,
+):
     world = fake_discord.world
     hidden = world.guild.add_text_channel("staff")
     hidden.deny(world.guild.everyone_role, Perm.VIEW_CHANNEL)
@@ -389,8 +426,9 @@ async def test_missing_permissions_and_access_come_from_channel_overwrites(
     bot = make_bot()
     async with running_client(bot, fake_discord):
         with pytest.raises(discord.Forbidden) as no_access:
-            await bot.http.send_message(hidden.id, params=discord.http.handle_message_parameters(
-                content="hi"))
+            await bot.http.send_message(
+                hidden.id, params=discord.http.handle_message_parameters(content="hi")
+            )
         with pytest.raises(discord.Forbidden) as no_send:
             await bot.get_channel(read_only.id).send("hi")
     assert no_access.value.code == 50001 and no_send.value.code == 50013
@@ -421,7 +459,8 @@ async def test_only_the_requester_is_pinged_when_allowed_explicitly(fake_discord
         await channel.send(
             f"{requester.mention} your clip, prompted by someone writing "
             f"@everyone {pingable.mention} <@{fake_discord.world.owner.id}>",
-            allowed_mentions=discord.AllowedMentions(users=[discord.Object(requester.id)]))
+            allowed_mentions=discord.AllowedMentions(users=[discord.Object(requester.id)]),
+        )
     [message] = fake_discord.channel_messages(text_channel(fake_discord))
     assert message.pinged_user_ids == {requester.id}
 
@@ -432,17 +471,19 @@ async def test_without_allowed_mentions_everything_parsed_pings(fake_discord: Fa
     fake_discord.world.member_named("mod").roles.append(pingable.id)
     async with running_client(bot, fake_discord):
         await bot.get_channel(text_channel(fake_discord).id).send(
-            f"{alice(fake_discord).mention} {pingable.mention} @everyone")
+            f"{alice(fake_discord).mention} {pingable.mention} @everyone"
+        )
     [message] = fake_discord.channel_messages(text_channel(fake_discord))
     assert message.allowed_mentions is None
     # @everyone needs MENTION_EVERYONE, which the bot's role does not have.
     assert not message.mentions.everyone
-    assert message.pinged_user_ids == {alice(fake_discord).id,
-                                       fake_discord.world.member_named("mod").id}
+    assert message.pinged_user_ids == {
+        alice(fake_discord).id,
+        fake_discord.world.member_named("mod").id,
+    }
 
 
-async def test_first_followup_after_defer_is_an_edit_and_does_not_ping(
-        fake_discord: FakeDiscord):
+async def test_first_followup_after_defer_is_an_edit_and_does_not_ping(fake_discord: FakeDiscord):
     bot = make_bot()
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 

@@ -41,9 +41,15 @@ class RawGateway:
         await self.ws.send_str(json.dumps({"op": op, "d": data}))
 
     async def identify(self, token: str, intents: int, **extra: Any) -> None:
-        await self.send(2, {"token": token, "intents": intents,
-                            "properties": {"os": "linux", "browser": "raw", "device": "raw"},
-                            **extra})
+        await self.send(
+            2,
+            {
+                "token": token,
+                "intents": intents,
+                "properties": {"os": "linux", "browser": "raw", "device": "raw"},
+                **extra,
+            },
+        )
 
 
 @pytest.fixture
@@ -52,14 +58,18 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield client
 
 
-async def connect(session: aiohttp.ClientSession, fake: FakeDiscord,
-                  query: str = "?v=10&encoding=json&compress=zlib-stream") -> RawGateway:
+async def connect(
+    session: aiohttp.ClientSession,
+    fake: FakeDiscord,
+    query: str = "?v=10&encoding=json&compress=zlib-stream",
+) -> RawGateway:
     ws = await session.ws_connect(fake.gateway_url + query)
     return RawGateway(ws, compressed="compress=" in query)
 
 
 async def test_zlib_stream_hello_heartbeat_ready_and_guild_create(
-        fake_discord: FakeDiscord, session: aiohttp.ClientSession):
+    fake_discord: FakeDiscord, session: aiohttp.ClientSession
+):
     gw = await connect(session, fake_discord)
     hello = await gw.receive()
     assert hello["op"] == 10 and hello["d"]["heartbeat_interval"] == 41_250
@@ -68,8 +78,7 @@ async def test_zlib_stream_hello_heartbeat_ready_and_guild_create(
     await gw.identify(fake_discord.world.token, GUILDS | GUILD_MESSAGES)
     ready = await gw.receive()
     assert (ready["t"], ready["s"]) == ("READY", 1)
-    assert ready["d"]["guilds"] == [{"id": str(fake_discord.world.guild.id),
-                                     "unavailable": True}]
+    assert ready["d"]["guilds"] == [{"id": str(fake_discord.world.guild.id), "unavailable": True}]
     assert ready["d"]["resume_gateway_url"] == fake_discord.gateway_url
     assert ready["d"]["application"]["id"] == str(fake_discord.world.application_id)
     guild = await gw.receive()
@@ -79,21 +88,24 @@ async def test_zlib_stream_hello_heartbeat_ready_and_guild_create(
     assert all(frame.endswith(SYNC_FLUSH_SUFFIX) for frame in gw.raw_frames)
 
 
-async def test_member_chunk_needs_the_members_intent(fake_discord: FakeDiscord,
-                                                      session: aiohttp.ClientSession):
+async def test_member_chunk_needs_the_members_intent(
+    fake_discord: FakeDiscord, session: aiohttp.ClientSession
+):
     gw = await connect(session, fake_discord)
     await gw.receive()
     await gw.identify(fake_discord.world.token, GUILDS | GUILD_MEMBERS)
     await gw.receive(), await gw.receive()
-    await gw.send(8, {"guild_id": str(fake_discord.world.guild.id), "query": "", "limit": 0,
-                      "nonce": "n1"})
+    await gw.send(
+        8, {"guild_id": str(fake_discord.world.guild.id), "query": "", "limit": 0, "nonce": "n1"}
+    )
     chunk = await gw.receive()
     assert chunk["t"] == "GUILD_MEMBERS_CHUNK" and chunk["d"]["nonce"] == "n1"
     assert len(chunk["d"]["members"]) == len(fake_discord.world.guild.members)
 
 
 async def test_payload_compression_only_without_transport_compression(
-        fake_discord: FakeDiscord, session: aiohttp.ClientSession):
+    fake_discord: FakeDiscord, session: aiohttp.ClientSession
+):
     gw = await connect(session, fake_discord, "?v=10&encoding=json")
     assert (await gw.receive())["op"] == 10  # HELLO comes before IDENTIFY: plain text
     await gw.identify(fake_discord.world.token, GUILDS, compress=True)
@@ -101,13 +113,20 @@ async def test_payload_compression_only_without_transport_compression(
     assert ready["t"] == "READY" and gw.raw_frames  # a whole zlib stream per message
 
 
-@pytest.mark.parametrize(("token", "intents", "code"), [
-    ("wrong-token", GUILDS, 4004),
-    (None, -1, 4013),
-])
+@pytest.mark.parametrize(
+    ("token", "intents", "code"),
+    [
+        ("wrong-token", GUILDS, 4004),
+        (None, -1, 4013),
+    ],
+)
 async def test_bad_identify_is_closed_with_discords_code(
-        fake_discord: FakeDiscord, session: aiohttp.ClientSession, token: str | None,
-        intents: int, code: int):
+    fake_discord: FakeDiscord,
+    session: aiohttp.ClientSession,
+    token: str | None,
+    intents: int,
+    code: int,
+):
     gw = await connect(session, fake_discord)
     await gw.receive()
     await gw.identify(token or fake_discord.world.token, intents)
@@ -117,7 +136,8 @@ async def test_bad_identify_is_closed_with_discords_code(
 
 
 async def test_requests_before_identify_are_refused_with_4003(
-        fake_discord: FakeDiscord, session: aiohttp.ClientSession):
+    fake_discord: FakeDiscord, session: aiohttp.ClientSession
+):
     gw = await connect(session, fake_discord)
     await gw.receive()
     await gw.send(8, {"guild_id": "1", "query": "", "limit": 0})

@@ -55,7 +55,8 @@ async def test_after_a_public_defer_the_first_followup_stays_public(fake_discord
 
 
 async def test_after_an_ephemeral_defer_the_first_followup_stays_ephemeral(
-        fake_discord: FakeDiscord):
+    fake_discord: FakeDiscord,
+):
     async def private(interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True)
         await interaction.followup.send("meant for everyone")
@@ -68,8 +69,9 @@ async def test_after_an_ephemeral_defer_the_first_followup_stays_ephemeral(
 
 async def test_reply_with_a_file_uses_multipart_on_the_callback(fake_discord: FakeDiscord):
     async def clip(interaction: discord.Interaction) -> bytes:
-        await interaction.response.send_message("clip", file=discord.File(io.BytesIO(CLIP),
-                                                                          "clip.mp4"))
+        await interaction.response.send_message(
+            "clip", file=discord.File(io.BytesIO(CLIP), "clip.mp4")
+        )
         message = await interaction.original_response()
         return await message.attachments[0].read()  # fetched from the fake's CDN route
 
@@ -80,8 +82,7 @@ async def test_reply_with_a_file_uses_multipart_on_the_callback(fake_discord: Fa
     assert message.attachment("clip.mp4").content_type == "video/mp4"
 
 
-async def test_interaction_upload_limit_is_the_invokers_not_the_guilds(
-        fake_discord: FakeDiscord):
+async def test_interaction_upload_limit_is_the_invokers_not_the_guilds(fake_discord: FakeDiscord):
     async def too_big(interaction: discord.Interaction) -> Any:
         await interaction.response.defer()
         await interaction.followup.send(file=discord.File(io.BytesIO(b"x" * 3000), "c.mp4"))
@@ -110,8 +111,7 @@ async def test_injected_fault_on_followups_surfaces_as_forbidden(fake_discord: F
     assert isinstance(error, discord.Forbidden) and error.code == 50001
 
 
-async def test_server_errors_surface_when_discord_py_does_not_retry_them(
-        fake_discord: FakeDiscord):
+async def test_server_errors_surface_when_discord_py_does_not_retry_them(fake_discord: FakeDiscord):
     # discord.py retries 500/502/504/524 after 1 s, 3 s, ...; 503 surfaces at once.
     fake_discord.inject(Fault.server_error("POST /channels/*/messages", status=503))
     bot = make_bot()
@@ -154,8 +154,9 @@ async def test_direct_messages_respect_the_users_settings(fake_discord: FakeDisc
         await guild.get_member(alice(fake_discord).id).send("your clip is ready")
         with pytest.raises(discord.Forbidden) as closed:
             await guild.get_member(mod.id).send("hello")
-    assert [m.content for m in fake_discord.dm_messages(alice(fake_discord))] == \
-        ["your clip is ready"]
+    assert [m.content for m in fake_discord.dm_messages(alice(fake_discord))] == [
+        "your clip is ready"
+    ]
     assert closed.value.code == 50007
 
 
@@ -180,12 +181,17 @@ async def test_followup_edits_by_id_and_deferred_update_on_a_click(fake_discord:
         await sync_to_guild(bot, fake_discord)
         await fake_discord.dispatch_slash_command("start", user=alice(fake_discord))
         progress = await fake_discord.wait_for_message(
-            general(fake_discord), lambda m: m.content == "queue position 1")
-        click = await fake_discord.dispatch_component(progress, "cancel:7",
-                                                      user=alice(fake_discord))
+            general(fake_discord), lambda m: m.content == "queue position 1"
+        )
+        click = await fake_discord.dispatch_component(
+            progress, "cancel:7", user=alice(fake_discord)
+        )
         await resolved(clicked)
     assert click.response_type == 6 and click.original_message_id == progress.id
     assert progress.content == "cancelled" and progress.components == []
-    assert [r.content for r in progress.revisions] == \
-        ["queue position 2", "queue position 1", "cancelled"]
+    assert [r.content for r in progress.revisions] == [
+        "queue position 2",
+        "queue position 1",
+        "cancelled",
+    ]
     assert len(fake_discord.calls_to("PATCH /webhooks/*/*/messages/{message_id}")) == 2

@@ -15,8 +15,9 @@ def world() -> FakeWorld:
 
 def pings(world: FakeWorld, content: str, allowed: dict | None, **kw) -> frozenset[int]:
     guild = world.guild
-    return resolve(content, allowed, guild=guild, channel=guild.channels[0],
-                   author_id=world.bot.id, **kw).pinged_user_ids
+    return resolve(
+        content, allowed, guild=guild, channel=guild.channels[0], author_id=world.bot.id, **kw
+    ).pinged_user_ids
 
 
 def test_absent_allowed_mentions_parses_everything(world: FakeWorld):
@@ -38,8 +39,7 @@ def test_role_pings_need_a_mentionable_role_or_mention_everyone(world: FakeWorld
     assert pings(world, moderator.mention, {"parse": ["roles"]}) == frozenset()
     moderator.mentionable = True
     assert pings(world, moderator.mention, {"parse": ["roles"]}) == {mod.id}
-    assert pings(world, moderator.mention, {"parse": [], "roles": [str(moderator.id)]}) == \
-        {mod.id}
+    assert pings(world, moderator.mention, {"parse": [], "roles": [str(moderator.id)]}) == {mod.id}
 
 
 def test_explicit_user_list_limits_pings(world: FakeWorld):
@@ -64,8 +64,9 @@ def test_replies_ping_their_author_unless_allowed_mentions_says_otherwise(world:
     alice = world.member_named("alice")
     assert pings(world, "done", None, replied_author_id=alice.id) == {alice.id}
     assert pings(world, "done", {"parse": []}, replied_author_id=alice.id) == frozenset()
-    assert pings(world, "done", {"parse": [], "replied_user": True},
-                 replied_author_id=alice.id) == {alice.id}
+    assert pings(
+        world, "done", {"parse": [], "replied_user": True}, replied_author_id=alice.id
+    ) == {alice.id}
 
 
 def test_parse_users_and_a_users_list_together_is_a_400():

@@ -12,11 +12,13 @@ from tests.fakediscord.messages import MessageBody, validate
 LIMIT = 10 * 1024 * 1024
 
 
-def refused(payload: dict[str, Any], files: list[UploadedFile] | None = None,
-            creating: bool = True) -> DiscordError:
+def refused(
+    payload: dict[str, Any], files: list[UploadedFile] | None = None, creating: bool = True
+) -> DiscordError:
     with pytest.raises(DiscordError) as error:
-        validate(MessageBody(payload=payload, files=files or []), upload_limit=LIMIT,
-                 creating=creating)
+        validate(
+            MessageBody(payload=payload, files=files or []), upload_limit=LIMIT, creating=creating
+        )
     return error.value
 
 
@@ -28,8 +30,10 @@ def test_more_than_ten_embeds_is_refused():
 def test_embed_field_values_are_limited_to_1024_characters():
     # A 2000-character prompt fits in content or a description, not in a field value.
     error = refused({"embeds": [{"fields": [{"name": "Prompt", "value": "p" * 2000}]}]})
-    assert error.errors["embeds"]["0"]["fields"]["0"]["value"]["_errors"][0]["code"] == \
-        "BASE_TYPE_MAX_LENGTH"
+    assert (
+        error.errors["embeds"]["0"]["fields"]["0"]["value"]["_errors"][0]["code"]
+        == "BASE_TYPE_MAX_LENGTH"
+    )
 
 
 def test_all_embeds_together_are_limited_to_6000_characters():
@@ -38,11 +42,14 @@ def test_all_embeds_together_are_limited_to_6000_characters():
 
 
 def test_custom_ids_are_1_to_100_characters_and_unique():
-    row = {"type": 1, "components": [
-        {"type": 2, "style": 1, "label": "Re-roll", "custom_id": "x" * 101},
-        {"type": 2, "style": 1, "label": "Share", "custom_id": "share"},
-        {"type": 2, "style": 1, "label": "Share", "custom_id": "share"},
-    ]}
+    row = {
+        "type": 1,
+        "components": [
+            {"type": 2, "style": 1, "label": "Re-roll", "custom_id": "x" * 101},
+            {"type": 2, "style": 1, "label": "Share", "custom_id": "share"},
+            {"type": 2, "style": 1, "label": "Share", "custom_id": "share"},
+        ],
+    }
     error = refused({"content": "clip", "components": [row]})
     buttons = error.errors["components"]["0"]["components"]
     assert set(buttons) == {"0", "2"}

@@ -23,8 +23,12 @@ GUILD_FORUM = 15
 
 # Upload limits per boost tier, as Discord and discord.py's Guild.filesize_limit state them.
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
-_TIER_UPLOAD_LIMIT = {0: DEFAULT_UPLOAD_LIMIT, 1: DEFAULT_UPLOAD_LIMIT, 2: 50 * 1024 * 1024,
-                      3: 100 * 1024 * 1024}
+_TIER_UPLOAD_LIMIT = {
+    0: DEFAULT_UPLOAD_LIMIT,
+    1: DEFAULT_UPLOAD_LIMIT,
+    2: 50 * 1024 * 1024,
+    3: 100 * 1024 * 1024,
+}
 
 # Privileged gateway intents and the application flags that enable them.
 INTENT_GUILD_MEMBERS = 1 << 1
@@ -190,24 +194,48 @@ class FakeGuild:
         """The member with this user id, if they are in the guild."""
         return next((m for m in self.members if m.user.id == user_id), None)
 
-    def add_role(self, name: str, permissions: int = 0, *, mentionable: bool = False,
-                 role_id: int | None = None, **extra: object) -> FakeRole:
+    def add_role(
+        self,
+        name: str,
+        permissions: int = 0,
+        *,
+        mentionable: bool = False,
+        role_id: int | None = None,
+        **extra: object,
+    ) -> FakeRole:
         """Create a role above the existing ones."""
-        role = FakeRole(id=role_id or new_id(), name=name, permissions=int(permissions),
-                        position=len(self.roles), mentionable=mentionable, **extra)  # type: ignore[arg-type]
+        role = FakeRole(
+            id=role_id or new_id(),
+            name=name,
+            permissions=int(permissions),
+            position=len(self.roles),
+            mentionable=mentionable,
+            **extra,
+        )  # type: ignore[arg-type]
         self.roles.append(role)
         return role
 
-    def add_text_channel(self, name: str, *, channel_id: int | None = None,
-                         overwrites: list[FakeOverwrite] | None = None) -> FakeChannel:
+    def add_text_channel(
+        self,
+        name: str,
+        *,
+        channel_id: int | None = None,
+        overwrites: list[FakeOverwrite] | None = None,
+    ) -> FakeChannel:
         """Create a text channel."""
-        channel = FakeChannel(id=channel_id or new_id(), name=name, guild_id=self.id,
-                              position=len(self.channels), overwrites=list(overwrites or []))
+        channel = FakeChannel(
+            id=channel_id or new_id(),
+            name=name,
+            guild_id=self.id,
+            position=len(self.channels),
+            overwrites=list(overwrites or []),
+        )
         self.channels.append(channel)
         return channel
 
-    def add_member(self, user: FakeUser | str, *, roles: list[FakeRole] | None = None,
-                   nick: str | None = None) -> FakeMember:
+    def add_member(
+        self, user: FakeUser | str, *, roles: list[FakeRole] | None = None, nick: str | None = None
+    ) -> FakeMember:
         """Add a user (or a new user with this username) as a member."""
         if isinstance(user, str):
             user = FakeUser(id=new_id(), username=user, global_name=user.title())
@@ -225,9 +253,12 @@ class FakeWorld:
     application_id: int
     token: str = "fake-bot-token.not-a-secret"
     application_name: str = "Fake Video Bot"
-    application_flags: int = (APP_FLAG_GATEWAY_PRESENCE | APP_FLAG_GATEWAY_GUILD_MEMBERS
-                              | APP_FLAG_GATEWAY_MESSAGE_CONTENT
-                              | APP_FLAG_APPLICATION_COMMAND_BADGE)
+    application_flags: int = (
+        APP_FLAG_GATEWAY_PRESENCE
+        | APP_FLAG_GATEWAY_GUILD_MEMBERS
+        | APP_FLAG_GATEWAY_MESSAGE_CONTENT
+        | APP_FLAG_APPLICATION_COMMAND_BADGE
+    )
     guilds: list[FakeGuild] = field(default_factory=list)
     # Overrides every guild's tier-based limit when set (bytes per message, all files together).
     upload_limit: int | None = None
@@ -256,8 +287,14 @@ class FakeWorld:
         """The first guild, for the common single-guild test."""
         return self.guilds[0]
 
-    def add_guild(self, name: str, *, owner: FakeUser | None = None, guild_id: int | None = None,
-                  bot_permissions: int = DEFAULT_BOT_ROLE) -> FakeGuild:
+    def add_guild(
+        self,
+        name: str,
+        *,
+        owner: FakeUser | None = None,
+        guild_id: int | None = None,
+        bot_permissions: int = DEFAULT_BOT_ROLE,
+    ) -> FakeGuild:
         """A guild with @everyone, the bot's managed role and the bot as member."""
         owner = owner or self.owner
         guild_id = guild_id or new_id()

@@ -36,7 +36,7 @@ class EventLog:
     async def on_progress(self, job: Job, progress: Progress) -> None:
         self.write("progress", job, phase=progress.phase.value)
 
-    async def on_ready(self, job: Job) -> int | None:
+    async def on_clip_ready(self, job: Job) -> int | None:
         self.write("ready", job, clip=job.clip_path, size=Path(job.clip_path or "").stat().st_size)
         return 1
 

@@ -20,6 +20,6 @@ from discord.http import Route
 Route.BASE = os.environ["FAKE_DISCORD_API"]
 DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(os.environ["FAKE_DISCORD_GATEWAY"])
 
-import bot  # noqa: E402 - after the seams, as a launcher must
+import bot
 
 sys.exit(bot.main(sys.argv[1:]))

@@ -55,7 +55,7 @@ class Recorder:
         self.in_flight.discard(job.id)
         self.member_in_flight.get(job.user_id, set()).discard(job.id)
 
-    async def on_ready(self, job: Job) -> int | None:
+    async def on_clip_ready(self, job: Job) -> int | None:
         self.clip_bytes[job.id] = Path(job.clip_path).read_bytes()
         self.ready.append(job)
         self._done(job)
@@ -391,7 +391,7 @@ async def test_delivery_is_retried_then_the_job_fails_clearly(storage, simulator
         attempts.append(job.id)
         raise ConnectionError("discord down")
 
-    rec.on_ready = broken
+    rec.on_clip_ready = broken
     await runner.start()
     await runner.enqueue(await add_job(storage))
     await rec.wait_for(lambda: rec.failed)
