@@ -118,3 +118,43 @@ async def test_sigterm_stops_within_seconds_and_the_job_resumes_next_start(
     assert "stopped cleanly" in stderr
     assert job_state(tmp_path) == "processing"  # left for the next start, not failed
     assert fake_discord.world.token not in stderr and segmind_api_key not in stderr
+
+
+async def test_simulate_runs_the_whole_bot_with_no_key_and_delivers_the_sample(
+    tmp_path, fake_discord
+):
+    env = {
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("DISCORD_", "SEGMIND_", "SIMULAT"))
+        },
+        "PYTHONPATH": str(ROOT),
+        "FAKE_DISCORD_API": fake_discord.api_base,
+        "FAKE_DISCORD_GATEWAY": fake_discord.gateway_url,
+        "DISCORD_TOKEN": fake_discord.world.token,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "DISCORD_GUILD_ID": str(fake_discord.world.guild.id),
+        "SIMULATOR_QUEUE_SECONDS": "0.05",
+        "SIMULATOR_PROCESSING_SECONDS": "0.2",
+        "POLL_INTERVAL_SECONDS": "0.02",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.harness.run_bot", "--simulate",
+        cwd=tmp_path, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        await fake_discord.wait_until(lambda: fake_discord.gateway.identify_payloads, timeout=20)
+        alice = fake_discord.world.member_named("alice")
+        record = await fake_discord.dispatch_slash_command(
+            "video", {"prompt": "a cat surfing"}, user=alice
+        )
+        await fake_discord.wait_for_ack(record)
+        clip = await fake_discord.wait_for_message(
+            record.channel_id, lambda m: m.attachments, timeout=20
+        )
+        assert clip.attachments[0].data == SAMPLE
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    assert "simulating Segmind" in (await process.stderr.read()).decode()
