@@ -63,8 +63,9 @@ async def run_bot(settings: Settings, *, force_sync: bool) -> int:
     async with open_services(settings) as services:
         bot = create_bot(services, force_sync=force_sync)
         loop = asyncio.get_running_loop()
+        closing: list[asyncio.Task[None]] = []  # held, so the close task is not collected
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(bot.close()))
+            loop.add_signal_handler(sig, lambda: closing.append(asyncio.create_task(bot.close())))
         try:
             async with bot:
                 await bot.start(settings.discord_token)

@@ -181,8 +181,9 @@ class JobMessenger:
             except discord.HTTPException as error:
                 if token_expired(error):
                     job = await self._drop_token(job)
-                elif error.status >= 500 and not job.private:
-                    # discord.py has already retried the webhook; the channel is another way in.
+                elif (error.status >= 500 or error.status in (403, 404)) and not job.private:
+                    # discord.py has already retried a 5xx; a 403/404 (channel gone, access
+                    # lost) may still leave the channel or, failing that, a DM as a way in.
                     log.warning(
                         "job=%s interaction webhook failing (%s); using the channel",
                         job.id,

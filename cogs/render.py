@@ -134,12 +134,14 @@ def result_embed(job: Job, spend: str | None = None) -> discord.Embed:
     return embed
 
 
-def result_content(job: Job, *, link: str | None = None, link_reason: str | None = None) -> str:
+def result_content(job: Job, *, link: str | None = None) -> str:
     """The line above the clip: pings the requester (the only allowed mention)."""
     text = f"<@{job.user_id}>, your video is ready."
     if link:
-        reason = link_reason or "It is too large to attach here"
-        text += f"\n{reason}, so here is a link instead. **It expires within an hour**: {link}"
+        text += (
+            "\nIt is too large to attach here, so here is a link instead. "
+            f"**It expires within an hour**: {link}"
+        )
     return text[:CONTENT_MAX]
 
 

@@ -17,6 +17,7 @@ from cogs.messenger import Clip, JobMessenger, ResultMessage
 from cogs.video_buttons import BUTTONS, progress_view, result_view
 from services.admission import Admitted, BudgetExhausted
 from services.errors import BotError, SegmindInsufficientCredits
+from services.jobs import SEGMIND_RETENTION_SECONDS
 from services.models import (
     FRAME_RATE,
     GUIDANCE_SCALE,
@@ -29,6 +30,7 @@ from services.models import (
     Progress,
     ProgressPhase,
     VideoRequest,
+    random_seed,
 )
 from services.storage import NewJob
 from services.throttle import EditThrottle
@@ -139,18 +141,8 @@ class VideoCog(commands.Cog):
                 private=private,
             )
         except discord.HTTPException:
-            # Discord did not take the answer (the 3 s window passed): nothing was sent to
-            # Segmind, so end the job unbilled rather than leave a clip nobody asked to see.
-            log.warning(
-                "job=%s could not be acknowledged; not submitting it", job.id, exc_info=True
-            )
-            await self.services.storage.jobs.update(
-                job.id,
-                now=self.services.clock.time(),
-                state=JobState.CANCELLED,
-                error="not acknowledged",
-            )
-            self._spend.pop(job.id, None)
+            log.warning("job=%s could not be acknowledged", job.id, exc_info=True)
+            await self._abandon(job)
             return None
         self.throttle.note_sent(job.id, render.progress_key(first))
         job = await self.services.storage.jobs.update(
@@ -172,11 +164,20 @@ class VideoCog(commands.Cog):
         refusal private; the public progress message then follows as a follow-up.
         """
         admission = asyncio.ensure_future(self.services.admission.admit(new, role_ids=role_ids))
+        # Discord's 3 s run from the interaction's creation, not from when we got to it.
+        age = self.services.clock.time() - interaction.created_at.timestamp()
+        budget = self.bot.timings.admission_budget
         try:
-            done, _ = await asyncio.wait({admission}, timeout=self.bot.timings.admission_budget)
+            done, _ = await asyncio.wait({admission}, timeout=min(budget, max(0.1, budget - age)))
             if not done:
                 log.warning("admission slow for user=%s; acknowledging first", new.user_id)
-                await interaction.response.defer(ephemeral=True, thinking=True)
+                try:
+                    await interaction.response.defer(ephemeral=True, thinking=True)
+                except discord.HTTPException:
+                    # Too late to answer at all: whatever admission stores must never run.
+                    admitted = await admission
+                    await self._abandon(admitted.job)
+                    raise
             return await admission
         except BudgetExhausted as refusal:
             if refusal.alert_key and interaction.guild is not None:
@@ -184,6 +185,17 @@ class VideoCog(commands.Cog):
                     notify_moderators(self.bot, interaction.guild, refusal.moderator_message)
                 )
             raise
+
+    async def _abandon(self, job: Job) -> None:
+        """End a job whose answer Discord refused (3 s passed): nothing is submitted or billed."""
+        log.warning("job=%s not acknowledged in time; it will not be submitted", job.id)
+        await self.services.storage.jobs.update(
+            job.id,
+            now=self.services.clock.time(),
+            state=JobState.CANCELLED,
+            error="not acknowledged",
+        )
+        self._spend.pop(job.id, None)
 
     async def _post_progress(
         self,
@@ -235,8 +247,11 @@ class VideoCog(commands.Cog):
         current = await self._current(job)
         spend = self._spend.get(job.id)
         assert current.clip_path is not None
+        # Segmind's link lives one hour; past that (a late restart) it is no fallback at all.
+        age = self.services.clock.time() - (current.submitted_at or 0)
+        link = current.video_url if age < SEGMIND_RETENTION_SECONDS else None
         result = ResultMessage(
-            clip=Clip(Path(current.clip_path), current.video_url),
+            clip=Clip(Path(current.clip_path), link),
             content=render.result_content(current),
             link_content=render.result_content(current, link=current.video_url),
             embed=render.result_embed(current, spend),
@@ -286,13 +301,20 @@ class VideoCog(commands.Cog):
             )
         await notify_moderators(self.bot, guild, text)
 
+    @commands.Cog.listener()
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        """Removed from a server: its waiting jobs can never be delivered, so none is submitted."""
+        dropped = await self.services.runner.cancel_guild(guild.id)
+        if dropped:
+            log.info("guild=%s left; %d waiting jobs cancelled", guild.id, dropped)
+
     # --- helpers for the buttons ---------------------------------------------------
 
     async def reroll(self, interaction: discord.Interaction, job_id: int) -> None:
         original = await self.services.storage.jobs.get(job_id)
         if original is None or original.guild_id != interaction.guild_id:
             raise BotError("That video is no longer known to me.")
-        request = original.request.with_seed(VideoRequest.create("x").seed)
+        request = original.request.with_seed(random_seed())
         await self.start_job(interaction, request, private=original.private, parent_job_id=job_id)
 
     def _spawn(self, coro: object) -> None:

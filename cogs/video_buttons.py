@@ -17,6 +17,7 @@ from cogs import render
 from cogs.messenger import Clip
 from cogs.permissions import is_moderator
 from cogs.replies import reply
+from cogs.tree import describe_error
 from services.errors import BotError
 from services.models import Job, JobState
 
@@ -81,13 +82,19 @@ class JobButton(
         try:
             handler = getattr(self, f"_{self.action}")
             await handler(interaction)
-        except BotError as error:
-            await reply(interaction, error.user_message, ephemeral=True)
+        except Exception as error:
+            # Buttons are not app commands, so the tree's handler never sees them: use its wording.
+            text, unexpected = describe_error(error)
+            if unexpected:
+                log.exception("button %s for job=%s failed", self.action, self.job_id)
+                text = text or "Something went wrong on my side. Please try again."
+            await reply(interaction, text, ephemeral=True)
 
     async def _cancel(self, interaction: discord.Interaction) -> None:
         job = await _job(interaction, self.job_id)
         await _owner_or_moderator(interaction, job, "cancel")
-        if job.state.is_terminal:
+        if job.state.is_terminal or job.state is JobState.DOWNLOADED:
+            # From DOWNLOADED on, the clip is made and paid for, and may be posted already.
             raise BotError("This video has already finished.")
         # Cancelling waits for an in-flight submit to answer, which can take longer than 3 s.
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -134,9 +141,10 @@ class JobButton(
         if path is None:
             await reply(interaction, "This clip is too large to post in this channel.")
             return
-        await reply(interaction, "Shared in the channel.")
         embed = render.result_embed(job)
         embed.title = "A video, shared"
+        # The first follow-up replaces the private "thinking"; the share is the second.
+        await reply(interaction, "Sharing it in the channel…")
         await interaction.followup.send(
             f"<@{job.user_id}> shared a video.",
             embed=embed,

@@ -132,6 +132,7 @@ class JobRunner:
         self._positions: dict[int, int] = {}
         self._user_cancelled: set[int] = set()
         self._cancelled_before_enqueue: set[int] = set()
+        self._submitting: set[asyncio.Future[Job]] = set()
         self._accepting = True
         self._idle = asyncio.Event()
         self._idle.set()
@@ -156,7 +157,16 @@ class JobRunner:
             log.info("removed %d clips older than the retention period", swept)
         for job in unfinished:
             log.info("resuming job=%s state=%s", job.id, job.state.value)
-            if job.state is JobState.QUEUED:
+            if job.state is JobState.QUEUED and job.interaction_token and job.message_id is None:
+                # Admitted but never acknowledged (the answer to Discord failed, or the bot
+                # died in between): the member saw no reply, so never run or bill it.
+                await self._storage.jobs.update(
+                    job.id,
+                    now=self._clock.time(),
+                    state=JobState.CANCELLED,
+                    error="not acknowledged",
+                )
+            elif job.state is JobState.QUEUED:
                 self._waiting.append(job)
             elif job.state is JobState.SUBMITTING:
                 # The submit may or may not have reached Segmind: never send it again.
@@ -185,9 +195,6 @@ class JobRunner:
         await self._dispatch()
         return self._positions.get(job.id)
 
-    def position(self, job_id: int) -> int | None:
-        return self._positions.get(job_id)
-
     def is_active(self, job_id: int) -> bool:
         return job_id in self._running or job_id in self._positions
 
@@ -202,11 +209,20 @@ class JobRunner:
         task = self._running.get(job_id)
         if task is None:
             return await self._cancel_before_enqueue(job_id)
-        self._user_cancelled.add(job_id)
-        task.cancel()
+        if job_id not in self._user_cancelled:
+            # A second click must not interrupt the first one's clean-up: it only waits.
+            self._user_cancelled.add(job_id)
+            task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await task
+            await asyncio.shield(task)
         return await self._storage.jobs.get(job_id)
+
+    async def cancel_guild(self, guild_id: int) -> int:
+        """Drop a server's waiting jobs (the bot left it): nothing more is submitted for it."""
+        doomed = [job for job in self._waiting if job.guild_id == guild_id]
+        for job in doomed:
+            await self.cancel(job.id)
+        return len(doomed)
 
     async def _cancel_before_enqueue(self, job_id: int) -> Job | None:
         """End a job stored as QUEUED that ``enqueue`` has not received yet; ``enqueue`` drops it.
@@ -229,11 +245,11 @@ class JobRunner:
             finished_at=self._clock.time(),
         )
 
-    async def shutdown(self, timeout: float = 5.0) -> None:
+    async def shutdown(self, timeout: float = 5.0, submit_grace: float = 35.0) -> None:
         """Stop taking jobs; stop polling. Jobs stay stored and resume at the next start.
 
-        A submit in flight is allowed to finish (it is shielded), so its request id is
-        stored rather than lost.
+        A submit in flight is allowed to finish (it is shielded, one HTTP call of at most
+        the client's request timeout), so its request id is stored rather than lost.
         """
         self._accepting = False
         self._waiting.clear()
@@ -241,6 +257,11 @@ class JobRunner:
         tasks = list(self._running.values())
         for task in tasks:
             task.cancel()
+        if self._submitting:
+            log.info(
+                "waiting for %d submit(s) to be answered before stopping", len(self._submitting)
+            )
+            await asyncio.wait(list(self._submitting), timeout=submit_grace)
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
 
@@ -295,7 +316,7 @@ class JobRunner:
     async def _run(self, job: Job) -> None:
         try:
             if job.state is JobState.QUEUED:
-                job = await self._submit_shielded(job)
+                job = await self._submit_patiently(job)
             if job.state in (JobState.SUBMITTED, JobState.PROCESSING) and job.video_url is None:
                 job = await self._poll(job)
             if job.state in (JobState.SUBMITTED, JobState.PROCESSING) or (
@@ -305,9 +326,7 @@ class JobRunner:
             await self._deliver(job)
         except asyncio.CancelledError:
             if job.id in self._user_cancelled:
-                self._user_cancelled.discard(job.id)
-                current = await self._storage.jobs.get(job.id) or job
-                await self._finish_failed(current, JobCancelled(), JobState.CANCELLED)
+                await asyncio.shield(self._finish_cancelled(job))
                 return
             log.info("job=%s paused for shutdown; it resumes at the next start", job.id)
             raise
@@ -327,13 +346,32 @@ class JobRunner:
             elif not self._running:
                 self._idle.set()
 
-    async def _submit_shielded(self, job: Job) -> Job:
-        """Submit so that a cancel (member or shutdown) waits for Segmind's answer.
+    async def _submit_patiently(self, job: Job) -> Job:
+        """Submit; when Segmind says to come back later the job surely was not accepted, so wait.
 
-        Cancelling mid-request would leave the outcome unknown; waiting a moment instead
-        stores the request id, so the job can be resumed or properly cancelled.
+        The wait happens with the job stored as QUEUED again and outside the shield, so a
+        cancel during it bills nothing and a shutdown simply leaves the job queued.
+        """
+        for attempt in range(1, RATE_LIMITED_SUBMIT_ATTEMPTS + 1):
+            try:
+                return await self._submit_shielded(job)
+            except SegmindRateLimited as err:
+                if attempt == RATE_LIMITED_SUBMIT_ATTEMPTS:
+                    raise
+                delay = min(err.retry_after or self._config.rate_limit_wait, MAX_RATE_LIMIT_WAIT)
+                log.warning("job=%s rate limited at submit; trying again in %.0fs", job.id, delay)
+                await self._clock.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _submit_shielded(self, job: Job) -> Job:
+        """One submit that a cancel (member or shutdown) lets finish, so its answer is stored.
+
+        Cancelling mid-request would leave the outcome unknown; waiting for the answer
+        instead stores the request id, so the job can be resumed or properly cancelled.
         """
         submit = asyncio.ensure_future(self._submit(job))
+        self._submitting.add(submit)
+        submit.add_done_callback(self._submitting.discard)
         try:
             return await asyncio.shield(submit)
         except asyncio.CancelledError:
@@ -346,7 +384,11 @@ class JobRunner:
         job = await self._storage.jobs.update(job.id, now=now, state=JobState.SUBMITTING)
         await self._emit(job, Progress(job.id, ProgressPhase.SUBMITTING))
         try:
-            submission = await self._submit_patiently(job)
+            submission = await self._segmind.submit(job.request)
+        except SegmindRateLimited:
+            # Proven not accepted: back in line, so nothing is unknown while we wait.
+            await self._storage.jobs.update(job.id, now=self._clock.time(), state=JobState.QUEUED)
+            raise
         except SegmindMalformedResponse as err:
             # A 2xx that lacks its fields may still have started (and billed) a job.
             raise SubmitOutcomeUnknown(detail=f"unreadable submit answer: {err.detail}") from err
@@ -371,19 +413,6 @@ class JobRunner:
         log.info("job=%s submitted request_id=%s", job.id, submission.request_id)
         await self._emit(job, self._progress(job))
         return job
-
-    async def _submit_patiently(self, job: Job) -> Submission:
-        """Submit; when Segmind asks us to come back later, the job surely was not accepted, so wait."""
-        for attempt in range(1, RATE_LIMITED_SUBMIT_ATTEMPTS + 1):
-            try:
-                return await self._segmind.submit(job.request)
-            except SegmindRateLimited as err:
-                if attempt == RATE_LIMITED_SUBMIT_ATTEMPTS:
-                    raise
-                delay = min(err.retry_after or self._config.rate_limit_wait, MAX_RATE_LIMIT_WAIT)
-                log.warning("job=%s rate limited at submit; trying again in %.0fs", job.id, delay)
-                await self._clock.sleep(delay)
-        raise AssertionError("unreachable")
 
     def _submission(self, job: Job) -> Submission:
         assert job.request_id and job.status_url and job.response_url
@@ -507,6 +536,11 @@ class JobRunner:
             # Public clips live on in Discord; private ones stay for sharing until swept.
             remove_clip(Path(job.clip_path))
         log.info("job=%s delivered message=%s", job.id, message_id)
+
+    async def _finish_cancelled(self, job: Job) -> None:
+        current = await self._storage.jobs.get(job.id) or job
+        await self._finish_failed(current, JobCancelled(), JobState.CANCELLED)
+        self._user_cancelled.discard(job.id)
 
     async def _finish_failed(self, job: Job, error: BotError, state: JobState) -> Job:
         log.info("job=%s ended state=%s reason=%s", job.id, state.value, error.detail)

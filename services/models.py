@@ -148,29 +148,9 @@ class JobState(str, enum.Enum):
     def is_terminal(self) -> bool:
         return self in TERMINAL_STATES
 
-    @property
-    def reached_segmind(self) -> bool:
-        """Whether Segmind accepted (or may have accepted) this job, so it may be billed."""
-        return self in BILLABLE_STATES
-
 
 TERMINAL_STATES = frozenset(
     {JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED, JobState.UNKNOWN, JobState.EXPIRED}
-)
-# States in which a job counts against a member's limit and the server's budget: the
-# queue holds a reservation, and anything Segmind may have accepted is billed. A
-# job that FAILED keeps ``request_id`` when Segmind had accepted it; the storage
-# layer counts it by that, not by this set.
-BILLABLE_STATES = frozenset(
-    {
-        JobState.SUBMITTING,
-        JobState.SUBMITTED,
-        JobState.PROCESSING,
-        JobState.DOWNLOADED,
-        JobState.DELIVERED,
-        JobState.UNKNOWN,
-        JobState.EXPIRED,
-    }
 )
 
 
@@ -222,7 +202,7 @@ class Job:
     response_url: str | None = None
     segmind_state: str | None = None
     message_id: int | None = None
-    interaction_token: str | None = None
+    interaction_token: str | None = field(default=None, repr=False)  # a secret for 15 min
     interaction_created_at: float | None = None
     application_id: int | None = None
     upload_limit: int | None = None  # bytes the interaction's reply may attach
@@ -233,10 +213,6 @@ class Job:
     result_message_id: int | None = None
     error: str | None = None
     cost_usd: float = 0.0
-
-    @property
-    def submitted_to_segmind(self) -> bool:
-        return self.request_id is not None
 
 
 class ProgressPhase(str, enum.Enum):

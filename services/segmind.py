@@ -86,6 +86,9 @@ class RetryPolicy:
     max_delay: float = 30.0
     submit_attempts: int = 5  # only for answers that PROVE the submit was not accepted
     request_timeout: float = 30.0  # per HTTP call (aiohttp.ClientTimeout total)
+    # Opening the connection gets its own, shorter limit: a connect that times out has sent
+    # nothing, so a submit is safely retried instead of ending with an unknown outcome.
+    connect_timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,7 +393,9 @@ class SegmindClient:
     def _retry_delay(self, error: SegmindError, attempt: int) -> float:
         """Segmind's own Retry-After when it gave one, else exponential backoff, full jitter."""
         if isinstance(error, SegmindRateLimited) and error.retry_after is not None:
-            return error.retry_after
+            # A floor: "Retry-After: 0" or a reset time already past (clock skew) must not
+            # turn polling into a tight loop.
+            return max(error.retry_after, self._policy.base_delay)
         cap = min(self._policy.max_delay, self._policy.base_delay * 2 ** (attempt - 1))
         return self._rng.uniform(0, cap)
 
@@ -470,7 +475,10 @@ class SegmindClient:
             json=json_body,
             headers=headers,
             allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=self._policy.request_timeout),
+            timeout=aiohttp.ClientTimeout(
+                total=self._policy.request_timeout,
+                connect=min(self._policy.connect_timeout, self._policy.request_timeout),
+            ),
         ) as resp:
             limit = _MAX_API_BODY if 200 <= resp.status < 300 else _MAX_ERROR_BODY
             body = await _read_capped(resp, limit)

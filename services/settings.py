@@ -116,7 +116,12 @@ def _non_negative_float(text: str) -> float:
 
 def _http_url(text: str) -> str:
     parsed = urlparse(text)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+    if (
+        parsed.scheme not in ("http", "https")
+        or not parsed.netloc
+        or parsed.query
+        or parsed.fragment
+    ):
         raise ValueError
     return text.rstrip("/")
 
@@ -170,7 +175,10 @@ def load_settings(
         discord_token=token or "",
         segmind_api_key=api_key or "",
         segmind_base_url=r.get(
-            "SEGMIND_BASE_URL", Settings.segmind_base_url, _http_url, "use an http(s) URL"
+            "SEGMIND_BASE_URL",
+            Settings.segmind_base_url,
+            _http_url,
+            "use an http(s) URL without ? or #",
         ),
         database_path=r.get(
             "DATABASE_URL",

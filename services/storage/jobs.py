@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -203,14 +202,3 @@ class JobStore:
             (guild_id, since),
         )
         return [MemberTotal(row[0], row[1], float(row[2])) for row in rows]
-
-    async def running_for(self, user_ids: Sequence[int]) -> int:
-        """How many unfinished jobs these members have (used by tests and /videolimit show)."""
-        if not user_ids:
-            return 0
-        row = await self._db.fetchone(
-            f"SELECT COUNT(*) FROM jobs WHERE user_id IN ({','.join('?' * len(user_ids))})"
-            f" AND state NOT IN ({','.join('?' * len(_TERMINAL_VALUES))})",
-            (*user_ids, *_TERMINAL_VALUES),
-        )
-        return int(row[0]) if row else 0

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from cogs.videobot import Timings, create_bot
 from services.periods import LimitSpec
 from tests.bot.conftest import SAMPLE
-from tests.fakediscord import running_client
+from tests.fakediscord import Fault, running_client
 
 DEFERRED = 5
 
@@ -67,3 +69,29 @@ async def test_a_stalled_refusal_stays_private(patient_bot, fake_discord, servic
     )
     assert refusal.ephemeral and refusal.visible_to == {alice.id}
     assert simulator.submit_attempts == 0
+
+
+
+async def stored_jobs(services, guild_id: int, state: str, timeout: float = 5.0):
+    """Wait until the bot's database shows a job of the server in ``state``."""
+    async with asyncio.timeout(timeout):
+        while True:
+            jobs = await services.storage.jobs.recent(guild_id)
+            if jobs and all(job.state.value == state for job in jobs):
+                return jobs
+            await asyncio.sleep(0.01)
+
+
+async def test_when_even_the_late_acknowledgement_fails_the_admitted_job_never_runs(
+    patient_bot, fake_discord, services, simulator
+):
+    alice = fake_discord.world.member_named("alice")
+    fake_discord.inject(Fault.unknown_interaction())  # the defer arrives too late
+    async with services.storage.db.transaction():
+        await fake_discord.dispatch_slash_command("video", {"prompt": "too late"}, user=alice)
+        await fake_discord.wait_for_call("POST /interactions/**")
+    [job] = await stored_jobs(services, fake_discord.world.guild.id, "cancelled")
+    assert job.error == "not acknowledged"
+    assert simulator.submit_attempts == 0
+    # Nor after a restart: the runner leaves it alone.
+    assert await services.storage.jobs.unfinished() == []

@@ -363,3 +363,22 @@ async def test_a_lasting_5xx_on_upload_fails_the_job_clearly_after_bounded_retri
     assert logged(caplog, "could not be delivered", logging.ERROR) == 1
     assert [m for m in fake_discord.channel_messages(record.channel_id) if m.attachments] == []
     assert len(simulator.submits) == 1
+
+
+async def test_a_channel_deleted_while_the_token_is_fresh_still_reaches_the_member_by_dm(
+    bot, fake_discord, services, simulator
+):
+    """A 404 on the interaction's follow-up and on the channel: the clip goes by DM, once."""
+    alice = fake_discord.world.member_named("alice")
+    channel = fake_discord.world.guild.channels[0]
+    gone = f"POST /channels/{channel.id}/messages"  # the server channel only; DMs still work
+    fake_discord.inject(Fault.custom(WEBHOOK_POST, 404, 10003, "Unknown Channel", times=None))
+    fake_discord.inject(Fault.custom(gone, 404, 10003, "Unknown Channel", times=None))
+    await request_video(fake_discord, alice)
+
+    dm = await fake_discord.wait_until(lambda: fake_discord.dm_messages(alice))
+    job = await job_when_idle(services)
+
+    assert dm[0].attachments[0].data == SAMPLE
+    assert job.state is JobState.DELIVERED
+    assert len(simulator.submits) == 1

@@ -450,3 +450,97 @@ def test_sweep_removes_old_clips_and_partial_downloads_but_keeps_pending_ones(tm
     assert removed == 1
     assert not old.exists() and not part.exists()
     assert pending.exists() and fresh.exists()
+
+
+async def wait_for_state(storage: Storage, job_id: int, state: JobState) -> None:
+    async with asyncio.timeout(5):
+        while (await storage.jobs.get(job_id)).state is not state:
+            await asyncio.sleep(0.01)
+
+
+async def test_cancel_during_a_rate_limit_wait_bills_nothing(storage, simulator, make_runner):
+    simulator.inject(
+        "submit", status=429, body={"error": "slow down"}, headers={"Retry-After": "60"}
+    )
+    runner, rec = make_runner()
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    await rec.wait_for(lambda: ProgressPhase.SUBMITTING in rec.phases(job.id))
+    await wait_for_state(storage, job.id, JobState.QUEUED)  # back in line, waiting out the 429
+    assert simulator.submit_attempts == 1
+    stopped = await runner.cancel(job.id)
+    assert stopped.state is JobState.CANCELLED and stopped.request_id is None
+    assert simulator.submits == []
+
+
+async def test_shutdown_during_a_rate_limit_wait_leaves_the_job_queued(
+    storage, simulator, make_runner
+):
+    simulator.inject(
+        "submit", status=429, body={"error": "slow down"}, headers={"Retry-After": "60"}
+    )
+    runner, rec = make_runner()
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    await rec.wait_for(lambda: ProgressPhase.SUBMITTING in rec.phases(job.id))
+    await wait_for_state(storage, job.id, JobState.QUEUED)  # back in line, waiting out the 429
+    assert simulator.submit_attempts == 1
+    await runner.shutdown(timeout=2)
+    assert (await storage.jobs.get(job.id)).state is JobState.QUEUED  # not 'unknown'
+    assert simulator.submits == []
+
+
+async def test_a_double_clicked_cancel_ends_the_job_once(
+    storage, simulator_factory, segmind_client_factory, make_runner
+):
+    sim = await simulator_factory(processing_seconds=30)
+    runner, rec = make_runner(segmind_client_factory(sim.base_url))
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    await rec.wait_for(lambda: ProgressPhase.PROCESSING in rec.phases(job.id))
+    first, second = await asyncio.gather(runner.cancel(job.id), runner.cancel(job.id))
+    assert first.state is JobState.CANCELLED and second.state is JobState.CANCELLED
+    assert [j.id for j, _ in rec.failed] == [job.id]
+    assert not runner.is_active(job.id)
+
+
+async def test_an_admitted_job_that_was_never_acknowledged_is_not_run_after_a_restart(
+    storage, simulator, make_runner
+):
+    job = await storage.jobs.insert(
+        NewJob(
+            10,
+            20,
+            1,
+            VideoRequest.create("a fox"),
+            created_at=0.0,
+            interaction_token="tok-" + "x" * 30,
+        )
+    )
+    runner, _ = make_runner()
+    await runner.start()
+    await runner.wait_idle()
+    assert (await storage.jobs.get(job.id)).state is JobState.CANCELLED
+    assert simulator.submit_attempts == 0
+
+
+async def test_leaving_a_server_drops_its_waiting_jobs(
+    storage, simulator_factory, segmind_client_factory, make_runner
+):
+    sim = await simulator_factory(processing_seconds=0.3)
+    runner, rec = make_runner(segmind_client_factory(sim.base_url), max_concurrent=1)
+    await runner.start()
+    running = await add_job(storage, user_id=1)
+    other_server = await storage.jobs.insert(
+        NewJob(99, 20, 2, VideoRequest.create("elsewhere"), created_at=0.0)
+    )
+    waiting = await add_job(storage, user_id=3)
+    for job in (running, other_server, waiting):
+        await runner.enqueue(job)
+    assert await runner.cancel_guild(10) == 1
+    await rec.wait_for(lambda: len(rec.ready) == 2)
+    assert (await storage.jobs.get(waiting.id)).state is JobState.CANCELLED
+    assert len(sim.submits) == 2

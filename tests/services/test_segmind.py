@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -1090,3 +1091,54 @@ async def test_a_bad_base_url_is_refused_at_construction(
 ) -> None:
     with pytest.raises(ValueError):
         segmind_client_factory(given)
+
+
+async def test_a_zero_retry_after_still_backs_off(
+    timed: tuple[SegmindSimulator, SegmindClient], fake_clock: FakeClock
+) -> None:
+    """'Retry-After: 0' (or a reset time already past) must not make polling a tight loop."""
+    sim, client = timed
+    submission = await client.submit(video_request())
+    sim.inject("status", status=429, body={"error": "slow"}, headers={"Retry-After": "0"}, times=5)
+
+    await client.poll_until_done(submission, deadline=fake_clock.monotonic() + 900)
+
+    assert len(fake_clock.sleeps) >= 5
+    assert all(delay > 0 for delay in fake_clock.sleeps[:5])
+
+
+async def test_a_connect_that_times_out_is_retried_as_not_sent(
+    http_session: aiohttp.ClientSession, segmind_api_key: str
+) -> None:
+    """A listener that never accepts: the connect times out, so nothing was sent."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    filler = []
+    for _ in range(4):  # fill the accept backlog; later connects then hang unanswered
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex(server.getsockname())
+        filler.append(sock)
+    try:
+        host, port = server.getsockname()
+        client = SegmindClient(
+            http_session,
+            api_key=segmind_api_key,
+            base_url=f"http://{host}:{port}",
+            policy=RetryPolicy(
+                base_delay=0.01,
+                max_delay=0.01,
+                submit_attempts=2,
+                request_timeout=5.0,
+                connect_timeout=0.2,
+            ),
+        )
+        with pytest.raises(SegmindUnavailable):
+            await client.submit(video_request())
+    finally:
+        for sock in filler:
+            sock.close()
+        server.close()

@@ -64,6 +64,7 @@ def test_generate_needs_no_discord_token():
         ("DEFAULT_LIMIT", "5/1y"),
         ("DEFAULT_LIMIT", "5"),
         ("SEGMIND_BASE_URL", "ftp://example"),
+        ("SEGMIND_BASE_URL", "https://api.segmind.com/?x=1"),
         ("DATABASE_URL", "postgres://db"),
         ("DISCORD_GUILD_ID", "guild"),
         ("JOB_DEADLINE_MINUTES", "0"),
