@@ -16,6 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.permissions import is_moderator
+from cogs.replies import reply as safe_reply
 from services.errors import BotError
 from services.limits import (
     MAX_COUNT,
@@ -335,18 +336,13 @@ async def reply(
     *,
     embeds: Sequence[discord.Embed] = (),
 ) -> None:
-    """Ephemeral, no pings; several embeds become pages with buttons."""
-    kwargs: dict[str, Any] = {"ephemeral": True, "allowed_mentions": NO_PINGS}
-    if content is not None:
-        kwargs["content"] = content[:2000]
+    """Ephemeral, no pings, through the bot's one safe send; several embeds become pages."""
+    kwargs: dict[str, Any] = {"allowed_mentions": NO_PINGS}
     if embeds:
         kwargs["embed"] = embeds[0]
     if len(embeds) > 1:
         kwargs["view"] = Pages(embeds, interaction.user.id)
-    if interaction.response.is_done():
-        await interaction.followup.send(**kwargs)
-    else:
-        await interaction.response.send_message(**kwargs)
+    await safe_reply(interaction, content[:2000] if content else None, ephemeral=True, **kwargs)
 
 
 async def period_autocomplete(

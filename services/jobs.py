@@ -89,6 +89,7 @@ class RunnerConfig:
     rate_limit_wait: float = 30.0
     # Private clips are kept this long after delivery so their owner can share them.
     clip_retention_seconds: float = 24 * 3600
+    sweep_interval: float = 3600.0
 
 
 def estimate_fraction(elapsed: float, expected: float) -> float:
@@ -133,6 +134,7 @@ class JobRunner:
         self._user_cancelled: set[int] = set()
         self._cancelled_before_enqueue: set[int] = set()
         self._submitting: set[asyncio.Future[Job]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
         self._accepting = True
         self._idle = asyncio.Event()
         self._idle.set()
@@ -147,14 +149,10 @@ class JobRunner:
         self._accepting = True
         self._config.clips_dir.mkdir(parents=True, exist_ok=True)
         unfinished = await self._storage.jobs.unfinished()
-        swept = sweep_clips(
-            self._config.clips_dir,
-            older_than=self._config.clip_retention_seconds,
-            now=self._clock.time(),
-            keep={job.clip_path for job in unfinished if job.clip_path},
-        )
-        if swept:
-            log.info("removed %d clips older than the retention period", swept)
+        # Nothing downloads yet, so a partial download left here was cut short by a crash.
+        self._sweep(unfinished, partial_downloads=True)
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.create_task(self._sweep_periodically(), name="clip-sweeper")
         for job in unfinished:
             log.info("resuming job=%s state=%s", job.id, job.state.value)
             if job.state is JobState.QUEUED and job.interaction_token and job.message_id is None:
@@ -254,6 +252,8 @@ class JobRunner:
         self._accepting = False
         self._waiting.clear()
         self._positions.clear()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         tasks = list(self._running.values())
         for task in tasks:
             task.cancel()
@@ -264,6 +264,28 @@ class JobRunner:
             await asyncio.wait(list(self._submitting), timeout=submit_grace)
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
+
+    async def _sweep_periodically(self) -> None:
+        """Private clips wait on disk for sharing; a bot that runs for weeks must still drop them."""
+        while True:
+            # Real time, not the job clock: housekeeping must not spin under a fake clock.
+            await asyncio.sleep(self._config.sweep_interval)
+            try:
+                # Jobs may be downloading now: their partial files must stay.
+                self._sweep(await self._storage.jobs.unfinished(), partial_downloads=False)
+            except Exception:  # housekeeping must never stop the bot
+                log.warning("clip sweep failed", exc_info=True)
+
+    def _sweep(self, unfinished: list[Job], *, partial_downloads: bool) -> None:
+        removed = sweep_clips(
+            self._config.clips_dir,
+            older_than=self._config.clip_retention_seconds,
+            now=self._clock.time(),
+            keep={job.clip_path for job in unfinished if job.clip_path},
+            partial_downloads=partial_downloads,
+        )
+        if removed:
+            log.info("removed %d clips older than the retention period", removed)
 
     async def wait_idle(self) -> None:
         """Until nothing runs or waits (for the CLI and tests)."""
@@ -582,11 +604,20 @@ def remove_clip(path: Path) -> None:
             candidate.unlink()
 
 
-def sweep_clips(clips_dir: Path, *, older_than: float, now: float, keep: set[str]) -> int:
-    """Remove clip files older than ``older_than`` seconds, except those in ``keep``."""
+def sweep_clips(
+    clips_dir: Path,
+    *,
+    older_than: float,
+    now: float,
+    keep: set[str],
+    partial_downloads: bool = False,
+) -> int:
+    """Remove clip files older than ``older_than`` seconds, except those in ``keep``.
+
+    ``partial_downloads`` also removes every unfinished download: only safe when none runs.
+    """
     removed = 0
-    for part in clips_dir.glob(".*.part"):
-        # A download cut short by a crash; nothing is downloading while the runner starts.
+    for part in clips_dir.glob(".*.part") if partial_downloads else ():
         with contextlib.suppress(OSError):
             part.unlink()
     for path in clips_dir.glob("*.mp4"):

@@ -71,7 +71,6 @@ async def test_a_stalled_refusal_stays_private(patient_bot, fake_discord, servic
     assert simulator.submit_attempts == 0
 
 
-
 async def stored_jobs(services, guild_id: int, state: str, timeout: float = 5.0):
     """Wait until the bot's database shows a job of the server in ``state``."""
     async with asyncio.timeout(timeout):

@@ -448,8 +448,10 @@ def test_sweep_removes_old_clips_and_partial_downloads_but_keeps_pending_ones(tm
     os.utime(pending, (now - 90_000, now - 90_000))
     removed = sweep_clips(tmp_path, older_than=86_400, now=now, keep={str(pending)})
     assert removed == 1
-    assert not old.exists() and not part.exists()
+    assert not old.exists() and part.exists()
     assert pending.exists() and fresh.exists()
+    sweep_clips(tmp_path, older_than=86_400, now=now, keep=set(), partial_downloads=True)
+    assert not part.exists()
 
 
 async def wait_for_state(storage: Storage, job_id: int, state: JobState) -> None:
@@ -544,3 +546,20 @@ async def test_leaving_a_server_drops_its_waiting_jobs(
     await rec.wait_for(lambda: len(rec.ready) == 2)
     assert (await storage.jobs.get(waiting.id)).state is JobState.CANCELLED
     assert len(sim.submits) == 2
+
+
+async def test_a_running_bot_sweeps_old_clips_periodically_but_not_live_downloads(
+    storage, simulator, make_runner, tmp_path
+):
+    runner, _ = make_runner(sweep_interval=0.02, clip_retention_seconds=60)
+    await runner.start()
+    old = tmp_path / "clips" / "job-99.mp4"
+    old.write_bytes(b"an old private clip")
+    downloading = tmp_path / "clips" / ".job-100.mp4.abc.part"
+    downloading.write_bytes(b"half a clip")
+    os.utime(old, (time.time() - 120, time.time() - 120))
+    async with asyncio.timeout(5):
+        while old.exists():
+            await asyncio.sleep(0.01)
+    assert downloading.exists()
+    await runner.shutdown(timeout=1)
