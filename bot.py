@@ -30,13 +30,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="bot.py", description="Text-to-video Discord bot (Segmind CogVideoX-5B)."
     )
-    parser.add_argument(
-        "--simulate", action="store_true", help="use a local Segmind simulator: no key, no cost"
+    simulate_help = "use a local Segmind simulator: no key, no cost"
+    parser.add_argument("--simulate", action="store_true", help=simulate_help)
+    # Also accepted after the command (`generate "..." --simulate`), where newcomers type it.
+    # SUPPRESS keeps a subcommand from resetting a --simulate given before it.
+    after = argparse.ArgumentParser(add_help=False)
+    after.add_argument(
+        "--simulate", action="store_true", default=argparse.SUPPRESS, help=simulate_help
     )
     sub = parser.add_subparsers(dest="command")
-    sub.add_parser("run", help="run the bot (the default)")
-    sub.add_parser("sync", help="sync slash commands even if unchanged, then run")
-    gen = sub.add_parser("generate", help="make one clip without Discord and save it")
+    sub.add_parser("run", parents=[after], help="run the bot (the default)")
+    sub.add_parser("sync", parents=[after], help="sync slash commands even if unchanged, then run")
+    gen = sub.add_parser(
+        "generate", parents=[after], help="make one clip without Discord and save it"
+    )
     gen.add_argument("prompt")
     gen.add_argument("--out", type=Path, required=True, help="where to write the MP4")
     gen.add_argument("--negative-prompt")

@@ -47,6 +47,13 @@ def test_generate_with_the_simulator_writes_the_simulators_mp4(tmp_path):
     assert not (tmp_path / "data").exists()
 
 
+def test_simulate_is_also_understood_after_the_command(tmp_path):
+    out = tmp_path / "cat.mp4"
+    result = run(["generate", "a cat surfing", "--out", str(out), "--simulate"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == DEFAULT_VIDEO_PATH.read_bytes()
+
+
 def test_generate_reports_a_segmind_failure_and_exits_non_zero(tmp_path):
     out = tmp_path / "x.mp4"
     result = run(["--simulate", "generate", "a [fail] prompt", "--out", str(out)], tmp_path)
