@@ -10,7 +10,9 @@ limit, then record the use" atomic.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -128,13 +130,21 @@ class Database:
     async def transaction(self) -> AsyncIterator[Transaction]:
         """Several statements as one: all or nothing, and no other statement in between."""
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
             try:
+                await self._conn.execute("BEGIN IMMEDIATE")
                 yield Transaction(self._conn)
+                await self._conn.execute("COMMIT")
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                # Also when BEGIN or COMMIT was cancelled: aiosqlite still runs it on its
+                # thread, and a transaction left open would fail every later write.
+                await self._rollback()
                 raise
-            await self._conn.execute("COMMIT")
+
+    async def _rollback(self) -> None:
+        # Queued after whatever the cancelled statement was, so it runs last; shielded so a
+        # second cancel cannot skip it. "No transaction is active" just means nothing to undo.
+        with contextlib.suppress(sqlite3.OperationalError):
+            await asyncio.shield(self._conn.execute("ROLLBACK"))
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         async with self.transaction() as tx:

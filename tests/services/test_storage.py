@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -185,4 +186,28 @@ async def test_unknown_server_setting_is_rejected(tmp_path: Path) -> None:
                 GUILD, actor_id=1, at=1.0, action="x", evil=1
             )
     finally:
+        await storage.close()
+
+
+async def test_a_write_cancelled_while_waiting_for_the_file_lock_leaves_no_open_transaction(
+    tmp_path: Path,
+) -> None:
+    """A member's Cancel or a shutdown can land while BEGIN waits on another process's lock."""
+    storage = await Storage.open(tmp_path / "bot.db")
+    other = sqlite3.connect(tmp_path / "bot.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # e.g. `bot.py generate` or a backup holding the lock
+        write = asyncio.create_task(storage.jobs.insert(_new_job()))
+        async with asyncio.timeout(5):
+            while not storage.db._lock.locked():  # BEGIN is queued in the same step
+                await asyncio.sleep(0)
+        write.cancel()
+        other.execute("COMMIT")  # the cancelled BEGIN now succeeds on aiosqlite's thread
+        with pytest.raises(asyncio.CancelledError):
+            await write
+
+        job = await storage.jobs.insert(_new_job(user_id=8))
+        assert (await storage.jobs.get(job.id)).user_id == 8
+    finally:
+        other.close()
         await storage.close()
