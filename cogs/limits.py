@@ -17,7 +17,7 @@ from discord.ext import commands
 
 from cogs.permissions import is_moderator
 from cogs.replies import reply as safe_reply
-from services.errors import BotError
+from services.errors import BotError, ValidationError
 from services.limits import (
     MAX_COUNT,
     MAX_MONTHLY_USD,
@@ -154,7 +154,14 @@ def render_change(change: LimitChange) -> str:
             f"<@{change.target_id}> is now blocked from making videos here "
             f"(`{change.after}`); before: {before}."
         )
-    return f"{who} is now {_spec_text(change.after)}; before: {before}."
+    text = f"{who} is now {_spec_text(change.after)}; before: {before}."
+    if change.after.count == 0 and change.target == "role":
+        # Members get the most generous of their roles, so a 0 here is not a block.
+        text += (
+            " Members who also have a role with a limit get that role's limit; "
+            "to block one member, use `/videolimit set` with count 0."
+        )
+    return text
 
 
 def _budget_lines(budget: BudgetStatus) -> list[str]:
@@ -178,6 +185,11 @@ def _budget_lines(budget: BudgetStatus) -> list[str]:
     lines = [today, month]
     if budget.clip_cost_usd is not None:
         lines.append(f"**Price per clip:** {format_usd(budget.clip_cost_usd)}")
+    if budget.clip_cost_usd == 0 and month_cap is not None:
+        lines.append(
+            "**Note:** the bot's operator set the price per clip (`CLIP_COST_USD`) to $0, "
+            "so the monthly budget never fills; use the daily clip cap instead."
+        )
     return lines
 
 
@@ -465,7 +477,7 @@ class LimitsCog(
     )
     @app_commands.describe(
         role="The role",
-        count="Clips allowed per period; 0 blocks the role",
+        count="Clips per period; 0 gives none (another role's limit still applies)",
         period=PERIOD_HELP,
     )
     @app_commands.autocomplete(period=period_autocomplete)
@@ -545,6 +557,11 @@ class LimitsCog(
     async def moderator_role(
         self, interaction: discord.Interaction, role: discord.Role | None = None
     ) -> None:
+        if role is not None and (role.is_default() or role.managed):
+            # @everyone would make every member a moderator; a bot's own role is no person's.
+            raise ValidationError(
+                "Choose a role that you give to moderators, not @everyone or a bot's own role."
+            )
         await self.limits.set_moderator_role(
             interaction.guild_id, role.id if role else None, actor_id=interaction.user.id
         )

@@ -18,6 +18,7 @@ from cogs.video_buttons import BUTTONS, progress_view, result_view
 from services.admission import Admitted, BudgetExhausted
 from services.errors import BotError, SegmindInsufficientCredits
 from services.jobs import SEGMIND_RETENTION_SECONDS
+from services.limits import format_usd
 from services.models import (
     FRAME_RATE,
     GUIDANCE_SCALE,
@@ -228,8 +229,15 @@ class VideoCog(commands.Cog):
         """The stored job: message ids and tokens change underneath the runner's copy."""
         return await self.services.storage.jobs.get(job.id) or job
 
+    def _spend_of(self, job: Job) -> str | None:
+        """What admission said; after a restart only the stored price is known."""
+        known = self._spend.get(job.id)
+        if known is None and job.cost_usd > 0:
+            return format_usd(job.cost_usd)
+        return known
+
     async def on_progress(self, job: Job, progress: Progress) -> None:
-        spend = self._spend.get(job.id)
+        spend = self._spend_of(job)
 
         async def send() -> None:
             current = await self._current(job)
@@ -245,7 +253,7 @@ class VideoCog(commands.Cog):
 
     async def on_clip_ready(self, job: Job) -> int | None:
         current = await self._current(job)
-        spend = self._spend.get(job.id)
+        spend = self._spend_of(current)
         assert current.clip_path is not None
         # Segmind's link lives one hour; past that (a late restart) it is no fallback at all.
         age = self.services.clock.time() - (current.submitted_at or 0)

@@ -187,7 +187,8 @@ class Admission:
                         "Change it with `/videolimit budget`."
                     ),
                 )
-                key = f"budget:daily:{day_key(now)}"
+                # The cap is in the key: a moderator who raises it hears again when it is hit.
+                key = f"budget:daily:{day_key(now)}:{cap}"
         budget = settings.monthly_budget_usd
         if refusal is None and budget is not None:
             _, spent = await self._storage.jobs.guild_counted(guild_id, utc_month_start(now), tx=tx)
@@ -205,7 +206,7 @@ class Admission:
                         "Change it with `/videolimit budget`."
                     ),
                 )
-                key = f"budget:monthly:{month_key(now)}"
+                key = f"budget:monthly:{month_key(now)}:{budget:.2f}"
         if refusal is None:
             return None
         if await self._storage.limits.mark_alert_sent(guild_id, key, at=now, tx=tx):

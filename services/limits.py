@@ -522,9 +522,13 @@ class LimitService:
                 )
             values["daily_clip_cap"] = daily_clips or None
         if monthly_usd is not None:
-            if not (isinstance(monthly_usd, (int, float)) and 0 <= monthly_usd <= MAX_MONTHLY_USD):
+            if not (
+                isinstance(monthly_usd, (int, float))
+                and (monthly_usd == 0 or 0.01 <= monthly_usd <= MAX_MONTHLY_USD)
+            ):
+                # Below a cent would round to 0, which silently means "no cap".
                 raise ValidationError(
-                    f"`monthly_usd` must be an amount from 0 to {MAX_MONTHLY_USD:,.0f}"
+                    f"`monthly_usd` must be an amount from 0.01 to {MAX_MONTHLY_USD:,.0f}"
                     " (0 removes the cap)."
                 )
             values["monthly_budget_usd"] = round(float(monthly_usd), 2) or None

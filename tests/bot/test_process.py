@@ -87,6 +87,7 @@ async def test_sigkill_mid_job_then_restart_delivers_on_the_same_message_with_on
         )
         assert clip.attachments[0].data == SAMPLE
         assert clip.pinged_user_ids == {alice.id}
+        assert "$0.36" in clip.embeds[0]["footer"]["text"]  # the price survives the restart
         progress = fake_discord.message(record.original_message_id)
         await fake_discord.wait_until(
             lambda: progress.embeds[0]["title"] == "Video finished", timeout=10

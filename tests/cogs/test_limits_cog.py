@@ -53,8 +53,13 @@ class FakeFollowup:
         self.sent.append({"content": content, **kwargs})
 
 
-def role(role_id: int) -> SimpleNamespace:
-    return SimpleNamespace(id=role_id, mention=f"<@&{role_id}>")
+def role(role_id: int, *, managed: bool = False) -> SimpleNamespace:
+    return SimpleNamespace(
+        id=role_id,
+        mention=f"<@&{role_id}>",
+        managed=managed,
+        is_default=lambda: role_id == GUILD,  # @everyone's id is the server's
+    )
 
 
 def member(user_id: int, *role_ids: int) -> SimpleNamespace:
@@ -232,6 +237,32 @@ async def test_configured_moderator_role_may_use_the_commands(
             cog, "set", plain_member(bot, OTHER_ROLE), user=member(4), count=1, period="1d"
         )
     assert (await storage.limits.guild_settings(GUILD)).moderator_role_id == MOD_ROLE
+
+
+@pytest.mark.parametrize("chosen", [role(GUILD), role(MOD_ROLE, managed=True)])
+async def test_everyone_or_a_bot_role_cannot_become_the_moderator_role(
+    cog: LimitsCog, bot: Any, storage: Storage, chosen: SimpleNamespace
+) -> None:
+    with pytest.raises(ValidationError, match="not @everyone"):
+        await invoke(cog, "modrole", moderator(bot), role=chosen)
+    assert (await storage.limits.guild_settings(GUILD)).moderator_role_id is None
+
+
+async def test_a_role_set_to_zero_explains_that_it_is_not_a_block(cog: LimitsCog, bot: Any) -> None:
+    interaction = moderator(bot)
+    await invoke(cog, "role", interaction, role=role(OTHER_ROLE), count=0, period="1d")
+    text = interaction.replies[-1]["content"]
+    assert "that role's limit" in text and "/videolimit set" in text
+
+
+async def test_budget_warns_when_the_price_per_clip_is_zero(
+    storage: Storage, clock: FakeClock
+) -> None:
+    limits = LimitService(storage, default_limit=LimitSpec(5, D), clock=clock, clip_cost_usd=0)
+    free = SimpleNamespace(services=SimpleNamespace(limits=limits))
+    interaction = moderator(free)
+    await invoke(LimitsCog(free), "budget", interaction, monthly_usd=10.0)  # type: ignore[arg-type]
+    assert "never fills" in interaction.replies[-1]["embed"].description
 
 
 async def test_bad_period_gets_a_clear_error_and_changes_nothing(

@@ -183,7 +183,7 @@ async def test_daily_cap_refuses_and_alerts_once_per_utc_day(
     with pytest.raises(BudgetExhausted) as first:
         await admission.admit(request(3), role_ids=[])
     assert first.value.kind == "daily"
-    assert first.value.alert_key == "budget:daily:2024-05-15"
+    assert first.value.alert_key == "budget:daily:2024-05-15:2"
     assert first.value.retry_at == ts("2024-05-16T00:00:00")
     assert "daily limit of 2 clips is reached" in first.value.user_message
     assert f"<t:{int(ts('2024-05-16T00:00:00'))}:R>" in first.value.user_message
@@ -198,7 +198,26 @@ async def test_daily_cap_refuses_and_alerts_once_per_utc_day(
     await admission.admit(request(4), role_ids=[])
     with pytest.raises(BudgetExhausted) as next_day:
         await admission.admit(request(5), role_ids=[])
-    assert next_day.value.alert_key == "budget:daily:2024-05-16"
+    assert next_day.value.alert_key == "budget:daily:2024-05-16:2"
+
+
+async def test_a_raised_cap_that_is_reached_again_alerts_again(
+    admission: Admission, storage: Storage
+) -> None:
+    await storage.limits.update_guild_settings(
+        GUILD, actor_id=MOD, at=0.0, action="set_budget", daily_clip_cap=1
+    )
+    await admission.admit(request(ALICE), role_ids=[])
+    with pytest.raises(BudgetExhausted) as first:
+        await admission.admit(request(BOB), role_ids=[])
+    assert first.value.alert_key is not None
+    await storage.limits.update_guild_settings(
+        GUILD, actor_id=MOD, at=1.0, action="set_budget", daily_clip_cap=2
+    )
+    await admission.admit(request(BOB), role_ids=[])
+    with pytest.raises(BudgetExhausted) as again:
+        await admission.admit(request(3), role_ids=[])
+    assert again.value.alert_key is not None and again.value.alert_key != first.value.alert_key
 
 
 async def test_monthly_budget_allows_the_clip_that_fits_and_refuses_the_next(
@@ -212,7 +231,7 @@ async def test_monthly_budget_allows_the_clip_that_fits_and_refuses_the_next(
     with pytest.raises(BudgetExhausted) as caught:
         await admission.admit(request(3), role_ids=[])
     assert caught.value.kind == "monthly"
-    assert caught.value.alert_key == "budget:monthly:2024-05"
+    assert caught.value.alert_key == "budget:monthly:2024-05:0.72"
     assert caught.value.retry_at == ts("2024-06-01T00:00:00")
     assert "monthly video budget of $0.72 is used up" in caught.value.user_message
     assert await count_jobs(storage) == 2
