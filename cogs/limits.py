@@ -7,6 +7,7 @@ and pings nobody. The rules live in services.limits; this module only renders.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -313,12 +314,20 @@ class Pages(discord.ui.View):
         super().__init__(timeout=timeout)
         self.pages = list(pages)
         self.owner_id = owner_id
+        # The command's interaction: its token edits the reply, within its 15 minutes.
+        self.message_of: discord.Interaction | None = None
         self.index = 0
         self._sync_buttons()
 
     def _sync_buttons(self) -> None:
         self.previous.disabled = self.index == 0
         self.next.disabled = self.index >= len(self.pages) - 1
+
+    async def on_timeout(self) -> None:
+        # A click after the timeout would go unanswered: show the buttons as disabled instead.
+        if self.message_of is not None:
+            with contextlib.suppress(discord.HTTPException):
+                await self.message_of.edit_original_response(view=None)
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         if interaction.user.id == self.owner_id:
@@ -353,7 +362,8 @@ async def reply(
     if embeds:
         kwargs["embed"] = embeds[0]
     if len(embeds) > 1:
-        kwargs["view"] = Pages(embeds, interaction.user.id)
+        kwargs["view"] = pages = Pages(embeds, interaction.user.id)
+        pages.message_of = interaction
     await safe_reply(interaction, content[:2000] if content else None, ephemeral=True, **kwargs)
 
 
@@ -385,6 +395,16 @@ class LimitsCog(
     @property
     def limits(self) -> LimitService:
         return limit_service(self.bot)
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Answer first: every check and change below waits on SQLite, and Discord allows 3 s.
+
+        Every reply of this command is private, so a private defer shows nothing to others;
+        discord.py runs this before the moderator checks, and not for autocomplete.
+        """
+        if not interaction.response.is_done():
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        return True
 
     @app_commands.command(
         name="set",

@@ -34,7 +34,8 @@ async def sync_commands(bot: VideoBot, *, force: bool = False) -> bool:
     commands = bot.tree.get_commands(guild=guild)
     payload = sorted((command.to_dict(bot.tree) for command in commands), key=lambda c: c["name"])
     digest = schema_hash(payload)
-    key = f"command_schema:{guild_id or 'global'}"
+    # Per application too: a new bot token on the same database must still get its commands.
+    key = f"command_schema:{bot.application_id}:{guild_id or 'global'}"
     if not force and await bot.services.storage.meta.get(key) == digest:
         log.info("commands unchanged since the last sync; not syncing")
         return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import discord
 from discord import app_commands
@@ -16,7 +16,12 @@ from cogs.alerts import notify_moderators
 from cogs.messenger import Clip, JobMessenger, ResultMessage
 from cogs.video_buttons import BUTTONS, progress_view, result_view
 from services.admission import Admitted, BudgetExhausted
-from services.errors import BotError, SegmindInsufficientCredits
+from services.errors import (
+    BotError,
+    GenerationFailed,
+    SegmindBadRequest,
+    SegmindInsufficientCredits,
+)
 from services.jobs import SEGMIND_RETENTION_SECONDS
 from services.limits import format_usd
 from services.models import (
@@ -40,6 +45,8 @@ if TYPE_CHECKING:
     from cogs.videobot import VideoBot
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # One alert per server and kind of problem in this long, however many jobs hit it.
 ALERT_REPEAT_SECONDS = 3600.0
@@ -141,7 +148,9 @@ class VideoCog(commands.Cog):
                 view=progress_view(job),
                 private=private,
             )
-        except discord.HTTPException:
+        except Exception:
+            # Discord refused it, or the connection broke (discord.py passes OSError and
+            # aiohttp errors through): the member saw nothing, so nothing may run or count.
             log.warning("job=%s could not be acknowledged", job.id, exc_info=True)
             await self._abandon(job)
             return None
@@ -158,34 +167,44 @@ class VideoCog(commands.Cog):
     async def _admit(
         self, interaction: discord.Interaction, new: NewJob, role_ids: list[int]
     ) -> Admitted:
-        """Run admission; if the database is too busy to decide in time, acknowledge privately first.
-
-        Admissions are serialised on the database (that is what makes them atomic), so a
-        large burst queues them. A private defer keeps the 3-second promise and keeps any
-        refusal private; the public progress message then follows as a follow-up.
-        """
+        """Run admission within Discord's 3 s; a refusal stays private either way."""
         admission = asyncio.ensure_future(self.services.admission.admit(new, role_ids=role_ids))
-        # Discord's 3 s run from the interaction's creation, not from when we got to it.
-        age = self.services.clock.time() - interaction.created_at.timestamp()
-        budget = self.bot.timings.admission_budget
         try:
-            done, _ = await asyncio.wait({admission}, timeout=min(budget, max(0.1, budget - age)))
-            if not done:
-                log.warning("admission slow for user=%s; acknowledging first", new.user_id)
-                try:
-                    await interaction.response.defer(ephemeral=True, thinking=True)
-                except discord.HTTPException:
-                    # Too late to answer at all: whatever admission stores must never run.
-                    admitted = await admission
-                    await self._abandon(admitted.job)
-                    raise
-            return await admission
+            return await self.in_time(interaction, admission)
         except BudgetExhausted as refusal:
             if refusal.alert_key and interaction.guild is not None:
                 self._spawn(
                     notify_moderators(self.bot, interaction.guild, refusal.moderator_message)
                 )
             raise
+        except discord.HTTPException:
+            # Too late to answer at all: whatever admission stored must never run.
+            if not admission.cancelled() and admission.exception() is None:
+                await self._abandon(admission.result().job)
+            raise
+
+    async def in_time(self, interaction: discord.Interaction, work: asyncio.Future[T]) -> T:
+        """Await local work (SQLite); if it would outlast Discord's 3 s, acknowledge privately first.
+
+        Admissions are serialised on the database (that is what makes them atomic), so a
+        large burst queues them. A private defer keeps the 3-second promise and keeps any
+        refusal private; the public progress message then follows as a follow-up. If even
+        the defer fails, ``work`` is let finish before the error is raised, so the caller
+        can undo it.
+        """
+        if not interaction.response.is_done():
+            # Discord's 3 s run from the interaction's creation, not from when we got to it.
+            age = self.services.clock.time() - interaction.created_at.timestamp()
+            budget = self.bot.timings.admission_budget
+            done, _ = await asyncio.wait({work}, timeout=min(budget, max(0.1, budget - age)))
+            if not done:
+                log.warning("interaction=%s slow to decide; acknowledging first", interaction.id)
+                try:
+                    await interaction.response.defer(ephemeral=True, thinking=True)
+                except discord.HTTPException:
+                    await asyncio.wait({work})
+                    raise
+        return await work
 
     async def _abandon(self, job: Job) -> None:
         """End a job whose answer Discord refused (3 s passed): nothing is submitted or billed."""
@@ -283,7 +302,11 @@ class VideoCog(commands.Cog):
     async def on_failed(self, job: Job, error: BotError) -> None:
         self._spend.pop(job.id, None)
         current = await self._current(job)
-        embed = render.failure_embed(current, error.user_message)
+        reason = error.user_message
+        if isinstance(error, (GenerationFailed, SegmindBadRequest)):
+            # These carry Segmind's own text, which may echo the prompt: show it literally.
+            reason = render.shown_text(reason, render.FIELD_VALUE_MAX)
+        embed = render.failure_embed(current, reason)
         await self.throttle.final(job.id, lambda: self.messenger.send_failure(current, embed=embed))
         self.messenger.forget(job.id)
 
@@ -319,7 +342,8 @@ class VideoCog(commands.Cog):
     # --- helpers for the buttons ---------------------------------------------------
 
     async def reroll(self, interaction: discord.Interaction, job_id: int) -> None:
-        original = await self.services.storage.jobs.get(job_id)
+        lookup = asyncio.ensure_future(self.services.storage.jobs.get(job_id))
+        original = await self.in_time(interaction, lookup)
         if original is None or original.guild_id != interaction.guild_id:
             raise BotError("That video is no longer known to me.")
         request = original.request.with_seed(random_seed())

@@ -52,15 +52,19 @@ class JobButton(
 ):
     """One class for every job button; the action in the custom id picks the behaviour."""
 
-    LABELS: ClassVar[dict[str, tuple[str, discord.ButtonStyle, str]]] = {
-        "cancel": ("Cancel", discord.ButtonStyle.secondary, "✖"),
+    # Only emoji that are emoji by default: text-default ones (like ✖ or 🗑) are refused by
+    # Discord with or without U+FE0F depending on the emoji, and one refusal fails the message.
+    LABELS: ClassVar[dict[str, tuple[str, discord.ButtonStyle, str | None]]] = {
+        "cancel": ("Cancel", discord.ButtonStyle.secondary, None),
         "reroll": ("Re-roll", discord.ButtonStyle.primary, "🎲"),
         "share": ("Share", discord.ButtonStyle.success, "📣"),
-        "delete": ("Delete", discord.ButtonStyle.danger, "🗑"),
+        "delete": ("Delete", discord.ButtonStyle.danger, None),
     }
 
     def __init__(self, action: str, job_id: int) -> None:
-        label, style, emoji = self.LABELS[action]
+        label, style, emoji = self.LABELS.get(
+            action, ("Unavailable", discord.ButtonStyle.secondary, None)
+        )
         super().__init__(
             discord.ui.Button(
                 label=label, style=style, emoji=emoji, custom_id=f"vjob:{action}:{job_id}"
@@ -73,15 +77,15 @@ class JobButton(
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Button, match: Any
     ) -> JobButton:
-        action = match["action"]
-        if action not in cls.LABELS:
-            raise BotError("This button is from an older version of the bot.")
-        return cls(action, int(match["job"]))
+        # An unknown action (a button from another version) still gets an item, so that the
+        # click is answered; raising here would leave it unanswered.
+        return cls(match["action"], int(match["job"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
         try:
-            handler = getattr(self, f"_{self.action}")
-            await handler(interaction)
+            if self.action not in self.LABELS:
+                raise BotError("This button is from an older version of the bot.")
+            await getattr(self, f"_{self.action}")(interaction)
         except Exception as error:
             # Buttons are not app commands, so the tree's handler never sees them: use its wording.
             text, unexpected = describe_error(error)
@@ -91,13 +95,14 @@ class JobButton(
             await reply(interaction, text, ephemeral=True)
 
     async def _cancel(self, interaction: discord.Interaction) -> None:
+        # Answer first: the lookups wait on SQLite, and cancelling waits for an in-flight
+        # submit to answer; both can outlast Discord's 3 s. Private, like any refusal.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         job = await _job(interaction, self.job_id)
         await _owner_or_moderator(interaction, job, "cancel")
         if job.state.is_terminal or job.state is JobState.DOWNLOADED:
             # From DOWNLOADED on, the clip is made and paid for, and may be posted already.
             raise BotError("This video has already finished.")
-        # Cancelling waits for an in-flight submit to answer, which can take longer than 3 s.
-        await interaction.response.defer(ephemeral=True, thinking=True)
         stopped = await _cog(interaction).services.runner.cancel(job.id)
         if stopped is None or stopped.state is not JobState.CANCELLED:
             await reply(interaction, "This video had already finished.", ephemeral=True)
@@ -113,9 +118,11 @@ class JobButton(
         await _cog(interaction).reroll(interaction, self.job_id)
 
     async def _delete(self, interaction: discord.Interaction) -> None:
+        # An invisible acknowledgement first (the checks wait on SQLite); a refusal then
+        # comes as a private follow-up.
+        await interaction.response.defer()
         job = await _job(interaction, self.job_id)
         await _owner_or_moderator(interaction, job, "delete")
-        await interaction.response.defer()
         try:
             await interaction.delete_original_response()
         except discord.HTTPException as error:
@@ -125,6 +132,8 @@ class JobButton(
             log.info("job=%s result deleted by user=%s", job.id, interaction.user.id)
 
     async def _share(self, interaction: discord.Interaction) -> None:
+        # Lookups and re-encoding can take a while; a private defer keeps problems private.
+        await interaction.response.defer(ephemeral=True, thinking=True)
         job = await _job(interaction, self.job_id)
         if interaction.user.id != job.user_id:
             raise BotError("Only the person who made this video can share it.")
@@ -134,8 +143,6 @@ class JobButton(
                 "This clip is no longer stored, so it cannot be shared. Make it again with "
                 f"`/video` and seed `{job.request.seed}`."
             )
-        # Re-encoding can take a while; a private defer keeps any problem private too.
-        await interaction.response.defer(ephemeral=True, thinking=True)
         cog = _cog(interaction)
         path = await cog.messenger.fit(job, Clip(stored, None), interaction.filesize_limit)
         if path is None:

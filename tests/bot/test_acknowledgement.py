@@ -9,6 +9,7 @@ import pytest
 from cogs.videobot import Timings, create_bot
 from services.periods import LimitSpec
 from tests.bot.conftest import SAMPLE
+from tests.bot.helpers import TIMEOUT, answer, click, video, wait_for_clip, wait_for_reply
 from tests.fakediscord import Fault, running_client
 
 DEFERRED = 5
@@ -94,3 +95,29 @@ async def test_when_even_the_late_acknowledgement_fails_the_admitted_job_never_r
     assert simulator.submit_attempts == 0
     # Nor after a restart: the runner leaves it alone.
     assert await services.storage.jobs.unfinished() == []
+
+
+async def test_buttons_and_moderator_commands_answer_in_time_while_the_database_is_busy(
+    patient_bot, fake_discord, services
+):
+    alice = fake_discord.world.member_named("alice")
+    mod = fake_discord.world.member_named("mod")
+    clip = await wait_for_clip(
+        fake_discord, (await video(fake_discord, alice, {"prompt": "x"})).channel_id
+    )
+    async with services.storage.db.transaction():  # every lookup now waits for the lock
+        show = await fake_discord.dispatch_slash_command(
+            "videolimit show", {"user": alice}, user=mod
+        )
+        await fake_discord.wait_for_ack(show)
+        delete = await click(fake_discord, clip, "delete", alice)
+        reroll = await click(fake_discord, clip, "reroll", alice)
+        assert fake_discord.unanswered_interactions() == []
+        assert answer(fake_discord, show).ephemeral  # nothing of it shows to the channel
+        assert not clip.deleted
+    # Once the database answers, each one finishes.
+    usage = await wait_for_reply(fake_discord, show, lambda m: bool(m.embeds))
+    assert usage.ephemeral and usage.visible_to == {mod.id}
+    await fake_discord.wait_until(lambda: clip.deleted, TIMEOUT)
+    await wait_for_clip(fake_discord, clip.channel_id, after=clip.id)
+    assert delete.response_type is not None and reroll.response_type is not None

@@ -93,7 +93,8 @@ async def test_another_member_may_not_delete_a_clip_but_a_moderator_may(
     clip = await first_clip(fake_discord, alice, "mine, not yours")
 
     refused = await click(fake_discord, clip, "delete", bob)
-    note = await wait_for_reply(fake_discord, refused, lambda m: bool(m.content))
+    # The click is acknowledged invisibly first, so the refusal is a private follow-up.
+    note = await wait_for_reply(fake_discord, refused, lambda m: m.id != clip.id and m.content)
 
     assert note.ephemeral and note.visible_to == {bob.id}
     assert "Only the person who asked for this video, or a moderator" in note.content
@@ -104,3 +105,4 @@ async def test_another_member_may_not_delete_a_clip_but_a_moderator_may(
 
     await click(fake_discord, clip, "delete", mod)
     await fake_discord.wait_until(lambda: clip.deleted, TIMEOUT)
+

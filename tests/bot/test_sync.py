@@ -31,10 +31,12 @@ async def test_an_unchanged_schema_is_not_synced_again(fake_discord, services):
 
 async def test_a_changed_schema_or_an_explicit_sync_syncs(fake_discord, services):
     await start_and_stop(fake_discord, services)
+    world = fake_discord.world
     await services.storage.meta.set(
-        f"command_schema:{fake_discord.world.guild.id}", "an older schema"
+        f"command_schema:{world.application_id}:{world.guild.id}", "an older schema"
     )
     await start_and_stop(fake_discord, services)
     assert syncs(fake_discord) == 2
     await start_and_stop(fake_discord, services, force_sync=True)
     assert syncs(fake_discord) == 3
+

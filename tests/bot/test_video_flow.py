@@ -120,6 +120,23 @@ async def test_progress_is_edited_in_place_then_the_clip_is_attached_with_prompt
     assert len(simulator.submits) == 1
 
 
+async def test_segmind_failure_text_that_echoes_markdown_is_shown_literally(
+    bot, fake_discord: FakeDiscord, simulator: SegmindSimulator, segmind_clock: FakeClock
+):
+    simulator.fail_prompts_containing["[echo]"] = "Refused: **[click me](https://evil.example)**"
+    alice = fake_discord.world.member_named("alice")
+    record = await video(fake_discord, alice, {"prompt": "an [echo] of a prompt"})
+    await wait_for_status(fake_discord, record.original_message_id, "Queued at Segmind")
+
+    segmind_clock.advance(SEGMIND_QUEUE_SECONDS)
+    failed = await wait_for_title(fake_discord, record.original_message_id, FAILED)
+
+    why = field(failed, "Why") or ""
+    # Escaped as Discord reads it: no masked link, no bold.
+    assert "\\[click me]" in why and "\\*\\*" in why
+    assert "**" not in why.replace("\\*", "")
+
+
 async def test_segmind_failure_is_shown_with_segminds_own_error_text(
     bot, fake_discord: FakeDiscord, simulator: SegmindSimulator, segmind_clock: FakeClock
 ):
@@ -130,7 +147,7 @@ async def test_segmind_failure_is_shown_with_segminds_own_error_text(
     segmind_clock.advance(SEGMIND_QUEUE_SECONDS)
     failed = await wait_for_title(fake_discord, record.original_message_id, FAILED)
 
-    assert FAIL_MARKER_ERROR in (field(failed, "Why") or "")
+    assert FAIL_MARKER_ERROR in (field(failed, "Why") or "").replace("\\", "")
     # Markdown escapes (the prompt is shown literally) disappear when Discord renders it.
     assert "something [fail] worthy" in failed.embeds[0]["description"].replace("\\", "")
     assert not has_button(failed, "cancel")

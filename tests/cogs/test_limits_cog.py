@@ -34,9 +34,13 @@ class FakeResponse:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
         self.edits: list[dict[str, Any]] = []
+        self.deferred: dict[str, Any] | None = None
 
     def is_done(self) -> bool:
-        return bool(self.sent or self.edits)
+        return bool(self.sent or self.edits or self.deferred is not None)
+
+    async def defer(self, **kwargs: Any) -> None:
+        self.deferred = kwargs
 
     async def send_message(self, content: str | None = None, **kwargs: Any) -> None:
         self.sent.append({"content": content, **kwargs})
