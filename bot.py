@@ -11,9 +11,11 @@ import argparse
 import asyncio
 import logging
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
+import aiohttp
 import discord
 from dotenv import find_dotenv, load_dotenv
 
@@ -24,6 +26,7 @@ from services.settings import Settings, SettingsError, configure_logging, load_s
 
 log = logging.getLogger("bot")
 EXIT_CONFIG = 2
+MISSING_ACCESS = 50001  # Discord's code when the bot cannot see a server
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -55,8 +58,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def fail(problems: list[str]) -> int:
-    print("The bot cannot start:", file=sys.stderr)
+def fail(problems: list[str], *, header: str = "The bot cannot start:") -> int:
+    print(header, file=sys.stderr)
     for problem in problems:
         print(f"  - {problem}", file=sys.stderr)
     return EXIT_CONFIG
@@ -67,23 +70,56 @@ async def run_bot(settings: Settings, *, force_sync: bool) -> int:
     from cogs.videobot import create_bot
     from services.app import open_services
 
-    async with open_services(settings) as services:
-        bot = create_bot(services, force_sync=force_sync)
-        loop = asyncio.get_running_loop()
-        closing: list[asyncio.Task[None]] = []  # held, so the close task is not collected
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda: closing.append(asyncio.create_task(bot.close())))
-        try:
-            async with bot:
-                await bot.start(settings.discord_token)
-        except discord.LoginFailure:
-            return fail(
-                [
-                    "DISCORD_TOKEN was rejected by Discord: copy the bot token again from the developer portal."
-                ]
-            )
-        except discord.PrivilegedIntentsRequired:
-            return fail(["Discord refused the gateway intents this bot asks for."])
+    opened = False
+    try:
+        async with open_services(settings) as services:
+            opened = True
+            return await serve(create_bot(services, force_sync=force_sync), settings)
+    except SettingsError as error:
+        return fail(error.problems)
+    except (sqlite3.Error, OSError) as error:
+        if opened:
+            raise
+        return fail(
+            [f"DATABASE_URL: the database {settings.database_path} cannot be opened: {error}"]
+        )
+
+
+async def serve(bot: discord.Client, settings: Settings) -> int:
+    """Run until SIGINT/SIGTERM; start-up failures become one line for the operator."""
+    loop = asyncio.get_running_loop()
+    closing: list[asyncio.Task[None]] = []  # held, so the close task is not collected
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: closing.append(asyncio.create_task(bot.close())))
+    try:
+        async with bot:
+            await bot.start(settings.discord_token)
+    except discord.LoginFailure:
+        return fail(
+            [
+                (
+                    "DISCORD_TOKEN was rejected by Discord: "
+                    "copy the bot token again from the developer portal."
+                )
+            ]
+        )
+    except discord.PrivilegedIntentsRequired:
+        return fail(["Discord refused the gateway intents this bot asks for."])
+    except discord.Forbidden as error:
+        if settings.discord_guild_id is None or error.code != MISSING_ACCESS:
+            raise
+        return fail(
+            [
+                (
+                    f"DISCORD_GUILD_ID={settings.discord_guild_id}: the bot is not in that "
+                    "server, or was invited without the applications.commands scope."
+                )
+            ]
+        )
+    except (aiohttp.ClientError, OSError) as error:
+        # discord.py reconnects by itself once connected; this is the very first connection.
+        print(f"Could not reach Discord: {error}", file=sys.stderr)
+        return 1
     log.info("stopped cleanly")
     return 0
 
@@ -115,8 +151,15 @@ def main(argv: list[str] | None = None) -> int:
                 default_negative_prompt=settings.default_negative_prompt,
             )
         except ValidationError as error:
-            return fail([error.user_message])
-        return asyncio.run(generate(settings, request, args.out))
+            return fail([error.user_message], header="Nothing was sent:")
+        if args.out.is_dir():
+            # Found out only after the clip is made and paid for, otherwise.
+            return fail([f"--out {args.out} is a folder; name the .mp4 file to write."])
+        try:
+            return asyncio.run(generate(settings, request, args.out))
+        except KeyboardInterrupt:
+            print("Stopped. A clip already sent to Segmind may still be billed.", file=sys.stderr)
+            return 130
     try:
         return asyncio.run(run_bot(settings, force_sync=command == "sync"))
     except KeyboardInterrupt:

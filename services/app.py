@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one process per database is on the operator
+    fcntl = None  # type: ignore[assignment]
 
 import aiohttp
 
@@ -15,7 +21,7 @@ from services.credits import CreditGate
 from services.jobs import JobRunner, RunnerConfig
 from services.limits import LimitService
 from services.segmind import RetryPolicy, SegmindClient
-from services.settings import Settings
+from services.settings import Settings, SettingsError
 from services.simulator import SegmindSimulator, SimulatorConfig
 from services.storage import Storage
 
@@ -51,6 +57,28 @@ def runner_config(settings: Settings) -> RunnerConfig:
     )
 
 
+@contextlib.contextmanager
+def only_process_using(database: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside the database while the bot runs.
+
+    Two bots on one database (a second start, an overlapping deploy) would both resume
+    the same queued jobs and submit, and bill, each of them twice.
+    """
+    lock_path = database.with_name(database.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                problem = (
+                    f"Another bot process is already using the database {database}: "
+                    "stop it first, or give this one its own DATABASE_URL."
+                )
+                raise SettingsError([problem]) from None
+        yield  # closing the file releases the lock, also when the process is killed
+
+
 @contextlib.asynccontextmanager
 async def open_services(
     settings: Settings,
@@ -82,6 +110,7 @@ async def open_services(
             stack.push_async_callback(simulator.stop)
             api_key = api_key or "simulated"
             log.info("simulating Segmind at %s (no key, no cost)", base_url)
+        stack.enter_context(only_process_using(settings.database_path))
         storage = await Storage.open(settings.database_path)
         stack.push_async_callback(storage.close)
         session = aiohttp.ClientSession()

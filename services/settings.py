@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,11 +61,26 @@ class Settings:
 
 
 def database_path_from_url(url: str) -> Path:
-    """`sqlite:///relative/path` or `sqlite:////absolute/path`, as SQLAlchemy writes them."""
+    """`sqlite:///relative/path` or `sqlite:////absolute/path`, as SQLAlchemy writes them.
+
+    Only a file path: an in-memory database or URL options would silently lose jobs, and a
+    path ending in / or naming a directory cannot be the database file.
+    """
     prefix = "sqlite:///"
     if not url.startswith(prefix) or len(url) == len(prefix):
         raise ValueError("use sqlite:///relative/path or sqlite:////absolute/path")
-    return Path(url[len(prefix) :])
+    text = url[len(prefix) :]
+    if text.endswith("/") or "?" in text or text == ":memory:" or Path(text).is_dir():
+        raise ValueError("the path must name a database file")
+    return Path(text)
+
+
+_USERINFO = re.compile(r"(//)[^/@\s]*@")
+
+
+def _shown(text: str) -> str:
+    """A value as echoed in a problem line, without a password a URL may carry."""
+    return _USERINFO.sub(r"\1***@", text)
 
 
 class _Reader:
@@ -85,8 +101,9 @@ class _Reader:
         try:
             return convert(text)
         except (ValueError, ValidationError):
-            # The value is shown because none of the converted settings is a secret.
-            self.problems.append(f"{name}={text!r} is invalid: {hint}.")
+            # The value is shown because none of the converted settings is a secret (a URL's
+            # password aside, which is masked).
+            self.problems.append(f"{name}={_shown(text)!r} is invalid: {hint}.")
             return default
 
 

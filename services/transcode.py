@@ -65,23 +65,33 @@ def video_kbps(max_bytes: int, duration: float, factor: float = 1.0) -> int:
 
 
 async def fit_to_size(src: Path, dest: Path, max_bytes: int, *, fallback_duration: float) -> Path:
-    """Write a re-encoded copy of ``src`` to ``dest`` no larger than ``max_bytes``; return ``dest``."""
+    """Write a re-encoded copy of ``src`` to ``dest`` no larger than ``max_bytes``; return ``dest``.
+
+    ffmpeg writes to a hidden partial file that becomes ``dest`` only when complete: an
+    encode cut short (cancel, timeout, crash) must never be mistaken for a finished clip.
+    """
     duration = await probe_duration(src) or fallback_duration
-    for factor in (1.0, 0.6):
-        kbps = video_kbps(max_bytes, duration, factor)
-        args = [
-            "-hide_banner", "-loglevel", "error", "-y", "-i", str(src),
-            "-an", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-            "-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{kbps * 2}k",
-            "-movflags", "+faststart", str(dest),
-        ]  # fmt: skip
-        code, stderr = await _run(args, ENCODE_TIMEOUT)
-        if code != 0:
-            dest.unlink(missing_ok=True)
-            raise TranscodeFailed(f"ffmpeg exited {code}: {stderr[-300:].decode(errors='replace')}")
-        size = dest.stat().st_size
-        log.info("re-encoded %s at %dkbps: %d bytes (limit %d)", src.name, kbps, size, max_bytes)
-        if size <= max_bytes:
-            return dest
-    dest.unlink(missing_ok=True)
-    raise TranscodeFailed(f"still {size} bytes after re-encoding; limit {max_bytes}")
+    partial = dest.with_name(f".{dest.name}.part")
+    try:
+        for factor in (1.0, 0.6):
+            kbps = video_kbps(max_bytes, duration, factor)
+            args = [
+                "-hide_banner", "-loglevel", "error", "-y", "-i", str(src),
+                "-an", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+                "-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{kbps * 2}k",
+                "-movflags", "+faststart", "-f", "mp4", str(partial),
+            ]  # fmt: skip
+            code, stderr = await _run(args, ENCODE_TIMEOUT)
+            if code != 0:
+                detail = stderr[-300:].decode(errors="replace")
+                raise TranscodeFailed(f"ffmpeg exited {code}: {detail}")
+            size = partial.stat().st_size
+            log.info(
+                "re-encoded %s at %dkbps: %d bytes (limit %d)", src.name, kbps, size, max_bytes
+            )
+            if size <= max_bytes:
+                partial.replace(dest)
+                return dest
+        raise TranscodeFailed(f"still {size} bytes after re-encoding; limit {max_bytes}")
+    finally:
+        partial.unlink(missing_ok=True)

@@ -69,6 +69,14 @@ def test_generate_refuses_bad_options_before_sending(tmp_path):
     )
     assert result.returncode == 2
     assert "`steps` must be between 25 and 50" in result.stderr
+    assert "Nothing was sent" in result.stderr
+
+
+def test_generate_refuses_a_folder_as_out_before_anything_is_paid(tmp_path):
+    result = run(["--simulate", "generate", "a cat", "--out", str(tmp_path)], tmp_path)
+    assert result.returncode == 2
+    assert "is a folder" in result.stderr
+    assert "sending to" not in result.stdout  # refused before any job existed
 
 
 def test_generate_without_a_key_explains_what_is_missing(tmp_path):

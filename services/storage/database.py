@@ -93,7 +93,9 @@ class Database:
         db = cls(conn, path)
         try:
             await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute("PRAGMA synchronous=NORMAL")
+            # FULL: a power loss must not undo a 'submitting' mark, or the job would be sent
+            # again; the bot writes a few rows a minute, so the cost does not show.
+            await conn.execute("PRAGMA synchronous=FULL")
             await conn.execute("PRAGMA foreign_keys=ON")
             await conn.execute("PRAGMA busy_timeout=5000")
             await db._migrate()

@@ -86,6 +86,23 @@ def test_database_url_forms():
         database_path_from_url("sqlite://")
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite:///data/", "sqlite:///:memory:", "sqlite:///bot.db?mode=ro", "sqlite:///{tmp}"],
+)
+def test_database_urls_that_name_no_file_are_refused(url, tmp_path):
+    # Each would lose jobs silently or fail later: in memory, a directory, a query as a name.
+    with pytest.raises(ValueError):
+        database_path_from_url(url.format(tmp=tmp_path))
+
+
+def test_a_password_in_a_url_is_not_echoed():
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**GOOD, "DATABASE_URL": "postgres://bot:hunter2@db/video"})
+    [problem] = caught.value.problems
+    assert "hunter2" not in problem and "postgres://***@db/video" in problem
+
+
 def _run_bot(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SEGMIND_"))}
     return subprocess.run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
 
@@ -58,3 +59,17 @@ async def test_a_broken_file_fails_cleanly(tmp_path):
 def test_bitrate_budget():
     assert video_kbps(10 * 1024 * 1024, 6.0) == int(10 * 1024 * 1024 * 8 * 0.9 / 6 / 1000)
     assert video_kbps(1000, 600) == 64  # never below a watchable floor
+
+
+async def test_an_encode_cut_short_leaves_no_file_that_looks_finished(tmp_path):
+    src = make_big_clip(tmp_path / "big.mp4", seconds=12)
+    dest = tmp_path / "small.mp4"
+    partial = tmp_path / ".small.mp4.part"
+    encode = asyncio.create_task(fit_to_size(src, dest, 300_000, fallback_duration=12))
+    async with asyncio.timeout(30):
+        while not partial.exists():  # ffmpeg is writing
+            await asyncio.sleep(0.005)
+    encode.cancel()  # a shutdown, or the member's Cancel
+    with pytest.raises(asyncio.CancelledError):
+        await encode
+    assert not dest.exists() and not partial.exists()
