@@ -84,9 +84,17 @@ class SegmindNotFound(SegmindError):
 
 
 class SegmindRequestExpired(SegmindError):
-    """404 for a known request id: Segmind keeps results one hour, then forgets them."""
+    """A lasting 404 for a known request id, or a dead CDN link: the result is out of reach.
+
+    Segmind forgets results one hour after they finish, but a request can also vanish
+    sooner; only the job runner knows the job's age, so it picks ``retention_message``
+    for a job older than that hour and keeps this neutral ``user_message`` otherwise.
+    """
 
     user_message = (
+        "Segmind no longer knows this request, so the video cannot be fetched. Please try again."
+    )
+    retention_message = (
         "This video is no longer available: Segmind keeps results for one hour "
         "and this one has expired."
     )
@@ -112,7 +120,25 @@ class SegmindRateLimited(SegmindError):
 
 
 class SegmindServerError(SegmindError):
-    """5xx from Segmind or a proxy in front of it (the body may be HTML)."""
+    """5xx (or a 408) from Segmind or a proxy in front of it (the body may be HTML).
+
+    ``retry_after`` in seconds when the answer said when to come back (a 503 may).
+    """
+
+    def __init__(
+        self,
+        user_message: str | None = None,
+        *,
+        detail: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(user_message, detail=detail, status=status)
+        self.retry_after = retry_after
+
+
+class DownloadNotAVideo(SegmindServerError):
+    """A 2xx download that is not an MP4 (empty, an error page): likely a CDN hiccup, retried."""
 
 
 class SegmindUnavailable(SegmindError):
@@ -121,6 +147,13 @@ class SegmindUnavailable(SegmindError):
 
 class SegmindMalformedResponse(SegmindError):
     """A 2xx answer whose body is not what the v2 API documents."""
+
+
+class SegmindResultNotReady(SegmindError):
+    """The result still says QUEUED or PROCESSING after the status said COMPLETED: ask again.
+
+    Segmind's result store can lag behind its status; this is transient, not malformed.
+    """
 
 
 class GenerationFailed(SegmindError):

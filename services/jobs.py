@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,9 +42,11 @@ log = logging.getLogger(__name__)
 
 # Segmind keeps a finished result for one hour; past that a resumed job cannot be fetched.
 SEGMIND_RETENTION_SECONDS = 3600.0
-# A 429 on submit proves the job was not accepted, so waiting and trying again is safe.
-RATE_LIMITED_SUBMIT_ATTEMPTS = 4
+# A 429 or a refused connection on submit proves the job was not accepted, so waiting and
+# trying again is safe: this many submits in all, the waits between them done here.
+RATE_LIMITED_SUBMIT_ATTEMPTS = 8
 MAX_RATE_LIMIT_WAIT = 120.0
+SUBMIT_BACKOFF_BASE = 1.0  # the first wait without Retry-After, doubled each time
 
 
 class JobCancelled(BotError):
@@ -85,7 +88,8 @@ class RunnerConfig:
     delivery_retry_delays: tuple[float, ...] = (2.0, 10.0, 30.0, 60.0)
     # A finished clip is paid for: a dropped connection or a 5xx from the CDN is tried again.
     download_retry_delays: tuple[float, ...] = (1.0, 5.0, 15.0)
-    # How long to wait after a 429 on submit that did not say how long (no Retry-After).
+    # The longest wait between submits that were not accepted (429 without Retry-After,
+    # connection refused); the waits grow exponentially up to it, with jitter.
     rate_limit_wait: float = 30.0
     # Private clips are kept this long after delivery so their owner can share them.
     clip_retention_seconds: float = 24 * 3600
@@ -119,6 +123,7 @@ class JobRunner:
         clock: Clock,
         credits: CreditGate,
         listener: JobListener | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self._storage = storage
         self._segmind = segmind
@@ -126,6 +131,7 @@ class JobRunner:
         self._clock = clock
         self._credits = credits
         self._listener = listener
+        self._rng = rng or random.Random()
         self._waiting: list[Job] = []
         self._running: dict[int, asyncio.Task[None]] = {}
         self._running_members: Counter[tuple[int, int]] = Counter()
@@ -353,7 +359,7 @@ class JobRunner:
             log.info("job=%s paused for shutdown; it resumes at the next start", job.id)
             raise
         except SegmindRequestExpired as err:
-            await self._finish_failed(job, err, JobState.EXPIRED)
+            await self._finish_failed(job, self._expiry_for_member(job, err), JobState.EXPIRED)
         except SubmitOutcomeUnknown as err:
             await self._finish_failed(job, err, JobState.UNKNOWN)
         except BotError as err:
@@ -369,21 +375,45 @@ class JobRunner:
                 self._idle.set()
 
     async def _submit_patiently(self, job: Job) -> Job:
-        """Submit; when Segmind says to come back later the job surely was not accepted, so wait.
+        """Submit; when Segmind surely did not accept the job (429, refused connection), wait.
 
-        The wait happens with the job stored as QUEUED again and outside the shield, so a
-        cancel during it bills nothing and a shutdown simply leaves the job queued.
+        Every such wait happens here, with the job stored as QUEUED again and outside the
+        shield (the client sends once), so a cancel during it bills nothing and a crash or
+        shutdown simply leaves the job queued.
         """
         for attempt in range(1, RATE_LIMITED_SUBMIT_ATTEMPTS + 1):
             try:
                 return await self._submit_shielded(job)
-            except SegmindRateLimited as err:
+            except (SegmindRateLimited, SegmindUnavailable) as err:
                 if attempt == RATE_LIMITED_SUBMIT_ATTEMPTS:
                     raise
-                delay = min(err.retry_after or self._config.rate_limit_wait, MAX_RATE_LIMIT_WAIT)
-                log.warning("job=%s rate limited at submit; trying again in %.0fs", job.id, delay)
+                delay = self._submit_retry_delay(err, attempt)
+                if isinstance(err, SegmindRateLimited):
+                    log.warning(
+                        "job=%s rate limited at submit; trying again in %.1fs", job.id, delay
+                    )
+                else:
+                    log.warning(
+                        "job=%s could not reach Segmind to submit (%s); trying again in %.1fs",
+                        job.id,
+                        err.detail,
+                        delay,
+                    )
                 await self._clock.sleep(delay)
         raise AssertionError("unreachable")
+
+    def _submit_retry_delay(
+        self, err: SegmindRateLimited | SegmindUnavailable, attempt: int
+    ) -> float:
+        """Segmind's Retry-After when it gave one, else exponential backoff with equal jitter."""
+        longest = min(self._config.rate_limit_wait, MAX_RATE_LIMIT_WAIT)
+        # A floor, so "Retry-After: 0" cannot turn the attempts into a burst.
+        shortest = min(SUBMIT_BACKOFF_BASE, longest)
+        if isinstance(err, SegmindRateLimited) and err.retry_after is not None:
+            return min(max(err.retry_after, shortest), MAX_RATE_LIMIT_WAIT)
+        cap = min(longest, SUBMIT_BACKOFF_BASE * 2 ** (attempt - 1))
+        # Half fixed, half random: members queued behind one limit do not retry in step.
+        return cap / 2 + self._rng.uniform(0, cap / 2)
 
     async def _submit_shielded(self, job: Job) -> Job:
         """One submit that a cancel (member or shutdown) lets finish, so its answer is stored.
@@ -406,8 +436,9 @@ class JobRunner:
         job = await self._storage.jobs.update(job.id, now=now, state=JobState.SUBMITTING)
         await self._emit(job, Progress(job.id, ProgressPhase.SUBMITTING))
         try:
-            submission = await self._segmind.submit(job.request)
-        except SegmindRateLimited:
+            # One send: waiting inside the shield would make a cancel wait, then bill.
+            submission = await self._segmind.submit(job.request, attempts=1)
+        except (SegmindRateLimited, SegmindUnavailable):
             # Proven not accepted: back in line, so nothing is unknown while we wait.
             await self._storage.jobs.update(job.id, now=self._clock.time(), state=JobState.QUEUED)
             raise
@@ -476,6 +507,11 @@ class JobRunner:
             await self._storage.jobs.update(
                 job.id, now=self._clock.time(), segmind_state=SegmindState.FAILED.value
             )
+            raise
+        except ConfigurationError as err:
+            # A key refused while polling needs the moderators as much as one refused at
+            # submit; the member's message says they have been told.
+            await self._alert(job, err)
             raise
         finally:
             ticker.cancel()
@@ -558,6 +594,15 @@ class JobRunner:
             # Public clips live on in Discord; private ones stay for sharing until swept.
             remove_clip(Path(job.clip_path))
         log.info("job=%s delivered message=%s", job.id, message_id)
+
+    def _expiry_for_member(self, job: Job, err: SegmindRequestExpired) -> SegmindRequestExpired:
+        """Say "kept one hour and expired" only when the job is that old; else say what is known."""
+        age = self._clock.time() - job.submitted_at if job.submitted_at else 0.0
+        if age < SEGMIND_RETENTION_SECONDS:
+            return err
+        return SegmindRequestExpired(
+            SegmindRequestExpired.retention_message, detail=err.detail, status=err.status
+        )
 
     async def _finish_cancelled(self, job: Job) -> None:
         current = await self._storage.jobs.get(job.id) or job

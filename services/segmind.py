@@ -4,7 +4,8 @@ Every failure is one of the typed errors in ``services.errors``. Three rules sha
 
 * A submit is sent again only when the answer proves it was not accepted (429, or a
   connection that failed before anything was sent). Anything ambiguous raises
-  ``SubmitOutcomeUnknown``, so a member is never billed twice.
+  ``SubmitOutcomeUnknown``, so a member is never billed twice. The job runner does
+  those waits itself (``attempts=1``), where a cancel can still stop them.
 * The API key goes only to the configured base URL's origin, in ``x-api-key``. Links in
   Segmind's answers that point elsewhere are replaced by the documented paths, keyed
   requests never follow redirects, and the CDN download never carries the key.
@@ -22,7 +23,7 @@ import pathlib
 import random
 import re
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -35,6 +36,7 @@ from yarl import URL
 from services.clock import Clock, SystemClock
 from services.errors import (
     DeadlineExceeded,
+    DownloadNotAVideo,
     DownloadTooLarge,
     GenerationFailed,
     SegmindAuthError,
@@ -45,6 +47,7 @@ from services.errors import (
     SegmindNotFound,
     SegmindRateLimited,
     SegmindRequestExpired,
+    SegmindResultNotReady,
     SegmindServerError,
     SegmindUnavailable,
     SubmitOutcomeUnknown,
@@ -68,11 +71,22 @@ _MAX_ERROR_BODY = 64 * 1024  # an error page is only read for an excerpt
 _EXCERPT_CHARS = 300
 _DOWNLOAD_CHUNK = 64 * 1024
 _MALFORMED_RETRIES = 3  # a garbled body may be a proxy hiccup; a persistent one is a bug
+# A 404 seconds after submit may be a status store lagging behind; a lasting one is final.
+_NOT_FOUND_RETRIES = 2
+_MIN_KEY_FRAGMENT = 6  # a cut-off tail of the key this long is still scrubbed
 _POLL_GROWTH = 1.25  # each quiet poll waits a quarter longer, up to max_poll_interval
 _PROXY_STATUSES = frozenset({502, 503, 504})  # a proxy may have passed the submit on
+_TIMEOUT_STATUS = 408  # a server or proxy gave up waiting: transient, but after a send
 _EXPIRED_DOWNLOAD_STATUSES = frozenset({403, 404, 410})  # how CDNs answer an expired link
 _OUTPUT_URL_KEYS = ("video", "video_url", "url", "output")
+_VIDEO_SUFFIXES = (".mp4", ".webm", ".mov")
 _MAX_OUTPUT_DEPTH = 3
+_NOT_READY_STATES = frozenset({SegmindState.QUEUED.value, SegmindState.PROCESSING.value})
+# Content types no video is served as: a CDN or proxy error page with a 200.
+_NOT_VIDEO_TYPES = ("text/", "application/json")
+# The box types an MP4 (ISO-BMFF / QuickTime) may open with; bytes 4..8 of the file.
+_MP4_FIRST_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"})
+_BOX_HEADER = 8
 
 _SCRIPT_OR_STYLE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]*>")
@@ -89,6 +103,8 @@ class RetryPolicy:
     # Opening the connection gets its own, shorter limit: a connect that times out has sent
     # nothing, so a submit is safely retried instead of ending with an unknown outcome.
     connect_timeout: float = 10.0
+    # A COMPLETED job is paid for: its result may take this long past the deadline to fetch.
+    result_grace: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,11 +176,17 @@ class SegmindClient:
 
     # --- submit -----------------------------------------------------------------------
 
-    async def submit(self, request: VideoRequest) -> Submission:
-        """Submit one job; resend only when Segmind surely did not accept it."""
+    async def submit(self, request: VideoRequest, *, attempts: int | None = None) -> Submission:
+        """Submit one job; resend only when Segmind surely did not accept it.
+
+        ``attempts`` (default: the policy's) bounds the sends; with 1 every wait is the
+        caller's, which raises ``SegmindRateLimited`` or ``SegmindUnavailable`` at once.
+        """
+        attempts = self._policy.submit_attempts if attempts is None else attempts
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
         url = f"{self._base}/v2/{quote(self._model, safe='')}"
         payload = request.to_payload()
-        attempts = self._policy.submit_attempts
         for attempt in range(1, attempts + 1):
             try:
                 submission = await self._submit_once(url, payload)
@@ -174,7 +196,7 @@ class SegmindClient:
                 if attempt == attempts or delay > self._policy.max_delay:
                     # A long Retry-After is the caller's to wait (it holds retry_after),
                     # not something to sit on inside one call.
-                    log.warning("segmind submit gave up attempt=%d error=%s", attempt, exc.detail)
+                    log.info("segmind submit not accepted attempt=%d error=%s", attempt, exc.detail)
                     raise
                 log.info(
                     "segmind submit not accepted attempt=%d/%d retry_in=%.2fs error=%s",
@@ -205,6 +227,11 @@ class SegmindClient:
             ) from exc
         if answer.ok:
             return self._parse_submission(answer)
+        if answer.status == _TIMEOUT_STATUS:
+            # Whoever timed out had the request, and a proxy may have passed it on already.
+            raise SubmitOutcomeUnknown(
+                detail=f"submit: HTTP 408 after sending: {self._excerpt(answer)}", status=408
+            )
         if answer.status in _PROXY_STATUSES or (
             answer.status >= 500 and answer.json_object is None
         ):
@@ -225,16 +252,26 @@ class SegmindClient:
                 status=answer.status,
             )
         fields = {name: data.get(name) for name in ("request_id", "status_url", "response_url")}
+        request_id = fields["request_id"]
+        if isinstance(request_id, int) and not isinstance(request_id, bool):
+            fields["request_id"] = str(request_id)  # an id is an id, whatever JSON type it has
         missing = sorted(
             name for name, value in fields.items() if not isinstance(value, str) or not value
         )
         if missing:
+            # The job may have started: the operator needs its id to find it at Segmind.
             raise SegmindMalformedResponse(
                 detail=f"submit: HTTP {answer.status} without {', '.join(missing)}; "
-                f"keys={sorted(data)[:20]}",
+                f"request_id={self._shown_id(fields['request_id'])} keys={sorted(data)[:20]}",
                 status=answer.status,
             )
         return Submission(**fields)
+
+    def _shown_id(self, request_id: Any) -> str:
+        """A request id as the operator may read it: short, printable, without the key."""
+        if request_id is None or isinstance(request_id, (dict, list)):
+            return "(none)"
+        return self._cut(self._scrub(_clean_text(str(request_id))), 100) or "(empty)"
 
     def _warn_foreign_links(self, submission: Submission) -> None:
         for name in ("status_url", "response_url"):
@@ -275,6 +312,11 @@ class SegmindClient:
         if data is None:
             raise self._malformed(answer, "result", submission, "body is not a JSON object")
         state = _state_text(data)
+        if state in _NOT_READY_STATES:
+            raise SegmindResultNotReady(
+                detail=f"result request_id={submission.request_id} still says {state}",
+                status=answer.status,
+            )
         if state is not None and state != SegmindState.COMPLETED.value:
             raise self._malformed(answer, "result", submission, "is not a completed job")
         video_url = _find_video_url(data.get("output"))
@@ -317,8 +359,9 @@ class SegmindClient:
         """Poll until the job ends, back off calmly, and return its result or raise.
 
         ``deadline`` is a ``clock.monotonic()`` value. Transient trouble (5xx, timeouts,
-        lost connections, 429, a few malformed bodies) is retried until then; the last
-        look happens at the deadline itself, then ``DeadlineExceeded``.
+        lost connections, 429, a few malformed bodies or 404s) is retried until then; the
+        last look happens at the deadline itself, then ``DeadlineExceeded``. A COMPLETED
+        job is paid for, so its result gets ``result_grace`` more, even past the deadline.
         """
         interval = self._poll_interval
         last_state: SegmindState | None = None
@@ -331,7 +374,10 @@ class SegmindClient:
                 )
                 await self._notify(on_state, status.state, submission)
             if status.state is SegmindState.COMPLETED:
-                return await self._retrying(lambda: self.result(submission), submission, deadline)
+                grace = max(deadline, self._clock.monotonic() + self._policy.result_grace)
+                return await self._retrying(
+                    lambda: self.result(submission), submission, grace, finished=True
+                )
             if status.state is SegmindState.FAILED:
                 text = status.error or ""
                 raise GenerationFailed(
@@ -341,11 +387,21 @@ class SegmindClient:
             interval = min(interval * _POLL_GROWTH, self._max_poll_interval)
 
     async def _retrying(
-        self, call: Callable[[], Awaitable[T]], submission: Submission, deadline: float
+        self,
+        call: Callable[[], Awaitable[T]],
+        submission: Submission,
+        deadline: float,
+        *,
+        finished: bool = False,
     ) -> T:
-        """Run one status or result call, retrying transient failures within the deadline."""
+        """Run one status or result call, retrying transient failures within the deadline.
+
+        ``finished``: Segmind said COMPLETED, so at the deadline the last error is what
+        went wrong; "took too long" (``DeadlineExceeded``) is only for unfinished jobs.
+        """
         failures = 0
         malformed = 0
+        not_found = 0
         while True:
             try:
                 return await call()
@@ -354,8 +410,23 @@ class SegmindClient:
                 if malformed > _MALFORMED_RETRIES:
                     raise
                 error: SegmindError = exc
-            except (SegmindRateLimited, SegmindServerError, SegmindUnavailable) as exc:
+            except SegmindRequestExpired as exc:
+                not_found += 1
+                if not_found > _NOT_FOUND_RETRIES:
+                    raise
                 error = exc
+            except (
+                SegmindRateLimited,
+                SegmindServerError,
+                SegmindUnavailable,
+                SegmindResultNotReady,
+            ) as exc:
+                error = exc
+            if self._clock.monotonic() >= deadline and (
+                finished or isinstance(error, SegmindRequestExpired)
+            ):
+                # "Forgotten", or the result's own trouble, says more than "took too long".
+                raise error
             failures += 1
             delay = self._retry_delay(error, failures)
             log.info(
@@ -392,11 +463,17 @@ class SegmindClient:
 
     def _retry_delay(self, error: SegmindError, attempt: int) -> float:
         """Segmind's own Retry-After when it gave one, else exponential backoff, full jitter."""
-        if isinstance(error, SegmindRateLimited) and error.retry_after is not None:
+        retry_after = (
+            error.retry_after
+            if isinstance(error, (SegmindRateLimited, SegmindServerError))
+            else None
+        )
+        if retry_after is not None:
             # A floor: "Retry-After: 0" or a reset time already past (clock skew) must not
             # turn polling into a tight loop.
-            return max(error.retry_after, self._policy.base_delay)
-        cap = min(self._policy.max_delay, self._policy.base_delay * 2 ** (attempt - 1))
+            return max(retry_after, self._policy.base_delay)
+        # The exponent is capped: a long grace of quick retries must not overflow a float.
+        cap = min(self._policy.max_delay, self._policy.base_delay * 2 ** min(attempt - 1, 32))
         return self._rng.uniform(0, cap)
 
     # --- download ---------------------------------------------------------------------
@@ -436,13 +513,21 @@ class SegmindClient:
                     raise DownloadTooLarge(
                         detail=f"download: {resp.content_length} bytes announced, cap {max_bytes}"
                     )
+                _refuse_non_video_type(resp, shown)
                 written = 0
+                head = b""
                 async for chunk in resp.content.iter_chunked(_DOWNLOAD_CHUNK):
                     written += len(chunk)
                     if written > max_bytes:
                         raise DownloadTooLarge(detail=f"download: over the {max_bytes}-byte cap")
+                    if len(head) < _BOX_HEADER:
+                        head += chunk[: _BOX_HEADER - len(head)]
+                        if len(head) == _BOX_HEADER:
+                            _refuse_non_mp4(head, resp.status, shown)  # before reading on
                     # Plain file writes: 64 KiB to local disk takes microseconds.
                     out.write(chunk)
+                if len(head) < _BOX_HEADER:
+                    _refuse_non_mp4(head, resp.status, shown)
                 return written
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise SegmindUnavailable(
@@ -450,7 +535,7 @@ class SegmindClient:
             ) from exc
 
     def _download_error(self, status: int, body: bytes, shown_url: str) -> SegmindError:
-        excerpt = self._scrub(_excerpt_text(body))
+        excerpt = self._body_excerpt(body)
         detail = f"download {shown_url}: HTTP {status}: {excerpt}"
         if status in _EXPIRED_DOWNLOAD_STATUSES:
             return SegmindRequestExpired(detail=detail, status=status)
@@ -533,8 +618,11 @@ class SegmindClient:
             return SegmindInsufficientCredits(detail=detail, status=status)
         if status == 429:
             return SegmindRateLimited(retry_after=self._retry_after(answer.headers), detail=detail)
-        if status >= 500:
-            return SegmindServerError(detail=detail, status=status)
+        if status >= 500 or status == _TIMEOUT_STATUS:
+            # Transient on a poll; the submit path turns these into SubmitOutcomeUnknown first.
+            return SegmindServerError(
+                detail=detail, status=status, retry_after=self._retry_after(answer.headers)
+            )
         if 300 <= status < 400:
             detail += " (redirects are not followed with the key; check SEGMIND_BASE_URL)"
         return SegmindError(detail=detail, status=status)
@@ -566,10 +654,16 @@ class SegmindClient:
         return None
 
     def _failure_text(self, data: Mapping[str, Any]) -> str | None:
+        """Segmind's reason for a FAILED job, wherever in the body it put it."""
         error = data.get("error")
-        if not isinstance(error, str) or not error.strip():
-            return None
-        return self._scrub(_clean_text(error))
+        candidates = [error]
+        if isinstance(error, dict):
+            candidates += [error.get("message"), error.get("detail")]
+        candidates += [data.get("message"), data.get("detail")]
+        for text in candidates:
+            if isinstance(text, str) and text.strip():
+                return self._scrub(_clean_text(text))
+        return None
 
     def _error_text(self, answer: _Answer) -> str:
         """Segmind's ``error`` text when the body has one, else a short excerpt of the body."""
@@ -582,15 +676,33 @@ class SegmindClient:
         return self._excerpt(answer)
 
     def _excerpt(self, answer: _Answer) -> str:
-        return self._scrub(_excerpt_text(answer.body))
+        return self._body_excerpt(answer.body)
+
+    def _body_excerpt(self, body: bytes) -> str:
+        # Scrub the whole text before cutting it: a cut through the key would leave a
+        # prefix of it that no longer matches the key.
+        text = _clean_text(body[:_MAX_ERROR_BODY].decode("utf-8", errors="replace"))
+        return self._cut(self._scrub(text)) or "(empty body)"
 
     def _describe(self, exc: BaseException) -> str:
-        return self._scrub(f"{type(exc).__name__}: {exc}"[:_EXCERPT_CHARS])
+        return self._cut(self._scrub(f"{type(exc).__name__}: {exc}"))
+
+    @staticmethod
+    def _cut(text: str, limit: int = _EXCERPT_CHARS) -> str:
+        return text[: limit - 1] + "…" if len(text) > limit else text
 
     def _scrub(self, text: str) -> str:
-        """Remove the key from text that came from outside (a server may echo it back)."""
-        if self._api_key and self._api_key in text:
-            return text.replace(self._api_key, "[redacted]")
+        """Remove the key from text that came from outside (a server may echo it back).
+
+        A body read up to a size cap may end in the middle of the key: that tail goes too.
+        """
+        key = self._api_key
+        if not key:
+            return text
+        text = text.replace(key, "[redacted]")
+        for length in range(len(key) - 1, _MIN_KEY_FRAGMENT - 1, -1):
+            if text.endswith(key[:length]):
+                return text[:-length] + "[redacted]"
         return text
 
 
@@ -626,25 +738,64 @@ def _state_text(data: Mapping[str, Any]) -> str | None:
     return state.strip().upper() if isinstance(state, str) else None
 
 
-def _find_video_url(value: Any, depth: int = 0) -> str | None:
-    """The first http(s) URL in ``output``: a string, a list of them, or an object holding one."""
+def _find_video_url(output: Any) -> str | None:
+    """The video's URL in ``output``: a string, a list of them, or an object holding one.
+
+    ``output`` may also list a thumbnail or a poster first, so a URL that looks like a
+    video (by its extension, or the key it came under) wins over the first one found.
+    """
+    urls = list(_http_urls(output))
+    for url, under_video_key in urls:
+        if under_video_key or _looks_like_video(url):
+            return url
+    return urls[0][0] if urls else None
+
+
+def _http_urls(
+    value: Any, depth: int = 0, under_video_key: bool = False
+) -> Iterator[tuple[str, bool]]:
+    """Every http(s) URL in ``value``, in order, with whether a key naming 'video' led to it."""
     if isinstance(value, str):
         candidate = value.strip()
-        return candidate if _is_http_url(candidate) else None
+        if _is_http_url(candidate):
+            yield candidate, under_video_key
+        return
     if depth >= _MAX_OUTPUT_DEPTH:
-        return None
+        return
     if isinstance(value, list):
-        items: list[Any] = value
+        for item in value:
+            yield from _http_urls(item, depth + 1, under_video_key)
     elif isinstance(value, dict):
-        preferred = [value[key] for key in _OUTPUT_URL_KEYS if key in value]
-        items = preferred + [item for key, item in value.items() if key not in _OUTPUT_URL_KEYS]
+        keys = [key for key in _OUTPUT_URL_KEYS if key in value]
+        keys += [key for key in value if key not in _OUTPUT_URL_KEYS]
+        for key in keys:
+            named_video = isinstance(key, str) and "video" in key.lower()
+            yield from _http_urls(value[key], depth + 1, under_video_key or named_video)
+
+
+def _looks_like_video(url: str) -> bool:
+    return URL(url).path.lower().endswith(_VIDEO_SUFFIXES)
+
+
+def _refuse_non_video_type(resp: aiohttp.ClientResponse, shown_url: str) -> None:
+    """An error page served with a 200 (a CDN's or a captive proxy's) is not the clip."""
+    content_type = resp.content_type.lower()
+    if content_type.startswith(_NOT_VIDEO_TYPES) or content_type.endswith("+json"):
+        raise DownloadNotAVideo(
+            detail=f"download {shown_url}: HTTP {resp.status} is {content_type}, not a video",
+            status=resp.status,
+        )
+
+
+def _refuse_non_mp4(head: bytes, status: int, shown_url: str) -> None:
+    """Refuse a body whose first ISO-BMFF box type (bytes 4..8) no MP4 begins with."""
+    if not head:
+        problem = "is empty"
+    elif head[4:_BOX_HEADER] not in _MP4_FIRST_BOXES:
+        problem = f"does not start like an MP4 (first bytes {head.hex()})"
     else:
-        return None
-    for item in items:
-        found = _find_video_url(item, depth + 1)
-        if found is not None:
-            return found
-    return None
+        return
+    raise DownloadNotAVideo(detail=f"download {shown_url}: HTTP {status} {problem}", status=status)
 
 
 def _is_http_url(text: str) -> bool:
@@ -689,13 +840,6 @@ def _clean_text(text: str) -> str:
     text = _TAG.sub(" ", text)
     text = "".join(ch if ch.isprintable() else " " for ch in text)
     return " ".join(text.split())
-
-
-def _excerpt_text(body: bytes) -> str:
-    text = _clean_text(body[:_MAX_ERROR_BODY].decode("utf-8", errors="replace"))
-    if len(text) > _EXCERPT_CHARS:
-        return text[: _EXCERPT_CHARS - 1] + "…"
-    return text or "(empty body)"
 
 
 def _parse_seconds(text: str) -> float | None:

@@ -485,17 +485,22 @@ def _failed(job: _Job) -> web.Response:
 
 
 def _scripted_response(override: _Override) -> web.Response:
+    """The scripted answer, headers as given: a test's Content-Type wins over the guessed one."""
     body = override.body
     headers = dict(override.headers)
-    if isinstance(body, dict):
-        return web.json_response(body, status=override.status, headers=headers)
     if body is None:
         return web.Response(status=override.status, headers=headers)
     has_type = any(name.lower() == "content-type" for name in headers)
+    if isinstance(body, dict):
+        # Serialized here: aiohttp's json_response refuses a Content-Type header next to it.
+        text = json.dumps(body)
+        guessed = "application/json"
+    else:
+        text = body
+        guessed = "text/html" if body.lstrip().startswith("<") else "text/plain"
     if not has_type:
-        looks_html = body.lstrip().startswith("<")
-        headers["Content-Type"] = "text/html" if looks_html else "text/plain"
-    return web.Response(status=override.status, text=body, headers=headers)
+        headers["Content-Type"] = f"{guessed}; charset=utf-8"
+    return web.Response(status=override.status, body=text.encode(), headers=headers)
 
 
 def _drop_connection(request: web.Request) -> None:

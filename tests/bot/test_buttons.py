@@ -105,4 +105,3 @@ async def test_another_member_may_not_delete_a_clip_but_a_moderator_may(
 
     await click(fake_discord, clip, "delete", mod)
     await fake_discord.wait_until(lambda: clip.deleted, TIMEOUT)
-

@@ -39,4 +39,3 @@ async def test_a_changed_schema_or_an_explicit_sync_syncs(fake_discord, services
     assert syncs(fake_discord) == 2
     await start_and_stop(fake_discord, services, force_sync=True)
     assert syncs(fake_discord) == 3
-

@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from services.clock import SystemClock
+from services.clock import Clock, FakeClock, SystemClock
 from services.credits import CreditGate
-from services.errors import BotError
-from services.jobs import JobRunner, RunnerConfig, estimate_fraction
+from services.errors import BotError, SegmindAuthError, SegmindRequestExpired
+from services.jobs import (
+    RATE_LIMITED_SUBMIT_ATTEMPTS,
+    SUBMIT_BACKOFF_BASE,
+    JobRunner,
+    RunnerConfig,
+    estimate_fraction,
+)
 from services.models import Job, JobState, Progress, ProgressPhase, VideoRequest
+from services.segmind import RetryPolicy
 from services.simulator import DEFAULT_VIDEO_PATH
 from services.storage import NewJob, Storage
 
 SAMPLE = DEFAULT_VIDEO_PATH.read_bytes()
+# A client that would itself wait out a 3 s Retry-After (max_delay 30 s), as production's does.
+PATIENT_POLICY = RetryPolicy(base_delay=1.0, max_delay=30.0, submit_attempts=5, request_timeout=2.0)
 
 
 class Recorder:
@@ -90,7 +100,8 @@ async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
 async def make_runner(storage, segmind_client, tmp_path):
     runners: list[JobRunner] = []
 
-    def make(client=None, **config) -> tuple[JobRunner, Recorder]:
+    def make(client=None, clock: Clock | None = None, **config) -> tuple[JobRunner, Recorder]:
+        clock = clock or SystemClock()
         recorder = Recorder()
         options = {
             "clips_dir": tmp_path / "clips",
@@ -102,8 +113,8 @@ async def make_runner(storage, segmind_client, tmp_path):
             storage,
             client or segmind_client,
             RunnerConfig(**options),
-            clock=SystemClock(),
-            credits=CreditGate(SystemClock(), 60),
+            clock=clock,
+            credits=CreditGate(clock, 60),
             listener=recorder,
         )
         runners.append(runner)
@@ -354,7 +365,32 @@ async def test_resume_of_an_expired_result_ends_clearly(
     await rec.wait_for(lambda: rec.failed)
     stored = await storage.jobs.get(job.id)
     assert stored.state is JobState.EXPIRED
-    assert "expired" in stored.error
+    # Minutes old, so "kept one hour and expired" would not be true.
+    assert stored.error == SegmindRequestExpired.user_message
+    assert "no longer knows" in stored.error
+
+
+async def test_a_result_older_than_segminds_hour_is_said_to_have_expired(
+    storage, simulator, segmind_client, make_runner
+):
+    job = await add_job(storage)
+    submission = await segmind_client.submit(job.request)
+    simulator.expire(submission.request_id)
+    await storage.jobs.update(
+        job.id,
+        now=1.0,
+        state=JobState.PROCESSING,
+        request_id=submission.request_id,
+        status_url=submission.status_url,
+        response_url=submission.response_url,
+        submitted_at=time.time() - 2 * 3600,
+    )
+    runner, rec = make_runner()
+    await runner.start()
+    await rec.wait_for(lambda: rec.failed)
+    stored = await storage.jobs.get(job.id)
+    assert stored.state is JobState.EXPIRED
+    assert stored.error == SegmindRequestExpired.retention_message
 
 
 async def test_queued_jobs_are_taken_up_again_after_a_restart(storage, simulator, make_runner):
@@ -417,7 +453,7 @@ async def test_a_long_rate_limit_on_submit_is_waited_out_and_submitted_once(
         headers={"Retry-After": "0.2"},
         times=1,
     )
-    runner, rec = make_runner()
+    runner, rec = make_runner(rate_limit_wait=0.01)
     await runner.start()
     await runner.enqueue(await add_job(storage))
     await rec.wait_for(lambda: rec.ready)
@@ -563,3 +599,188 @@ async def test_a_running_bot_sweeps_old_clips_periodically_but_not_live_download
             await asyncio.sleep(0.01)
     assert downloading.exists()
     await runner.shutdown(timeout=1)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class HeldClock(FakeClock):
+    """A fake clock whose sleeps wait for ``release()``, so a test can act during one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sleeping = asyncio.Event()
+        self._released = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeping.set()
+        await self._released.wait()
+        await super().sleep(seconds)
+
+    def release(self) -> None:
+        self._released.set()
+
+
+async def test_a_cancel_while_a_429_is_waited_out_bills_nothing(
+    storage, simulator, segmind_client_factory, make_runner
+):
+    """A Retry-After short enough for the client to wait must still be waited by the runner."""
+    clock = HeldClock()
+    client = segmind_client_factory(simulator.base_url, clock=clock, policy=PATIENT_POLICY)
+    simulator.inject(
+        "submit", status=429, body={"error": "slow down"}, headers={"Retry-After": "3"}
+    )
+    runner, _ = make_runner(client, clock=clock)
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    async with asyncio.timeout(5):
+        await clock.sleeping.wait()
+    while_waiting = await storage.jobs.get(job.id)
+
+    cancel = asyncio.create_task(runner.cancel(job.id))
+    await asyncio.sleep(0)  # one turn of the loop: the cancel reaches the job's task
+    clock.release()  # a wait inside the client would now go on and submit again
+    async with asyncio.timeout(5):
+        stopped = await cancel
+
+    assert while_waiting.state is JobState.QUEUED  # a crash now leaves nothing unknown
+    assert stopped.state is JobState.CANCELLED and stopped.request_id is None
+    assert simulator.submits == []
+    assert simulator.submit_attempts == 1
+
+
+async def test_a_refused_connection_is_waited_out_with_the_job_back_in_line(
+    storage, simulator_factory, segmind_client_factory, make_runner
+):
+    port = free_port()
+    job = await add_job(storage)
+    states_while_waiting: list[JobState] = []
+    started = []
+
+    class SegmindComesBackDuringTheWait(FakeClock):
+        async def sleep(self, seconds: float) -> None:
+            if not started:
+                states_while_waiting.append((await storage.jobs.get(job.id)).state)
+                started.append(await simulator_factory(port=port))
+            await super().sleep(seconds)
+
+    clock = SegmindComesBackDuringTheWait()
+    client = segmind_client_factory(f"http://127.0.0.1:{port}", clock=clock)
+    runner, rec = make_runner(client, clock=clock, progress_interval=0.001)
+    await runner.start()  # takes up the stored job
+    await rec.wait_for(lambda: rec.ready or rec.failed)
+
+    assert states_while_waiting == [JobState.QUEUED]
+    (sim,) = started
+    assert sim.submit_attempts == 1 and len(sim.submits) == 1
+    assert (await storage.jobs.get(job.id)).state is JobState.DELIVERED
+
+
+async def test_submits_not_accepted_are_retried_with_growing_jittered_waits(
+    storage, simulator, segmind_client_factory, make_runner
+):
+    clock = FakeClock()
+    client = segmind_client_factory(simulator.base_url, clock=clock, policy=PATIENT_POLICY)
+    simulator.inject("submit", status=429, body={"error": "Too many requests"}, times=3)
+    runner, rec = make_runner(client, clock=clock, progress_interval=0.001)
+    await runner.start()
+    await runner.enqueue(await add_job(storage))
+    await rec.wait_for(lambda: rec.ready or rec.failed)
+
+    waits = clock.sleeps[:3]  # nothing else sleeps before the job is accepted
+    for attempt, waited in enumerate(waits):
+        cap = SUBMIT_BACKOFF_BASE * 2**attempt
+        assert cap / 2 <= waited <= cap
+    assert len(set(waits)) == 3  # jittered
+    assert simulator.submit_attempts == 4
+    assert len(simulator.submits) == 1
+
+
+async def test_a_lasting_429_on_submit_gives_up_after_the_runners_attempts(
+    storage, simulator, segmind_client_factory, make_runner
+):
+    clock = FakeClock()
+    client = segmind_client_factory(simulator.base_url, clock=clock, policy=PATIENT_POLICY)
+    simulator.inject("submit", status=429, body={"error": "Too many requests"}, times=1000)
+    runner, rec = make_runner(client, clock=clock, rate_limit_wait=30.0)
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    await rec.wait_for(lambda: rec.failed)
+
+    stored = await storage.jobs.get(job.id)
+    assert stored.state is JobState.FAILED and stored.request_id is None
+    assert simulator.submit_attempts == RATE_LIMITED_SUBMIT_ATTEMPTS
+    assert simulator.submits == []
+    assert len(clock.sleeps) == RATE_LIMITED_SUBMIT_ATTEMPTS - 1
+    assert max(clock.sleeps) <= 30.0
+
+
+async def test_a_finished_job_resumed_after_its_deadline_survives_a_result_hiccup(
+    storage, simulator_factory, segmind_client_factory, make_runner
+):
+    sim = await simulator_factory(queue_seconds=0, processing_seconds=0)
+    client = segmind_client_factory(sim.base_url)
+    job = await add_job(storage)
+    submission = await client.submit(job.request)
+    await storage.jobs.update(
+        job.id,
+        now=1.0,
+        state=JobState.PROCESSING,
+        request_id=submission.request_id,
+        status_url=submission.status_url,
+        response_url=submission.response_url,
+        submitted_at=time.time() - 20 * 60,  # past the 15-minute deadline, inside the hour
+    )
+    sim.inject("result", status=502, body="<html><h1>502 Bad Gateway</h1></html>")
+    runner, rec = make_runner(client)
+    await runner.start()
+    await rec.wait_for(lambda: rec.ready or rec.failed)
+
+    assert rec.failed == []
+    assert rec.clip_bytes[job.id] == SAMPLE
+    assert len(sim.submits) == 1
+
+
+async def test_a_key_refused_while_polling_alerts_the_operator(storage, simulator, make_runner):
+    simulator.inject("status", status=401, body={"error": "Invalid API key"})
+    runner, rec = make_runner()
+    await runner.start()
+    await runner.enqueue(await add_job(storage))
+    await rec.wait_for(lambda: rec.failed)
+
+    (failure,) = [error for _, error in rec.failed]
+    assert isinstance(failure, SegmindAuthError)
+    assert failure.user_message == "The bot is misconfigured; the moderators have been told."
+    assert rec.alerts == [failure]
+
+
+async def test_a_download_that_is_not_a_video_is_tried_again(storage, simulator, make_runner):
+    simulator.inject("download", status=200, body="<html><body>Access denied</body></html>")
+    runner, rec = make_runner(download_retry_delays=(0.01,))
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    await rec.wait_for(lambda: rec.ready or rec.failed)
+
+    assert rec.clip_bytes[job.id] == SAMPLE
+    assert len(simulator.calls_to("download")) == 2
+
+
+async def test_a_download_that_is_never_a_video_is_not_delivered(
+    storage, simulator, make_runner, tmp_path
+):
+    simulator.inject("download", status=200, times=10, headers={"Content-Type": "video/mp4"})
+    runner, rec = make_runner(download_retry_delays=(0.01, 0.01))
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    await rec.wait_for(lambda: rec.failed)
+
+    assert rec.ready == []
+    assert (await storage.jobs.get(job.id)).state is JobState.FAILED
+    assert list((tmp_path / "clips").iterdir()) == []

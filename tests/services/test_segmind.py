@@ -17,6 +17,7 @@ from aiohttp import web
 from services.clock import FakeClock
 from services.errors import (
     DeadlineExceeded,
+    DownloadNotAVideo,
     DownloadTooLarge,
     GenerationFailed,
     SegmindAuthError,
@@ -27,16 +28,18 @@ from services.errors import (
     SegmindNotFound,
     SegmindRateLimited,
     SegmindRequestExpired,
+    SegmindResultNotReady,
     SegmindServerError,
     SegmindUnavailable,
     SubmitOutcomeUnknown,
 )
 from services.models import SegmindState, Submission, VideoRequest
-from services.segmind import _MALFORMED_RETRIES, RetryPolicy, SegmindClient
+from services.segmind import _MALFORMED_RETRIES, _NOT_FOUND_RETRIES, RetryPolicy, SegmindClient
 from services.simulator import DEFAULT_VIDEO_PATH, FAIL_MARKER_ERROR, SegmindSimulator
 from tests.conftest import TEST_SEGMIND_API_KEY, SegmindClientFactory, SimulatorFactory
 
 SAMPLE_MP4 = DEFAULT_VIDEO_PATH.read_bytes()
+MP4_HEADER = b"\x00\x00\x00\x18ftypmp42"  # the first box of an MP4: size, then "ftyp"
 PROXY_HTML = (
     "<html><head><title>502 Bad Gateway</title><style>body { color: red }</style></head>"
     "<body><center><h1>502 Bad Gateway</h1></center>" + "<hr>nginx " * 400 + "</body></html>"
@@ -228,6 +231,8 @@ async def test_result_finds_the_video_url_in_every_output_shape(
         (502, PROXY_HTML, SubmitOutcomeUnknown),
         (503, {"error": "Service unavailable"}, SubmitOutcomeUnknown),
         (504, None, SubmitOutcomeUnknown),
+        (408, "<html><body>Request Timeout</body></html>", SubmitOutcomeUnknown),
+        (408, {"error": "Request timeout"}, SubmitOutcomeUnknown),
     ],
 )
 async def test_submit_errors_are_typed_and_never_resent(
@@ -486,13 +491,73 @@ async def test_connection_refused_every_time_ends_unavailable(
     assert len(fake_clock.sleeps) == REAL_POLICY.submit_attempts - 1
 
 
+async def test_one_attempt_leaves_the_wait_after_a_429_to_the_caller(
+    simulator: SegmindSimulator, segmind_client_factory: SegmindClientFactory, fake_clock: FakeClock
+) -> None:
+    """The job runner waits itself, outside its shield, where a cancel can stop the wait."""
+    client = segmind_client_factory(simulator.base_url, clock=fake_clock, policy=REAL_POLICY)
+    simulator.inject("submit", status=429, body={"error": "slow"}, headers={"Retry-After": "3"})
+
+    with pytest.raises(SegmindRateLimited) as info:
+        await client.submit(video_request(), attempts=1)
+
+    assert info.value.retry_after == 3.0
+    assert fake_clock.sleeps == []
+    assert simulator.submit_attempts == 1
+
+
+async def test_one_attempt_leaves_the_wait_after_a_refused_connection_to_the_caller(
+    segmind_client_factory: SegmindClientFactory, fake_clock: FakeClock
+) -> None:
+    client = segmind_client_factory(
+        f"http://127.0.0.1:{free_port()}", clock=fake_clock, policy=REAL_POLICY
+    )
+
+    with pytest.raises(SegmindUnavailable):
+        await client.submit(video_request(), attempts=1)
+
+    assert fake_clock.sleeps == []
+
+
+async def test_a_numeric_request_id_is_taken_as_text(
+    simulator: SegmindSimulator, segmind_client: SegmindClient
+) -> None:
+    base = simulator.base_url
+    simulator.inject(
+        "submit",
+        status=200,
+        body={
+            "request_id": 12345,
+            "status_url": f"{base}/v2/requests/12345/status",
+            "response_url": f"{base}/v2/requests/12345",
+        },
+    )
+
+    submission = await segmind_client.submit(video_request())
+
+    assert submission.request_id == "12345"
+
+
+async def test_an_unreadable_submit_answer_names_its_request_id_for_the_operator(
+    simulator: SegmindSimulator, segmind_client: SegmindClient
+) -> None:
+    simulator.inject("submit", status=200, body={"request_id": "req-77", "status": "QUEUED"})
+
+    with pytest.raises(SegmindMalformedResponse) as info:
+        await segmind_client.submit(video_request())
+
+    assert "request_id=req-77" in info.value.detail
+    assert "status_url" in info.value.detail
+
+
 @pytest.mark.parametrize(
     "body",
     [
         "not json at all",
         '["a", "list"]',
         {"request_id": "abc", "status_url": "http://x/s"},
-        {"request_id": 42, "status_url": "http://x/s", "response_url": "http://x/r"},
+        {"request_id": True, "status_url": "http://x/s", "response_url": "http://x/r"},
+        {"request_id": 4.2, "status_url": "http://x/s", "response_url": "http://x/r"},
         {"request_id": "", "status_url": "http://x/s", "response_url": "http://x/r"},
     ],
 )
@@ -589,6 +654,38 @@ async def test_status_timeout_is_unavailable(
         await client.status(submission)
 
 
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            {"status": "FAILED", "error": {"message": "NSFW content detected"}},
+            "NSFW content detected",
+        ),
+        ({"status": "FAILED", "error": {"detail": "Prompt blocked"}}, "Prompt blocked"),
+        (
+            {"status": "FAILED", "message": "Prompt blocked by safety filter"},
+            "Prompt blocked by safety filter",
+        ),
+        ({"status": "FAILED", "error": None, "detail": "Out of memory"}, "Out of memory"),
+        ({"status": "FAILED", "error": "  ", "message": "Timed out"}, "Timed out"),
+    ],
+    ids=["error-object-message", "error-object-detail", "message", "detail", "blank-error"],
+)
+async def test_a_failure_keeps_segminds_text_wherever_it_is(
+    simulator: SegmindSimulator,
+    segmind_client: SegmindClient,
+    body: dict[str, object],
+    expected: str,
+) -> None:
+    submission = await segmind_client.submit(video_request())
+    simulator.inject("status", status=422, body=body)  # type: ignore[arg-type]
+
+    status = await segmind_client.status(submission)
+
+    assert status.state is SegmindState.FAILED
+    assert status.error == expected
+
+
 # --- result: one call -------------------------------------------------------------------
 
 
@@ -625,7 +722,7 @@ async def test_result_accepts_the_shapes_segmind_may_use(
         {"status": "COMPLETED", "output": "not a url"},
         {"status": "COMPLETED", "output": {"video": "ftp://cdn.test/a.mp4"}},
         {"status": "COMPLETED"},
-        {"status": "PROCESSING"},
+        {"status": "DREAMING"},
         "<html>oops</html>",
     ],
 )
@@ -663,6 +760,48 @@ async def test_result_of_an_expired_job_is_expired(
         await client.result(submission)
 
 
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        (["https://cdn.test/thumb.jpg", "https://cdn.test/clip.mp4"], "https://cdn.test/clip.mp4"),
+        (
+            {"thumbnail": "https://cdn.test/t.jpg", "mp4": "https://cdn.test/clip.mp4?sig=1"},
+            "https://cdn.test/clip.mp4?sig=1",
+        ),
+        (
+            {"poster": "https://cdn.test/p.png", "video_file": "https://cdn.test/v/123"},
+            "https://cdn.test/v/123",
+        ),
+        (
+            [{"thumbnail_url": "https://cdn.test/t.jpg"}, {"webm": "https://cdn.test/c.WEBM"}],
+            "https://cdn.test/c.WEBM",
+        ),
+        (["https://cdn.test/a", "https://cdn.test/b"], "https://cdn.test/a"),
+    ],
+    ids=["thumbnail-first", "other-keys", "video-key", "nested", "no-hint-takes-the-first"],
+)
+async def test_result_prefers_the_video_over_a_thumbnail_listed_first(
+    simulator: SegmindSimulator, segmind_client: SegmindClient, output: object, expected: str
+) -> None:
+    submission = await segmind_client.submit(video_request())
+    simulator.inject("result", status=200, body={"status": "COMPLETED", "output": output})
+
+    result = await segmind_client.result(submission)
+
+    assert result.video_url == expected
+
+
+@pytest.mark.parametrize("state", ["QUEUED", "PROCESSING", "processing"])
+async def test_a_result_that_is_not_ready_yet_says_so_rather_than_malformed(
+    simulator: SegmindSimulator, segmind_client: SegmindClient, state: str
+) -> None:
+    submission = await segmind_client.submit(video_request())
+    simulator.inject("result", status=200, body={"status": state})
+
+    with pytest.raises(SegmindResultNotReady):
+        await segmind_client.result(submission)
+
+
 # --- poll_until_done ------------------------------------------------------------------
 
 
@@ -692,7 +831,7 @@ async def test_poll_of_an_expired_job_is_expired(
     with pytest.raises(SegmindRequestExpired):
         await client.poll_until_done(submission, deadline=fake_clock.monotonic() + 900)
 
-    assert len(sim.calls_to("status")) == 1
+    assert len(sim.calls_to("status")) == _NOT_FOUND_RETRIES + 1  # asked again, not forever
 
 
 @pytest.mark.parametrize("status", [401, 403])
@@ -721,6 +860,11 @@ TRANSIENT_STATUS_FAULTS: dict[str, Fault] = {
     "reset": lambda sim: sim.reset_connection("status", times=2),
     "result 502": lambda sim: sim.inject("result", status=502, body=PROXY_HTML, times=2),
     "result timeout": lambda sim: sim.hang("result", times=2),
+    "408": lambda sim: sim.inject("status", status=408, body="<html>Timeout</html>", times=2),
+    "result 408": lambda sim: sim.inject("result", status=408, times=2),
+    "result lags the status": lambda sim: sim.inject(
+        "result", status=200, body={"status": "PROCESSING"}, times=2
+    ),
 }
 
 
@@ -817,6 +961,94 @@ async def test_a_job_finishing_exactly_at_the_deadline_is_still_delivered(
     result = await client.poll_until_done(submission, deadline=fake_clock.monotonic() + 6)
 
     assert result.video_url.endswith(".mp4")
+
+
+@pytest.mark.parametrize("route", ["status", "result"])
+async def test_a_404_right_after_submit_is_asked_again(
+    timed: tuple[SegmindSimulator, SegmindClient], fake_clock: FakeClock, route: str
+) -> None:
+    """A status store lagging behind the submit must not throw a job away as expired."""
+    sim, client = timed
+    submission = await client.submit(video_request())
+    sim.inject(route, status=404, body={"error": "Request not found"})
+
+    result = await client.poll_until_done(submission, deadline=fake_clock.monotonic() + 900)
+
+    assert result.video_url.endswith(f"{submission.request_id}.mp4")
+
+
+async def test_a_404_at_the_deadline_is_expired_rather_than_too_slow(
+    timed: tuple[SegmindSimulator, SegmindClient], fake_clock: FakeClock
+) -> None:
+    sim, client = timed
+    submission = await client.submit(video_request())
+    sim.expire(submission.request_id)
+
+    with pytest.raises(SegmindRequestExpired):
+        await client.poll_until_done(submission, deadline=fake_clock.monotonic())
+
+    assert fake_clock.sleeps == []
+
+
+async def test_poll_honours_retry_after_on_a_503(
+    timed: tuple[SegmindSimulator, SegmindClient], fake_clock: FakeClock
+) -> None:
+    sim, client = timed
+    submission = await client.submit(video_request())
+    sim.inject("status", status=503, body={"error": "maintenance"}, headers={"Retry-After": "20"})
+
+    await client.poll_until_done(submission, deadline=fake_clock.monotonic() + 900)
+
+    assert fake_clock.sleeps == [20.0]  # 20 s later the job (1 s + 5 s) is done
+
+
+async def test_a_zero_retry_after_on_a_503_still_backs_off(
+    timed: tuple[SegmindSimulator, SegmindClient],
+    segmind_client_factory: SegmindClientFactory,
+    fake_clock: FakeClock,
+) -> None:
+    sim, _ = timed
+    client = segmind_client_factory(sim.base_url, clock=fake_clock, policy=REAL_POLICY)
+    submission = await client.submit(video_request())
+    sim.inject("status", status=503, body={"error": "busy"}, headers={"Retry-After": "0"})
+
+    await client.poll_until_done(submission, deadline=fake_clock.monotonic() + 900)
+
+    assert fake_clock.sleeps[0] == REAL_POLICY.base_delay
+
+
+async def test_a_finished_job_gets_a_grace_to_fetch_its_result_past_the_deadline(
+    timed: tuple[SegmindSimulator, SegmindClient], fake_clock: FakeClock
+) -> None:
+    """The clip is paid for once Segmind says COMPLETED: one proxy hiccup must not lose it."""
+    sim, client = timed
+    submission = await client.submit(video_request())
+    fake_clock.advance(6)  # done, and the deadline is now
+    sim.inject("result", status=502, body=PROXY_HTML)
+
+    result = await client.poll_until_done(submission, deadline=fake_clock.monotonic())
+
+    assert result.video_url.endswith(f"{submission.request_id}.mp4")
+    assert len(sim.calls_to("result")) == 2
+
+
+async def test_the_result_grace_is_bounded(
+    timed: tuple[SegmindSimulator, SegmindClient],
+    segmind_client_factory: SegmindClientFactory,
+    fake_clock: FakeClock,
+) -> None:
+    sim, _ = timed
+    client = segmind_client_factory(sim.base_url, clock=fake_clock, policy=REAL_POLICY)
+    submission = await client.submit(video_request())
+    fake_clock.advance(6)
+    start = fake_clock.monotonic()
+    sim.inject("result", status=502, body=PROXY_HTML, times=10_000)
+
+    with pytest.raises(SegmindServerError) as info:  # what went wrong, not "took too long"
+        await client.poll_until_done(submission, deadline=start)
+
+    assert info.value.status == 502
+    assert fake_clock.monotonic() == pytest.approx(start + REAL_POLICY.result_grace)
 
 
 # --- origins, redirects and the key --------------------------------------------------------
@@ -949,6 +1181,60 @@ async def test_the_key_never_reaches_logs_errors_or_reprs(
     assert key not in caplog.text
 
 
+def key_across_the_cut(key: str) -> str:
+    """An error page echoing the key so that it straddles the excerpt's 300-character cut."""
+    echoed = f"x-api-key: {key}\nhost: api.segmind.com\naccept: */*"
+    return "<html><body><pre>" + "." * 260 + f" {echoed}</pre></body></html>"
+
+
+async def test_a_key_echoed_across_the_excerpt_cut_leaves_no_prefix_behind(
+    simulator: SegmindSimulator,
+    segmind_client: SegmindClient,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    prefix = TEST_SEGMIND_API_KEY[:8]  # any longer prefix of the key contains this one
+    page = key_across_the_cut(TEST_SEGMIND_API_KEY)
+    errors: list[SegmindError] = []
+    simulator.inject("submit", status=502, body=page)
+    with pytest.raises(SubmitOutcomeUnknown) as submit_error:
+        await segmind_client.submit(video_request())
+    errors.append(submit_error.value)
+    submission = await segmind_client.submit(video_request())
+    simulator.inject("status", status=500, body=page)
+    with pytest.raises(SegmindServerError) as status_error:
+        await segmind_client.status(submission)
+    errors.append(status_error.value)
+    simulator.inject("download", status=500, body=page)
+    with pytest.raises(SegmindServerError) as download_error:
+        await segmind_client.download(
+            f"{simulator.base_url}/files/x.mp4", tmp_path / "x.mp4", max_bytes=10
+        )
+    errors.append(download_error.value)
+
+    for error in errors:
+        assert "x-api-key:" in error.detail  # the excerpt does reach the cut
+        assert prefix not in error.detail and prefix not in str(error)
+    assert prefix not in caplog.text
+
+
+async def test_a_key_cut_off_by_the_body_size_cap_is_scrubbed_too(
+    simulator: SegmindSimulator, segmind_client: SegmindClient
+) -> None:
+    """An error body is read up to 64 KiB: one long tag, then the key across that cap."""
+    key = TEST_SEGMIND_API_KEY
+    kept = 14  # characters of the key inside the cap
+    tag = "<" + "i" * (64 * 1024 - kept - 2) + ">"  # markup: cleaned away, so the key leads
+    simulator.inject("submit", status=502, body=tag + key + "</b>")
+
+    with pytest.raises(SubmitOutcomeUnknown) as info:
+        await segmind_client.submit(video_request())
+
+    assert key[:8] not in info.value.detail
+    assert "[redacted]" in info.value.detail
+
+
 # --- download -----------------------------------------------------------------------------
 
 
@@ -966,7 +1252,7 @@ async def test_an_oversized_clip_is_refused_and_leaves_no_file(
     content_length: bool,
 ) -> None:
     sim = await simulator_factory(
-        video_bytes=b"\x00" * 300_000, download_content_length=content_length
+        video_bytes=MP4_HEADER + b"\x00" * 300_000, download_content_length=content_length
     )
     client = segmind_client_factory(sim.base_url)
     url = await finished_video_url(sim, client)
@@ -1063,6 +1349,58 @@ async def test_download_refuses_a_non_http_url(
         await segmind_client.download("file:///etc/passwd", tmp_path / "a.mp4", max_bytes=10)
 
     assert list(tmp_path.iterdir()) == []
+
+
+NOT_A_VIDEO: dict[str, dict[str, object]] = {
+    "empty": {"body": None, "headers": {"Content-Type": "video/mp4"}},
+    "html": {"body": "<html><body>Access denied</body></html>"},
+    "json": {"body": {"error": "quota exceeded"}},
+    "text": {"body": "Service temporarily unavailable"},
+    "text typed as video": {
+        "body": "Service temporarily unavailable",
+        "headers": {"Content-Type": "video/mp4"},
+    },
+    "too short for a box": {"body": "\x00\x00\x00", "headers": {"Content-Type": "video/mp4"}},
+}
+
+
+@pytest.mark.parametrize("fault", NOT_A_VIDEO.values(), ids=NOT_A_VIDEO)
+async def test_a_download_that_is_not_an_mp4_is_refused_as_retryable(
+    simulator: SegmindSimulator,
+    segmind_client: SegmindClient,
+    tmp_path: Path,
+    fault: dict[str, object],
+) -> None:
+    url = await finished_video_url(simulator, segmind_client)
+    dest = tmp_path / "a.mp4"
+    simulator.inject("download", status=200, **fault)  # type: ignore[arg-type]
+
+    with pytest.raises(DownloadNotAVideo) as info:
+        await segmind_client.download(url, dest, max_bytes=10_000_000)
+
+    assert isinstance(info.value, SegmindServerError)  # the runner tries a download again
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("box", [b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"])
+async def test_every_box_an_mp4_may_open_with_is_accepted(
+    simulator_factory: SimulatorFactory,
+    segmind_client_factory: SegmindClientFactory,
+    tmp_path: Path,
+    box: bytes,
+) -> None:
+    clip = b"\x00\x00\x00\x10" + box + b"\x00" * 1000
+    sim = await simulator_factory(video_bytes=clip, download_content_length=False)
+    client = segmind_client_factory(sim.base_url)
+    url = await finished_video_url(sim, client)
+
+    await client.download(url, tmp_path / "a.mp4", max_bytes=10_000)
+
+    assert (tmp_path / "a.mp4").read_bytes() == clip
+
+
+def test_the_simulators_sample_clip_looks_like_an_mp4() -> None:
+    assert SAMPLE_MP4[4:8] == b"ftyp"
 
 
 # --- construction -----------------------------------------------------------------------------

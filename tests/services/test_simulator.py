@@ -417,6 +417,25 @@ async def test_inject_serves_html_and_empty_bodies(
         assert (second.status, await second.read()) == (504, b"")
 
 
+async def test_inject_sends_a_dict_as_json_under_the_content_type_a_test_gives(
+    simulator: SegmindSimulator, http_session: aiohttp.ClientSession
+) -> None:
+    """A JSON body under a lying Content-Type: what a misconfigured proxy may send."""
+    simulator.inject(
+        "status", status=200, body={"status": "COMPLETED"}, headers={"Content-Type": "text/plain"}
+    )
+    simulator.inject("status", status=503, body={"error": "busy"}, headers={"Retry-After": "7"})
+    url = f"{simulator.base_url}/v2/requests/x/status"
+
+    async with http_session.get(url) as first:
+        assert (first.status, first.content_type) == (200, "text/plain")
+        assert await first.json(content_type=None) == {"status": "COMPLETED"}
+    async with http_session.get(url) as second:
+        assert (second.status, second.content_type) == (503, "application/json")
+        assert second.headers["Retry-After"] == "7"
+        assert await second.json() == {"error": "busy"}
+
+
 async def test_an_accepted_inject_creates_the_job_behind_the_error(
     simulator: SegmindSimulator, http_session: aiohttp.ClientSession
 ) -> None:
