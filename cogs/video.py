@@ -121,6 +121,11 @@ class VideoCog(commands.Cog):
         """
         if interaction.guild_id is None or interaction.channel_id is None:
             raise BotError("Videos can only be made in a server channel.")
+        if not self.services.runner.accepting:
+            # Admitted now, it would only wait (and count) until the restart.
+            raise BotError(
+                "The bot is restarting. Please try again in a minute; nothing was spent."
+            )
         member = interaction.user
         role_ids = [role.id for role in getattr(member, "roles", [])]
         new = NewJob(
@@ -286,9 +291,18 @@ class VideoCog(commands.Cog):
         )
         message_id = await self.messenger.send_result(current, result)
         self._spend.pop(job.id, None)
-        await self.throttle.final(job.id, lambda: self._mark_progress_finished(job))
-        self.messenger.forget(job.id)
+        # Return at once so the runner records the delivery; the cosmetic "finished" edit
+        # must not stand between a posted clip and its record (or a restart posts it twice).
+        self._spawn(self._finish_progress(job))
         return message_id
+
+    async def _finish_progress(self, job: Job) -> None:
+        try:
+            await self.throttle.final(job.id, lambda: self._mark_progress_finished(job))
+        except Exception:
+            log.info("job=%s progress message could not be finished", job.id, exc_info=True)
+        finally:
+            self.messenger.forget(job.id)
 
     async def _mark_progress_finished(self, job: Job) -> None:
         current = await self._current(job)

@@ -46,7 +46,8 @@ SEGMIND_RETENTION_SECONDS = 3600.0
 # trying again is safe: this many submits in all, the waits between them done here.
 RATE_LIMITED_SUBMIT_ATTEMPTS = 8
 MAX_RATE_LIMIT_WAIT = 120.0
-SUBMIT_BACKOFF_BASE = 1.0  # the first wait without Retry-After, doubled each time
+SUBMIT_BACKOFF_BASE = 1.0
+RESUMED_POLL_WINDOW = 60.0  # the first wait without Retry-After, doubled each time
 
 
 class JobCancelled(BotError):
@@ -249,11 +250,17 @@ class JobRunner:
             finished_at=self._clock.time(),
         )
 
-    async def shutdown(self, timeout: float = 5.0, submit_grace: float = 35.0) -> None:
+    @property
+    def accepting(self) -> bool:
+        """False once shutdown began: new requests would only wait for the restart."""
+        return self._accepting
+
+    async def shutdown(self, timeout: float = 5.0, submit_grace: float = 8.0) -> None:
         """Stop taking jobs; stop polling. Jobs stay stored and resume at the next start.
 
-        A submit in flight is allowed to finish (it is shielded, one HTTP call of at most
-        the client's request timeout), so its request id is stored rather than lost.
+        A submit in flight gets ``submit_grace`` to be answered (it is shielded), so its
+        request id is stored rather than lost; longer would outlast a container's stop
+        window (10 s in Docker) and end in SIGKILL anyway, leaving the outcome unknown.
         """
         self._accepting = False
         self._waiting.clear()
@@ -483,7 +490,10 @@ class JobRunner:
     async def _poll(self, job: Job) -> Job:
         submitted_at = job.submitted_at or self._clock.time()
         remaining = submitted_at + self._config.deadline_seconds - self._clock.time()
-        deadline = self._clock.monotonic() + max(0.0, remaining)
+        # A job resumed after a long downtime still gets a short look: one status hiccup
+        # must not end a clip that may be finished and paid for.
+        window = min(RESUMED_POLL_WINDOW, self._config.deadline_seconds)
+        deadline = self._clock.monotonic() + max(window, remaining)
         current = job
 
         async def on_state(state: SegmindState) -> None:
@@ -533,12 +543,8 @@ class JobRunner:
     async def _download(self, job: Job) -> Job:
         if job.video_url is None:
             raise SegmindRequestExpired(detail="no result URL stored")
-        if (
-            job.submitted_at
-            and self._clock.time() - job.submitted_at
-            > SEGMIND_RETENTION_SECONDS + self._config.deadline_seconds
-        ):
-            raise SegmindRequestExpired(detail="result older than Segmind's retention")
+        # No age check here: the CDN's own 403/404/410 says when a link is gone, and a wall
+        # clock corrected mid-job (NTP after boot) must not throw away a paid clip.
         await self._emit(job, Progress(job.id, ProgressPhase.DOWNLOADING, fraction=0.99))
         dest = self._config.clips_dir / f"job-{job.id}.mp4"
         size = await self._download_patiently(job, job.video_url, dest)
@@ -571,7 +577,7 @@ class JobRunner:
         delays = self._config.delivery_retry_delays
         for attempt in range(len(delays) + 1):
             try:
-                message_id = await self._listener.on_clip_ready(job) if self._listener else None
+                message_id = await self._post_clip(job)
                 break
             except asyncio.CancelledError:
                 raise
@@ -583,6 +589,25 @@ class JobRunner:
                     "job=%s delivery failed (%r); retrying in %ss", job.id, exc, delays[attempt]
                 )
                 await self._clock.sleep(delays[attempt])
+        await self._mark_delivered(job, message_id)
+
+    async def _post_clip(self, job: Job) -> int | None:
+        """Hand the clip to the listener; a shutdown lets a post under way finish and records it.
+
+        A post that reached the channel but was not stored as delivered would be posted
+        (and the member pinged) a second time after the restart.
+        """
+        if self._listener is None:
+            return None
+        post = asyncio.ensure_future(self._listener.on_clip_ready(job))
+        try:
+            return await asyncio.shield(post)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await self._mark_delivered(job, await post)
+            raise
+
+    async def _mark_delivered(self, job: Job, message_id: int | None) -> None:
         await self._storage.jobs.update(
             job.id,
             now=self._clock.time(),

@@ -6,10 +6,13 @@ fake's clock) while the job is still at Segmind, then let it finish.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from cogs.videobot import Timings
 from services.clock import FakeClock
+from services.models import JobState
 from services.simulator import SegmindSimulator
 from tests.bot.conftest import SAMPLE
 from tests.bot.helpers import (
@@ -29,7 +32,7 @@ from tests.bot.helpers import (
     wait_for_title,
 )
 from tests.conftest import SimulatorFactory
-from tests.fakediscord import FakeDiscord
+from tests.fakediscord import FakeDiscord, Fault
 
 TOKEN_LIFETIME = 15 * 60
 WEBHOOK_CALLS = "/webhooks/*/**"
@@ -112,3 +115,27 @@ async def test_a_private_video_is_seen_only_by_its_requester_until_she_shares_it
     assert "a secret garden" in shared.embeds[0]["description"]
     assert shared.pinged_user_ids == frozenset()
     assert has_button(shared, "delete") and not has_button(shared, "share")
+
+
+async def test_a_posted_clip_is_recorded_before_the_progress_message_is_tidied(
+    bot, fake_discord: FakeDiscord, services, segmind_clock: FakeClock
+):
+    """A stop between posting and recording would post the clip (and ping) twice on restart."""
+    alice = fake_discord.world.member_named("alice")
+    record = await video(fake_discord, alice, {"prompt": "a quick bird"})
+    progress_id = record.original_message_id
+    await wait_for_status(fake_discord, progress_id, "Queued at Segmind")
+    segmind_clock.advance(SEGMIND_QUEUE_SECONDS)
+    await wait_for_status(fake_discord, progress_id, "Generating")
+    # The "finished" edit of the progress message is held up by Discord for two seconds.
+    fake_discord.inject(Fault.rate_limited("PATCH /webhooks/*/*/messages/*", retry_after=2.0))
+    finish_segmind_jobs(segmind_clock)
+    await wait_for_clip(fake_discord, record.channel_id)
+
+    [job] = await services.storage.jobs.recent(fake_discord.world.guild.id)
+    while job.state is not JobState.DELIVERED:
+        assert title(fake_discord.message(progress_id)) != FINISHED, "recorded only after tidying"
+        await asyncio.sleep(0.01)
+        [job] = await services.storage.jobs.recent(fake_discord.world.guild.id)
+    assert title(fake_discord.message(progress_id)) != FINISHED
+    await wait_for_title(fake_discord, progress_id, FINISHED)  # and it is tidied after all

@@ -253,3 +253,15 @@ async def test_cancel_clicked_the_moment_the_progress_appears_submits_nothing(
     assert [s["prompt"] for s in simulator.submits] == ["the first clip"]
     clips = [m for m in fake_discord.channel_messages(first.channel_id) if m.attachments]
     assert len(clips) == 1
+
+
+async def test_a_request_while_the_bot_stops_is_refused_privately_and_costs_nothing(
+    bot, fake_discord: FakeDiscord, services, simulator: SegmindSimulator
+):
+    await services.runner.shutdown(timeout=1)  # SIGTERM arrived; Discord still delivers commands
+    alice = fake_discord.world.member_named("alice")
+    record = await video(fake_discord, alice, {"prompt": "just too late"})
+    note = answer(fake_discord, record)
+    assert note.ephemeral and "restarting" in note.content
+    assert await services.storage.jobs.recent(fake_discord.world.guild.id) == []
+    assert simulator.submit_attempts == 0

@@ -329,9 +329,9 @@ async def test_resume_polls_a_submitted_job_without_resubmitting(
     runner, rec = make_runner()
     resumed = await runner.start()
     assert [j.id for j in resumed] == [job.id]
-    await rec.wait_for(lambda: rec.ready)
+    await wait_for_state(storage, job.id, JobState.DELIVERED)
     assert len(simulator.submits) == 1
-    assert (await storage.jobs.get(job.id)).state is JobState.DELIVERED
+    assert len(rec.ready) == 1
 
 
 async def test_resume_after_a_crash_during_submit_never_resubmits(storage, simulator, make_runner):
@@ -673,6 +673,7 @@ async def test_a_refused_connection_is_waited_out_with_the_job_back_in_line(
     runner, rec = make_runner(client, clock=clock, progress_interval=0.001)
     await runner.start()  # takes up the stored job
     await rec.wait_for(lambda: rec.ready or rec.failed)
+    await runner.wait_idle()
 
     assert states_while_waiting == [JobState.QUEUED]
     (sim,) = started
@@ -784,3 +785,32 @@ async def test_a_download_that_is_never_a_video_is_not_delivered(
     assert rec.ready == []
     assert (await storage.jobs.get(job.id)).state is JobState.FAILED
     assert list((tmp_path / "clips").iterdir()) == []
+
+
+async def test_a_clip_being_posted_at_shutdown_is_recorded_so_a_restart_never_posts_it_twice(
+    storage, simulator, make_runner
+):
+    posting, release = asyncio.Event(), asyncio.Event()
+
+    class SlowPost(Recorder):
+        async def on_clip_ready(self, job: Job) -> int | None:
+            posting.set()
+            await release.wait()  # the upload to Discord is under way
+            return 4242
+
+    runner, _ = make_runner()
+    runner.set_listener(SlowPost())
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    async with asyncio.timeout(5):
+        await posting.wait()
+    stopping = asyncio.create_task(runner.shutdown(timeout=5))
+    while runner.accepting:  # shutdown has begun and cancelled the job's task
+        await asyncio.sleep(0)
+    release.set()  # ...and the upload completes after all
+    await stopping
+
+    stored = await storage.jobs.get(job.id)
+    assert stored.state is JobState.DELIVERED and stored.result_message_id == 4242
+    assert await storage.jobs.unfinished() == []
