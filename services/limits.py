@@ -33,7 +33,7 @@ LimitSource = Literal["user", "role", "server", "operator"]
 MAX_COUNT = 10_000
 MAX_MONTHLY_USD = 1_000_000.0
 DEFAULT_USAGE_PERIOD = "1w"
-RECENT_JOBS = 10
+RECENT_JOBS = 50  # pages of 20 in /videolimit usage: enough to spot a burst of abuse
 
 
 # --- time -------------------------------------------------------------------------
