@@ -406,6 +406,8 @@ class JobRunner:
                         err.detail,
                         delay,
                     )
+                # Back in line as far as the member can tell, not "submitting" for minutes.
+                await self._emit(job, Progress(job.id, ProgressPhase.QUEUED))
                 await self._clock.sleep(delay)
         raise AssertionError("unreachable")
 

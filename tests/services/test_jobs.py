@@ -679,6 +679,9 @@ async def test_a_refused_connection_is_waited_out_with_the_job_back_in_line(
     (sim,) = started
     assert sim.submit_attempts == 1 and len(sim.submits) == 1
     assert (await storage.jobs.get(job.id)).state is JobState.DELIVERED
+    # The member saw it go back in line while waiting, not "submitting" throughout.
+    phases = rec.phases(job.id)
+    assert phases[:3] == [ProgressPhase.SUBMITTING, ProgressPhase.QUEUED, ProgressPhase.SUBMITTING]
 
 
 async def test_submits_not_accepted_are_retried_with_growing_jittered_waits(
