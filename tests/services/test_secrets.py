@@ -11,7 +11,8 @@ from services.cli import generate
 from services.models import VideoRequest
 from services.settings import load_settings
 
-DISCORD_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.Gabcde.fake-token-for-tests-only-0123456789"
+# Token-shaped (three dot-separated parts) without matching a real token's exact form.
+DISCORD_TOKEN = "fake-discord-token.for-tests.only-0123456789abcdef"
 
 
 def test_redaction_blanks_configured_secrets_and_tokens_in_webhook_urls():
