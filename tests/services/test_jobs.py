@@ -23,7 +23,7 @@ from services.jobs import (
 )
 from services.models import Job, JobState, Progress, ProgressPhase, VideoRequest
 from services.segmind import RetryPolicy
-from services.simulator import DEFAULT_VIDEO_PATH
+from services.simulator import DEFAULT_VIDEO_PATH, SegmindSimulator
 from services.storage import NewJob, Storage
 
 SAMPLE = DEFAULT_VIDEO_PATH.read_bytes()
@@ -134,6 +134,30 @@ async def add_job(storage: Storage, prompt: str = "a cat surfing", user_id: int 
             request=VideoRequest.create(prompt),
             created_at=0.0,
         )
+    )
+
+
+async def stored_as_submitted(
+    storage: Storage,
+    segmind_client,
+    job: Job,
+    *,
+    state: JobState = JobState.SUBMITTED,
+    submitted_at: float | None = None,
+    expired: SegmindSimulator | None = None,
+) -> Job:
+    """The job really submitted to the simulator and stored as a bot killed after that left it."""
+    submission = await segmind_client.submit(job.request)
+    if expired is not None:
+        expired.expire(submission.request_id)
+    return await storage.jobs.update(
+        job.id,
+        now=1.0,
+        state=state,
+        request_id=submission.request_id,
+        status_url=submission.status_url,
+        response_url=submission.response_url,
+        submitted_at=time.time() if submitted_at is None else submitted_at,
     )
 
 
@@ -316,16 +340,7 @@ async def test_resume_polls_a_submitted_job_without_resubmitting(
     storage, simulator, segmind_client, make_runner
 ):
     job = await add_job(storage)
-    submission = await segmind_client.submit(job.request)
-    await storage.jobs.update(
-        job.id,
-        now=1.0,
-        state=JobState.SUBMITTED,
-        request_id=submission.request_id,
-        status_url=submission.status_url,
-        response_url=submission.response_url,
-        submitted_at=time.time(),
-    )
+    await stored_as_submitted(storage, segmind_client, job, state=JobState.SUBMITTED)
     runner, rec = make_runner()
     resumed = await runner.start()
     assert [j.id for j in resumed] == [job.id]
@@ -349,16 +364,8 @@ async def test_resume_of_an_expired_result_ends_clearly(
     storage, simulator, segmind_client, make_runner
 ):
     job = await add_job(storage)
-    submission = await segmind_client.submit(job.request)
-    simulator.expire(submission.request_id)
-    await storage.jobs.update(
-        job.id,
-        now=1.0,
-        state=JobState.PROCESSING,
-        request_id=submission.request_id,
-        status_url=submission.status_url,
-        response_url=submission.response_url,
-        submitted_at=time.time(),
+    await stored_as_submitted(
+        storage, segmind_client, job, state=JobState.PROCESSING, expired=simulator
     )
     runner, rec = make_runner()
     await runner.start()
@@ -374,16 +381,13 @@ async def test_a_result_older_than_segminds_hour_is_said_to_have_expired(
     storage, simulator, segmind_client, make_runner
 ):
     job = await add_job(storage)
-    submission = await segmind_client.submit(job.request)
-    simulator.expire(submission.request_id)
-    await storage.jobs.update(
-        job.id,
-        now=1.0,
+    await stored_as_submitted(
+        storage,
+        segmind_client,
+        job,
         state=JobState.PROCESSING,
-        request_id=submission.request_id,
-        status_url=submission.status_url,
-        response_url=submission.response_url,
         submitted_at=time.time() - 2 * 3600,
+        expired=simulator,
     )
     runner, rec = make_runner()
     await runner.start()
