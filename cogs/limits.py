@@ -27,12 +27,16 @@ from services.limits import (
     LimitService,
     LimitsOverview,
     MemberUsage,
+    RecentJob,
     UsageReport,
     discord_timestamp,
     format_usd,
+    plural,
 )
-from services.periods import describe_period
+from services.models import JobState
+from services.periods import LimitSpec, describe_period
 from services.storage import AuditEntry, LimitOverride
+from services.storage.limits import AuditChange, AuditValue
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,7 @@ NO_PINGS = discord.AllowedMentions.none()
 PAGE_CHARS = 3500  # below the 4096 of an embed description, with room for a header
 PAGE_LINES = 20
 PROMPT_PREVIEW = 80
+ERROR_PREVIEW = 60
 PERIOD_HELP = "Rolling window: a number then m, h, d or w, like 30m, 6h, 1d or 1w"
 PERIOD_SUGGESTIONS = ("30m", "1h", "6h", "12h", "1d", "3d", "1w", "4w")
 COLOUR = discord.Colour.blurple()
@@ -134,6 +139,19 @@ def paginate(title: str, header: Sequence[str], lines: Sequence[str]) -> list[di
     return pages
 
 
+def _unchanged(change: LimitChange, who: str) -> str:
+    if change.after is not None:
+        return f"{who} is already {_spec_text(change.after)}; nothing changed."
+    return {
+        "user": f"<@{change.target_id}> had no own limit; nothing changed.",
+        "role": f"<@&{change.target_id}> had no limit; nothing changed.",
+        "server": (
+            "This server had no default of its own (the bot's built-in default applies); "
+            "nothing changed."
+        ),
+    }[change.target]
+
+
 def render_change(change: LimitChange) -> str:
     """`<@3>'s own limit is now 2 clips per 6 hours (`2/6h`); before: not set.`"""
     if change.target == "user":
@@ -142,12 +160,14 @@ def render_change(change: LimitChange) -> str:
         who = f"The limit for <@&{change.target_id}>"
     else:
         who = "The server default"
+    if not change.changed:
+        return _unchanged(change, who)
     before = _spec_text(change.before).replace("unset", "not set")
     if change.after is None:
         after = {
             "user": "removed: their role limits or the server default apply again",
             "role": "removed",
-            "server": "removed: the operator's default applies again",
+            "server": "removed: the bot's built-in default applies again",
         }[change.target]
         return f"{who} is {after}; before: {before}."
     if change.after.count == 0 and change.target == "user":
@@ -167,7 +187,7 @@ def render_change(change: LimitChange) -> str:
 
 def _budget_lines(budget: BudgetStatus) -> list[str]:
     cap = budget.daily_clip_cap
-    today = f"**Today (UTC):** {budget.clips_today} clips" + (
+    today = f"**Today (UTC):** {plural(budget.clips_today, 'clip')}" + (
         f" of a daily cap of {cap}, resets {discord_timestamp(budget.day_resets_at)}"
         if cap is not None
         else " (no daily cap)"
@@ -175,7 +195,7 @@ def _budget_lines(budget: BudgetStatus) -> list[str]:
     month_cap = budget.monthly_budget_usd
     month = (
         f"**This month (UTC):** {format_usd(budget.spent_this_month_usd)} spent on "
-        f"{budget.clips_this_month} clips"
+        f"{plural(budget.clips_this_month, 'clip')}"
         + (
             f" of a {format_usd(month_cap)} budget, "
             f"resets {discord_timestamp(budget.month_resets_at)}"
@@ -243,7 +263,7 @@ def render_overview(overview: LimitsOverview) -> list[discord.Embed]:
     default = overview.server_default
     header = [
         f"**Server default:** {_spec_text(default.spec)}"
-        + (" (the operator's DEFAULT_LIMIT)" if default.source == "operator" else ""),
+        + (" (the bot's built-in default)" if default.source == "operator" else ""),
         *_budget_lines(overview.budget),
         "**Moderator role:** "
         + (
@@ -255,7 +275,7 @@ def render_overview(overview: LimitsOverview) -> list[discord.Embed]:
         + (
             f"<#{settings.alert_channel_id}>"
             if settings.alert_channel_id
-            else "the system channel, else the owner"
+            else "a DM to the owner, else the system channel"
         ),
     ]
     lines = [f"__Role limits ({len(overview.role_limits)})__"]
@@ -265,25 +285,45 @@ def render_overview(overview: LimitsOverview) -> list[discord.Embed]:
     return paginate("Video limits on this server", header, lines)
 
 
+# A job's state in a moderator's words; what each means for the limit is in services.jobs.
+STATE_WORDS = {
+    JobState.QUEUED: "waiting",
+    JobState.SUBMITTING: "in progress",
+    JobState.SUBMITTED: "in progress",
+    JobState.PROCESSING: "in progress",
+    JobState.DOWNLOADED: "in progress",
+    JobState.DELIVERED: "posted",
+    JobState.FAILED: "failed",
+    JobState.CANCELLED: "cancelled",
+    JobState.EXPIRED: "expired",
+    JobState.UNKNOWN: "outcome unknown (counted)",
+}
+
+
+def _job_line(job: RecentJob) -> str:
+    """`` `#7` <t:…:R> <@3> **failed** (The video service is busy…): a fox at dawn``"""
+    state = f"**{STATE_WORDS.get(job.state, job.state.value)}**"
+    if job.state is JobState.FAILED and job.error:
+        state += f" ({_oneline(job.error, ERROR_PREVIEW)})"
+    return (
+        f"`#{job.id}` {discord_timestamp(job.created_at)} <@{job.user_id}> {state}: "
+        f"{_oneline(job.prompt, PROMPT_PREVIEW)}"
+    )
+
+
 def render_usage(report: UsageReport) -> list[discord.Embed]:
     """`/videolimit usage`: spend, totals per member for the period, the latest jobs."""
     period = describe_period(report.period_seconds)
     who = f" for <@{report.user_id}>" if report.user_id is not None else ""
-    header = [
-        f"**Last {period}{who}:** {report.total_clips} clips, {format_usd(report.total_cost_usd)}",
-        *_budget_lines(report.budget),
-    ]
+    total = f"{plural(report.total_clips, 'clip')}, {format_usd(report.total_cost_usd)}"
+    header = [f"**Last {period}{who}:** {total}", *_budget_lines(report.budget)]
     lines = [f"__Totals per member, last {period}__"]
     lines += [
-        f"<@{t.user_id}>: {t.clips} clip{'s' if t.clips != 1 else ''}, {format_usd(t.cost_usd)}"
+        f"<@{t.user_id}>: {plural(t.clips, 'clip')}, {format_usd(t.cost_usd)}"
         for t in report.totals
     ] or ["none"]
-    lines.append(f"__Latest {len(report.recent)} generations__")
-    lines += [
-        f"`#{job.id}` {discord_timestamp(job.created_at)} <@{job.user_id}> **{job.state.value}**: "
-        f"{_oneline(job.prompt, PROMPT_PREVIEW)}"
-        for job in report.recent
-    ] or ["none"]
+    lines.append(f"__Latest {plural(len(report.recent), 'generation')}__")
+    lines += [_job_line(job) for job in report.recent] or ["none"]
     return paginate("Video usage on this server", header, lines)
 
 
@@ -296,12 +336,80 @@ def _audit_target(target: str) -> str:
     return target
 
 
+def _limit_words(spec: AuditValue, *, blocks: bool) -> str:
+    """`3 clips per day`; 0 is `blocked` for a member, a count for a role or the default."""
+    if not isinstance(spec, LimitSpec):
+        return "not set"
+    if spec.count == 0 and not blocks:
+        return f"0 clips per {describe_period(spec.period_seconds)}"
+    return spec.describe()
+
+
+def _setting_noun(change: AuditChange, target: str) -> str:
+    """What a change is about: `<@3>'s limit`, `the limit for <@&4>`, `the monthly budget`."""
+    if change.setting == "limit":
+        mention = _audit_target(target)
+        return f"{mention}'s limit" if target.startswith("user:") else f"the limit for {mention}"
+    return {
+        "default": "the server default",
+        "daily_clip_cap": "the daily clip cap",
+        "monthly_budget_usd": "the monthly budget",
+        "moderator_role_id": "the moderator role",
+        "alert_channel_id": "the alert channel",
+    }.get(change.setting, change.setting.replace("_", " "))
+
+
+def _setting_words(setting: str, value: AuditValue, target: str) -> str:
+    if setting in ("limit", "default"):
+        return _limit_words(value, blocks=target.startswith("user:"))
+    if value is None:
+        return "not set"
+    if setting == "monthly_budget_usd" and isinstance(value, int | float):
+        return format_usd(value)
+    if setting == "moderator_role_id":
+        return f"<@&{value}>"
+    if setting == "alert_channel_id":
+        return f"<#{value}>"
+    return str(value)
+
+
+def _change_words(change: AuditChange, target: str) -> str:
+    """`set <@3>'s limit to 3 clips per day (was: not set)`, `set the daily clip cap to 20`."""
+    noun = _setting_noun(change, target)
+    before = _setting_words(change.setting, change.before, target)
+    after = _setting_words(change.setting, change.after, target)
+    was = f" (was: {before})"
+    if change.before == change.after:  # rows from before no-ops were skipped
+        return f"left {noun} as it was ({before}); nothing changed"
+    if change.after is None:
+        text = f"removed {noun}{was}"
+        if change.setting == "default":
+            text += "; the bot's built-in default applies"
+        return text
+    blocks = isinstance(change.after, LimitSpec) and change.after.count == 0
+    if blocks and target.startswith("user:"):
+        return f"blocked {_audit_target(target)} from making videos{was}"
+    if change.setting in ("limit", "default") or change.before is not None:
+        return f"set {noun} to {after}{was}"
+    return f"set {noun} to {after}"
+
+
+def _history_line(entry: AuditEntry) -> str:
+    changes = entry.changes()
+    if changes:
+        real = [c for c in changes if c.before != c.after] or list(changes[:1])
+        what = " and ".join(_change_words(c, entry.target) for c in real)
+    else:  # a row this version cannot read: show it as stored
+        what = (
+            f"{entry.action.replace('_', ' ')} {_audit_target(entry.target)}: "
+            f"{_oneline(entry.detail, 200)}"
+        )
+    return f"{discord_timestamp(entry.at)} <@{entry.actor_id}> {what}"
+
+
 def render_history(entries: Sequence[AuditEntry]) -> list[discord.Embed]:
-    lines = [
-        f"{discord_timestamp(e.at)} <@{e.actor_id}> {e.action.replace('_', ' ')} "
-        f"{_audit_target(e.target)}: {_oneline(e.detail, 200)}"
-        for e in entries
-    ] or ["No changes recorded yet."]
+    """`/videolimit history`: one line in words per change, newest first."""
+    lines = [_history_line(e) for e in entries] or ["No changes recorded yet."]
     return paginate("Limit changes on this server", [], lines)
 
 
@@ -482,7 +590,7 @@ class LimitsCog(
 
     @app_commands.command(
         name="cleardefault",
-        description="Remove the server default: the bot operator's default applies.",
+        description="Remove the server default: the bot's built-in default applies.",
     )
     @moderator_only
     async def clear_default(self, interaction: discord.Interaction) -> None:
@@ -596,10 +704,10 @@ class LimitsCog(
 
     @app_commands.command(
         name="alerts",
-        description="Where moderators hear about reached caps (leave out: system channel).",
+        description="Where moderator alerts go: caps, key, credits (leave out: DM the owner).",
     )
     @app_commands.describe(
-        channel="The channel for alerts (leave out: system channel, else the owner)"
+        channel="The channel for alerts (leave out: a DM to the owner, else the system channel)"
     )
     @moderator_only
     async def alerts(
@@ -609,9 +717,10 @@ class LimitsCog(
             interaction.guild_id, channel.id if channel else None, actor_id=interaction.user.id
         )
         text = (
-            f"Alerts about reached caps now go to <#{channel.id}>."
+            "Moderator alerts (reached caps, a rejected Segmind key, exhausted credits) "
+            f"now go to <#{channel.id}>."
             if channel
-            else "Alerts now go to the system channel, or to the owner by DM."
+            else "Moderator alerts now go to the owner by DM, or to the system channel if DMs are closed."
         )
         await reply(interaction, text)
 

@@ -24,6 +24,7 @@ from services.limits import (
     format_usd,
     load_effective_limit,
     month_key,
+    plural,
     utc_day_start,
     utc_month_start,
     utc_next_day,
@@ -177,13 +178,14 @@ class Admission:
             if clips_today >= cap:
                 resets = utc_next_day(now)
                 refusal = BudgetExhausted(
-                    f"This server's daily limit of {cap} clips is reached. "
+                    f"This server's daily limit of {plural(cap, 'clip')} is reached. "
                     f"It resets {discord_timestamp(resets)}.",
                     kind="daily",
                     retry_at=resets,
                     moderator_message=(
-                        f"Video generation is paused on this server: the daily cap of {cap} clips "
-                        f"(UTC day) is reached. It resets {discord_timestamp(resets)}. "
+                        "Video generation is paused on this server: the daily cap of "
+                        f"{plural(cap, 'clip')} (UTC day) is reached. "
+                        f"It resets {discord_timestamp(resets)}. "
                         "Change it with `/videolimit budget`."
                     ),
                 )
@@ -195,7 +197,7 @@ class Admission:
             if spent + self._cost > budget + _EPSILON_USD:
                 resets = utc_next_month(now)
                 refusal = BudgetExhausted(
-                    f"This server's monthly video budget of {format_usd(budget)} is used up. "
+                    f"{_monthly_budget_left(budget, spent, self._cost)} "
                     f"It resets {discord_timestamp(resets)}.",
                     kind="monthly",
                     retry_at=resets,
@@ -213,3 +215,14 @@ class Admission:
             refusal.alert_key = key
             log.warning("guild=%s %s reached; moderators to be told", guild_id, key)
         return refusal
+
+
+def _monthly_budget_left(budget: float, spent: float, cost: float) -> str:
+    """Why the month's budget refuses a clip: used up, or too little left for one more."""
+    left = budget - spent
+    if left < 0.005:  # would show as $0.00
+        return f"This server's monthly video budget of {format_usd(budget)} is used up."
+    return (
+        f"This server's monthly video budget ({format_usd(budget)}) has {format_usd(left)} "
+        f"left, not enough for another clip ({format_usd(cost)})."
+    )

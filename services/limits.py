@@ -78,6 +78,11 @@ def format_usd(amount: float) -> str:
     return f"${amount:,.2f}"
 
 
+def plural(count: int, noun: str) -> str:
+    """A count with its noun in the right number: `1 clip`, `0 clips`, `2 clips`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 # --- effective limit ----------------------------------------------------------------
 
 
@@ -108,12 +113,12 @@ class EffectiveLimit:
         return f"{self.origin()}: {self.spec.describe()}"
 
     def source_label(self) -> str:
-        """For moderators: `own override`, `role <@&1>`, `server default`, `operator default`."""
+        """For moderators: `own override`, `role <@&1>`, `server default`, or the built-in one."""
         return {
             "user": "own override",
             "role": f"role <@&{self.role_id}>",
             "server": "server default",
-            "operator": "operator default",
+            "operator": "the bot's built-in default",
         }[self.source]
 
 
@@ -311,6 +316,11 @@ class LimitChange:
     target_id: int | None
     before: LimitSpec | None
     after: LimitSpec | None
+
+    @property
+    def changed(self) -> bool:
+        """False when the limit already was ``after`` (then nothing was written or audited)."""
+        return self.before != self.after
 
 
 def validate_limit(count: int, period: str) -> LimitSpec:

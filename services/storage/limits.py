@@ -11,7 +11,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from services.periods import LimitSpec
+from services.errors import ValidationError
+from services.periods import LimitSpec, parse_limit_spec
 from services.storage.database import Executor, Row
 
 # Per-user and per-role limits share one shape: (table, id column). Fixed names, never input.
@@ -26,6 +27,9 @@ _GUILD_COLUMNS = frozenset(
         "alert_channel_id",
     }
 )
+_DEFAULT_COLUMNS = ("default_count", "default_period_seconds")
+
+AuditValue = LimitSpec | int | float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +56,36 @@ class LimitOverride:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditChange:
+    """One value an audit entry changed; None means it was (or became) unset."""
+
+    setting: str  # "limit" (a member's or role's), "default", or another settings column
+    before: AuditValue
+    after: AuditValue
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     id: int
     guild_id: int
     actor_id: int
     action: str
-    target: str
-    detail: str
+    target: str  # "user:<id>", "role:<id>" or "server"
+    detail: str  # `old -> new` for a limit, `name: old -> new, ...` for server settings
     at: float
+
+    def changes(self) -> tuple[AuditChange, ...] | None:
+        """What this entry changed, read back from ``detail``; None when it cannot be read."""
+        try:
+            if self.target.partition(":")[0] in _OVERRIDE_TABLES:
+                return (_parse_change("limit", self.detail),)
+            if self.target == "server" and self.detail:
+                return tuple(
+                    _parse_change(*part.split(": ", 1)) for part in self.detail.split(", ")
+                )
+        except (TypeError, ValueError, ValidationError):
+            pass
+        return None
 
 
 def _override(row: Row) -> LimitOverride:
@@ -236,6 +262,8 @@ class LimitStore:
         table, column = _OVERRIDE_TABLES[kind]
         async with self._atomic(tx) as ex:
             previous = await self._override(kind, guild_id, target_id, ex)
+            if (previous.spec if previous else None) == spec:
+                return previous  # nothing changes, so nothing is written or recorded
             if spec is None:
                 await ex.execute(
                     f"DELETE FROM {table} WHERE guild_id = ? AND {column} = ?",
@@ -281,12 +309,18 @@ class LimitStore:
         tx: Executor | None = None,
         **values: Any,
     ) -> GuildSettings:
-        """Change some of a server's settings (None unsets); returns the settings before."""
+        """Change some of a server's settings (None unsets); returns the settings before.
+
+        Values that are already so are left out; when nothing changes, nothing is recorded.
+        """
         unknown = set(values) - _GUILD_COLUMNS
         if unknown or not values:
             raise ValueError(f"not a server setting: {sorted(unknown) or 'nothing given'}")
         async with self._atomic(tx) as ex:
             before = await self.guild_settings(guild_id, tx=ex)
+            values = _changed_values(before, values)
+            if not values:
+                return before
             await ex.execute(
                 "INSERT INTO guild_settings (guild_id, updated_at) VALUES (?, ?)"
                 " ON CONFLICT (guild_id) DO NOTHING",
@@ -323,6 +357,10 @@ class LimitStore:
         return changed == 1
 
 
+# The audit detail is stored as text and read back by AuditEntry.changes(): rows written
+# since the first release use this same format, so every stored entry can be shown in words.
+
+
 def _change_detail(new: LimitSpec | None, old: LimitSpec | None) -> str:
     return f"{_show(old)} -> {_show(new)}"
 
@@ -331,16 +369,40 @@ def _show(value: Any) -> str:
     return "unset" if value is None else str(value)
 
 
+def _parse_change(setting: str, detail: str) -> AuditChange:
+    before, after = detail.split(" -> ")
+    return AuditChange(setting, _parse_value(setting, before), _parse_value(setting, after))
+
+
+def _parse_value(setting: str, text: str) -> AuditValue:
+    if text == "unset":
+        return None
+    if setting in ("limit", "default"):
+        return parse_limit_spec(text)
+    if setting == "monthly_budget_usd":
+        return float(text)
+    return int(text)
+
+
+def _changed_values(before: GuildSettings, values: dict[str, Any]) -> dict[str, Any]:
+    """The values that differ from ``before``; the default's count and period go together."""
+    old = _settings_columns(before)
+    changed = {name: value for name, value in values.items() if old[name] != value}
+    if changed.keys() & set(_DEFAULT_COLUMNS):
+        changed.update({name: values[name] for name in _DEFAULT_COLUMNS if name in values})
+    return changed
+
+
 def _settings_detail(before: GuildSettings, values: dict[str, Any]) -> str:
-    """`3/1d -> 5/1d` for the default limit, `column: old -> new` for the rest."""
+    """`default: 3/1d -> 5/1d` for the default limit, `column: old -> new` for the rest."""
     values = dict(values)
+    old = _settings_columns(before)
     parts = []
-    if "default_count" in values or "default_period_seconds" in values:
-        count = values.pop("default_count", None)
-        period = values.pop("default_period_seconds", None)
+    if values.keys() & set(_DEFAULT_COLUMNS):
+        count = values.pop("default_count", old["default_count"])
+        period = values.pop("default_period_seconds", old["default_period_seconds"])
         after = LimitSpec(count, period) if count is not None and period is not None else None
         parts.append(f"default: {_change_detail(after, before.default_limit)}")
-    old = _settings_columns(before)
     parts += [f"{name}: {_show(old[name])} -> {_show(values[name])}" for name in sorted(values)]
     return ", ".join(parts)
 

@@ -100,3 +100,21 @@ async def test_a_blocked_member_is_refused_privately_before_anything_is_submitte
     assert title(refusal) is None and not refusal.components  # no progress, no buttons
     assert fake_discord.channel_messages(record.channel_id) == []
     assert simulator.submit_attempts == 0
+
+
+async def test_history_tells_moderators_each_change_in_words_and_skips_what_changed_nothing(
+    bot, fake_discord: FakeDiscord
+):
+    alice = fake_discord.world.member_named("alice")
+    mod = fake_discord.world.member_named("mod")
+    nothing = await videolimit(fake_discord, "clear", {"user": alice}, mod)
+    assert only_for(nothing, mod)
+    assert nothing.content == f"<@{alice.id}> had no own limit; nothing changed."
+    await videolimit(fake_discord, "set", {"user": alice, "count": 1, "period": "1d"}, mod)
+
+    history = await videolimit(fake_discord, "history", {}, mod)
+
+    assert only_for(history, mod)
+    [line] = history.embeds[0]["description"].splitlines()
+    assert TIMESTAMP.match(line), line
+    assert line.endswith(f"<@{mod.id}> set <@{alice.id}>'s limit to 1 clip per day (was: not set)")

@@ -17,7 +17,7 @@ from cogs.tree import describe_error
 from services.clock import FakeClock
 from services.errors import ValidationError
 from services.limits import LimitService
-from services.models import VideoRequest
+from services.models import JobState, VideoRequest
 from services.periods import LimitSpec
 from services.storage import NewJob, Storage
 
@@ -269,6 +269,136 @@ async def test_budget_warns_when_the_price_per_clip_is_zero(
     assert "never fills" in interaction.replies[-1]["embed"].description
 
 
+@pytest.mark.parametrize(
+    ("name", "options", "expected"),
+    [
+        (
+            "clear",
+            {"user": member(TARGET_ID)},
+            f"<@{TARGET_ID}> had no own limit; nothing changed.",
+        ),
+        (
+            "clearrole",
+            {"role": role(OTHER_ROLE)},
+            f"<@&{OTHER_ROLE}> had no limit; nothing changed.",
+        ),
+        (
+            "cleardefault",
+            {},
+            (
+                "This server had no default of its own (the bot's built-in default applies); "
+                "nothing changed."
+            ),
+        ),
+    ],
+)
+async def test_clearing_what_is_not_set_says_nothing_changed_and_records_nothing(
+    cog: LimitsCog, bot: Any, storage: Storage, name: str, options: dict[str, Any], expected: str
+) -> None:
+    interaction = moderator(bot)
+    await invoke(cog, name, interaction, **options)
+    assert interaction.replies[-1]["content"] == expected
+    assert await storage.limits.audit_log(GUILD) == []
+
+
+async def test_setting_the_same_limit_again_says_nothing_changed(cog: LimitsCog, bot: Any) -> None:
+    await invoke(cog, "set", moderator(bot), user=member(TARGET_ID), count=2, period="6h")
+    interaction = moderator(bot)
+    await invoke(cog, "set", interaction, user=member(TARGET_ID), count=2, period="6h")
+    assert interaction.replies[-1]["content"] == (
+        f"<@{TARGET_ID}>'s own limit is already 2 clips per 6 hours (`2/6h`); nothing changed."
+    )
+
+
+async def test_clearing_the_default_names_the_bots_built_in_default(
+    cog: LimitsCog, bot: Any
+) -> None:
+    await invoke(cog, "default", moderator(bot), count=3, period="1d")
+    interaction = moderator(bot)
+    await invoke(cog, "cleardefault", interaction)
+    text = interaction.replies[-1]["content"]
+    assert "the bot's built-in default applies again" in text
+    assert "operator" not in text
+
+
+async def test_show_names_the_bots_built_in_default_without_jargon(
+    cog: LimitsCog, bot: Any
+) -> None:
+    overview = moderator(bot)
+    await invoke(cog, "show", overview)
+    text = overview.replies[-1]["embed"].description
+    assert "**Server default:** 5 clips per day (`5/1d`) (the bot's built-in default)" in text
+    one = moderator(bot)
+    await invoke(cog, "show", one, user=member(TARGET_ID))
+    assert "from the bot's built-in default" in one.replies[-1]["embed"].description
+    for reply in (overview.replies[-1], one.replies[-1]):
+        assert "operator" not in reply["embed"].description.lower()
+
+
+async def test_alerts_reply_names_every_kind_of_moderator_alert(cog: LimitsCog, bot: Any) -> None:
+    interaction = moderator(bot)
+    await invoke(cog, "alerts", interaction, channel=SimpleNamespace(id=77))
+    assert interaction.replies[-1]["content"] == (
+        "Moderator alerts (reached caps, a rejected Segmind key, exhausted credits) "
+        "now go to <#77>."
+    )
+
+
+async def test_history_tells_each_change_in_words(
+    cog: LimitsCog, bot: Any, storage: Storage, clock: FakeClock
+) -> None:
+    mod = moderator(bot)
+    await invoke(cog, "set", mod, user=member(TARGET_ID), count=3, period="1d")
+    await invoke(cog, "set", mod, user=member(TARGET_ID), count=0, period="1w")
+    await invoke(cog, "clear", mod, user=member(TARGET_ID))
+    await invoke(cog, "clear", mod, user=member(TARGET_ID))  # nothing left to clear
+    await invoke(cog, "role", mod, role=role(OTHER_ROLE), count=1, period="1h")
+    await invoke(cog, "clearrole", mod, role=role(OTHER_ROLE))
+    await invoke(cog, "default", mod, count=4, period="1d")
+    await invoke(cog, "cleardefault", mod)
+    await invoke(cog, "budget", mod, daily_clips=20, monthly_usd=50.0)
+    await invoke(cog, "budget", mod, daily_clips=0)
+    await invoke(cog, "modrole", mod, role=role(MOD_ROLE))
+    await invoke(cog, "alerts", mod, channel=SimpleNamespace(id=1576243369028485134))
+    interaction = moderator(bot)
+    await invoke(cog, "history", interaction)
+    [reply] = interaction.replies
+    assert_fits(reply)
+    when = f"<t:{int(clock.time())}:R> <@{MOD_ID}>"
+    assert reply["embed"].description.split("\n") == [
+        f"{when} set the alert channel to <#1576243369028485134>",
+        f"{when} set the moderator role to <@&{MOD_ROLE}>",
+        f"{when} removed the daily clip cap (was: 20)",
+        f"{when} set the daily clip cap to 20 and set the monthly budget to $50.00",
+        (
+            f"{when} removed the server default (was: 4 clips per day); "
+            "the bot's built-in default applies"
+        ),
+        f"{when} set the server default to 4 clips per day (was: not set)",
+        f"{when} removed the limit for <@&{OTHER_ROLE}> (was: 1 clip per hour)",
+        f"{when} set the limit for <@&{OTHER_ROLE}> to 1 clip per hour (was: not set)",
+        f"{when} removed <@{TARGET_ID}>'s limit (was: blocked)",
+        f"{when} blocked <@{TARGET_ID}> from making videos (was: 3 clips per day)",
+        f"{when} set <@{TARGET_ID}>'s limit to 3 clips per day (was: not set)",
+    ]
+
+
+async def test_history_tells_rows_stored_by_older_versions_in_words(
+    cog: LimitsCog, bot: Any, storage: Storage
+) -> None:
+    for detail in ("default: unset -> unset", "monthly_budget_usd: 12.5 -> unset", "odd row"):
+        await storage.limits.audit(
+            GUILD, actor_id=MOD_ID, action="old_action", target="server", detail=detail, at=10.0
+        )
+    interaction = moderator(bot)
+    await invoke(cog, "history", interaction)
+    assert interaction.replies[-1]["embed"].description.split("\n") == [
+        f"<t:10:R> <@{MOD_ID}> old action server: odd row",
+        f"<t:10:R> <@{MOD_ID}> removed the monthly budget (was: $12.50)",
+        f"<t:10:R> <@{MOD_ID}> left the server default as it was (not set); nothing changed",
+    ]
+
+
 async def test_bad_period_gets_a_clear_error_and_changes_nothing(
     cog: LimitsCog, bot: Any, storage: Storage
 ) -> None:
@@ -348,6 +478,59 @@ async def test_usage_report_fits_with_long_prompts_and_many_members(
     text = "\n".join(page.description for page in pages)
     assert "100 clips, $36.00" in text
     assert "This month" in text
+
+
+async def test_usage_names_job_states_in_moderator_words_with_the_failure_reason(
+    cog: LimitsCog, bot: Any, storage: Storage, clock: FakeClock
+) -> None:
+    states = [
+        JobState.QUEUED,
+        JobState.SUBMITTED,
+        JobState.DOWNLOADED,
+        JobState.DELIVERED,
+        JobState.FAILED,
+        JobState.CANCELLED,
+        JobState.EXPIRED,
+        JobState.UNKNOWN,
+    ]
+    for number, state in enumerate(states, 1):
+        await _job(storage, TARGET_ID, clock.time() - 60, f"clip {number}")
+        if state is not JobState.QUEUED:
+            error = (
+                "The video service is *busy* right now. " * 5 if state is JobState.FAILED else None
+            )
+            await storage.jobs.update(number, now=clock.time(), state=state, error=error)
+    interaction = moderator(bot)
+    await invoke(cog, "usage", interaction, period="1d", user=None)
+    text = interaction.replies[-1]["embed"].description
+    expected = {
+        "clip 1": "**waiting**",
+        "clip 2": "**in progress**",
+        "clip 3": "**in progress**",
+        "clip 4": "**posted**",
+        "clip 5": "**failed** (The video service is \\*busy\\* right now. The video service is…)",
+        "clip 6": "**cancelled**",
+        "clip 7": "**expired**",
+        "clip 8": "**outcome unknown (counted)**",
+    }
+    for prompt, words in expected.items():
+        assert f"<@{TARGET_ID}> {words}: {prompt}" in text
+    for raw in ("submitted", "downloaded", "delivered", "unknown**"):
+        assert f"**{raw}" not in text
+
+
+async def test_usage_and_budget_say_one_clip_in_the_singular(
+    cog: LimitsCog, bot: Any, storage: Storage, clock: FakeClock
+) -> None:
+    await _job(storage, TARGET_ID, clock.time() - 60, "just one")
+    interaction = moderator(bot)
+    await invoke(cog, "usage", interaction, period="1d", user=None)
+    text = interaction.replies[-1]["embed"].description
+    assert "**Last day:** 1 clip, $0.36" in text
+    assert "**Today (UTC):** 1 clip (no daily cap)" in text
+    assert "$0.36 spent on 1 clip (no monthly budget)" in text
+    assert "__Latest 1 generation__" in text
+    assert "1 clips" not in text and "1 generations" not in text
 
 
 async def test_usage_with_bad_period_names_accepted_forms(cog: LimitsCog, bot: Any) -> None:

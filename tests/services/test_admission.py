@@ -239,6 +239,35 @@ async def test_monthly_budget_allows_the_clip_that_fits_and_refuses_the_next(
     assert (await admission.admit(request(3), role_ids=[])).used == 1
 
 
+async def test_monthly_budget_refusal_says_what_is_left_when_a_clip_does_not_fit(
+    admission: Admission, storage: Storage
+) -> None:
+    await storage.limits.update_guild_settings(
+        GUILD, actor_id=MOD, at=0.0, action="set_budget", monthly_budget_usd=0.50
+    )
+    await admission.admit(request(ALICE), role_ids=[])  # $0.36 spent, $0.14 left
+    with pytest.raises(BudgetExhausted) as caught:
+        await admission.admit(request(BOB), role_ids=[])
+    assert caught.value.user_message == (
+        "This server's monthly video budget ($0.50) has $0.14 left, not enough for another "
+        f"clip ($0.36). It resets <t:{int(ts('2024-06-01T00:00:00'))}:R>."
+    )
+    assert "used up" not in caught.value.user_message
+
+
+async def test_a_daily_cap_of_one_clip_is_said_in_the_singular(
+    admission: Admission, storage: Storage
+) -> None:
+    await storage.limits.update_guild_settings(
+        GUILD, actor_id=MOD, at=0.0, action="set_budget", daily_clip_cap=1
+    )
+    await admission.admit(request(ALICE), role_ids=[])
+    with pytest.raises(BudgetExhausted) as caught:
+        await admission.admit(request(BOB), role_ids=[])
+    assert "daily limit of 1 clip is reached" in caught.value.user_message
+    assert "the daily cap of 1 clip (UTC day) is reached" in caught.value.moderator_message
+
+
 async def test_a_failed_unsubmitted_job_is_not_spent(
     admission: Admission, storage: Storage, clock: FakeClock
 ) -> None:

@@ -16,6 +16,7 @@ from services.limits import (
     clips_left_text,
     discord_timestamp,
     is_more_generous,
+    plural,
     resolve_limit,
     utc_day_start,
     utc_month_start,
@@ -99,6 +100,15 @@ def test_descriptions_name_the_limit_for_the_member() -> None:
         EffectiveLimit(LimitSpec(1, 6 * H), "user").describe()
         == "your personal limit: 1 clip per 6 hours"
     )
+
+
+def test_moderators_see_where_a_limit_comes_from_without_jargon() -> None:
+    assert EffectiveLimit(OPERATOR, "operator").source_label() == "the bot's built-in default"
+    assert EffectiveLimit(LimitSpec(3, D), "role", 42).source_label() == "role <@&42>"
+
+
+def test_plural_matches_the_count() -> None:
+    assert [plural(n, "clip") for n in (0, 1, 2)] == ["0 clips", "1 clip", "2 clips"]
 
 
 # --- window arithmetic ---------------------------------------------------------------
@@ -198,6 +208,22 @@ async def test_service_resolves_through_the_database(service: LimitService) -> N
     assert details[5] == ("set_server_default", "default: unset -> 4/1d")
     assert details[0] == ("clear_server_default", "default: 4/1d -> unset")
     assert (await service.effective_limit(GUILD + 1, ALICE, [7])).source == "operator"
+
+
+async def test_a_change_that_changes_nothing_says_so_and_is_not_audited(
+    service: LimitService,
+) -> None:
+    for change in (
+        await service.clear_user_limit(GUILD, ALICE, actor_id=MOD),
+        await service.clear_role_limit(GUILD, 7, actor_id=MOD),
+        await service.clear_server_default(GUILD, actor_id=MOD),
+    ):
+        assert not change.changed and (change.before, change.after) == (None, None)
+    assert await service.audit_log(GUILD) == []
+    assert (await service.set_user_limit(GUILD, ALICE, 2, "1d", actor_id=MOD)).changed
+    again = await service.set_user_limit(GUILD, ALICE, 2, "1d", actor_id=MOD)
+    assert not again.changed and again.after == LimitSpec(2, D)
+    assert len(await service.audit_log(GUILD)) == 1
 
 
 @pytest.mark.parametrize("period", ["1 day", "5s", "0d", "53w", "", "d1", "1y"])

@@ -10,8 +10,9 @@ import pytest
 
 from services.models import VideoRequest
 from services.periods import LimitSpec
-from services.storage import NewJob, Storage
+from services.storage import AuditEntry, NewJob, Storage
 from services.storage.database import migrations
+from services.storage.limits import AuditChange
 
 GUILD = 111
 DAY = 86400
@@ -152,6 +153,100 @@ async def test_every_change_is_audited_with_who_what_when(tmp_path: Path) -> Non
         assert await limits.audit_log(GUILD + 1) == []
     finally:
         await storage.close()
+
+
+async def test_a_change_that_changes_nothing_is_not_audited(tmp_path: Path) -> None:
+    storage = await Storage.open(tmp_path / "bot.db")
+    try:
+        limits = storage.limits
+        assert await limits.clear_user_limit(GUILD, 7, actor_id=9, at=1.0) is None
+        assert await limits.clear_role_limit(GUILD, 55, actor_id=9, at=2.0) is None
+        await limits.update_guild_settings(
+            GUILD,
+            actor_id=9,
+            at=3.0,
+            action="clear_server_default",
+            default_count=None,
+            default_period_seconds=None,
+        )
+        await limits.update_guild_settings(
+            GUILD, actor_id=9, at=4.0, action="set_alert_channel", alert_channel_id=None
+        )
+        assert await limits.audit_log(GUILD) == []
+
+        await limits.set_user_limit(GUILD, 7, LimitSpec(3, DAY), actor_id=9, at=5.0)
+        await limits.set_user_limit(GUILD, 7, LimitSpec(3, DAY), actor_id=8, at=6.0)
+        assert (await limits.user_limit(GUILD, 7)).set_by == 9  # the one who really set it
+        await limits.update_guild_settings(
+            GUILD, actor_id=9, at=7.0, action="set_budget", daily_clip_cap=20
+        )
+        await limits.update_guild_settings(
+            GUILD,
+            actor_id=9,
+            at=8.0,
+            action="set_budget",
+            daily_clip_cap=20,
+            monthly_budget_usd=50.0,
+        )
+        entries = list(reversed(await limits.audit_log(GUILD)))
+        assert [(e.action, e.detail) for e in entries] == [
+            ("set_user_limit", "unset -> 3/1d"),
+            ("set_budget", "daily_clip_cap: unset -> 20"),
+            ("set_budget", "monthly_budget_usd: unset -> 50.0"),  # the cap was already 20
+        ]
+    finally:
+        await storage.close()
+
+
+async def test_a_default_whose_period_alone_changes_is_recorded_whole(tmp_path: Path) -> None:
+    storage = await Storage.open(tmp_path / "bot.db")
+    try:
+        for at, period in ((1.0, DAY), (2.0, 7 * DAY)):
+            await storage.limits.update_guild_settings(
+                GUILD,
+                actor_id=9,
+                at=at,
+                action="set_server_default",
+                default_count=5,
+                default_period_seconds=period,
+            )
+        [latest, _] = await storage.limits.audit_log(GUILD)
+        assert latest.detail == "default: 5/1d -> 5/1w"
+        assert (await storage.limits.guild_settings(GUILD)).default_limit == LimitSpec(5, 7 * DAY)
+    finally:
+        await storage.close()
+
+
+@pytest.mark.parametrize(
+    ("target", "detail", "changes"),
+    [
+        ("user:7", "unset -> 3/1d", (AuditChange("limit", None, LimitSpec(3, DAY)),)),
+        ("role:55", "1/1h -> unset", (AuditChange("limit", LimitSpec(1, 3600), None),)),
+        ("server", "default: unset -> unset", (AuditChange("default", None, None),)),
+        (
+            "server",
+            "daily_clip_cap: unset -> 20, monthly_budget_usd: 50.0 -> 12.5",
+            (
+                AuditChange("daily_clip_cap", None, 20),
+                AuditChange("monthly_budget_usd", 50.0, 12.5),
+            ),
+        ),
+        (
+            "server",
+            "alert_channel_id: unset -> 1576243369028485134",
+            (AuditChange("alert_channel_id", None, 1576243369028485134),),
+        ),
+        ("server", "moderator_role_id: 77 -> unset", (AuditChange("moderator_role_id", 77, None),)),
+        ("server", "something else entirely", None),
+        ("user:7", "3 per day", None),
+    ],
+)
+def test_stored_audit_details_read_back_as_changes(
+    target: str, detail: str, changes: tuple[AuditChange, ...] | None
+) -> None:
+    # The detail format has not changed since the first release: old rows read the same way.
+    entry = AuditEntry(1, GUILD, 9, "any_action", target, detail, 1.0)
+    assert entry.changes() == changes
 
 
 async def test_a_failed_change_leaves_no_audit_entry(tmp_path: Path) -> None:
