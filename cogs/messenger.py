@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from cogs import render
 from cogs.replies import TOKEN_LIFETIME, TOKEN_MARGIN, UNKNOWN_MESSAGE, token_expired
-from services.models import Job
+from services.models import Job, JobState
 from services.transcode import TranscodeFailed, fit_to_size
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class ResultMessage:
     clip: Clip
     content: str
     link_content: str
-    embed: discord.Embed
+    embed: discord.Embed | None  # None where the bot may not embed: the text holds it all
     view: discord.ui.View | None = None
 
 
@@ -65,11 +66,17 @@ class JobMessenger:
         # Jobs whose progress message is a plain channel message (posted again after a
         # delete): the interaction webhook can only edit its own messages, so skip it.
         self._progress_in_channel: set[int] = set()
+        self._sent_by_dm: set[int] = set()
 
     def forget(self, job_id: int) -> None:
         """Drop what was remembered about a job's messages once it has ended."""
         self._unreachable_progress.discard(job_id)
         self._progress_in_channel.discard(job_id)
+        self._sent_by_dm.discard(job_id)
+
+    def sent_by_dm(self, job_id: int) -> bool:
+        """Whether the clip went to the requester's DMs (the channel could not be used)."""
+        return job_id in self._sent_by_dm
 
     # --- routes -------------------------------------------------------------------
 
@@ -139,9 +146,8 @@ class JobMessenger:
         if job.private:
             return job  # an ephemeral message cannot be edited without its token
         try:
-            await (
-                self._channel(job).get_partial_message(job.message_id).edit(embed=embed, view=view)
-            )
+            message = self._channel(job).get_partial_message(job.message_id)
+            await message.edit(**self._channel_body(job, None, embed), view=view)
             return job
         except discord.NotFound:
             return await self._repost_progress(job, embed=embed, view=view)
@@ -153,7 +159,9 @@ class JobMessenger:
     ) -> Job:
         log.info("job=%s progress message is gone; posting it again", job.id)
         try:
-            message = await self._channel(job).send(embed=embed, view=view)
+            message = await self._channel(job).send(
+                **self._channel_body(job, None, embed), view=view
+            )
         except discord.HTTPException as error:
             return self._give_up_progress(job, error)
         self._progress_in_channel.add(job.id)
@@ -213,17 +221,41 @@ class JobMessenger:
         return await self._post(self._webhook(job).send, job, result, limit, options)
 
     async def _send_via_channel(self, job: Job, result: ResultMessage) -> int:
-        options = {"allowed_mentions": self._mention(job)}
+        options = {"allowed_mentions": self._mention(job), "nonce": _clip_nonce(job)}
+        if not self._can_embed(job):
+            result = replace(
+                result,
+                content=self._channel_body(job, result.content, result.embed)["content"],
+                link_content=self._channel_body(job, result.link_content, result.embed)["content"],
+                embed=None,
+            )
         return await self._post(
             self._channel(job).send, job, result, self._guild_upload_limit(job), options
         )
+
+    def _can_embed(self, job: Job) -> bool:
+        guild = self._bot.get_guild(job.guild_id)
+        channel = guild.get_channel(job.channel_id) if guild is not None else None
+        if guild is None or channel is None or guild.me is None:
+            return True  # not known here: Discord will tell if it refuses
+        return channel.permissions_for(guild.me).embed_links
+
+    def _channel_body(self, job: Job, content: str | None, embed: discord.Embed) -> dict[str, Any]:
+        """``content`` and ``embed`` for a channel message, folded into text without Embed Links."""
+        if self._can_embed(job):
+            return {"content": content, "embed": embed}
+        text = "\n".join(part for part in (content, render.embed_as_text(embed)) if part)
+        return {"content": text[: render.CONTENT_MAX], "embed": None}
 
     async def _send_direct(self, job: Job, result: ResultMessage) -> int:
         try:
             user = self._bot.get_user(job.user_id) or await self._bot.fetch_user(job.user_id)
             # Buttons act on the server's job; in a DM they would only confuse.
             direct = replace(result, view=None)
-            return await self._post(user.send, job, direct, DEFAULT_UPLOAD_LIMIT, {})
+            options = {"nonce": _clip_nonce(job)}
+            message_id = await self._post(user.send, job, direct, DEFAULT_UPLOAD_LIMIT, options)
+            self._sent_by_dm.add(job.id)
+            return message_id
         except discord.HTTPException as error:
             raise NoRoute(
                 f"no channel, token or DM reaches user for job {job.id}: {error.code}"
@@ -238,7 +270,9 @@ class JobMessenger:
         options: dict[str, Any],
     ) -> int:
         """Attach the clip (re-encoded if it is over ``limit``); an expiring link is the last resort."""
-        options = {**options, "embed": result.embed}
+        options = {**options}
+        if result.embed is not None:
+            options["embed"] = result.embed
         if result.view is not None:
             options["view"] = result.view
         path = await self.fit(job, result.clip, limit)
@@ -278,11 +312,25 @@ class JobMessenger:
 
     # --- failure --------------------------------------------------------------------
 
+    async def _notify(self, job: Job, text: str) -> None:
+        """A short public line that pings only the requester; best effort."""
+        options: dict[str, Any] = {"allowed_mentions": self._mention(job)}
+        try:
+            if self.token_usable(job):
+                await self._webhook(job).send(text, **options)
+            else:
+                await self._channel(job).send(text, **options)
+        except discord.HTTPException as error:
+            log.info("job=%s requester could not be notified (code=%s)", job.id, error.code)
+
     async def send_failure(self, job: Job, *, embed: discord.Embed) -> None:
         """Replace the progress message with the failure; post it anew if that is impossible."""
         job = await self.edit_progress(job, embed=embed, view=None)
         shown = job.message_id is not None and job.id not in self._unreachable_progress
         if shown and (not job.private or self.token_usable(job)):
+            if not job.private and job.state is not JobState.CANCELLED:
+                # An edit does not notify, and the member has usually looked away by now.
+                await self._notify(job, f"<@{job.user_id}>, your video could not be made.")
             return
         try:
             if job.private:
@@ -290,7 +338,8 @@ class JobMessenger:
                 await user.send(embed=embed)
             else:
                 await self._channel(job).send(
-                    f"<@{job.user_id}>", embed=embed, allowed_mentions=self._mention(job)
+                    **self._channel_body(job, f"<@{job.user_id}>", embed),
+                    allowed_mentions=self._mention(job),
                 )
         except discord.HTTPException as error:
             log.warning(
@@ -298,6 +347,13 @@ class JobMessenger:
             )
         finally:
             self._unreachable_progress.discard(job.id)
+
+
+def _clip_nonce(job: Job) -> str:
+    """The same for every attempt at one job's clip: with it discord.py sets enforce_nonce, so
+    Discord returns the first message instead of posting again when a retry follows a post
+    that succeeded but whose answer was lost (a 5xx from Discord's edge)."""
+    return f"videobot-clip-{job.id}"[:25]
 
 
 def _file(job: Job, path: Path) -> discord.File:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import discord
 
-from services.models import Job, Progress, ProgressPhase, VideoRequest
+from services.jobs import SEGMIND_RETENTION_SECONDS
+from services.limits import format_usd
+from services.models import Job, JobState, Progress, ProgressPhase, VideoRequest
 
 CONTENT_MAX = 2000
 EMBED_DESCRIPTION_MAX = 4096
@@ -52,7 +54,7 @@ def _escape(text: str) -> str:
 
 def progress_bar(fraction: float) -> str:
     fraction = min(1.0, max(0.0, fraction))
-    filled = round(fraction * BAR_CELLS)
+    filled = int(fraction * BAR_CELLS)  # never a full bar before it is done
     return "▰" * filled + "▱" * (BAR_CELLS - filled) + f" {int(fraction * 100)}%"
 
 
@@ -62,8 +64,16 @@ def duration(seconds: float) -> str:
     return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
 
 
+def about(seconds: float) -> str:
+    """A rough duration for an estimate: `about a minute`, `about 4 minutes`."""
+    minutes = round(seconds / 60)
+    return "about a minute" if minutes <= 1 else f"about {minutes} minutes"
+
+
 def status_line(progress: Progress) -> str:
     if progress.phase is ProgressPhase.QUEUED:
+        if progress.behind_own_job:
+            return "Waiting for your other video to finish"
         if progress.position is None:
             return "Waiting for a free slot"
         if progress.position > 1:
@@ -82,6 +92,7 @@ def progress_key(progress: Progress) -> tuple[object, ...]:
     return (
         progress.phase,
         progress.position,
+        progress.behind_own_job,
         int(progress.elapsed) // 5,
         int(progress.fraction * 100),
     )
@@ -105,7 +116,8 @@ def progress_embed(job: Job, progress: Progress, spend: str | None = None) -> di
     if progress.phase is not ProgressPhase.QUEUED:
         lines.append(progress_bar(progress.fraction))
     if progress.elapsed > 0:
-        lines.append(f"Elapsed {duration(progress.elapsed)} (usually about 4 minutes)")
+        typical = f" (usually {about(progress.expected)})" if progress.expected > 0 else ""
+        lines.append(f"Elapsed {duration(progress.elapsed)}{typical}")
     embed.add_field(name="Progress", value="\n".join(lines), inline=False)
     embed.set_footer(text=footer(job, spend))
     return embed
@@ -138,22 +150,40 @@ def result_content(job: Job, *, link: str | None = None) -> str:
     """The line above the clip: pings the requester (the only allowed mention)."""
     text = f"<@{job.user_id}>, your video is ready."
     if link:
+        # Segmind keeps results one hour from the job's start; a relative time says exactly.
+        expires = (
+            f"<t:{int(job.submitted_at + SEGMIND_RETENTION_SECONDS)}:R>"
+            if job.submitted_at
+            else "within an hour"
+        )
         text += (
             "\nIt is too large to attach here, so here is a link instead. "
-            f"**It expires within an hour**: {link}"
+            f"**The link expires {expires}**: {link}"
         )
     return text[:CONTENT_MAX]
 
 
 def failure_embed(job: Job, reason: str) -> discord.Embed:
+    cancelled = job.state is JobState.CANCELLED
     embed = discord.Embed(
-        title="This video could not be made",
+        title="Video cancelled" if cancelled else "This video could not be made",
         description=shown_text(job.request.prompt, PROMPT_SHOWN_IN_PROGRESS),
-        colour=COLOUR_FAILED,
+        colour=COLOUR_QUIET if cancelled else COLOUR_FAILED,
     )
     embed.add_field(name="Why", value=reason[:FIELD_VALUE_MAX], inline=False)
+    embed.add_field(name="Cost", value=cost_note(job), inline=False)
     embed.set_footer(text=footer(job, None))
     return embed
+
+
+def cost_note(job: Job) -> str:
+    """Whether an ended job still counts: before "try again" spends another clip."""
+    if not job.counts_toward_limit:
+        return "Nothing was spent; it does not count toward your limit."
+    price = f" ({format_usd(job.cost_usd)})" if job.cost_usd > 0 else ""
+    if job.request_id is None:
+        return f"It may have reached Segmind, so it counts toward your limit{price}."
+    return f"Segmind had already started it, so it counts toward your limit{price}."
 
 
 def finished_embed(job: Job, text: str) -> discord.Embed:
@@ -166,6 +196,21 @@ def finished_embed(job: Job, text: str) -> discord.Embed:
     embed.add_field(name="Status", value=text, inline=False)
     embed.set_footer(text=footer(job, None))
     return embed
+
+
+def embed_as_text(embed: discord.Embed) -> str:
+    """An embed's words as message text, for a channel where the bot may not embed.
+
+    Discord silently drops a bot's embeds where it lacks Embed Links; the prompt, the
+    seed and the reason must still reach the member.
+    """
+    lines = [f"**{embed.title}**"] if embed.title else []
+    if embed.description:
+        lines.append(embed.description)
+    lines += [f"**{field.name}:** {field.value}" for field in embed.fields]
+    if embed.footer.text:
+        lines.append(f"-# {embed.footer.text}")
+    return "\n".join(lines)
 
 
 def refusal_text(message: str, retry_at: float | None) -> str:

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+ALREADY_ACKNOWLEDGED = 40060  # Discord: "Interaction has already been acknowledged"
 
 # One alert per server and kind of problem in this long, however many jobs hit it.
 ALERT_REPEAT_SECONDS = 3600.0
@@ -232,9 +233,16 @@ class VideoCog(commands.Cog):
     ) -> int:
         """Post the progress message as the interaction's answer; returns its message id."""
         if not interaction.response.is_done():
-            response = await interaction.response.send_message(
-                embed=embed, view=view, ephemeral=private
-            )
+            try:
+                response = await interaction.response.send_message(
+                    embed=embed, view=view, ephemeral=private
+                )
+            except discord.HTTPException as error:
+                if error.code != ALREADY_ACKNOWLEDGED:
+                    raise
+                # Discord took the answer but its reply was lost (a 5xx), and discord.py's
+                # retry was refused as a second answer: the progress message exists.
+                return (await interaction.original_response()).id
             message_id = getattr(response, "message_id", None)
             return message_id or (await interaction.original_response()).id
         # Deferred privately: the first follow-up replaces "thinking" and stays private.
@@ -293,22 +301,31 @@ class VideoCog(commands.Cog):
         self._spend.pop(job.id, None)
         # Return at once so the runner records the delivery; the cosmetic "finished" edit
         # must not stand between a posted clip and its record (or a restart posts it twice).
-        self._spawn(self._finish_progress(job))
+        self._spawn(self._finish_progress(current, message_id))
         return message_id
 
-    async def _finish_progress(self, job: Job) -> None:
+    async def _finish_progress(self, job: Job, result_message_id: int | None) -> None:
+        if self.messenger.sent_by_dm(job.id):
+            where = "Sent to the requester by direct message (the bot cannot post here)."
+        elif job.private or not result_message_id:
+            where = "Posted below."
+        else:
+            link = (
+                f"https://discord.com/channels/{job.guild_id}/{job.channel_id}/{result_message_id}"
+            )
+            where = f"[Jump to the video]({link})"
         try:
-            await self.throttle.final(job.id, lambda: self._mark_progress_finished(job))
+            await self.throttle.final(job.id, lambda: self._mark_progress_finished(job, where))
         except Exception:
             log.info("job=%s progress message could not be finished", job.id, exc_info=True)
         finally:
             self.messenger.forget(job.id)
 
-    async def _mark_progress_finished(self, job: Job) -> None:
+    async def _mark_progress_finished(self, job: Job, where: str) -> None:
         current = await self._current(job)
         try:
             await self.messenger.edit_progress(
-                current, embed=render.finished_embed(current, "Posted below."), view=None
+                current, embed=render.finished_embed(current, where), view=None
             )
         except discord.HTTPException:
             log.info("job=%s progress message could not be marked finished", job.id)
@@ -334,15 +351,16 @@ class VideoCog(commands.Cog):
         self._alerted[key] = now
         if isinstance(error, SegmindInsufficientCredits):
             text = (
-                "Segmind says the account is out of credits (406). New video requests are "
-                "paused; the bot checks again every "
+                "The bot's Segmind account is out of credits, so no videos can be made. "
+                "Whoever hosts the bot needs to top it up at segmind.com. New requests are "
+                "refused meanwhile; the bot checks again every "
                 f"{int(self.services.settings.credits_recheck_seconds // 60)} minutes."
             )
         else:
             text = (
-                "Segmind rejected the bot's configuration "
-                f"({type(error).__name__}, HTTP {getattr(error, 'status', '?')}). "
-                "The operator should check SEGMIND_API_KEY and SEGMIND_BASE_URL; details are in the bot's log."
+                "Segmind refused the bot's API key or settings, so no videos can be made. "
+                "Whoever hosts the bot needs to check `SEGMIND_API_KEY` (and "
+                "`SEGMIND_BASE_URL`); the details are in the bot's log."
             )
         await notify_moderators(self.bot, guild, text)
 

@@ -124,7 +124,7 @@ class JobButton(
         job = await _job(interaction, self.job_id)
         await _owner_or_moderator(interaction, job, "delete")
         try:
-            await interaction.delete_original_response()
+            await _delete_clicked_message(interaction)
         except discord.HTTPException as error:
             log.info("job=%s result could not be deleted (code=%s)", job.id, error.code)
             await reply(interaction, "I could not delete that message.", ephemeral=True)
@@ -159,6 +159,17 @@ class JobButton(
             view=result_view(job, shared=True),
             allowed_mentions=discord.AllowedMentions.none(),
         )
+
+
+async def _delete_clicked_message(interaction: discord.Interaction) -> None:
+    """Through the click's token; a clip posted as a plain channel message (after the
+    request's token expired) may need the channel route, which works for the bot's own."""
+    try:
+        await interaction.delete_original_response()
+    except discord.HTTPException:
+        if interaction.message is None or interaction.message.flags.ephemeral:
+            raise
+        await interaction.message.delete()
 
 
 BUTTONS = (JobButton,)

@@ -104,7 +104,7 @@ class SegmindInsufficientCredits(SegmindError):
     """406: the Segmind account is out of credits."""
 
     user_message = (
-        "Video generation is paused: the server's video credits have run out. "
+        "Video generation is paused: the bot's video credits have run out. "
         "The moderators have been told."
     )
 

@@ -47,7 +47,8 @@ SEGMIND_RETENTION_SECONDS = 3600.0
 RATE_LIMITED_SUBMIT_ATTEMPTS = 8
 MAX_RATE_LIMIT_WAIT = 120.0
 SUBMIT_BACKOFF_BASE = 1.0
-RESUMED_POLL_WINDOW = 60.0  # the first wait without Retry-After, doubled each time
+RESUMED_POLL_WINDOW = 60.0
+BEHIND_OWN_JOB = 0  # a waiting job's place when only the member's own running video holds it  # the first wait without Retry-After, doubled each time
 
 
 class JobCancelled(BotError):
@@ -56,6 +57,10 @@ class JobCancelled(BotError):
 
 class DeliveryFailed(BotError):
     user_message = "The video was made but could not be posted here."
+
+
+class DownloadFailed(BotError):
+    user_message = "The video was made, but the bot could not fetch it from Segmind."
 
 
 class JobListener(Protocol):
@@ -185,6 +190,8 @@ class JobRunner:
 
     async def enqueue(self, job: Job) -> int | None:
         """Queue a stored job; returns its 1-based position in line, or None if it started or ended.
+
+        ``BEHIND_OWN_JOB`` (0) means it waits only for the member's own running video.
 
         During shutdown the job is left as stored (QUEUED): the next start picks it up.
         """
@@ -329,14 +336,25 @@ class JobRunner:
                 still_waiting.append(job)
         self._waiting = still_waiting
         changed = []
-        for index, job in enumerate(self._waiting, start=1):
-            if self._positions.get(job.id) != index:
-                self._positions[job.id] = index
-                changed.append((job, index))
+        ahead = 0
+        for job in self._waiting:
+            if self._running_members[self._member(job)] >= self._config.max_per_member:
+                place = BEHIND_OWN_JOB  # starts when the member's own video ends, not in line
+            else:
+                ahead += 1
+                place = ahead
+            if self._positions.get(job.id) != place:
+                self._positions[job.id] = place
+                changed.append((job, place))
         if not self._running and not self._waiting:
             self._idle.set()
-        for job, position in changed:
-            await self._emit(job, Progress(job.id, ProgressPhase.QUEUED, position=position))
+        for job, place in changed:
+            progress = (
+                Progress(job.id, ProgressPhase.QUEUED, behind_own_job=True)
+                if place == BEHIND_OWN_JOB
+                else Progress(job.id, ProgressPhase.QUEUED, position=place)
+            )
+            await self._emit(job, progress)
 
     def _release(self, job_id: int) -> None:
         self._running.pop(job_id, None)
@@ -486,7 +504,11 @@ class JobRunner:
         phase = ProgressPhase.PROCESSING if processing else ProgressPhase.SEGMIND_QUEUED
         expected = expected_duration(job, self._config.expected_seconds)
         return Progress(
-            job.id, phase, elapsed=elapsed, fraction=estimate_fraction(elapsed, expected)
+            job.id,
+            phase,
+            elapsed=elapsed,
+            fraction=estimate_fraction(elapsed, expected),
+            expected=expected,
         )
 
     async def _poll(self, job: Job) -> Job:
@@ -565,7 +587,7 @@ class JobRunner:
                 )
             except (SegmindUnavailable, SegmindServerError) as err:
                 if attempt == len(delays):
-                    raise
+                    raise DownloadFailed(detail=err.detail) from err
                 log.warning(
                     "job=%s download failed (%s); retrying in %ss",
                     job.id,

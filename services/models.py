@@ -214,6 +214,15 @@ class Job:
     error: str | None = None
     cost_usd: float = 0.0
 
+    @property
+    def counts_toward_limit(self) -> bool:
+        """Holding a place, outcome unknown, or accepted by Segmind (and so billed).
+
+        The same rule as ``COUNTED`` in services/storage/jobs.py, which applies it in SQL.
+        """
+        waiting = self.state in (JobState.QUEUED, JobState.SUBMITTING, JobState.UNKNOWN)
+        return waiting or self.request_id is not None
+
 
 class ProgressPhase(str, enum.Enum):
     QUEUED = "queued"  # waiting for a slot in this bot
@@ -227,13 +236,17 @@ class ProgressPhase(str, enum.Enum):
 class Progress:
     """A progress event the job runner emits and the cog renders.
 
-    ``position`` is 1-based in this bot's queue (only while QUEUED); ``elapsed`` is
-    seconds since the job was accepted by Segmind (0 before); ``fraction`` is an
-    estimate from elapsed time against the typical duration, never 1.0 before done.
+    ``position`` is 1-based in this bot's queue (only while QUEUED), counting only jobs
+    that start before this one; ``behind_own_job`` says it waits for the member's own
+    running video instead. ``elapsed`` is seconds since the job was accepted by Segmind
+    (0 before); ``fraction`` is an estimate from elapsed time against the typical
+    duration, never 1.0 before done.
     """
 
     job_id: int
     phase: ProgressPhase
     position: int | None = None
+    behind_own_job: bool = False
     elapsed: float = 0.0
     fraction: float = 0.0
+    expected: float = 0.0  # the typical duration of a job like this one, in seconds

@@ -32,6 +32,7 @@ MAKING = "Making your video"
 READY = "Your video is ready"
 FINISHED = "Video finished"
 FAILED = "This video could not be made"
+CANCELLED = "Video cancelled"
 
 
 async def start_held_simulator(

@@ -20,7 +20,7 @@ from tests.bot.helpers import (
     wait_for_reply,
     wait_idle,
 )
-from tests.fakediscord import FakeDiscord, FakeMember, StoredMessage
+from tests.fakediscord import FakeDiscord, FakeMember, Fault, StoredMessage
 
 
 async def first_clip(fake: FakeDiscord, member: FakeMember, prompt: str) -> StoredMessage:
@@ -105,3 +105,19 @@ async def test_another_member_may_not_delete_a_clip_but_a_moderator_may(
 
     await click(fake_discord, clip, "delete", mod)
     await fake_discord.wait_until(lambda: clip.deleted, TIMEOUT)
+
+
+async def test_delete_still_works_when_the_click_token_cannot_reach_the_clip(
+    bot, fake_discord: FakeDiscord
+):
+    """A clip posted as a plain channel message (after 15 minutes) is not the click's."""
+    alice = fake_discord.world.member_named("alice")
+    clip = await first_clip(fake_discord, alice, "posted late")
+    fake_discord.inject(
+        Fault.custom("DELETE /webhooks/*/*/messages/*", 404, 10008, "Unknown Message")
+    )
+
+    await click(fake_discord, clip, "delete", alice)
+
+    await fake_discord.wait_until(lambda: clip.deleted, TIMEOUT)
+    assert fake_discord.calls_to(f"DELETE /channels/{clip.channel_id}/messages/{clip.id}")

@@ -37,7 +37,7 @@ from tests.bot.faultkit import (  # noqa: F401 - fixtures
     wait_for_status,
     wait_for_title,
 )
-from tests.fakediscord import Fault, Perm
+from tests.fakediscord import Fault, Perm, payloads
 
 EXPIRED_LOG = "interaction token expired; using channel messages"
 CHANNEL_POST = "POST /channels/*/messages"
@@ -283,7 +283,7 @@ async def test_missing_attach_files_posts_an_expiring_link(
         refused_route = CHANNEL_POST
 
     link = await fake_discord.wait_for_message(
-        record.channel_id, lambda m: "expires within an hour" in m.content, timeout=10
+        record.channel_id, lambda m: "The link expires <t:" in m.content, timeout=10
     )
     job = await job_when_idle(services)
 
@@ -312,7 +312,7 @@ async def test_413_on_upload_posts_an_expiring_link(
         refused_route = CHANNEL_POST
 
     link = await fake_discord.wait_for_message(
-        record.channel_id, lambda m: "expires within an hour" in m.content, timeout=10
+        record.channel_id, lambda m: "The link expires <t:" in m.content, timeout=10
     )
     job = await job_when_idle(services)
 
@@ -358,7 +358,8 @@ async def test_a_lasting_5xx_on_upload_fails_the_job_clearly_after_bounded_retri
 
     assert failure.id == record.original_message_id  # the member is told in place
     assert "could not be posted" in field(failure, "Why")
-    assert len(fake_discord.calls_to(uploads)) == len(DELIVERY_RETRY_DELAYS) + 1
+    with_clip = [call for call in fake_discord.calls_to(uploads) if call.files]
+    assert len(with_clip) == len(DELIVERY_RETRY_DELAYS) + 1
     assert job.state is JobState.FAILED
     assert logged(caplog, "could not be delivered", logging.ERROR) == 1
     assert [m for m in fake_discord.channel_messages(record.channel_id) if m.attachments] == []
@@ -382,3 +383,69 @@ async def test_a_channel_deleted_while_the_token_is_fresh_still_reaches_the_memb
     assert dm[0].attachments[0].data == SAMPLE
     assert job.state is JobState.DELIVERED
     assert len(simulator.submits) == 1
+
+
+@pytest.mark.parametrize("status", [502, 503])  # discord.py resends a 502 itself, not a 503
+async def test_a_clip_posted_whose_answer_was_lost_is_not_posted_twice(
+    status, bot, fake_discord, services, simulator
+):
+    slow_segmind(simulator)
+    alice = fake_discord.world.member_named("alice")
+    channel = fake_discord.world.guild.channels[0]
+    await request_video(fake_discord, alice)
+    fake_discord.advance(TOKEN_LIFETIME + 1)  # the clip goes by channel message
+    uploads = f"POST /channels/{channel.id}/messages"
+    # Discord stores the message, then its edge answers 5xx: the bot cannot know it worked.
+    fake_discord.inject(Fault.server_error(uploads, status=status, after_apply=True))
+
+    await wait_for_clip(fake_discord, channel.id)
+    job = await job_when_idle(services)
+
+    assert job.state is JobState.DELIVERED
+    clips = [m for m in fake_discord.channel_messages(channel.id) if m.attachments]
+    assert len(clips) == 1 and clips[0].pinged_user_ids == {alice.id}
+    assert job.result_message_id == clips[0].id
+    assert len([c for c in fake_discord.calls_to(uploads) if c.files]) == 2  # sent again, once
+
+
+async def test_a_progress_answer_discord_took_but_failed_to_confirm_still_runs_the_job(
+    bot, fake_discord, services, simulator
+):
+    alice = fake_discord.world.member_named("alice")
+    # The answer to /video is stored, then 502: discord.py resends it and Discord says 40060.
+    fake_discord.inject(
+        Fault.server_error("POST /interactions/*/*/callback", status=502, after_apply=True)
+    )
+    record = await request_video(fake_discord, alice)
+
+    clip = await wait_for_clip(fake_discord, record.channel_id)
+    job = await job_when_idle(services)
+
+    assert job.state is JobState.DELIVERED and job.message_id == record.original_message_id
+    assert clip.attachments[0].data == SAMPLE
+    assert len(simulator.submits) == 1
+
+
+async def test_without_embed_links_the_clip_still_shows_its_prompt_and_seed(
+    bot, fake_discord, services, simulator
+):
+    """Discord drops a bot's embeds where it lacks Embed Links; the words must survive."""
+    slow_segmind(simulator)
+    alice = fake_discord.world.member_named("alice")
+    channel = fake_discord.world.guild.channels[0]
+    await request_video(fake_discord, alice, prompt="a heron at dawn", seed=77)
+    fake_discord.advance(TOKEN_LIFETIME + 1)  # from now on, plain channel messages
+    channel.deny(bot_member(fake_discord), Perm.EMBED_LINKS)
+    await fake_discord.dispatch_event("CHANNEL_UPDATE", payloads.channel(channel))
+    guild = bot.get_guild(fake_discord.world.guild.id)
+    await fake_discord.wait_until(  # the bot has heard of the change, as from Discord
+        lambda: not bot.get_channel(channel.id).permissions_for(guild.me).embed_links
+    )
+
+    clip = await wait_for_clip(fake_discord, channel.id)
+
+    assert clip.embeds == []
+    assert clip.content.startswith(f"<@{alice.id}>, your video is ready.")
+    assert "a heron at dawn" in clip.content and "**Seed:** `77`" in clip.content
+    assert clip.attachments[0].data == SAMPLE and clip.pinged_user_ids == {alice.id}
+    assert len(clip.content) <= 2000

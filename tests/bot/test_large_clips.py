@@ -126,7 +126,7 @@ async def test_a_clip_that_cannot_be_made_small_enough_is_posted_as_an_expiring_
     await wait_for_status(fake_discord, record.original_message_id, "Queued at Segmind")
 
     finish_segmind_jobs(segmind_clock)
-    linked = await wait_for_message_text(fake_discord, record.channel_id, "expires within an hour")
+    linked = await wait_for_message_text(fake_discord, record.channel_id, "The link expires <t:")
 
     assert linked.attachments == []
     assert f"{simulator.base_url}/files/" in linked.content  # Segmind's own link

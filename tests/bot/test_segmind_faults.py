@@ -22,7 +22,7 @@ from services.errors import (
     SegmindRequestExpired,
     SubmitOutcomeUnknown,
 )
-from services.jobs import RATE_LIMITED_SUBMIT_ATTEMPTS
+from services.jobs import RATE_LIMITED_SUBMIT_ATTEMPTS, DownloadFailed
 from services.models import JobState
 from services.segmind import _NOT_FOUND_RETRIES
 from tests.bot.conftest import SAMPLE
@@ -186,7 +186,7 @@ async def test_a_download_that_keeps_failing_ends_clearly_after_bounded_retries(
 
     why = await failed(fake_discord, services, record, JobState.FAILED)
 
-    assert why == SegmindError.user_message
+    assert why == DownloadFailed.user_message  # made and paid for: not "try again later"
     assert len(simulator.calls_to("download")) == len(DOWNLOAD_RETRY_DELAYS) + 1
     assert logged(caplog, "download failed", logging.WARNING) == len(DOWNLOAD_RETRY_DELAYS)
     assert len(simulator.submits) == 1 == simulator.submit_attempts

@@ -16,6 +16,7 @@ from services.clock import FakeClock
 from services.simulator import FAIL_MARKER_ERROR, SegmindSimulator
 from tests.bot.conftest import SAMPLE
 from tests.bot.helpers import (
+    CANCELLED,
     CHANNEL_MESSAGE,
     FAILED,
     FINISHED,
@@ -29,7 +30,6 @@ from tests.bot.helpers import (
     field,
     finish_segmind_jobs,
     has_button,
-    progress_of,
     revision_statuses,
     start_held_simulator,
     title,
@@ -93,7 +93,10 @@ async def test_progress_is_edited_in_place_then_the_clip_is_attached_with_prompt
     assert "▰" in field(progress, "Progress") or "▱" in field(progress, "Progress")
     finish_segmind_jobs(segmind_clock)
     clip = await wait_for_clip(fake_discord, record.channel_id)
-    await wait_for_title(fake_discord, progress_id, FINISHED)
+    finished = await wait_for_title(fake_discord, progress_id, FINISHED)
+    guild_id = fake_discord.world.guild.id
+    jump = f"https://discord.com/channels/{guild_id}/{record.channel_id}/{clip.id}"
+    assert f"[Jump to the video]({jump})" in field(finished, "Status")
 
     # The clip: the simulator's exact bytes, the prompt, the seed Segmind was given, one ping.
     seed = simulator.submits[0]["seed"]
@@ -151,8 +154,14 @@ async def test_segmind_failure_is_shown_with_segminds_own_error_text(
     # Markdown escapes (the prompt is shown literally) disappear when Discord renders it.
     assert "something [fail] worthy" in failed.embeds[0]["description"].replace("\\", "")
     assert not has_button(failed, "cancel")
+    assert "counts toward your limit" in (field(failed, "Cost") or "")  # Segmind had started it
+    # An edit does not notify, so one short line pings the requester, and only them.
+    ping = await fake_discord.wait_for_message(
+        record.channel_id, lambda m: "could not be made" in m.content, timeout=TIMEOUT
+    )
+    assert ping.pinged_user_ids == {alice.id}
     visible = fake_discord.channel_messages(record.channel_id)
-    assert [m.id for m in visible] == [failed.id]
+    assert [m.id for m in visible] == [failed.id, ping.id]
     assert not any(m.attachments for m in visible)
 
 
@@ -197,26 +206,19 @@ async def test_cancel_while_queued_submits_nothing_and_the_line_moves_up(
     alice = fake_discord.world.member_named("alice")
     first = await video(fake_discord, alice, {"prompt": "the first clip"})
     await wait_for_status(fake_discord, first.original_message_id, "Queued at Segmind")
-    waiting = [
-        await video(fake_discord, alice, {"prompt": "the second clip"}),
-        await video(fake_discord, alice, {"prompt": "the third clip"}),
-    ]
-    # The one told "1 ahead of you" proves the other is really in line ahead of it.
-    behind = await fake_discord.wait_until(
-        lambda: next(
-            (r for r in waiting if "1 ahead of you" in progress_of(fake_discord, r)), None
-        ),
-        TIMEOUT,
-    )
-    ahead = next(r for r in waiting if r is not behind)
+    ahead = await video(fake_discord, alice, {"prompt": "the second clip"})
+    behind = await video(fake_discord, alice, {"prompt": "the third clip"})
+    for waiting in (ahead, behind):  # one video per member at a time: not "in line"
+        await wait_for_status(
+            fake_discord, waiting.original_message_id, "Waiting for your other video to finish"
+        )
 
     cancel = await click(fake_discord, answer(fake_discord, ahead), "cancel", alice)
     note = await wait_for_reply(fake_discord, cancel, lambda m: "Cancelled" in m.content)
     assert note.ephemeral and note.visible_to == {alice.id}
     assert "Nothing was spent" in note.content
-    cancelled = await wait_for_title(fake_discord, ahead.original_message_id, FAILED)
+    cancelled = await wait_for_title(fake_discord, ahead.original_message_id, CANCELLED)
     assert "cancelled" in (field(cancelled, "Why") or "")
-    await wait_for_status(fake_discord, behind.original_message_id, "you are next")
 
     finish_segmind_jobs(segmind_clock)
     first_clip = await wait_for_clip(fake_discord, first.channel_id)
@@ -226,7 +228,8 @@ async def test_cancel_while_queued_submits_nothing_and_the_line_moves_up(
     await wait_idle(services.runner)
     behind_prompt = answer(fake_discord, behind).embeds[0]["description"]
     assert [s["prompt"] for s in simulator.submits] == ["the first clip", behind_prompt]
-    assert title(fake_discord.message(ahead.original_message_id)) == FAILED
+    assert behind_prompt == "the third clip"
+    assert title(fake_discord.message(ahead.original_message_id)) == CANCELLED
 
 
 async def test_cancel_clicked_the_moment_the_progress_appears_submits_nothing(
@@ -245,7 +248,7 @@ async def test_cancel_clicked_the_moment_the_progress_appears_submits_nothing(
     cancel = await click(fake_discord, answer(fake_discord, second), "cancel", alice)
     note = await wait_for_reply(fake_discord, cancel, lambda m: bool(m.content))
     assert note.content.startswith("Cancelled.") and note.visible_to == {alice.id}
-    await wait_for_title(fake_discord, second.original_message_id, FAILED)
+    await wait_for_title(fake_discord, second.original_message_id, CANCELLED)
 
     finish_segmind_jobs(segmind_clock)
     await wait_for_clip(fake_discord, first.channel_id)

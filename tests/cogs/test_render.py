@@ -58,6 +58,10 @@ def test_progress_bar_is_bounded():
         (Progress(7, ProgressPhase.QUEUED), "Waiting for a free slot"),
         (Progress(7, ProgressPhase.QUEUED, position=1), "Waiting in line: you are next"),
         (Progress(7, ProgressPhase.QUEUED, position=3), "Waiting in line: 2 ahead of you"),
+        (
+            Progress(7, ProgressPhase.QUEUED, behind_own_job=True),
+            "Waiting for your other video to finish",
+        ),
         (Progress(7, ProgressPhase.SEGMIND_QUEUED, elapsed=3), "Queued at Segmind"),
         (Progress(7, ProgressPhase.PROCESSING, elapsed=65, fraction=0.3), "Generating"),
     ],
@@ -107,6 +111,9 @@ def test_result_content_pings_only_the_requester_and_marks_links_as_expiring():
     assert render.result_content(job) == "<@42>, your video is ready."
     linked = render.result_content(job, link="https://cdn.example/v.mp4")
     assert "https://cdn.example/v.mp4" in linked and "expires within an hour" in linked
+    # With the submit time known, exactly when: Segmind keeps results one hour.
+    timed = render.result_content(make_job(submitted_at=1000.0), link="https://cdn.example/v")
+    assert "The link expires <t:4600:R>" in timed
     assert len(render.result_content(job, link="https://x/" + "a" * 3000)) <= render.CONTENT_MAX
 
 
@@ -117,3 +124,32 @@ def test_refusal_text_adds_a_relative_timestamp():
     )
     assert render.refusal_text("Already <t:1:R>.", 5) == "Already <t:1:R>."
     assert render.refusal_text("No time.", None) == "No time."
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"state": JobState.FAILED}, "Nothing was spent"),
+        ({"state": JobState.UNKNOWN, "cost_usd": 0.36}, "may have reached Segmind"),
+        (
+            {"state": JobState.FAILED, "request_id": "r1", "cost_usd": 0.36},
+            "counts toward your limit ($0.36)",
+        ),
+    ],
+)
+def test_a_failure_says_whether_it_still_counts(changes, expected):
+    embed = render.failure_embed(make_job(**changes), "Segmind could not make this video.")
+    assert render.COLOUR_FAILED == embed.colour
+    assert expected in next(f.value for f in embed.fields if f.name == "Cost")
+
+
+def test_a_cancelled_video_is_not_shown_as_a_failure():
+    embed = render.failure_embed(make_job(state=JobState.CANCELLED), "This video was cancelled.")
+    assert embed.title == "Video cancelled" and embed.colour == render.COLOUR_QUIET
+
+
+def test_progress_shows_this_jobs_own_typical_duration_and_no_full_bar_before_done():
+    progress = Progress(7, ProgressPhase.PROCESSING, elapsed=30, fraction=0.97, expected=50)
+    value = render.progress_embed(make_job(), progress).fields[0].value
+    assert "usually about a minute" in value
+    assert "▱" in render.progress_bar(0.97)

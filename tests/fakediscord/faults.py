@@ -43,6 +43,9 @@ class Fault:
     error: DiscordError
     times: int | None = 1
     hits: int = 0
+    # Discord's edge failing after its backend already did the work (a 502/504 on a slow
+    # upload): the request takes effect, yet the client sees the error and may retry.
+    after_apply: bool = False
     _method: str | None = field(init=False, repr=False, default=None)
     _regex: re.Pattern[str] = field(init=False, repr=False)
 
@@ -104,9 +107,15 @@ class Fault:
         return cls(route, errors.missing_access(), times)
 
     @classmethod
-    def server_error(cls, route: str, *, status: int = 500, times: int | None = 1) -> Fault:
-        """A 5xx; note discord.py retries 500/502/504 after 1 s, 3 s, ... (slow in tests)."""
-        return cls(route, DiscordError(status, 0, f"{status}: Internal Server Error"), times)
+    def server_error(
+        cls, route: str, *, status: int = 500, times: int | None = 1, after_apply: bool = False
+    ) -> Fault:
+        """A 5xx; note discord.py retries 500/502/504 after 1 s, 3 s, ... (slow in tests).
+
+        ``after_apply``: the request is carried out first, then answered with the 5xx.
+        """
+        error = DiscordError(status, 0, f"{status}: Internal Server Error")
+        return cls(route, error, times, after_apply=after_apply)
 
     @classmethod
     def custom(

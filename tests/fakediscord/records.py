@@ -138,6 +138,7 @@ class StoredMessage:
     webhook_id: int | None = None
     visible_to: frozenset[int] | None = None
     message_reference: dict[str, Any] | None = None
+    nonce: str | None = None  # as sent; with enforce_nonce, a repeat returns this message
     edited_at: float | None = None
     edited_wall: float | None = None
     deleted: bool = False

@@ -141,14 +141,18 @@ class RestServer:
         body_error: DiscordError | None,
     ) -> web.StreamResponse:
         fault = self.faults.take(request.method, call.path)
-        if fault is not None:
+        if fault is not None and not fault.after_apply:
             call.fault = fault
             raise fault.error
         if not call.path.startswith(_TOKEN_ROUTES):
             self._check_bot_token(request)
         if body_error is not None:
             raise body_error
-        return await handler(request)
+        response = await handler(request)
+        if fault is not None:  # done, but the answer is lost on the way back
+            call.fault = fault
+            raise fault.error
+        return response
 
     def _check_bot_token(self, request: web.Request) -> None:
         if request.headers.get(hdrs.AUTHORIZATION) != f"Bot {self.store.world.token}":
@@ -274,6 +278,15 @@ class RestServer:
                 raise errors.missing_permissions()
         return dest
 
+    def _embeds_as_allowed(self, dest: Destination, body: MessageBody) -> MessageBody:
+        """Without Embed Links in a server channel, Discord drops a bot message's embeds."""
+        if dest.guild is None or dest.channel is None or "embeds" not in body.payload:
+            return body
+        perms = channel_permissions(dest.guild, dest.channel, self.store.world.bot.id)
+        if has(perms, Perm.EMBED_LINKS):
+            return body
+        return MessageBody(payload={**body.payload, "embeds": []}, files=body.files)
+
     async def _get_channel(self, request: web.Request) -> web.Response:
         dest = self._destination(request)
         last = self.store.last_message_id(dest.channel_id)
@@ -304,6 +317,15 @@ class RestServer:
             raise errors.cannot_dm_user()
         validate(body, upload_limit=self.store.world.upload_limit_for(dest.guild), creating=True)
         self._check_reference(dest, body.payload)
+        body = self._embeds_as_allowed(dest, body)
+        if not (body.payload.get("content") or body.payload.get("embeds") or body.files) and not (
+            body.payload.get("components")
+        ):
+            raise errors.empty_message()
+        repeated = self.store.message_with_nonce(dest.channel_id, body.payload)
+        if repeated is not None:
+            # enforce_nonce: the same nonce within minutes returns the first message, unsent.
+            return json_response(self.store.message_payload(repeated))
         message = await self.store.create_message(dest, self.store.world.bot.id, body)
         return json_response(self.store.message_payload(message))
 
@@ -346,7 +368,7 @@ class RestServer:
             raise errors.cannot_edit_others_message()
         body: MessageBody = request[BODY_KEY]
         validate(body, upload_limit=self.store.world.upload_limit_for(dest.guild), creating=False)
-        await self.store.edit_message(message, body)
+        await self.store.edit_message(message, self._embeds_as_allowed(dest, body))
         return json_response(self.store.message_payload(message))
 
     async def _delete_message(self, request: web.Request) -> web.Response:

@@ -31,6 +31,9 @@ from .records import (
 )
 from .world import FakeChannel, FakeGuild, FakeUser, FakeWorld
 
+# Discord de-duplicates a nonce with enforce_nonce "for a few minutes".
+NONCE_WINDOW = 5 * 60
+
 EventSink = Callable[[str, dict[str, Any]], Awaitable[Any]]
 
 
@@ -152,6 +155,7 @@ class Store:
             webhook_id=self.world.application_id if interaction else None,
             visible_to=visible_to,
             message_reference=payload.get("message_reference"),
+            nonce=str(payload["nonce"]) if payload.get("nonce") is not None else None,
         )
         message.attachments = self._upload(body, dest.channel_id)
         message.mentions = self._mentions(message, dest, message.allowed_mentions, notify=notify)
@@ -162,6 +166,20 @@ class Store:
         await self._emit_message("MESSAGE_CREATE", message)
         self.notifier.notify()
         return message
+
+    def message_with_nonce(self, channel_id: int, payload: dict[str, Any]) -> StoredMessage | None:
+        """The bot's message in the channel created with this nonce in the last few minutes."""
+        nonce = payload.get("nonce")
+        if nonce is None or not payload.get("enforce_nonce"):
+            return None
+        now = self.clock.monotonic()
+        for message_id in reversed(self.channel_messages.get(channel_id, [])):
+            message = self.messages[message_id]
+            if now - message.created_at > NONCE_WINDOW:
+                break
+            if message.nonce == str(nonce) and not message.deleted:
+                return message
+        return None
 
     async def edit_message(self, message: StoredMessage, body: MessageBody) -> StoredMessage:
         """Apply an edit; edits re-parse mentions (allowed_mentions is not kept) but never ping."""

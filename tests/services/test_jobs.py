@@ -15,6 +15,7 @@ from services.clock import Clock, FakeClock, SystemClock
 from services.credits import CreditGate
 from services.errors import BotError, SegmindAuthError, SegmindRequestExpired
 from services.jobs import (
+    BEHIND_OWN_JOB,
     RATE_LIMITED_SUBMIT_ATTEMPTS,
     SUBMIT_BACKOFF_BASE,
     JobRunner,
@@ -230,6 +231,28 @@ async def test_queue_positions_count_down(storage, simulator, make_runner):
         if p.job_id == jobs[2].id and p.phase is ProgressPhase.QUEUED
     ]
     assert third == [2, 1]
+
+
+async def test_a_job_held_only_by_the_members_own_video_is_not_counted_in_line(
+    storage, simulator_factory, segmind_client_factory, make_runner
+):
+    sim = await simulator_factory(processing_seconds=0.3)
+    runner, rec = make_runner(
+        segmind_client_factory(sim.base_url), max_concurrent=2, max_per_member=1
+    )
+    await runner.start()
+    alice_first, alice_second = await add_job(storage, user_id=1), await add_job(storage, user_id=1)
+    bob = await add_job(storage, user_id=2)
+    carol = await add_job(storage, user_id=3)
+    assert await runner.enqueue(alice_first) is None  # runs
+    assert await runner.enqueue(alice_second) == BEHIND_OWN_JOB  # waits for alice's own video
+    assert await runner.enqueue(bob) is None  # the second slot
+    assert await runner.enqueue(carol) == 1  # next for a free slot: alice's second is not ahead
+    await rec.wait_for(lambda: len(rec.ready) == 4)
+    waiting = [
+        p for p in rec.progress if p.job_id == alice_second.id and p.phase is ProgressPhase.QUEUED
+    ]
+    assert waiting[0].behind_own_job and waiting[0].position is None
 
 
 async def test_cancelling_a_waiting_job_submits_nothing(storage, simulator, make_runner):
