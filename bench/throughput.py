@@ -28,8 +28,8 @@ import aiohttp
 
 from services.admission import Admission
 from services.clock import SystemClock
-from services.credits import CreditGate
 from services.errors import RefusedError
+from services.gates import AccountGates
 from services.jobs import JobRunner, RunnerConfig
 from services.models import VideoRequest
 from services.periods import LimitSpec
@@ -51,7 +51,7 @@ async def bench_admission(folder: Path, members: int, requests: int) -> None:
         default_limit=LimitSpec(10, 86400),
         clip_cost_usd=0.36,
         clock=clock,
-        credits=CreditGate(clock, 600),
+        gates=AccountGates.create(clock, 600),
     )
     latencies: list[float] = []
     admitted = refused = 0
@@ -120,7 +120,7 @@ async def bench_runner(folder: Path, jobs: int) -> None:
             client,
             RunnerConfig(clips_dir=folder / "clips", max_concurrent=8, max_per_member=8),
             clock=clock,
-            credits=CreditGate(clock, 600),
+            gates=AccountGates.create(clock, 600),
             listener=counter,
         )
         await runner.start()

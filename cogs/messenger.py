@@ -233,6 +233,11 @@ class JobMessenger:
             self._channel(job).send, job, result, self._guild_upload_limit(job), options
         )
 
+    def _origin(self, job: Job) -> str:
+        guild = self._bot.get_guild(job.guild_id)
+        server = discord.utils.escape_markdown(guild.name) if guild is not None else "a server"
+        return f"You asked for it in **{server}**, <#{job.channel_id}>."
+
     def _can_embed(self, job: Job) -> bool:
         guild = self._bot.get_guild(job.guild_id)
         channel = guild.get_channel(job.channel_id) if guild is not None else None
@@ -250,8 +255,15 @@ class JobMessenger:
     async def _send_direct(self, job: Job, result: ResultMessage) -> int:
         try:
             user = self._bot.get_user(job.user_id) or await self._bot.fetch_user(job.user_id)
-            # Buttons act on the server's job; in a DM they would only confuse.
-            direct = replace(result, view=None)
+            # Buttons act on the server's job; in a DM they would only confuse. Say where
+            # the request was made: a DM alone does not.
+            where = self._origin(job)
+            direct = replace(
+                result,
+                view=None,
+                content=f"{result.content}\n{where}"[: render.CONTENT_MAX],
+                link_content=f"{result.link_content}\n{where}"[: render.CONTENT_MAX],
+            )
             options = {"nonce": _clip_nonce(job)}
             message_id = await self._post(user.send, job, direct, DEFAULT_UPLOAD_LIMIT, options)
             self._sent_by_dm.add(job.id)

@@ -119,8 +119,14 @@ def progress_embed(job: Job, progress: Progress, spend: str | None = None) -> di
         typical = f" (usually {about(progress.expected)})" if progress.expected > 0 else ""
         lines.append(f"Elapsed {duration(progress.elapsed)}{typical}")
     embed.add_field(name="Progress", value="\n".join(lines), inline=False)
+    embed.add_field(name="Requested by", value=requester(job))
     embed.set_footer(text=footer(job, spend))
     return embed
+
+
+def requester(job: Job) -> str:
+    """Whose video it is, for everyone in the channel; a mention in an embed never pings."""
+    return f"<@{job.user_id}>"
 
 
 def parameter_fields(embed: discord.Embed, request: VideoRequest) -> None:
@@ -172,6 +178,7 @@ def failure_embed(job: Job, reason: str) -> discord.Embed:
     )
     embed.add_field(name="Why", value=reason[:FIELD_VALUE_MAX], inline=False)
     embed.add_field(name="Cost", value=cost_note(job), inline=False)
+    embed.add_field(name="Requested by", value=requester(job))
     embed.set_footer(text=footer(job, None))
     return embed
 

@@ -22,6 +22,7 @@ from services.errors import (
     SegmindBadRequest,
     SegmindInsufficientCredits,
 )
+from services.gates import AccountPaused
 from services.jobs import SEGMIND_RETENTION_SECONDS
 from services.limits import format_usd
 from services.models import (
@@ -64,6 +65,8 @@ class VideoCog(commands.Cog):
         self._spend: dict[int, str] = {}  # "$0.36 · 2 of 3 clips left today", per job
         self._background: set[asyncio.Task[None]] = set()
         self._alerted: dict[tuple[int, str], float] = {}
+        # Private clips shared since the start: Share stays on the private message.
+        self.shared: set[int] = set()
 
     async def cog_load(self) -> None:
         self.services.runner.set_listener(self)
@@ -182,6 +185,10 @@ class VideoCog(commands.Cog):
                 self._spawn(
                     notify_moderators(self.bot, interaction.guild, refusal.moderator_message)
                 )
+            raise
+        except AccountPaused as refusal:
+            # The member is told the moderators know: make it true for this server too.
+            self._spawn(self._tell_moderators(new.guild_id, refusal.cause))
             raise
         except discord.HTTPException:
             # Too late to answer at all: whatever admission stored must never run.
@@ -342,10 +349,14 @@ class VideoCog(commands.Cog):
         self.messenger.forget(job.id)
 
     async def on_operator_alert(self, job: Job, error: BotError) -> None:
-        guild = self.bot.get_guild(job.guild_id)
+        await self._tell_moderators(job.guild_id, error)
+
+    async def _tell_moderators(self, guild_id: int, error: BotError) -> None:
+        """Once an hour per server and kind of problem, however many requests hit it."""
+        guild = self.bot.get_guild(guild_id)
         if guild is None:
             return
-        key, now = (job.guild_id, type(error).__name__), self.services.clock.time()
+        key, now = (guild_id, type(error).__name__), self.services.clock.time()
         if now - self._alerted.get(key, -ALERT_REPEAT_SECONDS) < ALERT_REPEAT_SECONDS:
             return
         self._alerted[key] = now

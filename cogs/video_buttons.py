@@ -105,7 +105,7 @@ class JobButton(
             raise BotError("This video has already finished.")
         stopped = await _cog(interaction).services.runner.cancel(job.id)
         if stopped is None or stopped.state is not JobState.CANCELLED:
-            await reply(interaction, "This video had already finished.", ephemeral=True)
+            await reply(interaction, "This video has already finished.", ephemeral=True)
             return
         note = (
             " Segmind had already started it, so it still counts toward the limit."
@@ -144,10 +144,21 @@ class JobButton(
                 f"`/video` and seed `{job.request.seed}`."
             )
         cog = _cog(interaction)
+        if job.id in cog.shared:
+            # The private message keeps its Share button: a second click must not post again.
+            raise BotError("You have already shared this video.")
+        cog.shared.add(job.id)
+        try:
+            await self._post_share(interaction, job, stored)
+        except BaseException:
+            cog.shared.discard(job.id)
+            raise
+
+    async def _post_share(self, interaction: discord.Interaction, job: Job, stored: Path) -> None:
+        cog = _cog(interaction)
         path = await cog.messenger.fit(job, Clip(stored, None), interaction.filesize_limit)
         if path is None:
-            await reply(interaction, "This clip is too large to post in this channel.")
-            return
+            raise BotError("This clip is too large to post in this channel.")
         embed = render.result_embed(job)
         embed.title = "A video, shared"
         # The first follow-up replaces the private "thinking"; the share is the second.
@@ -159,6 +170,7 @@ class JobButton(
             view=result_view(job, shared=True),
             allowed_mentions=discord.AllowedMentions.none(),
         )
+        await interaction.edit_original_response(content="Shared in the channel.")
 
 
 async def _delete_clicked_message(interaction: discord.Interaction) -> None:

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from services.clock import Clock
-from services.credits import CreditGate
 from services.errors import RefusedError
+from services.gates import AccountGates
 from services.limits import (
     EffectiveLimit,
     clips_left_text,
@@ -89,13 +89,13 @@ class Admission:
         default_limit: LimitSpec,
         clip_cost_usd: float,
         clock: Clock,
-        credits: CreditGate,
+        gates: AccountGates,
     ) -> None:
         self._storage = storage
         self._default = default_limit
         self._cost = clip_cost_usd
         self._clock = clock
-        self._credits = credits
+        self._gates = gates
 
     @property
     def clip_cost_usd(self) -> float:
@@ -137,9 +137,9 @@ class Admission:
                 )
             refusal = await self._budget_refusal(tx, settings, now)
             if refusal is None:
-                # Last, so a recheck the credit gate lets through is not spent on a
+                # Last, so a recheck a paused account lets through is not spent on a
                 # request the limits would refuse anyway.
-                self._credits.check()
+                self._gates.check()
                 job = await self._storage.jobs.insert(
                     replace(new, created_at=now, cost_usd=self._cost), tx=tx
                 )

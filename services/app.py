@@ -17,7 +17,7 @@ import aiohttp
 
 from services.admission import Admission
 from services.clock import Clock, SystemClock
-from services.credits import CreditGate
+from services.gates import AccountGates
 from services.jobs import JobRunner, RunnerConfig
 from services.limits import LimitService
 from services.segmind import RetryPolicy, SegmindClient
@@ -35,7 +35,7 @@ class Services:
     session: aiohttp.ClientSession
     storage: Storage
     segmind: SegmindClient
-    credits: CreditGate
+    gates: AccountGates
     admission: Admission
     limits: LimitService
     runner: JobRunner
@@ -123,20 +123,20 @@ async def open_services(
             poll_interval=settings.poll_interval_seconds,
             policy=retry_policy or RetryPolicy(),
         )
-        credits = CreditGate(clock, settings.credits_recheck_seconds)
+        gates = AccountGates.create(clock, settings.credits_recheck_seconds)
         services = Services(
             settings=settings,
             clock=clock,
             session=session,
             storage=storage,
             segmind=segmind,
-            credits=credits,
+            gates=gates,
             admission=Admission(
                 storage,
                 default_limit=settings.default_limit,
                 clip_cost_usd=settings.clip_cost_usd,
                 clock=clock,
-                credits=credits,
+                gates=gates,
             ),
             limits=LimitService(
                 storage,
@@ -149,7 +149,7 @@ async def open_services(
                 segmind,
                 runner or runner_config(settings),
                 clock=clock,
-                credits=credits,
+                gates=gates,
             ),
             simulator=simulator,
         )

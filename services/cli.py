@@ -14,10 +14,21 @@ from pathlib import Path
 from typing import TextIO
 
 from services.app import open_services
-from services.errors import BotError
+from services.errors import (
+    BotError,
+    SegmindAuthError,
+    SegmindInsufficientCredits,
+    SegmindNotFound,
+)
 from services.models import Job, Progress, ProgressPhase, VideoRequest
 from services.settings import Settings
 from services.storage import NewJob
+
+OPERATOR_WORDS: dict[type[BotError], str] = {
+    SegmindAuthError: "Segmind refused the key: check SEGMIND_API_KEY (and SEGMIND_BASE_URL).",
+    SegmindNotFound: "Segmind does not know this model or route: check SEGMIND_BASE_URL.",
+    SegmindInsufficientCredits: "The Segmind account is out of credits: top it up at segmind.com.",
+}
 
 PHASE_WORDS = {
     ProgressPhase.QUEUED: "waiting for a slot",
@@ -59,12 +70,13 @@ class ConsoleListener:
         return None
 
     async def on_failed(self, job: Job, error: BotError) -> None:
-        self.say(f"failed: {error.user_message}")
+        # The member's wording speaks of moderators; here the reader is the operator.
+        self.say(f"failed: {OPERATOR_WORDS.get(type(error), error.user_message)}")
         if error.detail != error.user_message:
             self.say(f"detail: {error.detail}")
 
     async def on_operator_alert(self, job: Job, error: BotError) -> None:
-        self.say(f"check your configuration: {error.detail}")
+        pass  # on_failed says it, in the operator's words
 
 
 async def generate(

@@ -162,7 +162,7 @@ class GenerationFailed(SegmindError):
     def __init__(self, error_text: str, *, detail: str | None = None) -> None:
         text = " ".join(error_text.split())[:500] or "Segmind reported a failure."
         super().__init__(
-            f"Segmind could not make this video: {text}",
+            f"Segmind could not make this video. It said: {text}",
             detail=detail or f"FAILED: {text}",
             status=422,
         )

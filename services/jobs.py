@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Protocol
 
 from services.clock import Clock
-from services.credits import CreditGate
 from services.errors import (
     BotError,
     ConfigurationError,
@@ -34,6 +33,7 @@ from services.errors import (
     SegmindUnavailable,
     SubmitOutcomeUnknown,
 )
+from services.gates import AccountGates
 from services.models import Job, JobState, Progress, ProgressPhase, SegmindState, Submission
 from services.segmind import SegmindClient
 from services.storage import Storage
@@ -127,7 +127,7 @@ class JobRunner:
         config: RunnerConfig,
         *,
         clock: Clock,
-        credits: CreditGate,
+        gates: AccountGates,
         listener: JobListener | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -135,7 +135,7 @@ class JobRunner:
         self._segmind = segmind
         self._config = config
         self._clock = clock
-        self._credits = credits
+        self._gates = gates
         self._listener = listener
         self._rng = rng or random.Random()
         self._waiting: list[Job] = []
@@ -473,13 +473,13 @@ class JobRunner:
             # A 2xx that lacks its fields may still have started (and billed) a job.
             raise SubmitOutcomeUnknown(detail=f"unreadable submit answer: {err.detail}") from err
         except SegmindInsufficientCredits as err:
-            if self._credits.mark_exhausted():
+            if self._gates.credits.pause(err):
                 await self._alert(job, err)
             raise
         except (ConfigurationError, SegmindNotFound) as err:
-            await self._alert(job, err)
+            await self._key_refused(job, err)
             raise
-        self._credits.mark_ok()
+        self._gates.resume()
         job = await self._storage.jobs.update(
             job.id,
             now=self._clock.time(),
@@ -545,7 +545,7 @@ class JobRunner:
         except ConfigurationError as err:
             # A key refused while polling needs the moderators as much as one refused at
             # submit; the member's message says they have been told.
-            await self._alert(job, err)
+            await self._key_refused(job, err)
             raise
         finally:
             ticker.cancel()
@@ -673,6 +673,11 @@ class JobRunner:
             except Exception:
                 log.exception("job=%s could not report its failure", job.id)
         return stored
+
+    async def _key_refused(self, job: Job, error: BotError) -> None:
+        """Pause new requests (each would fail the same way, publicly) and tell moderators."""
+        self._gates.key.pause(error)
+        await self._alert(job, error)
 
     async def _alert(self, job: Job, error: BotError) -> None:
         log.error("job=%s needs the operator: %s", job.id, error.detail)

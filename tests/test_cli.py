@@ -92,3 +92,18 @@ def test_readme_test_command_is_what_ci_runs():
     command = "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && .venv/bin/python -m pytest"
     assert f"    {command}\n" in readme
     assert f"\n{command}\n" in ci
+
+
+async def test_a_rejected_key_is_told_to_the_operator_in_the_operators_words(tmp_path):
+    import io
+
+    from services.cli import ConsoleListener
+    from services.errors import SegmindAuthError
+
+    out = io.StringIO()
+    await ConsoleListener(tmp_path / "x.mp4", out).on_failed(
+        None, SegmindAuthError(detail="submit: HTTP 401: Invalid API key", status=401)
+    )
+    printed = out.getvalue()
+    assert "check SEGMIND_API_KEY" in printed and "moderators" not in printed
+    assert "HTTP 401" in printed  # the detail, for the operator

@@ -115,6 +115,14 @@ async def test_a_private_video_is_seen_only_by_its_requester_until_she_shares_it
     assert "a secret garden" in shared.embeds[0]["description"]
     assert shared.pinged_user_ids == frozenset()
     assert has_button(shared, "delete") and not has_button(shared, "share")
+    note = answer(fake_discord, share)
+    await fake_discord.wait_until(lambda: note.content == "Shared in the channel.")
+
+    again = await click(fake_discord, clip, "share", alice)  # a second click posts nothing
+    refusal = await wait_for_reply(fake_discord, again, lambda m: "already shared" in m.content)
+    assert refusal.ephemeral
+    public = fake_discord.channel_messages(record.channel_id, viewer=mod)
+    assert [m.id for m in public] == [shared.id]
 
 
 async def test_a_posted_clip_is_recorded_before_the_progress_message_is_tidied(

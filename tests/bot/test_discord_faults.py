@@ -118,6 +118,8 @@ async def test_a_private_clip_whose_token_expired_arrives_by_dm_not_in_the_chann
     job = await job_when_idle(services)
 
     assert dm[0].attachments[0].data == SAMPLE
+    guild = fake_discord.world.guild
+    assert f"You asked for it in **{guild.name}**, <#{record.channel_id}>." in dm[0].content
     assert job.state is JobState.DELIVERED
     assert fake_discord.channel_messages(record.channel_id) == [], "nothing private went public"
     assert fake_discord.calls_to(f"POST /channels/{record.channel_id}/messages") == []

@@ -15,6 +15,7 @@ import logging
 import pytest
 
 from services.errors import (
+    ConfigurationError,
     DeadlineExceeded,
     SegmindError,
     SegmindInsufficientCredits,
@@ -378,3 +379,25 @@ async def test_a_failed_credit_check_keeps_refusing_without_telling_moderators_a
     assert simulator.submit_attempts == 2 and simulator.submits == []
     assert len(fake_discord.dm_messages(world.owner)) == 1, "moderators are told once"
     assert logged(caplog, "needs the operator", logging.ERROR) == 1
+
+
+# --- 401: the key was rejected ------------------------------------------------------------
+
+
+async def test_a_rejected_key_tells_moderators_and_later_requests_are_refused_privately(
+    bot, fake_discord, services, simulator
+):
+    world = fake_discord.world
+    alice = world.member_named("alice")
+    simulator.inject("submit", status=401, body={"error": "Invalid API key"}, times=100)
+    first = await request_video(fake_discord, alice)
+
+    why = await failed(fake_discord, services, first, JobState.FAILED)
+    assert why == ConfigurationError.user_message
+    alerts = await fake_discord.wait_until(lambda: fake_discord.dm_messages(world.owner))
+    assert "SEGMIND_API_KEY" in alerts[0].content and "Error" not in alerts[0].content
+
+    refusal = await refused_privately(fake_discord, alice)
+    assert ConfigurationError.user_message in refusal
+    assert simulator.submit_attempts == 1, "nothing more is sent while the key is refused"
+    assert len(fake_discord.dm_messages(world.owner)) == 1  # told once, not per request

@@ -140,6 +140,7 @@ def test_refusal_text_adds_a_relative_timestamp():
 def test_a_failure_says_whether_it_still_counts(changes, expected):
     embed = render.failure_embed(make_job(**changes), "Segmind could not make this video.")
     assert render.COLOUR_FAILED == embed.colour
+    assert ("Requested by", "<@42>") in [(f.name, f.value) for f in embed.fields]
     assert expected in next(f.value for f in embed.fields if f.name == "Cost")
 
 

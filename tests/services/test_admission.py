@@ -11,8 +11,13 @@ import pytest
 
 from services.admission import Admission, Admitted, BudgetExhausted
 from services.clock import FakeClock
-from services.credits import CreditGate
-from services.errors import RefusedError, SegmindInsufficientCredits
+from services.errors import (
+    ConfigurationError,
+    RefusedError,
+    SegmindAuthError,
+    SegmindInsufficientCredits,
+)
+from services.gates import AccountGates, AccountPaused
 from services.models import JobState, VideoRequest
 from services.periods import LimitSpec
 from services.storage import NewJob, Storage
@@ -41,14 +46,14 @@ async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
 
 
 @pytest.fixture
-def credits(clock: FakeClock) -> CreditGate:
-    return CreditGate(clock, recheck_seconds=600)
+def gates(clock: FakeClock) -> AccountGates:
+    return AccountGates.create(clock, recheck_seconds=600)
 
 
 @pytest.fixture
-def admission(storage: Storage, clock: FakeClock, credits: CreditGate) -> Admission:
+def admission(storage: Storage, clock: FakeClock, gates: AccountGates) -> Admission:
     return Admission(
-        storage, default_limit=LimitSpec(3, D), clip_cost_usd=PRICE, clock=clock, credits=credits
+        storage, default_limit=LimitSpec(3, D), clip_cost_usd=PRICE, clock=clock, gates=gates
     )
 
 
@@ -280,20 +285,36 @@ async def test_a_failed_unsubmitted_job_is_not_spent(
 
 
 async def test_out_of_credits_refuses_before_storing(
-    admission: Admission, storage: Storage, credits: CreditGate
+    admission: Admission, storage: Storage, gates: AccountGates
 ) -> None:
-    credits.mark_exhausted()
-    with pytest.raises(RefusedError) as caught:
+    gates.credits.pause(SegmindInsufficientCredits())
+    with pytest.raises(AccountPaused) as caught:
         await admission.admit(request(), role_ids=[])
     assert caught.value.user_message == SegmindInsufficientCredits.user_message
     assert await count_jobs(storage) == 0
 
 
+async def test_a_rejected_key_refuses_privately_until_a_recheck_succeeds(
+    admission: Admission, storage: Storage, clock: FakeClock, gates: AccountGates
+) -> None:
+    gates.key.pause(SegmindAuthError(status=401))
+    with pytest.raises(AccountPaused) as caught:
+        await admission.admit(request(ALICE), role_ids=[])
+    assert caught.value.user_message == ConfigurationError.user_message
+    assert isinstance(caught.value.cause, SegmindAuthError)  # what moderators are told
+    clock.advance(601)
+    assert (await admission.admit(request(ALICE), role_ids=[])).used == 1  # the recheck
+    with pytest.raises(AccountPaused):  # held back until the recheck answers
+        await admission.admit(request(BOB), role_ids=[])
+    gates.resume()  # Segmind accepted the recheck
+    assert (await admission.admit(request(BOB), role_ids=[])).used == 1
+
+
 async def test_limit_refusal_does_not_spend_the_credit_recheck(
-    admission: Admission, storage: Storage, clock: FakeClock, credits: CreditGate
+    admission: Admission, storage: Storage, clock: FakeClock, gates: AccountGates
 ) -> None:
     await storage.limits.set_user_limit(GUILD, ALICE, LimitSpec(0, D), actor_id=MOD, at=0.0)
-    credits.mark_exhausted()
+    gates.credits.pause(SegmindInsufficientCredits())
     clock.advance(601)  # the gate will let one request through as the check
     with pytest.raises(RefusedError) as caught:
         await admission.admit(request(ALICE), role_ids=[])

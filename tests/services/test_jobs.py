@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from services.clock import Clock, FakeClock, SystemClock
-from services.credits import CreditGate
 from services.errors import BotError, SegmindAuthError, SegmindRequestExpired
+from services.gates import AccountGates
 from services.jobs import (
     BEHIND_OWN_JOB,
     RATE_LIMITED_SUBMIT_ATTEMPTS,
@@ -101,7 +101,9 @@ async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
 async def make_runner(storage, segmind_client, tmp_path):
     runners: list[JobRunner] = []
 
-    def make(client=None, clock: Clock | None = None, **config) -> tuple[JobRunner, Recorder]:
+    def make(
+        client=None, clock: Clock | None = None, gates: AccountGates | None = None, **config
+    ) -> tuple[JobRunner, Recorder]:
         clock = clock or SystemClock()
         recorder = Recorder()
         options = {
@@ -115,7 +117,7 @@ async def make_runner(storage, segmind_client, tmp_path):
             client or segmind_client,
             RunnerConfig(**options),
             clock=clock,
-            credits=CreditGate(clock, 60),
+            gates=gates or AccountGates.create(clock, 60),
             listener=recorder,
         )
         runners.append(runner)
@@ -345,11 +347,14 @@ async def test_out_of_credits_closes_the_gate_and_alerts_once(storage, simulator
     assert simulator.submits == []
 
 
-async def test_rejected_key_alerts_the_operator(
+async def test_rejected_key_alerts_the_operator_and_pauses_new_requests(
     storage, simulator_factory, segmind_client_factory, make_runner
 ):
     sim = await simulator_factory()
-    runner, rec = make_runner(segmind_client_factory(sim.base_url, api_key="wrong-key-123456"))
+    gates = AccountGates.create(SystemClock(), 60)
+    runner, rec = make_runner(
+        segmind_client_factory(sim.base_url, api_key="wrong-key-123456"), gates=gates
+    )
     await runner.start()
     await runner.enqueue(await add_job(storage))
     await rec.wait_for(lambda: rec.failed)
@@ -357,6 +362,7 @@ async def test_rejected_key_alerts_the_operator(
         rec.failed[0][1].user_message == "The bot is misconfigured; the moderators have been told."
     )
     assert len(rec.alerts) == 1
+    assert gates.key.paused  # the next requests are refused privately, not failed in public
 
 
 async def test_resume_polls_a_submitted_job_without_resubmitting(

@@ -816,7 +816,7 @@ async def test_poll_ends_with_generation_failed_and_segminds_text(
 
     assert info.value.error_text == "Prompt blocked by content policy"
     assert info.value.user_message == (
-        "Segmind could not make this video: Prompt blocked by content policy"
+        "Segmind could not make this video. It said: Prompt blocked by content policy"
     )
     assert simulator.calls_to("result") == []  # the status already said why
 
