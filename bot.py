@@ -116,7 +116,7 @@ async def serve(bot: discord.Client, settings: Settings) -> int:
                 )
             ]
         )
-    except (aiohttp.ClientError, OSError) as error:
+    except aiohttp.ClientConnectionError as error:
         # discord.py reconnects by itself once connected; this is the very first connection.
         print(f"Could not reach Discord: {error}", file=sys.stderr)
         return 1

@@ -49,7 +49,7 @@ async def _post(guild: discord.Guild, channel: Any, text: str) -> bool:
         return False
     try:
         await channel.send(text[:2000], allowed_mentions=NO_PINGS)
-    except discord.HTTPException as exc:
+    except Exception as exc:  # noqa: BLE001 - a failed alert must never break the caller
         log.warning("guild=%s alert to channel=%s failed: %s", guild.id, channel.id, exc)
         return False
     log.info("guild=%s moderators told in channel=%s", guild.id, channel.id)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -14,6 +16,7 @@ from discord.ext import commands
 from cogs import render
 from cogs.alerts import notify_moderators
 from cogs.messenger import Clip, JobMessenger, ResultMessage
+from cogs.replies import reply
 from cogs.video_buttons import BUTTONS, progress_view, result_view
 from services.admission import Admitted, BudgetExhausted
 from services.errors import (
@@ -49,6 +52,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 ALREADY_ACKNOWLEDGED = 40060  # Discord: "Interaction has already been acknowledged"
+# What a call to Discord may raise: discord.py passes connection errors through untouched.
+DISCORD_UNREACHABLE = (discord.HTTPException, aiohttp.ClientError, OSError)
 
 # One alert per server and kind of problem in this long, however many jobs hit it.
 ALERT_REPEAT_SECONDS = 3600.0
@@ -159,9 +164,12 @@ class VideoCog(commands.Cog):
             )
         except Exception:
             # Discord refused it, or the connection broke (discord.py passes OSError and
-            # aiohttp errors through): the member saw nothing, so nothing may run or count.
+            # aiohttp errors through): the member saw no progress, so nothing may run or count.
             log.warning("job=%s could not be acknowledged", job.id, exc_info=True)
             await self._abandon(job)
+            if interaction.response.is_done():  # told "on its way" privately: correct that
+                with contextlib.suppress(*DISCORD_UNREACHABLE):
+                    await reply(interaction, "Your video could not be started; nothing was spent.")
             return None
         self.throttle.note_sent(job.id, render.progress_key(first))
         job = await self.services.storage.jobs.update(
@@ -190,7 +198,7 @@ class VideoCog(commands.Cog):
             # The member is told the moderators know: make it true for this server too.
             self._spawn(self._tell_moderators(new.guild_id, refusal.cause))
             raise
-        except discord.HTTPException:
+        except DISCORD_UNREACHABLE:
             # Too late to answer at all: whatever admission stored must never run.
             if not admission.cancelled() and admission.exception() is None:
                 await self._abandon(admission.result().job)
@@ -214,7 +222,7 @@ class VideoCog(commands.Cog):
                 log.warning("interaction=%s slow to decide; acknowledging first", interaction.id)
                 try:
                     await interaction.response.defer(ephemeral=True, thinking=True)
-                except discord.HTTPException:
+                except DISCORD_UNREACHABLE:
                     await asyncio.wait({work})
                     raise
         return await work

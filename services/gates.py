@@ -69,8 +69,12 @@ class AccountGates:
         return cls(PauseGate(clock, recheck_seconds), PauseGate(clock, recheck_seconds))
 
     def check(self) -> None:
-        self.key.check()
-        self.credits.check()
+        # The key first and alone: while it is refused, a credits recheck would be wasted
+        # (and the reverse), so a gate's recheck is only spent when the other is open.
+        if self.key.paused:
+            self.key.check()
+        else:
+            self.credits.check()
 
     def resume(self) -> None:
         self.key.resume()

@@ -46,9 +46,9 @@ SEGMIND_RETENTION_SECONDS = 3600.0
 # trying again is safe: this many submits in all, the waits between them done here.
 RATE_LIMITED_SUBMIT_ATTEMPTS = 8
 MAX_RATE_LIMIT_WAIT = 120.0
-SUBMIT_BACKOFF_BASE = 1.0
+SUBMIT_BACKOFF_BASE = 1.0  # the first wait without Retry-After, doubled each time
 RESUMED_POLL_WINDOW = 60.0
-BEHIND_OWN_JOB = 0  # a waiting job's place when only the member's own running video holds it  # the first wait without Retry-After, doubled each time
+BEHIND_OWN_JOB = 0  # a waiting job's place when only the member's own running video holds it
 
 
 class JobCancelled(BotError):
@@ -147,6 +147,7 @@ class JobRunner:
         self._cancelled_before_enqueue: set[int] = set()
         self._submitting: set[asyncio.Future[Job]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Future[None] | None = None
         self._accepting = True
         self._idle = asyncio.Event()
         self._idle.set()
@@ -159,6 +160,7 @@ class JobRunner:
     async def start(self) -> list[Job]:
         """Resume every unfinished job from the database; returns them."""
         self._accepting = True
+        self._stopping = None
         self._config.clips_dir.mkdir(parents=True, exist_ok=True)
         unfinished = await self._storage.jobs.unfinished()
         # Nothing downloads yet, so a partial download left here was cut short by a crash.
@@ -215,6 +217,7 @@ class JobRunner:
         for index, waiting in enumerate(self._waiting):
             if waiting.id == job_id:
                 del self._waiting[index]
+                self._positions.pop(job_id, None)
                 job = await self._finish_failed(waiting, JobCancelled(), JobState.CANCELLED)
                 await self._dispatch()
                 return job
@@ -262,13 +265,19 @@ class JobRunner:
         """False once shutdown began: new requests would only wait for the restart."""
         return self._accepting
 
-    async def shutdown(self, timeout: float = 5.0, submit_grace: float = 8.0) -> None:
+    async def shutdown(self, timeout: float = 8.0) -> None:
         """Stop taking jobs; stop polling. Jobs stay stored and resume at the next start.
 
-        A submit in flight gets ``submit_grace`` to be answered (it is shielded), so its
-        request id is stored rather than lost; longer would outlast a container's stop
-        window (10 s in Docker) and end in SIGKILL anyway, leaving the outcome unknown.
+        A submit or a clip post in flight is shielded and gets up to ``timeout`` to finish,
+        so its outcome is stored rather than lost; longer would outlast a container's stop
+        window (10 s in Docker) and end in SIGKILL anyway. A second call (a second Ctrl-C)
+        waits for the first instead of cutting it short.
         """
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop(timeout))
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self, timeout: float) -> None:
         self._accepting = False
         self._waiting.clear()
         self._positions.clear()
@@ -277,13 +286,13 @@ class JobRunner:
         tasks = list(self._running.values())
         for task in tasks:
             task.cancel()
+        pending = [*tasks, *self._submitting]
         if self._submitting:
             log.info(
                 "waiting for %d submit(s) to be answered before stopping", len(self._submitting)
             )
-            await asyncio.wait(list(self._submitting), timeout=submit_grace)
-        if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
 
     async def _sweep_periodically(self) -> None:
         """Private clips wait on disk for sharing; a bot that runs for weeks must still drop them."""
@@ -473,6 +482,7 @@ class JobRunner:
             # A 2xx that lacks its fields may still have started (and billed) a job.
             raise SubmitOutcomeUnknown(detail=f"unreadable submit answer: {err.detail}") from err
         except SegmindInsufficientCredits as err:
+            self._gates.key.resume()  # Segmind knew the key, so that much is fixed
             if self._gates.credits.pause(err):
                 await self._alert(job, err)
             raise
@@ -601,8 +611,8 @@ class JobRunner:
         delays = self._config.delivery_retry_delays
         for attempt in range(len(delays) + 1):
             try:
-                message_id = await self._post_clip(job)
-                break
+                await self._post_clip(job)
+                return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -613,22 +623,26 @@ class JobRunner:
                     "job=%s delivery failed (%r); retrying in %ss", job.id, exc, delays[attempt]
                 )
                 await self._clock.sleep(delays[attempt])
-        await self._mark_delivered(job, message_id)
 
-    async def _post_clip(self, job: Job) -> int | None:
-        """Hand the clip to the listener; a shutdown lets a post under way finish and records it.
+    async def _post_clip(self, job: Job) -> None:
+        """Post the clip and record it, as one step no cancel (shutdown, Cancel) interrupts.
 
         A post that reached the channel but was not stored as delivered would be posted
         (and the member pinged) a second time after the restart.
         """
-        if self._listener is None:
-            return None
-        post = asyncio.ensure_future(self._listener.on_clip_ready(job))
+        listener = self._listener
+
+        async def post_and_record() -> None:
+            message_id = await listener.on_clip_ready(job) if listener is not None else None
+            await self._mark_delivered(job, message_id)
+
+        post = asyncio.ensure_future(post_and_record())
         try:
-            return await asyncio.shield(post)
+            await asyncio.shield(post)
         except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await self._mark_delivered(job, await post)
+            while not post.done():  # a second cancel must not cut the upload short either
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({post})
             raise
 
     async def _mark_delivered(self, job: Job, message_id: int | None) -> None:
@@ -655,6 +669,9 @@ class JobRunner:
 
     async def _finish_cancelled(self, job: Job) -> None:
         current = await self._storage.jobs.get(job.id) or job
+        if current.state is JobState.DELIVERED:  # the post under way finished: not a cancel
+            self._user_cancelled.discard(job.id)
+            return
         await self._finish_failed(current, JobCancelled(), JobState.CANCELLED)
         self._user_cancelled.discard(job.id)
 

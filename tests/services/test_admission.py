@@ -320,3 +320,17 @@ async def test_limit_refusal_does_not_spend_the_credit_recheck(
         await admission.admit(request(ALICE), role_ids=[])
     assert "blocked" in caught.value.user_message
     assert (await admission.admit(request(BOB), role_ids=[])).used == 1
+
+
+async def test_a_credits_pause_does_not_spend_the_keys_recheck(
+    admission: Admission, clock: FakeClock, gates: AccountGates
+) -> None:
+    gates.key.pause(SegmindAuthError(status=401))
+    clock.advance(300)
+    gates.credits.pause(SegmindInsufficientCredits())
+    clock.advance(301)  # the key's recheck is due, the credits' is not
+    admitted = await admission.admit(request(ALICE), role_ids=[])  # the key's recheck
+    assert admitted.used == 1
+    with pytest.raises(AccountPaused) as held:
+        await admission.admit(request(BOB), role_ids=[])
+    assert isinstance(held.value.cause, SegmindAuthError)  # still waiting on the key's answer

@@ -823,30 +823,68 @@ async def test_a_download_that_is_never_a_video_is_not_delivered(
     assert list((tmp_path / "clips").iterdir()) == []
 
 
-async def test_a_clip_being_posted_at_shutdown_is_recorded_so_a_restart_never_posts_it_twice(
-    storage, simulator, make_runner
-):
-    posting, release = asyncio.Event(), asyncio.Event()
+class SlowPost(Recorder):
+    """A listener whose upload to Discord takes until the test releases it."""
 
-    class SlowPost(Recorder):
-        async def on_clip_ready(self, job: Job) -> int | None:
-            posting.set()
-            await release.wait()  # the upload to Discord is under way
-            return 4242
+    def __init__(self) -> None:
+        super().__init__()
+        self.posting, self.release = asyncio.Event(), asyncio.Event()
 
+    async def on_clip_ready(self, job: Job) -> int | None:
+        self.posting.set()
+        await self.release.wait()
+        return 4242
+
+
+async def posting_a_clip(storage, make_runner) -> tuple[JobRunner, SlowPost, Job]:
     runner, _ = make_runner()
-    runner.set_listener(SlowPost())
+    listener = SlowPost()
+    runner.set_listener(listener)
     await runner.start()
     job = await add_job(storage)
     await runner.enqueue(job)
     async with asyncio.timeout(5):
-        await posting.wait()
-    stopping = asyncio.create_task(runner.shutdown(timeout=5))
+        await listener.posting.wait()
+    return runner, listener, job
+
+
+@pytest.mark.parametrize("stops", [1, 2])  # a second Ctrl-C must not cut the upload short
+async def test_a_clip_being_posted_at_shutdown_is_recorded_so_a_restart_never_posts_it_twice(
+    storage, simulator, make_runner, stops
+):
+    runner, listener, job = await posting_a_clip(storage, make_runner)
+    stopping = [asyncio.create_task(runner.shutdown(timeout=5)) for _ in range(stops)]
     while runner.accepting:  # shutdown has begun and cancelled the job's task
         await asyncio.sleep(0)
-    release.set()  # ...and the upload completes after all
-    await stopping
+    listener.release.set()  # ...and the upload completes after all
+    await asyncio.gather(*stopping)
 
     stored = await storage.jobs.get(job.id)
     assert stored.state is JobState.DELIVERED and stored.result_message_id == 4242
     assert await storage.jobs.unfinished() == []
+
+
+async def test_a_cancel_that_races_the_post_leaves_the_clip_delivered(
+    storage, simulator, make_runner
+):
+    runner, listener, job = await posting_a_clip(storage, make_runner)
+    cancelling = asyncio.create_task(runner.cancel(job.id))
+    await asyncio.sleep(0)  # the cancel has reached the job while its post is under way
+    listener.release.set()  # ...and the post completes after all
+    await cancelling
+
+    stored = await storage.jobs.get(job.id)
+    assert stored.state is JobState.DELIVERED and stored.result_message_id == 4242
+    assert listener.failed == []  # nobody was told "cancelled"
+
+
+async def test_cancelling_a_waiting_job_twice_is_harmless(storage, simulator, make_runner):
+    runner, _ = make_runner(max_concurrent=1)
+    await runner.start()
+    first, second = await add_job(storage, user_id=1), await add_job(storage, user_id=2)
+    await runner.enqueue(first)
+    await runner.enqueue(second)
+    await runner.cancel(second.id)
+    async with asyncio.timeout(5):
+        assert await runner.cancel(second.id) is None  # two clicks that both saw it waiting
+    assert (await storage.jobs.get(second.id)).state is JobState.CANCELLED
