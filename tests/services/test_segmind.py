@@ -698,6 +698,21 @@ async def test_a_failure_keeps_segminds_text_wherever_it_is(
         ({"url": "https://cdn.test/d.mp4"}, "https://cdn.test/d.mp4"),
         ({"thumbnail": "x", "file": "https://cdn.test/e.mp4"}, "https://cdn.test/e.mp4"),
         ([{"video": "https://cdn.test/f.mp4"}], "https://cdn.test/f.mp4"),
+        # Several URLs: the video, not a thumbnail listed before it.
+        (["https://cdn.test/thumb.jpg", "https://cdn.test/clip.mp4"], "https://cdn.test/clip.mp4"),
+        (
+            {"thumbnail": "https://cdn.test/t.jpg", "mp4": "https://cdn.test/clip.mp4?sig=1"},
+            "https://cdn.test/clip.mp4?sig=1",
+        ),
+        (
+            {"poster": "https://cdn.test/p.png", "video_file": "https://cdn.test/v/123"},
+            "https://cdn.test/v/123",
+        ),
+        (
+            [{"thumbnail_url": "https://cdn.test/t.jpg"}, {"webm": "https://cdn.test/c.WEBM"}],
+            "https://cdn.test/c.WEBM",
+        ),
+        (["https://cdn.test/a", "https://cdn.test/b"], "https://cdn.test/a"),
     ],
 )
 async def test_result_accepts_the_shapes_segmind_may_use(
@@ -758,37 +773,6 @@ async def test_result_of_an_expired_job_is_expired(
 
     with pytest.raises(SegmindRequestExpired):
         await client.result(submission)
-
-
-@pytest.mark.parametrize(
-    ("output", "expected"),
-    [
-        (["https://cdn.test/thumb.jpg", "https://cdn.test/clip.mp4"], "https://cdn.test/clip.mp4"),
-        (
-            {"thumbnail": "https://cdn.test/t.jpg", "mp4": "https://cdn.test/clip.mp4?sig=1"},
-            "https://cdn.test/clip.mp4?sig=1",
-        ),
-        (
-            {"poster": "https://cdn.test/p.png", "video_file": "https://cdn.test/v/123"},
-            "https://cdn.test/v/123",
-        ),
-        (
-            [{"thumbnail_url": "https://cdn.test/t.jpg"}, {"webm": "https://cdn.test/c.WEBM"}],
-            "https://cdn.test/c.WEBM",
-        ),
-        (["https://cdn.test/a", "https://cdn.test/b"], "https://cdn.test/a"),
-    ],
-    ids=["thumbnail-first", "other-keys", "video-key", "nested", "no-hint-takes-the-first"],
-)
-async def test_result_prefers_the_video_over_a_thumbnail_listed_first(
-    simulator: SegmindSimulator, segmind_client: SegmindClient, output: object, expected: str
-) -> None:
-    submission = await segmind_client.submit(video_request())
-    simulator.inject("result", status=200, body={"status": "COMPLETED", "output": output})
-
-    result = await segmind_client.result(submission)
-
-    assert result.video_url == expected
 
 
 @pytest.mark.parametrize("state", ["QUEUED", "PROCESSING", "processing"])
