@@ -469,7 +469,11 @@ class JobRunner:
 
     async def _submit(self, job: Job) -> Job:
         now = self._clock.time()
-        job = await self._storage.jobs.update(job.id, now=now, state=JobState.SUBMITTING)
+        # On disk before the submit leaves: after a power cut the job must come back as
+        # 'submitting' (outcome unknown, never resent), not 'queued' (sent, billed, again).
+        job = await self._storage.jobs.update(
+            job.id, now=now, state=JobState.SUBMITTING, durable=True
+        )
         await self._emit(job, Progress(job.id, ProgressPhase.SUBMITTING))
         try:
             # One send: waiting inside the shield would make a cancel wait, then bill.

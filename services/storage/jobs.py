@@ -132,8 +132,11 @@ class JobStore:
         row = await (tx or self._db).fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return _job_from_row(row) if row else None
 
-    async def update(self, job_id: int, *, now: float, **fields: Any) -> Job:
-        """Change some columns of a job; returns the job as stored afterwards."""
+    async def update(self, job_id: int, *, now: float, durable: bool = False, **fields: Any) -> Job:
+        """Change some columns of a job; returns the job as stored afterwards.
+
+        ``durable``: on disk before this returns (see ``Database.transaction``).
+        """
         unknown = set(fields) - _UPDATABLE
         if unknown:
             raise ValueError(f"not updatable: {sorted(unknown)}")
@@ -142,6 +145,7 @@ class JobStore:
         await self._db.execute(
             f"UPDATE jobs SET {assignments}, updated_at = :updated_at WHERE id = :id",
             {**values, "updated_at": now, "id": job_id},
+            durable=durable,
         )
         job = await self.get(job_id)
         if job is None:

@@ -306,3 +306,20 @@ async def test_a_write_cancelled_while_waiting_for_the_file_lock_leaves_no_open_
     finally:
         other.close()
         await storage.close()
+
+
+async def test_a_durable_write_is_synced_and_others_stay_cheap(tmp_path: Path) -> None:
+    """The 'submitting' mark must survive a power cut; everyday writes need not pay for it."""
+    storage = await Storage.open(tmp_path / "bot.db")
+    FULL, NORMAL = 2, 1
+    try:
+        assert (await storage.db.fetchone("PRAGMA synchronous"))[0] == NORMAL
+        async with storage.db.transaction(durable=True) as tx:
+            assert (await tx.fetchone("PRAGMA synchronous"))[0] == FULL
+        assert (await storage.db.fetchone("PRAGMA synchronous"))[0] == NORMAL
+        job = await storage.jobs.insert(_new_job())
+        marked = await storage.jobs.update(job.id, now=2.0, state="submitting", durable=True)
+        assert marked.state.value == "submitting"
+        assert (await storage.db.fetchone("PRAGMA synchronous"))[0] == NORMAL
+    finally:
+        await storage.close()
