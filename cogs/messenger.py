@@ -222,11 +222,11 @@ class JobMessenger:
 
     async def _send_via_channel(self, job: Job, result: ResultMessage) -> int:
         options = {"allowed_mentions": self._mention(job), "nonce": _clip_nonce(job)}
-        if not self._can_embed(job):
+        if result.embed is not None and not self._can_embed(job):
             result = replace(
                 result,
-                content=self._channel_body(job, result.content, result.embed)["content"],
-                link_content=self._channel_body(job, result.link_content, result.embed)["content"],
+                content=_folded(result.content, result.embed),
+                link_content=_folded(result.link_content, result.embed),
                 embed=None,
             )
         return await self._post(
@@ -249,8 +249,7 @@ class JobMessenger:
         """``content`` and ``embed`` for a channel message, folded into text without Embed Links."""
         if self._can_embed(job):
             return {"content": content, "embed": embed}
-        text = "\n".join(part for part in (content, render.embed_as_text(embed)) if part)
-        return {"content": text[: render.CONTENT_MAX], "embed": None}
+        return {"content": _folded(content, embed), "embed": None}
 
     async def _send_direct(self, job: Job, result: ResultMessage) -> int:
         try:
@@ -359,6 +358,12 @@ class JobMessenger:
             )
         finally:
             self._unreachable_progress.discard(job.id)
+
+
+def _folded(content: str | None, embed: discord.Embed) -> str:
+    """The message text with the embed's words below it, within Discord's 2000 characters."""
+    text = "\n".join(part for part in (content, render.embed_as_text(embed)) if part)
+    return text[: render.CONTENT_MAX]
 
 
 def _clip_nonce(job: Job) -> str:
