@@ -19,6 +19,7 @@ import aiohttp
 import discord
 from dotenv import find_dotenv, load_dotenv
 
+from cogs.discord_errors import MISSING_ACCESS
 from services import logsafety
 from services.errors import ValidationError
 from services.models import VideoRequest
@@ -26,7 +27,6 @@ from services.settings import Settings, SettingsError, configure_logging, load_s
 
 log = logging.getLogger("bot")
 EXIT_CONFIG = 2
-MISSING_ACCESS = 50001  # Discord's code when the bot cannot see a server
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -31,7 +31,7 @@ from services.clock import SystemClock
 from services.errors import RefusedError
 from services.gates import AccountGates
 from services.jobs import JobRunner, RunnerConfig
-from services.models import VideoRequest
+from services.models import JobOrigin, VideoRequest
 from services.periods import LimitSpec
 from services.segmind import SegmindClient
 from services.simulator import SegmindSimulator, SimulatorConfig
@@ -63,7 +63,7 @@ async def bench_admission(folder: Path, members: int, requests: int) -> None:
         request = VideoRequest.create(f"bench prompt {i}")
         try:
             await admission.admit(
-                NewJob(1, 2, user, request, created_at=clock.time()), role_ids=[101, 102]
+                request, JobOrigin(guild_id=1, channel_id=2, user_id=user, role_ids=(101, 102))
             )
             admitted += 1
         except RefusedError:

@@ -2,26 +2,81 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 import discord
+
+from services.errors import BotError, SegmindInsufficientCredits
+from services.limits import LimitService
+
+if TYPE_CHECKING:
+    from cogs.videobot import VideoBot
 
 log = logging.getLogger(__name__)
 
 NO_PINGS = discord.AllowedMentions.none()
+# One alert per server and kind of problem in this long, however many jobs hit it.
+ALERT_REPEAT_SECONDS = 3600.0
 
 
-async def notify_moderators(bot: Any, guild: discord.Guild, text: str) -> bool:
+class ModeratorAlerts:
+    """Alerts for moderators, sent in the background so no member's reply waits on them."""
+
+    def __init__(self, bot: VideoBot) -> None:
+        self._bot = bot
+        self._alerted: dict[tuple[int, str], float] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def send(self, guild: discord.Guild, text: str) -> None:
+        """Tell the moderators of ``guild`` in the background (the caller must not wait)."""
+        self._spawn(notify_moderators(self._bot.services.limits, self._bot, guild, text))
+
+    def account_problem(self, guild_id: int, error: BotError) -> None:
+        """Segmind refused the key or has no credits: once an hour per server and kind."""
+        guild = self._bot.get_guild(guild_id)
+        if guild is None:
+            return
+        key, now = (guild_id, type(error).__name__), self._bot.services.clock.time()
+        if now - self._alerted.get(key, -ALERT_REPEAT_SECONDS) < ALERT_REPEAT_SECONDS:
+            return
+        self._alerted[key] = now
+        self.send(guild, self._account_text(error))
+
+    def _account_text(self, error: BotError) -> str:
+        if isinstance(error, SegmindInsufficientCredits):
+            minutes = int(self._bot.services.settings.credits_recheck_seconds // 60)
+            return (
+                "The bot's Segmind account is out of credits, so no videos can be made. "
+                "Whoever hosts the bot needs to top it up at segmind.com. New requests are "
+                f"refused meanwhile; the bot checks again every {minutes} minutes."
+            )
+        return (
+            "Segmind refused the bot's API key or settings, so no videos can be made. "
+            "Whoever hosts the bot needs to check `SEGMIND_API_KEY` (and "
+            "`SEGMIND_BASE_URL`); the details are in the bot's log."
+        )
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)  # held, so the task is not collected mid-way
+        task.add_done_callback(self._background.discard)
+
+
+async def notify_moderators(
+    limits: LimitService, client: discord.Client, guild: discord.Guild, text: str
+) -> bool:
     """Post once: the alert channel, else DM the owner, else the system channel; never raises.
 
     The owner comes before the system channel because that is usually a public channel
     (#general), and an alert about the bill or the bot's key is for moderators.
     """
-    configured = await _alert_channel(bot, guild)
+    configured = await _alert_channel(limits, guild)
     if configured is not None and await _post(guild, configured, text):
         return True
-    if await _tell_owner(bot, guild, text):
+    if await _tell_owner(client, guild, text):
         return True
     if guild.system_channel is not None and await _post(guild, guild.system_channel, text):
         return True
@@ -29,9 +84,9 @@ async def notify_moderators(bot: Any, guild: discord.Guild, text: str) -> bool:
     return False
 
 
-async def _alert_channel(bot: Any, guild: discord.Guild) -> Any | None:
+async def _alert_channel(limits: LimitService, guild: discord.Guild) -> Any | None:
     try:
-        channel_id = await bot.services.limits.alert_channel_id(guild.id)
+        channel_id = await limits.alert_channel_id(guild.id)
     except Exception:
         log.exception("guild=%s could not read the alert channel", guild.id)
         return None
@@ -49,21 +104,27 @@ async def _post(guild: discord.Guild, channel: Any, text: str) -> bool:
         return False
     try:
         await channel.send(text[:2000], allowed_mentions=NO_PINGS)
-    except Exception as exc:  # noqa: BLE001 - a failed alert must never break the caller
+    except Exception as exc:
+        # A failed alert must never break the caller.
         log.warning("guild=%s alert to channel=%s failed: %s", guild.id, channel.id, exc)
         return False
     log.info("guild=%s moderators told in channel=%s", guild.id, channel.id)
     return True
 
 
-async def _tell_owner(bot: Any, guild: discord.Guild, text: str) -> bool:
+async def _tell_owner(client: discord.Client, guild: discord.Guild, text: str) -> bool:
     try:
-        owner = guild.owner or await bot.fetch_user(guild.owner_id)
+        owner = guild.owner
+        if owner is None and guild.owner_id is not None:
+            owner = await client.fetch_user(guild.owner_id)
+        if owner is None:
+            return False
         await owner.send(
             f"**{discord.utils.escape_markdown(guild.name[:100])}**: {text}"[:2000],
             allowed_mentions=NO_PINGS,
         )
-    except Exception as exc:  # noqa: BLE001 - a closed DM must never break the caller
+    except Exception as exc:
+        # A closed DM must never break the caller.
         log.info("guild=%s owner could not be told by DM: %r", guild.id, exc)
         return False
     log.info("guild=%s moderators told by DM to the owner", guild.id)

@@ -13,20 +13,9 @@ from typing import Any
 
 import discord
 
+from cogs.discord_errors import token_expired
+
 log = logging.getLogger(__name__)
-
-# Discord's codes for an interaction or webhook token that no longer works.
-UNKNOWN_INTERACTION = 10062
-INVALID_WEBHOOK_TOKEN = 50027
-UNKNOWN_MESSAGE = 10008
-TOKEN_LIFETIME = 15 * 60
-# Switch to channel messages a little before Discord's limit, to avoid racing it.
-TOKEN_MARGIN = 60
-
-
-def token_expired(error: discord.HTTPException) -> bool:
-    return error.code in (UNKNOWN_INTERACTION, INVALID_WEBHOOK_TOKEN) or error.status == 401
-
 
 async def reply(
     interaction: discord.Interaction,

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 
-from cogs.render import refusal_text
+from cogs import words
 from cogs.replies import reply
 from services.errors import BotError, ConfigurationError, RefusedError
+
+if TYPE_CHECKING:
+    from cogs.videobot import VideoBot  # noqa: F401 - named in a string in the base class
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +32,7 @@ def describe_error(error: Exception) -> tuple[str, bool]:
     if isinstance(error, app_commands.CommandInvokeError):
         error = error.original
     if isinstance(error, RefusedError):
-        return refusal_text(error.user_message, error.retry_at), False
+        return words.refusal(error), False
     if isinstance(error, BotError):
         return error.user_message, isinstance(error, ConfigurationError)
     if isinstance(error, FriendlyCheckFailure):

@@ -9,13 +9,16 @@ from typing import Any
 import discord
 from discord.ext import commands
 
+from cogs.alerts import ModeratorAlerts
 from cogs.sync import sync_commands
 from cogs.tree import VideoBotTree
+from cogs.video.presenter import JobPresenter
+from cogs.video.starter import JobStarter
 from services.app import Services
 
 log = logging.getLogger(__name__)
 
-# Loaded in this order in setup_hook; one feature per module.
+# Loaded in this order in setup_hook; one feature per package.
 EXTENSIONS = ("cogs.video", "cogs.limits")
 
 
@@ -35,6 +38,13 @@ def intents() -> discord.Intents:
 
 
 class VideoBot(commands.Bot):
+    """The bot, with its services and the parts its features share as typed attributes.
+
+    ``starter`` admits and acknowledges requests (from `/video` and Re-roll), ``presenter``
+    is the job runner's listener, ``alerts`` tells moderators; buttons and commands reach
+    them here, never through ``get_cog`` by name.
+    """
+
     def __init__(
         self,
         services: Services,
@@ -55,6 +65,9 @@ class VideoBot(commands.Bot):
         )
         self.services = services
         self.timings = timings or Timings()
+        self.alerts = ModeratorAlerts(self)
+        self.presenter = JobPresenter(self)
+        self.starter = JobStarter(self)
         self._force_sync = force_sync
         self._sync = sync
 

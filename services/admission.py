@@ -10,21 +10,17 @@ about a reached budget (so they are told once per day or month).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from services.clock import Clock
 from services.errors import RefusedError
 from services.gates import AccountGates
 from services.limits import (
     EffectiveLimit,
-    clips_left_text,
     day_key,
-    discord_timestamp,
-    format_usd,
     load_effective_limit,
     month_key,
-    plural,
     utc_day_start,
     utc_month_start,
     utc_next_day,
@@ -32,9 +28,9 @@ from services.limits import (
     window_start,
     window_usage,
 )
-from services.models import Job
+from services.models import GuildSettings, Job, JobOrigin, VideoRequest
 from services.periods import LimitSpec
-from services.storage import GuildSettings, NewJob, Storage
+from services.storage import NewJob, Storage
 from services.storage.database import Executor
 
 log = logging.getLogger(__name__)
@@ -53,32 +49,61 @@ class Admitted:
     remaining: int  # what is left in the window after this one
     cost_usd: float  # what this request spends
 
-    def summary(self) -> str:
-        """For the member's progress or result message: `$0.36 · 2 of 3 clips left today`."""
-        left = clips_left_text(self.remaining, self.limit.spec)
-        return f"{format_usd(self.cost_usd)} · {left}" if self.cost_usd > 0 else left
+
+class MemberBlocked(RefusedError):
+    """The member's effective limit is 0 clips: ``limit`` says whose limit that is."""
+
+    def __init__(self, limit: EffectiveLimit) -> None:
+        super().__init__(
+            "You are blocked from making videos here.",
+            detail=f"blocked by {limit.source} limit",
+        )
+        self.limit = limit
+
+
+class LimitReached(RefusedError):
+    """The member used every clip of ``limit`` in its window; one frees at ``next_free_at``."""
+
+    def __init__(self, limit: EffectiveLimit, *, used: int, next_free_at: float) -> None:
+        super().__init__(
+            "You have reached your video limit for now.",
+            retry_at=next_free_at,
+            detail=f"limit {limit.spec} from {limit.source} used={used}",
+        )
+        self.limit = limit
+        self.used = used
+        self.next_free_at = next_free_at
 
 
 class BudgetExhausted(RefusedError):
-    """The server's daily clip cap or monthly budget is reached.
+    """The server's daily clip cap (``kind`` "daily") or monthly budget ("monthly") is reached.
 
-    ``alert_key`` is set only the first time for this server and day/month: then the
-    cog posts ``moderator_message`` to the moderators (``notify_moderators``).
+    ``tell_moderators`` is True only the first time for this server, cap and day or
+    month: then the cog tells the moderators.
     """
 
     def __init__(
         self,
-        user_message: str,
         *,
-        kind: str,
-        retry_at: float,
-        moderator_message: str,
-        alert_key: str | None = None,
+        kind: Literal["daily", "monthly"],
+        resets_at: float,
+        cap: int | None = None,
+        budget_usd: float | None = None,
+        spent_usd: float = 0.0,
+        clip_cost_usd: float = 0.0,
     ) -> None:
-        super().__init__(user_message, retry_at=retry_at, detail=f"budget {kind} reached")
-        self.kind = kind  # "daily" or "monthly"
-        self.moderator_message = moderator_message
-        self.alert_key = alert_key
+        super().__init__(
+            f"This server's {kind} video budget is used up.",
+            retry_at=resets_at,
+            detail=f"budget {kind} reached",
+        )
+        self.kind = kind
+        self.resets_at = resets_at
+        self.cap = cap
+        self.budget_usd = budget_usd
+        self.spent_usd = spent_usd
+        self.clip_cost_usd = clip_cost_usd
+        self.tell_moderators = False
 
 
 class Admission:
@@ -101,8 +126,10 @@ class Admission:
     def clip_cost_usd(self) -> float:
         return self._cost
 
-    async def admit(self, new: NewJob, *, role_ids: Sequence[int]) -> Admitted:
+    async def admit(self, request: VideoRequest, origin: JobOrigin) -> Admitted:
         """Check limit, caps and credits and store the job, atomically; raise RefusedError."""
+        new = _new_job(request, origin)
+        role_ids = origin.role_ids
         store = self._storage.limits
         refusal: BudgetExhausted | None = None
         async with self._storage.db.transaction() as tx:
@@ -118,10 +145,7 @@ class Admission:
                 tx=tx,
             )
             if limit.blocked:
-                raise RefusedError(
-                    f"You are blocked from making videos here ({limit.origin()}).",
-                    detail=f"blocked by {limit.source} limit",
-                )
+                raise MemberBlocked(limit)
             times = await self._storage.jobs.counted_times(
                 new.guild_id, new.user_id, window_start(now, limit.spec.period_seconds), tx=tx
             )
@@ -129,12 +153,7 @@ class Admission:
             if window.remaining == 0:
                 retry_at = window.next_free_at
                 assert retry_at is not None
-                raise RefusedError(
-                    f"You have reached {limit.describe()}. "
-                    f"Your next slot frees {discord_timestamp(retry_at)}.",
-                    retry_at=retry_at,
-                    detail=f"limit {limit.spec} from {limit.source} used={window.used}",
-                )
+                raise LimitReached(limit, used=window.used, next_free_at=retry_at)
             refusal = await self._budget_refusal(tx, settings, now)
             if refusal is None:
                 # Last, so a recheck a paused account lets through is not spent on a
@@ -176,53 +195,41 @@ class Admission:
                 guild_id, utc_day_start(now), tx=tx
             )
             if clips_today >= cap:
-                resets = utc_next_day(now)
-                refusal = BudgetExhausted(
-                    f"This server's daily limit of {plural(cap, 'clip')} is reached. "
-                    f"It resets {discord_timestamp(resets)}.",
-                    kind="daily",
-                    retry_at=resets,
-                    moderator_message=(
-                        "Video generation is paused on this server: the daily cap of "
-                        f"{plural(cap, 'clip')} (UTC day) is reached. "
-                        f"It resets {discord_timestamp(resets)}. "
-                        "Change it with `/videolimit budget`."
-                    ),
-                )
+                refusal = BudgetExhausted(kind="daily", resets_at=utc_next_day(now), cap=cap)
                 # The cap is in the key: a moderator who raises it hears again when it is hit.
                 key = f"budget:daily:{day_key(now)}:{cap}"
         budget = settings.monthly_budget_usd
         if refusal is None and budget is not None:
             _, spent = await self._storage.jobs.guild_counted(guild_id, utc_month_start(now), tx=tx)
             if spent + self._cost > budget + _EPSILON_USD:
-                resets = utc_next_month(now)
                 refusal = BudgetExhausted(
-                    f"{_monthly_budget_left(budget, spent, self._cost)} "
-                    f"It resets {discord_timestamp(resets)}.",
                     kind="monthly",
-                    retry_at=resets,
-                    moderator_message=(
-                        f"Video generation is paused on this server: {format_usd(spent)} of the "
-                        f"monthly budget of {format_usd(budget)} is spent and the next clip costs "
-                        f"{format_usd(self._cost)}. It resets {discord_timestamp(resets)}. "
-                        "Change it with `/videolimit budget`."
-                    ),
+                    resets_at=utc_next_month(now),
+                    budget_usd=budget,
+                    spent_usd=spent,
+                    clip_cost_usd=self._cost,
                 )
                 key = f"budget:monthly:{month_key(now)}:{budget:.2f}"
         if refusal is None:
             return None
         if await self._storage.limits.mark_alert_sent(guild_id, key, at=now, tx=tx):
-            refusal.alert_key = key
+            refusal.tell_moderators = True
             log.warning("guild=%s %s reached; moderators to be told", guild_id, key)
         return refusal
 
 
-def _monthly_budget_left(budget: float, spent: float, cost: float) -> str:
-    """Why the month's budget refuses a clip: used up, or too little left for one more."""
-    left = budget - spent
-    if left < 0.005:  # would show as $0.00
-        return f"This server's monthly video budget of {format_usd(budget)} is used up."
-    return (
-        f"This server's monthly video budget ({format_usd(budget)}) has {format_usd(left)} "
-        f"left, not enough for another clip ({format_usd(cost)})."
+def _new_job(request: VideoRequest, origin: JobOrigin) -> NewJob:
+    """The row to store for a request; ``created_at`` and the price are set on admission."""
+    return NewJob(
+        guild_id=origin.guild_id,
+        channel_id=origin.channel_id,
+        user_id=origin.user_id,
+        request=request,
+        created_at=0.0,
+        private=origin.private,
+        parent_job_id=origin.parent_job_id,
+        interaction_token=origin.interaction_token,
+        interaction_created_at=origin.interaction_created_at,
+        application_id=origin.application_id,
+        upload_limit=origin.upload_limit,
     )

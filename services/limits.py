@@ -8,7 +8,6 @@ blocks. Usage is counted in a rolling window: a use at ``t`` stops counting at
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,16 +15,9 @@ from typing import Literal
 
 from services.clock import Clock
 from services.errors import ValidationError
-from services.models import JobState
-from services.periods import LimitSpec, describe_period, parse_period
-from services.storage import (
-    AuditEntry,
-    GuildSettings,
-    LimitOverride,
-    LimitStore,
-    MemberTotal,
-    Storage,
-)
+from services.models import AuditEntry, GuildSettings, JobState, LimitOverride, MemberTotal
+from services.periods import LimitSpec, parse_period
+from services.storage import LimitStore, Storage
 from services.storage.database import Executor
 
 LimitSource = Literal["user", "role", "server", "operator"]
@@ -37,11 +29,6 @@ RECENT_JOBS = 50  # pages of 20 in /videolimit usage: enough to spot a burst of 
 
 
 # --- time -------------------------------------------------------------------------
-
-
-def discord_timestamp(unix: float, style: str = "R") -> str:
-    """A Discord timestamp (`<t:1700000000:R>` shows as "in 3 hours"), rounded up."""
-    return f"<t:{math.ceil(unix)}:{style}>"
 
 
 def _utc(now: float) -> datetime:
@@ -74,15 +61,6 @@ def month_key(now: float) -> str:
     return _utc(now).strftime("%Y-%m")
 
 
-def format_usd(amount: float) -> str:
-    return f"${amount:,.2f}"
-
-
-def plural(count: int, noun: str) -> str:
-    """A count with its noun in the right number: `1 clip`, `0 clips`, `2 clips`."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
 # --- effective limit ----------------------------------------------------------------
 
 
@@ -97,29 +75,6 @@ class EffectiveLimit:
     @property
     def blocked(self) -> bool:
         return self.spec.count == 0
-
-    def origin(self) -> str:
-        """Whose limit this is, said to the member: `your role limit <@&1>`."""
-        if self.source == "user":
-            return "your personal limit"
-        if self.source == "role":
-            return f"your role limit <@&{self.role_id}>"
-        if self.source == "server":
-            return "this server's default limit"
-        return "the bot's default limit"
-
-    def describe(self) -> str:
-        """For the member: `your role limit <@&1>: 3 clips per day`."""
-        return f"{self.origin()}: {self.spec.describe()}"
-
-    def source_label(self) -> str:
-        """For moderators: `own override`, `role <@&1>`, `server default`, or the built-in one."""
-        return {
-            "user": "own override",
-            "role": f"role <@&{self.role_id}>",
-            "server": "server default",
-            "operator": "the bot's built-in default",
-        }[self.source]
 
 
 def is_more_generous(a: LimitSpec, b: LimitSpec) -> bool:
@@ -221,18 +176,6 @@ class WindowUsage:
 def window_usage(spec: LimitSpec, times: Iterable[float], now: float) -> WindowUsage:
     start = window_start(now, spec.period_seconds)
     return WindowUsage(spec, now, tuple(sorted(t for t in times if t > start)))
-
-
-def clips_left_text(remaining: int, spec: LimitSpec) -> str:
-    """`2 of 3 clips left today`, for the member's progress or result message."""
-    if spec.period_seconds == 86400:
-        when = "today"
-    elif spec.period_seconds in (3600, 604800):
-        when = f"this {describe_period(spec.period_seconds)}"
-    else:
-        when = f"per {describe_period(spec.period_seconds)}"
-    clips = "clip" if spec.count == 1 else "clips"
-    return f"{remaining} of {spec.count} {clips} left {when}"
 
 
 # --- what the service returns ----------------------------------------------------------

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from services.errors import ValidationError
+from services.periods import LimitSpec
 
 MODEL_SLUG = "cog-video-5b-t2v"
 
@@ -250,3 +251,83 @@ class Progress:
     elapsed: float = 0.0
     fraction: float = 0.0
     expected: float = 0.0  # the typical duration of a job like this one, in seconds
+
+
+@dataclass(frozen=True, slots=True)
+class JobOrigin:
+    """Where a request was made and how to answer it: who, in which channel, through what.
+
+    The interaction fields let the bot edit its reply and post the clip through the
+    interaction's webhook for its 15 minutes; None where there is no interaction (the CLI).
+    """
+
+    guild_id: int
+    channel_id: int
+    user_id: int
+    role_ids: tuple[int, ...] = ()
+    private: bool = False
+    parent_job_id: int | None = None  # the job a re-roll came from
+    interaction_token: str | None = field(default=None, repr=False)  # a secret for 15 min
+    interaction_created_at: float | None = None
+    application_id: int | None = None
+    upload_limit: int | None = None  # bytes the interaction's reply may attach
+
+
+# --- limits and budgets ------------------------------------------------------------
+
+AuditValue = LimitSpec | int | float | None
+
+
+@dataclass(frozen=True, slots=True)
+class GuildSettings:
+    """A server's own settings; None means "not set" (operator default, no cap)."""
+
+    guild_id: int
+    default_limit: LimitSpec | None = None
+    daily_clip_cap: int | None = None
+    monthly_budget_usd: float | None = None
+    moderator_role_id: int | None = None
+    alert_channel_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LimitOverride:
+    """A limit set for one member or one role (``target_id`` is the user or role id)."""
+
+    guild_id: int
+    target_id: int
+    spec: LimitSpec
+    set_by: int
+    set_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AuditChange:
+    """One value an audit entry changed; None means it was (or became) unset."""
+
+    setting: str  # "limit" (a member's or role's), "default", or another settings column
+    before: AuditValue
+    after: AuditValue
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One recorded change to a server's limits or settings: who, what, when."""
+
+    id: int
+    guild_id: int
+    actor_id: int
+    action: str
+    target: str  # "user:<id>", "role:<id>" or "server"
+    detail: str  # as stored: `old -> new` for a limit, `name: old -> new, ...` for settings
+    at: float
+    changes: tuple[AuditChange, ...] | None = None  # None when ``detail`` cannot be read
+
+
+@dataclass(frozen=True, slots=True)
+class MemberTotal:
+    """One member's counted clips and spend over a period."""
+
+    user_id: int
+    clips: int
+    cost_usd: float

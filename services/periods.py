@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from services.errors import ValidationError
 
 UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
-UNIT_NAMES = {"m": "minute", "h": "hour", "d": "day", "w": "week"}
 MAX_PERIOD_SECONDS = 52 * UNIT_SECONDS["w"]
 ACCEPTED_FORMS = "a number followed by m, h, d or w, like `30m`, `6h`, `1d` or `1w` (at most 52w)"
 _PERIOD = re.compile(r"^\s*(\d{1,6})\s*([mhdw])\s*$", re.IGNORECASE)
@@ -33,16 +32,6 @@ def format_period(seconds: int) -> str:
     return f"{seconds}s"
 
 
-def describe_period(seconds: int) -> str:
-    """Words for a period: `day`, `6 hours`, `30 minutes`."""
-    for unit in ("w", "d", "h", "m"):
-        size = UNIT_SECONDS[unit]
-        if seconds % size == 0:
-            n = seconds // size
-            return UNIT_NAMES[unit] if n == 1 else f"{n} {UNIT_NAMES[unit]}s"
-    return f"{seconds} seconds"
-
-
 @dataclass(frozen=True, slots=True)
 class LimitSpec:
     """`count` clips per rolling `period_seconds`; count 0 blocks."""
@@ -52,12 +41,6 @@ class LimitSpec:
 
     def __str__(self) -> str:
         return f"{self.count}/{format_period(self.period_seconds)}"
-
-    def describe(self) -> str:
-        if self.count == 0:
-            return "blocked"
-        clips = "clip" if self.count == 1 else "clips"
-        return f"{self.count} {clips} per {describe_period(self.period_seconds)}"
 
 
 def parse_limit_spec(text: str) -> LimitSpec:

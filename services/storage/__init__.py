@@ -5,19 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.storage.database import Database, Executor, Transaction
-from services.storage.jobs import JobStore, MemberTotal, NewJob
-from services.storage.limits import AuditEntry, GuildSettings, LimitOverride, LimitStore
+from services.storage.jobs import JobStore, NewJob
+from services.storage.limits import LimitStore
 from services.storage.meta import MetaStore
 
 __all__ = [
-    "AuditEntry",
     "Database",
     "Executor",
-    "GuildSettings",
     "JobStore",
-    "LimitOverride",
     "LimitStore",
-    "MemberTotal",
     "MetaStore",
     "NewJob",
     "Storage",

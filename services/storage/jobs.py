@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from services.models import TERMINAL_STATES, Job, JobState, VideoRequest
+from services.models import TERMINAL_STATES, Job, JobState, MemberTotal, VideoRequest
 from services.storage.database import Executor, Row
 
 # A job counts against a member's limit and the server's budget while it holds a
@@ -86,13 +86,6 @@ def _job_from_row(row: Row) -> Job:
         error=row["error"],
         cost_usd=row["cost_usd"],
     )
-
-
-@dataclass(frozen=True, slots=True)
-class MemberTotal:
-    user_id: int
-    clips: int
-    cost_usd: float
 
 
 class JobStore:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from services.errors import ValidationError
+from services.models import AuditChange, AuditEntry, AuditValue, GuildSettings, LimitOverride
 from services.periods import LimitSpec, parse_limit_spec
 from services.storage.database import Executor, Row
 
@@ -28,65 +28,6 @@ _GUILD_COLUMNS = frozenset(
     }
 )
 _DEFAULT_COLUMNS = ("default_count", "default_period_seconds")
-
-AuditValue = LimitSpec | int | float | None
-
-
-@dataclass(frozen=True, slots=True)
-class GuildSettings:
-    """A server's own settings; None means "not set" (operator default, no cap)."""
-
-    guild_id: int
-    default_limit: LimitSpec | None = None
-    daily_clip_cap: int | None = None
-    monthly_budget_usd: float | None = None
-    moderator_role_id: int | None = None
-    alert_channel_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LimitOverride:
-    """A limit set for one member or one role (``target_id`` is the user or role id)."""
-
-    guild_id: int
-    target_id: int
-    spec: LimitSpec
-    set_by: int
-    set_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class AuditChange:
-    """One value an audit entry changed; None means it was (or became) unset."""
-
-    setting: str  # "limit" (a member's or role's), "default", or another settings column
-    before: AuditValue
-    after: AuditValue
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    id: int
-    guild_id: int
-    actor_id: int
-    action: str
-    target: str  # "user:<id>", "role:<id>" or "server"
-    detail: str  # `old -> new` for a limit, `name: old -> new, ...` for server settings
-    at: float
-
-    def changes(self) -> tuple[AuditChange, ...] | None:
-        """What this entry changed, read back from ``detail``; None when it cannot be read."""
-        try:
-            if self.target.partition(":")[0] in _OVERRIDE_TABLES:
-                return (_parse_change("limit", self.detail),)
-            if self.target == "server" and self.detail:
-                return tuple(
-                    _parse_change(*part.split(": ", 1)) for part in self.detail.split(", ")
-                )
-        except (TypeError, ValueError, ValidationError):
-            pass
-        return None
-
 
 def _override(row: Row) -> LimitOverride:
     return LimitOverride(
@@ -160,7 +101,19 @@ class LimitStore:
             " WHERE guild_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
             (guild_id, limit, offset),
         )
-        return [AuditEntry(*tuple(row)) for row in rows]
+        return [
+            AuditEntry(
+                id=row["id"],
+                guild_id=row["guild_id"],
+                actor_id=row["actor_id"],
+                action=row["action"],
+                target=row["target"],
+                detail=row["detail"],
+                at=row["at"],
+                changes=read_audit_detail(row["target"], row["detail"]),
+            )
+            for row in rows
+        ]
 
     # --- reads -----------------------------------------------------------------
 
@@ -357,8 +310,20 @@ class LimitStore:
         return changed == 1
 
 
-# The audit detail is stored as text and read back by AuditEntry.changes(): rows written
+# The audit detail is stored as text and read back by read_audit_detail(): rows written
 # since the first release use this same format, so every stored entry can be shown in words.
+
+
+def read_audit_detail(target: str, detail: str) -> tuple[AuditChange, ...] | None:
+    """What an audit entry changed, read back from its stored ``detail``; None if unreadable."""
+    try:
+        if target.partition(":")[0] in _OVERRIDE_TABLES:
+            return (_parse_change("limit", detail),)
+        if target == "server" and detail:
+            return tuple(_parse_change(*part.split(": ", 1)) for part in detail.split(", "))
+    except (TypeError, ValueError, ValidationError):
+        pass
+    return None
 
 
 def _change_detail(new: LimitSpec | None, old: LimitSpec | None) -> str:

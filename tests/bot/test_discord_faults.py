@@ -14,8 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from cogs.messenger import JobMessenger
-from cogs.replies import TOKEN_LIFETIME
+from cogs.discord_errors import TOKEN_LIFETIME
+from cogs.video.messenger import JobMessenger
 from services.clock import FakeClock
 from services.models import Job, JobState, VideoRequest
 from tests.bot.conftest import SAMPLE

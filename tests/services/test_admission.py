@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from services.admission import Admission, Admitted, BudgetExhausted
+from services.admission import (
+    Admission,
+    Admitted,
+    BudgetExhausted,
+    LimitReached,
+    MemberBlocked,
+)
 from services.clock import FakeClock
 from services.errors import (
     ConfigurationError,
@@ -18,9 +24,9 @@ from services.errors import (
     SegmindInsufficientCredits,
 )
 from services.gates import AccountGates, AccountPaused
-from services.models import JobState, VideoRequest
+from services.models import JobOrigin, JobState, VideoRequest
 from services.periods import LimitSpec
-from services.storage import NewJob, Storage
+from services.storage import Storage
 
 H, D = 3600, 86400
 GUILD, OTHER_GUILD = 10, 20
@@ -57,14 +63,11 @@ def admission(storage: Storage, clock: FakeClock, gates: AccountGates) -> Admiss
     )
 
 
-def request(user: int = ALICE, guild: int = GUILD) -> NewJob:
-    return NewJob(
-        guild_id=guild,
-        channel_id=5,
-        user_id=user,
-        request=VideoRequest.create("a lighthouse in a storm", seed=42),
-        created_at=0.0,  # admission stamps its own clock's time
-    )
+REQUEST = VideoRequest.create("a lighthouse in a storm", seed=42)
+
+
+def origin(user: int = ALICE, guild: int = GUILD, roles: tuple[int, ...] = ()) -> JobOrigin:
+    return JobOrigin(guild_id=guild, channel_id=5, user_id=user, role_ids=roles)
 
 
 async def count_jobs(storage: Storage, guild: int = GUILD) -> int:
@@ -74,14 +77,14 @@ async def count_jobs(storage: Storage, guild: int = GUILD) -> int:
 async def test_admitted_job_is_stored_queued_and_priced(
     admission: Admission, storage: Storage, clock: FakeClock
 ) -> None:
-    admitted = await admission.admit(request(), role_ids=[])
+    admitted = await admission.admit(REQUEST, origin())
     assert (admitted.used, admitted.remaining, admitted.cost_usd) == (1, 2, PRICE)
     assert admitted.limit.source == "operator"
     stored = await storage.jobs.get(admitted.job.id)
     assert stored is not None and stored.state is JobState.QUEUED
     assert stored.cost_usd == PRICE == admitted.job.cost_usd
     assert stored.created_at == clock.time()
-    assert admitted.summary() == "$0.36 · 2 of 3 clips left today"
+    assert admitted.limit.spec == LimitSpec(3, D)
 
 
 async def test_refusal_names_the_role_limit_and_next_slot(
@@ -89,17 +92,17 @@ async def test_refusal_names_the_role_limit_and_next_slot(
 ) -> None:
     await storage.limits.set_role_limit(GUILD, ROLE, LimitSpec(2, D), actor_id=MOD, at=0.0)
     first = clock.time()
-    await admission.admit(request(), role_ids=[ROLE, 8])
+    await admission.admit(REQUEST, origin(roles=(ROLE, 8)))
     clock.advance(H)
-    await admission.admit(request(), role_ids=[ROLE, 8])
+    await admission.admit(REQUEST, origin(roles=(ROLE, 8)))
     clock.advance(H)
     with pytest.raises(RefusedError) as caught:
-        await admission.admit(request(), role_ids=[ROLE, 8])
+        await admission.admit(REQUEST, origin(roles=(ROLE, 8)))
     refusal = caught.value
-    assert not isinstance(refusal, BudgetExhausted)
-    assert refusal.retry_at == first + D
-    assert "your role limit <@&7>: 2 clips per day" in refusal.user_message
-    assert f"<t:{int(first + D)}:R>" in refusal.user_message
+    assert isinstance(refusal, LimitReached)
+    assert refusal.retry_at == refusal.next_free_at == first + D
+    assert (refusal.limit.source, refusal.limit.role_id) == ("role", ROLE)
+    assert refusal.limit.spec == LimitSpec(2, D)
     assert await count_jobs(storage) == 2
 
 
@@ -107,13 +110,14 @@ async def test_window_edge_frees_the_slot_exactly_one_period_after_the_oldest_us
     admission: Admission, storage: Storage, clock: FakeClock
 ) -> None:
     await storage.limits.set_user_limit(GUILD, ALICE, LimitSpec(1, 30 * 60), actor_id=MOD, at=0.0)
-    await admission.admit(request(), role_ids=[])
+    await admission.admit(REQUEST, origin())
     clock.advance(30 * 60 - 0.5)  # halves are exact in binary floats
     with pytest.raises(RefusedError) as caught:
-        await admission.admit(request(), role_ids=[])
-    assert "your personal limit: 1 clip per 30 minutes" in caught.value.user_message
+        await admission.admit(REQUEST, origin())
+    assert isinstance(caught.value, LimitReached)
+    assert caught.value.limit.source == "user"
     clock.advance(0.5)
-    admitted = await admission.admit(request(), role_ids=[])
+    admitted = await admission.admit(REQUEST, origin())
     assert (admitted.used, admitted.remaining) == (1, 0)
 
 
@@ -122,20 +126,19 @@ async def test_blocked_member_is_refused_without_a_retry_time(
 ) -> None:
     await storage.limits.set_user_limit(GUILD, ALICE, LimitSpec(0, D), actor_id=MOD, at=0.0)
     with pytest.raises(RefusedError) as caught:
-        await admission.admit(request(), role_ids=[ROLE])
-    assert caught.value.user_message == (
-        "You are blocked from making videos here (your personal limit)."
-    )
+        await admission.admit(REQUEST, origin(roles=(ROLE,)))
+    assert isinstance(caught.value, MemberBlocked)
+    assert caught.value.limit.source == "user"
     assert caught.value.retry_at is None
     assert await count_jobs(storage) == 0
-    await admission.admit(request(BOB), role_ids=[ROLE])  # others are not affected
+    await admission.admit(REQUEST, origin(BOB, roles=(ROLE,)))  # others are not affected
 
 
 async def test_ten_simultaneous_requests_under_a_limit_of_three_give_three_jobs(
     admission: Admission, storage: Storage
 ) -> None:
     results = await asyncio.gather(
-        *(admission.admit(request(), role_ids=[]) for _ in range(10)), return_exceptions=True
+        *(admission.admit(REQUEST, origin()) for _ in range(10)), return_exceptions=True
     )
     admitted = [r for r in results if isinstance(r, Admitted)]
     refused = [r for r in results if isinstance(r, RefusedError)]
@@ -147,33 +150,33 @@ async def test_ten_simultaneous_requests_under_a_limit_of_three_give_three_jobs(
 async def test_failed_job_without_request_id_frees_its_slot(
     admission: Admission, storage: Storage, clock: FakeClock
 ) -> None:
-    jobs = [await admission.admit(request(), role_ids=[]) for _ in range(3)]
+    jobs = [await admission.admit(REQUEST, origin()) for _ in range(3)]
     with pytest.raises(RefusedError):
-        await admission.admit(request(), role_ids=[])
+        await admission.admit(REQUEST, origin())
     # Segmind surely refused this one: it never got a request_id.
     await storage.jobs.update(jobs[0].job.id, now=clock.time(), state=JobState.FAILED)
-    admitted = await admission.admit(request(), role_ids=[])
+    admitted = await admission.admit(REQUEST, origin())
     assert (admitted.used, admitted.remaining) == (3, 0)
 
 
 async def test_failed_job_with_request_id_keeps_counting(
     admission: Admission, storage: Storage, clock: FakeClock
 ) -> None:
-    jobs = [await admission.admit(request(), role_ids=[]) for _ in range(3)]
+    jobs = [await admission.admit(REQUEST, origin()) for _ in range(3)]
     await storage.jobs.update(
         jobs[0].job.id, now=clock.time(), state=JobState.FAILED, request_id="seg-1"
     )
     with pytest.raises(RefusedError):
-        await admission.admit(request(), role_ids=[])
+        await admission.admit(REQUEST, origin())
     assert await count_jobs(storage) == 3
 
 
 async def test_limits_are_per_server(admission: Admission, storage: Storage) -> None:
     for _ in range(3):
-        await admission.admit(request(), role_ids=[])
+        await admission.admit(REQUEST, origin())
     with pytest.raises(RefusedError):
-        await admission.admit(request(), role_ids=[])
-    admitted = await admission.admit(request(guild=OTHER_GUILD), role_ids=[])
+        await admission.admit(REQUEST, origin())
+    admitted = await admission.admit(REQUEST, origin(guild=OTHER_GUILD))
     assert admitted.used == 1
 
 
@@ -183,27 +186,25 @@ async def test_daily_cap_refuses_and_alerts_once_per_utc_day(
     await storage.limits.update_guild_settings(
         GUILD, actor_id=MOD, at=0.0, action="set_budget", daily_clip_cap=2
     )
-    await admission.admit(request(ALICE), role_ids=[])
-    await admission.admit(request(BOB), role_ids=[])
+    await admission.admit(REQUEST, origin(ALICE))
+    await admission.admit(REQUEST, origin(BOB))
     with pytest.raises(BudgetExhausted) as first:
-        await admission.admit(request(3), role_ids=[])
+        await admission.admit(REQUEST, origin(3))
     assert first.value.kind == "daily"
-    assert first.value.alert_key == "budget:daily:2024-05-15:2"
-    assert first.value.retry_at == ts("2024-05-16T00:00:00")
-    assert "daily limit of 2 clips is reached" in first.value.user_message
-    assert f"<t:{int(ts('2024-05-16T00:00:00'))}:R>" in first.value.user_message
-    assert "/videolimit budget" in first.value.moderator_message
+    assert first.value.tell_moderators
+    assert first.value.retry_at == first.value.resets_at == ts("2024-05-16T00:00:00")
+    assert first.value.cap == 2
     with pytest.raises(BudgetExhausted) as second:
-        await admission.admit(request(4), role_ids=[])
-    assert second.value.alert_key is None  # moderators were already told today
+        await admission.admit(REQUEST, origin(4))
+    assert not second.value.tell_moderators  # moderators were already told today
     assert await count_jobs(storage) == 2
 
     clock.advance(ts("2024-05-16T00:00:00") - clock.time())  # a new UTC day
-    await admission.admit(request(3), role_ids=[])
-    await admission.admit(request(4), role_ids=[])
+    await admission.admit(REQUEST, origin(3))
+    await admission.admit(REQUEST, origin(4))
     with pytest.raises(BudgetExhausted) as next_day:
-        await admission.admit(request(5), role_ids=[])
-    assert next_day.value.alert_key == "budget:daily:2024-05-16:2"
+        await admission.admit(REQUEST, origin(5))
+    assert next_day.value.tell_moderators
 
 
 async def test_a_raised_cap_that_is_reached_again_alerts_again(
@@ -212,17 +213,17 @@ async def test_a_raised_cap_that_is_reached_again_alerts_again(
     await storage.limits.update_guild_settings(
         GUILD, actor_id=MOD, at=0.0, action="set_budget", daily_clip_cap=1
     )
-    await admission.admit(request(ALICE), role_ids=[])
+    await admission.admit(REQUEST, origin(ALICE))
     with pytest.raises(BudgetExhausted) as first:
-        await admission.admit(request(BOB), role_ids=[])
-    assert first.value.alert_key is not None
+        await admission.admit(REQUEST, origin(BOB))
+    assert first.value.tell_moderators
     await storage.limits.update_guild_settings(
         GUILD, actor_id=MOD, at=1.0, action="set_budget", daily_clip_cap=2
     )
-    await admission.admit(request(BOB), role_ids=[])
+    await admission.admit(REQUEST, origin(BOB))
     with pytest.raises(BudgetExhausted) as again:
-        await admission.admit(request(3), role_ids=[])
-    assert again.value.alert_key is not None and again.value.alert_key != first.value.alert_key
+        await admission.admit(REQUEST, origin(3))
+    assert again.value.tell_moderators and again.value.cap == 2
 
 
 async def test_monthly_budget_allows_the_clip_that_fits_and_refuses_the_next(
@@ -231,17 +232,17 @@ async def test_monthly_budget_allows_the_clip_that_fits_and_refuses_the_next(
     await storage.limits.update_guild_settings(
         GUILD, actor_id=MOD, at=0.0, action="set_budget", monthly_budget_usd=0.72
     )
-    await admission.admit(request(ALICE), role_ids=[])
-    await admission.admit(request(BOB), role_ids=[])  # 0.36 + 0.36 == 0.72 fits exactly
+    await admission.admit(REQUEST, origin(ALICE))
+    await admission.admit(REQUEST, origin(BOB))  # 0.36 + 0.36 == 0.72 fits exactly
     with pytest.raises(BudgetExhausted) as caught:
-        await admission.admit(request(3), role_ids=[])
+        await admission.admit(REQUEST, origin(3))
     assert caught.value.kind == "monthly"
-    assert caught.value.alert_key == "budget:monthly:2024-05:0.72"
+    assert caught.value.tell_moderators
     assert caught.value.retry_at == ts("2024-06-01T00:00:00")
-    assert "monthly video budget of $0.72 is used up" in caught.value.user_message
+    assert (caught.value.budget_usd, caught.value.spent_usd) == (0.72, 0.72)
     assert await count_jobs(storage) == 2
     clock.advance(ts("2024-06-01T00:00:00") - clock.time())
-    assert (await admission.admit(request(3), role_ids=[])).used == 1
+    assert (await admission.admit(REQUEST, origin(3))).used == 1
 
 
 async def test_monthly_budget_refusal_says_what_is_left_when_a_clip_does_not_fit(
@@ -250,14 +251,11 @@ async def test_monthly_budget_refusal_says_what_is_left_when_a_clip_does_not_fit
     await storage.limits.update_guild_settings(
         GUILD, actor_id=MOD, at=0.0, action="set_budget", monthly_budget_usd=0.50
     )
-    await admission.admit(request(ALICE), role_ids=[])  # $0.36 spent, $0.14 left
+    await admission.admit(REQUEST, origin(ALICE))  # $0.36 spent, $0.14 left
     with pytest.raises(BudgetExhausted) as caught:
-        await admission.admit(request(BOB), role_ids=[])
-    assert caught.value.user_message == (
-        "This server's monthly video budget ($0.50) has $0.14 left, not enough for another "
-        f"clip ($0.36). It resets <t:{int(ts('2024-06-01T00:00:00'))}:R>."
-    )
-    assert "used up" not in caught.value.user_message
+        await admission.admit(REQUEST, origin(BOB))
+    assert (caught.value.budget_usd, caught.value.clip_cost_usd) == (0.50, PRICE)
+    assert caught.value.spent_usd == pytest.approx(0.36)
 
 
 async def test_a_daily_cap_of_one_clip_is_said_in_the_singular(
@@ -266,11 +264,10 @@ async def test_a_daily_cap_of_one_clip_is_said_in_the_singular(
     await storage.limits.update_guild_settings(
         GUILD, actor_id=MOD, at=0.0, action="set_budget", daily_clip_cap=1
     )
-    await admission.admit(request(ALICE), role_ids=[])
+    await admission.admit(REQUEST, origin(ALICE))
     with pytest.raises(BudgetExhausted) as caught:
-        await admission.admit(request(BOB), role_ids=[])
-    assert "daily limit of 1 clip is reached" in caught.value.user_message
-    assert "the daily cap of 1 clip (UTC day) is reached" in caught.value.moderator_message
+        await admission.admit(REQUEST, origin(BOB))
+    assert (caught.value.kind, caught.value.cap) == ("daily", 1)
 
 
 async def test_a_failed_unsubmitted_job_is_not_spent(
@@ -279,9 +276,9 @@ async def test_a_failed_unsubmitted_job_is_not_spent(
     await storage.limits.update_guild_settings(
         GUILD, actor_id=MOD, at=0.0, action="set_budget", monthly_budget_usd=0.36
     )
-    first = await admission.admit(request(ALICE), role_ids=[])
+    first = await admission.admit(REQUEST, origin(ALICE))
     await storage.jobs.update(first.job.id, now=clock.time(), state=JobState.FAILED)
-    await admission.admit(request(BOB), role_ids=[])
+    await admission.admit(REQUEST, origin(BOB))
 
 
 async def test_out_of_credits_refuses_before_storing(
@@ -289,7 +286,7 @@ async def test_out_of_credits_refuses_before_storing(
 ) -> None:
     gates.credits.pause(SegmindInsufficientCredits())
     with pytest.raises(AccountPaused) as caught:
-        await admission.admit(request(), role_ids=[])
+        await admission.admit(REQUEST, origin())
     assert caught.value.user_message == SegmindInsufficientCredits.user_message
     assert await count_jobs(storage) == 0
 
@@ -299,15 +296,15 @@ async def test_a_rejected_key_refuses_privately_until_a_recheck_succeeds(
 ) -> None:
     gates.key.pause(SegmindAuthError(status=401))
     with pytest.raises(AccountPaused) as caught:
-        await admission.admit(request(ALICE), role_ids=[])
+        await admission.admit(REQUEST, origin(ALICE))
     assert caught.value.user_message == ConfigurationError.user_message
     assert isinstance(caught.value.cause, SegmindAuthError)  # what moderators are told
     clock.advance(601)
-    assert (await admission.admit(request(ALICE), role_ids=[])).used == 1  # the recheck
+    assert (await admission.admit(REQUEST, origin(ALICE))).used == 1  # the recheck
     with pytest.raises(AccountPaused):  # held back until the recheck answers
-        await admission.admit(request(BOB), role_ids=[])
+        await admission.admit(REQUEST, origin(BOB))
     gates.resume()  # Segmind accepted the recheck
-    assert (await admission.admit(request(BOB), role_ids=[])).used == 1
+    assert (await admission.admit(REQUEST, origin(BOB))).used == 1
 
 
 async def test_limit_refusal_does_not_spend_the_credit_recheck(
@@ -317,9 +314,9 @@ async def test_limit_refusal_does_not_spend_the_credit_recheck(
     gates.credits.pause(SegmindInsufficientCredits())
     clock.advance(601)  # the gate will let one request through as the check
     with pytest.raises(RefusedError) as caught:
-        await admission.admit(request(ALICE), role_ids=[])
-    assert "blocked" in caught.value.user_message
-    assert (await admission.admit(request(BOB), role_ids=[])).used == 1
+        await admission.admit(REQUEST, origin(ALICE))
+    assert isinstance(caught.value, MemberBlocked)
+    assert (await admission.admit(REQUEST, origin(BOB))).used == 1
 
 
 async def test_a_credits_pause_does_not_spend_the_keys_recheck(
@@ -329,8 +326,8 @@ async def test_a_credits_pause_does_not_spend_the_keys_recheck(
     clock.advance(300)
     gates.credits.pause(SegmindInsufficientCredits())
     clock.advance(301)  # the key's recheck is due, the credits' is not
-    admitted = await admission.admit(request(ALICE), role_ids=[])  # the key's recheck
+    admitted = await admission.admit(REQUEST, origin(ALICE))  # the key's recheck
     assert admitted.used == 1
     with pytest.raises(AccountPaused) as held:
-        await admission.admit(request(BOB), role_ids=[])
+        await admission.admit(REQUEST, origin(BOB))
     assert isinstance(held.value.cause, SegmindAuthError)  # still waiting on the key's answer

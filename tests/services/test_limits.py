@@ -13,10 +13,7 @@ from services.errors import ValidationError
 from services.limits import (
     EffectiveLimit,
     LimitService,
-    clips_left_text,
-    discord_timestamp,
     is_more_generous,
-    plural,
     resolve_limit,
     utc_day_start,
     utc_month_start,
@@ -92,25 +89,6 @@ def test_user_override_of_zero_blocks_even_with_generous_roles() -> None:
     assert limit.blocked and limit.source == "user"
 
 
-def test_descriptions_name_the_limit_for_the_member() -> None:
-    assert EffectiveLimit(LimitSpec(3, D), "role", 42).describe() == (
-        "your role limit <@&42>: 3 clips per day"
-    )
-    assert (
-        EffectiveLimit(LimitSpec(1, 6 * H), "user").describe()
-        == "your personal limit: 1 clip per 6 hours"
-    )
-
-
-def test_moderators_see_where_a_limit_comes_from_without_jargon() -> None:
-    assert EffectiveLimit(OPERATOR, "operator").source_label() == "the bot's built-in default"
-    assert EffectiveLimit(LimitSpec(3, D), "role", 42).source_label() == "role <@&42>"
-
-
-def test_plural_matches_the_count() -> None:
-    assert [plural(n, "clip") for n in (0, 1, 2)] == ["0 clips", "1 clip", "2 clips"]
-
-
 # --- window arithmetic ---------------------------------------------------------------
 
 
@@ -149,12 +127,6 @@ def test_utc_calendar_boundaries() -> None:
     assert utc_month_start(now) == ts("2024-12-01T00:00:00")
     assert utc_next_month(now) == ts("2025-01-01T00:00:00")
     assert utc_next_month(ts("2024-02-01T00:00:00")) == ts("2024-03-01T00:00:00")
-
-
-def test_clips_left_text_and_timestamp() -> None:
-    assert clips_left_text(2, LimitSpec(3, D)) == "2 of 3 clips left today"
-    assert clips_left_text(0, LimitSpec(1, 6 * H)) == "0 of 1 clip left per 6 hours"
-    assert discord_timestamp(1700000000.2) == "<t:1700000001:R>"
 
 
 # --- the service on a real file ---------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cogs import render
+from cogs.video import render
 from services.models import Job, JobState, Progress, ProgressPhase, VideoRequest
 
 
@@ -115,15 +115,6 @@ def test_result_content_pings_only_the_requester_and_marks_links_as_expiring():
     timed = render.result_content(make_job(submitted_at=1000.0), link="https://cdn.example/v")
     assert "The link expires <t:4600:R>" in timed
     assert len(render.result_content(job, link="https://x/" + "a" * 3000)) <= render.CONTENT_MAX
-
-
-def test_refusal_text_adds_a_relative_timestamp():
-    assert (
-        render.refusal_text("Limit reached.", 1700000000.7)
-        == "Limit reached. You can try again <t:1700000000:R>."
-    )
-    assert render.refusal_text("Already <t:1:R>.", 5) == "Already <t:1:R>."
-    assert render.refusal_text("No time.", None) == "No time."
 
 
 @pytest.mark.parametrize(

@@ -9,33 +9,31 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import discord
 
-from cogs import render
-from cogs.messenger import Clip
 from cogs.permissions import is_moderator
 from cogs.replies import reply
 from cogs.tree import describe_error
+from cogs.video import render
+from cogs.video.messenger import Clip
 from services.errors import BotError
 from services.models import Job, JobState
 
 if TYPE_CHECKING:
-    from cogs.video import VideoCog
+    from cogs.videobot import VideoBot
 
 log = logging.getLogger(__name__)
 
 
-def _cog(interaction: discord.Interaction) -> VideoCog:
-    cog = interaction.client.get_cog("VideoCog")  # type: ignore[union-attr]
-    if cog is None:
-        raise BotError("Video generation is not available right now.")
-    return cog  # type: ignore[return-value]
+def _bot(interaction: discord.Interaction) -> VideoBot:
+    """The bot that received the click; its features are typed attributes."""
+    return cast("VideoBot", interaction.client)
 
 
 async def _job(interaction: discord.Interaction, job_id: int) -> Job:
-    job = await _cog(interaction).services.storage.jobs.get(job_id)
+    job = await _bot(interaction).services.storage.jobs.get(job_id)
     if job is None or job.guild_id != interaction.guild_id:
         raise BotError("That video is no longer known to me.")
     return job
@@ -103,7 +101,7 @@ class JobButton(
         if job.state.is_terminal or job.state is JobState.DOWNLOADED:
             # From DOWNLOADED on, the clip is made and paid for, and may be posted already.
             raise BotError("This video has already finished.")
-        stopped = await _cog(interaction).services.runner.cancel(job.id)
+        stopped = await _bot(interaction).services.runner.cancel(job.id)
         if stopped is None or stopped.state is not JobState.CANCELLED:
             await reply(interaction, "This video has already finished.", ephemeral=True)
             return
@@ -115,7 +113,7 @@ class JobButton(
         await reply(interaction, "Cancelled." + note, ephemeral=True)
 
     async def _reroll(self, interaction: discord.Interaction) -> None:
-        await _cog(interaction).reroll(interaction, self.job_id)
+        await _bot(interaction).starter.reroll(interaction, self.job_id)
 
     async def _delete(self, interaction: discord.Interaction) -> None:
         # An invisible acknowledgement first (the checks wait on SQLite); a refusal then
@@ -143,20 +141,21 @@ class JobButton(
                 "This clip is no longer stored, so it cannot be shared. Make it again with "
                 f"`/video` and seed `{job.request.seed}`."
             )
-        cog = _cog(interaction)
-        if job.id in cog.shared:
+        shared = _bot(interaction).presenter.shared
+        if job.id in shared:
             # The private message keeps its Share button: a second click must not post again.
             raise BotError("You have already shared this video.")
-        cog.shared.add(job.id)
+        shared.add(job.id)
         try:
             await self._post_share(interaction, job, stored)
         except BaseException:
-            cog.shared.discard(job.id)
+            shared.discard(job.id)
             raise
 
     async def _post_share(self, interaction: discord.Interaction, job: Job, stored: Path) -> None:
-        cog = _cog(interaction)
-        path = await cog.messenger.fit(job, Clip(stored, None), interaction.filesize_limit)
+        path = await _bot(interaction).presenter.messenger.fit(
+            job, Clip(stored, None), interaction.filesize_limit
+        )
         if path is None:
             raise BotError("This clip is too large to post in this channel.")
         embed = render.result_embed(job)

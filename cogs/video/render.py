@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import discord
 
+from cogs.words import CONTENT_MAX, format_usd
 from services.jobs import SEGMIND_RETENTION_SECONDS
-from services.limits import format_usd
 from services.models import Job, JobState, Progress, ProgressPhase, VideoRequest
 
-CONTENT_MAX = 2000
 EMBED_DESCRIPTION_MAX = 4096
 FIELD_VALUE_MAX = 1024
 PROMPT_SHOWN_IN_PROGRESS = 300
@@ -218,10 +217,3 @@ def embed_as_text(embed: discord.Embed) -> str:
     if embed.footer.text:
         lines.append(f"-# {embed.footer.text}")
     return "\n".join(lines)
-
-
-def refusal_text(message: str, retry_at: float | None) -> str:
-    """A refusal for the member, with a relative timestamp when we know when to retry."""
-    if retry_at is not None and "<t:" not in message:
-        message += f" You can try again <t:{int(retry_at)}:R>."
-    return message[:CONTENT_MAX]

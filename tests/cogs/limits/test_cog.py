@@ -12,7 +12,9 @@ import pytest
 from discord import app_commands
 
 from cogs.alerts import notify_moderators
-from cogs.limits import LimitsCog, NotModerator, Pages
+from cogs.limits import LimitsCog
+from cogs.pages import Pages
+from cogs.permissions import NotModerator
 from cogs.tree import describe_error
 from services.clock import FakeClock
 from services.errors import ValidationError
@@ -598,18 +600,18 @@ def fake_guild(channels: dict[int, FakeChannel], system: FakeChannel | None, own
 async def test_notify_goes_to_the_alert_channel_once(bot: Any, storage: Storage) -> None:
     await bot.services.limits.set_alert_channel(GUILD, 77, actor_id=MOD_ID)
     alerts, system = FakeChannel(77), FakeChannel(78)
-    assert await notify_moderators(bot, fake_guild({77: alerts}, system, None), "cap reached")
+    assert await notify_moderators(bot.services.limits, bot, fake_guild({77: alerts}, system, None), "cap reached")
     assert (alerts.sent, system.sent) == (["cap reached"], [])
 
 
 async def test_notify_falls_back_to_system_channel_then_owner(bot: Any) -> None:
     system = FakeChannel(78, can_send=False)
     owner = FakeChannel(42)
-    assert await notify_moderators(bot, fake_guild({}, system, owner), "cap reached")
+    assert await notify_moderators(bot.services.limits, bot, fake_guild({}, system, owner), "cap reached")
     assert system.sent == [] and owner.sent and "cap reached" in owner.sent[0]
 
 
 async def test_notify_never_raises(bot: Any) -> None:
     system = FakeChannel(78, fails=True)
     owner = FakeChannel(42, fails=True)
-    assert not await notify_moderators(bot, fake_guild({}, system, owner), "cap reached")
+    assert not await notify_moderators(bot.services.limits, bot, fake_guild({}, system, owner), "cap reached")

@@ -7,7 +7,7 @@ from typing import Any
 
 import discord
 
-from cogs.video_buttons import JobButton
+from cogs.video.buttons import JobButton
 
 
 class Response:

@@ -18,8 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from cogs import render
-from cogs.replies import TOKEN_LIFETIME, TOKEN_MARGIN, UNKNOWN_MESSAGE, token_expired
+from cogs.discord_errors import (
+    MISSING_ACCESS,
+    MISSING_PERMISSIONS,
+    TOKEN_LIFETIME,
+    TOKEN_MARGIN,
+    UNKNOWN_MESSAGE,
+    token_expired,
+    upload_refused,
+)
+from cogs.video import render
 from services.models import Job, JobState
 from services.transcode import TranscodeFailed, fit_to_size
 
@@ -29,9 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
-ENTITY_TOO_LARGE = 40005
-MISSING_ACCESS = 50001
-MISSING_PERMISSIONS = 50013
 
 
 class NoRoute(Exception):
@@ -292,7 +297,7 @@ class JobMessenger:
                 message = await send(result.content, file=_file(job, path), **options)
                 return message.id if message else 0
             except discord.HTTPException as error:
-                if not _upload_refused(error):
+                if not upload_refused(error):
                     raise
                 log.info(
                     "job=%s upload refused (status=%s code=%s); sending a link",
@@ -375,8 +380,3 @@ def _clip_nonce(job: Job) -> str:
 
 def _file(job: Job, path: Path) -> discord.File:
     return discord.File(path, filename=f"video-{job.id}.mp4", description=f"Video for job {job.id}")
-
-
-def _upload_refused(error: discord.HTTPException) -> bool:
-    """413 (too large), or no Attach Files permission: a link may still work."""
-    return error.status == 413 or error.code in (ENTITY_TOO_LARGE, MISSING_PERMISSIONS)

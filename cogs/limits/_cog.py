@@ -1,0 +1,324 @@
+"""`/videolimit`: moderators set who may make how many clips, and see usage and spend.
+
+Hidden from members by default permissions (Manage Server) and checked again at run
+time, because server admins can change who sees a command. Every reply is ephemeral
+and pings nobody. The rules live in services.limits, the words in ``wording``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs.limits.wording import (
+    render_budget,
+    render_change,
+    render_history,
+    render_member_usage,
+    render_overview,
+    render_usage,
+)
+from cogs.pages import Pages
+from cogs.permissions import moderator_only, server_manager_only
+from cogs.replies import reply as safe_reply
+from services.errors import BotError, ValidationError
+from services.limits import MAX_COUNT, MAX_MONTHLY_USD, LimitService
+
+if TYPE_CHECKING:
+    from cogs.videobot import VideoBot
+
+log = logging.getLogger(__name__)
+
+NO_PINGS = discord.AllowedMentions.none()
+PERIOD_HELP = "Rolling window: a number then m, h, d or w, like 30m, 6h, 1d or 1w"
+PERIOD_SUGGESTIONS = ("30m", "1h", "6h", "12h", "1d", "3d", "1w", "4w")
+
+
+def _guild_id(interaction: discord.Interaction) -> int:
+    """The server of a guild-only command (the moderator check has already required one)."""
+    if interaction.guild_id is None:
+        raise BotError("`/videolimit` works only in a server.")
+    return interaction.guild_id
+
+
+def _member_role_ids(user: Any) -> list[int]:
+    return [role.id for role in getattr(user, "roles", ())]
+
+
+async def reply(
+    interaction: discord.Interaction,
+    content: str | None = None,
+    *,
+    embeds: Sequence[discord.Embed] = (),
+) -> None:
+    """Ephemeral, no pings, through the bot's one safe send; several embeds become pages."""
+    kwargs: dict[str, Any] = {"allowed_mentions": NO_PINGS}
+    if embeds:
+        kwargs["embed"] = embeds[0]
+    if len(embeds) > 1:
+        kwargs["view"] = pages = Pages(embeds, interaction.user.id)
+        pages.message_of = interaction
+    await safe_reply(interaction, content[:2000] if content else None, ephemeral=True, **kwargs)
+
+
+async def period_autocomplete(
+    interaction: discord.Interaction, current: str
+) -> list[app_commands.Choice[str]]:
+    typed = current.strip().lower()
+    options = [p for p in PERIOD_SUGGESTIONS if p.startswith(typed)] or list(PERIOD_SUGGESTIONS)
+    if typed and typed not in options:
+        options.insert(0, typed[:20])
+    return [app_commands.Choice(name=p, value=p) for p in options[:25]]
+
+
+# --- the command group -------------------------------------------------------------------
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class LimitsCog(
+    commands.GroupCog,
+    group_name="videolimit",
+    group_description="Moderators: who may make how many videos, and what it costs.",
+):
+    """Moderators: who may make how many videos, and what it costs."""
+
+    def __init__(self, bot: VideoBot) -> None:
+        self.bot = bot
+
+    @property
+    def limits(self) -> LimitService:
+        return self.bot.services.limits
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        """Answer first: every check and change below waits on SQLite, and Discord allows 3 s.
+
+        Every reply of this command is private, so a private defer shows nothing to others;
+        discord.py runs this before the moderator checks, and not for autocomplete.
+        """
+        if not interaction.response.is_done():
+            await interaction.response.defer(ephemeral=True, thinking=True)
+        return True
+
+    @app_commands.command(
+        name="set",
+        description="Set a member's own limit: count clips per rolling period (0 blocks).",
+    )
+    @app_commands.describe(
+        user="The member",
+        count="Clips allowed per period; 0 blocks the member",
+        period=PERIOD_HELP,
+    )
+    @app_commands.autocomplete(period=period_autocomplete)
+    @moderator_only
+    async def set_user(
+        self,
+        interaction: discord.Interaction,
+        user: discord.Member | discord.User,
+        count: app_commands.Range[int, 0, MAX_COUNT],
+        period: str,
+    ) -> None:
+        change = await self.limits.set_user_limit(
+            _guild_id(interaction), user.id, count, period, actor_id=interaction.user.id
+        )
+        await reply(interaction, render_change(change))
+
+    @app_commands.command(
+        name="clear",
+        description="Remove a member's own limit: their roles or the server default apply.",
+    )
+    @app_commands.describe(user="The member")
+    @moderator_only
+    async def clear_user(
+        self, interaction: discord.Interaction, user: discord.Member | discord.User
+    ) -> None:
+        change = await self.limits.clear_user_limit(
+            _guild_id(interaction), user.id, actor_id=interaction.user.id
+        )
+        await reply(interaction, render_change(change))
+
+    @app_commands.command(
+        name="show", description="A member's limit and usage; without a member, every limit here."
+    )
+    @app_commands.describe(user="The member (leave out to list the server's limits)")
+    @moderator_only
+    async def show(
+        self, interaction: discord.Interaction, user: discord.Member | discord.User | None = None
+    ) -> None:
+        if user is None:
+            overview = await self.limits.overview(_guild_id(interaction))
+            await reply(interaction, embeds=render_overview(overview))
+            return
+        usage = await self.limits.member_usage(
+            _guild_id(interaction), user.id, _member_role_ids(user)
+        )
+        await reply(interaction, embeds=[render_member_usage(usage)])
+
+    @app_commands.command(
+        name="default", description="Set the server-wide default: count clips per rolling period."
+    )
+    @app_commands.describe(
+        count="Clips allowed per period; 0 blocks everyone without a role or own limit",
+        period=PERIOD_HELP,
+    )
+    @app_commands.autocomplete(period=period_autocomplete)
+    @moderator_only
+    async def default(
+        self,
+        interaction: discord.Interaction,
+        count: app_commands.Range[int, 0, MAX_COUNT],
+        period: str,
+    ) -> None:
+        change = await self.limits.set_server_default(
+            _guild_id(interaction), count, period, actor_id=interaction.user.id
+        )
+        await reply(interaction, render_change(change))
+
+    @app_commands.command(
+        name="cleardefault",
+        description="Remove the server default: the bot's built-in default applies.",
+    )
+    @moderator_only
+    async def clear_default(self, interaction: discord.Interaction) -> None:
+        change = await self.limits.clear_server_default(
+            _guild_id(interaction), actor_id=interaction.user.id
+        )
+        await reply(interaction, render_change(change))
+
+    @app_commands.command(
+        name="role",
+        description="Set a limit for everyone with a role (members get their most generous).",
+    )
+    @app_commands.describe(
+        role="The role",
+        count="Clips per period; 0 gives none (another role's limit still applies)",
+        period=PERIOD_HELP,
+    )
+    @app_commands.autocomplete(period=period_autocomplete)
+    @moderator_only
+    async def role(
+        self,
+        interaction: discord.Interaction,
+        role: discord.Role,
+        count: app_commands.Range[int, 0, MAX_COUNT],
+        period: str,
+    ) -> None:
+        change = await self.limits.set_role_limit(
+            _guild_id(interaction), role.id, count, period, actor_id=interaction.user.id
+        )
+        await reply(interaction, render_change(change))
+
+    @app_commands.command(name="clearrole", description="Remove a role's limit.")
+    @app_commands.describe(role="The role")
+    @moderator_only
+    async def clear_role(self, interaction: discord.Interaction, role: discord.Role) -> None:
+        change = await self.limits.clear_role_limit(
+            _guild_id(interaction), role.id, actor_id=interaction.user.id
+        )
+        await reply(interaction, render_change(change))
+
+    @app_commands.command(
+        name="usage", description="Recent generations, totals per member and the month's spend."
+    )
+    @app_commands.describe(
+        period="Totals over this rolling period (default 1w), like 1d or 4w",
+        user="Only this member",
+    )
+    @app_commands.autocomplete(period=period_autocomplete)
+    @moderator_only
+    async def usage(
+        self,
+        interaction: discord.Interaction,
+        period: str | None = None,
+        user: discord.Member | discord.User | None = None,
+    ) -> None:
+        report = await self.limits.usage_report(
+            _guild_id(interaction), period=period, user_id=user.id if user else None
+        )
+        await reply(interaction, embeds=render_usage(report))
+
+    @app_commands.command(
+        name="budget",
+        description="Server caps: clips per UTC day and USD per month (0 removes a cap).",
+    )
+    @app_commands.describe(
+        daily_clips="Clips the whole server may make per UTC day (0 removes the cap)",
+        monthly_usd="Spending cap per UTC calendar month in USD (0 removes the cap)",
+    )
+    @moderator_only
+    async def budget(
+        self,
+        interaction: discord.Interaction,
+        daily_clips: app_commands.Range[int, 0, MAX_COUNT] | None = None,
+        monthly_usd: app_commands.Range[float, 0.0, MAX_MONTHLY_USD] | None = None,
+    ) -> None:
+        if daily_clips is None and monthly_usd is None:
+            status = await self.limits.budget_status(_guild_id(interaction))
+        else:
+            status = await self.limits.set_budget(
+                _guild_id(interaction),
+                actor_id=interaction.user.id,
+                daily_clips=daily_clips,
+                monthly_usd=monthly_usd,
+            )
+        await reply(interaction, embeds=[render_budget(status)])
+
+    @app_commands.command(
+        name="modrole", description="Let a role use /videolimit (leave out to remove it)."
+    )
+    @app_commands.describe(role="The moderator role (leave out: Manage Server only)")
+    @server_manager_only
+    async def moderator_role(
+        self, interaction: discord.Interaction, role: discord.Role | None = None
+    ) -> None:
+        if role is not None and (role.is_default() or role.managed):
+            # @everyone would make every member a moderator; a bot's own role is no person's.
+            raise ValidationError(
+                "Choose a role that you give to moderators, not @everyone or a bot's own role."
+            )
+        await self.limits.set_moderator_role(
+            _guild_id(interaction), role.id if role else None, actor_id=interaction.user.id
+        )
+        text = (
+            f"Members with <@&{role.id}> can now use `/videolimit`. Discord still hides "
+            "it from members without Manage Server: allow the role for this command in "
+            "Server Settings > Integrations as well."
+            if role
+            else "No moderator role: only Manage Server and Administrator can use `/videolimit`."
+        )
+        await reply(interaction, text)
+
+    @app_commands.command(
+        name="alerts",
+        description="Where moderator alerts go: caps, key, credits (leave out: DM the owner).",
+    )
+    @app_commands.describe(
+        channel="The channel for alerts (leave out: a DM to the owner, else the system channel)"
+    )
+    @moderator_only
+    async def alerts(
+        self, interaction: discord.Interaction, channel: discord.TextChannel | None = None
+    ) -> None:
+        await self.limits.set_alert_channel(
+            _guild_id(interaction), channel.id if channel else None, actor_id=interaction.user.id
+        )
+        text = (
+            "Moderator alerts (reached caps, a rejected Segmind key, exhausted credits) "
+            f"now go to <#{channel.id}>."
+            if channel
+            else "Moderator alerts now go to the owner by DM, or to the system channel if DMs are closed."
+        )
+        await reply(interaction, text)
+
+    @app_commands.command(
+        name="history", description="The latest changes to limits and budgets: who, what, when."
+    )
+    @moderator_only
+    async def history(self, interaction: discord.Interaction) -> None:
+        entries = await self.limits.audit_log(_guild_id(interaction), limit=50)
+        await reply(interaction, embeds=render_history(entries))

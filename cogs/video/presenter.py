@@ -1,0 +1,154 @@
+"""The job runner's listener in Discord: shows progress, posts the clip, reports a failure.
+
+The runner says what happened (``services.jobs.JobListener``); this turns it into the
+job's messages, through the throttle (calm progress edits) and the messenger (whatever
+route to the member still works).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from cogs import words
+from cogs.video import render
+from cogs.video.buttons import progress_view, result_view
+from cogs.video.messenger import Clip, JobMessenger, ResultMessage
+from services.errors import BotError, GenerationFailed, SegmindBadRequest
+from services.jobs import SEGMIND_RETENTION_SECONDS
+from services.models import Job, Progress
+from services.throttle import EditThrottle
+
+if TYPE_CHECKING:
+    from cogs.videobot import VideoBot
+
+log = logging.getLogger(__name__)
+
+
+class JobPresenter:
+    """Implements ``JobListener`` for the Discord bot."""
+
+    def __init__(self, bot: VideoBot) -> None:
+        self._bot = bot
+        self._services = bot.services
+        self.messenger = JobMessenger(bot)
+        self._throttle = EditThrottle(bot.timings.progress_edit_interval)
+        self._allowance: dict[int, str] = {}  # "$0.36 · 2 of 3 clips left today", per job
+        self._background: set[asyncio.Task[Any]] = set()
+        # Private clips shared since the start: Share stays on the private message.
+        self.shared: set[int] = set()
+
+    # --- what the starter tells it --------------------------------------------------------
+
+    def remember_allowance(self, job_id: int, text: str) -> None:
+        self._allowance[job_id] = text
+
+    def forget_allowance(self, job_id: int) -> None:
+        self._allowance.pop(job_id, None)
+
+    def allowance_of(self, job: Job) -> str | None:
+        """What admission said; after a restart only the stored price is known."""
+        known = self._allowance.get(job.id)
+        if known is None and job.cost_usd > 0:
+            return words.format_usd(job.cost_usd)
+        return known
+
+    def note_shown(self, job_id: int, progress: Progress) -> None:
+        """The first progress message was posted outside the throttle: edits keep their distance."""
+        self._throttle.note_sent(job_id, render.progress_key(progress))
+
+    # --- JobListener --------------------------------------------------------------------
+
+    async def on_progress(self, job: Job, progress: Progress) -> None:
+        allowance = self.allowance_of(job)
+
+        async def send() -> None:
+            current = await self._current(job)
+            if current.state.is_terminal:
+                return
+            await self.messenger.edit_progress(
+                current,
+                embed=render.progress_embed(current, progress, allowance),
+                view=progress_view(current),
+            )
+
+        self._throttle.update(job.id, render.progress_key(progress), send)
+
+    async def on_clip_ready(self, job: Job) -> int | None:
+        current = await self._current(job)
+        allowance = self.allowance_of(current)
+        assert current.clip_path is not None
+        # Segmind's link lives one hour; past that (a late restart) it is no fallback at all.
+        age = self._services.clock.time() - (current.submitted_at or 0)
+        link = current.video_url if age < SEGMIND_RETENTION_SECONDS else None
+        result = ResultMessage(
+            clip=Clip(Path(current.clip_path), link),
+            content=render.result_content(current),
+            link_content=render.result_content(current, link=current.video_url),
+            embed=render.result_embed(current, allowance),
+            view=result_view(current),
+        )
+        message_id = await self.messenger.send_result(current, result)
+        self._allowance.pop(job.id, None)
+        # Return at once so the runner records the delivery; the cosmetic "finished" edit
+        # must not stand between a posted clip and its record (or a restart posts it twice).
+        self._spawn(self._finish_progress(current, message_id))
+        return message_id
+
+    async def on_failed(self, job: Job, error: BotError) -> None:
+        self._allowance.pop(job.id, None)
+        current = await self._current(job)
+        reason = error.user_message
+        if isinstance(error, (GenerationFailed, SegmindBadRequest)):
+            # These carry Segmind's own text, which may echo the prompt: show it literally.
+            reason = render.shown_text(reason, render.FIELD_VALUE_MAX)
+        embed = render.failure_embed(current, reason)
+        await self._throttle.final(
+            job.id, lambda: self.messenger.send_failure(current, embed=embed)
+        )
+        self.messenger.forget(job.id)
+
+    async def on_operator_alert(self, job: Job, error: BotError) -> None:
+        self._bot.alerts.account_problem(job.guild_id, error)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    async def _current(self, job: Job) -> Job:
+        """The stored job: message ids and tokens change underneath the runner's copy."""
+        return await self._services.storage.jobs.get(job.id) or job
+
+    async def _finish_progress(self, job: Job, result_message_id: int | None) -> None:
+        if self.messenger.sent_by_dm(job.id):
+            where = "Sent to the requester by direct message (the bot cannot post here)."
+        elif job.private or not result_message_id:
+            where = "Posted below."
+        else:
+            link = (
+                f"https://discord.com/channels/{job.guild_id}/{job.channel_id}/{result_message_id}"
+            )
+            where = f"[Jump to the video]({link})"
+        try:
+            await self._throttle.final(job.id, lambda: self._mark_progress_finished(job, where))
+        except Exception:
+            log.info("job=%s progress message could not be finished", job.id, exc_info=True)
+        finally:
+            self.messenger.forget(job.id)
+
+    async def _mark_progress_finished(self, job: Job, where: str) -> None:
+        current = await self._current(job)
+        try:
+            await self.messenger.edit_progress(
+                current, embed=render.finished_embed(current, where), view=None
+            )
+        except discord.HTTPException:
+            log.info("job=%s progress message could not be marked finished", job.id)
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)  # held, so the task is not collected mid-way
+        task.add_done_callback(self._background.discard)

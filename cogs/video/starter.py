@@ -1,0 +1,212 @@
+"""Starting a job from an interaction: admit it within Discord's 3 s, acknowledge it, queue it.
+
+Used by `/video` and by the Re-roll button. Only local checks (validation, limits in
+SQLite) come before the answer to Discord, because after a public answer every
+follow-up is public too, and a refusal must stay private.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, TypeVar
+
+import aiohttp
+import discord
+
+from cogs import words
+from cogs.discord_errors import ALREADY_ACKNOWLEDGED
+from cogs.replies import reply
+from cogs.video import render
+from cogs.video.buttons import progress_view
+from services.admission import Admitted, BudgetExhausted
+from services.errors import BotError
+from services.gates import AccountPaused
+from services.models import (
+    Job,
+    JobOrigin,
+    JobState,
+    Progress,
+    ProgressPhase,
+    VideoRequest,
+    random_seed,
+)
+
+if TYPE_CHECKING:
+    from cogs.videobot import VideoBot
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# What a call to Discord may raise: discord.py passes connection errors through untouched.
+DISCORD_UNREACHABLE = (discord.HTTPException, aiohttp.ClientError, OSError)
+
+
+def origin_of(
+    interaction: discord.Interaction, *, private: bool, parent_job_id: int | None = None
+) -> JobOrigin:
+    """Who asked, where, and the interaction's token to answer through."""
+    if interaction.guild_id is None or interaction.channel_id is None:
+        raise BotError("Videos can only be made in a server channel.")
+    member = interaction.user
+    return JobOrigin(
+        guild_id=interaction.guild_id,
+        channel_id=interaction.channel_id,
+        user_id=member.id,
+        role_ids=tuple(role.id for role in getattr(member, "roles", ())),
+        private=private,
+        parent_job_id=parent_job_id,
+        interaction_token=interaction.token,
+        interaction_created_at=interaction.created_at.timestamp(),
+        application_id=interaction.application_id,
+        upload_limit=interaction.filesize_limit,
+    )
+
+
+class JobStarter:
+    def __init__(self, bot: VideoBot) -> None:
+        self._bot = bot
+        self._services = bot.services
+
+    async def start(
+        self,
+        interaction: discord.Interaction,
+        request: VideoRequest,
+        *,
+        private: bool = False,
+        parent_job_id: int | None = None,
+    ) -> Job | None:
+        """Admit, acknowledge and queue one request; None when it could not be acknowledged."""
+        origin = origin_of(interaction, private=private, parent_job_id=parent_job_id)
+        if not self._services.runner.accepting:
+            # Admitted now, it would only wait (and count) until the restart.
+            raise BotError(
+                "The bot is restarting. Please try again in a minute; nothing was spent."
+            )
+        admitted = await self._admit(interaction, request, origin)
+        job = admitted.job
+        presenter = self._bot.presenter
+        presenter.remember_allowance(job.id, words.allowance(admitted))
+        first = Progress(job.id, ProgressPhase.QUEUED)  # its place in line is known once queued
+        try:
+            message_id = await self._post_progress(
+                interaction,
+                embed=render.progress_embed(job, first, presenter.allowance_of(job)),
+                view=progress_view(job),
+                private=private,
+            )
+        except Exception:
+            # Discord refused it, or the connection broke (discord.py passes OSError and
+            # aiohttp errors through): the member saw no progress, so nothing may run or count.
+            log.warning("job=%s could not be acknowledged", job.id, exc_info=True)
+            await self._abandon(job)
+            if interaction.response.is_done():  # told "on its way" privately: correct that
+                with contextlib.suppress(*DISCORD_UNREACHABLE):
+                    await reply(interaction, "Your video could not be started; nothing was spent.")
+            return None
+        presenter.note_shown(job.id, first)
+        job = await self._services.storage.jobs.update(
+            job.id, now=self._services.clock.time(), message_id=message_id
+        )
+        log.info(
+            "job=%s queued guild=%s user=%s private=%s", job.id, job.guild_id, job.user_id, private
+        )
+        await self._services.runner.enqueue(job)
+        return job
+
+    async def reroll(self, interaction: discord.Interaction, job_id: int) -> None:
+        """The same request as job ``job_id`` with a new seed, through the limits like any other."""
+        lookup = asyncio.ensure_future(self._services.storage.jobs.get(job_id))
+        original = await self.in_time(interaction, lookup)
+        if original is None or original.guild_id != interaction.guild_id:
+            raise BotError("That video is no longer known to me.")
+        request = original.request.with_seed(random_seed())
+        await self.start(interaction, request, private=original.private, parent_job_id=job_id)
+
+    async def _admit(
+        self, interaction: discord.Interaction, request: VideoRequest, origin: JobOrigin
+    ) -> Admitted:
+        """Run admission within Discord's 3 s; a refusal stays private either way."""
+        admission = asyncio.ensure_future(self._services.admission.admit(request, origin))
+        try:
+            return await self.in_time(interaction, admission)
+        except BudgetExhausted as refusal:
+            if refusal.tell_moderators and interaction.guild is not None:
+                self._bot.alerts.send(interaction.guild, words.budget_alert(refusal))
+            raise
+        except AccountPaused as refusal:
+            # The member is told the moderators know: make it true for this server too.
+            self._bot.alerts.account_problem(origin.guild_id, refusal.cause)
+            raise
+        except DISCORD_UNREACHABLE:
+            # Too late to answer at all: whatever admission stored must never run.
+            if not admission.cancelled() and admission.exception() is None:
+                await self._abandon(admission.result().job)
+            raise
+
+    async def in_time(self, interaction: discord.Interaction, work: asyncio.Future[T]) -> T:
+        """Await local work (SQLite); if it would outlast Discord's 3 s, acknowledge privately first.
+
+        Admissions are serialised on the database (that is what makes them atomic), so a
+        large burst queues them. A private defer keeps the 3-second promise and keeps any
+        refusal private; the public progress message then follows as a follow-up. If even
+        the defer fails, ``work`` is let finish before the error is raised, so the caller
+        can undo it.
+        """
+        if not interaction.response.is_done():
+            # Discord's 3 s run from the interaction's creation, not from when we got to it.
+            age = self._services.clock.time() - interaction.created_at.timestamp()
+            budget = self._bot.timings.admission_budget
+            done, _ = await asyncio.wait({work}, timeout=min(budget, max(0.1, budget - age)))
+            if not done:
+                log.warning("interaction=%s slow to decide; acknowledging first", interaction.id)
+                try:
+                    await interaction.response.defer(ephemeral=True, thinking=True)
+                except DISCORD_UNREACHABLE:
+                    await asyncio.wait({work})
+                    raise
+        return await work
+
+    async def _abandon(self, job: Job) -> None:
+        """End a job whose answer Discord refused (3 s passed): nothing is submitted or billed."""
+        log.warning("job=%s not acknowledged in time; it will not be submitted", job.id)
+        await self._services.storage.jobs.update(
+            job.id,
+            now=self._services.clock.time(),
+            state=JobState.CANCELLED,
+            error="not acknowledged",
+        )
+        self._bot.presenter.forget_allowance(job.id)
+
+    async def _post_progress(
+        self,
+        interaction: discord.Interaction,
+        *,
+        embed: discord.Embed,
+        view: discord.ui.View,
+        private: bool,
+    ) -> int:
+        """Post the progress message as the interaction's answer; returns its message id."""
+        if not interaction.response.is_done():
+            try:
+                response = await interaction.response.send_message(
+                    embed=embed, view=view, ephemeral=private
+                )
+            except discord.HTTPException as error:
+                if error.code != ALREADY_ACKNOWLEDGED:
+                    raise
+                # Discord took the answer but its reply was lost (a 5xx), and discord.py's
+                # retry was refused as a second answer: the progress message exists.
+                return (await interaction.original_response()).id
+            message_id = getattr(response, "message_id", None)
+            return message_id or (await interaction.original_response()).id
+        # Deferred privately: the first follow-up replaces "thinking" and stays private.
+        if not private:
+            await interaction.followup.send(
+                "Your video is on its way; progress is below.", ephemeral=True
+            )
+        message = await interaction.followup.send(
+            embed=embed, view=view, ephemeral=private, wait=True
+        )
+        return message.id

@@ -1,0 +1,144 @@
+"""Words both features use: money, counts, periods, limits, refusals, in Discord's markup.
+
+Services return data (a limit, when the next slot frees, what is left); this module
+turns it into what members and moderators read, so the wording lives on this side of
+the boundary and is tested without a connection.
+"""
+
+from __future__ import annotations
+
+import math
+
+from services.admission import (
+    Admitted,
+    BudgetExhausted,
+    LimitReached,
+    MemberBlocked,
+)
+from services.errors import RefusedError
+from services.limits import EffectiveLimit
+from services.periods import UNIT_SECONDS, LimitSpec
+
+CONTENT_MAX = 2000  # Discord's limit on a message's text
+
+_UNIT_NAMES = {"m": "minute", "h": "hour", "d": "day", "w": "week"}
+
+
+def discord_timestamp(unix: float, style: str = "R") -> str:
+    """A Discord timestamp (`<t:1700000000:R>` shows as "in 3 hours"), rounded up."""
+    return f"<t:{math.ceil(unix)}:{style}>"
+
+
+def format_usd(amount: float) -> str:
+    return f"${amount:,.2f}"
+
+
+def plural(count: int, noun: str) -> str:
+    """A count with its noun in the right number: `1 clip`, `0 clips`, `2 clips`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def describe_period(seconds: int) -> str:
+    """Words for a period: `day`, `6 hours`, `30 minutes`."""
+    for unit in ("w", "d", "h", "m"):
+        size = UNIT_SECONDS[unit]
+        if seconds % size == 0:
+            n = seconds // size
+            return _UNIT_NAMES[unit] if n == 1 else f"{n} {_UNIT_NAMES[unit]}s"
+    return f"{seconds} seconds"
+
+
+def limit_words(spec: LimitSpec) -> str:
+    """`3 clips per day`, or `blocked` for a count of 0."""
+    if spec.count == 0:
+        return "blocked"
+    return f"{plural(spec.count, 'clip')} per {describe_period(spec.period_seconds)}"
+
+
+def limit_origin(limit: EffectiveLimit) -> str:
+    """Whose limit this is, said to the member: `your role limit <@&1>`."""
+    return {
+        "user": "your personal limit",
+        "role": f"your role limit <@&{limit.role_id}>",
+        "server": "this server's default limit",
+        "operator": "the bot's default limit",
+    }[limit.source]
+
+
+def limit_source_label(limit: EffectiveLimit) -> str:
+    """For moderators: `own override`, `role <@&1>`, `server default`, or the built-in one."""
+    return {
+        "user": "own override",
+        "role": f"role <@&{limit.role_id}>",
+        "server": "server default",
+        "operator": "the bot's built-in default",
+    }[limit.source]
+
+
+def clips_left(remaining: int, spec: LimitSpec) -> str:
+    """`2 of 3 clips left today`, for the member's progress or result message."""
+    if spec.period_seconds == 86400:
+        when = "today"
+    elif spec.period_seconds in (3600, 604800):
+        when = f"this {describe_period(spec.period_seconds)}"
+    else:
+        when = f"per {describe_period(spec.period_seconds)}"
+    clips = "clip" if spec.count == 1 else "clips"
+    return f"{remaining} of {spec.count} {clips} left {when}"
+
+
+def allowance(admitted: Admitted) -> str:
+    """What a request spends and what is left: `$0.36 · 2 of 3 clips left today`."""
+    left = clips_left(admitted.remaining, admitted.limit.spec)
+    return f"{format_usd(admitted.cost_usd)} · {left}" if admitted.cost_usd > 0 else left
+
+
+# --- refusals ----------------------------------------------------------------------------
+
+
+def refusal(error: RefusedError) -> str:
+    """A refusal in the member's words, saying which limit applies and when to try again."""
+    if isinstance(error, MemberBlocked):
+        text = f"You are blocked from making videos here ({limit_origin(error.limit)})."
+    elif isinstance(error, LimitReached):
+        text = (
+            f"You have reached {limit_origin(error.limit)}: {limit_words(error.limit.spec)}. "
+            f"Your next slot frees {discord_timestamp(error.next_free_at)}."
+        )
+    elif isinstance(error, BudgetExhausted):
+        text = f"{_budget_refusal(error)} It resets {discord_timestamp(error.resets_at)}."
+    elif error.retry_at is not None:  # AccountPaused among others
+        text = f"{error.user_message} You can try again {discord_timestamp(error.retry_at)}."
+    else:
+        text = error.user_message
+    return text[:CONTENT_MAX]
+
+
+def _budget_refusal(error: BudgetExhausted) -> str:
+    if error.kind == "daily":
+        return f"This server's daily limit of {plural(error.cap or 0, 'clip')} is reached."
+    budget = error.budget_usd or 0.0
+    left = budget - error.spent_usd
+    if left < 0.005:  # would show as $0.00
+        return f"This server's monthly video budget of {format_usd(budget)} is used up."
+    return (
+        f"This server's monthly video budget ({format_usd(budget)}) has {format_usd(left)} "
+        f"left, not enough for another clip ({format_usd(error.clip_cost_usd)})."
+    )
+
+
+def budget_alert(error: BudgetExhausted) -> str:
+    """What moderators are told the first time a server's cap stops requests."""
+    resets = discord_timestamp(error.resets_at)
+    if error.kind == "daily":
+        reached = f"the daily cap of {plural(error.cap or 0, 'clip')} (UTC day) is reached"
+    else:
+        reached = (
+            f"{format_usd(error.spent_usd)} of the monthly budget of "
+            f"{format_usd(error.budget_usd or 0.0)} is spent and the next clip costs "
+            f"{format_usd(error.clip_cost_usd)}"
+        )
+    return (
+        f"Video generation is paused on this server: {reached}. It resets {resets}. "
+        "Change it with `/videolimit budget`."
+    )
