@@ -114,7 +114,7 @@ async def _post(guild: discord.Guild, channel: Any, text: str) -> bool:
 
 async def _tell_owner(client: discord.Client, guild: discord.Guild, text: str) -> bool:
     try:
-        owner = guild.owner
+        owner: discord.Member | discord.User | None = guild.owner
         if owner is None and guild.owner_id is not None:
             owner = await client.fetch_user(guild.owner_id)
         if owner is None:

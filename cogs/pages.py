@@ -75,9 +75,13 @@ class Pages(discord.ui.View):
         await interaction.response.edit_message(embed=self.pages[self.index], view=self)
 
     @discord.ui.button(label="Previous", style=discord.ButtonStyle.secondary)
-    async def previous(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+    async def previous(
+        self, interaction: discord.Interaction, button: discord.ui.Button[Pages]
+    ) -> None:
         await self._show(interaction, self.index - 1)
 
     @discord.ui.button(label="Next", style=discord.ButtonStyle.secondary)
-    async def next(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+    async def next(
+        self, interaction: discord.Interaction, button: discord.ui.Button[Pages]
+    ) -> None:
         await self._show(interaction, self.index + 1)

@@ -26,11 +26,16 @@ async def reply(
 ) -> discord.Message | None:
     """Answer ``interaction`` (respond, or follow up) and fall back when its token is gone."""
     kwargs.setdefault("allowed_mentions", discord.AllowedMentions.none())
+    if content is not None:
+        kwargs["content"] = content
     try:
         if not interaction.response.is_done():
-            await interaction.response.send_message(content, ephemeral=ephemeral, **kwargs)
+            await interaction.response.send_message(ephemeral=ephemeral, **kwargs)
             return None
-        return await interaction.followup.send(content, ephemeral=ephemeral, wait=True, **kwargs)
+        message: discord.Message = await interaction.followup.send(
+            ephemeral=ephemeral, wait=True, **kwargs
+        )
+        return message
     except discord.HTTPException as error:
         if not token_expired(error):
             raise
@@ -39,5 +44,5 @@ async def reply(
             return None
         channel = interaction.channel
         if isinstance(channel, discord.abc.Messageable):
-            return await channel.send(content, **kwargs)
+            return await channel.send(**kwargs)
         return None

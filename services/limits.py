@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from services.clock import Clock
 from services.errors import ValidationError
@@ -462,7 +462,7 @@ class LimitService:
         monthly_usd: float | None = None,
     ) -> BudgetStatus:
         """Set the daily clip cap and/or the monthly budget; None leaves one as is, 0 removes it."""
-        values: dict[str, int | float | None] = {}
+        values: dict[str, Any] = {}
         if daily_clips is not None:
             if (
                 isinstance(daily_clips, bool)

@@ -468,9 +468,16 @@ def validate_payload(payload: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             return f"Invalid parameter '{name}': must be an integer between {low} and {high}"
     scale = payload.get("guidance_scale", GUIDANCE_SCALE[0])
-    low, high = GUIDANCE_SCALE
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not low <= scale <= high:
-        return f"Invalid parameter 'guidance_scale': must be a number between {low:g} and {high:g}"
+    lowest, highest = GUIDANCE_SCALE
+    if (
+        isinstance(scale, bool)
+        or not isinstance(scale, (int, float))
+        or not lowest <= scale <= highest
+    ):
+        return (
+            "Invalid parameter 'guidance_scale': "
+            f"must be a number between {lowest:g} and {highest:g}"
+        )
     return None
 
 

@@ -31,7 +31,7 @@ def ffmpeg_exe() -> str:
         import imageio_ffmpeg
     except ImportError as exc:  # pragma: no cover - it is in requirements.txt
         raise TranscodeFailed("imageio-ffmpeg is not installed") from exc
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
 async def _run(args: list[str], timeout: float) -> tuple[int, bytes]:

@@ -46,7 +46,7 @@ async def _owner_or_moderator(interaction: discord.Interaction, job: Job, action
 
 
 class JobButton(
-    discord.ui.DynamicItem[discord.ui.Button], template=r"vjob:(?P<action>[a-z]+):(?P<job>\d+)"
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"vjob:(?P<action>[a-z]+):(?P<job>\d+)"
 ):
     """One class for every job button; the action in the custom id picks the behaviour."""
 
@@ -73,7 +73,7 @@ class JobButton(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: Any
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any
     ) -> JobButton:
         # An unknown action (a button from another version) still gets an item, so that the
         # click is answered; raising here would leave it unanswered.

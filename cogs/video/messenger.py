@@ -28,6 +28,7 @@ from cogs.discord_errors import (
     upload_refused,
 )
 from cogs.video import render
+from cogs.words import CONTENT_MAX
 from services.models import Job, JobState
 from services.transcode import TranscodeFailed, fit_to_size
 
@@ -148,7 +149,7 @@ class JobMessenger:
                     self._progress_in_channel.add(job.id)
                 else:
                     return self._give_up_progress(job, error)
-        if job.private:
+        if job.private or job.message_id is None:
             return job  # an ephemeral message cannot be edited without its token
         try:
             message = self._channel(job).get_partial_message(job.message_id)
@@ -164,9 +165,10 @@ class JobMessenger:
     ) -> Job:
         log.info("job=%s progress message is gone; posting it again", job.id)
         try:
-            message = await self._channel(job).send(
-                **self._channel_body(job, None, embed), view=view
-            )
+            body = self._channel_body(job, None, embed)
+            if view is not None:
+                body["view"] = view
+            message = await self._channel(job).send(**body)
         except discord.HTTPException as error:
             return self._give_up_progress(job, error)
         self._progress_in_channel.add(job.id)
@@ -265,8 +267,8 @@ class JobMessenger:
             direct = replace(
                 result,
                 view=None,
-                content=f"{result.content}\n{where}"[: render.CONTENT_MAX],
-                link_content=f"{result.link_content}\n{where}"[: render.CONTENT_MAX],
+                content=f"{result.content}\n{where}"[: CONTENT_MAX],
+                link_content=f"{result.link_content}\n{where}"[: CONTENT_MAX],
             )
             options = {"nonce": _clip_nonce(job)}
             message_id = await self._post(user.send, job, direct, DEFAULT_UPLOAD_LIMIT, options)
@@ -368,7 +370,7 @@ class JobMessenger:
 def _folded(content: str | None, embed: discord.Embed) -> str:
     """The message text with the embed's words below it, within Discord's 2000 characters."""
     text = "\n".join(part for part in (content, render.embed_as_text(embed)) if part)
-    return text[: render.CONTENT_MAX]
+    return text[: CONTENT_MAX]
 
 
 def _clip_nonce(job: Job) -> str:

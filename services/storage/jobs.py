@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.models import TERMINAL_STATES, Job, JobState, MemberTotal, VideoRequest
-from services.storage.database import Executor, Row
+from services.storage.database import Database, Executor, Row
 
 # A job counts against a member's limit and the server's budget while it holds a
 # reservation (queued, being submitted, outcome unknown) or once Segmind accepted it
@@ -89,7 +89,7 @@ def _job_from_row(row: Row) -> Job:
 
 
 class JobStore:
-    def __init__(self, db: Executor) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     async def insert(self, new: NewJob, *, tx: Executor | None = None) -> Job:
