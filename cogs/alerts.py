@@ -104,8 +104,7 @@ async def _post(guild: discord.Guild, channel: Any, text: str) -> bool:
         return False
     try:
         await channel.send(text[:2000], allowed_mentions=NO_PINGS)
-    except Exception as exc:
-        # A failed alert must never break the caller.
+    except Exception as exc:  # noqa: BLE001 - a failed alert must never break the caller
         log.warning("guild=%s alert to channel=%s failed: %s", guild.id, channel.id, exc)
         return False
     log.info("guild=%s moderators told in channel=%s", guild.id, channel.id)
@@ -123,8 +122,7 @@ async def _tell_owner(client: discord.Client, guild: discord.Guild, text: str) -
             f"**{discord.utils.escape_markdown(guild.name[:100])}**: {text}"[:2000],
             allowed_mentions=NO_PINGS,
         )
-    except Exception as exc:
-        # A closed DM must never break the caller.
+    except Exception as exc:  # noqa: BLE001 - a closed DM must never break the caller
         log.info("guild=%s owner could not be told by DM: %r", guild.id, exc)
         return False
     log.info("guild=%s moderators told by DM to the owner", guild.id)

@@ -27,6 +27,17 @@ class FriendlyCheckFailure(app_commands.CheckFailure):
         self.user_message = user_message
 
 
+# discord.py's own check failures whose words never change; the last one is the catch-all.
+FIXED_WORDS: tuple[tuple[type[Exception], str], ...] = (
+    (app_commands.NoPrivateMessage, "This command works in a server, not in direct messages."),
+    (app_commands.MissingPermissions, "You need the Manage Server permission for this."),
+    (app_commands.CheckFailure, "You are not allowed to use this command here."),
+)
+UNEXPECTED = (
+    "Something went wrong on my side. If it keeps happening, tell a moderator (ref `{ref}`)."
+)
+
+
 def describe_error(error: Exception) -> tuple[str, bool]:
     """The member-facing text for an error, and whether it is unexpected (to log loudly)."""
     if isinstance(error, app_commands.CommandInvokeError):
@@ -37,10 +48,6 @@ def describe_error(error: Exception) -> tuple[str, bool]:
         return error.user_message, isinstance(error, ConfigurationError)
     if isinstance(error, FriendlyCheckFailure):
         return error.user_message, False
-    if isinstance(error, app_commands.NoPrivateMessage):
-        return "This command works in a server, not in direct messages.", False
-    if isinstance(error, app_commands.MissingPermissions):
-        return "You need the Manage Server permission for this.", False
     if isinstance(error, app_commands.BotMissingPermissions):
         missing = ", ".join(p.replace("_", " ") for p in error.missing_permissions)
         return f"I am missing permissions here: {missing}.", False
@@ -48,8 +55,9 @@ def describe_error(error: Exception) -> tuple[str, bool]:
         return f"Slow down a little: try again in {error.retry_after:.0f}s.", False
     if isinstance(error, app_commands.TransformerError):
         return f"`{error.value}` is not a valid value for this option.", False
-    if isinstance(error, app_commands.CheckFailure):
-        return "You are not allowed to use this command here.", False
+    for kind, text in FIXED_WORDS:
+        if isinstance(error, kind):
+            return text, False
     return "", True
 
 
@@ -70,7 +78,7 @@ class VideoBotTree(app_commands.CommandTree["VideoBot"]):
                 ref,
                 exc_info=original,
             )
-            text = f"Something went wrong on my side. If it keeps happening, tell a moderator (ref `{ref}`)."
+            text = UNEXPECTED.format(ref=ref)
         elif unexpected:
             original = getattr(error, "original", error)
             log.error(

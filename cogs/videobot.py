@@ -24,7 +24,7 @@ EXTENSIONS = ("cogs.video", "cogs.limits")
 
 @dataclass(frozen=True)
 class Timings:
-    """How the bot paces itself toward Discord; tests shorten these, production keeps the defaults."""
+    """How the bot paces itself toward Discord; tests shorten these, production keeps defaults."""
 
     progress_edit_interval: float = 5.0  # never more than one progress edit per this long
     admission_budget: float = 2.0  # past this, acknowledge first (Discord allows 3 s)

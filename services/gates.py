@@ -45,7 +45,7 @@ class PauseGate:
         self._closed_until = now + self._recheck_seconds
 
     def pause(self, cause: BotError) -> bool:
-        """Segmind refused for every request. Returns True when this is news (tell moderators once)."""
+        """Segmind refused for every request; True when this is news (tell moderators once)."""
         was_open = self._closed_until is None
         self._closed_until = self._clock.time() + self._recheck_seconds
         self._cause = cause

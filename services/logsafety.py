@@ -10,7 +10,8 @@ import logging
 import re
 from collections.abc import Iterable
 
-# Interaction and webhook tokens travel in URL paths: /webhooks/<id>/<token>, /interactions/<id>/<token>.
+# Interaction and webhook tokens travel in URL paths:
+# /webhooks/<id>/<token> and /interactions/<id>/<token>.
 _TOKEN_IN_PATH = re.compile(r"(/(?:webhooks|interactions)/\d+/)[A-Za-z0-9_.\-]{20,}")
 REDACTED = "[redacted]"
 

@@ -170,7 +170,7 @@ def load_settings(
     simulate: bool | None = None,
     need_discord: bool = True,
 ) -> Settings:
-    """Build the settings from ``env`` (default: ``os.environ``); raise SettingsError listing all problems."""
+    """Build the settings from ``env`` (default ``os.environ``); SettingsError lists problems."""
     env = os.environ if env is None else env
     r = _Reader(env)
     simulate = (

@@ -462,7 +462,10 @@ def validate_payload(payload: Any) -> str | None:
         return f"Invalid parameter 'prompt': must be at most {PROMPT_MAX} characters"
     negative = payload.get("negative_prompt", "")
     if not isinstance(negative, str) or len(negative) > NEGATIVE_PROMPT_MAX:
-        return f"Invalid parameter 'negative_prompt': must be text of at most {NEGATIVE_PROMPT_MAX} characters"
+        return (
+            "Invalid parameter 'negative_prompt': "
+            f"must be text of at most {NEGATIVE_PROMPT_MAX} characters"
+        )
     for name, (low, high) in _INTEGER_PARAMS.items():
         value = payload.get(name, low)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:

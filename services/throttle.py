@@ -38,12 +38,12 @@ class EditThrottle:
         return asyncio.get_running_loop().time()
 
     def note_sent(self, key: Hashable, shown: object) -> None:
-        """Record a message posted outside the throttle (the first one), so edits keep their distance."""
+        """Record a message posted outside the throttle (the first), so edits keep apart."""
         slot = self._slots.setdefault(key, _Slot())
         slot.shown, slot.last_sent = shown, self._now()
 
     def update(self, key: Hashable, shown: object, send: Send) -> None:
-        """Show ``shown`` (via ``send``) on message ``key``, now or as soon as the interval allows."""
+        """Show ``shown`` (via ``send``) on message ``key``, now or once the interval allows."""
         slot = self._slots.setdefault(key, _Slot())
         if slot.closed or (shown == slot.shown and slot.pending is None):
             return

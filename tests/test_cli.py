@@ -89,7 +89,10 @@ def test_generate_without_a_key_explains_what_is_missing(tmp_path):
 def test_readme_test_command_is_what_ci_runs():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
-    command = "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt && .venv/bin/python -m pytest"
+    command = (
+        "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
+        " && .venv/bin/python -m pytest"
+    )
     assert f"    {command}\n" in readme
     assert f"\n{command}\n" in ci
 

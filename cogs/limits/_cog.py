@@ -311,7 +311,10 @@ class LimitsCog(
             "Moderator alerts (reached caps, a rejected Segmind key, exhausted credits) "
             f"now go to <#{channel.id}>."
             if channel
-            else "Moderator alerts now go to the owner by DM, or to the system channel if DMs are closed."
+            else (
+                "Moderator alerts now go to the owner by DM, or to the system channel "
+                "if DMs are closed."
+            )
         )
         await reply(interaction, text)
 

@@ -46,7 +46,8 @@ async def _owner_or_moderator(interaction: discord.Interaction, job: Job, action
 
 
 class JobButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"vjob:(?P<action>[a-z]+):(?P<job>\d+)"
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"vjob:(?P<action>[a-z]+):(?P<job>\d+)",
 ):
     """One class for every job button; the action in the custom id picks the behaviour."""
 

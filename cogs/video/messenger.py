@@ -178,7 +178,8 @@ class JobMessenger:
 
     def _give_up_progress(self, job: Job, error: discord.HTTPException) -> Job:
         log.warning(
-            "job=%s progress can no longer be shown (status=%s code=%s); the result will still be posted",
+            "job=%s progress can no longer be shown (status=%s code=%s); "
+            "the result will still be posted",
             job.id,
             error.status,
             error.code,
@@ -287,7 +288,7 @@ class JobMessenger:
         limit: int,
         options: dict[str, Any],
     ) -> int:
-        """Attach the clip (re-encoded if it is over ``limit``); an expiring link is the last resort."""
+        """Attach the clip, re-encoded if over ``limit``; an expiring link is the last resort."""
         options = {**options}
         if result.embed is not None:
             options["embed"] = result.embed

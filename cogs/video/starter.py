@@ -146,7 +146,7 @@ class JobStarter:
             raise
 
     async def in_time(self, interaction: discord.Interaction, work: asyncio.Future[T]) -> T:
-        """Await local work (SQLite); if it would outlast Discord's 3 s, acknowledge privately first.
+        """Await local work (SQLite); if it would outlast Discord's 3 s, acknowledge first.
 
         Admissions are serialised on the database (that is what makes them atomic), so a
         large burst queues them. A private defer keeps the 3-second promise and keeps any

@@ -224,7 +224,8 @@ class LimitStore:
                 )
             else:
                 await ex.execute(
-                    f"INSERT INTO {table} (guild_id, {column}, count, period_seconds, set_by, set_at)"
+                    f"INSERT INTO {table}"
+                    f" (guild_id, {column}, count, period_seconds, set_by, set_at)"
                     f" VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (guild_id, {column}) DO UPDATE SET"
                     " count = excluded.count, period_seconds = excluded.period_seconds,"
                     " set_by = excluded.set_by, set_at = excluded.set_at",

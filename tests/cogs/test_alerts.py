@@ -43,13 +43,18 @@ def guild(system: Inbox, owner: Inbox) -> Any:
     )  # fmt: skip
 
 
+async def notify(guild: Any, text: str) -> bool:
+    bot = bot_without_alert_channel()
+    return await notify_moderators(bot.services.limits, bot, guild, text)
+
+
 async def test_without_an_alert_channel_the_owner_hears_it_not_the_public_system_channel():
     system, owner = Inbox(), Inbox()
-    assert await notify_moderators(bot_without_alert_channel().services.limits, bot_without_alert_channel(), guild(system, owner), "cap")
+    assert await notify(guild(system, owner), "cap")
     assert system.sent == [] and "cap" in owner.sent[0]
 
 
 async def test_the_system_channel_is_the_last_resort_when_the_owner_takes_no_dms():
     system, owner = Inbox(), Inbox(refuses=True)
-    assert await notify_moderators(bot_without_alert_channel().services.limits, bot_without_alert_channel(), guild(system, owner), "cap")
+    assert await notify(guild(system, owner), "cap")
     assert system.sent == ["cap"]

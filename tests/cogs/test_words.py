@@ -67,16 +67,22 @@ def test_counts_periods_money_and_timestamps() -> None:
         ),
         (
             BudgetExhausted(
-                kind="monthly", resets_at=RESETS, budget_usd=0.72, spent_usd=0.72,
+                kind="monthly",
+                resets_at=RESETS,
+                budget_usd=0.72,
+                spent_usd=0.72,
                 clip_cost_usd=0.36,
-            ),  # fmt: skip
+            ),
             "This server's monthly video budget of $0.72 is used up. It resets <t:1715817600:R>.",
         ),
         (
             BudgetExhausted(
-                kind="monthly", resets_at=RESETS, budget_usd=0.50, spent_usd=0.36,
+                kind="monthly",
+                resets_at=RESETS,
+                budget_usd=0.50,
+                spent_usd=0.36,
                 clip_cost_usd=0.36,
-            ),  # fmt: skip
+            ),
             "This server's monthly video budget ($0.50) has $0.14 left, not enough for another "
             "clip ($0.36). It resets <t:1715817600:R>.",
         ),

@@ -1,6 +1,7 @@
 """Run the real bot.py in its own process, pointed at a fake Discord on loopback.
 
-    FAKE_DISCORD_API=http://127.0.0.1:PORT/api/v10 FAKE_DISCORD_GATEWAY=ws://127.0.0.1:PORT/gateway \\
+    FAKE_DISCORD_API=http://127.0.0.1:PORT/api/v10 \\
+    FAKE_DISCORD_GATEWAY=ws://127.0.0.1:PORT/gateway \\
         python -m tests.harness.run_bot [bot.py arguments]
 
 It sets discord.py's two seams (REST base and default gateway, as tests/fakediscord does

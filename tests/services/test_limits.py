@@ -268,7 +268,7 @@ async def test_set_budget_needs_a_value(service: LimitService) -> None:
         await service.set_budget(GUILD, actor_id=MOD)
     with pytest.raises(ValidationError):
         await service.set_budget(GUILD, actor_id=MOD, monthly_usd=float("nan"))
-    with pytest.raises(ValidationError, match="0.01"):
+    with pytest.raises(ValidationError, match=r"0\.01"):
         # Would round to $0.00, which means "no cap": the opposite of what was asked.
         await service.set_budget(GUILD, actor_id=MOD, monthly_usd=0.004)
 

@@ -82,7 +82,7 @@ def test_malformed_values_are_refused(name, value):
 def test_database_url_forms():
     assert database_path_from_url("sqlite:///data/bot.db") == Path("data/bot.db")
     assert database_path_from_url("sqlite:////var/lib/bot.db") == Path("/var/lib/bot.db")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="use sqlite:///"):
         database_path_from_url("sqlite://")
 
 
@@ -92,7 +92,7 @@ def test_database_url_forms():
 )
 def test_database_urls_that_name_no_file_are_refused(url, tmp_path):
     # Each would lose jobs silently or fail later: in memory, a directory, a query as a name.
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must name a database file"):
         database_path_from_url(url.format(tmp=tmp_path))
 
 

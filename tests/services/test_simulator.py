@@ -518,14 +518,14 @@ async def test_stop_releases_hung_requests_quickly(simulator_factory: SimulatorF
 
 def test_controls_refuse_unknown_routes() -> None:
     sim = SegmindSimulator()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="route must be one of"):
         sim.inject("poll", status=500)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="times must be at least 1"):
         sim.hang("submit", times=0)
 
 
 def test_config_refuses_an_unknown_output_shape() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="output_shape must be one of"):
         SimulatorConfig(output_shape="bytes")
 
 

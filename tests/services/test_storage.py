@@ -90,7 +90,7 @@ async def test_migrates_from_0001_and_keeps_jobs(tmp_path: Path) -> None:
         assert (await storage.limits.user_limit(GUILD, 7)).spec == LimitSpec(2, DAY)
     finally:
         await storage.close()
-    assert TABLES_0002 <= _tables(path)
+    assert _tables(path) >= TABLES_0002
 
 
 async def test_reopen_keeps_limits_settings_audit_and_jobs(tmp_path: Path) -> None:
@@ -275,7 +275,7 @@ async def test_limits_are_per_server(tmp_path: Path) -> None:
 async def test_unknown_server_setting_is_rejected(tmp_path: Path) -> None:
     storage = await Storage.open(tmp_path / "bot.db")
     try:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="not a server setting"):
             await storage.limits.update_guild_settings(
                 GUILD, actor_id=1, at=1.0, action="x", evil=1
             )
@@ -310,15 +310,15 @@ async def test_a_write_cancelled_while_waiting_for_the_file_lock_leaves_no_open_
 async def test_a_durable_write_is_synced_and_others_stay_cheap(tmp_path: Path) -> None:
     """The 'submitting' mark must survive a power cut; everyday writes need not pay for it."""
     storage = await Storage.open(tmp_path / "bot.db")
-    FULL, NORMAL = 2, 1
+    full, normal = 2, 1  # SQLite's values for PRAGMA synchronous
     try:
-        assert (await storage.db.fetchone("PRAGMA synchronous"))[0] == NORMAL
+        assert (await storage.db.fetchone("PRAGMA synchronous"))[0] == normal
         async with storage.db.transaction(durable=True) as tx:
-            assert (await tx.fetchone("PRAGMA synchronous"))[0] == FULL
-        assert (await storage.db.fetchone("PRAGMA synchronous"))[0] == NORMAL
+            assert (await tx.fetchone("PRAGMA synchronous"))[0] == full
+        assert (await storage.db.fetchone("PRAGMA synchronous"))[0] == normal
         job = await storage.jobs.insert(_new_job())
         marked = await storage.jobs.update(job.id, now=2.0, state="submitting", durable=True)
         assert marked.state.value == "submitting"
-        assert (await storage.db.fetchone("PRAGMA synchronous"))[0] == NORMAL
+        assert (await storage.db.fetchone("PRAGMA synchronous"))[0] == normal
     finally:
         await storage.close()

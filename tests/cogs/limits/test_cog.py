@@ -597,21 +597,25 @@ def fake_guild(channels: dict[int, FakeChannel], system: FakeChannel | None, own
     )
 
 
+async def notify(bot: Any, guild: Any, text: str) -> bool:
+    return await notify_moderators(bot.services.limits, bot, guild, text)
+
+
 async def test_notify_goes_to_the_alert_channel_once(bot: Any, storage: Storage) -> None:
     await bot.services.limits.set_alert_channel(GUILD, 77, actor_id=MOD_ID)
     alerts, system = FakeChannel(77), FakeChannel(78)
-    assert await notify_moderators(bot.services.limits, bot, fake_guild({77: alerts}, system, None), "cap reached")
+    assert await notify(bot, fake_guild({77: alerts}, system, None), "cap reached")
     assert (alerts.sent, system.sent) == (["cap reached"], [])
 
 
 async def test_notify_falls_back_to_system_channel_then_owner(bot: Any) -> None:
     system = FakeChannel(78, can_send=False)
     owner = FakeChannel(42)
-    assert await notify_moderators(bot.services.limits, bot, fake_guild({}, system, owner), "cap reached")
+    assert await notify(bot, fake_guild({}, system, owner), "cap reached")
     assert system.sent == [] and owner.sent and "cap reached" in owner.sent[0]
 
 
 async def test_notify_never_raises(bot: Any) -> None:
     system = FakeChannel(78, fails=True)
     owner = FakeChannel(42, fails=True)
-    assert not await notify_moderators(bot.services.limits, bot, fake_guild({}, system, owner), "cap reached")
+    assert not await notify(bot, fake_guild({}, system, owner), "cap reached")

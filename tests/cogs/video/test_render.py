@@ -130,7 +130,7 @@ def test_result_content_pings_only_the_requester_and_marks_links_as_expiring():
 )
 def test_a_failure_says_whether_it_still_counts(changes, expected):
     embed = render.failure_embed(make_job(**changes), "Segmind could not make this video.")
-    assert render.COLOUR_FAILED == embed.colour
+    assert embed.colour == render.COLOUR_FAILED
     assert ("Requested by", "<@42>") in [(f.name, f.value) for f in embed.fields]
     assert expected in next(f.value for f in embed.fields if f.name == "Cost")
 
