@@ -1,0 +1,150 @@
+"""Fetch a finished clip from Segmind's CDN to disk: atomically, within a size cap, MP4 only.
+
+The link in a result points at a CDN, not at the API, so this module never sees the API
+key: the code that holds it is ``services.segmind`` alone. Failures are the same typed
+errors the client raises, so the runner treats both alike: an expired link
+(403/404/410) is ``SegmindRequestExpired``; a 5xx, a dropped connection or a body that is
+not a video (an error page served with a 200) is worth another try.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+import aiohttp
+
+from services.errors import (
+    DownloadNotAVideo,
+    DownloadTooLarge,
+    SegmindError,
+    SegmindMalformedResponse,
+    SegmindRequestExpired,
+    SegmindServerError,
+    SegmindUnavailable,
+)
+from services.http_text import (
+    MAX_ERROR_BODY,
+    body_text,
+    cut,
+    is_http_url,
+    read_capped,
+    without_query,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 120.0  # for the whole transfer: a stalled CDN must not hold a job forever
+_CHUNK = 64 * 1024
+_EXPIRED_STATUSES = frozenset({403, 404, 410})  # how CDNs answer an expired link
+# Content types no video is served as: a CDN or proxy error page with a 200.
+_NOT_VIDEO_TYPES = ("text/", "application/json")
+# The box types an MP4 (ISO-BMFF / QuickTime) may open with; bytes 4..8 of the file.
+_MP4_FIRST_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"})
+_BOX_HEADER = 8
+
+
+class ClipDownloader:
+    """Downloads clips through the shared aiohttp session, which carries no default headers."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    def __repr__(self) -> str:
+        return "ClipDownloader()"
+
+    async def download(
+        self, url: str, dest: Path, *, max_bytes: int, timeout: float = DEFAULT_TIMEOUT
+    ) -> int:
+        """Stream the MP4 at ``url`` to ``dest`` atomically; return the bytes written.
+
+        A partial file never stays behind, and an existing ``dest`` is only ever replaced
+        by a complete, checked clip.
+        """
+        if not is_http_url(url):
+            raise SegmindMalformedResponse(detail="download: the video URL is not http(s)")
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        # Same directory, so the final rename is atomic and a reader never sees half a file;
+        # the hidden ".<name>.*.part" name is what ClipFiles.sweep recognises as unfinished.
+        fd, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        temp = Path(temp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                written = await self._stream(url, out, max_bytes=max_bytes, timeout=timeout)
+            os.replace(temp, dest)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        log.info("downloaded bytes=%d to=%s", written, dest.name)
+        return written
+
+    async def _stream(self, url: str, out: BinaryIO, *, max_bytes: int, timeout: float) -> int:
+        shown = without_query(url)  # CDN links may be signed: keep the signature out of logs
+        try:
+            async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                if not 200 <= resp.status < 300:
+                    body = await read_capped(resp, MAX_ERROR_BODY)
+                    raise _status_error(resp.status, body, shown)
+                if resp.content_length is not None and resp.content_length > max_bytes:
+                    raise DownloadTooLarge(
+                        detail=f"download: {resp.content_length} bytes announced, cap {max_bytes}"
+                    )
+                _refuse_non_video_type(resp, shown)
+                return await _copy_checked(resp, out, max_bytes=max_bytes, shown_url=shown)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            # An aiohttp error may quote the URL: the shown form drops its signature.
+            text = cut(f"{type(exc).__name__}: {exc}".replace(url, shown))
+            raise SegmindUnavailable(detail=f"download {shown} failed: {text}") from exc
+
+
+async def _copy_checked(
+    resp: aiohttp.ClientResponse, out: BinaryIO, *, max_bytes: int, shown_url: str
+) -> int:
+    """Copy the body within the cap, refusing it as soon as its first box is not an MP4's."""
+    written = 0
+    head = b""
+    async for chunk in resp.content.iter_chunked(_CHUNK):
+        written += len(chunk)
+        if written > max_bytes:
+            raise DownloadTooLarge(detail=f"download: over the {max_bytes}-byte cap")
+        if len(head) < _BOX_HEADER:
+            head += chunk[: _BOX_HEADER - len(head)]
+            if len(head) == _BOX_HEADER:
+                _refuse_non_mp4(head, resp.status, shown_url)  # before reading on
+        # Plain file writes: 64 KiB to local disk takes microseconds.
+        out.write(chunk)
+    if len(head) < _BOX_HEADER:
+        _refuse_non_mp4(head, resp.status, shown_url)
+    return written
+
+
+def _status_error(status: int, body: bytes, shown_url: str) -> SegmindError:
+    detail = f"download {shown_url}: HTTP {status}: {cut(body_text(body)) or '(empty body)'}"
+    if status in _EXPIRED_STATUSES:
+        return SegmindRequestExpired(detail=detail, status=status)
+    return SegmindServerError(detail=detail, status=status)
+
+
+def _refuse_non_video_type(resp: aiohttp.ClientResponse, shown_url: str) -> None:
+    """An error page served with a 200 (a CDN's or a captive proxy's) is not the clip."""
+    content_type = resp.content_type.lower()
+    if content_type.startswith(_NOT_VIDEO_TYPES) or content_type.endswith("+json"):
+        raise DownloadNotAVideo(
+            detail=f"download {shown_url}: HTTP {resp.status} is {content_type}, not a video",
+            status=resp.status,
+        )
+
+
+def _refuse_non_mp4(head: bytes, status: int, shown_url: str) -> None:
+    """Refuse a body whose first ISO-BMFF box type (bytes 4..8) no MP4 begins with."""
+    if not head:
+        problem = "is empty"
+    elif head[4:_BOX_HEADER] not in _MP4_FIRST_BOXES:
+        problem = f"does not start like an MP4 (first bytes {head.hex()})"
+    else:
+        return
+    raise DownloadNotAVideo(detail=f"download {shown_url}: HTTP {status} {problem}", status=status)
