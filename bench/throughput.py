@@ -27,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp
 
 from services.admission import Admission
+from services.clips import ClipFiles
 from services.clock import SystemClock
+from services.download import ClipDownloader
 from services.errors import RefusedError
 from services.gates import AccountGates
 from services.jobs import JobRunner, RunnerConfig
@@ -118,7 +120,9 @@ async def bench_runner(folder: Path, jobs: int) -> None:
         runner = JobRunner(
             storage,
             client,
-            RunnerConfig(clips_dir=folder / "clips", max_concurrent=8, max_per_member=8),
+            RunnerConfig(max_concurrent=8, max_per_member=8),
+            downloader=ClipDownloader(session),
+            clips=ClipFiles(folder / "clips"),
             clock=clock,
             gates=AccountGates.create(clock, 600),
             listener=counter,

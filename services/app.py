@@ -16,7 +16,9 @@ except ImportError:  # Windows: no advisory locks; one process per database is o
 import aiohttp
 
 from services.admission import Admission
+from services.clips import ClipFiles
 from services.clock import Clock, SystemClock
+from services.download import ClipDownloader
 from services.gates import AccountGates
 from services.jobs import JobRunner, RunnerConfig
 from services.limits import LimitService
@@ -35,6 +37,8 @@ class Services:
     session: aiohttp.ClientSession
     storage: Storage
     segmind: SegmindClient
+    downloader: ClipDownloader
+    clips: ClipFiles
     gates: AccountGates
     admission: Admission
     limits: LimitService
@@ -48,7 +52,6 @@ def runner_config(settings: Settings) -> RunnerConfig:
         # The estimate should match what the simulator will take, or the bar lies.
         expected = settings.simulator_queue_seconds + settings.simulator_processing_seconds
     return RunnerConfig(
-        clips_dir=settings.clips_dir,
         max_concurrent=settings.max_concurrent_jobs,
         max_per_member=settings.max_jobs_per_member,
         deadline_seconds=settings.job_deadline_seconds,
@@ -123,6 +126,8 @@ async def open_services(
             poll_interval=settings.poll_interval_seconds,
             policy=retry_policy or RetryPolicy(),
         )
+        downloader = ClipDownloader(session)
+        clips = ClipFiles(settings.clips_dir)
         gates = AccountGates.create(clock, settings.credits_recheck_seconds)
         services = Services(
             settings=settings,
@@ -130,6 +135,8 @@ async def open_services(
             session=session,
             storage=storage,
             segmind=segmind,
+            downloader=downloader,
+            clips=clips,
             gates=gates,
             admission=Admission(
                 storage,
@@ -148,6 +155,8 @@ async def open_services(
                 storage,
                 segmind,
                 runner or runner_config(settings),
+                downloader=downloader,
+                clips=clips,
                 clock=clock,
                 gates=gates,
             ),

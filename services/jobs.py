@@ -5,6 +5,9 @@ global slot and a per-member slot are free, submits it once, polls it to the end
 downloads the clip to disk and hands it to the listener (the Discord cog) to
 deliver. Every transition is written to the database first, so a restart resumes
 each job from where it stood, and a submit whose answer was lost is never resent.
+
+Every wait before another try (a submit Segmind refused, a download, a post) is
+``services.backoff``'s; the client sends each submit once and leaves those waits here.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from services.backoff import Backoff
+from services.clips import ClipFiles
 from services.clock import Clock
+from services.download import ClipDownloader
 from services.errors import (
     BotError,
     ConfigurationError,
@@ -45,8 +51,6 @@ SEGMIND_RETENTION_SECONDS = 3600.0
 # A 429 or a refused connection on submit proves the job was not accepted, so waiting and
 # trying again is safe: this many submits in all, the waits between them done here.
 RATE_LIMITED_SUBMIT_ATTEMPTS = 8
-MAX_RATE_LIMIT_WAIT = 120.0
-SUBMIT_BACKOFF_BASE = 1.0  # the first wait without Retry-After, doubled each time
 RESUMED_POLL_WINDOW = 60.0
 BEHIND_OWN_JOB = 0  # a waiting job's place when only the member's own running video holds it
 
@@ -84,22 +88,54 @@ class JobListener(Protocol):
 
 @dataclass(frozen=True)
 class RunnerConfig:
-    clips_dir: Path
     max_concurrent: int = 3
     max_per_member: int = 1
     deadline_seconds: float = 15 * 60
     expected_seconds: float = 240.0
     max_download_bytes: int = 200 * 1024 * 1024
     progress_interval: float = 5.0
-    delivery_retry_delays: tuple[float, ...] = (2.0, 10.0, 30.0, 60.0)
+    # Sends of one job while Segmind proves it did not accept them (429, refused
+    # connection). Its Retry-After is honoured up to two minutes; a longer one is a quota.
+    submit_attempts: int = RATE_LIMITED_SUBMIT_ATTEMPTS
+    submit_backoff: Backoff = Backoff(base=1.0, cap=30.0, max_retry_after=120.0)
     # A finished clip is paid for: a dropped connection or a 5xx from the CDN is tried again.
-    download_retry_delays: tuple[float, ...] = (1.0, 5.0, 15.0)
-    # The longest wait between submits that were not accepted (429 without Retry-After,
-    # connection refused); the waits grow exponentially up to it, with jitter.
-    rate_limit_wait: float = 30.0
+    download_attempts: int = 4
+    download_backoff: Backoff = Backoff(base=2.0, cap=15.0)
+    # Posting to Discord: long enough to ride out a short outage, short enough to tell.
+    delivery_attempts: int = 5
+    delivery_backoff: Backoff = Backoff(base=4.0, cap=60.0)
     # Private clips are kept this long after delivery so their owner can share them.
     clip_retention_seconds: float = 24 * 3600
     sweep_interval: float = 3600.0
+    # Transitional: tests/bot/faultkit.py still passes the old fixed delays and submit wait;
+    # each becomes the attempts and backoff above. Drop these once it passes those instead.
+    delivery_retry_delays: InitVar[tuple[float, ...] | None] = None
+    download_retry_delays: InitVar[tuple[float, ...] | None] = None
+    rate_limit_wait: InitVar[float | None] = None
+
+    def __post_init__(
+        self,
+        delivery_retry_delays: tuple[float, ...] | None,
+        download_retry_delays: tuple[float, ...] | None,
+        rate_limit_wait: float | None,
+    ) -> None:
+        if delivery_retry_delays is not None:
+            object.__setattr__(self, "delivery_attempts", len(delivery_retry_delays) + 1)
+            self._set_backoff_like("delivery_backoff", delivery_retry_delays)
+        if download_retry_delays is not None:
+            object.__setattr__(self, "download_attempts", len(download_retry_delays) + 1)
+            self._set_backoff_like("download_backoff", download_retry_delays)
+        if rate_limit_wait is not None:
+            base = min(self.submit_backoff.base, rate_limit_wait)
+            submit = replace(self.submit_backoff, base=base, cap=rate_limit_wait)
+            object.__setattr__(self, "submit_backoff", submit)
+        for name in ("submit_attempts", "download_attempts", "delivery_attempts"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"RunnerConfig.{name} must be at least 1")
+
+    def _set_backoff_like(self, name: str, delays: tuple[float, ...]) -> None:
+        if delays:  # no delays means no retries: the backoff is never asked
+            object.__setattr__(self, name, Backoff(base=delays[0], cap=max(delays)))
 
 
 def estimate_fraction(elapsed: float, expected: float) -> float:
@@ -126,6 +162,8 @@ class JobRunner:
         segmind: SegmindClient,
         config: RunnerConfig,
         *,
+        downloader: ClipDownloader,
+        clips: ClipFiles,
         clock: Clock,
         gates: AccountGates,
         listener: JobListener | None = None,
@@ -133,6 +171,8 @@ class JobRunner:
     ) -> None:
         self._storage = storage
         self._segmind = segmind
+        self._downloader = downloader
+        self._clips = clips
         self._config = config
         self._clock = clock
         self._gates = gates
@@ -161,7 +201,7 @@ class JobRunner:
         """Resume every unfinished job from the database; returns them."""
         self._accepting = True
         self._stopping = None
-        self._config.clips_dir.mkdir(parents=True, exist_ok=True)
+        self._clips.directory.mkdir(parents=True, exist_ok=True)
         unfinished = await self._storage.jobs.unfinished()
         # Nothing downloads yet, so a partial download left here was cut short by a crash.
         self._sweep(unfinished, partial_downloads=True)
@@ -286,7 +326,7 @@ class JobRunner:
         tasks = list(self._running.values())
         for task in tasks:
             task.cancel()
-        pending = [*tasks, *self._submitting]
+        pending: list[asyncio.Future[Any]] = [*tasks, *self._submitting]
         if self._submitting:
             log.info(
                 "waiting for %d submit(s) to be answered before stopping", len(self._submitting)
@@ -295,7 +335,7 @@ class JobRunner:
             await asyncio.wait(pending, timeout=timeout)
 
     async def _sweep_periodically(self) -> None:
-        """Private clips wait on disk for sharing; a bot that runs for weeks must still drop them."""
+        """Private clips wait on disk for sharing; a bot running for weeks must still drop them."""
         while True:
             # Real time, not the job clock: housekeeping must not spin under a fake clock.
             await asyncio.sleep(self._config.sweep_interval)
@@ -306,8 +346,7 @@ class JobRunner:
                 log.warning("clip sweep failed", exc_info=True)
 
     def _sweep(self, unfinished: list[Job], *, partial_downloads: bool) -> None:
-        removed = sweep_clips(
-            self._config.clips_dir,
+        removed = self._clips.sweep(
             older_than=self._config.clip_retention_seconds,
             now=self._clock.time(),
             keep={job.clip_path for job in unfinished if job.clip_path},
@@ -382,7 +421,7 @@ class JobRunner:
             if job.state in (JobState.SUBMITTED, JobState.PROCESSING) and job.video_url is None:
                 job = await self._poll(job)
             if job.state in (JobState.SUBMITTED, JobState.PROCESSING) or (
-                job.state is JobState.DOWNLOADED and not _clip_exists(job)
+                job.state is JobState.DOWNLOADED and not self._clips.exists(job)
             ):
                 job = await self._download(job)
             await self._deliver(job)
@@ -392,12 +431,8 @@ class JobRunner:
                 return
             log.info("job=%s paused for shutdown; it resumes at the next start", job.id)
             raise
-        except SegmindRequestExpired as err:
-            await self._finish_failed(job, self._expiry_for_member(job, err), JobState.EXPIRED)
-        except SubmitOutcomeUnknown as err:
-            await self._finish_failed(job, err, JobState.UNKNOWN)
         except BotError as err:
-            await self._finish_failed(job, err, JobState.FAILED)
+            await self._finish_failed(job, *self._ending(job, err))
         except Exception as exc:
             log.exception("job=%s failed unexpectedly", job.id)
             await self._finish_failed(job, BotError(detail=repr(exc)), JobState.FAILED)
@@ -408,6 +443,14 @@ class JobRunner:
             elif not self._running:
                 self._idle.set()
 
+    def _ending(self, job: Job, err: BotError) -> tuple[BotError, JobState]:
+        """What the member is told and the state stored when ``err`` ends the job."""
+        if isinstance(err, SegmindRequestExpired):
+            return self._expiry_for_member(job, err), JobState.EXPIRED
+        if isinstance(err, SubmitOutcomeUnknown):
+            return err, JobState.UNKNOWN
+        return err, JobState.FAILED
+
     async def _submit_patiently(self, job: Job) -> Job:
         """Submit; when Segmind surely did not accept the job (429, refused connection), wait.
 
@@ -415,13 +458,15 @@ class JobRunner:
         shield (the client sends once), so a cancel during it bills nothing and a crash or
         shutdown simply leaves the job queued.
         """
-        for attempt in range(1, RATE_LIMITED_SUBMIT_ATTEMPTS + 1):
+        attempts = self._config.submit_attempts
+        for attempt in range(1, attempts + 1):
             try:
                 return await self._submit_shielded(job)
             except (SegmindRateLimited, SegmindUnavailable) as err:
-                if attempt == RATE_LIMITED_SUBMIT_ATTEMPTS:
+                if attempt == attempts:
                     raise
-                delay = self._submit_retry_delay(err, attempt)
+                retry_after = err.retry_after if isinstance(err, SegmindRateLimited) else None
+                delay = self._config.submit_backoff.delay(attempt, self._rng, retry_after)
                 if isinstance(err, SegmindRateLimited):
                     log.warning(
                         "job=%s rate limited at submit; trying again in %.1fs", job.id, delay
@@ -436,20 +481,7 @@ class JobRunner:
                 # Back in line as far as the member can tell, not "submitting" for minutes.
                 await self._emit(job, Progress(job.id, ProgressPhase.QUEUED))
                 await self._clock.sleep(delay)
-        raise AssertionError("unreachable")
-
-    def _submit_retry_delay(
-        self, err: SegmindRateLimited | SegmindUnavailable, attempt: int
-    ) -> float:
-        """Segmind's Retry-After when it gave one, else exponential backoff with equal jitter."""
-        longest = min(self._config.rate_limit_wait, MAX_RATE_LIMIT_WAIT)
-        # A floor, so "Retry-After: 0" cannot turn the attempts into a burst.
-        shortest = min(SUBMIT_BACKOFF_BASE, longest)
-        if isinstance(err, SegmindRateLimited) and err.retry_after is not None:
-            return min(max(err.retry_after, shortest), MAX_RATE_LIMIT_WAIT)
-        cap = min(longest, SUBMIT_BACKOFF_BASE * 2 ** (attempt - 1))
-        # Half fixed, half random: members queued behind one limit do not retry in step.
-        return cap / 2 + self._rng.uniform(0, cap / 2)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _submit_shielded(self, job: Job) -> Job:
         """One submit that a cancel (member or shutdown) lets finish, so its answer is stored.
@@ -476,8 +508,8 @@ class JobRunner:
         )
         await self._emit(job, Progress(job.id, ProgressPhase.SUBMITTING))
         try:
-            # One send: waiting inside the shield would make a cancel wait, then bill.
-            submission = await self._segmind.submit(job.request, attempts=1)
+            # The client sends once; a wait inside the shield would make a cancel wait, then bill.
+            submission = await self._segmind.submit(job.request)
         except (SegmindRateLimited, SegmindUnavailable):
             # Proven not accepted: back in line, so nothing is unknown while we wait.
             await self._storage.jobs.update(job.id, now=self._clock.time(), state=JobState.QUEUED)
@@ -584,7 +616,7 @@ class JobRunner:
         # No age check here: the CDN's own 403/404/410 says when a link is gone, and a wall
         # clock corrected mid-job (NTP after boot) must not throw away a paid clip.
         await self._emit(job, Progress(job.id, ProgressPhase.DOWNLOADING, fraction=0.99))
-        dest = self._config.clips_dir / f"job-{job.id}.mp4"
+        dest = self._clips.path_for(job.id)
         size = await self._download_patiently(job, job.video_url, dest)
         log.info("job=%s downloaded bytes=%s", job.id, size)
         return await self._storage.jobs.update(
@@ -593,40 +625,37 @@ class JobRunner:
 
     async def _download_patiently(self, job: Job, url: str, dest: Path) -> int:
         """Download, trying again after a transient failure; expiry and size limits are final."""
-        delays = self._config.download_retry_delays
-        for attempt in range(len(delays) + 1):
+        attempts = self._config.download_attempts
+        for attempt in range(1, attempts + 1):
             try:
-                return await self._segmind.download(
+                return await self._downloader.download(
                     url, dest, max_bytes=self._config.max_download_bytes
                 )
             except (SegmindUnavailable, SegmindServerError) as err:
-                if attempt == len(delays):
+                if attempt == attempts:
                     raise DownloadFailed(detail=err.detail) from err
+                delay = self._config.download_backoff.delay(attempt, self._rng)
                 log.warning(
-                    "job=%s download failed (%s); retrying in %ss",
-                    job.id,
-                    err.detail,
-                    delays[attempt],
+                    "job=%s download failed (%s); retrying in %.1fs", job.id, err.detail, delay
                 )
-                await self._clock.sleep(delays[attempt])
-        raise AssertionError("unreachable")
+                await self._clock.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _deliver(self, job: Job) -> None:
-        delays = self._config.delivery_retry_delays
-        for attempt in range(len(delays) + 1):
+        attempts = self._config.delivery_attempts
+        for attempt in range(1, attempts + 1):
             try:
                 await self._post_clip(job)
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if attempt == len(delays):
+                if attempt == attempts:
                     log.error("job=%s could not be delivered: %r", job.id, exc)
                     raise DeliveryFailed(detail=repr(exc)) from exc
-                log.warning(
-                    "job=%s delivery failed (%r); retrying in %ss", job.id, exc, delays[attempt]
-                )
-                await self._clock.sleep(delays[attempt])
+                delay = self._config.delivery_backoff.delay(attempt, self._rng)
+                log.warning("job=%s delivery failed (%r); retrying in %.1fs", job.id, exc, delay)
+                await self._clock.sleep(delay)
 
     async def _post_clip(self, job: Job) -> None:
         """Post the clip and record it, as one step no cancel (shutdown, Cancel) interrupts.
@@ -659,7 +688,7 @@ class JobRunner:
         )
         if not job.private and job.clip_path:
             # Public clips live on in Discord; private ones stay for sharing until swept.
-            remove_clip(Path(job.clip_path))
+            self._clips.remove(Path(job.clip_path))
         log.info("job=%s delivered message=%s", job.id, message_id)
 
     def _expiry_for_member(self, job: Job, err: SegmindRequestExpired) -> SegmindRequestExpired:
@@ -715,40 +744,3 @@ class JobRunner:
             await self._listener.on_progress(job, progress)
         except Exception:
             log.warning("job=%s progress update failed", job.id, exc_info=True)
-
-
-def remove_clip(path: Path) -> None:
-    """Delete a clip and any re-encoded copies of it."""
-    for candidate in (path, *path.parent.glob(f"{path.stem}-fit-*.mp4")):
-        with contextlib.suppress(OSError):
-            candidate.unlink()
-
-
-def sweep_clips(
-    clips_dir: Path,
-    *,
-    older_than: float,
-    now: float,
-    keep: set[str],
-    partial_downloads: bool = False,
-) -> int:
-    """Remove clip files older than ``older_than`` seconds, except those in ``keep``.
-
-    ``partial_downloads`` also removes every unfinished download: only safe when none runs.
-    """
-    removed = 0
-    for part in clips_dir.glob(".*.part") if partial_downloads else ():
-        with contextlib.suppress(OSError):
-            part.unlink()
-    for path in clips_dir.glob("*.mp4"):
-        try:
-            if str(path) not in keep and now - path.stat().st_mtime > older_than:
-                path.unlink()
-                removed += 1
-        except OSError:
-            continue
-    return removed
-
-
-def _clip_exists(job: Job) -> bool:
-    return bool(job.clip_path) and Path(job.clip_path).is_file()

@@ -1,16 +1,20 @@
-"""Asynchronous Segmind v2 client: submit at most once, poll politely, fetch the MP4 safely.
+"""Asynchronous Segmind v2 client: submit exactly once, poll politely; the one holder of the key.
 
 Every failure is one of the typed errors in ``services.errors``. Three rules shape the code:
 
-* A submit is sent again only when the answer proves it was not accepted (429, or a
-  connection that failed before anything was sent). Anything ambiguous raises
-  ``SubmitOutcomeUnknown``, so a member is never billed twice. The job runner does
-  those waits itself (``attempts=1``), where a cancel can still stop them.
+* A submit is sent once. An answer that proves it was not accepted (429, or a connection
+  that failed before anything was sent) raises ``SegmindRateLimited`` or
+  ``SegmindUnavailable`` at once: whether and when to send it again is the job runner's
+  call, made outside its shield where a cancel can still stop the wait. Anything
+  ambiguous raises ``SubmitOutcomeUnknown``, so a member is never billed twice.
 * The API key goes only to the configured base URL's origin, in ``x-api-key``. Links in
-  Segmind's answers that point elsewhere are replaced by the documented paths, keyed
-  requests never follow redirects, and the CDN download never carries the key.
+  Segmind's answers that point elsewhere are replaced by the documented paths, and keyed
+  requests never follow redirects. The clip itself comes from a CDN through
+  ``services.download``, which never sees the key.
 * The key never appears in an exception, a log line or a repr: texts taken from answers
   are cut short, stripped of markup and scrubbed of the key.
+
+Polls retry transient trouble within their deadline, waiting as ``services.backoff`` says.
 """
 
 from __future__ import annotations
@@ -18,26 +22,21 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import pathlib
 import random
-import re
-import tempfile
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
 
+from services.backoff import Backoff
 from services.clock import Clock, SystemClock
 from services.errors import (
     DeadlineExceeded,
-    DownloadNotAVideo,
-    DownloadTooLarge,
     GenerationFailed,
     SegmindAuthError,
     SegmindBadRequest,
@@ -51,6 +50,15 @@ from services.errors import (
     SegmindServerError,
     SegmindUnavailable,
     SubmitOutcomeUnknown,
+)
+from services.http_text import (
+    EXCERPT_CHARS,
+    MAX_ERROR_BODY,
+    body_text,
+    clean_text,
+    cut,
+    is_http_url,
+    read_capped,
 )
 from services.models import (
     MODEL_SLUG,
@@ -67,9 +75,6 @@ T = TypeVar("T")
 
 API_KEY_HEADER = "x-api-key"
 _MAX_API_BODY = 1024 * 1024  # API answers are small JSON; a runaway proxy page must not be
-_MAX_ERROR_BODY = 64 * 1024  # an error page is only read for an excerpt
-_EXCERPT_CHARS = 300
-_DOWNLOAD_CHUNK = 64 * 1024
 _MALFORMED_RETRIES = 3  # a garbled body may be a proxy hiccup; a persistent one is a bug
 # A 404 seconds after submit may be a status store lagging behind; a lasting one is final.
 _NOT_FOUND_RETRIES = 2
@@ -77,34 +82,37 @@ _MIN_KEY_FRAGMENT = 6  # a cut-off tail of the key this long is still scrubbed
 _POLL_GROWTH = 1.25  # each quiet poll waits a quarter longer, up to max_poll_interval
 _PROXY_STATUSES = frozenset({502, 503, 504})  # a proxy may have passed the submit on
 _TIMEOUT_STATUS = 408  # a server or proxy gave up waiting: transient, but after a send
-_EXPIRED_DOWNLOAD_STATUSES = frozenset({403, 404, 410})  # how CDNs answer an expired link
 _OUTPUT_URL_KEYS = ("video", "video_url", "url", "output")
 _VIDEO_SUFFIXES = (".mp4", ".webm", ".mov")
 _MAX_OUTPUT_DEPTH = 3
 _NOT_READY_STATES = frozenset({SegmindState.QUEUED.value, SegmindState.PROCESSING.value})
-# Content types no video is served as: a CDN or proxy error page with a 200.
-_NOT_VIDEO_TYPES = ("text/", "application/json")
-# The box types an MP4 (ISO-BMFF / QuickTime) may open with; bytes 4..8 of the file.
-_MP4_FIRST_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"})
-_BOX_HEADER = 8
-
-_SCRIPT_OR_STYLE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_TAG = re.compile(r"<[^>]*>")
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard to retry; the defaults suit Segmind's documented limits."""
+    """Timeouts and the polls' backoff; the defaults suit Segmind's documented limits."""
 
-    base_delay: float = 1.0  # first backoff, doubled each time, full jitter
-    max_delay: float = 30.0
-    submit_attempts: int = 5  # only for answers that PROVE the submit was not accepted
+    base_delay: float = 1.0  # the polls' Backoff.base: first wait, doubled each time
+    max_delay: float = 30.0  # the polls' Backoff.cap
     request_timeout: float = 30.0  # per HTTP call (aiohttp.ClientTimeout total)
     # Opening the connection gets its own, shorter limit: a connect that times out has sent
-    # nothing, so a submit is safely retried instead of ending with an unknown outcome.
+    # nothing, so the runner may submit again instead of ending with an unknown outcome.
     connect_timeout: float = 10.0
     # A COMPLETED job is paid for: its result may take this long past the deadline to fetch.
     result_grace: float = 300.0
+    # A poll never sleeps past its deadline anyway; this only bounds a Retry-After between.
+    max_retry_after: float = 15 * 60.0
+    # Transitional, ignored: the client sends a submit once and the runner owns its retries.
+    # tests/bot/faultkit.py still passes it; drop this once it no longer does.
+    submit_attempts: InitVar[int | None] = None
+
+    def __post_init__(self, submit_attempts: int | None) -> None:
+        _ = self.backoff  # an impossible backoff is refused here, not at the first retry
+
+    @property
+    def backoff(self) -> Backoff:
+        """How long a poll waits after a transient failure."""
+        return Backoff(self.base_delay, self.max_delay, max_retry_after=self.max_retry_after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +152,6 @@ class SegmindClient:
         max_poll_interval: float = 15.0,
         rng: random.Random | None = None,
     ) -> None:
-        if policy.submit_attempts < 1:
-            raise ValueError("RetryPolicy.submit_attempts must be at least 1")
         if poll_interval <= 0:
             raise ValueError("poll_interval must be positive")
         self._session = session
@@ -176,41 +182,21 @@ class SegmindClient:
 
     # --- submit -----------------------------------------------------------------------
 
-    async def submit(self, request: VideoRequest, *, attempts: int | None = None) -> Submission:
-        """Submit one job; resend only when Segmind surely did not accept it.
+    async def submit(self, request: VideoRequest) -> Submission:
+        """Send one job to Segmind, once; whether and when to send it again is the caller's.
 
-        ``attempts`` (default: the policy's) bounds the sends; with 1 every wait is the
-        caller's, which raises ``SegmindRateLimited`` or ``SegmindUnavailable`` at once.
+        ``SegmindRateLimited`` (with Segmind's ``retry_after``) and ``SegmindUnavailable``
+        prove it was not accepted; ``SubmitOutcomeUnknown`` means it may have been.
         """
-        attempts = self._policy.submit_attempts if attempts is None else attempts
-        if attempts < 1:
-            raise ValueError("attempts must be at least 1")
         url = f"{self._base}/v2/{quote(self._model, safe='')}"
-        payload = request.to_payload()
-        for attempt in range(1, attempts + 1):
-            try:
-                submission = await self._submit_once(url, payload)
-            except (SegmindRateLimited, SegmindUnavailable) as exc:
-                # Both prove the job was not accepted, so sending it again cannot bill twice.
-                delay = self._retry_delay(exc, attempt)
-                if attempt == attempts or delay > self._policy.max_delay:
-                    # A long Retry-After is the caller's to wait (it holds retry_after),
-                    # not something to sit on inside one call.
-                    log.info("segmind submit not accepted attempt=%d error=%s", attempt, exc.detail)
-                    raise
-                log.info(
-                    "segmind submit not accepted attempt=%d/%d retry_in=%.2fs error=%s",
-                    attempt,
-                    attempts,
-                    delay,
-                    exc.detail,
-                )
-                await self._clock.sleep(delay)
-            else:
-                log.info("segmind submitted request_id=%s", submission.request_id)
-                self._warn_foreign_links(submission)
-                return submission
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        try:
+            submission = await self._submit_once(url, request.to_payload())
+        except (SegmindRateLimited, SegmindUnavailable) as exc:
+            log.info("segmind submit not accepted error=%s", exc.detail)
+            raise
+        log.info("segmind submitted request_id=%s", submission.request_id)
+        self._warn_foreign_links(submission)
+        return submission
 
     async def _submit_once(self, url: str, payload: dict[str, Any]) -> Submission:
         try:
@@ -265,13 +251,15 @@ class SegmindClient:
                 f"request_id={self._shown_id(fields['request_id'])} keys={sorted(data)[:20]}",
                 status=answer.status,
             )
-        return Submission(**fields)
+        return Submission(
+            str(fields["request_id"]), str(fields["status_url"]), str(fields["response_url"])
+        )
 
     def _shown_id(self, request_id: Any) -> str:
         """A request id as the operator may read it: short, printable, without the key."""
         if request_id is None or isinstance(request_id, (dict, list)):
             return "(none)"
-        return self._cut(self._scrub(_clean_text(str(request_id))), 100) or "(empty)"
+        return cut(self._scrub(clean_text(str(request_id))), 100) or "(empty)"
 
     def _warn_foreign_links(self, submission: Submission) -> None:
         for name in ("status_url", "response_url"):
@@ -462,84 +450,13 @@ class SegmindClient:
             log.exception("on_state callback failed request_id=%s", submission.request_id)
 
     def _retry_delay(self, error: SegmindError, attempt: int) -> float:
-        """Segmind's own Retry-After when it gave one, else exponential backoff, full jitter."""
+        """Segmind's own Retry-After when it gave one, else the policy's backoff."""
         retry_after = (
             error.retry_after
             if isinstance(error, (SegmindRateLimited, SegmindServerError))
             else None
         )
-        if retry_after is not None:
-            # A floor: "Retry-After: 0" or a reset time already past (clock skew) must not
-            # turn polling into a tight loop.
-            return max(retry_after, self._policy.base_delay)
-        # The exponent is capped: a long grace of quick retries must not overflow a float.
-        cap = min(self._policy.max_delay, self._policy.base_delay * 2 ** min(attempt - 1, 32))
-        return self._rng.uniform(0, cap)
-
-    # --- download ---------------------------------------------------------------------
-
-    async def download(
-        self, url: str, dest: pathlib.Path, *, max_bytes: int, timeout: float = 120.0
-    ) -> int:
-        """Stream the MP4 to ``dest`` atomically, within a size cap; return the bytes written.
-
-        The URL is a CDN link: it gets no API key. A partial file never stays behind.
-        """
-        if not _is_http_url(url):
-            raise SegmindMalformedResponse(detail="download: the video URL is not http(s)")
-        dest = pathlib.Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        # Same directory, so the final rename is atomic and a reader never sees half a file.
-        fd, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        temp = pathlib.Path(temp_name)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                written = await self._stream(url, out, max_bytes=max_bytes, timeout=timeout)
-            os.replace(temp, dest)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
-        log.info("segmind downloaded bytes=%d to=%s", written, dest.name)
-        return written
-
-    async def _stream(self, url: str, out: BinaryIO, *, max_bytes: int, timeout: float) -> int:
-        shown = _without_query(url)  # CDN links may be signed: keep the signature out of logs
-        try:
-            async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
-                if not 200 <= resp.status < 300:
-                    body = await _read_capped(resp, _MAX_ERROR_BODY)
-                    raise self._download_error(resp.status, body, shown)
-                if resp.content_length is not None and resp.content_length > max_bytes:
-                    raise DownloadTooLarge(
-                        detail=f"download: {resp.content_length} bytes announced, cap {max_bytes}"
-                    )
-                _refuse_non_video_type(resp, shown)
-                written = 0
-                head = b""
-                async for chunk in resp.content.iter_chunked(_DOWNLOAD_CHUNK):
-                    written += len(chunk)
-                    if written > max_bytes:
-                        raise DownloadTooLarge(detail=f"download: over the {max_bytes}-byte cap")
-                    if len(head) < _BOX_HEADER:
-                        head += chunk[: _BOX_HEADER - len(head)]
-                        if len(head) == _BOX_HEADER:
-                            _refuse_non_mp4(head, resp.status, shown)  # before reading on
-                    # Plain file writes: 64 KiB to local disk takes microseconds.
-                    out.write(chunk)
-                if len(head) < _BOX_HEADER:
-                    _refuse_non_mp4(head, resp.status, shown)
-                return written
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise SegmindUnavailable(
-                detail=f"download {shown} failed: {self._describe(exc)}"
-            ) from exc
-
-    def _download_error(self, status: int, body: bytes, shown_url: str) -> SegmindError:
-        excerpt = self._body_excerpt(body)
-        detail = f"download {shown_url}: HTTP {status}: {excerpt}"
-        if status in _EXPIRED_DOWNLOAD_STATUSES:
-            return SegmindRequestExpired(detail=detail, status=status)
-        return SegmindServerError(detail=detail, status=status)
+        return self._policy.backoff.delay(attempt, self._rng, retry_after)
 
     # --- HTTP plumbing ------------------------------------------------------------------
 
@@ -565,8 +482,8 @@ class SegmindClient:
                 connect=min(self._policy.connect_timeout, self._policy.request_timeout),
             ),
         ) as resp:
-            limit = _MAX_API_BODY if 200 <= resp.status < 300 else _MAX_ERROR_BODY
-            body = await _read_capped(resp, limit)
+            limit = _MAX_API_BODY if 200 <= resp.status < 300 else MAX_ERROR_BODY
+            body = await read_capped(resp, limit)
             return _Answer(resp.status, resp.headers, body, _parse_json(body))
 
     def _status_url(self, submission: Submission) -> str:
@@ -662,7 +579,7 @@ class SegmindClient:
         candidates += [data.get("message"), data.get("detail")]
         for text in candidates:
             if isinstance(text, str) and text.strip():
-                return self._scrub(_clean_text(text))
+                return self._scrub(clean_text(text))
         return None
 
     def _error_text(self, answer: _Answer) -> str:
@@ -672,7 +589,7 @@ class SegmindClient:
             for key in ("error", "message", "detail"):
                 value = data.get(key)
                 if isinstance(value, str) and value.strip():
-                    return self._scrub(_clean_text(value))[:_EXCERPT_CHARS]
+                    return self._scrub(clean_text(value))[:EXCERPT_CHARS]
         return self._excerpt(answer)
 
     def _excerpt(self, answer: _Answer) -> str:
@@ -681,15 +598,10 @@ class SegmindClient:
     def _body_excerpt(self, body: bytes) -> str:
         # Scrub the whole text before cutting it: a cut through the key would leave a
         # prefix of it that no longer matches the key.
-        text = _clean_text(body[:_MAX_ERROR_BODY].decode("utf-8", errors="replace"))
-        return self._cut(self._scrub(text)) or "(empty body)"
+        return cut(self._scrub(body_text(body))) or "(empty body)"
 
     def _describe(self, exc: BaseException) -> str:
-        return self._cut(self._scrub(f"{type(exc).__name__}: {exc}"))
-
-    @staticmethod
-    def _cut(text: str, limit: int = _EXCERPT_CHARS) -> str:
-        return text[: limit - 1] + "…" if len(text) > limit else text
+        return cut(self._scrub(f"{type(exc).__name__}: {exc}"))
 
     def _scrub(self, text: str) -> str:
         """Remove the key from text that came from outside (a server may echo it back).
@@ -757,7 +669,7 @@ def _http_urls(
     """Every http(s) URL in ``value``, in order, with whether a key naming 'video' led to it."""
     if isinstance(value, str):
         candidate = value.strip()
-        if _is_http_url(candidate):
+        if is_http_url(candidate):
             yield candidate, under_video_key
         return
     if depth >= _MAX_OUTPUT_DEPTH:
@@ -777,54 +689,6 @@ def _looks_like_video(url: str) -> bool:
     return URL(url).path.lower().endswith(_VIDEO_SUFFIXES)
 
 
-def _refuse_non_video_type(resp: aiohttp.ClientResponse, shown_url: str) -> None:
-    """An error page served with a 200 (a CDN's or a captive proxy's) is not the clip."""
-    content_type = resp.content_type.lower()
-    if content_type.startswith(_NOT_VIDEO_TYPES) or content_type.endswith("+json"):
-        raise DownloadNotAVideo(
-            detail=f"download {shown_url}: HTTP {resp.status} is {content_type}, not a video",
-            status=resp.status,
-        )
-
-
-def _refuse_non_mp4(head: bytes, status: int, shown_url: str) -> None:
-    """Refuse a body whose first ISO-BMFF box type (bytes 4..8) no MP4 begins with."""
-    if not head:
-        problem = "is empty"
-    elif head[4:_BOX_HEADER] not in _MP4_FIRST_BOXES:
-        problem = f"does not start like an MP4 (first bytes {head.hex()})"
-    else:
-        return
-    raise DownloadNotAVideo(detail=f"download {shown_url}: HTTP {status} {problem}", status=status)
-
-
-def _is_http_url(text: str) -> bool:
-    try:
-        url = URL(text)
-    except (ValueError, TypeError):
-        return False
-    return url.scheme in ("http", "https") and bool(url.host)
-
-
-def _without_query(url: str) -> str:
-    try:
-        return str(URL(url).with_query(None).with_fragment(None))
-    except (ValueError, TypeError):
-        return "(invalid URL)"
-
-
-async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """Read at most ``limit`` bytes of the body; the rest is dropped with the connection."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_chunked(16 * 1024):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= limit:
-            break
-    return b"".join(chunks)[:limit]
-
-
 def _parse_json(body: bytes) -> Any:
     if not body.strip():
         return None
@@ -832,14 +696,6 @@ def _parse_json(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
-
-
-def _clean_text(text: str) -> str:
-    """Printable, single-spaced text without markup, as safe to log as to show."""
-    text = _SCRIPT_OR_STYLE.sub(" ", text)
-    text = _TAG.sub(" ", text)
-    text = "".join(ch if ch.isprintable() else " " for ch in text)
-    return " ".join(text.split())
 
 
 def _parse_seconds(text: str) -> float | None:

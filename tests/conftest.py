@@ -40,9 +40,7 @@ from services.simulator import SegmindSimulator, SimulatorConfig
 TEST_SEGMIND_API_KEY = "sg-test-key-7f3a9c41e2b8d605"
 
 # Retries in milliseconds, so retry paths run fast even on the real clock.
-FAST_RETRY_POLICY = RetryPolicy(
-    base_delay=0.01, max_delay=0.05, submit_attempts=5, request_timeout=2.0
-)
+FAST_RETRY_POLICY = RetryPolicy(base_delay=0.01, max_delay=0.05, request_timeout=2.0)
 
 SimulatorFactory = Callable[..., Awaitable[SegmindSimulator]]
 SegmindClientFactory = Callable[..., SegmindClient]

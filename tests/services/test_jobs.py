@@ -7,17 +7,22 @@ import os
 import socket
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
 
+from services.backoff import Backoff
+from services.clips import ClipFiles
 from services.clock import Clock, FakeClock, SystemClock
-from services.errors import BotError, SegmindAuthError, SegmindRequestExpired
+from services.download import ClipDownloader
+from services.errors import BotError, SegmindAuthError, SegmindRequestExpired, SegmindUnavailable
 from services.gates import AccountGates
 from services.jobs import (
     BEHIND_OWN_JOB,
     RATE_LIMITED_SUBMIT_ATTEMPTS,
-    SUBMIT_BACKOFF_BASE,
+    DownloadFailed,
     JobRunner,
     RunnerConfig,
     estimate_fraction,
@@ -28,8 +33,10 @@ from services.simulator import DEFAULT_VIDEO_PATH, SegmindSimulator
 from services.storage import NewJob, Storage
 
 SAMPLE = DEFAULT_VIDEO_PATH.read_bytes()
-# A client that would itself wait out a 3 s Retry-After (max_delay 30 s), as production's does.
-PATIENT_POLICY = RetryPolicy(base_delay=1.0, max_delay=30.0, submit_attempts=5, request_timeout=2.0)
+# The production policy's poll delays, for FakeClock tests.
+PATIENT_POLICY = RetryPolicy(base_delay=1.0, max_delay=30.0, request_timeout=2.0)
+# Retries in milliseconds, so retry paths run fast on the real clock.
+QUICK = Backoff(base=0.01, cap=0.01)
 
 
 class Recorder:
@@ -98,7 +105,7 @@ async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
 
 
 @pytest.fixture
-async def make_runner(storage, segmind_client, tmp_path):
+async def make_runner(storage, segmind_client, http_session, tmp_path):
     runners: list[JobRunner] = []
 
     def make(
@@ -107,15 +114,17 @@ async def make_runner(storage, segmind_client, tmp_path):
         clock = clock or SystemClock()
         recorder = Recorder()
         options = {
-            "clips_dir": tmp_path / "clips",
             "progress_interval": 0.02,
-            "delivery_retry_delays": (0.01,),
+            "delivery_attempts": 2,
+            "delivery_backoff": QUICK,
         }
         options.update(config)
         runner = JobRunner(
             storage,
             client or segmind_client,
             RunnerConfig(**options),
+            downloader=ClipDownloader(http_session),
+            clips=ClipFiles(tmp_path / "clips"),
             clock=clock,
             gates=gates or AccountGates.create(clock, 60),
             listener=recorder,
@@ -453,7 +462,7 @@ async def test_shutdown_leaves_running_jobs_stored_for_resume(
 
 
 async def test_delivery_is_retried_then_the_job_fails_clearly(storage, simulator, make_runner):
-    runner, rec = make_runner(delivery_retry_delays=(0.01, 0.01))
+    runner, rec = make_runner(delivery_attempts=3)
     attempts = []
 
     async def broken(job):
@@ -486,7 +495,7 @@ async def test_a_long_rate_limit_on_submit_is_waited_out_and_submitted_once(
         headers={"Retry-After": "0.2"},
         times=1,
     )
-    runner, rec = make_runner(rate_limit_wait=0.01)
+    runner, rec = make_runner(submit_backoff=QUICK)
     await runner.start()
     await runner.enqueue(await add_job(storage))
     await rec.wait_for(lambda: rec.ready)
@@ -503,24 +512,6 @@ async def test_an_unreadable_submit_answer_is_never_resent(storage, simulator, m
     await rec.wait_for(lambda: rec.failed)
     assert (await storage.jobs.get(job.id)).state is JobState.UNKNOWN
     assert simulator.submit_attempts == 1
-
-
-def test_sweep_removes_old_clips_and_partial_downloads_but_keeps_pending_ones(tmp_path):
-    from services.jobs import sweep_clips
-
-    old, pending, fresh = tmp_path / "job-1.mp4", tmp_path / "job-2.mp4", tmp_path / "job-3.mp4"
-    part = tmp_path / ".job-4.mp4.x.part"
-    for path in (old, pending, fresh, part):
-        path.write_bytes(b"x")
-    now = time.time()
-    os.utime(old, (now - 90_000, now - 90_000))
-    os.utime(pending, (now - 90_000, now - 90_000))
-    removed = sweep_clips(tmp_path, older_than=86_400, now=now, keep={str(pending)})
-    assert removed == 1
-    assert not old.exists() and part.exists()
-    assert pending.exists() and fresh.exists()
-    sweep_clips(tmp_path, older_than=86_400, now=now, keep=set(), partial_downloads=True)
-    assert not part.exists()
 
 
 async def wait_for_state(storage: Storage, job_id: int, state: JobState) -> None:
@@ -660,7 +651,7 @@ class HeldClock(FakeClock):
 async def test_a_cancel_while_a_429_is_waited_out_bills_nothing(
     storage, simulator, segmind_client_factory, make_runner
 ):
-    """A Retry-After short enough for the client to wait must still be waited by the runner."""
+    """The runner waits out a 429 outside the shielded submit, so a cancel then sends nothing."""
     clock = HeldClock()
     client = segmind_client_factory(simulator.base_url, clock=clock, policy=PATIENT_POLICY)
     simulator.inject(
@@ -729,9 +720,10 @@ async def test_submits_not_accepted_are_retried_with_growing_jittered_waits(
     await rec.wait_for(lambda: rec.ready or rec.failed)
 
     waits = clock.sleeps[:3]  # nothing else sleeps before the job is accepted
+    base = RunnerConfig().submit_backoff.base
     for attempt, waited in enumerate(waits):
-        cap = SUBMIT_BACKOFF_BASE * 2**attempt
-        assert cap / 2 <= waited <= cap
+        ceiling = base * 2**attempt
+        assert ceiling / 2 <= waited <= ceiling  # equal jitter: never close to zero
     assert len(set(waits)) == 3  # jittered
     assert simulator.submit_attempts == 4
     assert len(simulator.submits) == 1
@@ -743,7 +735,7 @@ async def test_a_lasting_429_on_submit_gives_up_after_the_runners_attempts(
     clock = FakeClock()
     client = segmind_client_factory(simulator.base_url, clock=clock, policy=PATIENT_POLICY)
     simulator.inject("submit", status=429, body={"error": "Too many requests"}, times=1000)
-    runner, rec = make_runner(client, clock=clock, rate_limit_wait=30.0)
+    runner, rec = make_runner(client, clock=clock)
     await runner.start()
     job = await add_job(storage)
     await runner.enqueue(job)
@@ -754,7 +746,151 @@ async def test_a_lasting_429_on_submit_gives_up_after_the_runners_attempts(
     assert simulator.submit_attempts == RATE_LIMITED_SUBMIT_ATTEMPTS
     assert simulator.submits == []
     assert len(clock.sleeps) == RATE_LIMITED_SUBMIT_ATTEMPTS - 1
-    assert max(clock.sleeps) <= 30.0
+    assert max(clock.sleeps) <= RunnerConfig().submit_backoff.cap
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "waited"),
+    [("3", 3.0), ("0", 1.0), ("600", 120.0)],
+    ids=["as-asked", "floor", "ceiling"],
+)
+async def test_a_429_on_submit_is_waited_out_as_segmind_asks_within_bounds_and_billed_once(
+    storage, simulator, segmind_client_factory, make_runner, retry_after, waited
+):
+    clock = FakeClock()
+    client = segmind_client_factory(simulator.base_url, clock=clock, policy=PATIENT_POLICY)
+    simulator.inject(
+        "submit", status=429, body={"error": "slow"}, headers={"Retry-After": retry_after}, times=2
+    )
+    runner, rec = make_runner(client, clock=clock, progress_interval=0.001)
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    await rec.wait_for(lambda: rec.ready or rec.failed)
+
+    assert clock.sleeps[:2] == [waited, waited]  # nothing else sleeps before it is accepted
+    assert simulator.submit_attempts == 3
+    assert len(simulator.submits) == 1
+    assert (await storage.jobs.get(job.id)).state is JobState.DELIVERED
+
+
+@pytest.mark.parametrize("header", ["Retry-After", "x-rate-limit-reset-at-utc"])
+async def test_a_429_reset_time_given_as_a_date_is_waited_out(
+    storage, simulator, segmind_client_factory, make_runner, header
+):
+    clock = FakeClock()
+    client = segmind_client_factory(simulator.base_url, clock=clock, policy=PATIENT_POLICY)
+    moment = datetime.fromtimestamp(clock.time() + 5, UTC)
+    value = format_datetime(moment, usegmt=True) if header == "Retry-After" else moment.isoformat()
+    simulator.inject("submit", status=429, body={"error": "slow down"}, headers={header: value})
+    runner, rec = make_runner(client, clock=clock, progress_interval=0.001)
+    await runner.start()
+    await runner.enqueue(await add_job(storage))
+    await rec.wait_for(lambda: rec.ready or rec.failed)
+
+    assert clock.sleeps[0] == pytest.approx(5.0)
+    assert len(simulator.submits) == 1
+
+
+async def test_segmind_unreachable_at_every_submit_ends_the_job_after_the_runners_attempts(
+    storage, segmind_client_factory, make_runner
+):
+    clock = FakeClock()
+    client = segmind_client_factory(f"http://127.0.0.1:{free_port()}", clock=clock)
+    runner, rec = make_runner(client, clock=clock)
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    await rec.wait_for(lambda: rec.failed)
+
+    (error,) = [error for _, error in rec.failed]
+    assert isinstance(error, SegmindUnavailable)
+    assert len(clock.sleeps) == RATE_LIMITED_SUBMIT_ATTEMPTS - 1
+    stored = await storage.jobs.get(job.id)
+    assert stored.state is JobState.FAILED and stored.request_id is None
+
+
+async def stored_as_finished(storage: Storage, segmind_client, job: Job) -> Job:
+    """A job Segmind has finished, stored as a bot that stopped before downloading left it."""
+    submission = await segmind_client.submit(job.request)
+    result = await segmind_client.poll_until_done(submission, deadline=time.monotonic() + 30)
+    return await storage.jobs.update(
+        job.id,
+        now=1.0,
+        state=JobState.PROCESSING,
+        request_id=submission.request_id,
+        status_url=submission.status_url,
+        response_url=submission.response_url,
+        submitted_at=time.time(),
+        video_url=result.video_url,
+    )
+
+
+async def test_download_waits_follow_the_download_backoff(
+    storage, simulator, segmind_client, make_runner
+):
+    await stored_as_finished(storage, segmind_client, await add_job(storage))
+    simulator.inject("download", status=503, body="busy", times=3)
+    clock = FakeClock()  # only the runner's: nothing else sleeps on it while it downloads
+    runner, rec = make_runner(clock=clock)
+    await runner.start()
+    await rec.wait_for(lambda: rec.ready or rec.failed)
+
+    backoff = RunnerConfig().download_backoff
+    assert len(clock.sleeps) == 3
+    for attempt, waited in enumerate(clock.sleeps):
+        ceiling = min(backoff.cap, backoff.base * 2**attempt)
+        assert ceiling / 2 <= waited <= ceiling
+    assert len(rec.ready) == 1 and len(simulator.calls_to("download")) == 4
+
+
+async def test_a_download_failing_every_attempt_fails_the_job_after_the_configured_attempts(
+    storage, simulator, segmind_client, make_runner
+):
+    job = await stored_as_finished(storage, segmind_client, await add_job(storage))
+    simulator.inject("download", status=503, body="busy", times=100)
+    clock = FakeClock()
+    runner, rec = make_runner(clock=clock)
+    await runner.start()
+    await rec.wait_for(lambda: rec.failed)
+
+    attempts = RunnerConfig().download_attempts
+    assert len(simulator.calls_to("download")) == attempts
+    assert len(clock.sleeps) == attempts - 1
+    assert isinstance(rec.failed[0][1], DownloadFailed)
+    assert (await storage.jobs.get(job.id)).state is JobState.FAILED
+
+
+async def test_delivery_waits_follow_the_delivery_backoff(
+    storage, simulator, segmind_client, make_runner
+):
+    await stored_as_finished(storage, segmind_client, await add_job(storage))
+    clock = FakeClock()
+    config = RunnerConfig()
+    runner, rec = make_runner(
+        clock=clock,
+        delivery_attempts=config.delivery_attempts,
+        delivery_backoff=config.delivery_backoff,
+    )
+    posts = []
+
+    async def discord_down_three_times(job):
+        posts.append(job.id)
+        if len(posts) <= 3:
+            raise ConnectionError("discord down")
+        return 77
+
+    rec.on_clip_ready = discord_down_three_times
+    await runner.start()
+    await runner.wait_idle()
+
+    backoff = config.delivery_backoff
+    assert len(clock.sleeps) == 3
+    for attempt, waited in enumerate(clock.sleeps):
+        ceiling = min(backoff.cap, backoff.base * 2**attempt)
+        assert ceiling / 2 <= waited <= ceiling
+    assert len(posts) == 4
+    assert rec.failed == []
 
 
 async def test_a_finished_job_resumed_after_its_deadline_survives_a_result_hiccup(
@@ -798,7 +934,7 @@ async def test_a_key_refused_while_polling_alerts_the_operator(storage, simulato
 
 async def test_a_download_that_is_not_a_video_is_tried_again(storage, simulator, make_runner):
     simulator.inject("download", status=200, body="<html><body>Access denied</body></html>")
-    runner, rec = make_runner(download_retry_delays=(0.01,))
+    runner, rec = make_runner(download_attempts=2, download_backoff=QUICK)
     await runner.start()
     job = await add_job(storage)
     await runner.enqueue(job)
@@ -812,7 +948,7 @@ async def test_a_download_that_is_never_a_video_is_not_delivered(
     storage, simulator, make_runner, tmp_path
 ):
     simulator.inject("download", status=200, times=10, headers={"Content-Type": "video/mp4"})
-    runner, rec = make_runner(download_retry_delays=(0.01, 0.01))
+    runner, rec = make_runner(download_attempts=3, download_backoff=QUICK)
     await runner.start()
     job = await add_job(storage)
     await runner.enqueue(job)
@@ -888,3 +1024,17 @@ async def test_cancelling_a_waiting_job_twice_is_harmless(storage, simulator, ma
     async with asyncio.timeout(5):
         assert await runner.cancel(second.id) is None  # two clicks that both saw it waiting
     assert (await storage.jobs.get(second.id)).state is JobState.CANCELLED
+
+
+def test_the_old_fixed_delay_settings_still_become_attempts_and_a_backoff():
+    """Transitional, for tests/bot/faultkit.py: remove with RunnerConfig's InitVars."""
+    config = RunnerConfig(
+        delivery_retry_delays=(0.01, 0.02),
+        download_retry_delays=(),
+        rate_limit_wait=0.01,
+    )
+    assert config.delivery_attempts == 3
+    assert config.delivery_backoff == Backoff(base=0.01, cap=0.02)
+    assert config.download_attempts == 1  # no delays: no second try
+    assert config.submit_backoff.cap == 0.01 and config.submit_backoff.base == 0.01
+    assert config.submit_backoff.max_retry_after == 120.0  # a longer Retry-After still waits

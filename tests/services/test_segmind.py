@@ -8,7 +8,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -17,8 +16,6 @@ from aiohttp import web
 from services.clock import FakeClock
 from services.errors import (
     DeadlineExceeded,
-    DownloadNotAVideo,
-    DownloadTooLarge,
     GenerationFailed,
     SegmindAuthError,
     SegmindBadRequest,
@@ -35,17 +32,15 @@ from services.errors import (
 )
 from services.models import SegmindState, Submission, VideoRequest
 from services.segmind import _MALFORMED_RETRIES, _NOT_FOUND_RETRIES, RetryPolicy, SegmindClient
-from services.simulator import DEFAULT_VIDEO_PATH, FAIL_MARKER_ERROR, SegmindSimulator
+from services.simulator import FAIL_MARKER_ERROR, SegmindSimulator
 from tests.conftest import TEST_SEGMIND_API_KEY, SegmindClientFactory, SimulatorFactory
 
-SAMPLE_MP4 = DEFAULT_VIDEO_PATH.read_bytes()
-MP4_HEADER = b"\x00\x00\x00\x18ftypmp42"  # the first box of an MP4: size, then "ftyp"
 PROXY_HTML = (
     "<html><head><title>502 Bad Gateway</title><style>body { color: red }</style></head>"
     "<body><center><h1>502 Bad Gateway</h1></center>" + "<hr>nginx " * 400 + "</body></html>"
 )
 # The production policy's shape with the production delays, for FakeClock tests.
-REAL_POLICY = RetryPolicy(base_delay=1.0, max_delay=30.0, submit_attempts=5, request_timeout=2.0)
+REAL_POLICY = RetryPolicy(base_delay=1.0, max_delay=30.0, request_timeout=2.0)
 SHORT_TIMEOUT = RetryPolicy(base_delay=0.01, max_delay=0.05, request_timeout=0.2)
 
 
@@ -125,38 +120,28 @@ async def foreign() -> AsyncIterator[ForeignServer]:
 # --- the happy path -------------------------------------------------------------------
 
 
-async def test_submit_poll_result_download_delivers_the_sample_clip(
-    simulator: SegmindSimulator, segmind_client: SegmindClient, tmp_path: Path
+async def test_submit_poll_and_result_find_the_finished_clip(
+    simulator: SegmindSimulator, segmind_client: SegmindClient
 ) -> None:
     request = video_request()
     submission = await segmind_client.submit(request)
     result = await segmind_client.poll_until_done(submission, deadline=far_deadline())
-    dest = tmp_path / "clips" / "job-1.mp4"
-    size = await segmind_client.download(result.video_url, dest, max_bytes=10_000_000)
 
     assert simulator.submits == [request.to_payload()]
     assert simulator.submit_attempts == 1
     assert result.video_url.endswith(f"/files/{submission.request_id}.mp4")
     assert result.metrics["cost"] == 0.36
-    assert dest.read_bytes() == SAMPLE_MP4
-    assert size == len(SAMPLE_MP4)
-    assert list(dest.parent.iterdir()) == [dest]  # no temp file left behind
 
 
-async def test_every_api_call_carries_the_key_and_the_download_carries_none(
-    simulator: SegmindSimulator, segmind_client: SegmindClient, tmp_path: Path
+async def test_every_api_call_carries_the_key(
+    simulator: SegmindSimulator, segmind_client: SegmindClient
 ) -> None:
     submission = await segmind_client.submit(video_request())
-    result = await segmind_client.poll_until_done(submission, deadline=far_deadline())
-    await segmind_client.download(result.video_url, tmp_path / "a.mp4", max_bytes=10_000_000)
+    await segmind_client.poll_until_done(submission, deadline=far_deadline())
 
     api_calls = [c for c in simulator.calls if c.route in ("submit", "status", "result")]
     assert {c.route for c in api_calls} == {"submit", "status", "result"}
     assert all(c.headers.get("x-api-key") == TEST_SEGMIND_API_KEY for c in api_calls)
-    downloads = simulator.calls_to("download")
-    assert len(downloads) == 1
-    assert "x-api-key" not in downloads[0].headers
-    assert all(TEST_SEGMIND_API_KEY not in value for value in downloads[0].headers.values())
 
 
 async def test_state_changes_are_reported_once_each_while_polls_slow_down_gently(
@@ -369,28 +354,33 @@ async def test_a_connection_reset_after_sending_the_submit_is_unknown_and_not_re
     assert fake_clock.sleeps == []
 
 
-async def test_a_429_with_retry_after_waits_exactly_that_and_submits_once(
-    simulator: SegmindSimulator, segmind_client_factory: SegmindClientFactory, fake_clock: FakeClock
+@pytest.mark.parametrize(
+    ("headers", "retry_after"),
+    [({"Retry-After": "3"}, 3.0), ({"Retry-After": "120"}, 120.0), ({}, None)],
+    ids=["short", "long", "none"],
+)
+async def test_a_429_is_raised_at_once_with_segminds_retry_after(
+    simulator: SegmindSimulator,
+    segmind_client_factory: SegmindClientFactory,
+    fake_clock: FakeClock,
+    headers: dict[str, str],
+    retry_after: float | None,
 ) -> None:
+    """The runner waits, outside its shield, where a cancel can stop the wait."""
     client = segmind_client_factory(simulator.base_url, clock=fake_clock, policy=REAL_POLICY)
-    simulator.inject(
-        "submit",
-        status=429,
-        body={"error": "Too many requests"},
-        headers={"Retry-After": "3"},
-        times=2,
-    )
+    simulator.inject("submit", status=429, body={"error": "slow"}, headers=headers)
 
-    submission = await client.submit(video_request())
+    with pytest.raises(SegmindRateLimited) as info:
+        await client.submit(video_request())
 
-    assert fake_clock.sleeps == [3.0, 3.0]
-    assert simulator.submit_attempts == 3
-    assert len(simulator.submits) == 1
-    assert simulator.job_state(submission.request_id) is not None
+    assert info.value.retry_after == retry_after
+    assert fake_clock.sleeps == []
+    assert simulator.submit_attempts == 1
+    assert simulator.submits == []
 
 
 @pytest.mark.parametrize("header", ["Retry-After", "x-rate-limit-reset-at-utc"])
-async def test_a_429_reset_time_as_a_date_is_honoured(
+async def test_a_429_reset_time_as_a_date_is_read_as_seconds_to_wait(
     simulator: SegmindSimulator,
     segmind_client_factory: SegmindClientFactory,
     fake_clock: FakeClock,
@@ -401,121 +391,24 @@ async def test_a_429_reset_time_as_a_date_is_honoured(
     value = format_datetime(moment, usegmt=True) if header == "Retry-After" else moment.isoformat()
     simulator.inject("submit", status=429, body={"error": "slow down"}, headers={header: value})
 
-    await client.submit(video_request())
-
-    assert fake_clock.sleeps == [pytest.approx(5.0)]
-    assert len(simulator.submits) == 1
-
-
-async def test_a_429_without_retry_after_backs_off_exponentially_with_jitter(
-    simulator: SegmindSimulator, segmind_client_factory: SegmindClientFactory, fake_clock: FakeClock
-) -> None:
-    client = segmind_client_factory(simulator.base_url, clock=fake_clock, policy=REAL_POLICY)
-    simulator.inject("submit", status=429, body={"error": "Too many requests"}, times=4)
-
-    await client.submit(video_request())
-
-    assert len(fake_clock.sleeps) == 4
-    for attempt, slept in enumerate(fake_clock.sleeps):
-        # Full jitter: anywhere below the doubling cap (1, 2, 4, 8 s), never the cap itself.
-        assert 0.0 <= slept < REAL_POLICY.base_delay * 2**attempt
-    assert len(set(fake_clock.sleeps)) == 4
-    assert simulator.submit_attempts == 5
-    assert len(simulator.submits) == 1
-
-
-async def test_a_429_that_never_ends_gives_up_after_the_allowed_attempts(
-    simulator: SegmindSimulator, segmind_client_factory: SegmindClientFactory, fake_clock: FakeClock
-) -> None:
-    client = segmind_client_factory(simulator.base_url, clock=fake_clock, policy=REAL_POLICY)
-    simulator.inject("submit", status=429, body={"error": "Too many requests"}, times=50)
-
-    with pytest.raises(SegmindRateLimited):
-        await client.submit(video_request())
-
-    assert simulator.submit_attempts == REAL_POLICY.submit_attempts
-    assert len(fake_clock.sleeps) == REAL_POLICY.submit_attempts - 1
-    assert simulator.submits == []
-
-
-async def test_a_retry_after_longer_than_max_delay_is_left_to_the_caller(
-    simulator: SegmindSimulator, segmind_client_factory: SegmindClientFactory, fake_clock: FakeClock
-) -> None:
-    client = segmind_client_factory(simulator.base_url, clock=fake_clock, policy=REAL_POLICY)
-    simulator.inject("submit", status=429, body={"error": "quota"}, headers={"Retry-After": "120"})
-
     with pytest.raises(SegmindRateLimited) as info:
         await client.submit(video_request())
 
-    assert info.value.retry_after == 120.0
+    assert info.value.retry_after == pytest.approx(5.0)
     assert fake_clock.sleeps == []
-    assert simulator.submit_attempts == 1
 
 
-async def test_connection_refused_is_retried_then_submits_exactly_once(
-    simulator_factory: SimulatorFactory, segmind_client_factory: SegmindClientFactory
-) -> None:
-    port = free_port()
-    started: list[SegmindSimulator] = []
-
-    class StartServerOnFirstSleep(FakeClock):
-        """Segmind comes back while the client backs off."""
-
-        async def sleep(self, seconds: float) -> None:
-            await super().sleep(seconds)
-            if not started:
-                started.append(await simulator_factory(port=port))
-
-    clock = StartServerOnFirstSleep()
-    client = segmind_client_factory(f"http://127.0.0.1:{port}", clock=clock, policy=REAL_POLICY)
-
-    submission = await client.submit(video_request())
-
-    assert len(clock.sleeps) == 1
-    (sim,) = started
-    assert sim.submit_attempts == 1
-    assert len(sim.submits) == 1
-    assert sim.job_state(submission.request_id) is not None
-
-
-async def test_connection_refused_every_time_ends_unavailable(
+async def test_a_refused_connection_is_raised_at_once_as_not_sent(
     segmind_client_factory: SegmindClientFactory, fake_clock: FakeClock
 ) -> None:
     client = segmind_client_factory(
         f"http://127.0.0.1:{free_port()}", clock=fake_clock, policy=REAL_POLICY
     )
 
-    with pytest.raises(SegmindUnavailable):
+    with pytest.raises(SegmindUnavailable) as info:
         await client.submit(video_request())
 
-    assert len(fake_clock.sleeps) == REAL_POLICY.submit_attempts - 1
-
-
-async def test_one_attempt_leaves_the_wait_after_a_429_to_the_caller(
-    simulator: SegmindSimulator, segmind_client_factory: SegmindClientFactory, fake_clock: FakeClock
-) -> None:
-    """The job runner waits itself, outside its shield, where a cancel can stop the wait."""
-    client = segmind_client_factory(simulator.base_url, clock=fake_clock, policy=REAL_POLICY)
-    simulator.inject("submit", status=429, body={"error": "slow"}, headers={"Retry-After": "3"})
-
-    with pytest.raises(SegmindRateLimited) as info:
-        await client.submit(video_request(), attempts=1)
-
-    assert info.value.retry_after == 3.0
-    assert fake_clock.sleeps == []
-    assert simulator.submit_attempts == 1
-
-
-async def test_one_attempt_leaves_the_wait_after_a_refused_connection_to_the_caller(
-    segmind_client_factory: SegmindClientFactory, fake_clock: FakeClock
-) -> None:
-    client = segmind_client_factory(
-        f"http://127.0.0.1:{free_port()}", clock=fake_clock, policy=REAL_POLICY
-    )
-
-    with pytest.raises(SegmindUnavailable):
-        await client.submit(video_request(), attempts=1)
-
+    assert "could not connect" in info.value.detail
     assert fake_clock.sleeps == []
 
 
@@ -1083,7 +976,6 @@ async def test_the_key_never_reaches_logs_errors_or_reprs(
     segmind_client_factory: SegmindClientFactory,
     fake_clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
-    tmp_path: Path,
 ) -> None:
     """Walk every failure path while servers echo the key back; it must surface nowhere."""
     caplog.set_level(logging.DEBUG)
@@ -1116,7 +1008,7 @@ async def test_the_key_never_reaches_logs_errors_or_reprs(
     ]:
         sim.inject("submit", status=status, body=body)
         await expect_error(submit)
-    sim.inject("submit", status=429, body=echo, times=SHORT_TIMEOUT.submit_attempts)
+    sim.inject("submit", status=429, body=echo)
     await expect_error(submit)
     sim.hang("submit")
     await expect_error(submit)
@@ -1137,14 +1029,10 @@ async def test_the_key_never_reaches_logs_errors_or_reprs(
     )
     sim.inject("result", status=200, body={"status": "COMPLETED", "output": key})
     await expect_error(lambda: client.result(submission))
-    sim.inject("download", status=403, body=f"<Error>{key}</Error>")
-    await expect_error(
-        lambda: client.download(f"{sim.base_url}/files/x.mp4", tmp_path / "x.mp4", max_bytes=10)
-    )
     refused = segmind_client_factory(f"http://127.0.0.1:{free_port()}", clock=fake_clock)
     await expect_error(lambda: refused.submit(video_request()))
 
-    assert len(errors) == 20
+    assert len(errors) == 19
     for error in errors:
         assert isinstance(error, SegmindError)
         for text in (str(error), repr(error), error.detail, error.user_message, repr(error.args)):
@@ -1167,7 +1055,6 @@ async def test_a_key_echoed_across_the_excerpt_cut_leaves_no_prefix_behind(
     simulator: SegmindSimulator,
     segmind_client: SegmindClient,
     caplog: pytest.LogCaptureFixture,
-    tmp_path: Path,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     prefix = TEST_SEGMIND_API_KEY[:8]  # any longer prefix of the key contains this one
@@ -1182,12 +1069,6 @@ async def test_a_key_echoed_across_the_excerpt_cut_leaves_no_prefix_behind(
     with pytest.raises(SegmindServerError) as status_error:
         await segmind_client.status(submission)
     errors.append(status_error.value)
-    simulator.inject("download", status=500, body=page)
-    with pytest.raises(SegmindServerError) as download_error:
-        await segmind_client.download(
-            f"{simulator.base_url}/files/x.mp4", tmp_path / "x.mp4", max_bytes=10
-        )
-    errors.append(download_error.value)
 
     for error in errors:
         assert "x-api-key:" in error.detail  # the excerpt does reach the cut
@@ -1209,174 +1090,6 @@ async def test_a_key_cut_off_by_the_body_size_cap_is_scrubbed_too(
 
     assert key[:8] not in info.value.detail
     assert "[redacted]" in info.value.detail
-
-
-# --- download -----------------------------------------------------------------------------
-
-
-async def finished_video_url(sim: SegmindSimulator, client: SegmindClient) -> str:
-    submission = await client.submit(video_request())
-    result = await client.poll_until_done(submission, deadline=far_deadline())
-    return result.video_url
-
-
-@pytest.mark.parametrize("content_length", [True, False], ids=["announced", "streamed"])
-async def test_an_oversized_clip_is_refused_and_leaves_no_file(
-    simulator_factory: SimulatorFactory,
-    segmind_client_factory: SegmindClientFactory,
-    tmp_path: Path,
-    content_length: bool,
-) -> None:
-    sim = await simulator_factory(
-        video_bytes=MP4_HEADER + b"\x00" * 300_000, download_content_length=content_length
-    )
-    client = segmind_client_factory(sim.base_url)
-    url = await finished_video_url(sim, client)
-
-    with pytest.raises(DownloadTooLarge):
-        await client.download(url, tmp_path / "big.mp4", max_bytes=100_000)
-
-    assert list(tmp_path.iterdir()) == []
-
-
-async def test_a_clip_exactly_at_the_cap_is_accepted(
-    simulator: SegmindSimulator, segmind_client: SegmindClient, tmp_path: Path
-) -> None:
-    url = await finished_video_url(simulator, segmind_client)
-
-    size = await segmind_client.download(url, tmp_path / "a.mp4", max_bytes=len(SAMPLE_MP4))
-
-    assert size == len(SAMPLE_MP4)
-
-
-async def test_a_streamed_clip_without_length_is_downloaded_whole(
-    simulator_factory: SimulatorFactory,
-    segmind_client_factory: SegmindClientFactory,
-    tmp_path: Path,
-) -> None:
-    sim = await simulator_factory(download_content_length=False)
-    client = segmind_client_factory(sim.base_url)
-    url = await finished_video_url(sim, client)
-
-    await client.download(url, tmp_path / "a.mp4", max_bytes=10_000_000)
-
-    assert (tmp_path / "a.mp4").read_bytes() == SAMPLE_MP4
-
-
-@pytest.mark.parametrize(
-    ("status", "error_type"),
-    [
-        (403, SegmindRequestExpired),
-        (404, SegmindRequestExpired),
-        (410, SegmindRequestExpired),
-        (500, SegmindServerError),
-        (503, SegmindServerError),
-    ],
-)
-async def test_download_errors_are_typed_and_keep_the_old_file(
-    simulator: SegmindSimulator,
-    segmind_client: SegmindClient,
-    tmp_path: Path,
-    status: int,
-    error_type: type[SegmindError],
-) -> None:
-    url = await finished_video_url(simulator, segmind_client)
-    dest = tmp_path / "a.mp4"
-    dest.write_bytes(b"previous clip")
-    simulator.inject("download", status=status, body="<Error><Code>AccessDenied</Code></Error>")
-
-    with pytest.raises(error_type) as info:
-        await segmind_client.download(url, dest, max_bytes=10_000_000)
-
-    assert info.value.status == status
-    assert dest.read_bytes() == b"previous clip"
-    assert list(tmp_path.iterdir()) == [dest]
-
-
-async def test_download_of_an_expired_result_is_expired(
-    simulator: SegmindSimulator, segmind_client: SegmindClient, tmp_path: Path
-) -> None:
-    submission = await segmind_client.submit(video_request())
-    result = await segmind_client.poll_until_done(submission, deadline=far_deadline())
-    simulator.expire(submission.request_id)
-
-    with pytest.raises(SegmindRequestExpired):
-        await segmind_client.download(result.video_url, tmp_path / "a.mp4", max_bytes=10_000_000)
-
-    assert list(tmp_path.iterdir()) == []
-
-
-async def test_download_times_out_as_a_whole(
-    simulator: SegmindSimulator, segmind_client: SegmindClient, tmp_path: Path
-) -> None:
-    url = await finished_video_url(simulator, segmind_client)
-    simulator.hang("download")
-
-    with pytest.raises(SegmindUnavailable):
-        await segmind_client.download(url, tmp_path / "a.mp4", max_bytes=10_000_000, timeout=0.2)
-
-    assert list(tmp_path.iterdir()) == []
-
-
-async def test_download_refuses_a_non_http_url(
-    segmind_client: SegmindClient, tmp_path: Path
-) -> None:
-    with pytest.raises(SegmindMalformedResponse):
-        await segmind_client.download("file:///etc/passwd", tmp_path / "a.mp4", max_bytes=10)
-
-    assert list(tmp_path.iterdir()) == []
-
-
-NOT_A_VIDEO: dict[str, dict[str, object]] = {
-    "empty": {"body": None, "headers": {"Content-Type": "video/mp4"}},
-    "html": {"body": "<html><body>Access denied</body></html>"},
-    "json": {"body": {"error": "quota exceeded"}},
-    "text": {"body": "Service temporarily unavailable"},
-    "text typed as video": {
-        "body": "Service temporarily unavailable",
-        "headers": {"Content-Type": "video/mp4"},
-    },
-    "too short for a box": {"body": "\x00\x00\x00", "headers": {"Content-Type": "video/mp4"}},
-}
-
-
-@pytest.mark.parametrize("fault", NOT_A_VIDEO.values(), ids=NOT_A_VIDEO)
-async def test_a_download_that_is_not_an_mp4_is_refused_as_retryable(
-    simulator: SegmindSimulator,
-    segmind_client: SegmindClient,
-    tmp_path: Path,
-    fault: dict[str, object],
-) -> None:
-    url = await finished_video_url(simulator, segmind_client)
-    dest = tmp_path / "a.mp4"
-    simulator.inject("download", status=200, **fault)  # type: ignore[arg-type]
-
-    with pytest.raises(DownloadNotAVideo) as info:
-        await segmind_client.download(url, dest, max_bytes=10_000_000)
-
-    assert isinstance(info.value, SegmindServerError)  # the runner tries a download again
-    assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize("box", [b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"])
-async def test_every_box_an_mp4_may_open_with_is_accepted(
-    simulator_factory: SimulatorFactory,
-    segmind_client_factory: SegmindClientFactory,
-    tmp_path: Path,
-    box: bytes,
-) -> None:
-    clip = b"\x00\x00\x00\x10" + box + b"\x00" * 1000
-    sim = await simulator_factory(video_bytes=clip, download_content_length=False)
-    client = segmind_client_factory(sim.base_url)
-    url = await finished_video_url(sim, client)
-
-    await client.download(url, tmp_path / "a.mp4", max_bytes=10_000)
-
-    assert (tmp_path / "a.mp4").read_bytes() == clip
-
-
-def test_the_simulators_sample_clip_looks_like_an_mp4() -> None:
-    assert SAMPLE_MP4[4:8] == b"ftyp"
 
 
 # --- construction -----------------------------------------------------------------------------
@@ -1421,7 +1134,7 @@ async def test_a_zero_retry_after_still_backs_off(
     assert all(delay > 0 for delay in fake_clock.sleeps[:5])
 
 
-async def test_a_connect_that_times_out_is_retried_as_not_sent(
+async def test_a_connect_that_times_out_is_unavailable_as_not_sent(
     http_session: aiohttp.ClientSession, segmind_api_key: str
 ) -> None:
     """A listener that never accepts: the connect times out, so nothing was sent."""
@@ -1443,15 +1156,12 @@ async def test_a_connect_that_times_out_is_retried_as_not_sent(
             api_key=segmind_api_key,
             base_url=f"http://{host}:{port}",
             policy=RetryPolicy(
-                base_delay=0.01,
-                max_delay=0.01,
-                submit_attempts=2,
-                request_timeout=5.0,
-                connect_timeout=0.2,
+                base_delay=0.01, max_delay=0.01, request_timeout=5.0, connect_timeout=0.2
             ),
         )
-        with pytest.raises(SegmindUnavailable):
+        with pytest.raises(SegmindUnavailable) as info:  # not SubmitOutcomeUnknown
             await client.submit(video_request())
+        assert "could not connect" in info.value.detail
     finally:
         for sock in filler:
             sock.close()
