@@ -100,7 +100,7 @@ def base_permissions(guild: FakeGuild, user_id: int) -> int:
 
 
 def channel_permissions(guild: FakeGuild, channel: FakeChannel, user_id: int) -> int:
-    """Permissions in one channel: base, then @everyone, role and member overwrites, in that order."""
+    """Permissions in one channel: base, then @everyone, role and member overwrites, in order."""
     value = base_permissions(guild, user_id)
     if value == ALL_PERMISSIONS:
         return value

@@ -216,14 +216,27 @@ def _check_options(options: Any, errors: Errors, path: Path, depth: int) -> None
             "Sub-command and sub-command group option types are mutually exclusive to all "
             "other types",
         )
+    for index, option in enumerate(options):
+        if isinstance(option, dict):
+            _check_option(option, errors, path + (index,), depth)
+        else:
+            _error(
+                errors,
+                path + (index,),
+                "DICT_TYPE_CONVERT",
+                "Only dictionaries may be used in a DictType",
+            )
+    _check_siblings(options, errors, path)
+
+
+def _check_siblings(options: list[Any], errors: Errors, path: Path) -> None:
+    """Names unique among siblings; required value options before optional ones."""
     seen: set[str] = set()
     optional_seen = False
     for index, option in enumerate(options):
-        here = path + (index,)
         if not isinstance(option, dict):
-            _error(errors, here, "DICT_TYPE_CONVERT", "Only dictionaries may be used in a DictType")
             continue
-        _check_option(option, errors, here, depth)
+        here = path + (index,)
         name = option.get("name")
         if isinstance(name, str):
             if name in seen:
@@ -234,17 +247,17 @@ def _check_options(options: Any, errors: Errors, path: Path, depth: int) -> None
                     f"Option name {name} is already used in these options",
                 )
             seen.add(name)
-        if option.get("type") in VALUE_TYPES:
-            if option.get("required"):
-                if optional_seen:
-                    _error(
-                        errors,
-                        here + ("required",),
-                        "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
-                        "Required options must be placed before non-required options",
-                    )
-            else:
-                optional_seen = True
+        if option.get("type") not in VALUE_TYPES:
+            continue
+        if not option.get("required"):
+            optional_seen = True
+        elif optional_seen:
+            _error(
+                errors,
+                here + ("required",),
+                "APPLICATION_COMMAND_OPTIONS_REQUIRED_INVALID",
+                "Required options must be placed before non-required options",
+            )
 
 
 def _check_option(option: dict[str, Any], errors: Errors, path: Path, depth: int) -> None:

@@ -70,8 +70,9 @@ async def running_client(
 
     Connects with `reconnect=False` so a gateway refusal fails the test instead of looping: it
     surfaces as `discord.ConnectionClosed` with Discord's close code (4014 for a privileged
-    intent the application lacks, 4004 for a bad token). Build the client with a small `guild_ready_timeout`
-    (e.g. 0.05): discord.py waits that long after the last GUILD_CREATE before on_ready.
+    intent the application lacks, 4004 for a bad token). Build the client with a small
+    `guild_ready_timeout` (e.g. 0.05): discord.py waits that long after the last GUILD_CREATE
+    before on_ready.
     """
     await client.login(fake.world.token)
     connection = asyncio.create_task(client.connect(reconnect=False))
