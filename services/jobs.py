@@ -51,6 +51,10 @@ SEGMIND_RETENTION_SECONDS = 3600.0
 # A 429 or a refused connection on submit proves the job was not accepted, so waiting and
 # trying again is safe: this many submits in all, the waits between them done here.
 RATE_LIMITED_SUBMIT_ATTEMPTS = 8
+# Segmind's Retry-After is honoured up to two minutes; a longer one is a quota, not a blip.
+SUBMIT_BACKOFF = Backoff(base=1.0, cap=30.0, max_retry_after=120.0)
+DOWNLOAD_BACKOFF = Backoff(base=2.0, cap=15.0)
+DELIVERY_BACKOFF = Backoff(base=4.0, cap=60.0)
 RESUMED_POLL_WINDOW = 60.0
 BEHIND_OWN_JOB = 0  # a waiting job's place when only the member's own running video holds it
 
@@ -94,16 +98,15 @@ class RunnerConfig:
     expected_seconds: float = 240.0
     max_download_bytes: int = 200 * 1024 * 1024
     progress_interval: float = 5.0
-    # Sends of one job while Segmind proves it did not accept them (429, refused
-    # connection). Its Retry-After is honoured up to two minutes; a longer one is a quota.
+    # Sends of one job while Segmind proves it did not accept them (429, refused connection).
     submit_attempts: int = RATE_LIMITED_SUBMIT_ATTEMPTS
-    submit_backoff: Backoff = Backoff(base=1.0, cap=30.0, max_retry_after=120.0)
+    submit_backoff: Backoff = SUBMIT_BACKOFF
     # A finished clip is paid for: a dropped connection or a 5xx from the CDN is tried again.
     download_attempts: int = 4
-    download_backoff: Backoff = Backoff(base=2.0, cap=15.0)
+    download_backoff: Backoff = DOWNLOAD_BACKOFF
     # Posting to Discord: long enough to ride out a short outage, short enough to tell.
     delivery_attempts: int = 5
-    delivery_backoff: Backoff = Backoff(base=4.0, cap=60.0)
+    delivery_backoff: Backoff = DELIVERY_BACKOFF
     # Private clips are kept this long after delivery so their owner can share them.
     clip_retention_seconds: float = 24 * 3600
     sweep_interval: float = 3600.0

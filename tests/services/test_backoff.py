@@ -60,7 +60,7 @@ def test_a_huge_attempt_number_neither_overflows_nor_passes_the_cap() -> None:
 
 
 def test_attempts_count_from_one() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="attempt counts from 1"):
         POLICY.delay(0, random.Random(1))
 
 
@@ -74,5 +74,5 @@ def test_attempts_count_from_one() -> None:
     ],
 )
 def test_a_policy_that_could_spin_or_never_grow_is_refused(options: dict[str, float]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="Backoff"):
         Backoff(**options)

@@ -69,7 +69,7 @@ async def test_a_given_source_is_used_instead_of_the_stored_clip(
 
 
 async def test_a_job_without_a_stored_clip_or_a_source_is_a_mistake(clips: ClipFiles) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="job=1 has no stored clip"):
         await clips.fit(a_job(None), 1000)
 
 

@@ -1116,7 +1116,7 @@ async def test_base_url_is_normalised(
 async def test_a_bad_base_url_is_refused_at_construction(
     segmind_client_factory: SegmindClientFactory, given: str
 ) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="base_url must be an absolute http"):
         segmind_client_factory(given)
 
 
