@@ -1,4 +1,4 @@
-"""Tiny discord.py bots for the fake's self-tests and for examples in scenario tests."""
+"""Tiny discord.py bots for the fake's own self-tests."""
 
 from __future__ import annotations
 
@@ -16,13 +16,12 @@ from .fake import FakeDiscord
 FAST_READY = 0.05
 
 
-def make_bot(**options: Any) -> commands.Bot:
-    """A bot with the members intent (so guilds are chunked) that is ready 50 ms after login."""
-    intents = discord.Intents.default()
-    intents.members = True
+def make_bot(intents: discord.Intents | None = None, **options: Any) -> commands.Bot:
+    """A bot with the real bot's intents (GUILDS only) that is ready 50 ms after login."""
     options.setdefault("allowed_mentions", discord.AllowedMentions.none())
     options.setdefault("guild_ready_timeout", FAST_READY)
-    return commands.Bot(command_prefix="!", intents=intents, **options)
+    chosen = intents or discord.Intents(guilds=True)
+    return commands.Bot(command_prefix="!", intents=chosen, **options)
 
 
 def guild_object(fake: FakeDiscord) -> discord.Object:

@@ -17,7 +17,6 @@ from .clock import FakeDiscordClock, SnowflakeFactory
 from .dispatch import ChannelLike, InteractionFactory, UserLike, user_id_of
 from .faults import Fault, FaultInjector, compile_route_pattern
 from .gateway import Gateway
-from .messages import MessageBody
 from .records import (
     AcknowledgementMissed,
     ChangeNotifier,
@@ -44,7 +43,6 @@ class FakeDiscord:
         self._notifier = ChangeNotifier()
         self.store = Store(self.world, self.clock, SnowflakeFactory(self.clock), self._notifier)
         self.gateway = Gateway(self.store, self._notifier)
-        self.store.emit = self.gateway.dispatch
         self._server = RestServer(self.store, self.faults, self.gateway.handle)
         self._interactions = InteractionFactory(self.store)
         self._runner: web.AppRunner | None = None
@@ -169,10 +167,6 @@ class FakeDiscord:
 
         return await self.wait_until(found, timeout)
 
-    async def wait_for_connection(self, timeout: float = DEFAULT_TIMEOUT) -> None:
-        """Wait until a bot has identified on the gateway and received its guilds."""
-        await self.wait_until(lambda: self.gateway.connected_sessions(), timeout)
-
     # Dispatching ---------------------------------------------------------------------------
 
     async def dispatch_slash_command(
@@ -232,21 +226,9 @@ class FakeDiscord:
         return record
 
     async def dispatch_event(self, event: str, data: dict[str, Any]) -> None:
-        """Send any gateway event (intents still apply)."""
+        """Send any gateway event as it is (e.g. CHANNEL_UPDATE after changing the world)."""
         self._require_connection()
         await self.gateway.dispatch(event, data)
-
-    async def post_user_message(
-        self, user: UserLike, channel: ChannelLike, content: str
-    ) -> StoredMessage:
-        """A member posts in a channel; the bot receives MESSAGE_CREATE (content per intents)."""
-        self._require_connection()
-        channel_id = channel if isinstance(channel, int) else channel.id
-        dest = self.store.destination(channel_id)
-        if dest is None:
-            raise LookupError(f"no channel {channel_id}")
-        body = MessageBody(payload={"content": content}, files=[])
-        return await self.store.create_message(dest, user_id_of(user), body)
 
     async def _send_interaction(self, record: InteractionRecord) -> None:
         self._require_connection()
@@ -256,11 +238,8 @@ class FakeDiscord:
         self._notifier.notify()
 
     def _require_connection(self) -> None:
-        if not self.gateway.connected_sessions():
-            raise RuntimeError(
-                "no bot is connected to the fake gateway yet "
-                "(await fake.wait_for_connection() or run the bot first)"
-            )
+        if not self.gateway.identified_connections():
+            raise RuntimeError("no bot is connected to the fake gateway yet (run it first)")
 
     # Reading state -------------------------------------------------------------------------
 
@@ -338,6 +317,6 @@ class FakeDiscord:
             f"  {c}" + (f" code={c.error_code}" if c.error_code else "")
             for c in self.store.calls[-last:]
         ] or ["  (none)"]
-        events = [f.t for f in self.gateway.frames if f.direction == "send" and f.t][-last:]
+        events = self.gateway.dispatched[-last:]
         lines.append(f"recent gateway dispatches: {events or '(none)'}")
         return "\n".join(lines)

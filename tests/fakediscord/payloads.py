@@ -216,13 +216,9 @@ def attachment(a: StoredAttachment, *, ephemeral: bool = False) -> dict[str, Any
 
 
 def message(
-    msg: StoredMessage,
-    world: FakeWorld,
-    *,
-    for_gateway: bool = False,
-    interaction: InteractionRecord | None = None,
+    msg: StoredMessage, world: FakeWorld, *, interaction: InteractionRecord | None = None
 ) -> dict[str, Any]:
-    """A message object; gateway events also carry guild_id and the author's member."""
+    """A message object as REST returns it."""
     author = world.find_user(msg.author_id) or FakeUser(id=msg.author_id, username="unknown")
     data: dict[str, Any] = {
         "id": str(msg.id),
@@ -251,12 +247,6 @@ def message(
         data["message_reference"] = dict(msg.message_reference)
     if interaction is not None:
         data.update(_interaction_metadata(interaction, world))
-    if for_gateway and msg.guild_id is not None:
-        data["guild_id"] = str(msg.guild_id)
-        found = world.find_guild(msg.guild_id)
-        author_member = found.member(msg.author_id) if found else None
-        if author_member is not None:
-            data["member"] = member(author_member, with_user=False)
     return data
 
 

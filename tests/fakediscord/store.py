@@ -2,12 +2,12 @@
 
 One `Store` per `FakeDiscord`: messages per channel, interactions by id and token, registered
 commands, DM channels and the call log. Creating, editing and deleting a message goes through
-here so mentions, revisions and gateway events (MESSAGE_CREATE/UPDATE/DELETE) stay consistent.
+here so mentions and revisions stay consistent. No MESSAGE_* gateway events are sent: the bot
+asks for no message intents, so Discord sends it none.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +34,6 @@ from .world import FakeChannel, FakeGuild, FakeUser, FakeWorld
 # Discord de-duplicates a nonce with enforce_nonce "for a few minutes".
 NONCE_WINDOW = 5 * 60
 
-EventSink = Callable[[str, dict[str, Any]], Awaitable[Any]]
-
 
 @dataclass(frozen=True)
 class Destination:
@@ -45,10 +43,6 @@ class Destination:
     guild: FakeGuild | None
     channel: FakeChannel | None
     dm_recipient: FakeUser | None = None
-
-
-async def _no_events(_name: str, _data: dict[str, Any]) -> None:
-    return None
 
 
 class Store:
@@ -66,7 +60,6 @@ class Store:
         self.ids = ids
         self.notifier = notifier
         self.base_url = ""
-        self.emit: EventSink = _no_events
         self.messages: dict[int, StoredMessage] = {}
         self.channel_messages: dict[int, list[int]] = {}
         self.interactions: dict[int, InteractionRecord] = {}
@@ -107,14 +100,10 @@ class Store:
                 return message.id
         return None
 
-    def message_payload(
-        self, message: StoredMessage, *, for_gateway: bool = False
-    ) -> dict[str, Any]:
+    def message_payload(self, message: StoredMessage) -> dict[str, Any]:
         """The message object, with interaction metadata when an interaction created it."""
         interaction = self.interactions.get(message.interaction_id or 0)
-        return payloads.message(
-            message, self.world, for_gateway=for_gateway, interaction=interaction
-        )
+        return payloads.message(message, self.world, interaction=interaction)
 
     def attachment_url(self, channel_id: int, attachment_id: int, filename: str) -> str:
         """Where the fake's CDN route serves an attachment's bytes."""
@@ -134,7 +123,7 @@ class Store:
         extra_flags: int = 0,
         notify: bool = True,
     ) -> StoredMessage:
-        """Store a new message, work out its mentions and pings, and tell the gateway."""
+        """Store a new message and work out its mentions and pings."""
         payload = body.payload
         now = self.clock.monotonic()
         message = StoredMessage(
@@ -163,7 +152,6 @@ class Store:
         snapshot(message, now)
         self.messages[message.id] = message
         self.channel_messages.setdefault(dest.channel_id, []).append(message.id)
-        await self._emit_message("MESSAGE_CREATE", message)
         self.notifier.notify()
         return message
 
@@ -195,7 +183,6 @@ class Store:
         message.edited_at = self.clock.monotonic()
         message.edited_wall = self.clock.wall()
         snapshot(message, message.edited_at)
-        await self._emit_message("MESSAGE_UPDATE", message)
         self.notifier.notify()
         return message
 
@@ -223,13 +210,8 @@ class Store:
         return await self.edit_message(message, body)
 
     async def delete_message(self, message: StoredMessage) -> None:
-        """Mark deleted (later edits get 10008) and tell the gateway."""
+        """Mark deleted (later edits get 10008)."""
         message.deleted = True
-        if not message.ephemeral:
-            data: dict[str, Any] = {"id": str(message.id), "channel_id": str(message.channel_id)}
-            if message.guild_id is not None:
-                data["guild_id"] = str(message.guild_id)
-            await self.emit("MESSAGE_DELETE", data)
         self.notifier.notify()
 
     def _mentions(
@@ -255,12 +237,6 @@ class Store:
             visible_to=message.visible_to,
             notify=notify,
         )
-
-    async def _emit_message(self, event: str, message: StoredMessage) -> None:
-        # Ephemeral messages never reach the gateway: only their one viewer's client sees them.
-        if message.ephemeral:
-            return
-        await self.emit(event, self.message_payload(message, for_gateway=True))
 
     # Application commands ------------------------------------------------------------------
 

@@ -40,18 +40,14 @@ def alice(fake: FakeDiscord) -> Any:
 # Connecting ---------------------------------------------------------------------------------
 
 
-async def test_bot_logs_in_and_caches_guild_channel_and_members(fake_discord: FakeDiscord):
+async def test_bot_logs_in_and_caches_guild_and_channel(fake_discord: FakeDiscord):
     bot = make_bot()
     async with running_client(bot, fake_discord):
         guild = bot.get_guild(fake_discord.world.guild.id)
         assert guild is not None and guild.name == "Test Guild"
         assert isinstance(guild.get_channel(text_channel(fake_discord).id), discord.TextChannel)
-        member = guild.get_member(alice(fake_discord).id)
-        assert member is not None and member.name == "alice"
         assert guild.me.guild_permissions.attach_files
         assert bot.application_id == fake_discord.world.application_id
-    # discord.py asked for transport compression and got zlib-stream (no zstd module here).
-    assert fake_discord.gateway.compressions[0] in ("zlib-stream", "zstd-stream")
     assert fake_discord.gateway.identify_payloads[0]["intents"] == bot.intents.value
     assert [c.route for c in fake_discord.calls[:2]] == ["/users/@me", "/oauth2/applications/@me"]
 
@@ -60,7 +56,8 @@ async def test_privileged_intent_not_enabled_is_refused_with_4014(fake_world: Fa
     fake_world.application_flags = 0  # the operator never enabled Server Members Intent
     async with FakeDiscord(fake_world) as fake:
         with point_discord_py_at(fake), pytest.raises(discord.ConnectionClosed) as refused:
-            async with running_client(make_bot(), fake):
+            bot = make_bot(discord.Intents(guilds=True, members=True))
+            async with running_client(bot, fake):
                 pass
     assert refused.value.code == 4014
 
@@ -505,23 +502,6 @@ async def test_first_followup_after_defer_is_an_edit_and_does_not_ping(fake_disc
 
 
 # Gateway ------------------------------------------------------------------------------------
-
-
-async def test_resume_after_reconnect_keeps_the_session(fake_discord: FakeDiscord):
-    bot = make_bot()
-    resumed = asyncio.Event()
-
-    async def on_resumed() -> None:
-        resumed.set()
-
-    bot.add_listener(on_resumed)
-    async with running_client(bot, fake_discord):
-        session_id = bot.ws.session_id
-        await fake_discord.gateway.request_reconnect()
-        await asyncio.wait_for(resumed.wait(), 3)
-        assert bot.ws.session_id == session_id
-        assert bot.get_guild(fake_discord.world.guild.id) is not None
-    assert any(f.op == 6 for f in fake_discord.gateway.frames if f.direction == "recv")
 
 
 async def test_client_shutdown_leaves_no_tasks_behind(fake_discord: FakeDiscord):

@@ -150,10 +150,9 @@ async def test_direct_messages_respect_the_users_settings(fake_discord: FakeDisc
     mod = fake_discord.world.member_named("mod")
     mod.user.accepts_dms = False
     async with running_client(bot, fake_discord):
-        guild = bot.get_guild(fake_discord.world.guild.id)
-        await guild.get_member(alice(fake_discord).id).send("your clip is ready")
+        await (await bot.fetch_user(alice(fake_discord).id)).send("your clip is ready")
         with pytest.raises(discord.Forbidden) as closed:
-            await guild.get_member(mod.id).send("hello")
+            await (await bot.fetch_user(mod.id)).send("hello")
     assert [m.content for m in fake_discord.dm_messages(alice(fake_discord))] == [
         "your clip is ready"
     ]

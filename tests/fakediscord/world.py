@@ -34,7 +34,6 @@ _TIER_UPLOAD_LIMIT = {
 INTENT_GUILD_MEMBERS = 1 << 1
 INTENT_GUILD_PRESENCES = 1 << 8
 INTENT_MESSAGE_CONTENT = 1 << 15
-PRIVILEGED_INTENTS = INTENT_GUILD_MEMBERS | INTENT_GUILD_PRESENCES | INTENT_MESSAGE_CONTENT
 APP_FLAG_GATEWAY_PRESENCE = 1 << 12
 APP_FLAG_GATEWAY_PRESENCE_LIMITED = 1 << 13
 APP_FLAG_GATEWAY_GUILD_MEMBERS = 1 << 14
@@ -262,7 +261,6 @@ class FakeWorld:
     guilds: list[FakeGuild] = field(default_factory=list)
     # Overrides every guild's tier-based limit when set (bytes per message, all files together).
     upload_limit: int | None = None
-    heartbeat_interval_ms: int = 41_250
 
     @classmethod
     def empty(cls) -> FakeWorld:
