@@ -94,16 +94,6 @@ def unknown_channel() -> DiscordError:
     return DiscordError(404, 10003, "Unknown Channel")
 
 
-def unknown_guild() -> DiscordError:
-    """404 10004."""
-    return DiscordError(404, 10004, "Unknown Guild")
-
-
-def unknown_member() -> DiscordError:
-    """404 10007."""
-    return DiscordError(404, 10007, "Unknown Member")
-
-
 def unknown_message() -> DiscordError:
     """404 10008: the message never existed, was deleted, or is not reachable this way."""
     return DiscordError(404, 10008, "Unknown Message")

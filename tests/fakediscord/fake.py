@@ -61,7 +61,7 @@ class FakeDiscord:
         host, port = self._runner.addresses[0][:2]
         self.base_url = f"http://{host}:{port}"
         self.store.base_url = self.base_url
-        self.gateway.url = self._server.gateway_url = f"ws://{host}:{port}/gateway"
+        self.gateway.url = f"ws://{host}:{port}/gateway"
 
     async def stop(self) -> None:
         """Close gateway connections and the server."""
@@ -84,7 +84,7 @@ class FakeDiscord:
 
     @property
     def gateway_url(self) -> str:
-        """`ws://127.0.0.1:PORT/gateway`, returned by GET /gateway/bot and in READY."""
+        """`ws://127.0.0.1:PORT/gateway`, discord.py's DEFAULT_GATEWAY and READY's resume URL."""
         return self.gateway.url
 
     @property

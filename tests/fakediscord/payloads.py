@@ -86,13 +86,9 @@ def role(r: FakeRole) -> dict[str, Any]:
 
 
 def channel(
-    c: FakeChannel,
-    *,
-    with_guild_id: bool = True,
-    last_message_id: int | None = None,
-    permissions: int | None = None,
+    c: FakeChannel, *, with_guild_id: bool = True, permissions: int | None = None
 ) -> dict[str, Any]:
-    """A guild channel object (GUILD_CREATE omits guild_id, REST includes it)."""
+    """A guild text channel object (GUILD_CREATE omits guild_id, events include it)."""
     data: dict[str, Any] = {
         "id": str(c.id),
         "type": c.type,
@@ -106,7 +102,7 @@ def channel(
         "topic": c.topic,
         "nsfw": c.nsfw,
         "rate_limit_per_user": c.rate_limit_per_user,
-        "last_message_id": str(last_message_id) if last_message_id else None,
+        "last_message_id": None,
         "last_pin_timestamp": None,
         "flags": 0,
     }
@@ -124,14 +120,14 @@ def dm_channel(
     return {
         "id": str(channel_id),
         "type": DM,
-        "last_message_id": str(last_message_id) if last_message_id else None,
+        "last_message_id": None,
         "flags": 0,
         "recipients": [user(recipient)],
     }
 
 
 def guild(g: FakeGuild) -> dict[str, Any]:
-    """A guild object as REST returns it (no members or channels)."""
+    """A guild object (GUILD_CREATE adds members, channels and the rest)."""
     return {
         "id": str(g.id),
         "name": g.name,

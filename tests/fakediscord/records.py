@@ -46,16 +46,11 @@ class RecordedCall:
     method: str
     path: str
     route: str
-    query: dict[str, str]
     json: Any
     files: list[UploadedFile]
-    headers: dict[str, str]
     at: float
-    interaction_id: int | None = None
-    since_interaction: float | None = None
     status: int = 0
     response: Any = None
-    fault: Any = None
 
     @property
     def error_code(self) -> int | None:

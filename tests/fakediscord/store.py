@@ -106,7 +106,7 @@ class Store:
         return payloads.message(message, self.world, interaction=interaction)
 
     def attachment_url(self, channel_id: int, attachment_id: int, filename: str) -> str:
-        """Where the fake's CDN route serves an attachment's bytes."""
+        """Where an attachment's `url` points (not served: the bot reads no attachment)."""
         return f"{self.base_url}/attachments/{channel_id}/{attachment_id}/{filename}"
 
     # Messages ------------------------------------------------------------------------------
@@ -187,7 +187,7 @@ class Store:
         return message
 
     def _upload(self, body: MessageBody, channel_id: int) -> list[StoredAttachment]:
-        """Store the body's files as attachments the CDN route can serve."""
+        """Store the body's files as attachments."""
         uploaded = new_attachments(
             body,
             make_id=self.ids.next,
@@ -196,10 +196,6 @@ class Store:
         for attachment in uploaded:
             self.attachments[attachment.id] = attachment
         return uploaded
-
-    def attachment(self, attachment_id: int) -> StoredAttachment | None:
-        """Any uploaded attachment by id (for the CDN route)."""
-        return self.attachments.get(attachment_id)
 
     async def resolve_deferred(
         self, message: StoredMessage, body: MessageBody, interaction: InteractionRecord

@@ -150,7 +150,6 @@ async def test_deferred_followup_file_replaces_thinking_with_exact_bytes(fake_di
     assert record.response_type == 5 and record.ack_latency is not None
     assert record.ack_latency < 3
     assert upload.files[0].data == CLIP and upload.files[0].filename == "clip.mp4"
-    assert upload.since_interaction is not None and upload.since_interaction >= 0
     [shown] = fake_discord.channel_messages(text_channel(fake_discord))
     assert shown.id == record.original_message_id  # the followup resolved "thinking"
     assert not shown.loading and shown.content == "here it is"
@@ -514,19 +513,14 @@ async def test_client_shutdown_leaves_no_tasks_behind(fake_discord: FakeDiscord)
     assert pending == []
 
 
-async def test_fetch_routes_history_and_typing(fake_discord: FakeDiscord):
+# Routes -------------------------------------------------------------------------------------
+
+
+async def test_a_route_the_fake_does_not_model_fails_the_test(fake_discord: FakeDiscord):
     bot = make_bot()
-    world = fake_discord.world
     async with running_client(bot, fake_discord):
-        channel = await bot.fetch_channel(text_channel(fake_discord).id)
-        guild = await bot.fetch_guild(world.guild.id)
-        member = await guild.fetch_member(alice(fake_discord).id)
-        async with channel.typing():
-            first = await channel.send("one")
-        await channel.send("two", reference=first)
-        history = [m.content async for m in channel.history(limit=10)]
         with pytest.raises(discord.NotFound):
-            await guild.fetch_member(12345)
-    assert isinstance(channel, discord.TextChannel) and guild.name == world.guild.name
-    assert member.name == "alice" and history == ["two", "one"]
-    assert fake_discord.calls_to("POST /channels/*/typing")[0].status == 204
+            await bot.fetch_channel(text_channel(fake_discord).id)
+    [error] = fake_discord.internal_errors
+    assert "GET /channels/" in str(error) and "not modelled" in str(error)
+    fake_discord.internal_errors.clear()  # the fixture would fail the test on it
