@@ -5,7 +5,7 @@ Start with `FakeDiscord`, aim discord.py at it with `point_discord_py_at`, run t
 See README.md in this directory.
 """
 
-from .dispatch import InvalidInteraction, Upload
+from .dispatch import InvalidInteraction
 from .errors import DiscordError
 from .fake import FakeDiscord
 from .faults import Fault
@@ -41,7 +41,6 @@ __all__ = [
     "RecordedCall",
     "StoredAttachment",
     "StoredMessage",
-    "Upload",
     "UploadedFile",
     "point_discord_py_at",
     "running_client",

@@ -176,15 +176,14 @@ class FakeDiscord:
         *,
         user: UserLike,
         channel: ChannelLike | None = None,
-        locale: str | None = None,
         attachment_size_limit: int | None = None,
-        strict: bool = True,
         bypass_permissions: bool = False,
     ) -> InteractionRecord:
         """Send INTERACTION_CREATE for `/command` ("video", "videolimit set") as `user` would.
 
-        `channel` defaults to the first channel of the first guild; pass 0 for the bot's DM.
+        `channel` defaults to the first channel of the first guild.
         `attachment_size_limit` models the invoker's upload limit (Nitro raises it).
+        `bypass_permissions` models a server that shows the command to everyone.
         """
         target = channel if channel is not None else self.world.guild.channels[0]
         record = self._interactions.slash(
@@ -192,36 +191,26 @@ class FakeDiscord:
             options,
             user=user,
             channel=target,
-            locale=locale,
             attachment_size_limit=attachment_size_limit,
-            strict=strict,
             bypass_permissions=bypass_permissions,
         )
         await self._send_interaction(record)
         return record
 
     async def dispatch_component(
-        self,
-        message: StoredMessage | int,
-        custom_id: str,
-        *,
-        user: UserLike,
-        values: list[str] | None = None,
-        strict: bool = True,
+        self, message: StoredMessage | int, custom_id: str, *, user: UserLike
     ) -> InteractionRecord:
-        """Send INTERACTION_CREATE (type 3) for a click on a button / select of a message."""
+        """Send INTERACTION_CREATE (type 3) for a click on a button of a message."""
         stored = message if isinstance(message, StoredMessage) else self.message(message)
-        record = self._interactions.component(
-            stored, custom_id, user=user, values=values, strict=strict
-        )
+        record = self._interactions.component(stored, custom_id, user=user)
         await self._send_interaction(record)
         return record
 
     async def dispatch_modal_submit(
-        self, opener: InteractionRecord, values: dict[str, str], *, strict: bool = True
+        self, opener: InteractionRecord, values: dict[str, str]
     ) -> InteractionRecord:
-        """Submit the modal the bot answered `opener` with (type 5)."""
-        record = self._interactions.modal_submit(opener, values, strict=strict)
+        """Submit the modal the bot answered `opener` with (type 5): text inputs by custom_id."""
+        record = self._interactions.modal_submit(opener, values)
         await self._send_interaction(record)
         return record
 

@@ -21,15 +21,15 @@ from .errors import field_error, nest
 from .messages import MessageBody, validate
 from .records import FLAG_EPHEMERAL, FLAG_LOADING, InteractionRecord, StoredMessage
 from .responses import BODY_KEY, json_response
-from .store import Destination, Store
+from .store import Store
 
-PONG, MESSAGE, DEFERRED_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE = 1, 4, 5, 6, 7
+MESSAGE, DEFERRED_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE = 4, 5, 6, 7
 AUTOCOMPLETE_RESULT, MODAL = 8, 9
-PING, APPLICATION_COMMAND, MESSAGE_COMPONENT, AUTOCOMPLETE, MODAL_SUBMIT = 1, 2, 3, 4, 5
+APPLICATION_COMMAND, MESSAGE_COMPONENT, AUTOCOMPLETE, MODAL_SUBMIT = 2, 3, 4, 5
 
-# Which initial responses Discord accepts for each interaction type.
+# Which initial responses Discord accepts for each interaction type (the gateway sends no PING).
+# All of them stay, so the fake never refuses an answer production would take.
 _ALLOWED_RESPONSES = {
-    PING: {PONG},
     APPLICATION_COMMAND: {MESSAGE, DEFERRED_MESSAGE, MODAL},
     MESSAGE_COMPONENT: {MESSAGE, DEFERRED_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE, MODAL},
     AUTOCOMPLETE: {AUTOCOMPLETE_RESULT},
@@ -68,8 +68,7 @@ class InteractionRoutes:
         record.acknowledged_at = self.store.clock.monotonic()
         message = await self._apply_response(record, kind, inner)
         self.store.notifier.notify()
-        if not _truthy(request.query.get("with_response")):
-            return web.Response(status=204)
+        # discord.py always asks `with_response=1`; without it Discord would answer 204.
         return json_response(self._callback_result(record, kind, message))
 
     def _callback_target(self, request: web.Request) -> InteractionRecord:
@@ -146,7 +145,6 @@ class InteractionRoutes:
             notify=False,
         )
         record.original_message_id = message.id
-        record.loading_ephemeral = ephemeral
         record.loading_resolved = False
         return message
 
@@ -264,8 +262,7 @@ class InteractionRoutes:
         notify: bool = True,
     ) -> StoredMessage:
         dest = self.store.destination(record.channel_id)
-        if dest is None:
-            dest = Destination(record.channel_id, None, None)
+        assert dest is not None, "interactions come only from known guild channels"
         flags = int(body.payload.get("flags") or 0) | extra_flags
         visible_to = frozenset({record.user_id}) if flags & FLAG_EPHEMERAL else None
         return await self.store.create_message(
@@ -281,10 +278,8 @@ class InteractionRoutes:
 
 
 def _response_type(record: InteractionRecord) -> int:
-    """Message type of an interaction's reply: 20 chat input, 23 context menu, else 0."""
-    if record.type != APPLICATION_COMMAND:
-        return 0
-    return 20 if record.payload.get("data", {}).get("type", 1) == 1 else 23
+    """Message type of an interaction's reply: 20 for a slash command's, else 0."""
+    return 20 if record.type == APPLICATION_COMMAND else 0
 
 
 def _validate_modal(data: dict[str, Any]) -> None:

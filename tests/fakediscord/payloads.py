@@ -13,10 +13,6 @@ from .permissions import channel_permissions
 from .records import InteractionRecord, StoredAttachment, StoredMessage
 from .world import DM, FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser, FakeWorld
 
-APPLICATION_COMMAND = 2
-MESSAGE_COMPONENT = 3
-MODAL_SUBMIT = 5
-
 
 def user(u: FakeUser) -> dict[str, Any]:
     """A user object."""

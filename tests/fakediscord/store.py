@@ -70,7 +70,6 @@ class Store:
         self.dm_channels: dict[int, int] = {}
         self.dm_recipients: dict[int, int] = {}
         self.calls: list[RecordedCall] = []
-        self.attachments: dict[int, StoredAttachment] = {}
 
     # Lookups --------------------------------------------------------------------------------
 
@@ -104,10 +103,6 @@ class Store:
         """The message object, with interaction metadata when an interaction created it."""
         interaction = self.interactions.get(message.interaction_id or 0)
         return payloads.message(message, self.world, interaction=interaction)
-
-    def attachment_url(self, channel_id: int, attachment_id: int, filename: str) -> str:
-        """Where an attachment's `url` points (not served: the bot reads no attachment)."""
-        return f"{self.base_url}/attachments/{channel_id}/{attachment_id}/{filename}"
 
     # Messages ------------------------------------------------------------------------------
 
@@ -187,15 +182,12 @@ class Store:
         return message
 
     def _upload(self, body: MessageBody, channel_id: int) -> list[StoredAttachment]:
-        """Store the body's files as attachments."""
-        uploaded = new_attachments(
+        """The body's files as attachments (their `url` is not served: the bot reads none)."""
+        return new_attachments(
             body,
             make_id=self.ids.next,
-            url_for=lambda aid, name: self.attachment_url(channel_id, aid, name),
+            url_for=lambda aid, name: f"{self.base_url}/attachments/{channel_id}/{aid}/{name}",
         )
-        for attachment in uploaded:
-            self.attachments[attachment.id] = attachment
-        return uploaded
 
     async def resolve_deferred(
         self, message: StoredMessage, body: MessageBody, interaction: InteractionRecord
