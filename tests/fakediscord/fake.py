@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -70,13 +70,6 @@ class FakeDiscord:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
     @property
     def api_base(self) -> str:
         """What `discord.http.Route.BASE` must be: `http://127.0.0.1:PORT/api/v10`."""
@@ -105,33 +98,9 @@ class FakeDiscord:
         """Wait until `predicate()` is truthy (re-checked on every change); return its value."""
         return await self._notifier.wait_until(predicate, timeout, self.describe)
 
-    async def wait_for(
-        self,
-        predicate: Callable[[RecordedCall], bool],
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        after: int = 0,
-    ) -> RecordedCall:
-        """The first recorded call (with seq > `after`) matching `predicate`."""
-
-        def found() -> RecordedCall | None:
-            return next((c for c in self.store.calls if c.seq > after and predicate(c)), None)
-
-        return await self.wait_until(found, timeout)
-
-    async def wait_for_call(
-        self,
-        route: str,
-        *,
-        timeout: float = DEFAULT_TIMEOUT,
-        after: int = 0,
-        ok: bool | None = None,
-    ) -> RecordedCall:
+    async def wait_for_call(self, route: str, *, timeout: float = DEFAULT_TIMEOUT) -> RecordedCall:
         """The first call matching a route pattern like "POST /channels/*/messages"."""
-        matches = self.route_matcher(route)
-        return await self.wait_for(
-            lambda c: matches(c) and (ok is None or c.ok == ok), timeout=timeout, after=after
-        )
+        return await self.wait_until(lambda: next(iter(self.calls_to(route)), None), timeout)
 
     async def wait_for_ack(
         self, interaction: InteractionRecord, timeout: float | None = None
@@ -239,14 +208,12 @@ class FakeDiscord:
 
     def calls_to(self, route: str) -> list[RecordedCall]:
         """Calls matching a pattern such as "PATCH /webhooks/*/*/messages/@original"."""
-        matches = self.route_matcher(route)
-        return [c for c in self.store.calls if matches(c)]
-
-    @staticmethod
-    def route_matcher(route: str) -> Callable[[RecordedCall], bool]:
-        """A predicate for RecordedCall from a "[METHOD ]/path/{x}/*" pattern."""
         method, regex = compile_route_pattern(route)
-        return lambda c: (method is None or c.method == method) and bool(regex.match(c.path))
+        return [
+            c
+            for c in self.store.calls
+            if (method is None or c.method == method) and regex.match(c.path)
+        ]
 
     def message(self, message_id: int) -> StoredMessage:
         """A message by id (deleted ones too; check `.deleted`)."""
@@ -280,11 +247,6 @@ class FakeDiscord:
     def commands(self, guild_id: int | None = None) -> list[dict[str, Any]]:
         """Registered application commands of a scope (None: global)."""
         return self.store.commands(guild_id)
-
-    @property
-    def interactions(self) -> list[InteractionRecord]:
-        """Every interaction dispatched, in order."""
-        return list(self.store.interactions.values())
 
     def unanswered_interactions(self) -> list[InteractionRecord]:
         """Interactions the member saw fail with "The application did not respond"."""

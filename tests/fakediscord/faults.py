@@ -102,11 +102,6 @@ class Fault:
         return cls(route, errors.missing_permissions(), times)
 
     @classmethod
-    def missing_access(cls, route: str, *, times: int | None = 1) -> Fault:
-        """403 50001 Missing Access."""
-        return cls(route, errors.missing_access(), times)
-
-    @classmethod
     def server_error(
         cls, route: str, *, status: int = 500, times: int | None = 1, after_apply: bool = False
     ) -> Fault:
@@ -143,12 +138,3 @@ class FaultInjector:
                 fault.hits += 1
                 return fault
         return None
-
-    def clear(self) -> None:
-        """Disarm everything."""
-        self._faults.clear()
-
-    @property
-    def pending(self) -> list[Fault]:
-        """Faults that will still fire."""
-        return [f for f in self._faults if not f.exhausted]

@@ -351,15 +351,12 @@ def attachments_after_edit(
 
 
 def snapshot(message: StoredMessage, at: float) -> None:
-    """Record the message's visible state (creation or edit) for later assertions."""
+    """Record the message's text (creation or edit) for later assertions."""
     message.revisions.append(
         MessageRevision(
             at=at,
             content=message.content,
             embeds=list(message.embeds),
-            components=list(message.components),
-            attachment_ids=tuple(a.id for a in message.attachments),
-            flags=message.flags,
         )
     )
 

@@ -13,6 +13,8 @@ from .permissions import channel_permissions
 from .records import InteractionRecord, StoredAttachment, StoredMessage
 from .world import DM, FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser, FakeWorld
 
+LOCALE = "en-US"
+
 
 def user(u: FakeUser) -> dict[str, Any]:
     """A user object."""
@@ -41,7 +43,7 @@ def member(
     """A guild member object; `permissions` is added where Discord adds it (interactions)."""
     data: dict[str, Any] = {
         "roles": [str(r) for r in m.roles],
-        "nick": m.nick,
+        "nick": None,
         "avatar": None,
         "banner": None,
         "joined_at": m.joined_at,
@@ -65,9 +67,9 @@ def role(r: FakeRole) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": str(r.id),
         "name": r.name,
-        "color": r.color,
-        "colors": {"primary_color": r.color, "secondary_color": None, "tertiary_color": None},
-        "hoist": r.hoist,
+        "color": 0,
+        "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+        "hoist": False,
         "icon": None,
         "unicode_emoji": None,
         "position": r.position,
@@ -94,10 +96,10 @@ def channel(
             {"id": str(o.id), "type": o.type, "allow": str(o.allow), "deny": str(o.deny)}
             for o in c.overwrites
         ],
-        "parent_id": str(c.parent_id) if c.parent_id else None,
-        "topic": c.topic,
-        "nsfw": c.nsfw,
-        "rate_limit_per_user": c.rate_limit_per_user,
+        "parent_id": None,
+        "topic": None,
+        "nsfw": False,
+        "rate_limit_per_user": 0,
         "last_message_id": None,
         "last_pin_timestamp": None,
         "flags": 0,
@@ -116,7 +118,7 @@ def dm_channel(
     return {
         "id": str(channel_id),
         "type": DM,
-        "last_message_id": None,
+        "last_message_id": str(last_message_id) if last_message_id else None,
         "flags": 0,
         "recipients": [user(recipient)],
     }
@@ -142,7 +144,7 @@ def guild(g: FakeGuild) -> dict[str, Any]:
         "roles": [role(r) for r in g.roles],
         "emojis": [],
         "stickers": [],
-        "features": list(g.features),
+        "features": [],
         "mfa_level": 0,
         "application_id": None,
         "system_channel_id": None,
@@ -155,7 +157,7 @@ def guild(g: FakeGuild) -> dict[str, Any]:
         "banner": None,
         "premium_tier": g.premium_tier,
         "premium_subscription_count": 0,
-        "preferred_locale": g.preferred_locale,
+        "preferred_locale": LOCALE,
         "public_updates_channel_id": None,
         "max_video_channel_users": 25,
         "nsfw_level": 0,
@@ -220,7 +222,7 @@ def message(
         "content": msg.content,
         "timestamp": iso_timestamp(msg.created_wall),
         "edited_timestamp": iso_timestamp(msg.edited_wall) if msg.edited_wall else None,
-        "tts": msg.tts,
+        "tts": False,
         "mention_everyone": msg.mentions.everyone,
         "mentions": [
             user(u) for u in map(world.find_user, sorted(msg.mentions.users)) if u is not None
@@ -269,7 +271,7 @@ def application(world: FakeWorld) -> dict[str, Any]:
     """GET /oauth2/applications/@me: no interactions endpoint URL, so the gateway gets them."""
     return {
         "id": str(world.application_id),
-        "name": world.application_name,
+        "name": "Fake Video Bot",
         "icon": None,
         "description": "",
         "summary": "",

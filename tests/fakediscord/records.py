@@ -80,11 +80,6 @@ class StoredAttachment:
     url: str
     description: str | None = None
 
-    @property
-    def spoiler(self) -> bool:
-        """Discord marks files named SPOILER_* as spoilers."""
-        return self.filename.startswith("SPOILER_")
-
 
 @dataclass(frozen=True)
 class Mentions:
@@ -98,14 +93,11 @@ class Mentions:
 
 @dataclass(frozen=True)
 class MessageRevision:
-    """A message's visible state at one moment (creation or an edit), for cadence checks."""
+    """A message's text at one moment (creation or an edit), for cadence checks."""
 
     at: float
     content: str
     embeds: list[dict[str, Any]]
-    components: list[dict[str, Any]]
-    attachment_ids: tuple[int, ...]
-    flags: int
 
 
 @dataclass
@@ -124,7 +116,6 @@ class StoredMessage:
     attachments: list[StoredAttachment] = field(default_factory=list)
     flags: int = 0
     type: int = 0
-    tts: bool = False
     allowed_mentions: dict[str, Any] | None = None
     mentions: Mentions = field(default_factory=Mentions)
     # Who got a notification when the message appeared (edits never notify).
@@ -134,7 +125,6 @@ class StoredMessage:
     visible_to: frozenset[int] | None = None
     message_reference: dict[str, Any] | None = None
     nonce: str | None = None  # as sent; with enforce_nonce, a repeat returns this message
-    edited_at: float | None = None
     edited_wall: float | None = None
     deleted: bool = False
     revisions: list[MessageRevision] = field(default_factory=list)
@@ -170,31 +160,19 @@ class StoredMessage:
         """The component with this custom_id, if any."""
         return _find_component(self.components, custom_id)
 
-    def attachment(self, filename: str) -> StoredAttachment:
-        """The attachment with this filename."""
-        for attachment in self.attachments:
-            if attachment.filename == filename:
-                return attachment
-        raise LookupError(f"message {self.id} has no attachment {filename!r}")
-
 
 def _collect_custom_ids(components: list[dict[str, Any]], found: list[str]) -> None:
     for component in components:
         if "custom_id" in component:
             found.append(component["custom_id"])
         _collect_custom_ids(component.get("components", []), found)
-        if isinstance(component.get("accessory"), dict):
-            _collect_custom_ids([component["accessory"]], found)
 
 
 def _find_component(components: list[dict[str, Any]], custom_id: str) -> dict[str, Any] | None:
     for component in components:
         if component.get("custom_id") == custom_id:
             return component
-        inner = list(component.get("components", []))
-        if isinstance(component.get("accessory"), dict):
-            inner.append(component["accessory"])
-        hit = _find_component(inner, custom_id)
+        hit = _find_component(component.get("components", []), custom_id)
         if hit is not None:
             return hit
     return None
@@ -218,7 +196,6 @@ class InteractionRecord:
     acknowledged_at: float | None = None
     late_callbacks: int = 0
     original_message_id: int | None = None
-    loading_ephemeral: bool = False
     loading_resolved: bool = True
     followup_ids: list[int] = field(default_factory=list)
     modal: dict[str, Any] | None = None

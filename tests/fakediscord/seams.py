@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import yarl
 from discord.gateway import DiscordWebSocket
@@ -29,37 +28,18 @@ if TYPE_CHECKING:
     from .fake import FakeDiscord
 
 
-class point_discord_py_at:
-    """Set discord.py's REST base and default gateway to the fake; `restore()` undoes it.
-
-    Usable as `with point_discord_py_at(fake): ...` or `seams = point_discord_py_at(fake)`
-    followed by `seams.restore()`.
-    """
-
-    def __init__(self, fake: FakeDiscord) -> None:
-        if not fake.base_url:
-            raise RuntimeError("start the fake first: await fake.start()")
-        self._saved = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
-        self._restored = False
-        Route.BASE = fake.api_base
-        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake.gateway_url)
-
-    def restore(self) -> None:
-        """Put the real Discord URLs back (idempotent)."""
-        if not self._restored:
-            Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = self._saved
-            self._restored = True
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.restore()
+@contextlib.contextmanager
+def point_discord_py_at(fake: FakeDiscord) -> Iterator[None]:
+    """Within the block, discord.py's REST base and default gateway are the fake's."""
+    if not fake.base_url:
+        raise RuntimeError("start the fake first: await fake.start()")
+    saved = (Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
+    Route.BASE = fake.api_base
+    DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(fake.gateway_url)
+    try:
+        yield
+    finally:
+        Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = saved
 
 
 @contextlib.asynccontextmanager

@@ -133,7 +133,6 @@ class Store:
             components=list(payload.get("components") or []),
             flags=int(payload.get("flags") or 0) | extra_flags,
             type=message_type,
-            tts=bool(payload.get("tts")),
             allowed_mentions=payload.get("allowed_mentions"),
             interaction_id=interaction.id if interaction else None,
             webhook_id=self.world.application_id if interaction else None,
@@ -175,9 +174,8 @@ class Store:
             message.mentions = self._mentions(
                 message, dest, body.payload.get("allowed_mentions"), notify=False
             )
-        message.edited_at = self.clock.monotonic()
         message.edited_wall = self.clock.wall()
-        snapshot(message, message.edited_at)
+        snapshot(message, self.clock.monotonic())
         self.notifier.notify()
         return message
 

@@ -17,11 +17,9 @@ from discord import app_commands
 from tests.fakediscord import (
     AcknowledgementMissed,
     FakeDiscord,
-    FakeWorld,
     Fault,
     InvalidInteraction,
     Perm,
-    point_discord_py_at,
     running_client,
 )
 from tests.fakediscord.botkit import guild_object, make_bot, on_command, resolved, sync_to_guild
@@ -52,13 +50,12 @@ async def test_bot_logs_in_and_caches_guild_and_channel(fake_discord: FakeDiscor
     assert [c.route for c in fake_discord.calls[:2]] == ["/users/@me", "/oauth2/applications/@me"]
 
 
-async def test_privileged_intent_not_enabled_is_refused_with_4014(fake_world: FakeWorld):
-    fake_world.application_flags = 0  # the operator never enabled Server Members Intent
-    async with FakeDiscord(fake_world) as fake:
-        with point_discord_py_at(fake), pytest.raises(discord.ConnectionClosed) as refused:
-            bot = make_bot(discord.Intents(guilds=True, members=True))
-            async with running_client(bot, fake):
-                pass
+async def test_privileged_intent_not_enabled_is_refused_with_4014(fake_discord: FakeDiscord):
+    fake_discord.world.application_flags = 0  # the operator never enabled Server Members Intent
+    bot = make_bot(discord.Intents(guilds=True, members=True))
+    with pytest.raises(discord.ConnectionClosed) as refused:
+        async with running_client(bot, fake_discord):
+            pass
     assert refused.value.code == 4014
 
 
@@ -153,7 +150,7 @@ async def test_deferred_followup_file_replaces_thinking_with_exact_bytes(fake_di
     [shown] = fake_discord.channel_messages(text_channel(fake_discord))
     assert shown.id == record.original_message_id  # the followup resolved "thinking"
     assert not shown.loading and shown.content == "here it is"
-    assert shown.attachment("clip.mp4").data == CLIP
+    assert shown.attachments[0].data == CLIP
     assert shown.pinged_user_ids == frozenset()
 
 
@@ -379,20 +376,17 @@ async def test_second_initial_response_is_refused_with_40060(fake_discord: FakeD
     assert (error.status, error.code) == (400, 40060)
 
 
-async def test_upload_over_the_limit_is_413_40005(fake_world: FakeWorld):
-    fake_world.upload_limit = 4096
-    async with FakeDiscord(fake_world) as fake:
-        with point_discord_py_at(fake):
-            bot = make_bot()
-            async with running_client(bot, fake):
-                channel = bot.get_channel(text_channel(fake).id)
-                with pytest.raises(discord.HTTPException) as too_big:
-                    await channel.send(file=discord.File(io.BytesIO(b"x" * 4097), "big.mp4"))
-                await channel.send(file=discord.File(io.BytesIO(b"x" * 4096), "fits.mp4"))
+async def test_upload_over_the_limit_is_413_40005(fake_discord: FakeDiscord):
+    fake_discord.world.upload_limit = 4096
+    bot = make_bot()
+    async with running_client(bot, fake_discord):
+        channel = bot.get_channel(text_channel(fake_discord).id)
+        with pytest.raises(discord.HTTPException) as too_big:
+            await channel.send(file=discord.File(io.BytesIO(b"x" * 4097), "big.mp4"))
+        await channel.send(file=discord.File(io.BytesIO(b"x" * 4096), "fits.mp4"))
     assert (too_big.value.status, too_big.value.code) == (413, 40005)
-    assert [m.attachments[0].filename for m in fake.channel_messages(text_channel(fake))] == [
-        "fits.mp4"
-    ]
+    shown = fake_discord.channel_messages(text_channel(fake_discord))
+    assert [m.attachments[0].filename for m in shown] == ["fits.mp4"]
 
 
 async def test_message_rules_content_length_and_deleted_message(fake_discord: FakeDiscord):
@@ -414,19 +408,15 @@ async def test_missing_permissions_and_access_come_from_channel_overwrites(
     fake_discord: FakeDiscord,
 ):
     world = fake_discord.world
-    hidden = world.guild.add_text_channel("staff")
-    hidden.deny(world.guild.everyone_role, Perm.VIEW_CHANNEL)
-    read_only = world.guild.add_text_channel("announcements")
-    read_only.deny(world.guild.everyone_role, Perm.SEND_MESSAGES)
-    read_only.deny(world.guild.roles[1], Perm.SEND_MESSAGES)  # the bot's own role
+    channel = text_channel(fake_discord)
     bot = make_bot()
     async with running_client(bot, fake_discord):
-        with pytest.raises(discord.Forbidden) as no_access:
-            await bot.http.send_message(
-                hidden.id, params=discord.http.handle_message_parameters(content="hi")
-            )
+        channel.deny(world.guild.roles[1], Perm.SEND_MESSAGES)  # the bot's own role
         with pytest.raises(discord.Forbidden) as no_send:
-            await bot.get_channel(read_only.id).send("hi")
+            await bot.get_channel(channel.id).send("hi")
+        channel.deny(world.guild.everyone_role, Perm.VIEW_CHANNEL)
+        with pytest.raises(discord.Forbidden) as no_access:
+            await bot.get_channel(channel.id).send("hi")
     assert no_access.value.code == 50001 and no_send.value.code == 50013
 
 

@@ -79,8 +79,8 @@ async def test_reply_with_a_file_uses_multipart_on_the_callback(fake_discord: Fa
     callback = fake_discord.calls_to("POST /interactions/*/*/callback")[0]
     assert callback.json["type"] == 4 and callback.files[0].data == CLIP
     [message] = fake_discord.channel_messages(general(fake_discord))
-    assert message.attachment("clip.mp4").data == CLIP
-    assert message.attachment("clip.mp4").content_type == "video/mp4"
+    assert message.attachments[0].data == CLIP
+    assert message.attachments[0].content_type == "video/mp4"
 
 
 async def test_interaction_upload_limit_is_the_invokers_not_the_guilds(fake_discord: FakeDiscord):
@@ -102,14 +102,14 @@ async def test_followup_before_acknowledging_is_unknown_webhook(fake_discord: Fa
 
 
 async def test_injected_fault_on_followups_surfaces_as_forbidden(fake_discord: FakeDiscord):
-    fake_discord.inject(Fault.missing_access("POST /webhooks/{application_id}/{token}"))
+    fake_discord.inject(Fault.missing_permissions("POST /webhooks/{application_id}/{token}"))
 
     async def blocked(interaction: discord.Interaction) -> None:
         await interaction.response.defer()
         await interaction.followup.send("nope")
 
     error = await run_command(fake_discord, "blocked", blocked)
-    assert isinstance(error, discord.Forbidden) and error.code == 50001
+    assert isinstance(error, discord.Forbidden) and error.code == 50013
 
 
 async def test_server_errors_surface_when_discord_py_does_not_retry_them(fake_discord: FakeDiscord):

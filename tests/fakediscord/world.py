@@ -6,6 +6,7 @@ it while the bot runs (revoke a permission, disable DMs); the fake reads it live
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .clock import SnowflakeFactory, iso_timestamp
@@ -16,10 +17,6 @@ _ids = SnowflakeFactory()
 # Channel types (Discord's numbering).
 GUILD_TEXT = 0
 DM = 1
-GUILD_VOICE = 2
-GUILD_CATEGORY = 4
-GUILD_ANNOUNCEMENT = 5
-GUILD_FORUM = 15
 
 # Upload limits per boost tier, as Discord and discord.py's Guild.filesize_limit state them.
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
@@ -56,9 +53,7 @@ class FakeUser:
     username: str
     global_name: str | None = None
     bot: bool = False
-    locale: str = "en-US"
     accepts_dms: bool = True
-    premium_type: int = 0
 
     @property
     def mention(self) -> str:
@@ -75,8 +70,6 @@ class FakeRole:
     permissions: int = 0
     position: int = 0
     mentionable: bool = False
-    color: int = 0
-    hoist: bool = False
     managed: bool = False
     bot_id: int | None = None
 
@@ -106,10 +99,6 @@ class FakeChannel:
     type: int = GUILD_TEXT
     position: int = 0
     overwrites: list[FakeOverwrite] = field(default_factory=list)
-    topic: str | None = None
-    nsfw: bool = False
-    parent_id: int | None = None
-    rate_limit_per_user: int = 0
 
     @property
     def mention(self) -> str:
@@ -118,20 +107,12 @@ class FakeChannel:
 
     def deny(self, target: FakeRole | FakeMember, permissions: int) -> None:
         """Add (or extend) an overwrite denying `permissions` to a role or member."""
-        self._overwrite(target).deny |= permissions
-
-    def allow(self, target: FakeRole | FakeMember, permissions: int) -> None:
-        """Add (or extend) an overwrite allowing `permissions` to a role or member."""
-        self._overwrite(target).allow |= permissions
-
-    def _overwrite(self, target: FakeRole | FakeMember) -> FakeOverwrite:
         kind, target_id = (1, target.user.id) if isinstance(target, FakeMember) else (0, target.id)
-        for overwrite in self.overwrites:
-            if overwrite.type == kind and overwrite.id == target_id:
-                return overwrite
-        overwrite = FakeOverwrite(id=target_id, type=kind)
-        self.overwrites.append(overwrite)
-        return overwrite
+        overwrite = next((o for o in self.overwrites if o.type == kind and o.id == target_id), None)
+        if overwrite is None:
+            overwrite = FakeOverwrite(id=target_id, type=kind)
+            self.overwrites.append(overwrite)
+        overwrite.deny |= permissions
 
 
 @dataclass
@@ -140,7 +121,6 @@ class FakeMember:
 
     user: FakeUser
     roles: list[int] = field(default_factory=list)
-    nick: str | None = None
     joined_at: str = field(default_factory=lambda: iso_timestamp(1_700_000_000.0))
 
     @property
@@ -165,8 +145,6 @@ class FakeGuild:
     channels: list[FakeChannel] = field(default_factory=list)
     members: list[FakeMember] = field(default_factory=list)
     premium_tier: int = 0
-    preferred_locale: str = "en-US"
-    features: list[str] = field(default_factory=list)
 
     @property
     def everyone_role(self) -> FakeRole:
@@ -193,52 +171,29 @@ class FakeGuild:
         """The member with this user id, if they are in the guild."""
         return next((m for m in self.members if m.user.id == user_id), None)
 
-    def add_role(
-        self,
-        name: str,
-        permissions: int = 0,
-        *,
-        mentionable: bool = False,
-        role_id: int | None = None,
-        **extra: object,
-    ) -> FakeRole:
+    def add_role(self, name: str, permissions: int = 0, *, mentionable: bool = False) -> FakeRole:
         """Create a role above the existing ones."""
         role = FakeRole(
-            id=role_id or new_id(),
+            id=new_id(),
             name=name,
             permissions=int(permissions),
             position=len(self.roles),
             mentionable=mentionable,
-            **extra,
-        )  # type: ignore[arg-type]
+        )
         self.roles.append(role)
         return role
 
-    def add_text_channel(
-        self,
-        name: str,
-        *,
-        channel_id: int | None = None,
-        overwrites: list[FakeOverwrite] | None = None,
-    ) -> FakeChannel:
+    def add_text_channel(self, name: str) -> FakeChannel:
         """Create a text channel."""
-        channel = FakeChannel(
-            id=channel_id or new_id(),
-            name=name,
-            guild_id=self.id,
-            position=len(self.channels),
-            overwrites=list(overwrites or []),
-        )
+        channel = FakeChannel(id=new_id(), name=name, guild_id=self.id, position=len(self.channels))
         self.channels.append(channel)
         return channel
 
-    def add_member(
-        self, user: FakeUser | str, *, roles: list[FakeRole] | None = None, nick: str | None = None
-    ) -> FakeMember:
+    def add_member(self, user: FakeUser | str, *, roles: Sequence[FakeRole] = ()) -> FakeMember:
         """Add a user (or a new user with this username) as a member."""
         if isinstance(user, str):
             user = FakeUser(id=new_id(), username=user, global_name=user.title())
-        member = FakeMember(user=user, roles=[r.id for r in roles or []], nick=nick)
+        member = FakeMember(user=user, roles=[r.id for r in roles])
         self.members.append(member)
         return member
 
@@ -251,7 +206,6 @@ class FakeWorld:
     owner: FakeUser
     application_id: int
     token: str = "fake-bot-token.not-a-secret"
-    application_name: str = "Fake Video Bot"
     application_flags: int = (
         APP_FLAG_GATEWAY_PRESENCE
         | APP_FLAG_GATEWAY_GUILD_MEMBERS
@@ -263,17 +217,12 @@ class FakeWorld:
     upload_limit: int | None = None
 
     @classmethod
-    def empty(cls) -> FakeWorld:
-        """A bot with an application and no guilds yet."""
-        bot = FakeUser(id=new_id(), username="videobot", global_name="Video Bot", bot=True)
-        owner = FakeUser(id=new_id(), username="operator", global_name="Operator")
-        return cls(bot=bot, owner=owner, application_id=bot.id)
-
-    @classmethod
     def default(cls) -> FakeWorld:
         """One guild, #general, a Moderator role (Manage Server), an owner, a mod and a member."""
-        world = cls.empty()
-        guild = world.add_guild("Test Guild", owner=world.owner)
+        bot = FakeUser(id=new_id(), username="videobot", global_name="Video Bot", bot=True)
+        owner = FakeUser(id=new_id(), username="operator", global_name="Operator")
+        world = cls(bot=bot, owner=owner, application_id=bot.id)
+        guild = world.add_guild("Test Guild")
         guild.add_text_channel("general")
         moderator = guild.add_role("Moderator", Perm.MANAGE_GUILD | Perm.MANAGE_MESSAGES)
         guild.add_member("mod", roles=[moderator])
@@ -285,22 +234,14 @@ class FakeWorld:
         """The first guild, for the common single-guild test."""
         return self.guilds[0]
 
-    def add_guild(
-        self,
-        name: str,
-        *,
-        owner: FakeUser | None = None,
-        guild_id: int | None = None,
-        bot_permissions: int = DEFAULT_BOT_ROLE,
-    ) -> FakeGuild:
-        """A guild with @everyone, the bot's managed role and the bot as member."""
-        owner = owner or self.owner
-        guild_id = guild_id or new_id()
-        guild = FakeGuild(id=guild_id, name=name, owner_id=owner.id)
+    def add_guild(self, name: str) -> FakeGuild:
+        """A guild owned by `owner`, with @everyone, the bot's managed role and the bot."""
+        guild_id = new_id()
+        guild = FakeGuild(id=guild_id, name=name, owner_id=self.owner.id)
         guild.roles.append(FakeRole(id=guild_id, name="@everyone", permissions=DEFAULT_EVERYONE))
-        bot_role = guild.add_role(self.bot.username, bot_permissions)
+        bot_role = guild.add_role(self.bot.username, DEFAULT_BOT_ROLE)
         bot_role.managed, bot_role.bot_id = True, self.bot.id
-        guild.add_member(owner)
+        guild.add_member(self.owner)
         guild.add_member(self.bot, roles=[bot_role])
         self.guilds.append(guild)
         return guild
@@ -327,15 +268,6 @@ class FakeWorld:
             if member is not None:
                 return member.user
         return None
-
-    def member_of(self, user: FakeUser | FakeMember | int) -> tuple[FakeGuild, FakeMember]:
-        """The first guild membership of a user (tests usually have one guild)."""
-        user_id = user if isinstance(user, int) else user.id
-        for guild in self.guilds:
-            member = guild.member(user_id)
-            if member is not None:
-                return guild, member
-        raise LookupError(f"user {user_id} is in no guild")
 
     def member_named(self, username: str) -> FakeMember:
         """A member of any guild by username, for readable tests (`world.member_named('alice')`)."""
