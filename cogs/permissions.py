@@ -45,6 +45,7 @@ class NotModerator(app_commands.CheckFailure, BotError):
     def __init__(self, user_message: str | None = None) -> None:
         BotError.__init__(self, user_message)
 
+
 async def require_moderator(interaction: discord.Interaction) -> bool:
     """The run-time check on every /videolimit subcommand; raises NotModerator with why."""
     if interaction.guild_id is None:

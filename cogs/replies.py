@@ -17,6 +17,7 @@ from cogs.discord_errors import token_expired
 
 log = logging.getLogger(__name__)
 
+
 async def reply(
     interaction: discord.Interaction,
     content: str | None = None,

@@ -18,7 +18,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import InitVar, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -110,35 +110,11 @@ class RunnerConfig:
     # Private clips are kept this long after delivery so their owner can share them.
     clip_retention_seconds: float = 24 * 3600
     sweep_interval: float = 3600.0
-    # Transitional: tests/bot/faultkit.py still passes the old fixed delays and submit wait;
-    # each becomes the attempts and backoff above. Drop these once it passes those instead.
-    delivery_retry_delays: InitVar[tuple[float, ...] | None] = None
-    download_retry_delays: InitVar[tuple[float, ...] | None] = None
-    rate_limit_wait: InitVar[float | None] = None
 
-    def __post_init__(
-        self,
-        delivery_retry_delays: tuple[float, ...] | None,
-        download_retry_delays: tuple[float, ...] | None,
-        rate_limit_wait: float | None,
-    ) -> None:
-        if delivery_retry_delays is not None:
-            object.__setattr__(self, "delivery_attempts", len(delivery_retry_delays) + 1)
-            self._set_backoff_like("delivery_backoff", delivery_retry_delays)
-        if download_retry_delays is not None:
-            object.__setattr__(self, "download_attempts", len(download_retry_delays) + 1)
-            self._set_backoff_like("download_backoff", download_retry_delays)
-        if rate_limit_wait is not None:
-            base = min(self.submit_backoff.base, rate_limit_wait)
-            submit = replace(self.submit_backoff, base=base, cap=rate_limit_wait)
-            object.__setattr__(self, "submit_backoff", submit)
+    def __post_init__(self) -> None:
         for name in ("submit_attempts", "download_attempts", "delivery_attempts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"RunnerConfig.{name} must be at least 1")
-
-    def _set_backoff_like(self, name: str, delays: tuple[float, ...]) -> None:
-        if delays:  # no delays means no retries: the backoff is never asked
-            object.__setattr__(self, name, Backoff(base=delays[0], cap=max(delays)))
 
 
 def estimate_fraction(elapsed: float, expected: float) -> float:

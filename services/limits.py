@@ -293,10 +293,6 @@ class LimitService:
         self._clock = clock
         self._clip_cost = clip_cost_usd
 
-    @property
-    def operator_default(self) -> LimitSpec:
-        return self._default
-
     # --- reads ----------------------------------------------------------------------
 
     async def effective_limit(

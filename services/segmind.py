@@ -24,7 +24,7 @@ import logging
 import math
 import random
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import InitVar, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -102,11 +102,8 @@ class RetryPolicy:
     result_grace: float = 300.0
     # A poll never sleeps past its deadline anyway; this only bounds a Retry-After between.
     max_retry_after: float = 15 * 60.0
-    # Transitional, ignored: the client sends a submit once and the runner owns its retries.
-    # tests/bot/faultkit.py still passes it; drop this once it no longer does.
-    submit_attempts: InitVar[int | None] = None
 
-    def __post_init__(self, submit_attempts: int | None) -> None:
+    def __post_init__(self) -> None:
         _ = self.backoff  # an impossible backoff is refused here, not at the first retry
 
     @property

@@ -44,6 +44,7 @@ def _oneline(text: str, limit: int) -> str:
 def _spec_text(spec: LimitSpec | None) -> str:
     return "unset" if spec is None else f"{limit_words(spec)} (`{spec}`)"
 
+
 def _unchanged(change: LimitChange, who: str) -> str:
     if change.after is not None:
         return f"{who} is already {_spec_text(change.after)}; nothing changed."

@@ -17,7 +17,6 @@ from cogs.permissions import is_moderator
 from cogs.replies import reply
 from cogs.tree import describe_error
 from cogs.video import render
-from cogs.video.messenger import Clip
 from services.errors import BotError
 from services.models import Job, JobState
 
@@ -154,8 +153,8 @@ class JobButton(
             raise
 
     async def _post_share(self, interaction: discord.Interaction, job: Job, stored: Path) -> None:
-        path = await _bot(interaction).presenter.messenger.fit(
-            job, Clip(stored, None), interaction.filesize_limit
+        path = await _bot(interaction).services.clips.fit(
+            job, interaction.filesize_limit, source=stored
         )
         if path is None:
             raise BotError("This clip is too large to post in this channel.")

@@ -30,7 +30,6 @@ from cogs.discord_errors import (
 from cogs.video import render
 from cogs.words import CONTENT_MAX
 from services.models import Job, JobState
-from services.transcode import TranscodeFailed, fit_to_size
 
 if TYPE_CHECKING:
     from cogs.videobot import VideoBot
@@ -268,8 +267,8 @@ class JobMessenger:
             direct = replace(
                 result,
                 view=None,
-                content=f"{result.content}\n{where}"[: CONTENT_MAX],
-                link_content=f"{result.link_content}\n{where}"[: CONTENT_MAX],
+                content=f"{result.content}\n{where}"[:CONTENT_MAX],
+                link_content=f"{result.link_content}\n{where}"[:CONTENT_MAX],
             )
             options = {"nonce": _clip_nonce(job)}
             message_id = await self._post(user.send, job, direct, DEFAULT_UPLOAD_LIMIT, options)
@@ -294,7 +293,7 @@ class JobMessenger:
             options["embed"] = result.embed
         if result.view is not None:
             options["view"] = result.view
-        path = await self.fit(job, result.clip, limit)
+        path = await self._bot.services.clips.fit(job, limit, source=result.clip.path)
         if path is not None:
             try:
                 message = await send(result.content, file=_file(job, path), **options)
@@ -312,22 +311,6 @@ class JobMessenger:
             raise NoRoute("the clip does not fit and there is no link to it")
         message = await send(result.link_content, **options)
         return message.id if message else 0
-
-    async def fit(self, job: Job, clip: Clip, limit: int) -> Path | None:
-        """A file of the clip within ``limit`` bytes, or None when none can be made."""
-        if clip.size <= limit:
-            return clip.path
-        smaller = clip.path.with_name(f"{clip.path.stem}-fit-{limit}.mp4")
-        if smaller.is_file() and smaller.stat().st_size <= limit:
-            return smaller
-        fps = max(1, job.request.frame_rate)
-        try:
-            return await fit_to_size(
-                clip.path, smaller, limit, fallback_duration=job.request.input_frames / fps
-            )
-        except (TimeoutError, TranscodeFailed, OSError) as error:
-            log.warning("job=%s could not be re-encoded under %d bytes: %s", job.id, limit, error)
-            return None
 
     # --- failure --------------------------------------------------------------------
 
@@ -371,7 +354,7 @@ class JobMessenger:
 def _folded(content: str | None, embed: discord.Embed) -> str:
     """The message text with the embed's words below it, within Discord's 2000 characters."""
     text = "\n".join(part for part in (content, render.embed_as_text(embed)) if part)
-    return text[: CONTENT_MAX]
+    return text[:CONTENT_MAX]
 
 
 def _clip_nonce(job: Job) -> str:

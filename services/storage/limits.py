@@ -29,6 +29,7 @@ _GUILD_COLUMNS = frozenset(
 )
 _DEFAULT_COLUMNS = ("default_count", "default_period_seconds")
 
+
 def _override(row: Row) -> LimitOverride:
     return LimitOverride(
         guild_id=row["guild_id"],

@@ -24,6 +24,7 @@ import pytest
 
 from cogs.videobot import Timings
 from services.app import Services, open_services, runner_config
+from services.backoff import Backoff
 from services.clock import SystemClock
 from services.segmind import RetryPolicy
 from services.settings import load_settings
@@ -33,12 +34,12 @@ from tests.fakediscord import FakeDiscord, FakeMember, InteractionRecord, Stored
 # Every wait below returns as soon as its condition holds; this only bounds a broken run.
 TIMEOUT = 10.0
 # Milliseconds instead of seconds; the shape (backoff, give up) is production's.
-RETRY_POLICY = RetryPolicy(base_delay=0.01, max_delay=0.05, submit_attempts=5, request_timeout=0.5)
-DELIVERY_RETRY_DELAYS = (0.01, 0.02)
-DOWNLOAD_RETRY_DELAYS = (0.01, 0.02)
-RATE_LIMIT_WAIT = 0.01
+RETRY_POLICY = RetryPolicy(base_delay=0.01, max_delay=0.05, request_timeout=0.5)
+QUICK = Backoff(base=0.01, cap=0.02)
+DELIVERY_ATTEMPTS = 3
+DOWNLOAD_ATTEMPTS = 3
 
-# Titles of the job messages (cogs/render.py), as members read them.
+# Titles of the job messages (cogs/video/render.py), as members read them.
 FINISHED = "Video finished"
 FAILED = "This video could not be made"
 
@@ -86,9 +87,11 @@ async def services(
     settings = load_settings({**bot_env, **env_overrides})
     runner = replace(
         runner_config(settings),
-        delivery_retry_delays=DELIVERY_RETRY_DELAYS,
-        download_retry_delays=DOWNLOAD_RETRY_DELAYS,
-        rate_limit_wait=RATE_LIMIT_WAIT,
+        delivery_attempts=DELIVERY_ATTEMPTS,
+        delivery_backoff=QUICK,
+        download_attempts=DOWNLOAD_ATTEMPTS,
+        download_backoff=QUICK,
+        submit_backoff=Backoff(base=0.01, cap=0.01),
     )
     async with open_services(
         settings,

@@ -20,7 +20,7 @@ from services.clock import FakeClock
 from services.models import Job, JobState, VideoRequest
 from tests.bot.conftest import SAMPLE
 from tests.bot.faultkit import (  # noqa: F401 - fixtures
-    DELIVERY_RETRY_DELAYS,
+    DELIVERY_ATTEMPTS,
     FAILED,
     FINISHED,
     bot_member,
@@ -260,7 +260,7 @@ async def test_no_channel_and_closed_dms_end_the_job_after_bounded_retries(
     job = await job_when_idle(services)
 
     assert job.state is JobState.FAILED
-    attempts = len(DELIVERY_RETRY_DELAYS) + 1
+    attempts = DELIVERY_ATTEMPTS
     dm_posts = [c for c in fake_discord.calls_to(CHANNEL_POST) if c.error_code == 50007]
     assert len(dm_posts) == attempts, "each delivery attempt tries the DM once, then stops"
     assert logged(caplog, "could not be delivered", logging.ERROR) == 1
@@ -361,7 +361,7 @@ async def test_a_lasting_5xx_on_upload_fails_the_job_clearly_after_bounded_retri
     assert failure.id == record.original_message_id  # the member is told in place
     assert "could not be posted" in field(failure, "Why")
     with_clip = [call for call in fake_discord.calls_to(uploads) if call.files]
-    assert len(with_clip) == len(DELIVERY_RETRY_DELAYS) + 1
+    assert len(with_clip) == DELIVERY_ATTEMPTS
     assert job.state is JobState.FAILED
     assert logged(caplog, "could not be delivered", logging.ERROR) == 1
     assert [m for m in fake_discord.channel_messages(record.channel_id) if m.attachments] == []

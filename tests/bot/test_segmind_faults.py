@@ -28,7 +28,7 @@ from services.models import JobState
 from services.segmind import _NOT_FOUND_RETRIES
 from tests.bot.conftest import SAMPLE
 from tests.bot.faultkit import (  # noqa: F401 - fixtures
-    DOWNLOAD_RETRY_DELAYS,
+    DOWNLOAD_ATTEMPTS,
     FAILED,
     RETRY_POLICY,
     bot_timings,
@@ -188,8 +188,8 @@ async def test_a_download_that_keeps_failing_ends_clearly_after_bounded_retries(
     why = await failed(fake_discord, services, record, JobState.FAILED)
 
     assert why == DownloadFailed.user_message  # made and paid for: not "try again later"
-    assert len(simulator.calls_to("download")) == len(DOWNLOAD_RETRY_DELAYS) + 1
-    assert logged(caplog, "download failed", logging.WARNING) == len(DOWNLOAD_RETRY_DELAYS)
+    assert len(simulator.calls_to("download")) == DOWNLOAD_ATTEMPTS
+    assert logged(caplog, "download failed", logging.WARNING) == DOWNLOAD_ATTEMPTS - 1
     assert len(simulator.submits) == 1 == simulator.submit_attempts
 
 

@@ -1024,17 +1024,3 @@ async def test_cancelling_a_waiting_job_twice_is_harmless(storage, simulator, ma
     async with asyncio.timeout(5):
         assert await runner.cancel(second.id) is None  # two clicks that both saw it waiting
     assert (await storage.jobs.get(second.id)).state is JobState.CANCELLED
-
-
-def test_the_old_fixed_delay_settings_still_become_attempts_and_a_backoff():
-    """Transitional, for tests/bot/faultkit.py: remove with RunnerConfig's InitVars."""
-    config = RunnerConfig(
-        delivery_retry_delays=(0.01, 0.02),
-        download_retry_delays=(),
-        rate_limit_wait=0.01,
-    )
-    assert config.delivery_attempts == 3
-    assert config.delivery_backoff == Backoff(base=0.01, cap=0.02)
-    assert config.download_attempts == 1  # no delays: no second try
-    assert config.submit_backoff.cap == 0.01 and config.submit_backoff.base == 0.01
-    assert config.submit_backoff.max_retry_after == 120.0  # a longer Retry-After still waits
