@@ -32,9 +32,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from services.clock import Clock, FakeClock
+from services.clock import Clock
 from services.segmind import RetryPolicy, SegmindClient
 from services.simulator import SegmindSimulator, SimulatorConfig
+from tests.fakeclock import FakeClock
 
 # A made-up key, distinctive so tests can search logs and errors for it.
 TEST_SEGMIND_API_KEY = "sg-test-key-7f3a9c41e2b8d605"

@@ -14,8 +14,8 @@ import pytest
 
 from cogs.videobot import Timings, VideoBot, create_bot
 from services.app import Services, open_services
-from services.clock import FakeClock
 from services.settings import load_settings
+from tests.fakeclock import FakeClock
 from tests.fakediscord import FakeDiscord, running_client
 
 SAMPLE = (Path(__file__).resolve().parents[2] / "services" / "assets" / "sample.mp4").read_bytes()

@@ -10,10 +10,10 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from services.clock import FakeClock
 from services.jobs import JobRunner
 from services.simulator import SegmindSimulator
 from tests.conftest import SimulatorFactory
+from tests.fakeclock import FakeClock
 from tests.fakediscord import FakeDiscord, FakeMember, InteractionRecord, StoredMessage
 
 # Segmind's real pace (PRODUCT.md: about four minutes a clip), on a clock only tests move.

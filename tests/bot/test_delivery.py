@@ -11,7 +11,6 @@ import asyncio
 import pytest
 
 from cogs.videobot import Timings
-from services.clock import FakeClock
 from services.models import JobState
 from services.simulator import SegmindSimulator
 from tests.bot.conftest import SAMPLE
@@ -32,6 +31,7 @@ from tests.bot.helpers import (
     wait_for_title,
 )
 from tests.conftest import SimulatorFactory
+from tests.fakeclock import FakeClock
 from tests.fakediscord import FakeDiscord, Fault
 
 TOKEN_LIFETIME = 15 * 60

@@ -16,7 +16,6 @@ import pytest
 
 from cogs.discord_errors import TOKEN_LIFETIME
 from cogs.video.messenger import JobMessenger
-from services.clock import FakeClock
 from services.models import Job, JobState, VideoRequest
 from tests.bot.conftest import SAMPLE
 from tests.bot.faultkit import (  # noqa: F401 - fixtures
@@ -37,6 +36,7 @@ from tests.bot.faultkit import (  # noqa: F401 - fixtures
     wait_for_status,
     wait_for_title,
 )
+from tests.fakeclock import FakeClock
 from tests.fakediscord import Fault, Perm, payloads
 
 EXPIRED_LOG = "interaction token expired; using channel messages"

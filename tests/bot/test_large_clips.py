@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from cogs.videobot import Timings
-from services.clock import FakeClock
 from services.simulator import SegmindSimulator
 from services.transcode import ffmpeg_exe, probe_duration
 from tests.bot.helpers import (
@@ -27,6 +26,7 @@ from tests.bot.helpers import (
     wait_for_title,
 )
 from tests.conftest import SimulatorFactory
+from tests.fakeclock import FakeClock
 from tests.fakediscord import FakeDiscord, StoredMessage
 
 DISCORD_DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024

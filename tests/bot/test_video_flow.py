@@ -12,7 +12,6 @@ import itertools
 import pytest
 
 from cogs.videobot import Timings
-from services.clock import FakeClock
 from services.simulator import FAIL_MARKER_ERROR, SegmindSimulator
 from tests.bot.conftest import SAMPLE
 from tests.bot.helpers import (
@@ -41,6 +40,7 @@ from tests.bot.helpers import (
     wait_idle,
 )
 from tests.conftest import SimulatorFactory
+from tests.fakeclock import FakeClock
 from tests.fakediscord import FakeDiscord, Perm
 
 PROGRESS_INTERVAL = 0.3

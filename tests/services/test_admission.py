@@ -16,7 +16,6 @@ from services.admission import (
     LimitReached,
     MemberBlocked,
 )
-from services.clock import FakeClock
 from services.errors import (
     ConfigurationError,
     RefusedError,
@@ -27,6 +26,7 @@ from services.gates import AccountGates, AccountPaused
 from services.models import JobOrigin, JobState, VideoRequest
 from services.periods import LimitSpec
 from services.storage import Storage
+from tests.fakeclock import FakeClock
 
 H, D = 3600, 86400
 GUILD, OTHER_GUILD = 10, 20

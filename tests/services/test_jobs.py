@@ -15,7 +15,7 @@ import pytest
 
 from services.backoff import Backoff
 from services.clips import ClipFiles
-from services.clock import Clock, FakeClock, SystemClock
+from services.clock import Clock, SystemClock
 from services.download import ClipDownloader
 from services.errors import BotError, SegmindAuthError, SegmindRequestExpired, SegmindUnavailable
 from services.gates import AccountGates
@@ -31,6 +31,7 @@ from services.models import Job, JobState, Progress, ProgressPhase, VideoRequest
 from services.segmind import RetryPolicy
 from services.simulator import DEFAULT_VIDEO_PATH, SegmindSimulator
 from services.storage import NewJob, Storage
+from tests.fakeclock import FakeClock
 
 SAMPLE = DEFAULT_VIDEO_PATH.read_bytes()
 # The production policy's poll delays, for FakeClock tests.

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from services.clock import FakeClock
 from services.errors import ValidationError
 from services.limits import (
     EffectiveLimit,
@@ -24,6 +23,7 @@ from services.limits import (
 from services.models import JobState, VideoRequest
 from services.periods import LimitSpec
 from services.storage import NewJob, Storage
+from tests.fakeclock import FakeClock
 
 H, D, W = 3600, 86400, 604800
 OPERATOR = LimitSpec(5, D)

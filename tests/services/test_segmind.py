@@ -13,7 +13,6 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from services.clock import FakeClock
 from services.errors import (
     DeadlineExceeded,
     GenerationFailed,
@@ -34,6 +33,7 @@ from services.models import SegmindState, Submission, VideoRequest
 from services.segmind import _MALFORMED_RETRIES, _NOT_FOUND_RETRIES, RetryPolicy, SegmindClient
 from services.simulator import FAIL_MARKER_ERROR, SegmindSimulator
 from tests.conftest import TEST_SEGMIND_API_KEY, SegmindClientFactory, SimulatorFactory
+from tests.fakeclock import FakeClock
 
 PROXY_HTML = (
     "<html><head><title>502 Bad Gateway</title><style>body { color: red }</style></head>"

@@ -11,7 +11,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from services.clock import FakeClock
 from services.models import MODEL_SLUG, VideoRequest
 from services.simulator import (
     DEFAULT_VIDEO_PATH,
@@ -20,6 +19,7 @@ from services.simulator import (
     SimulatorConfig,
 )
 from tests.conftest import TEST_SEGMIND_API_KEY, SimulatorFactory
+from tests.fakeclock import FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = {"x-api-key": TEST_SEGMIND_API_KEY}

@@ -16,12 +16,12 @@ from cogs.limits import LimitsCog
 from cogs.pages import Pages
 from cogs.permissions import NotModerator
 from cogs.tree import describe_error
-from services.clock import FakeClock
 from services.errors import ValidationError
 from services.limits import LimitService
 from services.models import JobState, VideoRequest
 from services.periods import LimitSpec
 from services.storage import NewJob, Storage
+from tests.fakeclock import FakeClock
 
 GUILD = 500
 MOD_ID, MEMBER_ID, TARGET_ID = 1, 2, 3
