@@ -53,8 +53,11 @@ SEGMIND_RETENTION_SECONDS = 3600.0
 RATE_LIMITED_SUBMIT_ATTEMPTS = 8
 # Segmind's Retry-After is honoured up to two minutes; a longer one is a quota, not a blip.
 SUBMIT_BACKOFF = Backoff(base=1.0, cap=30.0, max_retry_after=120.0)
-DOWNLOAD_BACKOFF = Backoff(base=2.0, cap=15.0)
-DELIVERY_BACKOFF = Backoff(base=4.0, cap=60.0)
+# A paid clip's download and post are retried quickly at first, yet for longer in all
+# than a CDN hiccup (at least 30 s over 6 tries) or a short Discord outage (at least
+# 2 minutes over 8 tries) lasts: the least each may wait is half of every ceiling.
+DOWNLOAD_BACKOFF = Backoff(base=2.0, cap=30.0)
+DELIVERY_BACKOFF = Backoff(base=2.0, cap=120.0)
 RESUMED_POLL_WINDOW = 60.0
 BEHIND_OWN_JOB = 0  # a waiting job's place when only the member's own running video holds it
 
@@ -102,10 +105,10 @@ class RunnerConfig:
     submit_attempts: int = RATE_LIMITED_SUBMIT_ATTEMPTS
     submit_backoff: Backoff = SUBMIT_BACKOFF
     # A finished clip is paid for: a dropped connection or a 5xx from the CDN is tried again.
-    download_attempts: int = 4
+    download_attempts: int = 6
     download_backoff: Backoff = DOWNLOAD_BACKOFF
     # Posting to Discord: long enough to ride out a short outage, short enough to tell.
-    delivery_attempts: int = 5
+    delivery_attempts: int = 8
     delivery_backoff: Backoff = DELIVERY_BACKOFF
     # Private clips are kept this long after delivery so their owner can share them.
     clip_retention_seconds: float = 24 * 3600

@@ -894,6 +894,23 @@ async def test_delivery_waits_follow_the_delivery_backoff(
     assert rec.failed == []
 
 
+async def test_a_paid_clip_outlasts_a_cdn_hiccup_and_a_short_discord_outage():
+    """Each wait is at least half its ceiling, so these are the least either may wait in all.
+
+    The fixed delays before one backoff policy rode out 21 s of CDN trouble and 102 s of
+    Discord's: a policy that gives up sooner throws away clips the owner paid for.
+    """
+
+    def least_total(attempts: int, backoff) -> float:
+        return sum(min(backoff.cap, backoff.base * 2**n) / 2 for n in range(attempts - 1))
+
+    config = RunnerConfig()
+    assert least_total(config.download_attempts, config.download_backoff) >= 21
+    assert least_total(config.delivery_attempts, config.delivery_backoff) >= 102
+    # ... and the first retry still comes within seconds, as it did.
+    assert config.download_backoff.base <= 2 and config.delivery_backoff.base <= 2
+
+
 async def test_a_finished_job_resumed_after_its_deadline_survives_a_result_hiccup(
     storage, simulator_factory, segmind_client_factory, make_runner
 ):
