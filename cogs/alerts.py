@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 import discord
 
+from services.background import BackgroundTasks
 from services.errors import BotError, SegmindInsufficientCredits
 from services.limits import LimitService
 
@@ -28,14 +27,22 @@ class ModeratorAlerts:
     def __init__(self, bot: VideoBot) -> None:
         self._bot = bot
         self._alerted: dict[tuple[int, str], float] = {}
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background = BackgroundTasks()
 
     def send(self, guild: discord.Guild, text: str) -> None:
         """Tell the moderators of ``guild`` in the background (the caller must not wait)."""
-        self._spawn(notify_moderators(self._bot.services.limits, self._bot, guild, text))
+        self._background.spawn(notify_moderators(self._bot.services.limits, self._bot, guild, text))
 
-    def account_problem(self, guild_id: int, error: BotError) -> None:
-        """Segmind refused the key or has no credits: once an hour per server and kind."""
+    def account_problem_soon(self, guild_id: int, error: BotError) -> None:
+        """``account_problem`` in the background, for a caller answering a member."""
+        self._background.spawn(self.account_problem(guild_id, error))
+
+    async def account_problem(self, guild_id: int, error: BotError) -> None:
+        """Segmind refused the key or has no credits: once an hour per server and kind.
+
+        Awaited by the job runner (inside its shielded submit), so the moderators are told
+        before the member's failure says they were, and before a shutdown closes the session.
+        """
         guild = self._bot.get_guild(guild_id)
         if guild is None:
             return
@@ -43,7 +50,9 @@ class ModeratorAlerts:
         if now - self._alerted.get(key, -ALERT_REPEAT_SECONDS) < ALERT_REPEAT_SECONDS:
             return
         self._alerted[key] = now
-        self.send(guild, self._account_text(error))
+        await notify_moderators(
+            self._bot.services.limits, self._bot, guild, self._account_text(error)
+        )
 
     def _account_text(self, error: BotError) -> str:
         if isinstance(error, SegmindInsufficientCredits):
@@ -58,11 +67,6 @@ class ModeratorAlerts:
             "Whoever hosts the bot needs to check `SEGMIND_API_KEY` (and "
             "`SEGMIND_BASE_URL`); the details are in the bot's log."
         )
-
-    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(work)
-        self._background.add(task)  # held, so the task is not collected mid-way
-        task.add_done_callback(self._background.discard)
 
 
 async def notify_moderators(

@@ -108,7 +108,8 @@ def refusal(error: RefusedError) -> str:
     elif isinstance(error, BudgetExhausted):
         text = f"{_budget_refusal(error)} It resets {discord_timestamp(error.resets_at)}."
     elif error.retry_at is not None:  # AccountPaused among others
-        text = f"{error.user_message} You can try again {discord_timestamp(error.retry_at)}."
+        # Rounded down, as this refusal always has been (the limits' times round up).
+        text = f"{error.user_message} You can try again <t:{int(error.retry_at)}:R>."
     else:
         text = error.user_message
     return text[:CONTENT_MAX]

@@ -7,11 +7,9 @@ route to the member still works).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import discord
 
@@ -19,6 +17,7 @@ from cogs import words
 from cogs.video import render
 from cogs.video.buttons import progress_view, result_view
 from cogs.video.messenger import Clip, JobMessenger, ResultMessage
+from services.background import BackgroundTasks
 from services.errors import BotError, GenerationFailed, SegmindBadRequest
 from services.jobs import SEGMIND_RETENTION_SECONDS
 from services.models import Job, Progress
@@ -39,7 +38,7 @@ class JobPresenter:
         self.messenger = JobMessenger(bot)
         self._throttle = EditThrottle(bot.timings.progress_edit_interval)
         self._allowance: dict[int, str] = {}  # "$0.36 · 2 of 3 clips left today", per job
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background = BackgroundTasks()
         # Private clips shared since the start: Share stays on the private message.
         self.shared: set[int] = set()
 
@@ -97,7 +96,7 @@ class JobPresenter:
         self._allowance.pop(job.id, None)
         # Return at once so the runner records the delivery; the cosmetic "finished" edit
         # must not stand between a posted clip and its record (or a restart posts it twice).
-        self._spawn(self._finish_progress(current, message_id))
+        self._background.spawn(self._finish_progress(current, message_id))
         return message_id
 
     async def on_failed(self, job: Job, error: BotError) -> None:
@@ -114,7 +113,7 @@ class JobPresenter:
         self.messenger.forget(job.id)
 
     async def on_operator_alert(self, job: Job, error: BotError) -> None:
-        self._bot.alerts.account_problem(job.guild_id, error)
+        await self._bot.alerts.account_problem(job.guild_id, error)
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -123,15 +122,7 @@ class JobPresenter:
         return await self._services.storage.jobs.get(job.id) or job
 
     async def _finish_progress(self, job: Job, result_message_id: int | None) -> None:
-        if self.messenger.sent_by_dm(job.id):
-            where = "Sent to the requester by direct message (the bot cannot post here)."
-        elif job.private or not result_message_id:
-            where = "Posted below."
-        else:
-            link = (
-                f"https://discord.com/channels/{job.guild_id}/{job.channel_id}/{result_message_id}"
-            )
-            where = f"[Jump to the video]({link})"
+        where = render.where_posted(job, result_message_id, by_dm=self.messenger.sent_by_dm(job.id))
         try:
             await self._throttle.final(job.id, lambda: self._mark_progress_finished(job, where))
         except Exception:
@@ -147,8 +138,3 @@ class JobPresenter:
             )
         except discord.HTTPException:
             log.info("job=%s progress message could not be marked finished", job.id)
-
-    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(work)
-        self._background.add(task)  # held, so the task is not collected mid-way
-        task.add_done_callback(self._background.discard)

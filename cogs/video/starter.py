@@ -137,7 +137,7 @@ class JobStarter:
             raise
         except AccountPaused as refusal:
             # The member is told the moderators know: make it true for this server too.
-            self._bot.alerts.account_problem(origin.guild_id, refusal.cause)
+            self._bot.alerts.account_problem_soon(origin.guild_id, refusal.cause)
             raise
         except DISCORD_UNREACHABLE:
             # Too late to answer at all: whatever admission stored must never run.

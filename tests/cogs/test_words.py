@@ -87,7 +87,7 @@ def test_counts_periods_money_and_timestamps() -> None:
             "clip ($0.36). It resets <t:1715817600:R>.",
         ),
         (
-            AccountPaused(SegmindInsufficientCredits(), retry_at=RESETS - 0.5),
+            AccountPaused(SegmindInsufficientCredits(), retry_at=RESETS + 0.7),
             f"{SegmindInsufficientCredits.user_message} You can try again <t:1715817600:R>.",
         ),
         (RefusedError("No time."), "No time."),
