@@ -13,7 +13,6 @@ UNKNOWN_INTERACTION = 10062  # the interaction's 3 s (or its token's 15 min) hav
 ENTITY_TOO_LARGE = 40005  # an upload over the limit
 ALREADY_ACKNOWLEDGED = 40060  # a second initial response to one interaction
 MISSING_ACCESS = 50001  # the bot cannot see the server or channel
-CANNOT_DM_USER = 50007  # the member's DMs are closed to the bot
 MISSING_PERMISSIONS = 50013  # the bot lacks a permission in the channel
 INVALID_WEBHOOK_TOKEN = 50027  # an interaction token past its 15 minutes
 

@@ -56,7 +56,7 @@ class Pages(discord.ui.View):
         self.next.disabled = self.index >= len(self.pages) - 1
 
     async def on_timeout(self) -> None:
-        # A click after the timeout would go unanswered: show the buttons as disabled instead.
+        # A click after the timeout would go unanswered: take the buttons away instead.
         if self.message_of is not None:
             with contextlib.suppress(discord.HTTPException):
                 await self.message_of.edit_original_response(view=None)

@@ -73,7 +73,3 @@ async def is_server_manager(interaction: discord.Interaction) -> bool:
 
 moderator_only = app_commands.check(require_moderator)
 server_manager_only = app_commands.check(is_server_manager)
-
-
-moderator_only = app_commands.check(require_moderator)
-server_manager_only = app_commands.check(is_server_manager)

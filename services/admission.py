@@ -79,7 +79,7 @@ class BudgetExhausted(RefusedError):
     """The server's daily clip cap (``kind`` "daily") or monthly budget ("monthly") is reached.
 
     ``tell_moderators`` is True only the first time for this server, cap and day or
-    month: then the cog tells the moderators.
+    month: then the Discord layer tells the moderators.
     """
 
     def __init__(

@@ -2,7 +2,7 @@
 
 A job arrives already stored (QUEUED) by admission. The runner starts it when a
 global slot and a per-member slot are free, submits it once, polls it to the end,
-downloads the clip to disk and hands it to the listener (the Discord cog) to
+downloads the clip to disk and hands it to the listener (the Discord presenter, or the CLI) to
 deliver. Every transition is written to the database first, so a restart resumes
 each job from where it stood, and a submit whose answer was lost is never resent.
 
@@ -75,7 +75,7 @@ class DownloadFailed(BotError):
 
 
 class JobListener(Protocol):
-    """What the runner tells the outside world (the Discord cog, or the CLI)."""
+    """What the runner tells the outside world (cogs/video/presenter.py, or the CLI)."""
 
     async def on_progress(self, job: Job, progress: Progress) -> None:
         """Something visible changed: queue position, Segmind state, elapsed time."""
@@ -264,7 +264,7 @@ class JobRunner:
     async def _cancel_before_enqueue(self, job_id: int) -> Job | None:
         """End a job stored as QUEUED that ``enqueue`` has not received yet; ``enqueue`` drops it.
 
-        The cog posts the progress message, Cancel button included, before it enqueues the
+        The starter posts the progress message, Cancel button included, before it enqueues the
         job, so a quick click can arrive in between; without this the job would run anyway.
         """
         stored = await self._storage.jobs.get(job_id)
@@ -587,7 +587,7 @@ class JobRunner:
         )
 
     async def _tick(self, current: Callable[[], Job]) -> None:
-        """Elapsed-time updates while Segmind works; the cog decides how often to show them."""
+        """Elapsed-time updates while Segmind works; the listener decides how often to show them."""
         while True:
             await self._clock.sleep(self._config.progress_interval)
             await self._emit(current(), self._progress(current()))

@@ -295,13 +295,6 @@ class LimitService:
 
     # --- reads ----------------------------------------------------------------------
 
-    async def effective_limit(
-        self, guild_id: int, user_id: int, role_ids: Sequence[int]
-    ) -> EffectiveLimit:
-        return await load_effective_limit(
-            self._store, guild_id, user_id, role_ids, operator_default=self._default
-        )
-
     async def member_usage(
         self, guild_id: int, user_id: int, role_ids: Sequence[int]
     ) -> MemberUsage:

@@ -235,7 +235,7 @@ class ProgressPhase(str, enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """A progress event the job runner emits and the cog renders.
+    """A progress event the job runner emits and its listener renders.
 
     ``position`` is 1-based in this bot's queue (only while QUEUED), counting only jobs
     that start before this one; ``behind_own_job`` says it waits for the member's own

@@ -16,10 +16,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.limits.wording import (
+    render_alert_channel,
     render_budget,
     render_change,
     render_history,
     render_member_usage,
+    render_moderator_role,
     render_overview,
     render_usage,
 )
@@ -284,14 +286,7 @@ class LimitsCog(
         await self.limits.set_moderator_role(
             _guild_id(interaction), role.id if role else None, actor_id=interaction.user.id
         )
-        text = (
-            f"Members with <@&{role.id}> can now use `/videolimit`. Discord still hides "
-            "it from members without Manage Server: allow the role for this command in "
-            "Server Settings > Integrations as well."
-            if role
-            else "No moderator role: only Manage Server and Administrator can use `/videolimit`."
-        )
-        await reply(interaction, text)
+        await reply(interaction, render_moderator_role(role.id if role else None))
 
     @app_commands.command(
         name="alerts",
@@ -307,16 +302,7 @@ class LimitsCog(
         await self.limits.set_alert_channel(
             _guild_id(interaction), channel.id if channel else None, actor_id=interaction.user.id
         )
-        text = (
-            "Moderator alerts (reached caps, a rejected Segmind key, exhausted credits) "
-            f"now go to <#{channel.id}>."
-            if channel
-            else (
-                "Moderator alerts now go to the owner by DM, or to the system channel "
-                "if DMs are closed."
-            )
-        )
-        await reply(interaction, text)
+        await reply(interaction, render_alert_channel(channel.id if channel else None))
 
     @app_commands.command(
         name="history", description="The latest changes to limits and budgets: who, what, when."

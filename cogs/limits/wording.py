@@ -317,3 +317,27 @@ def render_history(entries: Sequence[AuditEntry]) -> list[discord.Embed]:
     """`/videolimit history`: one line in words per change, newest first."""
     lines = [_history_line(e) for e in entries] or ["No changes recorded yet."]
     return paginate("Limit changes on this server", [], lines)
+
+
+def render_moderator_role(role_id: int | None) -> str:
+    """`/videolimit modrole`: who may now use the command, and Discord's own visibility step."""
+    if role_id is None:
+        return "No moderator role: only Manage Server and Administrator can use `/videolimit`."
+    return (
+        f"Members with <@&{role_id}> can now use `/videolimit`. Discord still hides "
+        "it from members without Manage Server: allow the role for this command in "
+        "Server Settings > Integrations as well."
+    )
+
+
+def render_alert_channel(channel_id: int | None) -> str:
+    """`/videolimit alerts`: where moderator alerts go from now on."""
+    if channel_id is None:
+        return (
+            "Moderator alerts now go to the owner by DM, or to the system channel "
+            "if DMs are closed."
+        )
+    return (
+        "Moderator alerts (reached caps, a rejected Segmind key, exhausted credits) "
+        f"now go to <#{channel_id}>."
+    )

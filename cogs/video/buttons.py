@@ -105,12 +105,7 @@ class JobButton(
         if stopped is None or stopped.state is not JobState.CANCELLED:
             await reply(interaction, "This video has already finished.", ephemeral=True)
             return
-        note = (
-            " Segmind had already started it, so it still counts toward the limit."
-            if stopped.request_id
-            else " Nothing was spent."
-        )
-        await reply(interaction, "Cancelled." + note, ephemeral=True)
+        await reply(interaction, render.cancelled(stopped), ephemeral=True)
 
     async def _reroll(self, interaction: discord.Interaction) -> None:
         await _bot(interaction).starter.reroll(interaction, self.job_id)
@@ -135,8 +130,7 @@ class JobButton(
         job = await _job(interaction, self.job_id)
         if interaction.user.id != job.user_id:
             raise BotError("Only the person who made this video can share it.")
-        stored = Path(job.clip_path) if job.clip_path else None
-        if stored is None or not stored.is_file():
+        if not _bot(interaction).services.clips.exists(job) or job.clip_path is None:
             raise BotError(
                 "This clip is no longer stored, so it cannot be shared. Make it again with "
                 f"`/video` and seed `{job.request.seed}`."
@@ -147,7 +141,7 @@ class JobButton(
             raise BotError("You have already shared this video.")
         shared.add(job.id)
         try:
-            await self._post_share(interaction, job, stored)
+            await self._post_share(interaction, job, Path(job.clip_path))
         except BaseException:
             shared.discard(job.id)
             raise

@@ -242,8 +242,7 @@ class JobMessenger:
 
     def _origin(self, job: Job) -> str:
         guild = self._bot.get_guild(job.guild_id)
-        server = discord.utils.escape_markdown(guild.name) if guild is not None else "a server"
-        return f"You asked for it in **{server}**, <#{job.channel_id}>."
+        return render.origin(job, guild.name if guild is not None else None)
 
     def _can_embed(self, job: Job) -> bool:
         guild = self._bot.get_guild(job.guild_id)

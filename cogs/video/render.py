@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import discord
 
-from cogs.words import CONTENT_MAX, format_usd
+from cogs.words import CONTENT_MAX, discord_timestamp, format_usd
 from services.jobs import SEGMIND_RETENTION_SECONDS
 from services.models import Job, JobState, Progress, ProgressPhase, VideoRequest
 
@@ -157,7 +157,7 @@ def result_content(job: Job, *, link: str | None = None) -> str:
     if link:
         # Segmind keeps results one hour from the job's start; a relative time says exactly.
         expires = (
-            f"<t:{int(job.submitted_at + SEGMIND_RETENTION_SECONDS)}:R>"
+            discord_timestamp(job.submitted_at + SEGMIND_RETENTION_SECONDS)
             if job.submitted_at
             else "within an hour"
         )
@@ -217,3 +217,26 @@ def embed_as_text(embed: discord.Embed) -> str:
     if embed.footer.text:
         lines.append(f"-# {embed.footer.text}")
     return "\n".join(lines)
+
+
+def cancelled(job: Job) -> str:
+    """The private answer to Cancel: whether the stopped job still counts."""
+    if job.request_id:
+        return "Cancelled. Segmind had already started it, so it still counts toward the limit."
+    return "Cancelled. Nothing was spent."
+
+
+def where_posted(job: Job, result_message_id: int | None, *, by_dm: bool) -> str:
+    """The finished progress message's pointer to the clip."""
+    if by_dm:
+        return "Sent to the requester by direct message (the bot cannot post here)."
+    if job.private or not result_message_id:
+        return "Posted below."
+    link = f"https://discord.com/channels/{job.guild_id}/{job.channel_id}/{result_message_id}"
+    return f"[Jump to the video]({link})"
+
+
+def origin(job: Job, server_name: str | None) -> str:
+    """For a clip sent by DM: a DM alone does not say where the request was made."""
+    server = discord.utils.escape_markdown(server_name) if server_name else "a server"
+    return f"You asked for it in **{server}**, <#{job.channel_id}>."

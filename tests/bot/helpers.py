@@ -27,7 +27,7 @@ CHANNEL_MESSAGE = 4
 DEFERRED_CHANNEL_MESSAGE = 5
 DEFERRED_UPDATE = 6
 
-# Titles of the job messages (cogs/render.py), as members read them.
+# Titles of the job messages (cogs/video/render.py), as members read them.
 MAKING = "Making your video"
 READY = "Your video is ready"
 FINISHED = "Video finished"

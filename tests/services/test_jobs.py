@@ -284,7 +284,8 @@ async def test_cancelling_a_waiting_job_submits_nothing(storage, simulator, make
 async def test_a_job_cancelled_before_it_is_enqueued_is_never_submitted(
     storage, simulator, make_runner
 ):
-    # The cog posts the progress message (with Cancel) before it enqueues: a click can land between.
+    # The starter posts the progress message (with Cancel) before it enqueues: a click can land
+    # between.
     runner, rec = make_runner()
     await runner.start()
     job = await add_job(storage)

@@ -159,27 +159,27 @@ async def _job(
 
 
 async def test_service_resolves_through_the_database(service: LimitService) -> None:
-    assert (await service.effective_limit(GUILD, ALICE, [7])).source == "operator"
+    assert (await service.member_usage(GUILD, ALICE, [7])).limit.source == "operator"
     await service.set_server_default(GUILD, 4, "1d", actor_id=MOD)
-    assert (await service.effective_limit(GUILD, ALICE, [7])).spec == LimitSpec(4, D)
+    assert (await service.member_usage(GUILD, ALICE, [7])).limit.spec == LimitSpec(4, D)
     await service.set_role_limit(GUILD, 7, 2, "1h", actor_id=MOD)
-    assert (await service.effective_limit(GUILD, ALICE, [7])) == EffectiveLimit(
+    assert (await service.member_usage(GUILD, ALICE, [7])).limit == EffectiveLimit(
         LimitSpec(2, H), "role", 7
     )
-    assert (await service.effective_limit(GUILD, ALICE, [8])).source == "server"
+    assert (await service.member_usage(GUILD, ALICE, [8])).limit.source == "server"
     await service.set_user_limit(GUILD, ALICE, 0, "1d", actor_id=MOD)
-    assert (await service.effective_limit(GUILD, ALICE, [7])).blocked
+    assert (await service.member_usage(GUILD, ALICE, [7])).limit.blocked
     change = await service.clear_user_limit(GUILD, ALICE, actor_id=MOD)
     assert (change.before, change.after) == (LimitSpec(0, D), None)
     await service.clear_role_limit(GUILD, 7, actor_id=MOD)
     await service.clear_server_default(GUILD, actor_id=MOD)
-    assert (await service.effective_limit(GUILD, ALICE, [7])).source == "operator"
+    assert (await service.member_usage(GUILD, ALICE, [7])).limit.source == "operator"
     entries = await service.audit_log(GUILD)
     details = [(e.action, e.detail) for e in entries]
     assert len(details) == 6
     assert details[5] == ("set_server_default", "default: unset -> 4/1d")
     assert details[0] == ("clear_server_default", "default: 4/1d -> unset")
-    assert (await service.effective_limit(GUILD + 1, ALICE, [7])).source == "operator"
+    assert (await service.member_usage(GUILD + 1, ALICE, [7])).limit.source == "operator"
 
 
 async def test_a_change_that_changes_nothing_says_so_and_is_not_audited(
@@ -206,7 +206,7 @@ async def test_bad_period_names_the_accepted_forms_and_changes_nothing(
         await service.set_user_limit(GUILD, ALICE, 3, period, actor_id=MOD)
     assert "`30m`, `6h`, `1d` or `1w`" in caught.value.user_message
     assert await service.audit_log(GUILD) == []
-    assert (await service.effective_limit(GUILD, ALICE, [])).source == "operator"
+    assert (await service.member_usage(GUILD, ALICE, [])).limit.source == "operator"
 
 
 async def test_negative_count_is_refused(service: LimitService) -> None:

@@ -145,3 +145,28 @@ def test_progress_shows_this_jobs_own_typical_duration_and_no_full_bar_before_do
     value = render.progress_embed(make_job(), progress).fields[0].value
     assert "usually about a minute" in value
     assert "▱" in render.progress_bar(0.97)
+
+
+def test_a_cancel_says_whether_it_still_counts():
+    assert render.cancelled(make_job()) == "Cancelled. Nothing was spent."
+    started = render.cancelled(make_job(request_id="r-1"))
+    assert "Segmind had already started it" in started and "counts toward the limit" in started
+
+
+def test_the_finished_progress_points_at_the_clip():
+    job = make_job()
+    assert render.where_posted(job, 99, by_dm=True).startswith("Sent to the requester by direct")
+    assert render.where_posted(job, None, by_dm=False) == "Posted below."
+    link = render.where_posted(job, 99, by_dm=False)
+    assert (
+        link
+        == f"[Jump to the video](https://discord.com/channels/{job.guild_id}/{job.channel_id}/99)"
+    )
+
+
+def test_a_dm_names_the_server_literally():
+    job = make_job()
+    assert render.origin(job, "**Bold** _server_") == (
+        f"You asked for it in **\\*\\*Bold\\*\\* \\_server\\_**, <#{job.channel_id}>."
+    )
+    assert "a server" in render.origin(job, None)
