@@ -214,6 +214,9 @@ class Job:
     result_message_id: int | None = None
     error: str | None = None
     cost_usd: float = 0.0
+    fingerprint: str | None = None  # what makes a repeated request "the same" one
+    posting_started_at: float | None = None  # set durably right before the clip is posted
+    shared_at: float | None = None  # when a private clip was shared in its channel
 
     @property
     def counts_toward_limit(self) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from services.models import TERMINAL_STATES, Job, JobState, MemberTotal, VideoRequest
@@ -35,6 +35,8 @@ _UPDATABLE = frozenset(
         "result_message_id",
         "error",
         "cost_usd",
+        "posting_started_at",
+        "shared_at",
     }
 )
 _TERMINAL_VALUES = tuple(state.value for state in TERMINAL_STATES)
@@ -51,11 +53,12 @@ class NewJob:
     created_at: float
     private: bool = False
     parent_job_id: int | None = None
-    interaction_token: str | None = None
+    interaction_token: str | None = field(default=None, repr=False)  # a secret for 15 min
     interaction_created_at: float | None = None
     application_id: int | None = None
     upload_limit: int | None = None
     cost_usd: float = 0.0  # the price admission charges for it
+    fingerprint: str | None = None  # what makes a repeated request "the same" one
 
 
 def _job_from_row(row: Row) -> Job:
@@ -85,6 +88,9 @@ def _job_from_row(row: Row) -> Job:
         result_message_id=row["result_message_id"],
         error=row["error"],
         cost_usd=row["cost_usd"],
+        fingerprint=row["fingerprint"],
+        posting_started_at=row["posting_started_at"],
+        shared_at=row["shared_at"],
     )
 
 
@@ -98,8 +104,8 @@ class JobStore:
         job_id = await ex.insert(
             """INSERT INTO jobs (guild_id, channel_id, user_id, request_json, state, private,
                    parent_job_id, interaction_token, interaction_created_at, application_id,
-                   upload_limit, cost_usd, created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   upload_limit, cost_usd, fingerprint, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 new.guild_id,
                 new.channel_id,
@@ -113,6 +119,7 @@ class JobStore:
                 new.application_id,
                 new.upload_limit,
                 new.cost_usd,
+                new.fingerprint,
                 new.created_at,
                 new.created_at,
             ),

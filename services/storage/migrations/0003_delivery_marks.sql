@@ -1,0 +1,10 @@
+-- Marks that make a paid clip's delivery and a member's repeated click safe across restarts.
+-- fingerprint: what makes two requests "the same" (a double click, a repeated command), so
+--   the second within a few seconds is answered with the first instead of billed again.
+-- posting_started_at: set, durably, right before the clip is posted; after a crash the bot
+--   looks for its own message before posting again.
+-- shared_at: when a private clip was shared, so Share holds after a restart.
+ALTER TABLE jobs ADD COLUMN fingerprint TEXT;
+ALTER TABLE jobs ADD COLUMN posting_started_at REAL;
+ALTER TABLE jobs ADD COLUMN shared_at REAL;
+CREATE INDEX jobs_member_fingerprint ON jobs (guild_id, user_id, fingerprint, created_at);
