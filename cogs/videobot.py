@@ -12,6 +12,7 @@ from discord.ext import commands
 from cogs.alerts import ModeratorAlerts
 from cogs.sync import sync_commands
 from cogs.tree import VideoBotTree
+from cogs.video.custom_ids import SECRET_KEY, CustomIds, new_secret
 from cogs.video.presenter import JobPresenter
 from cogs.video.starter import JobStarter
 from services.app import Services
@@ -68,10 +69,14 @@ class VideoBot(commands.Bot):
         self.alerts = ModeratorAlerts(self)
         self.presenter = JobPresenter(self)
         self.starter = JobStarter(self)
+        self.custom_ids: CustomIds  # set in setup_hook: the secret lives in the database
         self._force_sync = force_sync
         self._sync = sync
 
     async def setup_hook(self) -> None:
+        # Before any view is built: every job button is signed with this database's secret.
+        secret = await self.services.storage.meta.setdefault(SECRET_KEY, new_secret())
+        self.custom_ids = CustomIds(secret)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self._sync:

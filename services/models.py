@@ -217,6 +217,7 @@ class Job:
     fingerprint: str | None = None  # what makes a repeated request "the same" one
     posting_started_at: float | None = None  # set durably right before the clip is posted
     shared_at: float | None = None  # when a private clip was shared in its channel
+    shared_message_id: int | None = None  # the shared post, whose buttons act on this job
 
     @property
     def counts_toward_limit(self) -> bool:

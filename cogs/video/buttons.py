@@ -2,11 +2,14 @@
 
 Each button is a ``DynamicItem``: the job id lives in the custom id and the state in
 the database, so a button clicked a week later, after any number of restarts, still
-finds its job.
+finds its job. The custom id is signed with the database's secret (``custom_ids``), and
+a button acts only from a message of its own job, so a button from another database
+or another message never acts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -17,6 +20,7 @@ from cogs.permissions import is_moderator
 from cogs.replies import reply
 from cogs.tree import describe_error
 from cogs.video import render
+from cogs.video.custom_ids import CustomIds
 from services.errors import BotError
 from services.models import Job, JobState
 
@@ -31,11 +35,14 @@ def _bot(interaction: discord.Interaction) -> VideoBot:
     return cast("VideoBot", interaction.client)
 
 
-async def _job(interaction: discord.Interaction, job_id: int) -> Job:
-    job = await _bot(interaction).services.storage.jobs.get(job_id)
-    if job is None or job.guild_id != interaction.guild_id:
-        raise BotError("That video is no longer known to me.")
-    return job
+def _job_messages(job: Job) -> set[int]:
+    """The messages that carry this job's buttons: progress, result, shared post."""
+    ids = {job.message_id, job.result_message_id, job.shared_message_id}
+    return {message_id for message_id in ids if message_id}
+
+
+def _clicked_on_own_message(interaction: discord.Interaction, job: Job) -> bool:
+    return interaction.message is not None and interaction.message.id in _job_messages(job)
 
 
 async def _owner_or_moderator(interaction: discord.Interaction, job: Job, action: str) -> None:
@@ -46,7 +53,8 @@ async def _owner_or_moderator(interaction: discord.Interaction, job: Job, action
 
 class JobButton(
     discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=r"vjob:(?P<action>[a-z]+):(?P<job>\d+)",
+    # The signature is absent on buttons posted before ids were signed.
+    template=r"vjob:(?P<action>[a-z]+):(?P<job>\d+)(?::(?P<sig>[A-Za-z0-9_-]{1,40}))?",
 ):
     """One class for every job button; the action in the custom id picks the behaviour."""
 
@@ -59,17 +67,20 @@ class JobButton(
         "delete": ("Delete", discord.ButtonStyle.danger, None),
     }
 
-    def __init__(self, action: str, job_id: int) -> None:
+    def __init__(self, action: str, job_id: int, custom_id: str) -> None:
         label, style, emoji = self.LABELS.get(
             action, ("Unavailable", discord.ButtonStyle.secondary, None)
         )
         super().__init__(
-            discord.ui.Button(
-                label=label, style=style, emoji=emoji, custom_id=f"vjob:{action}:{job_id}"
-            )
+            discord.ui.Button(label=label, style=style, emoji=emoji, custom_id=custom_id)
         )
         self.action = action
         self.job_id = job_id
+        self.signature: str | None = None
+
+    @classmethod
+    def for_job(cls, action: str, job_id: int, ids: CustomIds) -> JobButton:
+        return cls(action, job_id, ids.make(action, job_id))
 
     @classmethod
     async def from_custom_id(
@@ -77,7 +88,30 @@ class JobButton(
     ) -> JobButton:
         # An unknown action (a button from another version) still gets an item, so that the
         # click is answered; raising here would leave it unanswered.
-        return cls(match["action"], int(match["job"]))
+        button = cls(match["action"], int(match["job"]), match.group(0))
+        button.signature = match["sig"]
+        return button
+
+    async def _own_job(self, interaction: discord.Interaction) -> Job:
+        """The button's job, if this button is truly its own: signed by this database, or
+        (posted before ids were signed) clicked on one of the job's own messages."""
+        bot = _bot(interaction)
+        job = await bot.services.storage.jobs.get(self.job_id)
+        signed = bot.custom_ids.verify(self.action, self.job_id, self.signature)
+        if (
+            job is None
+            or job.guild_id != interaction.guild_id
+            or not (
+                signed or (self.signature is None and _clicked_on_own_message(interaction, job))
+            )
+        ):
+            log.info(
+                "button %s for job=%s refused: not this database's or not its message",
+                self.action,
+                self.job_id,
+            )
+            raise BotError("That video is no longer known to me.")
+        return job
 
     async def callback(self, interaction: discord.Interaction) -> None:
         try:
@@ -96,7 +130,7 @@ class JobButton(
         # Answer first: the lookups wait on SQLite, and cancelling waits for an in-flight
         # submit to answer; both can outlast Discord's 3 s. Private, like any refusal.
         await interaction.response.defer(ephemeral=True, thinking=True)
-        job = await _job(interaction, self.job_id)
+        job = await self._own_job(interaction)
         await _owner_or_moderator(interaction, job, "cancel")
         if job.state.is_terminal or job.state is JobState.DOWNLOADED:
             # From DOWNLOADED on, the clip is made and paid for, and may be posted already.
@@ -108,13 +142,24 @@ class JobButton(
         await reply(interaction, render.cancelled(stopped), ephemeral=True)
 
     async def _reroll(self, interaction: discord.Interaction) -> None:
-        await _bot(interaction).starter.reroll(interaction, self.job_id)
+        starter = _bot(interaction).starter
+        # The lookup shares admission's time budget: acknowledged first if it is slow.
+        original = await starter.in_time(
+            interaction, asyncio.ensure_future(self._own_job(interaction))
+        )
+        if original.private and interaction.user.id != original.user_id:
+            # The new job would carry the private prompt to whoever clicked.
+            raise BotError("Only the person who made this video can re-roll it.")
+        await starter.reroll(interaction, original)
 
     async def _delete(self, interaction: discord.Interaction) -> None:
         # An invisible acknowledgement first (the checks wait on SQLite); a refusal then
         # comes as a private follow-up.
         await interaction.response.defer()
-        job = await _job(interaction, self.job_id)
+        job = await self._own_job(interaction)
+        if not _clicked_on_own_message(interaction, job):
+            # Deleting acts on the clicked message: it must be this job's own.
+            raise BotError("That video is no longer known to me.")
         await _owner_or_moderator(interaction, job, "delete")
         try:
             await _delete_clicked_message(interaction)
@@ -127,7 +172,7 @@ class JobButton(
     async def _share(self, interaction: discord.Interaction) -> None:
         # Lookups and re-encoding can take a while; a private defer keeps problems private.
         await interaction.response.defer(ephemeral=True, thinking=True)
-        job = await _job(interaction, self.job_id)
+        job = await self._own_job(interaction)
         if interaction.user.id != job.user_id:
             raise BotError("Only the person who made this video can share it.")
         if not _bot(interaction).services.clips.exists(job) or job.clip_path is None:
@@ -135,18 +180,23 @@ class JobButton(
                 "This clip is no longer stored, so it cannot be shared. Make it again with "
                 f"`/video` and seed `{job.request.seed}`."
             )
-        shared = _bot(interaction).presenter.shared
-        if job.id in shared:
-            # The private message keeps its Share button: a second click must not post again.
+        bot = _bot(interaction)
+        # Stored, so a second click, a restart or another process cannot post it again;
+        # the private message keeps its Share button.
+        if not await bot.services.storage.jobs.claim_share(job.id, now=bot.services.clock.time()):
             raise BotError("You have already shared this video.")
-        shared.add(job.id)
         try:
-            await self._post_share(interaction, job, Path(job.clip_path))
+            shared_id = await self._post_share(interaction, job, Path(job.clip_path))
         except BaseException:
-            shared.discard(job.id)
+            await asyncio.shield(
+                bot.services.storage.jobs.release_share(job.id, now=bot.services.clock.time())
+            )
             raise
+        await bot.services.storage.jobs.update(
+            job.id, now=bot.services.clock.time(), shared_message_id=shared_id
+        )
 
-    async def _post_share(self, interaction: discord.Interaction, job: Job, stored: Path) -> None:
+    async def _post_share(self, interaction: discord.Interaction, job: Job, stored: Path) -> int:
         path = await _bot(interaction).services.clips.fit(
             job, interaction.filesize_limit, source=stored
         )
@@ -156,14 +206,16 @@ class JobButton(
         embed.title = "A video, shared"
         # The first follow-up replaces the private "thinking"; the share is the second.
         await reply(interaction, "Sharing it in the channel…")
-        await interaction.followup.send(
+        posted = await interaction.followup.send(
             f"<@{job.user_id}> shared a video.",
             embed=embed,
             file=discord.File(path, filename=f"video-{job.id}.mp4"),
-            view=result_view(job, shared=True),
+            view=result_view(job, _bot(interaction).custom_ids, shared=True),
             allowed_mentions=discord.AllowedMentions.none(),
+            wait=True,
         )
         await interaction.edit_original_response(content="Shared in the channel.")
+        return posted.id
 
 
 async def _delete_clicked_message(interaction: discord.Interaction) -> None:
@@ -180,17 +232,17 @@ async def _delete_clicked_message(interaction: discord.Interaction) -> None:
 BUTTONS = (JobButton,)
 
 
-def progress_view(job: Job) -> discord.ui.View:
+def progress_view(job: Job, ids: CustomIds) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(JobButton("cancel", job.id))
+    view.add_item(JobButton.for_job("cancel", job.id, ids))
     return view
 
 
-def result_view(job: Job, *, shared: bool = False) -> discord.ui.View:
+def result_view(job: Job, ids: CustomIds, *, shared: bool = False) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(JobButton("reroll", job.id))
+    view.add_item(JobButton.for_job("reroll", job.id, ids))
     if job.private and not shared:
-        view.add_item(JobButton("share", job.id))
+        view.add_item(JobButton.for_job("share", job.id, ids))
     else:
-        view.add_item(JobButton("delete", job.id))
+        view.add_item(JobButton.for_job("delete", job.id, ids))
     return view

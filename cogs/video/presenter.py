@@ -39,8 +39,6 @@ class JobPresenter:
         self._throttle = EditThrottle(bot.timings.progress_edit_interval)
         self._allowance: dict[int, str] = {}  # "$0.36 · 2 of 3 clips left today", per job
         self._background = BackgroundTasks()
-        # Private clips shared since the start: Share stays on the private message.
-        self.shared: set[int] = set()
 
     # --- what the starter tells it --------------------------------------------------------
 
@@ -73,7 +71,7 @@ class JobPresenter:
             await self.messenger.edit_progress(
                 current,
                 embed=render.progress_embed(current, progress, allowance),
-                view=progress_view(current),
+                view=progress_view(current, self._bot.custom_ids),
             )
 
         self._throttle.update(job.id, render.progress_key(progress), send)
@@ -90,7 +88,7 @@ class JobPresenter:
             content=render.result_content(current),
             link_content=render.result_content(current, link=current.video_url),
             embed=render.result_embed(current, allowance),
-            view=result_view(current),
+            view=result_view(current, self._bot.custom_ids),
         )
         message_id = await self.messenger.send_result(current, result)
         self._allowance.pop(job.id, None)

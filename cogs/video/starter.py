@@ -93,7 +93,7 @@ class JobStarter:
             message_id = await self._post_progress(
                 interaction,
                 embed=render.progress_embed(job, first, presenter.allowance_of(job)),
-                view=progress_view(job),
+                view=progress_view(job, self._bot.custom_ids),
                 private=private,
             )
         except Exception:
@@ -115,14 +115,10 @@ class JobStarter:
         await self._services.runner.enqueue(job)
         return job
 
-    async def reroll(self, interaction: discord.Interaction, job_id: int) -> None:
-        """The same request as job ``job_id`` with a new seed, through the limits like any other."""
-        lookup = asyncio.ensure_future(self._services.storage.jobs.get(job_id))
-        original = await self.in_time(interaction, lookup)
-        if original is None or original.guild_id != interaction.guild_id:
-            raise BotError("That video is no longer known to me.")
+    async def reroll(self, interaction: discord.Interaction, original: Job) -> None:
+        """The same request as ``original`` with a new seed, through the limits like any other."""
         request = original.request.with_seed(random_seed())
-        await self.start(interaction, request, private=original.private, parent_job_id=job_id)
+        await self.start(interaction, request, private=original.private, parent_job_id=original.id)
 
     async def _admit(
         self, interaction: discord.Interaction, request: VideoRequest, origin: JobOrigin

@@ -37,6 +37,7 @@ _UPDATABLE = frozenset(
         "cost_usd",
         "posting_started_at",
         "shared_at",
+        "shared_message_id",
     }
 )
 _TERMINAL_VALUES = tuple(state.value for state in TERMINAL_STATES)
@@ -91,6 +92,7 @@ def _job_from_row(row: Row) -> Job:
         fingerprint=row["fingerprint"],
         posting_started_at=row["posting_started_at"],
         shared_at=row["shared_at"],
+        shared_message_id=row["shared_message_id"],
     )
 
 
@@ -151,6 +153,24 @@ class JobStore:
         if job is None:
             raise LookupError(f"job {job_id} does not exist")
         return job
+
+    async def claim_share(self, job_id: int, *, now: float) -> bool:
+        """Mark a private clip shared unless it already is; True when this call marked it.
+
+        One statement, so two clicks (or two processes) cannot both post the share.
+        """
+        changed = await self._db.execute(
+            "UPDATE jobs SET shared_at = ?, updated_at = ? WHERE id = ? AND shared_at IS NULL",
+            (now, now, job_id),
+            durable=True,
+        )
+        return changed == 1
+
+    async def release_share(self, job_id: int, *, now: float) -> None:
+        """The share could not be posted: let the member try again."""
+        await self._db.execute(
+            "UPDATE jobs SET shared_at = NULL, updated_at = ? WHERE id = ?", (now, job_id)
+        )
 
     async def unfinished(self) -> list[Job]:
         """Jobs a restart must pick up, oldest first."""

@@ -13,6 +13,15 @@ class MetaStore:
         row = await self._db.fetchone("SELECT value FROM meta WHERE key = ?", (key,))
         return row[0] if row else None
 
+    async def setdefault(self, key: str, value: str) -> str:
+        """The stored value, storing ``value`` first when there is none (once, atomically)."""
+        await self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING", (key, value)
+        )
+        stored = await self.get(key)
+        assert stored is not None
+        return stored
+
     async def set(self, key: str, value: str) -> None:
         await self._db.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?)"
