@@ -1,14 +1,20 @@
-"""Fetch a finished clip from Segmind's CDN to disk: atomically, within a size cap, MP4 only.
+"""Fetch a finished clip from Segmind's CDN to disk: atomically, within a size cap, whole MP4s only.
 
 The link in a result points at a CDN, not at the API, so this module never sees the API
 key: the code that holds it is ``services.segmind`` alone. Failures are the same typed
 errors the client raises, so the runner treats both alike: an expired link
 (403/404/410) is ``SegmindRequestExpired``; a 5xx, a dropped connection or a body that is
-not a video (an error page served with a 200) is worth another try.
+not a whole video (an error page served with a 200, a transfer cut short) is worth
+another try.
+
+A body that ends when the connection closes, with no ``Content-Length`` to compare, looks
+complete to HTTP even when it was cut short; so a clip is accepted only once its MP4
+boxes add up to the file (``services.mp4``) and ffmpeg decodes every frame of it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import tempfile
@@ -34,6 +40,8 @@ from services.http_text import (
     read_capped,
     without_query,
 )
+from services.mp4 import structure_problem
+from services.transcode import TranscodeFailed, decode_problem
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +70,7 @@ class ClipDownloader:
         """Stream the MP4 at ``url`` to ``dest`` atomically; return the bytes written.
 
         A partial file never stays behind, and an existing ``dest`` is only ever replaced
-        by a complete, checked clip.
+        by a whole clip: one whose boxes add up and that ffmpeg decodes.
         """
         if not is_http_url(url):
             raise SegmindMalformedResponse(detail="download: the video URL is not http(s)")
@@ -75,6 +83,7 @@ class ClipDownloader:
         try:
             with os.fdopen(fd, "wb") as out:
                 written = await self._stream(url, out, max_bytes=max_bytes, timeout=timeout)
+            await _refuse_broken(temp, without_query(url))
             os.replace(temp, dest)
         except BaseException:
             temp.unlink(missing_ok=True)
@@ -120,6 +129,24 @@ async def _copy_checked(
     if len(head) < _BOX_HEADER:
         _refuse_non_mp4(head, resp.status, shown_url)
     return written
+
+
+async def _refuse_broken(path: Path, shown_url: str) -> None:
+    """Refuse a clip that is not whole: boxes that do not add up, or frames ffmpeg cannot decode.
+
+    Both run off the event loop (a thread reads the box headers; ffmpeg is a process).
+    """
+    problem = await asyncio.to_thread(structure_problem, path)
+    if problem is None:
+        try:
+            problem = await decode_problem(path)
+        except TimeoutError:
+            problem = "ffmpeg did not finish decoding it in time"
+        except TranscodeFailed as error:
+            # Without ffmpeg the box check alone still catches a transfer cut short.
+            log.warning("download %s: not decoded to check it (%s)", shown_url, error)
+    if problem is not None:
+        raise DownloadNotAVideo(detail=f"download {shown_url}: not a whole MP4: {problem}")
 
 
 def _status_error(status: int, body: bytes, shown_url: str) -> SegmindError:

@@ -5,7 +5,8 @@ switch points the client at it. Jobs move QUEUED -> PROCESSING -> COMPLETED on t
 injected clock; a prompt containing ``[fail]`` ends FAILED, the way a content block does.
 Tests can make the next answers on a route misbehave (``inject``, ``hang``,
 ``reset_connection``, ``slow``) to play a rate limit, a proxy error, a lost or a late
-answer.
+answer, and cut a download short (``cut_download_short``). A redirect is an ``inject``
+with a 3xx status and a ``Location`` header.
 
 Run it alone with ``python -m services.simulator --port 0``: it prints
 ``SIMULATOR_URL=http://127.0.0.1:PORT`` and serves until SIGTERM or SIGINT.
@@ -106,13 +107,14 @@ class _Job:
 class _Override:
     """A scripted misbehaviour for the next calls on one route."""
 
-    action: str  # "respond" | "hang" | "reset" | "slow"
+    action: str  # "respond" | "hang" | "reset" | "slow" | "cut"
     times: int
     accept: bool
     status: int = 200
     body: str | dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # "slow": seconds (real time, like a slow network) before answering
+    keep_bytes: int = 0  # "cut": how much of the clip is sent before the connection closes
 
 
 class SegmindSimulator:
@@ -218,6 +220,17 @@ class SegmindSimulator:
         if seconds < 0:
             raise ValueError("seconds must not be negative")
         self._add_override(route, _Override("slow", times, accept=False, delay=seconds))
+
+    def cut_download_short(self, *, keep_bytes: int, times: int = 1) -> None:
+        """Send only the clip's first ``keep_bytes`` bytes on the next downloads, then close.
+
+        The answer has neither a ``Content-Length`` nor chunked encoding: its body ends
+        where the connection does (HTTP/1.1 allows it), so a client cannot tell from HTTP
+        alone that the transfer was cut short. The connection is closed cleanly, not reset.
+        """
+        if keep_bytes < 0:
+            raise ValueError("keep_bytes must not be negative")
+        self._add_override("download", _Override("cut", times, accept=False, keep_bytes=keep_bytes))
 
     def expire(self, request_id: str) -> None:
         """Forget a job now, as Segmind does an hour after it finished."""
@@ -440,6 +453,9 @@ class SegmindSimulator:
         await request.read()
         if override.action == "respond":
             return _scripted_response(override)
+        if override.action == "cut":
+            _send_cut_short(request, self._video[: override.keep_bytes])
+            return web.Response(status=499)  # the connection is closing: aiohttp drops it
         if override.action == "hang":
             await self._release_hung.wait()
         _drop_connection(request)
@@ -511,6 +527,17 @@ def _scripted_response(override: _Override) -> web.Response:
     if not has_type:
         headers["Content-Type"] = f"{guessed}; charset=utf-8"
     return web.Response(status=override.status, body=text.encode(), headers=headers)
+
+
+def _send_cut_short(request: web.Request, body: bytes) -> None:
+    """A 200 whose body ends when the connection closes: written raw, as aiohttp's own
+    response would announce a length or use chunked encoding, which a client checks."""
+    transport = request.transport
+    if transport is None:
+        return
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nConnection: close\r\n\r\n"
+    transport.write(head + body)
+    transport.close()  # flushes what was written first, then closes: an early, clean end
 
 
 def _drop_connection(request: web.Request) -> None:

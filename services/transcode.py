@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 HEADROOM = 0.90
 MIN_VIDEO_KBPS = 64
 ENCODE_TIMEOUT = 180.0
+# Decoding a few seconds of video takes well under a second; a clip that takes minutes is
+# not one Segmind made.
+DECODE_CHECK_TIMEOUT = 120.0
 _DURATION = re.compile(rb"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 
 
@@ -31,7 +34,10 @@ def ffmpeg_exe() -> str:
         import imageio_ffmpeg
     except ImportError as exc:  # pragma: no cover - it is in requirements.txt
         raise TranscodeFailed("imageio-ffmpeg is not installed") from exc
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
+    try:
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except RuntimeError as exc:  # pragma: no cover - the wheel ships its binary
+        raise TranscodeFailed(f"no ffmpeg binary: {exc}") from exc
 
 
 async def _run(args: list[str], timeout: float) -> tuple[int, bytes]:
@@ -56,6 +62,38 @@ async def probe_duration(path: Path) -> float | None:
         return None
     hours, minutes, seconds = match.groups()
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+async def decode_problem(path: Path, timeout: float = DECODE_CHECK_TIMEOUT) -> str | None:
+    """What goes wrong when ffmpeg decodes every frame of the clip; None when nothing does.
+
+    ``-xerror`` makes ffmpeg stop with a non-zero exit at the first error, which a broken
+    frame alone would not do; frames go to the null muxer, so nothing is written. Raises
+    TimeoutError past ``timeout`` (ffmpeg is killed) and TranscodeFailed when ffmpeg
+    cannot be run at all.
+    """
+    args = [
+        "-nostdin",
+        "-hide_banner",
+        "-v",
+        "error",
+        "-xerror",
+        "-i",
+        str(path),
+        "-f",
+        "null",
+        "-",
+    ]
+    try:
+        code, stderr = await _run(args, timeout)
+    except TimeoutError:
+        raise  # an OSError too, but not a missing ffmpeg
+    except OSError as exc:
+        raise TranscodeFailed(f"ffmpeg could not be started: {exc}") from exc
+    if code == 0:
+        return None
+    said = " ".join(stderr.decode(errors="replace").split())
+    return f"ffmpeg could not decode it (exit {code}): {said[-300:] or 'no message'}"
 
 
 def video_kbps(max_bytes: int, duration: float, factor: float = 1.0) -> int:

@@ -261,6 +261,28 @@ async def test_a_download_that_is_not_an_mp4_is_refused_as_retryable(
     assert list(tmp_path.iterdir()) == []
 
 
+def opening_with(box: bytes) -> bytes:
+    """The sample clip rearranged to open with ``box``, still whole and still playable.
+
+    Every variant keeps the frames (mdat) at the same offset, so the index (moov) that
+    points into them stays right: ftyp (32 bytes) gives way to a box of the same size.
+    """
+    ftyp, moov, free, mdat = (
+        SAMPLE_MP4[:32],
+        SAMPLE_MP4[32:1417],
+        SAMPLE_MP4[1417:1425],
+        SAMPLE_MP4[1425:],
+    )
+    assert (ftyp[4:8], moov[4:8], free[4:8], mdat[4:8]) == (b"ftyp", b"moov", b"free", b"mdat")
+    if box == b"ftyp":
+        return SAMPLE_MP4
+    if box == b"moov":
+        return moov + ftyp + free + mdat
+    if box == b"mdat":  # an empty first mdat: some muxers write one
+        return b"\x00\x00\x00\x20mdat" + bytes(24) + SAMPLE_MP4[32:]
+    return SAMPLE_MP4[:4] + box + SAMPLE_MP4[8:]
+
+
 @pytest.mark.parametrize("box", [b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"])
 async def test_every_box_an_mp4_may_open_with_is_accepted(
     simulator_factory: SimulatorFactory,
@@ -269,13 +291,76 @@ async def test_every_box_an_mp4_may_open_with_is_accepted(
     tmp_path: Path,
     box: bytes,
 ) -> None:
-    clip = b"\x00\x00\x00\x10" + box + b"\x00" * 1000
+    clip = opening_with(box)
     sim = await simulator_factory(video_bytes=clip, download_content_length=False)
     url = await finished_video_url(segmind_client_factory(sim.base_url))
 
-    await downloader.download(url, tmp_path / "a.mp4", max_bytes=10_000)
+    await downloader.download(url, tmp_path / "a.mp4", max_bytes=100_000)
 
     assert (tmp_path / "a.mp4").read_bytes() == clip
+
+
+# --- a whole clip or none -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "keep", [20, 500, 20_000, len(SAMPLE_MP4) - 1], ids=["ftyp", "moov", "mdat", "last byte"]
+)
+async def test_a_transfer_cut_short_without_a_length_is_refused_as_retryable(
+    simulator: SegmindSimulator,
+    segmind_client: SegmindClient,
+    downloader: ClipDownloader,
+    tmp_path: Path,
+    keep: int,
+) -> None:
+    """The body ends when the connection closes, so HTTP cannot tell: the MP4 check does."""
+    url = await finished_video_url(segmind_client)
+    dest = tmp_path / "a.mp4"
+    dest.write_bytes(b"previous clip")
+    simulator.cut_download_short(keep_bytes=keep)
+
+    with pytest.raises(DownloadNotAVideo) as info:
+        await downloader.download(url, dest, max_bytes=10_000_000)
+
+    assert isinstance(info.value, SegmindServerError)  # the runner fetches it again
+    assert "not a whole MP4" in info.value.detail
+    assert dest.read_bytes() == b"previous clip"
+    assert list(tmp_path.iterdir()) == [dest]
+
+
+async def test_the_next_try_after_a_cut_transfer_gets_the_whole_clip(
+    simulator: SegmindSimulator,
+    segmind_client: SegmindClient,
+    downloader: ClipDownloader,
+    tmp_path: Path,
+) -> None:
+    url = await finished_video_url(segmind_client)
+    simulator.cut_download_short(keep_bytes=20_000)
+    with pytest.raises(DownloadNotAVideo):
+        await downloader.download(url, tmp_path / "a.mp4", max_bytes=10_000_000)
+
+    size = await downloader.download(url, tmp_path / "a.mp4", max_bytes=10_000_000)
+
+    assert size == len(SAMPLE_MP4)
+    assert (tmp_path / "a.mp4").read_bytes() == SAMPLE_MP4
+
+
+async def test_a_whole_length_clip_whose_frames_do_not_decode_is_refused(
+    simulator_factory: SimulatorFactory,
+    segmind_client_factory: SegmindClientFactory,
+    downloader: ClipDownloader,
+    tmp_path: Path,
+) -> None:
+    damaged = bytearray(SAMPLE_MP4)
+    damaged[5_000:9_000] = bytes(4_000)  # inside the frames: every box still adds up
+    sim = await simulator_factory(video_bytes=bytes(damaged))
+    url = await finished_video_url(segmind_client_factory(sim.base_url))
+
+    with pytest.raises(DownloadNotAVideo) as info:
+        await downloader.download(url, tmp_path / "a.mp4", max_bytes=10_000_000)
+
+    assert "ffmpeg could not decode it" in info.value.detail
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_simulators_sample_clip_looks_like_an_mp4() -> None:

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from services.simulator import DEFAULT_VIDEO_PATH
-from services.transcode import TranscodeFailed, ffmpeg_exe, fit_to_size, probe_duration, video_kbps
+from services.transcode import (
+    TranscodeFailed,
+    decode_problem,
+    ffmpeg_exe,
+    fit_to_size,
+    probe_duration,
+    video_kbps,
+)
 
 
 def make_big_clip(path: Path, seconds: int = 6) -> Path:
@@ -73,3 +80,36 @@ async def test_an_encode_cut_short_leaves_no_file_that_looks_finished(tmp_path):
     with pytest.raises(asyncio.CancelledError):
         await encode
     assert not dest.exists() and not partial.exists()
+
+
+# --- decoding a clip to check it ------------------------------------------------------------
+
+
+async def test_the_sample_clip_decodes_cleanly():
+    assert await decode_problem(DEFAULT_VIDEO_PATH) is None
+
+
+async def test_a_clip_with_damaged_frames_does_not_decode(tmp_path):
+    """Same length, boxes intact, a stretch of the frames zeroed: only decoding shows it."""
+    damaged = bytearray(DEFAULT_VIDEO_PATH.read_bytes())
+    damaged[5_000:9_000] = bytes(4_000)
+    path = tmp_path / "damaged.mp4"
+    path.write_bytes(bytes(damaged))
+
+    problem = await decode_problem(path)
+
+    assert problem is not None and problem.startswith("ffmpeg could not decode it (exit ")
+
+
+async def test_a_clip_cut_short_does_not_decode(tmp_path):
+    path = tmp_path / "cut.mp4"
+    path.write_bytes(DEFAULT_VIDEO_PATH.read_bytes()[:20_000])
+
+    assert await decode_problem(path) is not None
+
+
+async def test_decoding_is_bounded_by_its_timeout(tmp_path):
+    src = make_big_clip(tmp_path / "big.mp4", seconds=12)
+
+    with pytest.raises(TimeoutError):
+        await decode_problem(src, timeout=0.001)
