@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import enum
 import secrets
-from dataclasses import asdict, dataclass, field
+import unicodedata
+from dataclasses import InitVar, asdict, dataclass, field, fields
 from typing import Any
 
 from services.errors import ValidationError
@@ -32,6 +33,32 @@ def random_seed() -> int:
     return secrets.randbelow(SEED[1] + 1)
 
 
+# Unicode categories that never show: controls, format characters (zero-width, bidi
+# controls, BOM), and every kind of space and line or paragraph separator.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+# Characters from other categories that render as nothing, used to pass "not empty" checks:
+# Hangul fillers (letters by category), the braille blank, variation selectors and the
+# combining grapheme joiner, Khmer inherent vowels and Mongolian variation selectors.
+_INVISIBLE_CHARACTERS = frozenset(
+    "\u115f\u1160\u3164\uffa0\u2800\u034f\u17b4\u17b5\u180b\u180c\u180d\u180f"
+    + "".join(chr(c) for c in range(0xFE00, 0xFE10))
+    + "".join(chr(c) for c in range(0xE0100, 0xE01F0))
+)
+
+
+def is_invisible(character: str) -> bool:
+    """True for a character that shows nothing on screen (a space, a control, a filler)."""
+    return (
+        character in _INVISIBLE_CHARACTERS
+        or unicodedata.category(character) in _INVISIBLE_CATEGORIES
+    )
+
+
+def has_visible_text(text: str) -> bool:
+    """Whether ``text`` shows anything: a prompt of zero-width or blank characters does not."""
+    return not all(is_invisible(character) for character in text)
+
+
 def _check_range(name: str, value: float, bounds: tuple[float, float]) -> None:
     low, high = bounds
     if not low <= value <= high:
@@ -44,7 +71,9 @@ class VideoRequest:
     """One text-to-video request, validated; the Segmind payload is derived from it.
 
     Requests come from the slash command, re-roll buttons, the CLI and restarts, so the
-    ranges are checked here and not only by Discord's option limits.
+    ranges are checked here and not only by Discord's option limits. A prompt must show
+    something: one of only invisible characters would be billed for a clip of nothing.
+    ``stored`` (``from_payload`` only) skips that one rule for requests admitted before it.
     """
 
     prompt: str
@@ -54,11 +83,14 @@ class VideoRequest:
     steps: int = DEFAULT_STEPS
     guidance_scale: float = DEFAULT_GUIDANCE_SCALE
     frame_rate: int = DEFAULT_FRAME_RATE
+    stored: InitVar[bool] = False
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, stored: bool) -> None:
         prompt = self.prompt.strip() if isinstance(self.prompt, str) else ""
         if not prompt:
             raise ValidationError("The prompt is empty: describe the video you want.")
+        if not (stored or has_visible_text(prompt)):
+            raise ValidationError("The prompt has no visible text: describe the video you want.")
         if len(self.prompt) > PROMPT_MAX:
             raise ValidationError(
                 f"The prompt is {len(self.prompt)} characters; the limit is {PROMPT_MAX}."
@@ -69,6 +101,12 @@ class VideoRequest:
         ):
             raise ValidationError(
                 f"The negative prompt must be text of at most {NEGATIVE_PROMPT_MAX} characters."
+            )
+        # Empty means "avoid nothing" and stays allowed; only invisible characters mean a typo
+        # or a trick, and would be sent to Segmind as if they were a description.
+        if self.negative_prompt and not (stored or has_visible_text(self.negative_prompt)):
+            raise ValidationError(
+                "The negative prompt has no visible text: leave it out, or say what to avoid."
             )
         for name in ("input_frames", "steps", "frame_rate", "seed"):
             value = getattr(self, name)
@@ -121,9 +159,13 @@ class VideoRequest:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> VideoRequest:
-        """Rebuild a stored request (validated again: stored data is input too)."""
+        """Rebuild a stored request (validated again: stored data is input too).
+
+        Its ranges are checked, but not the visible-text rule: a request stored before that
+        rule was admitted and perhaps billed, and history and restarts must still read it.
+        """
         try:
-            return cls(**{name: payload[name] for name in cls.__dataclass_fields__})
+            return cls(**{f.name: payload[f.name] for f in fields(cls)}, stored=True)
         except (KeyError, TypeError) as exc:
             raise ValidationError("A stored request is incomplete.", detail=repr(exc)) from exc
 

@@ -74,3 +74,48 @@ def test_with_seed_changes_only_the_seed():
     request = VideoRequest.create("a dog", seed=1, steps=30)
     other = request.with_seed(2)
     assert other.seed == 2 and other.steps == 30 and other.prompt == "a dog"
+
+
+INVISIBLE = {
+    "zero-width space": "\u200b",
+    "zero-width joiners": "\u200c\u200d",
+    "word joiner and BOM": "\u2060\ufeff",
+    "braille blank": "\u2800",
+    "hangul fillers": "\u3164\u115f\u1160\uffa0",
+    "NUL and controls": "\x00\x07\x1b",
+    "bidi controls": "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069",
+    "no-break and ideographic spaces": "\u00a0\u3000\u2003",
+    "line and paragraph separators": "\u2028\u2029",
+    "variation selectors": "\ufe0f\U000e0100",
+    "a mix of them": " \u200b\u3164 \u2800\u202e\ufeff ",
+}
+
+
+@pytest.mark.parametrize("text", INVISIBLE.values(), ids=INVISIBLE.keys())
+def test_a_prompt_of_only_invisible_characters_is_refused(text):
+    with pytest.raises(ValidationError, match=r"prompt (is empty|has no visible text)"):
+        VideoRequest.create(text)
+
+
+@pytest.mark.parametrize("text", INVISIBLE.values(), ids=INVISIBLE.keys())
+def test_a_negative_prompt_of_only_invisible_characters_is_refused(text):
+    with pytest.raises(ValidationError, match="negative prompt has no visible text"):
+        VideoRequest.create("a cat", negative_prompt=text)
+
+
+def test_an_empty_negative_prompt_still_means_avoid_nothing():
+    assert VideoRequest.create("a cat", negative_prompt="").negative_prompt == ""
+
+
+@pytest.mark.parametrize("prompt", ["a\u200bcat", "\u3164 a cat \u2800", "猫", "🐈", "é"])
+def test_visible_text_among_invisible_characters_is_a_prompt(prompt):
+    assert VideoRequest.create(prompt).prompt == prompt.strip()
+
+
+def test_a_stored_invisible_request_stays_readable_but_cannot_be_rerolled():
+    # Admitted (and billed) before the rule existed: history and restarts must still read it.
+    payload = {**VideoRequest.create("a cat", seed=3).to_payload(), "prompt": "\u200b"}
+    stored = VideoRequest.from_payload(payload)
+    assert stored.prompt == "\u200b"
+    with pytest.raises(ValidationError, match="no visible text"):
+        stored.with_seed(4)
