@@ -443,7 +443,7 @@ class JobRunner:
         attempts = self._config.submit_attempts
         for attempt in range(1, attempts + 1):
             try:
-                return await self._submit_shielded(job)
+                return await self._submit(job)
             except (SegmindRateLimited, SegmindUnavailable) as err:
                 if attempt == attempts:
                     raise
@@ -465,36 +465,60 @@ class JobRunner:
                 await self._clock.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _submit_shielded(self, job: Job) -> Job:
-        """One submit that a cancel (member or shutdown) lets finish, so its answer is stored.
+    async def _submit(self, job: Job) -> Job:
+        """Mark the job as being sent, then send it once; a cancel until the send costs nothing.
+
+        Only the request itself is shielded: a Cancel or a shutdown while the mark is written
+        or the member is shown "submitting" stops the job before anything leaves.
+        """
+        try:
+            # On disk before the submit leaves: after a power cut the job must come back as
+            # 'submitting' (outcome unknown, never resent), not 'queued' (sent, billed, again).
+            job = await self._storage.jobs.update(
+                job.id, now=self._clock.time(), state=JobState.SUBMITTING, durable=True
+            )
+            await self._emit(job, Progress(job.id, ProgressPhase.SUBMITTING))
+            if self._stop_requested(job.id):
+                # The last look before the request leaves, for a cancel that a listener
+                # swallowed on the way: this is the last moment it is free.
+                raise asyncio.CancelledError
+        except asyncio.CancelledError:
+            # Nothing was sent: back in line, so a restart submits it rather than calling its
+            # outcome unknown, and a Cancel ends a job that never counted.
+            await asyncio.shield(self._back_in_line(job))
+            raise
+        return await self._send_shielded(job)
+
+    def _stop_requested(self, job_id: int) -> bool:
+        return job_id in self._user_cancelled or not self._accepting
+
+    async def _back_in_line(self, job: Job) -> None:
+        await self._storage.jobs.update(job.id, now=self._clock.time(), state=JobState.QUEUED)
+
+    async def _send_shielded(self, job: Job) -> Job:
+        """Send the submit so that a cancel (member or shutdown) lets it finish and stores it.
 
         Cancelling mid-request would leave the outcome unknown; waiting for the answer
         instead stores the request id, so the job can be resumed or properly cancelled.
         """
-        submit = asyncio.ensure_future(self._submit(job))
-        self._submitting.add(submit)
-        submit.add_done_callback(self._submitting.discard)
+        send = asyncio.ensure_future(self._send(job))
+        self._submitting.add(send)
+        send.add_done_callback(self._submitting.discard)
         try:
-            return await asyncio.shield(submit)
+            return await asyncio.shield(send)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                await submit
+                await send
             raise
 
-    async def _submit(self, job: Job) -> Job:
-        now = self._clock.time()
-        # On disk before the submit leaves: after a power cut the job must come back as
-        # 'submitting' (outcome unknown, never resent), not 'queued' (sent, billed, again).
-        job = await self._storage.jobs.update(
-            job.id, now=now, state=JobState.SUBMITTING, durable=True
-        )
-        await self._emit(job, Progress(job.id, ProgressPhase.SUBMITTING))
+    async def _send(self, job: Job) -> Job:
+        """The one request that may bill, and its answer stored; runs inside the shield."""
         try:
             # The client sends once; a wait inside the shield would make a cancel wait, then bill.
             submission = await self._segmind.submit(job.request)
         except (SegmindRateLimited, SegmindUnavailable):
             # Proven not accepted: back in line, so nothing is unknown while we wait.
-            await self._storage.jobs.update(job.id, now=self._clock.time(), state=JobState.QUEUED)
+            await self._back_in_line(job)
             raise
         except SegmindMalformedResponse as err:
             # A 2xx that lacks its fields may still have started (and billed) a job.

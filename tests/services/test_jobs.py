@@ -556,6 +556,89 @@ async def test_shutdown_during_a_rate_limit_wait_leaves_the_job_queued(
     assert simulator.submits == []
 
 
+class HeldAtSubmitting(Recorder):
+    """A listener that holds the job where the member sees "submitting", before it is sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.showing, self.release = asyncio.Event(), asyncio.Event()
+
+    async def on_progress(self, job: Job, progress: Progress) -> None:
+        await super().on_progress(job, progress)
+        if progress.phase is ProgressPhase.SUBMITTING:
+            self.showing.set()
+            await self.release.wait()
+
+
+async def held_before_sending(storage, make_runner) -> tuple[JobRunner, HeldAtSubmitting, Job]:
+    runner, _ = make_runner()
+    listener = HeldAtSubmitting()
+    runner.set_listener(listener)
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    async with asyncio.timeout(5):
+        await listener.showing.wait()
+    assert (await storage.jobs.get(job.id)).state is JobState.SUBMITTING
+    return runner, listener, job
+
+
+async def test_a_cancel_before_the_submit_leaves_sends_nothing_and_counts_nothing(
+    storage, simulator, make_runner
+):
+    runner, listener, job = await held_before_sending(storage, make_runner)
+
+    cancelling = asyncio.create_task(runner.cancel(job.id))
+    await asyncio.sleep(0)  # the cancel has reached the job's task
+    listener.release.set()  # a submit shielded from here on would now be sent, and billed
+    async with asyncio.timeout(5):
+        stopped = await cancelling
+
+    assert stopped.state is JobState.CANCELLED and stopped.request_id is None
+    assert await storage.jobs.counted_times(job.guild_id, job.user_id, 0.0) == []
+    assert simulator.submit_attempts == 0
+    assert [(failed.id, error.user_message) for failed, error in listener.failed] == [
+        (job.id, "This video was cancelled.")
+    ]
+
+
+async def test_a_shutdown_before_the_submit_leaves_keeps_the_job_queued_for_the_restart(
+    storage, simulator, make_runner
+):
+    runner, listener, job = await held_before_sending(storage, make_runner)
+
+    stopping = asyncio.create_task(runner.shutdown(timeout=2))
+    while runner.accepting:  # shutdown has begun and cancelled the job's task
+        await asyncio.sleep(0)
+    listener.release.set()
+    await stopping
+
+    # Queued, not 'submitting': the restart sends it, instead of calling it outcome-unknown.
+    assert (await storage.jobs.get(job.id)).state is JobState.QUEUED
+    assert simulator.submit_attempts == 0
+
+
+async def test_a_cancel_while_the_submit_is_in_flight_waits_for_its_answer_and_keeps_it(
+    storage, simulator, make_runner
+):
+    simulator.slow("submit", seconds=0.3)
+    runner, _ = make_runner()
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    async with asyncio.timeout(5):
+        while simulator.submit_attempts == 0:  # the request has left
+            await asyncio.sleep(0.005)
+
+    stopped = await runner.cancel(job.id)
+
+    # Cut short, the answer would be lost and the outcome unknown; stored, Segmind's job is
+    # known (and counted, since it is paid for).
+    assert stopped.state is JobState.CANCELLED and stopped.request_id is not None
+    assert len(await storage.jobs.counted_times(job.guild_id, job.user_id, 0.0)) == 1
+    assert len(simulator.submits) == 1
+
+
 async def test_a_double_clicked_cancel_ends_the_job_once(
     storage, simulator_factory, segmind_client_factory, make_runner
 ):
