@@ -149,6 +149,14 @@ class SegmindMalformedResponse(SegmindError):
     """A 2xx answer whose body is not what the v2 API documents."""
 
 
+class SegmindUnexpectedError(SegmindError):
+    """A failure no code path foresaw while polling (a library's own error type, a bug).
+
+    Polls retry it like a 5xx within their deadline: a job being paid for must not end
+    on something that may well pass. ``detail`` names the type and where it was raised.
+    """
+
+
 class SegmindResultNotReady(SegmindError):
     """The result still says QUEUED or PROCESSING after the status said COMPLETED: ask again.
 

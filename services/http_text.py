@@ -6,7 +6,9 @@ secret is known here, so scrubbing one stays with the client that holds it.
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 import aiohttp
 from yarl import URL
@@ -28,6 +30,21 @@ async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
         if size >= limit:
             break
     return b"".join(chunks)[:limit]
+
+
+def parse_json(body: bytes) -> Any:
+    """The body as JSON, or None when it is not JSON this process can read.
+
+    Nesting deep enough to exhaust the interpreter's recursion limit is one way not to be
+    readable (``json.loads`` then raises ``RecursionError``, not ``ValueError``): a body is
+    data from outside, and no shape of it may escape as an error nobody expects.
+    """
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
 
 
 def clean_text(text: str) -> str:

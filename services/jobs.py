@@ -531,17 +531,38 @@ class JobRunner:
         except (ConfigurationError, SegmindNotFound) as err:
             await self._key_refused(job, err)
             raise
+        except BotError:
+            raise
+        except Exception as exc:
+            # Nothing proves the request did not leave before this broke: ended as "outcome
+            # unknown" (counted, never resent), never as a failure the member would retry.
+            log.error("job=%s submit failed unexpectedly", job.id, exc_info=True)
+            raise SubmitOutcomeUnknown(
+                detail=f"submit failed unexpectedly: {type(exc).__name__}"
+            ) from exc
         self._gates.resume()
-        job = await self._storage.jobs.update(
-            job.id,
-            now=self._clock.time(),
-            state=JobState.SUBMITTED,
-            request_id=submission.request_id,
-            status_url=submission.status_url,
-            response_url=submission.response_url,
-            segmind_state=SegmindState.QUEUED.value,
-            submitted_at=self._clock.time(),
-        )
+        try:
+            job = await self._storage.jobs.update(
+                job.id,
+                now=self._clock.time(),
+                state=JobState.SUBMITTED,
+                request_id=submission.request_id,
+                status_url=submission.status_url,
+                response_url=submission.response_url,
+                segmind_state=SegmindState.QUEUED.value,
+                submitted_at=self._clock.time(),
+            )
+        except Exception as exc:
+            # Segmind has the job (billed) but the record does not: the id is in the log.
+            log.error(
+                "job=%s accepted as request_id=%s but not stored",
+                job.id,
+                submission.request_id,
+                exc_info=True,
+            )
+            raise SubmitOutcomeUnknown(
+                detail=f"accepted as request_id={submission.request_id}, not stored"
+            ) from exc
         log.info("job=%s submitted request_id=%s", job.id, submission.request_id)
         await self._emit(job, self._progress(job))
         return job

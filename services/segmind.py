@@ -14,19 +14,21 @@ Every failure is one of the typed errors in ``services.errors``. Three rules sha
 * The key never appears in an exception, a log line or a repr: texts taken from answers
   are cut short, stripped of markup and scrubbed of the key.
 
-Polls retry transient trouble within their deadline, waiting as ``services.backoff`` says.
+Polls retry transient trouble within their deadline, waiting as ``services.backoff`` says;
+anything unforeseen while polling is transient too, as a job being paid for must not end on it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
+import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -36,6 +38,7 @@ from yarl import URL
 from services.backoff import Backoff
 from services.clock import Clock, SystemClock
 from services.errors import (
+    BotError,
     DeadlineExceeded,
     GenerationFailed,
     SegmindAuthError,
@@ -49,6 +52,7 @@ from services.errors import (
     SegmindResultNotReady,
     SegmindServerError,
     SegmindUnavailable,
+    SegmindUnexpectedError,
     SubmitOutcomeUnknown,
 )
 from services.http_text import (
@@ -58,6 +62,7 @@ from services.http_text import (
     clean_text,
     cut,
     is_http_url,
+    parse_json,
     read_capped,
 )
 from services.models import (
@@ -407,6 +412,12 @@ class SegmindClient:
                 SegmindResultNotReady,
             ) as exc:
                 error = exc
+            except BotError:
+                raise  # the job's own end: FAILED, a refused key or request
+            except Exception as exc:  # noqa: BLE001 - logged, scrubbed, in _unexpected
+                # Unforeseen, so not known to be final: retried like a 5xx rather than
+                # ending a job that is being paid for.
+                error = self._unexpected(exc, submission)
             if self._clock.monotonic() >= deadline and (
                 finished or isinstance(error, SegmindRequestExpired)
             ):
@@ -446,6 +457,17 @@ class SegmindClient:
             # A failed progress update must not abandon a job that is being paid for.
             log.exception("on_state callback failed request_id=%s", submission.request_id)
 
+    def _unexpected(self, exc: Exception, submission: Submission) -> SegmindUnexpectedError:
+        # Where it was raised instead of a traceback: the message may hold text from outside,
+        # so it is logged only scrubbed of the key, like every other text here.
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+        error = SegmindUnexpectedError(
+            detail=f"request_id={submission.request_id}: unexpected {self._describe(exc)}{where}"
+        )
+        log.warning("segmind poll failed unexpectedly; retrying: %s", error.detail)
+        return error
+
     def _retry_delay(self, error: SegmindError, attempt: int) -> float:
         """Segmind's own Retry-After when it gave one, else the policy's backoff."""
         retry_after = (
@@ -481,7 +503,7 @@ class SegmindClient:
         ) as resp:
             limit = _MAX_API_BODY if 200 <= resp.status < 300 else MAX_ERROR_BODY
             body = await read_capped(resp, limit)
-            return _Answer(resp.status, resp.headers, body, _parse_json(body))
+            return _Answer(resp.status, resp.headers, body, parse_json(body))
 
     def _status_url(self, submission: Submission) -> str:
         fallback = f"{self._base}/v2/requests/{quote(submission.request_id, safe='')}/status"
@@ -684,15 +706,6 @@ def _http_urls(
 
 def _looks_like_video(url: str) -> bool:
     return URL(url).path.lower().endswith(_VIDEO_SUFFIXES)
-
-
-def _parse_json(body: bytes) -> Any:
-    if not body.strip():
-        return None
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
 
 
 def _parse_seconds(text: str) -> float | None:

@@ -17,7 +17,13 @@ from services.backoff import Backoff
 from services.clips import ClipFiles
 from services.clock import Clock, SystemClock
 from services.download import ClipDownloader
-from services.errors import BotError, SegmindAuthError, SegmindRequestExpired, SegmindUnavailable
+from services.errors import (
+    BotError,
+    SegmindAuthError,
+    SegmindRequestExpired,
+    SegmindUnavailable,
+    SubmitOutcomeUnknown,
+)
 from services.gates import AccountGates
 from services.jobs import (
     BEHIND_OWN_JOB,
@@ -124,7 +130,7 @@ async def make_runner(storage, segmind_client, http_session, tmp_path):
             storage,
             client or segmind_client,
             RunnerConfig(**options),
-            downloader=ClipDownloader(http_session),
+            downloader=ClipDownloader(trusted_base_url=(client or segmind_client).base_url),
             clips=ClipFiles(tmp_path / "clips"),
             clock=clock,
             gates=gates or AccountGates.create(clock, 60),
@@ -514,6 +520,82 @@ async def test_an_unreadable_submit_answer_is_never_resent(storage, simulator, m
     await rec.wait_for(lambda: rec.failed)
     assert (await storage.jobs.get(job.id)).state is JobState.UNKNOWN
     assert simulator.submit_attempts == 1
+
+
+# JSON nested past the interpreter's recursion limit: json.loads raises RecursionError.
+NESTED_TOO_DEEP = "[" * 100_000
+
+
+async def ended_unknown_and_counted(storage, simulator, rec, job: Job) -> None:
+    """The job ends as outcome-unknown: counted, sent once, never resent, the member told."""
+    await rec.wait_for(lambda: rec.failed)
+    stored = await storage.jobs.get(job.id)
+    assert stored.state is JobState.UNKNOWN
+    assert len(await storage.jobs.counted_times(job.guild_id, job.user_id, 0.0)) == 1
+    assert [type(error) for _, error in rec.failed] == [SubmitOutcomeUnknown]
+    assert simulator.submit_attempts == 1 and len(simulator.submits) == 1
+
+
+async def test_a_2xx_submit_nested_too_deep_to_read_is_unknown_not_failed(
+    storage, simulator, make_runner
+):
+    simulator.inject("submit", status=200, body=NESTED_TOO_DEEP, accept=True)
+    runner, rec = make_runner()
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+
+    await ended_unknown_and_counted(storage, simulator, rec, job)
+
+
+async def test_an_unexpected_error_after_the_submit_left_is_unknown_not_failed(
+    storage, simulator, segmind_client, make_runner
+):
+    class BrokenAfterSending:
+        """The real client, with a bug that strikes once Segmind has the job."""
+
+        async def submit(self, request):
+            await segmind_client.submit(request)
+            raise KeyError("a shape no code path foresaw")
+
+    runner, rec = make_runner(BrokenAfterSending())
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+
+    await ended_unknown_and_counted(storage, simulator, rec, job)
+
+
+async def test_an_accepted_submit_that_cannot_be_stored_is_unknown_not_failed(
+    storage, simulator, make_runner, monkeypatch
+):
+    update = storage.jobs.update
+
+    async def disk_full_when_recording_the_submit(job_id, **fields):
+        if fields.get("state") is JobState.SUBMITTED:
+            raise OSError("database or disk is full")
+        return await update(job_id, **fields)
+
+    monkeypatch.setattr(storage.jobs, "update", disk_full_when_recording_the_submit)
+    runner, rec = make_runner()
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+
+    await ended_unknown_and_counted(storage, simulator, rec, job)
+
+
+async def test_a_status_nested_too_deep_to_read_is_asked_again(storage, simulator, make_runner):
+    simulator.inject("status", status=200, body=NESTED_TOO_DEEP, times=2)
+    runner, rec = make_runner()
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    await rec.wait_for(lambda: rec.ready or rec.failed)
+
+    assert rec.failed == [] and rec.clip_bytes[job.id] == SAMPLE
+    assert len(simulator.calls_to("status")) >= 3
+    assert len(simulator.submits) == 1
 
 
 async def wait_for_state(storage: Storage, job_id: int, state: JobState) -> None:

@@ -39,6 +39,8 @@ PROXY_HTML = (
     "<html><head><title>502 Bad Gateway</title><style>body { color: red }</style></head>"
     "<body><center><h1>502 Bad Gateway</h1></center>" + "<hr>nginx " * 400 + "</body></html>"
 )
+# JSON nested past the interpreter's recursion limit: json.loads raises RecursionError.
+NESTED_TOO_DEEP = "[" * 100_000
 # The production policy's shape with the production delays, for FakeClock tests.
 REAL_POLICY = RetryPolicy(base_delay=1.0, max_delay=30.0, request_timeout=2.0)
 SHORT_TIMEOUT = RetryPolicy(base_delay=0.01, max_delay=0.05, request_timeout=0.2)
@@ -452,6 +454,7 @@ async def test_an_unreadable_submit_answer_names_its_request_id_for_the_operator
         {"request_id": True, "status_url": "http://x/s", "response_url": "http://x/r"},
         {"request_id": 4.2, "status_url": "http://x/s", "response_url": "http://x/r"},
         {"request_id": "", "status_url": "http://x/s", "response_url": "http://x/r"},
+        NESTED_TOO_DEEP,
     ],
 )
 async def test_a_2xx_submit_without_the_three_fields_is_malformed(
@@ -742,6 +745,13 @@ TRANSIENT_STATUS_FAULTS: dict[str, Fault] = {
     "result lags the status": lambda sim: sim.inject(
         "result", status=200, body={"status": "PROCESSING"}, times=2
     ),
+    "nested too deep": lambda sim: sim.inject("status", status=200, body=NESTED_TOO_DEEP, times=2),
+    "503 nested too deep": lambda sim: sim.inject(
+        "status", status=503, body=NESTED_TOO_DEEP, times=2
+    ),
+    "result nested too deep": lambda sim: sim.inject(
+        "result", status=200, body=NESTED_TOO_DEEP, times=2
+    ),
 }
 
 
@@ -764,6 +774,54 @@ async def test_poll_rides_out_transient_trouble(
     assert result.video_url.endswith(f"{submission.request_id}.mp4")
     assert len(sim.calls_to("status")) + len(sim.calls_to("result")) >= 4  # 2 faults + 2 answers
     assert len(sim.submits) == 1
+
+
+@pytest.mark.parametrize("call", ["status", "result"])
+async def test_an_unexpected_error_while_polling_is_retried_like_a_5xx(
+    timed: tuple[SegmindSimulator, SegmindClient],
+    fake_clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    call: str,
+) -> None:
+    _, client = timed
+    submission = await client.submit(video_request())
+    real = getattr(client, call)
+    broken = []
+
+    async def a_bug_the_first_two_times(submission: Submission) -> object:
+        if len(broken) < 2:
+            broken.append(call)
+            raise KeyError(f"a shape no parser foresaw {TEST_SEGMIND_API_KEY}")
+        return await real(submission)
+
+    setattr(client, call, a_bug_the_first_two_times)
+    caplog.set_level(logging.INFO)
+
+    result = await client.poll_until_done(submission, deadline=fake_clock.monotonic() + 900)
+
+    assert result.video_url.endswith(f"{submission.request_id}.mp4")
+    assert len(broken) == 2
+    warnings = [r for r in caplog.records if "failed unexpectedly" in r.getMessage()]
+    assert len(warnings) == 2 and all(r.levelno == logging.WARNING for r in warnings)
+    assert "KeyError" in warnings[0].getMessage()
+    assert TEST_SEGMIND_API_KEY not in caplog.text
+
+
+async def test_an_unexpected_error_that_lasts_ends_the_poll_at_its_deadline(
+    timed: tuple[SegmindSimulator, SegmindClient], fake_clock: FakeClock
+) -> None:
+    _, client = timed
+    submission = await client.submit(video_request())
+
+    async def always_broken(submission: Submission) -> object:
+        raise KeyError("a bug")
+
+    client.status = always_broken  # type: ignore[method-assign]
+
+    with pytest.raises(DeadlineExceeded):
+        await client.poll_until_done(submission, deadline=fake_clock.monotonic() + 60)
+
+    assert sum(fake_clock.sleeps) == pytest.approx(60)
 
 
 async def test_poll_gives_up_on_a_body_that_stays_malformed(
