@@ -7,6 +7,7 @@ one pass; values of secrets are never echoed.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -16,12 +17,48 @@ from typing import TypeVar
 from urllib.parse import urlparse
 
 from services.errors import ValidationError
-from services.models import DEFAULT_NEGATIVE_PROMPT, NEGATIVE_PROMPT_MAX
+from services.limits import MAX_COUNT, MAX_MONTHLY_USD
+from services.models import DEFAULT_NEGATIVE_PROMPT, NEGATIVE_PROMPT_MAX, has_visible_text
 from services.periods import LimitSpec, parse_limit_spec
 
 T = TypeVar("T")
 DEFAULT_LIMIT = LimitSpec(5, 86400)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+SNOWFLAKE_MAX = 2**63 - 1  # Discord ids fit in a signed 64-bit integer, as SQLite stores them
+ECHO_MAX = 80  # characters of a bad value shown in its problem line
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The range a numeric setting must be in; outside it, the value is a typo or a hazard."""
+
+    low: float
+    high: float
+    unit: str
+    whole: bool = False
+
+    @property
+    def range(self) -> tuple[float, float]:
+        return (self.low, self.high)
+
+    @property
+    def hint(self) -> str:
+        kind = "a whole number of" if self.whole else "a number of"
+        return f"use {kind} {self.unit} from {self.low:g} to {self.high:g}"
+
+
+# Floors keep Segmind from being hammered (polls, credit rechecks) and a paid clip from being
+# abandoned at once (deadline); ceilings catch typos like 1e308 that would mean "never".
+MAX_CONCURRENT_JOBS = Bounds(1, 100, "jobs", whole=True)
+MAX_JOBS_PER_MEMBER = Bounds(1, 100, "jobs", whole=True)
+JOB_DEADLINE_MINUTES = Bounds(1, 180, "minutes")
+POLL_INTERVAL_SECONDS = Bounds(0.5, 60, "seconds")
+EXPECTED_CLIP_SECONDS = Bounds(10, 3600, "seconds")
+CLIP_COST_USD = Bounds(0, 100, "US dollars")
+MAX_DOWNLOAD_MB = Bounds(1, 1024, "megabytes", whole=True)
+CREDITS_RECHECK_MINUTES = Bounds(1, 1440, "minutes")
+SIMULATOR_SECONDS = Bounds(0, 3600, "seconds")
+MAX_DAILY_SPEND_USD = Bounds(0, MAX_MONTHLY_USD, "US dollars")
 
 
 class SettingsError(Exception):
@@ -53,6 +90,12 @@ class Settings:
     simulate: bool = False
     simulator_queue_seconds: float = 3.0
     simulator_processing_seconds: float = 20.0
+    max_daily_spend_usd: float | None = None  # the operator's ceiling, all servers, UTC day
+    allowed_guilds: frozenset[int] | None = None  # None: any server may use the bot
+
+    def allows_guild(self, guild_id: int | None) -> bool:
+        """Whether the bot serves this server (with ALLOWED_GUILDS set, only those listed)."""
+        return self.allowed_guilds is None or guild_id in self.allowed_guilds
 
     @property
     def clips_dir(self) -> Path:
@@ -79,8 +122,9 @@ _USERINFO = re.compile(r"(//)[^/@\s]*@")
 
 
 def _shown(text: str) -> str:
-    """A value as echoed in a problem line, without a password a URL may carry."""
-    return _USERINFO.sub(r"\1***@", text)
+    """A value as echoed in a problem line, without a password a URL may carry, cut short."""
+    text = _USERINFO.sub(r"\1***@", text)
+    return text if len(text) <= ECHO_MAX else text[: ECHO_MAX - 1] + "…"
 
 
 class _Reader:
@@ -89,6 +133,7 @@ class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
         self.problems: list[str] = []
+        self.invalid: set[str] = set()
 
     def raw(self, name: str) -> str | None:
         value = self.env.get(name)
@@ -104,31 +149,49 @@ class _Reader:
             # The value is shown because none of the converted settings is a secret (a URL's
             # password aside, which is masked).
             self.problems.append(f"{name}={_shown(text)!r} is invalid: {hint}.")
+            self.invalid.add(name)
             return default
 
+    def number(self, name: str, default: float, bounds: Bounds) -> float:
+        return self.get(name, default, _float_between(*bounds.range), bounds.hint)
 
-def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def whole(self, name: str, default: int, bounds: Bounds) -> int:
+        return self.get(name, default, _int_between(int(bounds.low), int(bounds.high)), bounds.hint)
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
     def convert(text: str) -> int:
         value = int(text)
-        if value < minimum:
+        if not low <= value <= high:
             raise ValueError
         return value
 
     return convert
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise ValueError
-    return value
+def _float_between(low: float, high: float) -> Callable[[str], float]:
+    """A finite number within [low, high]: NaN and infinity are refused, like any typo."""
+
+    def convert(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value) or not low <= value <= high:
+            raise ValueError
+        return value
+
+    return convert
 
 
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0 or value == float("inf"):
+def _snowflake(text: str) -> int:
+    """A Discord id: a positive integer that fits in 63 bits (as SQLite and Discord store it)."""
+    return _int_between(1, SNOWFLAKE_MAX)(text)
+
+
+def _guild_ids(text: str) -> frozenset[int]:
+    """Comma-separated server ids (spaces and empty items between commas are ignored)."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
         raise ValueError
-    return value
+    return frozenset(_snowflake(item) for item in items)
 
 
 def _http_url(text: str) -> str:
@@ -159,9 +222,52 @@ def _bool(text: str) -> bool:
 
 
 def _negative_prompt(text: str) -> str:
-    if len(text) > NEGATIVE_PROMPT_MAX:
+    # Invisible characters only would make every request without its own negative prompt
+    # fail validation; the empty value means the built-in default.
+    if len(text) > NEGATIVE_PROMPT_MAX or not has_visible_text(text):
         raise ValueError
     return text
+
+
+def _default_limit(text: str) -> LimitSpec:
+    spec = parse_limit_spec(text)
+    if spec.count > MAX_COUNT:
+        raise ValueError
+    return spec
+
+
+def _conflicts(settings: Settings, invalid: set[str]) -> list[str]:
+    """Values that are fine alone but together would lose paid clips or shut the bot out."""
+    problems: list[str] = []
+    expected = settings.expected_clip_seconds
+    if (
+        not settings.simulate
+        and settings.job_deadline_seconds < expected
+        and not invalid & {"JOB_DEADLINE_MINUTES", "EXPECTED_CLIP_SECONDS"}
+    ):
+        problems.append(
+            f"JOB_DEADLINE_MINUTES={settings.job_deadline_seconds / 60:g} is shorter than a "
+            f"typical clip (EXPECTED_CLIP_SECONDS={expected:g}): most clips would be paid for "
+            "and then abandoned. Raise it or leave it unset (15)."
+        )
+    ceiling = settings.max_daily_spend_usd
+    if (
+        ceiling is not None
+        and 0 < ceiling < settings.clip_cost_usd
+        and not invalid & {"MAX_DAILY_SPEND_USD", "CLIP_COST_USD"}
+    ):
+        problems.append(
+            f"MAX_DAILY_SPEND_USD={ceiling:g} is less than one clip "
+            f"(CLIP_COST_USD={settings.clip_cost_usd:g}), so no clip could ever be made. "
+            "Use 0 to stop all spending on purpose."
+        )
+    allowed, development = settings.allowed_guilds, settings.discord_guild_id
+    if allowed is not None and development is not None and development not in allowed:
+        problems.append(
+            f"DISCORD_GUILD_ID={development} is not in ALLOWED_GUILDS: the bot would leave the "
+            "server it syncs its commands to. Add it to the list."
+        )
+    return problems
 
 
 def load_settings(
@@ -203,21 +309,18 @@ def load_settings(
             database_path_from_url,
             "use sqlite:///relative/path or sqlite:////absolute/path",
         ),
-        discord_guild_id=r.get("DISCORD_GUILD_ID", None, _int_at_least(1), "use a server id"),
-        max_concurrent_jobs=r.get(
-            "MAX_CONCURRENT_JOBS",
-            Settings.max_concurrent_jobs,
-            _int_at_least(1),
-            "use a whole number of 1 or more",
+        discord_guild_id=r.get("DISCORD_GUILD_ID", None, _snowflake, "use a server id"),
+        max_concurrent_jobs=r.whole(
+            "MAX_CONCURRENT_JOBS", Settings.max_concurrent_jobs, MAX_CONCURRENT_JOBS
         ),
-        max_jobs_per_member=r.get(
-            "MAX_JOBS_PER_MEMBER",
-            Settings.max_jobs_per_member,
-            _int_at_least(1),
-            "use a whole number of 1 or more",
+        max_jobs_per_member=r.whole(
+            "MAX_JOBS_PER_MEMBER", Settings.max_jobs_per_member, MAX_JOBS_PER_MEMBER
         ),
         default_limit=r.get(
-            "DEFAULT_LIMIT", Settings.default_limit, parse_limit_spec, "use count/period, like 5/1d"
+            "DEFAULT_LIMIT",
+            Settings.default_limit,
+            _default_limit,
+            f"use count/period, like 5/1d (a count of at most {MAX_COUNT})",
         ),
         log_level=r.get(
             "LOG_LEVEL", Settings.log_level, _log_level, "use " + ", ".join(LOG_LEVELS)
@@ -226,46 +329,49 @@ def load_settings(
             "DEFAULT_NEGATIVE_PROMPT",
             Settings.default_negative_prompt,
             _negative_prompt,
-            f"use at most {NEGATIVE_PROMPT_MAX} characters",
+            f"use at most {NEGATIVE_PROMPT_MAX} characters with some visible text",
         ),
         job_deadline_seconds=60
-        * r.get("JOB_DEADLINE_MINUTES", 15.0, _positive_float, "use a number of minutes above 0"),
-        poll_interval_seconds=r.get(
-            "POLL_INTERVAL_SECONDS",
-            Settings.poll_interval_seconds,
-            _positive_float,
-            "use seconds above 0",
+        * r.number(
+            "JOB_DEADLINE_MINUTES", Settings.job_deadline_seconds / 60, JOB_DEADLINE_MINUTES
         ),
-        expected_clip_seconds=r.get(
-            "EXPECTED_CLIP_SECONDS",
-            Settings.expected_clip_seconds,
-            _positive_float,
-            "use seconds above 0",
+        poll_interval_seconds=r.number(
+            "POLL_INTERVAL_SECONDS", Settings.poll_interval_seconds, POLL_INTERVAL_SECONDS
         ),
-        clip_cost_usd=r.get(
-            "CLIP_COST_USD", Settings.clip_cost_usd, _non_negative_float, "use a price like 0.36"
+        expected_clip_seconds=r.number(
+            "EXPECTED_CLIP_SECONDS", Settings.expected_clip_seconds, EXPECTED_CLIP_SECONDS
         ),
+        clip_cost_usd=r.number("CLIP_COST_USD", Settings.clip_cost_usd, CLIP_COST_USD),
         max_download_bytes=1024
         * 1024
-        * r.get("MAX_DOWNLOAD_MB", 200, _int_at_least(1), "use a whole number of megabytes"),
+        * r.whole("MAX_DOWNLOAD_MB", Settings.max_download_bytes // (1024 * 1024), MAX_DOWNLOAD_MB),
         credits_recheck_seconds=60
-        * r.get(
-            "CREDITS_RECHECK_MINUTES", 10.0, _positive_float, "use a number of minutes above 0"
+        * r.number(
+            "CREDITS_RECHECK_MINUTES",
+            Settings.credits_recheck_seconds / 60,
+            CREDITS_RECHECK_MINUTES,
         ),
         simulate=simulate,
-        simulator_queue_seconds=r.get(
-            "SIMULATOR_QUEUE_SECONDS",
-            Settings.simulator_queue_seconds,
-            _non_negative_float,
-            "use seconds",
+        simulator_queue_seconds=r.number(
+            "SIMULATOR_QUEUE_SECONDS", Settings.simulator_queue_seconds, SIMULATOR_SECONDS
         ),
-        simulator_processing_seconds=r.get(
-            "SIMULATOR_PROCESSING_SECONDS",
-            Settings.simulator_processing_seconds,
-            _non_negative_float,
-            "use seconds",
+        simulator_processing_seconds=r.number(
+            "SIMULATOR_PROCESSING_SECONDS", Settings.simulator_processing_seconds, SIMULATOR_SECONDS
+        ),
+        max_daily_spend_usd=r.get(
+            "MAX_DAILY_SPEND_USD",
+            None,
+            _float_between(*MAX_DAILY_SPEND_USD.range),
+            MAX_DAILY_SPEND_USD.hint,
+        ),
+        allowed_guilds=r.get(
+            "ALLOWED_GUILDS",
+            None,
+            _guild_ids,
+            "use server ids (positive whole numbers) separated by commas",
         ),
     )
+    r.problems += _conflicts(settings, r.invalid)
     if r.problems:
         raise SettingsError(r.problems)
     return settings

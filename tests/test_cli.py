@@ -19,7 +19,7 @@ def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[s
     clean.update(
         SIMULATOR_QUEUE_SECONDS="0.1",
         SIMULATOR_PROCESSING_SECONDS="0.3",
-        POLL_INTERVAL_SECONDS="0.05",
+        POLL_INTERVAL_SECONDS="0.5",  # the floor: the fastest an operator may poll
         **env,
     )
     return subprocess.run(

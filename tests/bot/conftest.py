@@ -7,18 +7,27 @@ only through the fake: dispatch an interaction, then read what members see.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from cogs.videobot import Timings, VideoBot, create_bot
 from services.app import Services, open_services
-from services.settings import load_settings
+from services.settings import Settings, load_settings
 from tests.fakeclock import FakeClock
 from tests.fakediscord import FakeDiscord, running_client
 
 SAMPLE = (Path(__file__).resolve().parents[2] / "services" / "assets" / "sample.mp4").read_bytes()
+# Tests poll the loopback simulator far faster than an operator may poll Segmind
+# (POLL_INTERVAL_SECONDS has a 0.5 s floor), so that a finished job is seen at once.
+TEST_POLL_SECONDS = 0.01
+
+
+def fast_settings(env: Mapping[str, str]) -> Settings:
+    """What load_settings makes of ``env``, polling every TEST_POLL_SECONDS."""
+    return replace(load_settings(env), poll_interval_seconds=TEST_POLL_SECONDS)
 
 
 @pytest.fixture
@@ -29,14 +38,13 @@ def bot_env(tmp_path, segmind_api_key, fake_world) -> dict[str, str]:
         "SEGMIND_API_KEY": segmind_api_key,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'bot.db'}",
         "DISCORD_GUILD_ID": str(fake_world.guild.id),
-        "POLL_INTERVAL_SECONDS": "0.01",
         "DEFAULT_LIMIT": "5/1d",
     }
 
 
 @pytest.fixture
 async def services(bot_env, simulator) -> AsyncIterator[Services]:
-    async with open_services(load_settings(bot_env), segmind_base_url=simulator.base_url) as opened:
+    async with open_services(fast_settings(bot_env), segmind_base_url=simulator.base_url) as opened:
         yield opened
 
 

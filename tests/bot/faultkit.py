@@ -10,6 +10,9 @@ Import the fixtures into a test module (they override tests/bot/conftest.py's ``
 and ``bot_timings``; the simulator is the conftest's, queue 0.05 s and processing 0.1 s):
 
     from tests.bot.faultkit import bot_timings, clock, env_overrides, services  # noqa: F401
+
+A test changes a setting by parametrizing ``env_overrides`` (as an operator would write it) or,
+for a value below an operator's floor (a deadline of a second), ``settings_overrides``.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from services.app import Services, open_services, runner_config
 from services.backoff import Backoff
 from services.clock import SystemClock
 from services.segmind import RetryPolicy
-from services.settings import load_settings
 from services.simulator import SegmindSimulator
+from tests.bot.conftest import fast_settings
 from tests.fakediscord import FakeDiscord, FakeMember, InteractionRecord, StoredMessage
 
 # Every wait below returns as soon as its condition holds; this only bounds a broken run.
@@ -72,6 +75,12 @@ def env_overrides() -> dict[str, str]:
 
 
 @pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Settings fields to replace after loading; a test parametrizes this name."""
+    return {}
+
+
+@pytest.fixture
 def bot_timings() -> Timings:
     """Progress edits every 50 ms instead of 5 s, so a fault on an edit shows at once."""
     return Timings(progress_edit_interval=0.05)
@@ -81,10 +90,11 @@ def bot_timings() -> Timings:
 async def services(
     bot_env: dict[str, str],
     env_overrides: dict[str, str],
+    settings_overrides: dict[str, Any],
     simulator: SegmindSimulator,
     clock: JumpingClock,
 ) -> AsyncIterator[Services]:
-    settings = load_settings({**bot_env, **env_overrides})
+    settings = replace(fast_settings({**bot_env, **env_overrides}), **settings_overrides)
     runner = replace(
         runner_config(settings),
         delivery_attempts=DELIVERY_ATTEMPTS,

@@ -34,7 +34,7 @@ async def start_bot(tmp_path: Path, fake, simulator, key: str) -> asyncio.subpro
         "SEGMIND_BASE_URL": simulator.base_url,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
         "DISCORD_GUILD_ID": str(fake.world.guild.id),
-        "POLL_INTERVAL_SECONDS": "0.02",
+        "POLL_INTERVAL_SECONDS": "0.5",  # the floor: the fastest an operator may poll
         "LOG_LEVEL": "INFO",
     }
     identified = len(fake.gateway.identify_payloads)
@@ -138,7 +138,7 @@ async def test_simulate_runs_the_whole_bot_with_no_key_and_delivers_the_sample(
         "DISCORD_GUILD_ID": str(fake_discord.world.guild.id),
         "SIMULATOR_QUEUE_SECONDS": "0.05",
         "SIMULATOR_PROCESSING_SECONDS": "0.2",
-        "POLL_INTERVAL_SECONDS": "0.02",
+        "POLL_INTERVAL_SECONDS": "0.5",  # the floor: the fastest an operator may poll
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.harness.run_bot", "--simulate",

@@ -39,6 +39,7 @@ from tests.bot.faultkit import (  # noqa: F401 - fixtures
     logged,
     request_video,
     services,
+    settings_overrides,
     wait_for_clip,
     wait_for_status,
     wait_for_title,
@@ -146,9 +147,9 @@ async def test_5xx_on_status_or_result_is_retried_and_the_clip_arrives(
     assert len(simulator.calls_to(route)) >= 3
 
 
-@pytest.mark.parametrize("env_overrides", [{"JOB_DEADLINE_MINUTES": "0.01"}], ids=["0.6s"])
+@pytest.mark.parametrize("settings_overrides", [{"job_deadline_seconds": 0.6}], ids=["0.6s"])
 async def test_lasting_5xx_on_status_ends_at_the_job_deadline(
-    env_overrides, bot, fake_discord, services, simulator
+    settings_overrides, bot, fake_discord, services, simulator
 ):
     simulator.inject("status", status=502, body=HTML_BAD_GATEWAY, times=100_000)
     loop = asyncio.get_running_loop()

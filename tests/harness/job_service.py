@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 from services.app import open_services
@@ -52,11 +53,12 @@ async def main(args: argparse.Namespace) -> int:
         {
             "DATABASE_URL": f"sqlite:///{args.db}",
             "SEGMIND_API_KEY": args.key,
-            "POLL_INTERVAL_SECONDS": "0.05",
             "LOG_LEVEL": "INFO",
         },
         need_discord=False,
     )
+    # Polled far faster than an operator may (0.5 s floor): the simulator is on loopback.
+    settings = replace(settings, poll_interval_seconds=0.05)
     events = EventLog(Path(args.events))
     async with open_services(settings, segmind_base_url=args.segmind) as services:
         services.runner.set_listener(events)

@@ -79,6 +79,150 @@ def test_malformed_values_are_refused(name, value):
     assert caught.value.problems[0].startswith(f"{name}={value!r} is invalid")
 
 
+# Every numeric setting: below its floor, above its ceiling, and not a finite number.
+OUT_OF_BOUNDS = [
+    ("MAX_CONCURRENT_JOBS", "101"),
+    ("MAX_CONCURRENT_JOBS", "1.5"),
+    ("MAX_JOBS_PER_MEMBER", "0"),
+    ("MAX_JOBS_PER_MEMBER", "1000"),
+    ("JOB_DEADLINE_MINUTES", "1e308"),
+    ("JOB_DEADLINE_MINUTES", "0.5"),
+    ("JOB_DEADLINE_MINUTES", "181"),
+    ("JOB_DEADLINE_MINUTES", "inf"),
+    ("JOB_DEADLINE_MINUTES", "nan"),
+    ("POLL_INTERVAL_SECONDS", "1e-300"),
+    ("POLL_INTERVAL_SECONDS", "0.1"),
+    ("POLL_INTERVAL_SECONDS", "61"),
+    ("POLL_INTERVAL_SECONDS", "-inf"),
+    ("POLL_INTERVAL_SECONDS", "NaN"),
+    ("EXPECTED_CLIP_SECONDS", "0"),
+    ("EXPECTED_CLIP_SECONDS", "1e9"),
+    ("EXPECTED_CLIP_SECONDS", "nan"),
+    ("CLIP_COST_USD", "inf"),
+    ("CLIP_COST_USD", "1e308"),
+    ("MAX_DOWNLOAD_MB", "0"),
+    ("MAX_DOWNLOAD_MB", "99999999"),
+    ("MAX_DOWNLOAD_MB", "1e3"),
+    ("CREDITS_RECHECK_MINUTES", "0"),
+    ("CREDITS_RECHECK_MINUTES", "0.01"),
+    ("CREDITS_RECHECK_MINUTES", "1e308"),
+    ("SIMULATOR_QUEUE_SECONDS", "-1"),
+    ("SIMULATOR_QUEUE_SECONDS", "inf"),
+    ("SIMULATOR_PROCESSING_SECONDS", "1e308"),
+    ("SIMULATOR_PROCESSING_SECONDS", "nan"),
+    ("MAX_DAILY_SPEND_USD", "-0.01"),
+    ("MAX_DAILY_SPEND_USD", "nan"),
+    ("MAX_DAILY_SPEND_USD", "inf"),
+    ("MAX_DAILY_SPEND_USD", "ten dollars"),
+    ("DEFAULT_LIMIT", "99999999/1d"),
+    ("DEFAULT_NEGATIVE_PROMPT", "\u200b\u3164"),
+    ("DISCORD_GUILD_ID", "0"),
+    ("DISCORD_GUILD_ID", "9223372036854775808"),
+    ("ALLOWED_GUILDS", "abc"),
+    ("ALLOWED_GUILDS", "123,abc"),
+    ("ALLOWED_GUILDS", "-5"),
+    ("ALLOWED_GUILDS", "0"),
+    ("ALLOWED_GUILDS", "1.5"),
+    ("ALLOWED_GUILDS", ","),
+    ("ALLOWED_GUILDS", "9223372036854775808"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), OUT_OF_BOUNDS)
+def test_values_outside_a_settings_floor_and_ceiling_are_refused(name, value):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**GOOD, name: value})
+    [problem] = caught.value.problems
+    assert problem.startswith(f"{name}={value!r} is invalid: use ")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "field", "expected"),
+    [
+        ("MAX_CONCURRENT_JOBS", "100", "max_concurrent_jobs", 100),
+        ("MAX_JOBS_PER_MEMBER", "1", "max_jobs_per_member", 1),
+        ("JOB_DEADLINE_MINUTES", "180", "job_deadline_seconds", 180 * 60),
+        ("POLL_INTERVAL_SECONDS", "0.5", "poll_interval_seconds", 0.5),
+        ("POLL_INTERVAL_SECONDS", "60", "poll_interval_seconds", 60.0),
+        ("EXPECTED_CLIP_SECONDS", "10", "expected_clip_seconds", 10.0),
+        ("CLIP_COST_USD", "0", "clip_cost_usd", 0.0),
+        ("MAX_DOWNLOAD_MB", "1024", "max_download_bytes", 1024 * 1024 * 1024),
+        ("CREDITS_RECHECK_MINUTES", "1", "credits_recheck_seconds", 60.0),
+        ("SIMULATOR_QUEUE_SECONDS", "0", "simulator_queue_seconds", 0.0),
+        ("MAX_DAILY_SPEND_USD", "0", "max_daily_spend_usd", 0.0),
+        ("MAX_DAILY_SPEND_USD", "25.50", "max_daily_spend_usd", 25.5),
+        ("ALLOWED_GUILDS", " 12, 34 ,", "allowed_guilds", frozenset({12, 34})),
+        ("ALLOWED_GUILDS", "9223372036854775807", "allowed_guilds", frozenset({2**63 - 1})),
+    ],
+)
+def test_values_at_the_edges_are_accepted(name, value, field, expected):
+    assert getattr(load_settings({**GOOD, name: value}), field) == expected
+
+
+def test_the_ceiling_and_the_allowed_servers_are_off_when_unset():
+    settings = load_settings({**GOOD, "MAX_DAILY_SPEND_USD": "", "ALLOWED_GUILDS": "  "})
+    assert settings.max_daily_spend_usd is None and settings.allowed_guilds is None
+    assert settings.allows_guild(123)
+    listed = load_settings({**GOOD, "ALLOWED_GUILDS": "12,34"})
+    assert listed.allows_guild(12) and not listed.allows_guild(56)
+    assert not listed.allows_guild(None)
+
+
+def test_bad_numbers_are_all_reported_together_with_their_ranges():
+    env = {
+        **GOOD,
+        "JOB_DEADLINE_MINUTES": "1e308",
+        "POLL_INTERVAL_SECONDS": "1e-300",
+        "MAX_CONCURRENT_JOBS": "0",
+        "ALLOWED_GUILDS": "12,x",
+    }
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+    assert caught.value.problems == [
+        "MAX_CONCURRENT_JOBS='0' is invalid: use a whole number of jobs from 1 to 100.",
+        "JOB_DEADLINE_MINUTES='1e308' is invalid: use a number of minutes from 1 to 180.",
+        "POLL_INTERVAL_SECONDS='1e-300' is invalid: use a number of seconds from 0.5 to 60.",
+        "ALLOWED_GUILDS='12,x' is invalid: use server ids (positive whole numbers) separated "
+        "by commas.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env", "complaint"),
+    [
+        ({"JOB_DEADLINE_MINUTES": "2"}, "JOB_DEADLINE_MINUTES=2 is shorter than a typical clip"),
+        (
+            {"JOB_DEADLINE_MINUTES": "5", "EXPECTED_CLIP_SECONDS": "600"},
+            "JOB_DEADLINE_MINUTES=5 is shorter than a typical clip (EXPECTED_CLIP_SECONDS=600)",
+        ),
+        ({"MAX_DAILY_SPEND_USD": "0.2"}, "MAX_DAILY_SPEND_USD=0.2 is less than one clip"),
+        (
+            {"DISCORD_GUILD_ID": "5", "ALLOWED_GUILDS": "6,7"},
+            "DISCORD_GUILD_ID=5 is not in ALLOWED_GUILDS",
+        ),
+    ],
+)
+def test_values_fine_alone_but_harmful_together_are_refused(env, complaint):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**GOOD, **env})
+    [problem] = caught.value.problems
+    assert problem.startswith(complaint)
+
+
+def test_a_ceiling_of_zero_stops_spending_on_purpose_and_a_short_deadline_may_simulate():
+    assert load_settings({**GOOD, "MAX_DAILY_SPEND_USD": "0"}).max_daily_spend_usd == 0
+    # The simulator's clips take seconds, so a short deadline is no hazard there.
+    simulated = load_settings({**GOOD, "JOB_DEADLINE_MINUTES": "1"}, simulate=True)
+    assert simulated.job_deadline_seconds == 60
+
+
+def test_a_long_bad_value_is_echoed_cut_short():
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**GOOD, "MAX_DOWNLOAD_MB": "9" * 5000})
+    [problem] = caught.value.problems
+    assert len(problem) < 200 and "…" in problem
+
+
 def test_database_url_forms():
     assert database_path_from_url("sqlite:///data/bot.db") == Path("data/bot.db")
     assert database_path_from_url("sqlite:////var/lib/bot.db") == Path("/var/lib/bot.db")
