@@ -14,8 +14,14 @@ from typing import Any
 import discord
 
 from cogs.discord_errors import token_expired
+from cogs.words import CONTENT_MAX
 
 log = logging.getLogger(__name__)
+
+
+def fit_content(text: str) -> str:
+    """``text`` within Discord's limit on a message's text, marked with … where it was cut."""
+    return text if len(text) <= CONTENT_MAX else text[: CONTENT_MAX - 1] + "…"
 
 
 async def reply(
@@ -25,10 +31,14 @@ async def reply(
     ephemeral: bool = True,
     **kwargs: Any,
 ) -> discord.Message | None:
-    """Answer ``interaction`` (respond, or follow up) and fall back when its token is gone."""
+    """Answer ``interaction`` (respond, or follow up) and fall back when its token is gone.
+
+    Text over Discord's 2,000 characters is cut (ending in …): Discord refuses the whole
+    message otherwise, and the member would be left with no answer at all.
+    """
     kwargs.setdefault("allowed_mentions", discord.AllowedMentions.none())
     if content is not None:
-        kwargs["content"] = content
+        kwargs["content"] = fit_content(content)
     try:
         if not interaction.response.is_done():
             await interaction.response.send_message(ephemeral=ephemeral, **kwargs)

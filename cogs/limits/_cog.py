@@ -65,7 +65,7 @@ async def reply(
     if len(embeds) > 1:
         kwargs["view"] = pages = Pages(embeds, interaction.user.id)
         pages.message_of = interaction
-    await safe_reply(interaction, content[:2000] if content else None, ephemeral=True, **kwargs)
+    await safe_reply(interaction, content or None, ephemeral=True, **kwargs)
 
 
 async def period_autocomplete(

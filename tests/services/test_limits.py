@@ -209,6 +209,15 @@ async def test_bad_period_names_the_accepted_forms_and_changes_nothing(
     assert (await service.member_usage(GUILD, ALICE, [])).limit.source == "operator"
 
 
+@pytest.mark.parametrize("period", ["9" * 2500, "x" * 2500, "`" * 2500 + "1d"])
+async def test_a_long_bad_period_is_echoed_cut_short(service: LimitService, period: str) -> None:
+    # The whole value echoed made the answer too long for Discord to take.
+    with pytest.raises(ValidationError) as caught:
+        await service.set_user_limit(GUILD, ALICE, 3, period, actor_id=MOD)
+    assert len(caught.value.user_message) < 200
+    assert "`30m`, `6h`, `1d` or `1w`" in caught.value.user_message
+
+
 async def test_negative_count_is_refused(service: LimitService) -> None:
     with pytest.raises(ValidationError):
         await service.set_role_limit(GUILD, 7, -1, "1d", actor_id=MOD)
