@@ -1,11 +1,13 @@
 """Posting and editing a job's messages, through whatever route still works.
 
-While the interaction token is fresh, messages go through the interaction webhook
-(the only route for private, ephemeral messages, and the one that needs no channel
-permissions). Near Discord's 15-minute limit, or when Discord answers 50027/401,
-they move to plain channel messages. Deleted messages are posted again, an upload
-that does not fit becomes an expiring link, a channel the bot cannot use becomes a
-direct message. Each fault is logged once; none ends in a crash or a retry loop.
+Progress goes through the interaction webhook while its token is fresh (the only route
+for private, ephemeral messages, and one that needs no channel permissions); near
+Discord's 15-minute limit, or when Discord answers 50027/401, it moves to plain channel
+messages. The clip itself is posted once on every route (see ``send_result``): a
+private one replaces its progress message, a public one goes to the channel with a
+nonce, a DM carries one too. Deleted messages are posted again, an upload that does
+not fit becomes an expiring link, a channel the bot cannot use becomes a direct
+message. Each fault is logged once; none ends in a crash or a retry loop.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +40,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+# Looking for an earlier post of a clip: this far before the durable mark, this many messages.
+POSTING_LOOKBACK = 60.0
+POSTING_LOOKUP_LIMIT = 100
 
 
 class NoRoute(Exception):
@@ -189,37 +195,117 @@ class JobMessenger:
     # --- result ---------------------------------------------------------------------
 
     async def send_result(self, job: Job, result: ResultMessage) -> int | None:
-        """Post the clip (pinging only the requester); returns the message id."""
-        if self.token_usable(job):
-            try:
-                return await self._send_via_token(job, result)
-            except discord.HTTPException as error:
-                if token_expired(error):
-                    job = await self._drop_token(job)
-                elif (error.status >= 500 or error.status in (403, 404)) and not job.private:
-                    # discord.py has already retried a 5xx; a 403/404 (channel gone, access
-                    # lost) may still leave the channel or, failing that, a DM as a way in.
-                    log.warning(
-                        "job=%s interaction webhook failing (%s); using the channel",
-                        job.id,
-                        error.status,
-                    )
-                else:
-                    raise
+        """Post the clip once (pinging only the requester); returns the message id.
+
+        Every route is safe to try again, after a lost answer or a crash: a private clip
+        replaces its own progress message (an edit, which repeats harmlessly); a public
+        one goes to the channel, and a DM to the member, with a nonce Discord enforces for
+        a few minutes; and once a post has begun (a durable mark), the bot first looks
+        for its own message before posting again. The interaction webhook, which has no
+        nonce and which discord.py resends after a 5xx, is only the fallback for a channel
+        the bot may not post in.
+        """
+        if job.posting_started_at is not None:
+            found = await self._find_posted(job)
+            if found is not None:
+                log.info("job=%s clip was already posted (message=%s)", job.id, found)
+                return found
+        else:
+            job = await self._bot.services.storage.jobs.update(
+                job.id,
+                now=self._bot.services.clock.time(),
+                posting_started_at=self._bot.services.clock.time(),
+                durable=True,
+            )
         if job.private:
-            return await self._send_direct(job, result)
+            return await self._send_private(job, result)
         try:
             return await self._send_via_channel(job, result)
         except discord.HTTPException as error:
             if error.code not in (MISSING_ACCESS, MISSING_PERMISSIONS) and error.status != 404:
                 raise
             log.warning(
-                "job=%s cannot post in channel=%s (code=%s); sending a DM",
+                "job=%s cannot post in channel=%s (code=%s); trying the interaction, then a DM",
                 job.id,
                 job.channel_id,
                 error.code,
             )
-            return await self._send_direct(job, result)
+        if self.token_usable(job):
+            try:
+                return await self._send_via_token(job, result)
+            except discord.HTTPException as error:
+                if token_expired(error):
+                    job = await self._drop_token(job)
+                elif error.status < 500 and not upload_refused(error):
+                    log.warning("job=%s interaction webhook refused (%s)", job.id, error.status)
+                else:
+                    raise
+        return await self._send_direct(job, result)
+
+    async def _send_private(self, job: Job, result: ResultMessage) -> int:
+        """The private progress message becomes the clip: only its token can reach it."""
+        if self.token_usable(job) and job.message_id is not None:
+            try:
+                return await self._replace_progress(job, result)
+            except discord.HTTPException as error:
+                if not token_expired(error) and error.code != UNKNOWN_MESSAGE:
+                    raise
+                if token_expired(error):
+                    job = await self._drop_token(job)
+        return await self._send_direct(job, result)
+
+    async def _replace_progress(self, job: Job, result: ResultMessage) -> int:
+        assert job.message_id is not None
+        webhook, message_id = self._webhook(job), job.message_id
+
+        async def edit(content: str, file: discord.File | None = None, **options: Any) -> Any:
+            attachments = [file] if file is not None else []
+            return await webhook.edit_message(
+                message_id, content=content, attachments=attachments, **options
+            )
+
+        limit = job.upload_limit or self._guild_upload_limit(job)
+        options = {"allowed_mentions": self._mention(job)}
+        await self._post(edit, job, result, limit, options)
+        return message_id
+
+    async def _find_posted(self, job: Job) -> int | None:
+        """The bot's own message with this job's clip, posted by an earlier attempt, if any.
+
+        Private clips replace their progress message, which an edit may repeat: nothing to
+        look for. A public clip or a DM is looked for in the channel's recent history,
+        recognised by this database's signed Re-roll id or the clip's file name.
+        """
+        if job.private and self.token_usable(job):
+            return None
+        since = (job.posting_started_at or 0) - POSTING_LOOKBACK
+        after = discord.Object(discord.utils.time_snowflake(_utc(since)))
+        own = self._bot.user.id if self._bot.user is not None else None
+        reroll_id = self._bot.custom_ids.make("reroll", job.id)
+        filename = clip_filename(job)
+        channels: list[discord.abc.Messageable] = []
+        if not job.private:
+            channels.append(self._channel(job))
+        user = self._bot.get_user(job.user_id)
+        if user is not None:
+            channels.append(user)
+        for channel in channels:
+            try:
+                async for message in channel.history(limit=POSTING_LOOKUP_LIMIT, after=after):
+                    if message.author.id != own:
+                        continue
+                    ids = {
+                        getattr(child, "custom_id", None)
+                        for row in message.components
+                        for child in getattr(row, "children", ())
+                    }
+                    names = {attachment.filename for attachment in message.attachments}
+                    if reroll_id in ids or filename in names:
+                        return message.id
+            except discord.HTTPException as error:
+                # Without access or history the nonce is what still protects a repeat.
+                log.info("job=%s could not look for an earlier post (%s)", job.id, error.code)
+        return None
 
     async def _send_via_token(self, job: Job, result: ResultMessage) -> int:
         # The interaction's own limit counts the requester's Nitro; fall back to the server's.
@@ -363,5 +449,13 @@ def _clip_nonce(job: Job) -> str:
     return f"videobot-clip-{job.id}"[:25]
 
 
+def clip_filename(job: Job) -> str:
+    return f"video-{job.id}.mp4"
+
+
 def _file(job: Job, path: Path) -> discord.File:
-    return discord.File(path, filename=f"video-{job.id}.mp4", description=f"Video for job {job.id}")
+    return discord.File(path, filename=clip_filename(job), description=f"Video for job {job.id}")
+
+
+def _utc(unix: float) -> datetime:
+    return datetime.fromtimestamp(unix, UTC)

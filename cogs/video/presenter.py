@@ -90,6 +90,17 @@ class JobPresenter:
             embed=render.result_embed(current, allowance),
             view=result_view(current, self._bot.custom_ids),
         )
+        if current.private:
+            # The private progress message becomes the clip: no progress edit may follow.
+            posted: list[int | None] = []
+
+            async def replace_progress() -> None:
+                posted.append(await self.messenger.send_result(current, result))
+
+            await self._throttle.final(job.id, replace_progress)
+            self._allowance.pop(job.id, None)
+            self.messenger.forget(job.id)
+            return posted[0]
         message_id = await self.messenger.send_result(current, result)
         self._allowance.pop(job.id, None)
         # Return at once so the runner records the delivery; the cosmetic "finished" edit

@@ -7,14 +7,24 @@ so a scenario states what a member or moderator would see, never what a cog did.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
+from cogs.videobot import VideoBot, create_bot
+from services.app import open_services
 from services.jobs import JobRunner
+from services.settings import load_settings
 from services.simulator import SegmindSimulator
 from tests.conftest import SimulatorFactory
 from tests.fakeclock import FakeClock
-from tests.fakediscord import FakeDiscord, FakeMember, InteractionRecord, StoredMessage
+from tests.fakediscord import (
+    FakeDiscord,
+    FakeMember,
+    InteractionRecord,
+    StoredMessage,
+    running_client,
+)
 
 # Segmind's real pace (PRODUCT.md: about four minutes a clip), on a clock only tests move.
 SEGMIND_QUEUE_SECONDS = 60.0
@@ -178,3 +188,15 @@ async def wait_for_message_text(
 async def wait_idle(runner: JobRunner) -> None:
     """Until the bot's job runner has nothing running or waiting (a sync point, not an assert)."""
     await asyncio.wait_for(runner.wait_idle(), TIMEOUT)
+
+
+@asynccontextmanager
+async def running_bot(
+    env: dict[str, str], simulator: SegmindSimulator, fake: FakeDiscord
+) -> AsyncIterator[VideoBot]:
+    """The bot as bot.py starts it, on the database ``env`` names; stopped on exit."""
+    async with open_services(load_settings(env), segmind_base_url=simulator.base_url) as services:
+        client = create_bot(services, guild_ready_timeout=0.05)
+        async with running_client(client, fake):
+            yield client
+            await wait_idle(services.runner)

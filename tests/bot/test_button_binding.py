@@ -7,28 +7,18 @@ the message it was clicked on.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-from cogs.videobot import VideoBot, create_bot
-from services.app import open_services
-from services.settings import load_settings
 from services.simulator import SegmindSimulator
-from tests.bot.helpers import click, has_button, video, wait_for_clip, wait_for_reply, wait_idle
-from tests.fakediscord import FakeDiscord, FakeMember, StoredMessage, running_client
-
-
-@asynccontextmanager
-async def running_bot(
-    env: dict[str, str], simulator: SegmindSimulator, fake: FakeDiscord
-) -> AsyncIterator[VideoBot]:
-    """The bot as bot.py starts it, on the database ``env`` names; stopped on exit."""
-    async with open_services(load_settings(env), segmind_base_url=simulator.base_url) as services:
-        client = create_bot(services, guild_ready_timeout=0.05)
-        async with running_client(client, fake):
-            yield client
-            await wait_idle(services.runner)
+from tests.bot.helpers import (
+    click,
+    has_button,
+    running_bot,
+    video,
+    wait_for_clip,
+    wait_for_reply,
+)
+from tests.fakediscord import FakeDiscord, FakeMember, StoredMessage
 
 
 async def clip_for(fake: FakeDiscord, member: FakeMember, prompt: str, **options) -> StoredMessage:

@@ -89,20 +89,23 @@ async def test_expired_token_moves_the_job_to_channel_messages_and_pings_only_th
     assert len(simulator.submits) == 1
 
 
-async def test_a_50027_on_posting_the_clip_posts_it_in_the_channel_instead(
-    bot, fake_discord, services, simulator, caplog
+async def test_a_public_clip_goes_to_the_channel_with_a_nonce_discord_enforces(
+    bot, fake_discord, services, simulator
 ):
+    """The interaction webhook has no nonce, and discord.py resends it after a 5xx that
+    Discord may have stored: a clip posted there could appear twice."""
     alice = fake_discord.world.member_named("alice")
-    fake_discord.inject(Fault.expired_token(WEBHOOK_POST))  # only the clip's post is refused
     record = await request_video(fake_discord, alice)
 
     clip = await wait_for_clip(fake_discord, record.channel_id)
     job = await job_when_idle(services)
 
     assert clip.interaction_id is None and clip.pinged_user_ids == {alice.id}
-    assert [c.error_code for c in fake_discord.calls_to(WEBHOOK_POST)] == [50027]
+    assert fake_discord.calls_to(WEBHOOK_POST) == []
+    [upload] = [c for c in fake_discord.calls_to(CHANNEL_POST) if c.files]
+    assert upload.json["nonce"] == f"videobot-clip-{job.id}" and upload.json["enforce_nonce"]
     assert job.state is JobState.DELIVERED and job.result_message_id == clip.id
-    assert logged(caplog, EXPIRED_LOG) == 1
+    assert job.posting_started_at is not None  # marked before it was sent
     assert len(fake_discord.channel_messages(record.channel_id)) == 2  # progress + clip
 
 
@@ -239,8 +242,10 @@ async def test_while_the_token_is_fresh_the_clip_needs_no_channel_permission(
     assert clip.interaction_id == record.id  # the interaction's own webhook
     assert clip.pinged_user_ids == {alice.id}
     assert job.state is JobState.DELIVERED
-    assert fake_discord.calls_to(CHANNEL_POST) == [] and fake_discord.dm_messages(alice) == []
-    assert logged(caplog, "", logging.WARNING) == 0
+    # The channel is tried first (it takes a nonce): with the file, then the link; both refused.
+    assert [c.error_code for c in fake_discord.calls_to(CHANNEL_POST)] == [50013, 50013]
+    assert fake_discord.dm_messages(alice) == []
+    assert logged(caplog, "cannot post in channel", logging.WARNING) == 1
 
 
 async def test_no_channel_and_closed_dms_end_the_job_after_bounded_retries(
@@ -275,14 +280,11 @@ async def test_missing_attach_files_posts_an_expiring_link(
     slow_segmind(simulator)
     alice = fake_discord.world.member_named("alice")
     record = await request_video(fake_discord, alice)
-    if token == "fresh":
-        # Discord refuses the file on the interaction's own webhook.
-        fake_discord.inject(Fault.missing_permissions(WEBHOOK_POST))
-        refused_route = WEBHOOK_POST
-    else:
+    if token == "expired":
         fake_discord.advance(15 * 60 + 1)
-        fake_discord.world.guild.channels[0].deny(bot_member(fake_discord), Perm.ATTACH_FILES)
-        refused_route = CHANNEL_POST
+    # Either way the clip goes to the channel, where the bot may not attach files.
+    fake_discord.world.guild.channels[0].deny(bot_member(fake_discord), Perm.ATTACH_FILES)
+    refused_route = CHANNEL_POST
 
     link = await fake_discord.wait_for_message(
         record.channel_id, lambda m: "The link expires <t:" in m.content, timeout=10
@@ -304,14 +306,11 @@ async def test_413_on_upload_posts_an_expiring_link(
     slow_segmind(simulator)
     alice = fake_discord.world.member_named("alice")
     record = await request_video(fake_discord, alice)
-    if token == "fresh":
-        fake_discord.inject(Fault.entity_too_large(WEBHOOK_POST))
-        refused_route = WEBHOOK_POST
-    else:
-        # Discord's real limit is below what the bot was told: only the 413 says so.
+    if token == "expired":
         fake_discord.advance(15 * 60 + 1)
-        fake_discord.world.upload_limit = len(SAMPLE) - 1
-        refused_route = CHANNEL_POST
+    # Discord's real limit is below what the bot was told: only the 413 says so.
+    fake_discord.world.upload_limit = len(SAMPLE) - 1
+    refused_route = CHANNEL_POST
 
     link = await fake_discord.wait_for_message(
         record.channel_id, lambda m: "The link expires <t:" in m.content, timeout=10
@@ -328,13 +327,13 @@ async def test_a_5xx_on_upload_is_retried_by_discord_py_and_posted_once(
     bot, fake_discord, services, simulator
 ):
     alice = fake_discord.world.member_named("alice")
-    fake_discord.inject(Fault.server_error(WEBHOOK_POST, status=500))  # discord.py waits 1 s
+    fake_discord.inject(Fault.server_error(CHANNEL_POST, status=500))  # discord.py waits 1 s
     record = await request_video(fake_discord, alice)
 
     clip = await wait_for_clip(fake_discord, record.channel_id)
     job = await job_when_idle(services)
 
-    assert [c.status for c in fake_discord.calls_to(WEBHOOK_POST)] == [500, 200]
+    assert [c.status for c in fake_discord.calls_to(CHANNEL_POST) if c.files] == [500, 200]
     assert [m.id for m in fake_discord.channel_messages(record.channel_id) if m.attachments] == [
         clip.id
     ]
@@ -387,9 +386,15 @@ async def test_a_channel_deleted_while_the_token_is_fresh_still_reaches_the_memb
     assert len(simulator.submits) == 1
 
 
-@pytest.mark.parametrize("status", [502, 503])  # discord.py resends a 502 itself, not a 503
+@pytest.mark.parametrize(
+    ("status", "uploads_sent"),
+    [
+        (502, 2),  # discord.py resends a 502 itself: the nonce makes Discord return the first
+        (503, 1),  # the bot's own retry looks for its message first and finds it
+    ],
+)
 async def test_a_clip_posted_whose_answer_was_lost_is_not_posted_twice(
-    status, bot, fake_discord, services, simulator
+    status, uploads_sent, bot, fake_discord, services, simulator
 ):
     slow_segmind(simulator)
     alice = fake_discord.world.member_named("alice")
@@ -407,7 +412,7 @@ async def test_a_clip_posted_whose_answer_was_lost_is_not_posted_twice(
     clips = [m for m in fake_discord.channel_messages(channel.id) if m.attachments]
     assert len(clips) == 1 and clips[0].pinged_user_ids == {alice.id}
     assert job.result_message_id == clips[0].id
-    assert len([c for c in fake_discord.calls_to(uploads) if c.files]) == 2  # sent again, once
+    assert len([c for c in fake_discord.calls_to(uploads) if c.files]) == uploads_sent
 
 
 async def test_a_progress_answer_discord_took_but_failed_to_confirm_still_runs_the_job(

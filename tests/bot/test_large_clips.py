@@ -79,7 +79,7 @@ async def assert_playable_clip_of_the_same_length(message: StoredMessage, tmp_pa
     assert duration is not None and abs(duration - BIG_CLIP_SECONDS) < 0.5, duration
 
 
-async def test_a_clip_over_the_upload_limit_is_re_encoded_to_fit_the_reply(
+async def test_a_clip_over_the_upload_limit_is_re_encoded_to_fit_the_channel(
     bot, fake_discord: FakeDiscord, segmind_clock: FakeClock, tmp_path: Path
 ):
     alice = fake_discord.world.member_named("alice")
@@ -89,7 +89,7 @@ async def test_a_clip_over_the_upload_limit_is_re_encoded_to_fit_the_reply(
     finish_segmind_jobs(segmind_clock)
     clip = await wait_for_clip(fake_discord, record.channel_id)
 
-    assert clip.interaction_id is not None  # posted through the interaction
+    assert clip.interaction_id is None  # to the channel, where Discord enforces its nonce
     assert len(clip.attachments) == 1
     assert 0 < clip.attachments[0].size <= DISCORD_DEFAULT_UPLOAD_LIMIT
     await assert_playable_clip_of_the_same_length(clip, tmp_path)
@@ -121,16 +121,21 @@ async def test_a_clip_that_cannot_be_made_small_enough_is_posted_as_an_expiring_
     bot, fake_discord: FakeDiscord, simulator: SegmindSimulator, segmind_clock: FakeClock
 ):
     alice = fake_discord.world.member_named("alice")
-    # A member whose upload limit no re-encoding of this clip can meet.
-    record = await video(fake_discord, alice, {"prompt": "pure noise"}, attachment_size_limit=8_000)
+    # A private clip goes by the interaction, whose upload limit no re-encoding can meet.
+    record = await video(
+        fake_discord, alice, {"prompt": "pure noise", "private": True}, attachment_size_limit=8_000
+    )
     await wait_for_status(fake_discord, record.original_message_id, "Queued at Segmind")
 
     finish_segmind_jobs(segmind_clock)
-    linked = await wait_for_message_text(fake_discord, record.channel_id, "The link expires <t:")
+    linked = await wait_for_message_text(
+        fake_discord, record.channel_id, "The link expires <t:", viewer=alice
+    )
 
     assert linked.attachments == []
     assert f"{simulator.base_url}/files/" in linked.content  # Segmind's own link
     assert linked.content.startswith(f"<@{alice.id}>, your video is ready.")
-    assert linked.pinged_user_ids == {alice.id}
-    assert not any(m.attachments for m in fake_discord.channel_messages(record.channel_id))
+    assert linked.id == record.original_message_id  # the private progress, replaced
+    seen = fake_discord.channel_messages(record.channel_id, viewer=alice)
+    assert not any(m.attachments for m in seen)
     assert [c for c in fake_discord.calls if c.status == 413] == []  # never tried blindly

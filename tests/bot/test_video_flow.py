@@ -186,8 +186,10 @@ async def test_mentions_in_a_prompt_ping_nobody_and_the_clip_pings_only_the_requ
     assert not clip.mentions.everyone and clip.mentions.roles == frozenset()
     # The prompt is shown as text; the posts said "parse nothing, ping only the requester".
     assert "everyone" in embed_text(clip) and str(artists.id) in embed_text(clip)
-    posts = fake_discord.calls_to("POST /webhooks/*/*") + fake_discord.calls_to(
-        "POST /interactions/*/*/callback"
+    posts = (
+        fake_discord.calls_to("POST /webhooks/*/*")
+        + fake_discord.calls_to("POST /interactions/*/*/callback")
+        + fake_discord.calls_to("POST /channels/*/messages")
     )
     for call in posts:
         body = call.json.get("data", call.json) if call.route.endswith("callback") else call.json

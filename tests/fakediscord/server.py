@@ -91,6 +91,7 @@ class RestServer:
                 "/webhooks/{application_id}/{webhook_token}/messages/{message_id}",
                 ir.delete_message,
             ),
+            ("GET", "/channels/{channel_id}/messages", self._channel_history),
             ("POST", "/channels/{channel_id}/messages", self._create_message),
             ("PATCH", "/channels/{channel_id}/messages/{message_id}", self._edit_message),
             ("DELETE", "/channels/{channel_id}/messages/{message_id}", self._delete_message),
@@ -260,6 +261,40 @@ class RestServer:
             return json_response(self.store.message_payload(repeated))
         message = await self.store.create_message(dest, self.store.world.bot.id, body)
         return json_response(self.store.message_payload(message))
+
+    async def _channel_history(self, request: web.Request) -> web.Response:
+        """GET messages, newest first, as Discord pages them (limit 1-100, before/after).
+
+        Without Read Message History Discord answers 200 with no messages, not an error.
+        Ephemeral and deleted messages are never in a channel's history.
+        """
+        dest = self._destination(request)
+        query = request.rel_url.query
+        try:
+            limit = int(query.get("limit", "50"))
+            before = int(query["before"]) if "before" in query else None
+            after = int(query["after"]) if "after" in query else None
+        except ValueError:
+            raise errors.form_error(("limit",), "NUMBER_TYPE_COERCE", "not a number") from None
+        if not 1 <= limit <= 100:
+            raise errors.form_error(
+                ("limit",), "NUMBER_TYPE_MAX", "int value should be between 1 and 100"
+            )
+        if dest.guild is not None and dest.channel is not None:
+            perms = channel_permissions(dest.guild, dest.channel, self.store.world.bot.id)
+            if not has(perms, Perm.READ_MESSAGE_HISTORY):
+                return json_response([])
+        shown = [
+            m
+            for m in self.store.channel_history(dest.channel_id)
+            if not m.ephemeral
+            and not m.deleted
+            and (before is None or m.id < before)
+            and (after is None or m.id > after)
+        ]
+        # Discord returns the newest page, newest first; after= pages from the oldest side.
+        page = shown[:limit] if after is not None else shown[-limit:]
+        return json_response([self.store.message_payload(m) for m in reversed(page)])
 
     def _can_dm(self, user_id: int) -> bool:
         user = self.store.world.find_user(user_id)
