@@ -1,7 +1,12 @@
-"""A logging filter that blanks secrets, wherever a library might print them.
+"""No token or key in any log line: quiet the loggers that dump payloads, blank what slips past.
 
-Our own code never logs tokens or keys; this is the second line of defence for
-library debug output (for example request URLs that embed an interaction token).
+Our own code never logs tokens or keys. Two libraries would, at DEBUG: discord.py's
+gateway logs every event it receives (an INTERACTION_CREATE carries the interaction's
+token) and aiosqlite logs every statement with its parameters (the jobs table stores
+interaction tokens). ``quiet_payload_loggers`` keeps both at INFO even when the bot runs
+at DEBUG. ``RedactSecrets`` is the second line of defence, for whatever else a library
+prints: the configured secrets, tokens in webhook and interaction URLs, any ``token``
+field of a JSON or Python payload, and any interaction token by its shape.
 """
 
 from __future__ import annotations
@@ -10,13 +15,37 @@ import logging
 import re
 from collections.abc import Iterable
 
+REDACTED = "[redacted]"
+
+# Loggers whose DEBUG output is whole payloads: gateway events, SQL parameters.
+PAYLOAD_LOGGERS = ("discord.gateway", "aiosqlite")
+
 # Interaction and webhook tokens travel in URL paths:
 # /webhooks/<id>/<token> and /interactions/<id>/<token>.
 _TOKEN_IN_PATH = re.compile(r"(/(?:webhooks|interactions)/\d+/)[A-Za-z0-9_.\-]{20,}")
-REDACTED = "[redacted]"
+# A quoted value under any key ending in "token": JSON ("token": "..."), a Python repr
+# ('token': '...', interaction_token='...'), a form or query (token=...).
+_QUOTED_TOKEN_FIELD = re.compile(
+    r"""(?P<key>\b\w*token["']?\s*[:=]\s*)(?P<quote>["'])(?P<value>(?:(?!(?P=quote)).)+)(?P=quote)""",
+    re.IGNORECASE,
+)
+_BARE_TOKEN_FIELD = re.compile(r"(?P<key>\b\w*token=)(?P<value>[^\s&,;'\")]{8,})", re.IGNORECASE)
+# Discord's interaction tokens are base64url of "interaction:<id>:...": "aW50ZXJhY3Rpb246".
+_INTERACTION_TOKEN = re.compile(r"aW50ZXJhY3Rpb246[A-Za-z0-9_\-]*=*")
+# Any other opaque run this long (base64url, no separators) is a credential, not prose.
+_LONG_OPAQUE = re.compile(r"(?<![A-Za-z0-9_\-])[A-Za-z0-9_\-]{100,}(?![A-Za-z0-9_\-])")
+
+
+def quiet_payload_loggers() -> None:
+    """Keep the payload-dumping loggers at INFO or above, whatever the root level is."""
+    level = max(logging.INFO, logging.getLogger().level)
+    for name in PAYLOAD_LOGGERS:
+        logging.getLogger(name).setLevel(level)
 
 
 class RedactSecrets(logging.Filter):
+    """Blanks secrets in a record's message and traceback before any handler writes it."""
+
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
         # Short values would blank innocent text; real tokens and keys are long.
@@ -25,7 +54,13 @@ class RedactSecrets(logging.Filter):
     def redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
-        return _TOKEN_IN_PATH.sub(lambda m: m.group(1) + REDACTED, text)
+        text = _TOKEN_IN_PATH.sub(lambda m: m.group(1) + REDACTED, text)
+        text = _QUOTED_TOKEN_FIELD.sub(
+            lambda m: f"{m['key']}{m['quote']}{REDACTED}{m['quote']}", text
+        )
+        text = _BARE_TOKEN_FIELD.sub(lambda m: m["key"] + REDACTED, text)
+        text = _INTERACTION_TOKEN.sub(REDACTED, text)
+        return _LONG_OPAQUE.sub(REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -34,6 +69,10 @@ class RedactSecrets(logging.Filter):
             # Render the traceback now, redacted, so the handler prints the clean copy.
             record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True

@@ -383,5 +383,7 @@ def configure_logging(level: str) -> None:
         level=getattr(logging, level, logging.INFO),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
-    # discord.py logs every gateway event at DEBUG, including payloads; keep it calmer.
-    logging.getLogger("discord.gateway").setLevel(max(logging.INFO, logging.getLogger().level))
+    # discord.py's gateway and aiosqlite dump payloads at DEBUG (interaction tokens too).
+    from services.logsafety import quiet_payload_loggers
+
+    quiet_payload_loggers()
