@@ -12,6 +12,7 @@ import math
 from services.admission import (
     Admitted,
     BudgetExhausted,
+    DuplicateRequest,
     LimitReached,
     MemberBlocked,
 )
@@ -107,12 +108,26 @@ def refusal(error: RefusedError) -> str:
         )
     elif isinstance(error, BudgetExhausted):
         text = f"{_budget_refusal(error)} It resets {discord_timestamp(error.resets_at)}."
+    elif isinstance(error, DuplicateRequest):
+        text = duplicate_refusal(error)
     elif error.retry_at is not None:  # AccountPaused among others
         # Rounded down, as this refusal always has been (the limits' times round up).
         text = f"{error.user_message} You can try again <t:{int(error.retry_at)}:R>."
     else:
         text = error.user_message
     return text[:CONTENT_MAX]
+
+
+def duplicate_refusal(error: DuplicateRequest) -> str:
+    """The answer to a double click: the first request is on its way, and where to watch it."""
+    text = "You just asked for this same video, so it is made once: nothing more is spent."
+    if error.message_id is None:
+        return f"{text} Its progress message is on its way."
+    if error.private:
+        # An ephemeral message has no link; it is the member's own, just above.
+        return f"{text} Its progress is in the private message above."
+    link = f"https://discord.com/channels/{error.guild_id}/{error.channel_id}/{error.message_id}"
+    return f"{text} [Follow its progress here]({link})."
 
 
 def _budget_refusal(error: BudgetExhausted) -> str:

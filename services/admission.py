@@ -1,10 +1,11 @@
 """The gate every new job passes before anything is acknowledged, submitted or billed.
 
-The member's limit, the server's daily clip cap and monthly budget, and the credit
-gate are checked and the job is stored in ONE transaction: the database lock is held
-from the first read to the insert, so ten quick requests under a limit of 3 give
-exactly 3 jobs. A refusal writes nothing, except the note that moderators were told
-about a reached budget (so they are told once per day or month).
+A repeat of a request made moments ago (a double click), the member's limit, the
+server's daily clip cap and monthly budget, and the credit gate are checked and the job
+is stored in ONE transaction: the database lock is held from the first read to the
+insert, so ten quick requests under a limit of 3 give exactly 3 jobs, and two clicks at
+once give one. A refusal writes nothing, except the note that moderators were told about
+a reached budget (so they are told once per day or month).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 # Sums of float prices: a cent's fraction must not refuse the clip that exactly fits.
 _EPSILON_USD = 1e-6
+# The same request from the same member this soon after the first is a double click (or a
+# command sent twice), answered with the first job instead of billed again.
+DUPLICATE_WINDOW_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,25 @@ class BudgetExhausted(RefusedError):
         self.tell_moderators = False
 
 
+class DuplicateRequest(RefusedError):
+    """The member made this same request moments ago; the job it made is named here.
+
+    Nothing is stored, billed or counted for the repeat: ``job_id`` is the earlier job, its
+    progress message is ``message_id`` in ``channel_id`` (None until it is posted).
+    """
+
+    def __init__(self, earlier: Job) -> None:
+        super().__init__(
+            "You just asked for this same video; it is made once, and nothing more is spent.",
+            detail=f"repeat of job={earlier.id}",
+        )
+        self.job_id = earlier.id
+        self.guild_id = earlier.guild_id
+        self.channel_id = earlier.channel_id
+        self.message_id = earlier.message_id
+        self.private = earlier.private
+
+
 class Admission:
     def __init__(
         self,
@@ -127,13 +150,24 @@ class Admission:
         return self._cost
 
     async def admit(self, request: VideoRequest, origin: JobOrigin) -> Admitted:
-        """Check limit, caps and credits and store the job, atomically; raise RefusedError."""
+        """Check repeats, limits, caps and credits, and store the job atomically, or refuse."""
         new = _new_job(request, origin)
         role_ids = origin.role_ids
         store = self._storage.limits
         refusal: BudgetExhausted | None = None
         async with self._storage.db.transaction() as tx:
             now = self._clock.time()
+            if new.fingerprint is not None:
+                # First: a double click must hear "already on its way", not "limit reached".
+                earlier = await self._storage.jobs.same_request_since(
+                    new.guild_id,
+                    new.user_id,
+                    new.fingerprint,
+                    now - DUPLICATE_WINDOW_SECONDS,
+                    tx=tx,
+                )
+                if earlier is not None:
+                    raise DuplicateRequest(earlier)
             settings = await store.guild_settings(new.guild_id, tx=tx)
             limit = await load_effective_limit(
                 store,
@@ -232,4 +266,5 @@ def _new_job(request: VideoRequest, origin: JobOrigin) -> NewJob:
         interaction_created_at=origin.interaction_created_at,
         application_id=origin.application_id,
         upload_limit=origin.upload_limit,
+        fingerprint=origin.fingerprint,
     )

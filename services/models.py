@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import secrets
 import unicodedata
 from dataclasses import InitVar, asdict, dataclass, field, fields
@@ -173,6 +175,24 @@ class VideoRequest:
         return VideoRequest(**{**asdict(self), "seed": seed})
 
 
+def request_fingerprint(request: VideoRequest, *, private: bool, seed_given: bool) -> str:
+    """What makes two `/video` requests the same one: a repeat moments later is a double click.
+
+    Every parameter and the privacy count; the seed only when the member chose it, since an
+    omitted seed is drawn anew for each request and would make every repeat look different.
+    """
+    values: dict[str, Any] = {**request.to_payload(), "private": private}
+    if not seed_given:
+        del values["seed"]
+    text = json.dumps(values, sort_keys=True)  # ASCII: a lone surrogate cannot break it
+    return "video:" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def reroll_fingerprint(job_id: int) -> str:
+    """Re-rolls of one job are the same request: each click draws its own random seed."""
+    return f"reroll:{job_id}"
+
+
 class JobState(str, enum.Enum):
     """Where a job is. Stored as its value; the order below is the usual life."""
 
@@ -317,6 +337,7 @@ class JobOrigin:
     interaction_created_at: float | None = None
     application_id: int | None = None
     upload_limit: int | None = None  # bytes the interaction's reply may attach
+    fingerprint: str | None = None  # request_fingerprint/reroll_fingerprint; None: no de-dup
 
 
 # --- limits and budgets ------------------------------------------------------------

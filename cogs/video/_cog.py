@@ -17,6 +17,7 @@ from services.models import (
     SEED,
     STEPS,
     VideoRequest,
+    request_fingerprint,
 )
 
 if TYPE_CHECKING:
@@ -69,7 +70,10 @@ class VideoCog(commands.Cog):
             frame_rate=frame_rate,
             default_negative_prompt=self.bot.services.settings.default_negative_prompt,
         )
-        await self.bot.starter.start(interaction, request, private=private)
+        # The same command sent twice in a moment is one request (a seed left out is drawn
+        # anew each time, so it is not part of what makes them the same).
+        fingerprint = request_fingerprint(request, private=private, seed_given=seed is not None)
+        await self.bot.starter.start(interaction, request, private=private, fingerprint=fingerprint)
 
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:

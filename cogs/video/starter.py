@@ -31,6 +31,7 @@ from services.models import (
     ProgressPhase,
     VideoRequest,
     random_seed,
+    reroll_fingerprint,
 )
 
 if TYPE_CHECKING:
@@ -44,7 +45,11 @@ DISCORD_UNREACHABLE = (discord.HTTPException, aiohttp.ClientError, OSError)
 
 
 def origin_of(
-    interaction: discord.Interaction, *, private: bool, parent_job_id: int | None = None
+    interaction: discord.Interaction,
+    *,
+    private: bool,
+    parent_job_id: int | None = None,
+    fingerprint: str | None = None,
 ) -> JobOrigin:
     """Who asked, where, and the interaction's token to answer through."""
     if interaction.guild_id is None or interaction.channel_id is None:
@@ -61,6 +66,7 @@ def origin_of(
         interaction_created_at=interaction.created_at.timestamp(),
         application_id=interaction.application_id,
         upload_limit=interaction.filesize_limit,
+        fingerprint=fingerprint,
     )
 
 
@@ -76,9 +82,16 @@ class JobStarter:
         *,
         private: bool = False,
         parent_job_id: int | None = None,
+        fingerprint: str | None = None,
     ) -> Job | None:
-        """Admit, acknowledge and queue one request; None when it could not be acknowledged."""
-        origin = origin_of(interaction, private=private, parent_job_id=parent_job_id)
+        """Admit, acknowledge and queue one request; None when it could not be acknowledged.
+
+        ``fingerprint`` says what makes a repeat of this request the same one (a double
+        click): admission answers a repeat moments later with this job instead of a second.
+        """
+        origin = origin_of(
+            interaction, private=private, parent_job_id=parent_job_id, fingerprint=fingerprint
+        )
         if not self._services.runner.accepting:
             # Admitted now, it would only wait (and count) until the restart.
             raise BotError(
@@ -118,7 +131,13 @@ class JobStarter:
     async def reroll(self, interaction: discord.Interaction, original: Job) -> None:
         """The same request as ``original`` with a new seed, through the limits like any other."""
         request = original.request.with_seed(random_seed())
-        await self.start(interaction, request, private=original.private, parent_job_id=original.id)
+        await self.start(
+            interaction,
+            request,
+            private=original.private,
+            parent_job_id=original.id,
+            fingerprint=reroll_fingerprint(original.id),
+        )
 
     async def _admit(
         self, interaction: discord.Interaction, request: VideoRequest, origin: JobOrigin

@@ -41,6 +41,14 @@ _UPDATABLE = frozenset(
     }
 )
 _TERMINAL_VALUES = tuple(state.value for state in TERMINAL_STATES)
+# Jobs that ended without a clip on the way: a repeat of one is a real retry, not a double
+# click (an abandoned, never-acknowledged job is CANCELLED).
+_ENDED_WITHOUT_CLIP = (
+    JobState.CANCELLED.value,
+    JobState.FAILED.value,
+    JobState.EXPIRED.value,
+    JobState.UNKNOWN.value,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +199,28 @@ class JobStore:
             (guild_id, user_id, since),
         )
         return [row[0] for row in rows]
+
+    async def same_request_since(
+        self,
+        guild_id: int,
+        user_id: int,
+        fingerprint: str,
+        since: float,
+        *,
+        tx: Executor | None = None,
+    ) -> Job | None:
+        """The member's latest job with this fingerprint since ``since`` that is still on its way.
+
+        Ended jobs without a clip (cancelled, abandoned, failed) are left out: asking again
+        after one of those is a retry.
+        """
+        row = await (tx or self._db).fetchone(
+            "SELECT * FROM jobs WHERE guild_id = ? AND user_id = ? AND fingerprint = ?"
+            f" AND created_at >= ? AND state NOT IN ({','.join('?' * len(_ENDED_WITHOUT_CLIP))})"
+            " ORDER BY id DESC LIMIT 1",
+            (guild_id, user_id, fingerprint, since, *_ENDED_WITHOUT_CLIP),
+        )
+        return _job_from_row(row) if row else None
 
     async def guild_counted(
         self, guild_id: int, since: float, *, tx: Executor | None = None

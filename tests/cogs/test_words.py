@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from cogs import words
-from services.admission import Admitted, BudgetExhausted, LimitReached, MemberBlocked
+from services.admission import (
+    Admitted,
+    BudgetExhausted,
+    DuplicateRequest,
+    LimitReached,
+    MemberBlocked,
+)
 from services.errors import RefusedError, SegmindInsufficientCredits
 from services.gates import AccountPaused
 from services.limits import EffectiveLimit
@@ -114,3 +120,22 @@ def test_moderators_hear_which_cap_stopped_requests_and_how_to_change_it() -> No
     )
     assert "$0.72 of the monthly budget of $0.72 is spent" in monthly
     assert "the next clip costs $0.36" in monthly
+
+
+def earlier_job(*, message_id: int | None, private: bool = False) -> Job:
+    return Job(
+        41, 2, 3, 4, VideoRequest.create("a fox", seed=1), JobState.QUEUED, 0.0,
+        private=private, message_id=message_id,
+    )  # fmt: skip
+
+
+def test_a_double_click_is_pointed_at_the_first_requests_progress() -> None:
+    linked = words.refusal(DuplicateRequest(earlier_job(message_id=99)))
+    assert linked.startswith("You just asked for this same video, so it is made once")
+    assert "nothing more is spent" in linked
+    assert "[Follow its progress here](https://discord.com/channels/2/3/99)" in linked
+    # Not posted yet (the clicks came at once), or private (an ephemeral message has no link).
+    waiting = words.refusal(DuplicateRequest(earlier_job(message_id=None)))
+    assert waiting.endswith("Its progress message is on its way.")
+    private = words.refusal(DuplicateRequest(earlier_job(message_id=99, private=True)))
+    assert "discord.com" not in private and "private message above" in private

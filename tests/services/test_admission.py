@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from services.admission import (
+    DUPLICATE_WINDOW_SECONDS,
     Admission,
     Admitted,
     BudgetExhausted,
+    DuplicateRequest,
     LimitReached,
     MemberBlocked,
 )
@@ -23,7 +25,7 @@ from services.errors import (
     SegmindInsufficientCredits,
 )
 from services.gates import AccountGates, AccountPaused
-from services.models import JobOrigin, JobState, VideoRequest
+from services.models import JobOrigin, JobState, VideoRequest, reroll_fingerprint
 from services.periods import LimitSpec
 from services.storage import Storage
 from tests.fakeclock import FakeClock
@@ -66,8 +68,15 @@ def admission(storage: Storage, clock: FakeClock, gates: AccountGates) -> Admiss
 REQUEST = VideoRequest.create("a lighthouse in a storm", seed=42)
 
 
-def origin(user: int = ALICE, guild: int = GUILD, roles: tuple[int, ...] = ()) -> JobOrigin:
-    return JobOrigin(guild_id=guild, channel_id=5, user_id=user, role_ids=roles)
+def origin(
+    user: int = ALICE,
+    guild: int = GUILD,
+    roles: tuple[int, ...] = (),
+    fingerprint: str | None = None,
+) -> JobOrigin:
+    return JobOrigin(
+        guild_id=guild, channel_id=5, user_id=user, role_ids=roles, fingerprint=fingerprint
+    )
 
 
 async def count_jobs(storage: Storage, guild: int = GUILD) -> int:
@@ -331,3 +340,94 @@ async def test_a_credits_pause_does_not_spend_the_keys_recheck(
     with pytest.raises(AccountPaused) as held:
         await admission.admit(REQUEST, origin(BOB))
     assert isinstance(held.value.cause, SegmindAuthError)  # still waiting on the key's answer
+
+
+# --- one click, one clip ---------------------------------------------------------------------
+
+CLICK = reroll_fingerprint(41)
+
+
+async def test_the_same_request_moments_later_points_at_the_first_and_costs_nothing(
+    admission: Admission, storage: Storage, clock: FakeClock
+) -> None:
+    first = await admission.admit(REQUEST, origin(fingerprint=CLICK))
+    await storage.jobs.update(first.job.id, now=clock.time(), message_id=777)
+    clock.advance(DUPLICATE_WINDOW_SECONDS - 1)
+    with pytest.raises(DuplicateRequest) as caught:
+        await admission.admit(REQUEST.with_seed(43), origin(fingerprint=CLICK))
+    repeat = caught.value
+    assert (repeat.job_id, repeat.message_id, repeat.channel_id) == (first.job.id, 777, 5)
+    assert repeat.retry_at is None
+    assert await count_jobs(storage) == 1
+    # Not counted: the member still has two of three clips.
+    assert (await admission.admit(REQUEST, origin())).used == 2
+
+
+async def test_two_clicks_at_once_make_one_job(admission: Admission, storage: Storage) -> None:
+    results = await asyncio.gather(
+        admission.admit(REQUEST, origin(fingerprint=CLICK)),
+        admission.admit(REQUEST.with_seed(7), origin(fingerprint=CLICK)),
+        return_exceptions=True,
+    )
+    [admitted] = [r for r in results if isinstance(r, Admitted)]
+    [repeat] = [r for r in results if isinstance(r, DuplicateRequest)]
+    assert repeat.job_id == admitted.job.id
+    assert await count_jobs(storage) == 1
+    stored = await storage.jobs.get(admitted.job.id)
+    assert stored is not None and stored.fingerprint == CLICK
+
+
+async def test_a_double_click_at_the_limit_hears_of_the_first_not_of_the_limit(
+    admission: Admission,
+) -> None:
+    await admission.admit(REQUEST, origin())
+    await admission.admit(REQUEST, origin())
+    await admission.admit(REQUEST, origin(fingerprint=CLICK))  # the third of three
+    with pytest.raises(DuplicateRequest):
+        await admission.admit(REQUEST, origin(fingerprint=CLICK))
+
+
+async def test_the_same_request_is_new_again_after_the_window(
+    admission: Admission, clock: FakeClock
+) -> None:
+    await admission.admit(REQUEST, origin(fingerprint=CLICK))
+    clock.advance(DUPLICATE_WINDOW_SECONDS + 0.01)
+    assert (await admission.admit(REQUEST, origin(fingerprint=CLICK))).used == 2
+
+
+@pytest.mark.parametrize(
+    "other",
+    [origin(BOB, fingerprint=CLICK), origin(guild=OTHER_GUILD, fingerprint=CLICK)],
+    ids=["another member", "another server"],
+)
+async def test_the_same_fingerprint_from_someone_else_or_elsewhere_is_another_request(
+    admission: Admission, other: JobOrigin
+) -> None:
+    await admission.admit(REQUEST, origin(fingerprint=CLICK))
+    assert (await admission.admit(REQUEST, other)).used == 1
+
+
+async def test_requests_without_a_fingerprint_are_never_merged(
+    admission: Admission, storage: Storage
+) -> None:
+    await admission.admit(REQUEST, origin())
+    await admission.admit(REQUEST, origin())
+    assert await count_jobs(storage) == 2
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [
+        {"state": JobState.CANCELLED, "error": "not acknowledged"},  # abandoned: never shown
+        {"state": JobState.CANCELLED},
+        {"state": JobState.FAILED},
+    ],
+    ids=["abandoned", "cancelled", "failed"],
+)
+async def test_asking_again_after_the_first_ended_without_a_clip_is_a_retry(
+    admission: Admission, storage: Storage, clock: FakeClock, ending: dict[str, object]
+) -> None:
+    first = await admission.admit(REQUEST, origin(fingerprint=CLICK))
+    await storage.jobs.update(first.job.id, now=clock.time(), **ending)
+    again = await admission.admit(REQUEST, origin(fingerprint=CLICK))
+    assert again.job.id != first.job.id

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.errors import ValidationError
-from services.models import SEED, VideoRequest
+from services.models import SEED, VideoRequest, request_fingerprint, reroll_fingerprint
 
 
 def test_defaults_and_random_seed_fill_the_payload():
@@ -119,3 +119,34 @@ def test_a_stored_invisible_request_stays_readable_but_cannot_be_rerolled():
     assert stored.prompt == "\u200b"
     with pytest.raises(ValidationError, match="no visible text"):
         stored.with_seed(4)
+
+
+def test_a_repeated_request_without_a_seed_has_the_same_fingerprint():
+    # Each request draws its own seed; the member asked for the same thing twice.
+    first, second = VideoRequest.create("a cat"), VideoRequest.create("a cat")
+    assert first.seed != second.seed
+    assert request_fingerprint(first, private=False, seed_given=False) == request_fingerprint(
+        second, private=False, seed_given=False
+    )
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"prompt": "a dog"}, {"steps": 30}, {"negative_prompt": ""}, {"guidance_scale": 7.5}],
+)
+def test_any_other_parameter_makes_another_request(changes):
+    prompt = changes.pop("prompt", "a cat")
+    base = request_fingerprint(VideoRequest.create("a cat"), private=False, seed_given=False)
+    other = VideoRequest.create(prompt, **changes)
+    assert request_fingerprint(other, private=False, seed_given=False) != base
+
+
+def test_a_chosen_seed_and_privacy_are_part_of_the_request():
+    request = VideoRequest.create("a cat", seed=1)
+    chosen = request_fingerprint(request, private=False, seed_given=True)
+    assert chosen != request_fingerprint(request.with_seed(2), private=False, seed_given=True)
+    assert chosen != request_fingerprint(request, private=True, seed_given=True)
+
+
+def test_rerolls_of_one_job_are_one_request():
+    assert reroll_fingerprint(41) == reroll_fingerprint(41) != reroll_fingerprint(42)
