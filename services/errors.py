@@ -48,6 +48,20 @@ class RefusedError(BotError):
         self.retry_at = retry_at
 
 
+# --- delivery ----------------------------------------------------------------
+
+
+class ClipUndeliverable(BotError):
+    """No route can ever reach the member with this clip, so the runner stops posting it.
+
+    Raised by a job listener (the Discord messenger's "no route left"), never for an
+    outage: anything else a post raises is tried again for as long as the clip is on
+    disk. ``user_message`` is what the member is told, wherever that can still be shown.
+    """
+
+    user_message = "The video was made but could not be posted here."
+
+
 # --- Segmind -----------------------------------------------------------------
 
 

@@ -6,6 +6,10 @@ downloads the clip to disk and hands it to the listener (the Discord presenter, 
 deliver. Every transition is written to the database first, so a restart resumes
 each job from where it stood, and a submit whose answer was lost is never resent.
 
+The slots bound the work at Segmind only: once its clip is on disk a job gives its slot to
+the next one, and a delivery waiting out a Discord outage holds none. A downloaded clip is
+posted again and again, as long as its file exists, until the member has it.
+
 Every wait before another try (a submit Segmind refused, a download, a post) is
 ``services.backoff``'s; the client sends each submit once and leaves those waits here.
 """
@@ -28,6 +32,7 @@ from services.clock import Clock
 from services.download import ClipDownloader
 from services.errors import (
     BotError,
+    ClipUndeliverable,
     ConfigurationError,
     GenerationFailed,
     SegmindInsufficientCredits,
@@ -53,11 +58,12 @@ SEGMIND_RETENTION_SECONDS = 3600.0
 RATE_LIMITED_SUBMIT_ATTEMPTS = 8
 # Segmind's Retry-After is honoured up to two minutes; a longer one is a quota, not a blip.
 SUBMIT_BACKOFF = Backoff(base=1.0, cap=30.0, max_retry_after=120.0)
-# A paid clip's download and post are retried quickly at first, yet for longer in all
-# than a CDN hiccup (at least 30 s over 6 tries) or a short Discord outage (at least
-# 2 minutes over 8 tries) lasts: the least each may wait is half of every ceiling.
+# A paid clip's download is retried quickly at first, yet for longer in all than a CDN
+# hiccup lasts (at least 30 s over 6 tries): the least each may wait is half its ceiling.
 DOWNLOAD_BACKOFF = Backoff(base=2.0, cap=30.0)
-DELIVERY_BACKOFF = Backoff(base=2.0, cap=120.0)
+# Its post is retried without end while the clip is on disk: quickly at first, then every
+# few minutes at most, so an outage of hours costs Discord a request per clip in that time.
+DELIVERY_BACKOFF = Backoff(base=2.0, cap=180.0)
 RESUMED_POLL_WINDOW = 60.0
 BEHIND_OWN_JOB = 0  # a waiting job's place when only the member's own running video holds it
 
@@ -68,6 +74,15 @@ class JobCancelled(BotError):
 
 class DeliveryFailed(BotError):
     user_message = "The video was made but could not be posted here."
+
+
+class ClipLost(DeliveryFailed):
+    """The downloaded clip's file vanished before it was posted: nothing is left to deliver."""
+
+    user_message = (
+        "The video was made, but its file was lost before it could be posted here. "
+        "Please try again."
+    )
 
 
 class DownloadFailed(BotError):
@@ -83,7 +98,9 @@ class JobListener(Protocol):
     async def on_clip_ready(self, job: Job) -> int | None:
         """The clip is at ``job.clip_path``: deliver it; return the posted message id.
 
-        Raise to have the runner retry later; the job stays stored until delivered.
+        Raise to have the runner retry later, for as long as the clip is on disk; the job
+        stays stored (DOWNLOADED) until delivered. Raise ``ClipUndeliverable`` only when no
+        route can ever reach the member: that ends the job.
         """
 
     async def on_failed(self, job: Job, error: BotError) -> None:
@@ -107,15 +124,25 @@ class RunnerConfig:
     # A finished clip is paid for: a dropped connection or a 5xx from the CDN is tried again.
     download_attempts: int = 6
     download_backoff: Backoff = DOWNLOAD_BACKOFF
-    # Posting to Discord: long enough to ride out a short outage, short enough to tell.
+    # Posting to Discord never gives up while the clip is on disk: an outage delays a paid
+    # clip, it never ends it. After this many failed posts in a row the operator is told
+    # (one ERROR with the traceback); each retry is one WARNING line.
     delivery_attempts: int = 8
     delivery_backoff: Backoff = DELIVERY_BACKOFF
+    # Clips posted at the same time (each may be re-encoded to fit): after an outage many
+    # wait at once. No Segmind slot is held meanwhile (``max_concurrent`` is for Segmind).
+    max_concurrent_deliveries: int = 3
     # Private clips are kept this long after delivery so their owner can share them.
     clip_retention_seconds: float = 24 * 3600
     sweep_interval: float = 3600.0
 
     def __post_init__(self) -> None:
-        for name in ("submit_attempts", "download_attempts", "delivery_attempts"):
+        for name in (
+            "submit_attempts",
+            "download_attempts",
+            "delivery_attempts",
+            "max_concurrent_deliveries",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"RunnerConfig.{name} must be at least 1")
 
@@ -161,9 +188,13 @@ class JobRunner:
         self._listener = listener
         self._rng = rng or random.Random()
         self._waiting: list[Job] = []
-        self._running: dict[int, asyncio.Task[None]] = {}
+        self._running: dict[int, asyncio.Task[None]] = {}  # every started job, delivering too
+        # The jobs holding a Segmind slot (``max_concurrent``, ``max_per_member``): from their
+        # start until their clip is on disk.
+        self._generating: set[int] = set()
         self._running_members: Counter[tuple[int, int]] = Counter()
         self._member_of: dict[int, tuple[int, int]] = {}
+        self._delivery_slots = asyncio.Semaphore(config.max_concurrent_deliveries)
         self._positions: dict[int, int] = {}
         self._user_cancelled: set[int] = set()
         self._cancelled_before_enqueue: set[int] = set()
@@ -347,17 +378,22 @@ class JobRunner:
         return (job.guild_id, job.user_id)
 
     def _launch(self, job: Job) -> None:
-        member = self._member(job)
-        self._running_members[member] += 1
-        self._member_of[job.id] = member
+        if not self._deliverable(job):  # a resumed clip on disk needs nothing from Segmind
+            member = self._member(job)
+            self._generating.add(job.id)
+            self._running_members[member] += 1
+            self._member_of[job.id] = member
         self._running[job.id] = asyncio.create_task(self._run(job), name=f"job-{job.id}")
         self._idle.clear()
+
+    def _deliverable(self, job: Job) -> bool:
+        return job.state is JobState.DOWNLOADED and self._clips.exists(job)
 
     async def _dispatch(self) -> None:
         """Start what may start, then tell waiting jobs whose place in line changed."""
         still_waiting: list[Job] = []
         for job in self._waiting:
-            free = len(self._running) < self._config.max_concurrent
+            free = len(self._generating) < self._config.max_concurrent
             member_free = self._running_members[self._member(job)] < self._config.max_per_member
             if self._accepting and free and member_free:
                 self._positions.pop(job.id, None)
@@ -388,6 +424,11 @@ class JobRunner:
 
     def _release(self, job_id: int) -> None:
         self._running.pop(job_id, None)
+        self._leave_segmind(job_id)
+
+    def _leave_segmind(self, job_id: int) -> None:
+        """Give the job's Segmind slot (and its member's) to the next job; once is enough."""
+        self._generating.discard(job_id)
         member = self._member_of.pop(job_id, None)
         if member is not None:
             self._running_members[member] -= 1
@@ -402,10 +443,9 @@ class JobRunner:
                 job = await self._submit_patiently(job)
             if job.state in (JobState.SUBMITTED, JobState.PROCESSING) and job.video_url is None:
                 job = await self._poll(job)
-            if job.state in (JobState.SUBMITTED, JobState.PROCESSING) or (
-                job.state is JobState.DOWNLOADED and not self._clips.exists(job)
-            ):
+            if not self._deliverable(job):  # finished at Segmind, or its clip is gone since
                 job = await self._download(job)
+            await self._done_with_segmind(job)
             await self._deliver(job)
         except asyncio.CancelledError:
             if job.id in self._user_cancelled:
@@ -424,6 +464,13 @@ class JobRunner:
                 await self._dispatch()
             elif not self._running:
                 self._idle.set()
+
+    async def _done_with_segmind(self, job: Job) -> None:
+        """The clip is on disk: a wait for Discord must not keep the next job from Segmind."""
+        if job.id in self._generating:
+            self._leave_segmind(job.id)
+            if self._accepting:
+                await self._dispatch()
 
     def _ending(self, job: Job, err: BotError) -> tuple[BotError, JobState]:
         """What the member is told and the state stored when ``err`` ends the job."""
@@ -669,20 +716,45 @@ class JobRunner:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _deliver(self, job: Job) -> None:
-        attempts = self._config.delivery_attempts
-        for attempt in range(1, attempts + 1):
+        """Post the clip until the member has it: a Discord outage delays delivery, never ends it.
+
+        The job stays DOWNLOADED meanwhile, so a shutdown during a wait leaves it to the next
+        start. It ends unposted only when the clip file is gone (nothing left to post) or the
+        listener raises ``ClipUndeliverable`` (no route can ever reach the member).
+        """
+        attempt = 0
+        while True:
+            if not self._clips.exists(job):
+                log.error(
+                    "job=%s clip file %s is gone; it cannot be delivered", job.id, job.clip_path
+                )
+                raise ClipLost(detail=f"clip file gone before delivery: {job.clip_path}")
+            attempt += 1
             try:
-                await self._post_clip(job)
+                async with self._delivery_slots:
+                    await self._post_clip(job)
                 return
-            except asyncio.CancelledError:
+            except ClipUndeliverable as err:
+                log.error("job=%s could not be delivered: %s", job.id, err.detail)
                 raise
             except Exception as exc:
-                if attempt == attempts:
-                    log.error("job=%s could not be delivered: %r", job.id, exc)
-                    raise DeliveryFailed(detail=repr(exc)) from exc
                 delay = self._config.delivery_backoff.delay(attempt, self._rng)
-                log.warning("job=%s delivery failed (%r); retrying in %.1fs", job.id, exc, delay)
-                await self._clock.sleep(delay)
+                if attempt == self._config.delivery_attempts:
+                    log.error(
+                        "job=%s still not delivered after %d attempts; posting goes on while "
+                        "its clip is on disk",
+                        job.id,
+                        attempt,
+                        exc_info=True,
+                    )
+                log.warning(
+                    "job=%s delivery attempt %d failed (%s); retrying in %.1fs",
+                    job.id,
+                    attempt,
+                    _briefly(exc),
+                    delay,
+                )
+            await self._clock.sleep(delay)
 
     async def _post_clip(self, job: Job) -> None:
         """Post the clip and record it, as one step no cancel (shutdown, Cancel) interrupts.
@@ -771,3 +843,9 @@ class JobRunner:
             await self._listener.on_progress(job, progress)
         except Exception:
             log.warning("job=%s progress update failed", job.id, exc_info=True)
+
+
+def _briefly(exc: BaseException) -> str:
+    """An error on one line for a retry's log: its type and the start of its message."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import time
@@ -19,6 +20,7 @@ from services.clock import Clock, SystemClock
 from services.download import ClipDownloader
 from services.errors import (
     BotError,
+    ClipUndeliverable,
     SegmindAuthError,
     SegmindRequestExpired,
     SegmindUnavailable,
@@ -28,6 +30,7 @@ from services.gates import AccountGates
 from services.jobs import (
     BEHIND_OWN_JOB,
     RATE_LIMITED_SUBMIT_ATTEMPTS,
+    ClipLost,
     DownloadFailed,
     JobRunner,
     RunnerConfig,
@@ -469,20 +472,179 @@ async def test_shutdown_leaves_running_jobs_stored_for_resume(
     assert len(sim.submits) == 1
 
 
-async def test_delivery_is_retried_then_the_job_fails_clearly(storage, simulator, make_runner):
-    runner, rec = make_runner(delivery_attempts=3)
+class DiscordDown(Recorder):
+    """A listener whose posts fail while Discord is down; ``recover`` brings Discord back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+        self.attempts: list[int] = []
+
+    def recover(self) -> None:
+        self.down = False
+
+    async def on_clip_ready(self, job: Job) -> int | None:
+        self.attempts.append(job.id)
+        if self.down:
+            await self._note()
+            raise ConnectionError("503 Service Unavailable from Discord")
+        return await super().on_clip_ready(job)
+
+
+def listening(runner: JobRunner, listener: Recorder) -> Recorder:
+    runner.set_listener(listener)
+    return listener
+
+
+async def test_delivery_outlasts_any_number_of_failed_posts_and_then_delivers_once(
+    storage, simulator, make_runner, caplog
+):
+    caplog.set_level(logging.INFO, logger="services.jobs")
+    runner, _ = make_runner(delivery_attempts=3)
+    discord = listening(runner, DiscordDown())
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    await discord.wait_for(lambda: len(discord.attempts) >= 12)  # 4 times the old limit
+    waiting = await storage.jobs.get(job.id)
+
+    discord.recover()
+    await discord.wait_for(lambda: discord.ready)
+    await runner.wait_idle()
+
+    assert waiting.state is JobState.DOWNLOADED  # a restart now would resume the delivery
+    stored = await storage.jobs.get(job.id)
+    assert stored.state is JobState.DELIVERED and stored.result_message_id == 1000 + job.id
+    assert discord.failed == [] and len(discord.ready) == 1
+    assert len(simulator.submits) == 1
+    retries = [r for r in caplog.records if "delivery attempt" in r.getMessage()]
+    assert len(retries) == len(discord.attempts) - 1
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in retries)
+    first_retry = f"job={job.id} delivery attempt 1 failed (ConnectionError: 503"
+    assert retries[0].getMessage().startswith(first_retry)
+    alerts = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in alerts] == [
+        f"job={job.id} still not delivered after 3 attempts; posting goes on while its clip "
+        "is on disk"
+    ]
+
+
+async def test_a_clip_whose_file_is_gone_ends_the_job_and_the_member_is_told(
+    storage, simulator, make_runner
+):
+    runner, _ = make_runner()
+    discord = listening(runner, DiscordDown())
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    await discord.wait_for(lambda: discord.attempts)
+    Path((await storage.jobs.get(job.id)).clip_path).unlink()  # the disk lost it meanwhile
+
+    await discord.wait_for(lambda: discord.failed)
+
+    ((_, error),) = discord.failed
+    assert isinstance(error, ClipLost)
+    assert error.user_message.startswith("The video was made, but its file was lost")
+    assert (await storage.jobs.get(job.id)).state is JobState.FAILED
+    assert discord.ready == []
+
+
+async def test_a_listener_that_can_never_reach_the_member_ends_the_job_at_once(
+    storage, simulator, make_runner
+):
+    runner, rec = make_runner(delivery_attempts=5)
     attempts = []
 
-    async def broken(job):
+    async def no_route(job):
         attempts.append(job.id)
-        raise ConnectionError("discord down")
+        raise ClipUndeliverable(detail="no channel, token or DM reaches the member")
 
-    rec.on_clip_ready = broken
+    rec.on_clip_ready = no_route
     await runner.start()
-    await runner.enqueue(await add_job(storage))
+    job = await add_job(storage)
+    await runner.enqueue(job)
     await rec.wait_for(lambda: rec.failed)
-    assert len(attempts) == 3
-    assert "could not be posted" in rec.failed[0][1].user_message
+
+    assert len(attempts) == 1
+    assert isinstance(rec.failed[0][1], ClipUndeliverable)
+    assert rec.failed[0][1].user_message == "The video was made but could not be posted here."
+    assert (await storage.jobs.get(job.id)).state is JobState.FAILED
+
+
+@pytest.mark.parametrize("same_member", [True, False], ids=["same-member", "another-member"])
+async def test_a_clip_waiting_for_discord_holds_no_segmind_slot(
+    storage, simulator, make_runner, same_member
+):
+    runner, _ = make_runner(max_concurrent=1, max_per_member=1)
+    discord = listening(runner, DiscordDown())
+    await runner.start()
+    first = await add_job(storage, user_id=1)
+    second = await add_job(storage, user_id=1 if same_member else 2)
+    await runner.enqueue(first)
+    await runner.enqueue(second)
+    # The second clip is made while the first one waits for Discord...
+    await discord.wait_for(lambda: set(discord.attempts) == {first.id, second.id})
+    states = {job.id: (await storage.jobs.get(job.id)).state for job in (first, second)}
+
+    discord.recover()
+    await discord.wait_for(lambda: len(discord.ready) == 2)
+    await runner.wait_idle()
+
+    assert states == {first.id: JobState.DOWNLOADED, second.id: JobState.DOWNLOADED}
+    assert len(simulator.submits) == 2 and discord.failed == []
+
+
+async def test_clips_are_posted_a_few_at_a_time(storage, simulator, make_runner):
+    runner, _ = make_runner(max_concurrent=4, max_per_member=4, max_concurrent_deliveries=2)
+    posting: set[int] = set()
+    most = 0
+    release = asyncio.Event()
+
+    class SlowUploads(Recorder):
+        async def on_clip_ready(self, job: Job) -> int | None:
+            nonlocal most
+            posting.add(job.id)
+            most = max(most, len(posting))
+            await self._note()
+            await release.wait()
+            posting.discard(job.id)
+            return await super().on_clip_ready(job)
+
+    uploads = listening(runner, SlowUploads())
+    await runner.start()
+    for _ in range(4):
+        await runner.enqueue(await add_job(storage))
+    await uploads.wait_for(lambda: len(posting) == 2)
+    await asyncio.sleep(0.2)  # the other two clips are downloaded by now, and wait their turn
+    release.set()
+    await uploads.wait_for(lambda: len(uploads.ready) == 4)
+
+    assert most == 2
+
+
+async def test_a_shutdown_while_discord_is_down_leaves_the_clip_for_the_next_start(
+    storage, simulator, make_runner
+):
+    runner, _ = make_runner()
+    discord = listening(runner, DiscordDown())
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    await discord.wait_for(lambda: len(discord.attempts) > 2)  # past delivery_attempts
+
+    await runner.shutdown(timeout=2)
+    stopped = await storage.jobs.get(job.id)
+    clip_kept = Path(stopped.clip_path).is_file()
+    restarted, rec = make_runner()  # Discord is back, and so is the bot
+    await restarted.start()
+    await rec.wait_for(lambda: rec.ready or rec.failed)
+    await restarted.wait_idle()
+
+    assert stopped.state is JobState.DOWNLOADED and clip_kept
+    assert discord.failed == [] and rec.failed == []
+    assert rec.clip_bytes[job.id] == SAMPLE
+    assert (await storage.jobs.get(job.id)).state is JobState.DELIVERED
+    assert len(simulator.submits) == 1 and len(simulator.calls_to("download")) == 1
 
 
 def test_progress_estimate_never_claims_done():
@@ -1060,11 +1222,12 @@ async def test_delivery_waits_follow_the_delivery_backoff(
     assert rec.failed == []
 
 
-async def test_a_paid_clip_outlasts_a_cdn_hiccup_and_a_short_discord_outage():
-    """Each wait is at least half its ceiling, so these are the least either may wait in all.
+async def test_a_paid_clip_outlasts_a_cdn_hiccup_and_discord_retries_calmly():
+    """Each wait is at least half its ceiling, so this is the least a download may wait in all.
 
-    The fixed delays before one backoff policy rode out 21 s of CDN trouble and 102 s of
-    Discord's: a policy that gives up sooner throws away clips the owner paid for.
+    The fixed delays before one backoff policy rode out 21 s of CDN trouble: a policy that
+    gives up sooner throws away clips the owner paid for. A post never gives up (while the
+    clip is on disk), so only its pace matters.
     """
 
     def least_total(attempts: int, backoff) -> float:
@@ -1072,7 +1235,8 @@ async def test_a_paid_clip_outlasts_a_cdn_hiccup_and_a_short_discord_outage():
 
     config = RunnerConfig()
     assert least_total(config.download_attempts, config.download_backoff) >= 21
-    assert least_total(config.delivery_attempts, config.delivery_backoff) >= 102
+    # A post is retried without end while the clip is on disk, every few minutes at most.
+    assert 60 <= config.delivery_backoff.cap <= 300
     # ... and the first retry still comes within seconds, as it did.
     assert config.download_backoff.base <= 2 and config.delivery_backoff.base <= 2
 
