@@ -711,16 +711,16 @@ async def test_a_2xx_submit_nested_too_deep_to_read_is_unknown_not_failed(
 
 
 async def test_an_unexpected_error_after_the_submit_left_is_unknown_not_failed(
-    storage, simulator, segmind_client, make_runner
+    storage, simulator, segmind_client, make_runner, monkeypatch
 ):
-    class BrokenAfterSending:
-        """The real client, with a bug that strikes once Segmind has the job."""
+    send = segmind_client.submit
 
-        async def submit(self, request):
-            await segmind_client.submit(request)
-            raise KeyError("a shape no code path foresaw")
+    async def a_bug_once_segmind_has_the_job(request):
+        await send(request)
+        raise KeyError("a shape no code path foresaw")
 
-    runner, rec = make_runner(BrokenAfterSending())
+    monkeypatch.setattr(segmind_client, "submit", a_bug_once_segmind_has_the_job)
+    runner, rec = make_runner()
     await runner.start()
     job = await add_job(storage)
     await runner.enqueue(job)
