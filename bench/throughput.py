@@ -124,7 +124,7 @@ async def bench_runner(folder: Path, jobs: int) -> None:
             storage,
             client,
             RunnerConfig(max_concurrent=8, max_per_member=8),
-            downloader=ClipDownloader(session),
+            downloader=ClipDownloader(trusted_base_url=base_url),
             clips=ClipFiles(folder / "clips"),
             clock=clock,
             gates=AccountGates.create(clock, 600),

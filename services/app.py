@@ -126,7 +126,9 @@ async def open_services(
             poll_interval=settings.poll_interval_seconds,
             policy=retry_policy or RetryPolicy(),
         )
-        downloader = ClipDownloader(session)
+        # Its own connections, which reach only public addresses or Segmind's own origin
+        # (services.url_policy): the simulator's loopback address is that origin.
+        downloader = ClipDownloader(trusted_base_url=base_url)
         clips = ClipFiles(settings.clips_dir)
         gates = AccountGates.create(clock, settings.credits_recheck_seconds)
         services = Services(

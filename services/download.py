@@ -15,13 +15,18 @@ boxes add up to the file (``services.mp4``) and ffmpeg decodes every frame of it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
 import aiohttp
+from aiohttp import hdrs
+from aiohttp.abc import AbstractResolver
+from yarl import URL
 
 from services.errors import (
     DownloadNotAVideo,
@@ -42,10 +47,14 @@ from services.http_text import (
 )
 from services.mp4 import structure_problem
 from services.transcode import TranscodeFailed, decode_problem
+from services.url_policy import AddressRefused, FetchPolicy, GuardedResolver
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 120.0  # for the whole transfer: a stalled CDN must not hold a job forever
+# A CDN redirects once or twice (to a regional edge, a signed URL); more is a loop or a trap.
+MAX_REDIRECTS = 5
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
 _EXPIRED_STATUSES = frozenset({403, 404, 410})  # how CDNs answer an expired link
 # Content types no video is served as: a CDN or proxy error page with a 200.
@@ -55,14 +64,40 @@ _MP4_FIRST_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wid
 _BOX_HEADER = 8
 
 
-class ClipDownloader:
-    """Downloads clips through the shared aiohttp session, which carries no default headers."""
+class DownloadRefused(SegmindMalformedResponse):
+    """The clip's link, or a redirect from it, leads where the bot never fetches from.
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self._session = session
+    Not http(s), a private or local address, a redirect loop or too many redirects
+    (``services.url_policy``): final, as another try would be refused the same way.
+    """
+
+    user_message = (
+        "The video was made, but its download link pointed somewhere the bot does not "
+        "fetch from, so it could not be delivered. The bot's log says where."
+    )
+
+
+class ClipDownloader:
+    """Downloads clips over connections of its own, which reach only what FetchPolicy allows.
+
+    Each download opens a session whose connector resolves through ``GuardedResolver`` (no
+    DNS cache: every connection is checked), keeps no cookies, takes no proxy from the
+    environment and sends no default headers: it never carries the API key. Redirects are
+    followed here, one checked hop at a time, never by aiohttp.
+    """
+
+    def __init__(
+        self, *, trusted_base_url: str | None = None, resolver: AbstractResolver | None = None
+    ) -> None:
+        """``trusted_base_url`` is SEGMIND_BASE_URL: its own origin may be on any address.
+
+        ``resolver`` does the name lookups under the guard (aiohttp's default when None).
+        """
+        self._policy = FetchPolicy.trusting(trusted_base_url)
+        self._resolver = resolver
 
     def __repr__(self) -> str:
-        return "ClipDownloader()"
+        return f"ClipDownloader(trusted={self._policy.describe_trusted()!r})"
 
     async def download(
         self, url: str, dest: Path, *, max_bytes: int, timeout: float = DEFAULT_TIMEOUT
@@ -70,10 +105,14 @@ class ClipDownloader:
         """Stream the MP4 at ``url`` to ``dest`` atomically; return the bytes written.
 
         A partial file never stays behind, and an existing ``dest`` is only ever replaced
-        by a whole clip: one whose boxes add up and that ffmpeg decodes.
+        by a whole clip: one whose boxes add up and that ffmpeg decodes. A URL the policy
+        refuses, at the start or after a redirect, raises ``DownloadRefused``: final.
         """
         if not is_http_url(url):
-            raise SegmindMalformedResponse(detail="download: the video URL is not http(s)")
+            raise self._refused(url, "it is not an absolute http(s) URL")
+        problem = self._policy.refusal(URL(url))
+        if problem is not None:
+            raise self._refused(url, problem)
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         # Same directory, so the final rename is atomic and a reader never sees half a file;
@@ -92,22 +131,86 @@ class ClipDownloader:
         return written
 
     async def _stream(self, url: str, out: BinaryIO, *, max_bytes: int, timeout: float) -> int:
-        shown = without_query(url)  # CDN links may be signed: keep the signature out of logs
+        hops = [URL(url)]  # every URL requested, the current one last
         try:
-            async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
-                if not 200 <= resp.status < 300:
-                    body = await read_capped(resp, MAX_ERROR_BODY)
-                    raise _status_error(resp.status, body, shown)
-                if resp.content_length is not None and resp.content_length > max_bytes:
-                    raise DownloadTooLarge(
-                        detail=f"download: {resp.content_length} bytes announced, cap {max_bytes}"
-                    )
-                _refuse_non_video_type(resp, shown)
-                return await _copy_checked(resp, out, max_bytes=max_bytes, shown_url=shown)
+            async with asyncio.timeout(timeout), self._session(timeout) as session:
+                while True:
+                    async with session.get(hops[-1], allow_redirects=False) as resp:
+                        if resp.status in _REDIRECT_STATUSES:
+                            hops.append(self._next_hop(resp, hops))
+                            continue
+                        return await _receive(resp, out, max_bytes, without_query(str(resp.url)))
         except (TimeoutError, aiohttp.ClientError) as exc:
-            # An aiohttp error may quote the URL: the shown form drops its signature.
-            text = cut(f"{type(exc).__name__}: {exc}".replace(url, shown))
-            raise SegmindUnavailable(detail=f"download {shown} failed: {text}") from exc
+            current = str(hops[-1])
+            refused = getattr(exc, "os_error", None)
+            if isinstance(refused, AddressRefused):
+                raise self._refused(current, refused.reason) from exc
+            # An aiohttp error may quote a URL: the shown forms drop their signatures.
+            text = f"{type(exc).__name__}: {exc}"
+            for hop in hops:
+                text = text.replace(str(hop), without_query(str(hop)))
+            shown = without_query(current)
+            raise SegmindUnavailable(detail=f"download {shown} failed: {cut(text)}") from exc
+
+    @contextlib.asynccontextmanager
+    async def _session(self, timeout: float) -> AsyncIterator[aiohttp.ClientSession]:
+        resolver = GuardedResolver(self._policy, self._resolver)
+        try:
+            async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as session:
+                yield session
+        finally:
+            await resolver.close()
+
+    def _next_hop(self, resp: aiohttp.ClientResponse, hops: list[URL]) -> URL:
+        """Where a redirect leads, once the policy allows it; relative locations resolved."""
+        shown = without_query(str(resp.url))
+        location = resp.headers.get(hdrs.LOCATION)
+        if not location:
+            raise SegmindServerError(
+                detail=f"download {shown}: HTTP {resp.status} redirect without a Location",
+                status=resp.status,
+            )
+        try:
+            target = resp.url.join(URL(location))
+        except (ValueError, TypeError):
+            raise self._refused(str(resp.url), "it redirects to an unreadable Location") from None
+        if target.with_fragment(None) in {hop.with_fragment(None) for hop in hops}:
+            raise self._refused(str(target), "the redirects loop back to it")
+        if len(hops) > MAX_REDIRECTS:
+            raise self._refused(
+                str(target), f"it is reached after more than {MAX_REDIRECTS} redirects"
+            )
+        problem = self._policy.refusal(target)
+        if problem is not None:
+            raise self._refused(str(target), f"a redirect from {shown} leads to it, and {problem}")
+        return target
+
+    def _refused(self, url: str, reason: str) -> DownloadRefused:
+        """A final refusal, logged for the operator: the URL (signature dropped) and why."""
+        detail = (
+            f"download refused: {without_query(url)}: {reason}. Clips are fetched only over "
+            "http(s) from public addresses, or from SEGMIND_BASE_URL's own origin "
+            f"({self._policy.describe_trusted()})"
+        )
+        log.warning("%s", detail)
+        return DownloadRefused(detail=detail)
+
+
+async def _receive(resp: aiohttp.ClientResponse, out: BinaryIO, max_bytes: int, shown: str) -> int:
+    """The final answer of a download: its status, announced size and type checked, then copied."""
+    if not 200 <= resp.status < 300:
+        body = await read_capped(resp, MAX_ERROR_BODY)
+        raise _status_error(resp.status, body, shown)
+    if resp.content_length is not None and resp.content_length > max_bytes:
+        raise DownloadTooLarge(
+            detail=f"download: {resp.content_length} bytes announced, cap {max_bytes}"
+        )
+    _refuse_non_video_type(resp, shown)
+    return await _copy_checked(resp, out, max_bytes=max_bytes, shown_url=shown)
 
 
 async def _copy_checked(

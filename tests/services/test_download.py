@@ -7,10 +7,9 @@ import logging
 import time
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from services.download import ClipDownloader
+from services.download import MAX_REDIRECTS, ClipDownloader, DownloadRefused
 from services.errors import (
     DownloadNotAVideo,
     DownloadTooLarge,
@@ -24,15 +23,21 @@ from services.models import VideoRequest
 from services.segmind import SegmindClient
 from services.simulator import DEFAULT_VIDEO_PATH, SegmindSimulator
 from tests.conftest import TEST_SEGMIND_API_KEY, SegmindClientFactory, SimulatorFactory
+from tests.services.test_url_policy import HostsResolver
 
 SAMPLE_MP4 = DEFAULT_VIDEO_PATH.read_bytes()
 MP4_HEADER = b"\x00\x00\x00\x18ftypmp42"  # the first box of an MP4: size, then "ftyp"
 
 
+def downloader_for(sim: SegmindSimulator) -> ClipDownloader:
+    """A downloader that trusts the simulator's origin, as the bot trusts SEGMIND_BASE_URL's."""
+    return ClipDownloader(trusted_base_url=sim.base_url)
+
+
 @pytest.fixture
-def downloader(http_session: aiohttp.ClientSession) -> ClipDownloader:
-    """On the same session as the keyed client, as in the bot."""
-    return ClipDownloader(http_session)
+def downloader(simulator: SegmindSimulator) -> ClipDownloader:
+    """For the default ``simulator`` (on loopback, so trusted only as Segmind's own origin)."""
+    return downloader_for(simulator)
 
 
 async def finished_video_url(client: SegmindClient) -> str:
@@ -63,7 +68,7 @@ async def test_the_download_carries_no_api_key(
     downloader: ClipDownloader,
     tmp_path: Path,
 ) -> None:
-    url = await finished_video_url(segmind_client)  # the keyed client used the same session
+    url = await finished_video_url(segmind_client)  # the keyed client asked for the link
 
     await downloader.download(url, tmp_path / "a.mp4", max_bytes=10_000_000)
 
@@ -77,7 +82,6 @@ async def test_the_download_carries_no_api_key(
 async def test_an_oversized_clip_is_refused_and_leaves_no_file(
     simulator_factory: SimulatorFactory,
     segmind_client_factory: SegmindClientFactory,
-    downloader: ClipDownloader,
     tmp_path: Path,
     content_length: bool,
 ) -> None:
@@ -87,7 +91,7 @@ async def test_an_oversized_clip_is_refused_and_leaves_no_file(
     url = await finished_video_url(segmind_client_factory(sim.base_url))
 
     with pytest.raises(DownloadTooLarge):
-        await downloader.download(url, tmp_path / "big.mp4", max_bytes=100_000)
+        await downloader_for(sim).download(url, tmp_path / "big.mp4", max_bytes=100_000)
 
     assert list(tmp_path.iterdir()) == []
 
@@ -108,13 +112,12 @@ async def test_a_clip_exactly_at_the_cap_is_accepted(
 async def test_a_streamed_clip_without_length_is_downloaded_whole(
     simulator_factory: SimulatorFactory,
     segmind_client_factory: SegmindClientFactory,
-    downloader: ClipDownloader,
     tmp_path: Path,
 ) -> None:
     sim = await simulator_factory(download_content_length=False)
     url = await finished_video_url(segmind_client_factory(sim.base_url))
 
-    await downloader.download(url, tmp_path / "a.mp4", max_bytes=10_000_000)
+    await downloader_for(sim).download(url, tmp_path / "a.mp4", max_bytes=10_000_000)
 
     assert (tmp_path / "a.mp4").read_bytes() == SAMPLE_MP4
 
@@ -287,7 +290,6 @@ def opening_with(box: bytes) -> bytes:
 async def test_every_box_an_mp4_may_open_with_is_accepted(
     simulator_factory: SimulatorFactory,
     segmind_client_factory: SegmindClientFactory,
-    downloader: ClipDownloader,
     tmp_path: Path,
     box: bytes,
 ) -> None:
@@ -295,7 +297,7 @@ async def test_every_box_an_mp4_may_open_with_is_accepted(
     sim = await simulator_factory(video_bytes=clip, download_content_length=False)
     url = await finished_video_url(segmind_client_factory(sim.base_url))
 
-    await downloader.download(url, tmp_path / "a.mp4", max_bytes=100_000)
+    await downloader_for(sim).download(url, tmp_path / "a.mp4", max_bytes=100_000)
 
     assert (tmp_path / "a.mp4").read_bytes() == clip
 
@@ -348,7 +350,6 @@ async def test_the_next_try_after_a_cut_transfer_gets_the_whole_clip(
 async def test_a_whole_length_clip_whose_frames_do_not_decode_is_refused(
     simulator_factory: SimulatorFactory,
     segmind_client_factory: SegmindClientFactory,
-    downloader: ClipDownloader,
     tmp_path: Path,
 ) -> None:
     damaged = bytearray(SAMPLE_MP4)
@@ -357,10 +358,253 @@ async def test_a_whole_length_clip_whose_frames_do_not_decode_is_refused(
     url = await finished_video_url(segmind_client_factory(sim.base_url))
 
     with pytest.raises(DownloadNotAVideo) as info:
-        await downloader.download(url, tmp_path / "a.mp4", max_bytes=10_000_000)
+        await downloader_for(sim).download(url, tmp_path / "a.mp4", max_bytes=10_000_000)
 
     assert "ffmpeg could not decode it" in info.value.detail
     assert list(tmp_path.iterdir()) == []
+
+
+# --- only safe URLs, hop by hop ------------------------------------------------------------
+#
+# The simulator runs on 127.0.0.1, a loopback address: its own origin is trusted (it is
+# SEGMIND_BASE_URL), nothing else there is. Redirects are scripted with ``inject``.
+
+
+def redirect(
+    simulator: SegmindSimulator, location: str, *, times: int = 1, status: int = 302
+) -> None:
+    simulator.inject("download", status=status, headers={"Location": location}, times=times)
+
+
+def assert_refused_final(error: DownloadRefused) -> None:
+    """Final: not one of the errors the runner tries a download again after."""
+    assert not isinstance(error, (SegmindUnavailable, SegmindServerError))
+    assert "Clips are fetched only over http(s) from public addresses" in error.detail
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_a_redirect_within_segminds_origin_is_followed_relative_location_resolved(
+    simulator: SegmindSimulator,
+    segmind_client: SegmindClient,
+    downloader: ClipDownloader,
+    tmp_path: Path,
+    status: int,
+) -> None:
+    url = await finished_video_url(segmind_client)
+    file_name = url.rsplit("/", 1)[1]
+    redirect(simulator, f"{file_name}?edge=2", status=status)  # relative to /files/
+
+    size = await downloader.download(url, tmp_path / "a.mp4", max_bytes=10_000_000)
+
+    assert size == len(SAMPLE_MP4)
+    assert [call.path for call in simulator.calls_to("download")] == [f"/files/{file_name}"] * 2
+
+
+@pytest.mark.parametrize(
+    "location", ["file:///etc/passwd", "ftp://127.0.0.1/clip.mp4", "gopher://127.0.0.1:70/_x"]
+)
+async def test_a_redirect_to_another_scheme_is_refused(
+    simulator: SegmindSimulator,
+    segmind_client: SegmindClient,
+    downloader: ClipDownloader,
+    tmp_path: Path,
+    location: str,
+) -> None:
+    url = await finished_video_url(segmind_client)
+    redirect(simulator, location)
+
+    with pytest.raises(DownloadRefused) as info:
+        await downloader.download(url, tmp_path / "a.mp4", max_bytes=10_000_000)
+
+    assert "is not http or https" in info.value.detail
+    assert_refused_final(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_redirect_loop_is_refused(
+    simulator: SegmindSimulator,
+    segmind_client: SegmindClient,
+    downloader: ClipDownloader,
+    tmp_path: Path,
+) -> None:
+    url = await finished_video_url(segmind_client)
+    redirect(simulator, f"{url}?via=edge")  # A -> B
+    redirect(simulator, url)  # B -> A
+
+    with pytest.raises(DownloadRefused) as info:
+        await downloader.download(url, tmp_path / "a.mp4", max_bytes=10_000_000)
+
+    assert "the redirects loop back to it" in info.value.detail
+    assert len(simulator.calls_to("download")) == 2
+    assert_refused_final(info.value)
+
+
+async def test_more_redirects_than_the_maximum_are_refused(
+    simulator: SegmindSimulator,
+    segmind_client: SegmindClient,
+    downloader: ClipDownloader,
+    tmp_path: Path,
+) -> None:
+    url = await finished_video_url(segmind_client)
+    for hop in range(1, MAX_REDIRECTS + 2):
+        redirect(simulator, f"{url}?hop={hop}")
+
+    with pytest.raises(DownloadRefused) as info:
+        await downloader.download(url, tmp_path / "a.mp4", max_bytes=10_000_000)
+
+    assert f"after more than {MAX_REDIRECTS} redirects" in info.value.detail
+    assert len(simulator.calls_to("download")) == MAX_REDIRECTS + 1
+    assert_refused_final(info.value)
+
+
+async def test_exactly_the_maximum_of_redirects_is_followed(
+    simulator: SegmindSimulator,
+    segmind_client: SegmindClient,
+    downloader: ClipDownloader,
+    tmp_path: Path,
+) -> None:
+    url = await finished_video_url(segmind_client)
+    for hop in range(1, MAX_REDIRECTS + 1):
+        redirect(simulator, f"{url}?hop={hop}")
+
+    assert await downloader.download(url, tmp_path / "a.mp4", max_bytes=10**7) == len(SAMPLE_MP4)
+
+
+async def test_a_redirect_to_another_port_on_the_same_loopback_address_is_refused(
+    simulator_factory: SimulatorFactory,
+    simulator: SegmindSimulator,
+    segmind_client: SegmindClient,
+    downloader: ClipDownloader,
+    tmp_path: Path,
+) -> None:
+    """Only SEGMIND_BASE_URL's own origin is trusted on loopback, not its whole address."""
+    other = await simulator_factory()
+    url = await finished_video_url(segmind_client)
+    redirect(simulator, url.replace(simulator.base_url, other.base_url))
+
+    with pytest.raises(DownloadRefused) as info:
+        await downloader.download(url, tmp_path / "a.mp4", max_bytes=10_000_000)
+
+    assert "127.0.0.1 is a loopback address" in info.value.detail
+    assert other.calls == []  # refused before connecting
+    assert_refused_final(info.value)
+
+
+async def test_a_redirect_to_another_name_for_loopback_is_refused_when_resolved(
+    simulator: SegmindSimulator,
+    segmind_client: SegmindClient,
+    downloader: ClipDownloader,
+    tmp_path: Path,
+) -> None:
+    """``localhost`` is a name: the connection's own lookup finds loopback and refuses it."""
+    url = await finished_video_url(segmind_client)
+    redirect(simulator, url.replace("://127.0.0.1:", "://localhost:"))
+
+    with pytest.raises(DownloadRefused) as info:
+        await downloader.download(url, tmp_path / "a.mp4", max_bytes=10_000_000)
+
+    assert "localhost resolves to" in info.value.detail
+    assert "a loopback address" in info.value.detail
+    assert len(simulator.calls_to("download")) == 1  # the redirect, never the second request
+    assert_refused_final(info.value)
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("10.1.2.3", "10.1.2.3 is a private address"),
+        ("169.254.169.254", "169.254.169.254 is a link-local address"),
+        ("[::ffff:127.0.0.1]", "::ffff:7f00:1 is a loopback address"),
+        ("[::1]", "::1 is a loopback address"),
+        ("0.0.0.0", "0.0.0.0 is an unspecified address"),
+        ("2130706433", "2130706433 is an IPv4 address in a non-standard form"),
+    ],
+)
+async def test_a_redirect_to_a_non_public_address_is_refused_before_connecting(
+    simulator: SegmindSimulator,
+    segmind_client: SegmindClient,
+    downloader: ClipDownloader,
+    tmp_path: Path,
+    host: str,
+    reason: str,
+) -> None:
+    url = await finished_video_url(segmind_client)
+    redirect(simulator, f"http://{host}/latest/meta-data/?X-Amz-Signature=s3cr3t")
+
+    with pytest.raises(DownloadRefused) as info:
+        await downloader.download(url, tmp_path / "a.mp4", max_bytes=10_000_000, timeout=5)
+
+    assert reason in info.value.detail
+    assert "s3cr3t" not in info.value.detail
+    assert_refused_final(info.value)
+
+
+async def test_a_redirect_without_a_location_is_a_server_error_tried_again(
+    simulator: SegmindSimulator,
+    segmind_client: SegmindClient,
+    downloader: ClipDownloader,
+    tmp_path: Path,
+) -> None:
+    url = await finished_video_url(segmind_client)
+    simulator.inject("download", status=302)
+
+    with pytest.raises(SegmindServerError) as info:
+        await downloader.download(url, tmp_path / "a.mp4", max_bytes=10_000_000)
+
+    assert "redirect without a Location" in info.value.detail
+
+
+async def test_a_link_to_loopback_is_refused_unless_it_is_segminds_own_origin(
+    simulator: SegmindSimulator, segmind_client: SegmindClient, tmp_path: Path
+) -> None:
+    url = await finished_video_url(segmind_client)
+
+    with pytest.raises(DownloadRefused) as info:
+        await ClipDownloader().download(url, tmp_path / "a.mp4", max_bytes=10_000_000)
+
+    assert "127.0.0.1 is a loopback address" in info.value.detail
+    assert simulator.calls_to("download") == []
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_the_connection_uses_the_addresses_that_were_checked(
+    simulator: SegmindSimulator, segmind_client: SegmindClient, tmp_path: Path
+) -> None:
+    """A name is checked by the connector's own lookup, so no other answer is connected to."""
+    url = await finished_video_url(segmind_client)
+    port = simulator.base_url.rsplit(":", 1)[1]
+    cdn_url = url.replace(simulator.base_url, f"http://cdn.test:{port}")
+    hosts = HostsResolver({"cdn.test": ["127.0.0.1"]})
+
+    with pytest.raises(DownloadRefused) as info:
+        await ClipDownloader(resolver=hosts).download(cdn_url, tmp_path / "a.mp4", max_bytes=10**7)
+    assert "cdn.test resolves to 127.0.0.1, a loopback address" in info.value.detail
+    assert simulator.calls_to("download") == []
+
+    # The same lookup, trusted as Segmind's own origin, is the one the connection uses.
+    trusting = ClipDownloader(trusted_base_url=f"http://cdn.test:{port}", resolver=hosts)
+    assert await trusting.download(cdn_url, tmp_path / "a.mp4", max_bytes=10**7) == len(SAMPLE_MP4)
+    assert hosts.lookups == ["cdn.test", "cdn.test"]
+
+
+async def test_a_refusal_is_logged_for_the_operator_without_the_signature(
+    simulator: SegmindSimulator,
+    segmind_client: SegmindClient,
+    downloader: ClipDownloader,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="services.download")
+    url = await finished_video_url(segmind_client)
+    redirect(simulator, "http://192.168.1.1/clip.mp4?sig=s3cr3t")
+
+    with pytest.raises(DownloadRefused):
+        await downloader.download(url, tmp_path / "a.mp4", max_bytes=10_000_000)
+
+    (record,) = [r for r in caplog.records if r.name == "services.download"]
+    assert record.levelno == logging.WARNING
+    assert "download refused: http://192.168.1.1/clip.mp4" in record.getMessage()
+    assert "s3cr3t" not in caplog.text
 
 
 def test_the_simulators_sample_clip_looks_like_an_mp4() -> None:
