@@ -15,6 +15,7 @@ from services.admission import (
     DuplicateRequest,
     LimitReached,
     MemberBlocked,
+    SpendCeilingReached,
 )
 from services.errors import RefusedError
 from services.limits import EffectiveLimit
@@ -108,6 +109,12 @@ def refusal(error: RefusedError) -> str:
         )
     elif isinstance(error, BudgetExhausted):
         text = f"{_budget_refusal(error)} It resets {discord_timestamp(error.resets_at)}."
+    elif isinstance(error, SpendCeilingReached):
+        text = (
+            "The bot has spent all it may today, across every server it is in (a limit set "
+            f"by whoever hosts it). It resets {discord_timestamp(error.resets_at)}; "
+            "nothing was spent on this request."
+        )
     elif isinstance(error, DuplicateRequest):
         text = duplicate_refusal(error)
     elif error.retry_at is not None:  # AccountPaused among others
@@ -157,4 +164,14 @@ def budget_alert(error: BudgetExhausted) -> str:
     return (
         f"Video generation is paused on this server: {reached}. It resets {resets}. "
         "Change it with `/videolimit budget`."
+    )
+
+
+def ceiling_alert(error: SpendCeilingReached) -> str:
+    """What moderators are told the first time in a UTC day the operator's ceiling stops one."""
+    return (
+        "Video generation is paused on every server this bot is in: its operator's daily "
+        f"spending limit of {format_usd(error.ceiling_usd)} (UTC day) is reached. It resets "
+        f"{discord_timestamp(error.resets_at)}. Only whoever hosts the bot can change it "
+        "(`MAX_DAILY_SPEND_USD`)."
     )

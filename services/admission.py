@@ -1,11 +1,12 @@
 """The gate every new job passes before anything is acknowledged, submitted or billed.
 
 A repeat of a request made moments ago (a double click), the member's limit, the
-server's daily clip cap and monthly budget, and the credit gate are checked and the job
-is stored in ONE transaction: the database lock is held from the first read to the
-insert, so ten quick requests under a limit of 3 give exactly 3 jobs, and two clicks at
-once give one. A refusal writes nothing, except the note that moderators were told about
-a reached budget (so they are told once per day or month).
+server's daily clip cap and monthly budget, the operator's daily spending ceiling across
+all servers, and the credit gate are checked and the job is stored in ONE transaction:
+the database lock is held from the first read to the insert, so ten quick requests under
+a limit of 3 give exactly 3 jobs, and two clicks at once give one. A refusal writes
+nothing, except the note that moderators (or the operator) were told about a reached
+budget or ceiling, so they are told once per day or month.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ _EPSILON_USD = 1e-6
 # The same request from the same member this soon after the first is a double click (or a
 # command sent twice), answered with the first job instead of billed again.
 DUPLICATE_WINDOW_SECONDS = 10.0
+# The operator's alerts (the spending ceiling) are remembered in alerts_sent under this
+# id, which no Discord server has.
+OPERATOR = 0
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,28 @@ class DuplicateRequest(RefusedError):
         self.private = earlier.private
 
 
+class SpendCeilingReached(RefusedError):
+    """The operator's daily spending ceiling (MAX_DAILY_SPEND_USD, all servers) is reached.
+
+    It resets at the next UTC midnight. ``tell_moderators`` is True only the first time
+    this server meets it that day: then the Discord layer tells its moderators.
+    """
+
+    def __init__(
+        self, *, ceiling_usd: float, spent_usd: float, clip_cost_usd: float, resets_at: float
+    ) -> None:
+        super().__init__(
+            "The bot's daily spending limit is reached.",
+            retry_at=resets_at,
+            detail=f"operator ceiling {ceiling_usd:.2f} USD reached (spent {spent_usd:.2f})",
+        )
+        self.ceiling_usd = ceiling_usd
+        self.spent_usd = spent_usd
+        self.clip_cost_usd = clip_cost_usd
+        self.resets_at = resets_at
+        self.tell_moderators = False
+
+
 class Admission:
     def __init__(
         self,
@@ -138,12 +164,14 @@ class Admission:
         clip_cost_usd: float,
         clock: Clock,
         gates: AccountGates,
+        daily_spend_ceiling_usd: float | None = None,
     ) -> None:
         self._storage = storage
         self._default = default_limit
         self._cost = clip_cost_usd
         self._clock = clock
         self._gates = gates
+        self._ceiling = daily_spend_ceiling_usd
 
     @property
     def clip_cost_usd(self) -> float:
@@ -154,7 +182,7 @@ class Admission:
         new = _new_job(request, origin)
         role_ids = origin.role_ids
         store = self._storage.limits
-        refusal: BudgetExhausted | None = None
+        refusal: BudgetExhausted | SpendCeilingReached | None = None
         async with self._storage.db.transaction() as tx:
             now = self._clock.time()
             if new.fingerprint is not None:
@@ -189,6 +217,8 @@ class Admission:
                 assert retry_at is not None
                 raise LimitReached(limit, used=window.used, next_free_at=retry_at)
             refusal = await self._budget_refusal(tx, settings, now)
+            if refusal is None:
+                refusal = await self._ceiling_refusal(tx, new.guild_id, now)
             if refusal is None:
                 # Last, so a recheck a paused account lets through is not spent on a
                 # request the limits would refuse anyway.
@@ -247,6 +277,42 @@ class Admission:
         if refusal is None:
             return None
         if await self._storage.limits.mark_alert_sent(guild_id, key, at=now, tx=tx):
+            refusal.tell_moderators = True
+            log.warning("guild=%s %s reached; moderators to be told", guild_id, key)
+        return refusal
+
+    async def _ceiling_refusal(
+        self, tx: Executor, guild_id: int, now: float
+    ) -> SpendCeilingReached | None:
+        """The operator's ceiling across all servers, per UTC day; records the first alerts.
+
+        Counted as the server budgets count: clips that hold a place or that Segmind
+        accepted, at the price stored with each.
+        """
+        ceiling = self._ceiling
+        if ceiling is None:
+            return None
+        _, spent = await self._storage.jobs.counted_since(utc_day_start(now), tx=tx)
+        if spent + self._cost <= ceiling + _EPSILON_USD:
+            return None
+        refusal = SpendCeilingReached(
+            ceiling_usd=ceiling,
+            spent_usd=spent,
+            clip_cost_usd=self._cost,
+            resets_at=utc_next_day(now),
+        )
+        # The ceiling is in the key: an operator who raises it hears again when it is hit.
+        key = f"ceiling:daily:{day_key(now)}:{ceiling:.2f}"
+        limits = self._storage.limits
+        if await limits.mark_alert_sent(OPERATOR, key, at=now, tx=tx):
+            log.error(
+                "MAX_DAILY_SPEND_USD=%.2f reached: %.2f USD counted across all servers today"
+                " (UTC); every new request is refused until UTC midnight. Raise the setting"
+                " and restart to allow more.",
+                ceiling,
+                spent,
+            )
+        if await limits.mark_alert_sent(guild_id, key, at=now, tx=tx):
             refusal.tell_moderators = True
             log.warning("guild=%s %s reached; moderators to be told", guild_id, key)
         return refusal

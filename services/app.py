@@ -146,6 +146,7 @@ async def open_services(
                 clip_cost_usd=settings.clip_cost_usd,
                 clock=clock,
                 gates=gates,
+                daily_spend_ceiling_usd=settings.max_daily_spend_usd,
             ),
             limits=LimitService(
                 storage,

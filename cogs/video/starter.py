@@ -20,7 +20,7 @@ from cogs.discord_errors import ALREADY_ACKNOWLEDGED
 from cogs.replies import reply
 from cogs.video import render
 from cogs.video.buttons import progress_view
-from services.admission import Admitted, BudgetExhausted
+from services.admission import Admitted, BudgetExhausted, SpendCeilingReached
 from services.errors import BotError
 from services.gates import AccountPaused
 from services.models import (
@@ -149,6 +149,10 @@ class JobStarter:
         except BudgetExhausted as refusal:
             if refusal.tell_moderators and interaction.guild is not None:
                 self._bot.alerts.send(interaction.guild, words.budget_alert(refusal))
+            raise
+        except SpendCeilingReached as refusal:
+            if refusal.tell_moderators and interaction.guild is not None:
+                self._bot.alerts.send(interaction.guild, words.ceiling_alert(refusal))
             raise
         except AccountPaused as refusal:
             # The member is told the moderators know: make it true for this server too.

@@ -222,6 +222,15 @@ class JobStore:
         )
         return _job_from_row(row) if row else None
 
+    async def counted_since(self, since: float, *, tx: Executor | None = None) -> tuple[int, float]:
+        """Counted clips across every server since ``since``, and what they cost."""
+        row = await (tx or self._db).fetchone(
+            f"SELECT COUNT(*), COALESCE(SUM(cost_usd), 0) FROM jobs"
+            f" WHERE created_at >= ? AND {COUNTED}",
+            (since,),
+        )
+        return (int(row[0]), float(row[1])) if row else (0, 0.0)
+
     async def guild_counted(
         self, guild_id: int, since: float, *, tx: Executor | None = None
     ) -> tuple[int, float]:

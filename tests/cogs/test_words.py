@@ -11,6 +11,7 @@ from services.admission import (
     DuplicateRequest,
     LimitReached,
     MemberBlocked,
+    SpendCeilingReached,
 )
 from services.errors import RefusedError, SegmindInsufficientCredits
 from services.gates import AccountPaused
@@ -96,6 +97,13 @@ def test_counts_periods_money_and_timestamps() -> None:
             AccountPaused(SegmindInsufficientCredits(), retry_at=RESETS + 0.7),
             f"{SegmindInsufficientCredits.user_message} You can try again <t:1715817600:R>.",
         ),
+        (
+            SpendCeilingReached(
+                ceiling_usd=10.0, spent_usd=9.9, clip_cost_usd=0.36, resets_at=RESETS
+            ),
+            "The bot has spent all it may today, across every server it is in (a limit set by "
+            "whoever hosts it). It resets <t:1715817600:R>; nothing was spent on this request.",
+        ),
         (RefusedError("No time."), "No time."),
     ],
 )
@@ -139,3 +147,11 @@ def test_a_double_click_is_pointed_at_the_first_requests_progress() -> None:
     assert waiting.endswith("Its progress message is on its way.")
     private = words.refusal(DuplicateRequest(earlier_job(message_id=99, private=True)))
     assert "discord.com" not in private and "private message above" in private
+
+
+def test_moderators_hear_the_operators_ceiling_and_who_can_change_it() -> None:
+    alert = words.ceiling_alert(
+        SpendCeilingReached(ceiling_usd=25.0, spent_usd=25.0, clip_cost_usd=0.36, resets_at=RESETS)
+    )
+    assert "daily spending limit of $25.00 (UTC day) is reached" in alert
+    assert "<t:1715817600:R>" in alert and "MAX_DAILY_SPEND_USD" in alert

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from services.admission import (
     DuplicateRequest,
     LimitReached,
     MemberBlocked,
+    SpendCeilingReached,
 )
 from services.errors import (
     ConfigurationError,
@@ -340,6 +342,93 @@ async def test_a_credits_pause_does_not_spend_the_keys_recheck(
     with pytest.raises(AccountPaused) as held:
         await admission.admit(REQUEST, origin(BOB))
     assert isinstance(held.value.cause, SegmindAuthError)  # still waiting on the key's answer
+
+
+# --- the operator's daily ceiling, across all servers --------------------------------------
+
+
+@pytest.fixture
+def ceiling_admission(storage: Storage, clock: FakeClock, gates: AccountGates) -> Admission:
+    """Admission under MAX_DAILY_SPEND_USD of two clips' worth, across every server."""
+    return Admission(
+        storage,
+        default_limit=LimitSpec(3, D),
+        clip_cost_usd=PRICE,
+        clock=clock,
+        gates=gates,
+        daily_spend_ceiling_usd=2 * PRICE,
+    )
+
+
+async def test_the_operators_ceiling_holds_across_servers_and_resets_at_utc_midnight(
+    ceiling_admission: Admission, storage: Storage, clock: FakeClock
+) -> None:
+    await ceiling_admission.admit(REQUEST, origin(ALICE, GUILD))
+    await ceiling_admission.admit(REQUEST, origin(BOB, OTHER_GUILD))
+    with pytest.raises(SpendCeilingReached) as here:
+        await ceiling_admission.admit(REQUEST, origin(3, GUILD))
+    with pytest.raises(SpendCeilingReached) as there:
+        await ceiling_admission.admit(REQUEST, origin(4, OTHER_GUILD))
+    assert here.value.retry_at == here.value.resets_at == ts("2024-05-16T00:00:00")
+    assert (here.value.ceiling_usd, here.value.spent_usd) == (2 * PRICE, pytest.approx(2 * PRICE))
+    # Each server's moderators are told once that day; no job was stored for a refusal.
+    assert here.value.tell_moderators and there.value.tell_moderators
+    with pytest.raises(SpendCeilingReached) as again:
+        await ceiling_admission.admit(REQUEST, origin(5, GUILD))
+    assert not again.value.tell_moderators
+    assert await count_jobs(storage, GUILD) == 1 == await count_jobs(storage, OTHER_GUILD)
+
+    clock.advance(ts("2024-05-16T00:00:00") - clock.time())
+    await ceiling_admission.admit(REQUEST, origin(3, GUILD))
+
+
+async def test_the_operator_reads_one_error_line_per_day_naming_the_ceiling(
+    ceiling_admission: Admission, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="services.admission")
+    await ceiling_admission.admit(REQUEST, origin(ALICE, GUILD))
+    await ceiling_admission.admit(REQUEST, origin(BOB, GUILD))
+    for user, guild in ((3, GUILD), (4, OTHER_GUILD), (5, GUILD)):
+        with pytest.raises(SpendCeilingReached):
+            await ceiling_admission.admit(REQUEST, origin(user, guild))
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "MAX_DAILY_SPEND_USD=0.72 reached" in errors[0]
+
+
+async def test_a_ceiling_counts_what_the_budgets_count(
+    ceiling_admission: Admission, storage: Storage, clock: FakeClock
+) -> None:
+    first = await ceiling_admission.admit(REQUEST, origin(ALICE, GUILD))
+    second = await ceiling_admission.admit(REQUEST, origin(BOB, OTHER_GUILD))
+    # Segmind surely refused the first: it costs nothing and no longer counts.
+    await storage.jobs.update(first.job.id, now=clock.time(), state=JobState.FAILED)
+    # Segmind accepted the second, then it failed: billed, so it keeps counting.
+    await storage.jobs.update(
+        second.job.id, now=clock.time(), state=JobState.FAILED, request_id="seg-2"
+    )
+    await ceiling_admission.admit(REQUEST, origin(3, GUILD))
+    with pytest.raises(SpendCeilingReached):
+        await ceiling_admission.admit(REQUEST, origin(4, GUILD))
+
+
+async def test_without_a_ceiling_spend_is_bounded_only_by_the_servers_limits(
+    admission: Admission, storage: Storage
+) -> None:
+    for guild in range(100, 110):
+        await admission.admit(REQUEST, origin(ALICE, guild))
+    assert sum([await count_jobs(storage, g) for g in range(100, 110)]) == 10
+
+
+async def test_simultaneous_requests_from_many_servers_never_pass_the_ceiling(
+    ceiling_admission: Admission, storage: Storage
+) -> None:
+    results = await asyncio.gather(
+        *(ceiling_admission.admit(REQUEST, origin(user, 100 + user)) for user in range(10)),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, Admitted) for r in results) == 2
+    assert sum(isinstance(r, SpendCeilingReached) for r in results) == 8
 
 
 # --- one click, one clip ---------------------------------------------------------------------

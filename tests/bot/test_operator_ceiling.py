@@ -1,0 +1,96 @@
+"""The operator's ceiling: MAX_DAILY_SPEND_USD across every server.
+
+Anyone with Manage Server can raise their own server's limits as high as they like; the
+operator's daily ceiling bounds the whole bill, refusing privately before anything is billed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from services.simulator import SegmindSimulator
+from tests.bot.helpers import MAKING, answer, title, video, wait_for_clip, wait_idle
+from tests.fakediscord import (
+    FakeDiscord,
+    FakeMember,
+    FakeWorld,
+    InteractionRecord,
+    StoredMessage,
+)
+
+CEILING_REFUSAL = "The bot has spent all it may today, across every server it is in"
+CEILING_ALERT = "its operator's daily spending limit of $0.72 (UTC day) is reached"
+
+
+@pytest.fixture
+def fake_world() -> FakeWorld:
+    """The default server and a second one the same bot is in, with a member each."""
+    world = FakeWorld.default()
+    second = world.add_guild("Second Guild")
+    second.add_text_channel("lobby")
+    second.add_member("bob")
+    return world
+
+
+@pytest.fixture
+def bot_env(bot_env, fake_world: FakeWorld):
+    """Two clips' worth a day across all servers; commands synced globally, for both."""
+    env = {key: value for key, value in bot_env.items() if key != "DISCORD_GUILD_ID"}
+    return {**env, "MAX_DAILY_SPEND_USD": "0.72", "CLIP_COST_USD": "0.36"}
+
+
+async def settled(fake: FakeDiscord, record: InteractionRecord) -> StoredMessage:
+    await fake.wait_for_ack(record)
+    message = answer(fake, record)
+    await fake.wait_until(lambda: not message.loading)
+    return message
+
+
+def only_for(message: StoredMessage, member: FakeMember) -> bool:
+    return message.ephemeral and message.visible_to == {member.id}
+
+
+async def test_the_daily_ceiling_refuses_privately_in_every_server_and_alerts_once_a_day(
+    bot, fake_discord: FakeDiscord, services, simulator: SegmindSimulator, caplog
+):
+    caplog.set_level(logging.INFO)
+    first, second = fake_discord.world.guilds
+    alice = fake_discord.world.member_named("alice")
+    bob = next(m for m in second.members if m.user.username == "bob")
+    lobby = second.channels[0]
+
+    here = await video(fake_discord, alice, {"prompt": "a lighthouse"})
+    there = await video(fake_discord, bob, {"prompt": "a harbour"}, channel=lobby)
+    assert title(answer(fake_discord, here)) == MAKING == title(answer(fake_discord, there))
+    await wait_for_clip(fake_discord, here.channel_id)
+    await wait_for_clip(fake_discord, lobby.id)
+    await wait_idle(services.runner)
+
+    refusals = [
+        (alice, await video(fake_discord, alice, {"prompt": "one more"})),
+        (bob, await video(fake_discord, bob, {"prompt": "one more"}, channel=lobby)),
+        (alice, await video(fake_discord, alice, {"prompt": "and another"})),
+    ]
+    for member, record in refusals:
+        refusal = await settled(fake_discord, record)
+        assert only_for(refusal, member)
+        assert CEILING_REFUSAL in refusal.content
+        assert re.search(r"<t:\d+:R>", refusal.content)  # when it resets
+    assert len(simulator.submits) == 2
+    assert len(await services.storage.jobs.recent(first.id)) == 1
+    assert len(await services.storage.jobs.recent(second.id)) == 1
+
+    # Each server's moderators (here: its owner, by DM) hear it once; the operator's log too.
+    owner = fake_discord.world.owner
+
+    def alerts() -> list[StoredMessage]:
+        return [m for m in fake_discord.dm_messages(owner) if CEILING_ALERT in m.content]
+
+    told = await fake_discord.wait_until(lambda: len(alerts()) == 2 and alerts(), 10)
+    assert {"Test Guild" in m.content for m in told} == {True, False}  # one per server
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [e for e in errors if "MAX_DAILY_SPEND_USD=0.72 reached" in e] == errors[:1]
+    assert len(errors) == 1
