@@ -14,6 +14,7 @@ from cogs.sync import sync_commands
 from cogs.tree import VideoBotTree
 from cogs.video.custom_ids import SECRET_KEY, CustomIds, new_secret
 from cogs.video.presenter import JobPresenter
+from cogs.video.recovery import recover_unacknowledged
 from cogs.video.starter import JobStarter
 from services.app import Services
 
@@ -81,6 +82,8 @@ class VideoBot(commands.Bot):
             await self.load_extension(extension)
         if self._sync:
             await sync_commands(self, force=self._force_sync)
+        # Before the runner, which would otherwise end them as never acknowledged.
+        await recover_unacknowledged(self)
         resumed = await self.services.runner.start()
         if resumed:
             log.info("resumed %d unfinished jobs", len(resumed))

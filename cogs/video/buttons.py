@@ -65,6 +65,7 @@ class JobButton(
         "reroll": ("Re-roll", discord.ButtonStyle.primary, "🎲"),
         "share": ("Share", discord.ButtonStyle.success, "📣"),
         "delete": ("Delete", discord.ButtonStyle.danger, None),
+        "open": ("Show my video", discord.ButtonStyle.primary, "🔒"),
     }
 
     def __init__(self, action: str, job_id: int, custom_id: str) -> None:
@@ -169,6 +170,29 @@ class JobButton(
         else:
             log.info("job=%s result deleted by user=%s", job.id, interaction.user.id)
 
+    async def _open(self, interaction: discord.Interaction) -> None:
+        """The requester's private clip, shown to them alone (the notice is public)."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        job = await self._own_job(interaction)
+        if interaction.user.id != job.user_id:
+            raise BotError("This video is private: only the person who asked for it can open it.")
+        bot = _bot(interaction)
+        if not bot.services.clips.exists(job) or job.clip_path is None:
+            raise BotError(render.clip_gone(job))
+        path = await bot.services.clips.fit(
+            job, interaction.filesize_limit, source=Path(job.clip_path)
+        )
+        if path is None:
+            raise BotError("This clip is too large to show here.")
+        await interaction.followup.send(
+            render.result_content(job),
+            embed=render.result_embed(job),
+            file=discord.File(path, filename=f"video-{job.id}.mp4"),
+            view=result_view(job, bot.custom_ids),
+            ephemeral=True,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
     async def _share(self, interaction: discord.Interaction) -> None:
         # Lookups and re-encoding can take a while; a private defer keeps problems private.
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -176,10 +200,7 @@ class JobButton(
         if interaction.user.id != job.user_id:
             raise BotError("Only the person who made this video can share it.")
         if not _bot(interaction).services.clips.exists(job) or job.clip_path is None:
-            raise BotError(
-                "This clip is no longer stored, so it cannot be shared. Make it again with "
-                f"`/video` and seed `{job.request.seed}`."
-            )
+            raise BotError(render.clip_gone(job))
         bot = _bot(interaction)
         # Stored, so a second click, a restart or another process cannot post it again;
         # the private message keeps its Share button.
@@ -235,6 +256,13 @@ BUTTONS = (JobButton,)
 def progress_view(job: Job, ids: CustomIds) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(JobButton.for_job("cancel", job.id, ids))
+    return view
+
+
+def notice_view(job: Job, ids: CustomIds) -> discord.ui.View:
+    """On the public notice for a private clip that no DM could carry."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(JobButton.for_job("open", job.id, ids))
     return view
 
 

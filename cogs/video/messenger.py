@@ -31,7 +31,9 @@ from cogs.discord_errors import (
     upload_refused,
 )
 from cogs.video import render
+from cogs.video.buttons import notice_view
 from cogs.words import CONTENT_MAX
+from services.errors import ClipUndeliverable
 from services.models import Job, JobState
 
 if TYPE_CHECKING:
@@ -45,8 +47,8 @@ POSTING_LOOKBACK = 60.0
 POSTING_LOOKUP_LIMIT = 100
 
 
-class NoRoute(Exception):
-    """No way is left to reach the member for this job."""
+class NoRoute(ClipUndeliverable):
+    """No way is left to reach the member for this job (not a passing outage)."""
 
 
 @dataclass(frozen=True)
@@ -252,7 +254,31 @@ class JobMessenger:
                     raise
                 if token_expired(error):
                     job = await self._drop_token(job)
-        return await self._send_direct(job, result)
+        try:
+            return await self._send_direct(job, result)
+        except NoRoute as error:
+            log.warning(
+                "job=%s private clip cannot be sent by DM (%s); posting a notice", job.id, error
+            )
+        return await self._send_notice(job)
+
+    async def _send_notice(self, job: Job) -> int:
+        """A short line in the channel, pinging only the requester, with a button that shows
+        them the clip privately: a click is a fresh interaction, so it can answer ephemerally."""
+        options: dict[str, Any] = {
+            "allowed_mentions": self._mention(job),
+            "nonce": _clip_nonce(job),
+            "view": notice_view(job, self._bot.custom_ids),
+        }
+        try:
+            message = await self._channel(job).send(render.private_notice(job), **options)
+        except discord.HTTPException as error:
+            if error.status >= 500 or error.status == 429:
+                raise
+            raise NoRoute(
+                f"no token, DM or channel reaches the member for job {job.id}: {error.code}"
+            ) from error
+        return message.id
 
     async def _replace_progress(self, job: Job, result: ResultMessage) -> int:
         assert job.message_id is not None
@@ -281,11 +307,12 @@ class JobMessenger:
         since = (job.posting_started_at or 0) - POSTING_LOOKBACK
         after = discord.Object(discord.utils.time_snowflake(_utc(since)))
         own = self._bot.user.id if self._bot.user is not None else None
-        reroll_id = self._bot.custom_ids.make("reroll", job.id)
+        marks = {
+            self._bot.custom_ids.make("reroll", job.id),  # a public clip
+            self._bot.custom_ids.make("open", job.id),  # a private clip's notice
+        }
         filename = clip_filename(job)
-        channels: list[discord.abc.Messageable] = []
-        if not job.private:
-            channels.append(self._channel(job))
+        channels: list[discord.abc.Messageable] = [self._channel(job)]
         user = self._bot.get_user(job.user_id)
         if user is not None:
             channels.append(user)
@@ -300,7 +327,7 @@ class JobMessenger:
                         for child in getattr(row, "children", ())
                     }
                     names = {attachment.filename for attachment in message.attachments}
-                    if reroll_id in ids or filename in names:
+                    if ids & marks or filename in names:
                         return message.id
             except discord.HTTPException as error:
                 # Without access or history the nonce is what still protects a repeat.
@@ -360,6 +387,8 @@ class JobMessenger:
             self._sent_by_dm.add(job.id)
             return message_id
         except discord.HTTPException as error:
+            if error.status >= 500 or error.status == 429:
+                raise  # Discord is having trouble, not the member's DMs: try again later
             raise NoRoute(
                 f"no channel, token or DM reaches user for job {job.id}: {error.code}"
             ) from error

@@ -240,3 +240,18 @@ def origin(job: Job, server_name: str | None) -> str:
     """For a clip sent by DM: a DM alone does not say where the request was made."""
     server = discord.utils.escape_markdown(server_name) if server_name else "a server"
     return f"You asked for it in **{server}**, <#{job.channel_id}>."
+
+
+def clip_gone(job: Job) -> str:
+    """A private clip asked for after it was swept from disk."""
+    return (
+        f"This clip is no longer stored. Make it again with `/video` and seed `{job.request.seed}`."
+    )
+
+
+def private_notice(job: Job) -> str:
+    """In the channel, when no DM could carry a private clip: says nothing of the prompt."""
+    return (
+        f"<@{job.user_id}>, your private video is ready. Your DMs are closed to me, so "
+        "press the button below: only you will see it."
+    )

@@ -192,11 +192,13 @@ async def wait_idle(runner: JobRunner) -> None:
 
 @asynccontextmanager
 async def running_bot(
-    env: dict[str, str], simulator: SegmindSimulator, fake: FakeDiscord
+    env: dict[str, str], simulator: SegmindSimulator, fake: FakeDiscord, *, idle: bool = True
 ) -> AsyncIterator[VideoBot]:
-    """The bot as bot.py starts it, on the database ``env`` names; stopped on exit."""
+    """The bot as bot.py starts it, on the database ``env`` names; stopped on exit, once
+    its jobs are done (``idle``) or as they stand (a stop mid-job, as a restart has it)."""
     async with open_services(load_settings(env), segmind_base_url=simulator.base_url) as services:
         client = create_bot(services, guild_ready_timeout=0.05)
         async with running_client(client, fake):
             yield client
-            await wait_idle(services.runner)
+            if idle:
+                await wait_idle(services.runner)

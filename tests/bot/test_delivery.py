@@ -12,7 +12,9 @@ import pytest
 
 from cogs.videobot import Timings
 from services.models import JobState
+from services.settings import load_settings
 from services.simulator import SegmindSimulator
+from services.storage import Storage
 from tests.bot.conftest import SAMPLE
 from tests.bot.helpers import (
     DEFERRED_CHANNEL_MESSAGE,
@@ -23,6 +25,7 @@ from tests.bot.helpers import (
     click,
     finish_segmind_jobs,
     has_button,
+    running_bot,
     start_held_simulator,
     title,
     video,
@@ -33,7 +36,7 @@ from tests.bot.helpers import (
 )
 from tests.conftest import SimulatorFactory
 from tests.fakeclock import FakeClock
-from tests.fakediscord import FakeDiscord, Fault
+from tests.fakediscord import FakeDiscord, Fault, StoredMessage
 
 TOKEN_LIFETIME = 15 * 60
 WEBHOOK_CALLS = "/webhooks/*/**"
@@ -150,3 +153,100 @@ async def test_a_posted_clip_is_recorded_before_the_progress_message_is_tidied(
         [job] = await services.storage.jobs.recent(fake_discord.world.guild.id)
     assert title(fake_discord.message(progress_id)) != FINISHED
     await wait_for_title(fake_discord, progress_id, FINISHED)  # and it is tidied after all
+
+
+async def test_a_private_clip_with_no_token_and_closed_dms_is_opened_from_a_notice(
+    bot, fake_discord: FakeDiscord, services, segmind_clock: FakeClock
+):
+    alice = fake_discord.world.member_named("alice")
+    bob = fake_discord.world.guild.add_member("bob")
+    alice.user.accepts_dms = False
+    record = await video(fake_discord, alice, {"prompt": "a very private sky", "private": True})
+    await wait_for_status(fake_discord, record.original_message_id, "Queued at Segmind")
+    fake_discord.advance(TOKEN_LIFETIME + 1)  # queue time counts: the token is gone
+
+    finish_segmind_jobs(segmind_clock)
+    notice = await fake_discord.wait_for_message(
+        record.channel_id, lambda m: has_button(m, "open") is not None, timeout=10
+    )
+    assert not notice.ephemeral and notice.pinged_user_ids == {alice.id}
+    assert "private sky" not in notice.content and notice.attachments == []
+
+    stranger = await click(fake_discord, notice, "open", bob)
+    refusal = await wait_for_reply(fake_discord, stranger, lambda m: "private" in m.content)
+    assert refusal.ephemeral and refusal.visible_to == {bob.id}
+
+    opened = await click(fake_discord, notice, "open", alice)
+    clip = await wait_for_reply(fake_discord, opened, lambda m: bool(m.attachments))
+    assert clip.ephemeral and clip.visible_to == {alice.id}
+    assert [a.data for a in clip.attachments] == [SAMPLE]
+    job = await services.storage.jobs.get(1)
+    assert job is not None and job.state is JobState.DELIVERED
+    assert job.result_message_id == notice.id
+
+
+async def crash_before_the_progress_was_recorded(
+    fake_discord: FakeDiscord, bot_env: dict[str, str], simulator: SegmindSimulator
+) -> tuple[int, int]:
+    """Alice's second request waits behind her first; the bot dies between Discord storing
+    the second's progress message and the bot recording its id. Returns (job, message)."""
+    alice = fake_discord.world.member_named("alice")
+    async with running_bot(bot_env, simulator, fake_discord, idle=False):
+        await video(fake_discord, alice, {"prompt": "the first one"})
+        second = await video(fake_discord, alice, {"prompt": "the second one"})
+        await wait_for_status(fake_discord, second.original_message_id, "your other video")
+    storage = await Storage.open(load_settings(bot_env).database_path)
+    try:
+        await storage.jobs.update(2, now=0.0, message_id=None)  # as the crash left it
+    finally:
+        await storage.close()
+    assert second.original_message_id is not None
+    return 2, second.original_message_id
+
+
+def clips_of(fake: FakeDiscord, prompt: str) -> list[StoredMessage]:
+    channel = fake.world.guild.channels[0]
+    return [
+        m
+        for m in fake.channel_messages(channel)
+        if m.attachments and m.embeds and prompt in m.embeds[0]["description"]
+    ]
+
+
+async def test_a_crash_before_the_progress_was_recorded_resumes_on_that_message(
+    fake_discord: FakeDiscord, bot_env, simulator: SegmindSimulator, segmind_clock: FakeClock
+):
+    job_id, message_id = await crash_before_the_progress_was_recorded(
+        fake_discord, bot_env, simulator
+    )
+    async with running_bot(bot_env, simulator, fake_discord) as bot:
+        resumed = await bot.services.storage.jobs.get(job_id)
+        assert resumed is not None and resumed.message_id == message_id
+        assert resumed.state is not JobState.CANCELLED
+        finish_segmind_jobs(segmind_clock)  # the first job
+        await fake_discord.wait_until(lambda: clips_of(fake_discord, "the first one"), 10)
+        await wait_for_status(fake_discord, message_id, "Queued at Segmind")
+        finish_segmind_jobs(segmind_clock)  # the second, resumed on its own message
+        await fake_discord.wait_until(lambda: clips_of(fake_discord, "the second one"), 10)
+        await wait_for_title(fake_discord, message_id, FINISHED)
+
+    assert len(clips_of(fake_discord, "the second one")) == 1
+    assert [s["prompt"] for s in simulator.submits].count("the second one") == 1
+
+
+async def test_an_unrecorded_acknowledgement_past_15_minutes_ends_at_no_cost_and_says_so(
+    fake_discord: FakeDiscord, bot_env, simulator: SegmindSimulator
+):
+    job_id, _ = await crash_before_the_progress_was_recorded(fake_discord, bot_env, simulator)
+    fake_discord.advance(TOKEN_LIFETIME + 1)  # the token can no longer read the message
+    alice = fake_discord.world.member_named("alice")
+    channel = fake_discord.world.guild.channels[0]
+    async with running_bot(bot_env, simulator, fake_discord, idle=False) as bot:
+        ended = await bot.services.storage.jobs.get(job_id)
+        told = await fake_discord.wait_for_message(
+            channel, lambda m: "nothing was spent" in m.content, timeout=10
+        )
+    assert ended is not None and ended.state is JobState.CANCELLED
+    assert not ended.counts_toward_limit
+    assert told.pinged_user_ids == {alice.id}
+    assert [s["prompt"] for s in simulator.submits].count("the second one") == 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from services.models import JobState
 from services.simulator import SegmindSimulator
 from tests.bot.conftest import SAMPLE
-from tests.bot.helpers import running_bot, video, wait_for_clip
+from tests.bot.helpers import running_bot, video, wait_for_clip, wait_idle
 from tests.fakediscord import FakeDiscord, Fault
 
 
@@ -33,6 +33,7 @@ async def test_a_crash_after_discord_stored_the_clip_does_not_post_it_again(
         )
 
     async with running_bot(bot_env, simulator, fake_discord) as bot:
+        await wait_idle(bot.services.runner)
         job = await bot.services.storage.jobs.get(1)
 
     uploads = [c for c in fake_discord.calls_to("POST /channels/*/messages") if c.files]
