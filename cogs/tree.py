@@ -62,6 +62,19 @@ def describe_error(error: Exception) -> tuple[str, bool]:
 
 
 class VideoBotTree(app_commands.CommandTree["VideoBot"]):
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Serve only the servers on ALLOWED_GUILDS (when set); others are told so, privately."""
+        if self.client.services.settings.allows_guild(interaction.guild_id):
+            return True
+        log.info(
+            "guild=%s user=%s not on ALLOWED_GUILDS: refused",
+            interaction.guild_id,
+            interaction.user.id,
+        )
+        if interaction.type is discord.InteractionType.autocomplete:
+            return False  # suggestions cannot carry a message: offer none
+        raise FriendlyCheckFailure(words.NOT_SERVED)
+
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:

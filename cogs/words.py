@@ -22,6 +22,8 @@ from services.limits import EffectiveLimit
 from services.periods import UNIT_SECONDS, LimitSpec
 
 CONTENT_MAX = 2000  # Discord's limit on a message's text
+# To anyone in a server that is not on the operator's ALLOWED_GUILDS.
+NOT_SERVED = "This bot is not available in this server."
 
 _UNIT_NAMES = {"m": "minute", "h": "hour", "d": "day", "w": "week"}
 

@@ -92,6 +92,9 @@ class JobStarter:
         origin = origin_of(
             interaction, private=private, parent_job_id=parent_job_id, fingerprint=fingerprint
         )
+        if not self._services.settings.allows_guild(origin.guild_id):
+            # Not on ALLOWED_GUILDS (a Re-roll there; commands are refused by the tree).
+            raise BotError(words.NOT_SERVED)
         if not self._services.runner.accepting:
             # Admitted now, it would only wait (and count) until the restart.
             raise BotError(

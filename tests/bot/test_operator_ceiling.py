@@ -1,7 +1,8 @@
-"""The operator's ceiling: MAX_DAILY_SPEND_USD across every server.
+"""The operator's ceiling: MAX_DAILY_SPEND_USD across every server, and ALLOWED_GUILDS.
 
 Anyone with Manage Server can raise their own server's limits as high as they like; the
-operator's daily ceiling bounds the whole bill, refusing privately before anything is billed.
+operator's daily ceiling bounds the whole bill, and ALLOWED_GUILDS keeps the bot to the
+servers the operator chose. Both refuse privately, before anything is billed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ import re
 
 import pytest
 
+from cogs.videobot import create_bot
+from cogs.words import NOT_SERVED
+from services.app import open_services
 from services.simulator import SegmindSimulator
+from tests.bot.conftest import fast_settings
 from tests.bot.helpers import MAKING, answer, title, video, wait_for_clip, wait_idle
 from tests.fakediscord import (
     FakeDiscord,
@@ -19,6 +24,7 @@ from tests.fakediscord import (
     FakeWorld,
     InteractionRecord,
     StoredMessage,
+    running_client,
 )
 
 CEILING_REFUSAL = "The bot has spent all it may today, across every server it is in"
@@ -94,3 +100,27 @@ async def test_the_daily_ceiling_refuses_privately_in_every_server_and_alerts_on
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert [e for e in errors if "MAX_DAILY_SPEND_USD=0.72 reached" in e] == errors[:1]
     assert len(errors) == 1
+
+
+async def test_a_server_not_on_allowed_guilds_is_refused_privately_and_nothing_is_made(
+    fake_discord: FakeDiscord, bot_env: dict[str, str], simulator: SegmindSimulator
+):
+    # The second server appears only once the bot is up (leaving a server the bot finds at
+    # start is a route the fake does not serve). A command from it is refused at once.
+    first, second = fake_discord.world.guilds
+    fake_discord.world.guilds.remove(second)
+    bob = next(m for m in second.members if m.user.username == "bob")
+    env = {**bot_env, "ALLOWED_GUILDS": str(first.id)}
+    async with (
+        open_services(fast_settings(env), segmind_base_url=simulator.base_url) as services,
+        running_client(create_bot(services, guild_ready_timeout=0.05), fake_discord),
+    ):
+        fake_discord.world.guilds.append(second)
+        record = await fake_discord.dispatch_slash_command(
+            "video", {"prompt": "a harbour"}, user=bob, channel=second.channels[0]
+        )
+        refusal = await settled(fake_discord, record)
+
+        assert only_for(refusal, bob) and refusal.content == NOT_SERVED
+        assert await services.storage.jobs.recent(second.id) == []
+    assert simulator.submit_attempts == 0
