@@ -17,6 +17,7 @@ from cogs.video.presenter import JobPresenter
 from cogs.video.recovery import recover_unacknowledged
 from cogs.video.starter import JobStarter
 from services.app import Services
+from services.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,24 @@ class Timings:
 
     progress_edit_interval: float = 5.0  # never more than one progress edit per this long
     admission_budget: float = 2.0  # past this, acknowledge first (Discord allows 3 s)
+
+
+async def leave_unless_allowed(settings: Settings, guild: discord.Guild) -> bool:
+    """Leave ``guild`` when ALLOWED_GUILDS is set and does not list it; True when it left.
+
+    Anyone with Manage Server can add the bot anywhere; the operator's list keeps it (and
+    the bill) to the servers they chose.
+    """
+    if settings.allows_guild(guild.id):
+        return False
+    log.warning("guild=%s is not on ALLOWED_GUILDS: leaving it", guild.id)
+    try:
+        await guild.leave()
+    except (discord.HTTPException, OSError) as error:
+        # Its interactions are refused meanwhile; the next start tries again.
+        log.error("guild=%s could not be left: %s", guild.id, error)
+        return False
+    return True
 
 
 def intents() -> discord.Intents:
@@ -73,6 +92,7 @@ class VideoBot(commands.Bot):
         self.custom_ids: CustomIds  # set in setup_hook: the secret lives in the database
         self._force_sync = force_sync
         self._sync = sync
+        self._left: set[int] = set()  # servers left for not being on ALLOWED_GUILDS
 
     async def setup_hook(self) -> None:
         # Before any view is built: every job button is signed with this database's secret.
@@ -87,6 +107,22 @@ class VideoBot(commands.Bot):
         resumed = await self.services.runner.start()
         if resumed:
             log.info("resumed %d unfinished jobs", len(resumed))
+
+    async def on_ready(self) -> None:
+        # Servers the bot was in before ALLOWED_GUILDS was set (or changed) are left at start.
+        for guild in list(self.guilds):
+            await self._leave_unless_allowed(guild)
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        await self._leave_unless_allowed(guild)
+
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        await self._leave_unless_allowed(guild)
+
+    async def _leave_unless_allowed(self, guild: discord.Guild) -> None:
+        # Start-up announces a server both as available and as ready: leave it once.
+        if guild.id not in self._left and await leave_unless_allowed(self.services.settings, guild):
+            self._left.add(guild.id)
 
     async def close(self) -> None:
         # Jobs stay stored and resume at the next start; stop them before the session closes.
