@@ -276,7 +276,7 @@ class JobMessenger:
             if error.status >= 500 or error.status == 429:
                 raise
             raise NoRoute(
-                f"no token, DM or channel reaches the member for job {job.id}: {error.code}"
+                detail=f"no token, DM or channel reaches the member for job {job.id}: {error.code}"
             ) from error
         return message.id
 
@@ -390,7 +390,7 @@ class JobMessenger:
             if error.status >= 500 or error.status == 429:
                 raise  # Discord is having trouble, not the member's DMs: try again later
             raise NoRoute(
-                f"no channel, token or DM reaches user for job {job.id}: {error.code}"
+                detail=f"no channel, token or DM reaches user for job {job.id}: {error.code}"
             ) from error
 
     async def _post(
@@ -422,7 +422,10 @@ class JobMessenger:
                     error.code,
                 )
         if not result.clip.link:
-            raise NoRoute("the clip does not fit and there is no link to it")
+            raise NoRoute(
+                "The video is too large to post here, and Segmind's link to it has expired.",
+                detail="the clip does not fit and there is no link to it",
+            )
         message = await send(result.link_content, **options)
         return message.id if message else 0
 
