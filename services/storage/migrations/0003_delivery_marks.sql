@@ -10,3 +10,6 @@ ALTER TABLE jobs ADD COLUMN posting_started_at REAL;
 ALTER TABLE jobs ADD COLUMN shared_at REAL;
 ALTER TABLE jobs ADD COLUMN shared_message_id INTEGER;
 CREATE INDEX jobs_member_fingerprint ON jobs (guild_id, user_id, fingerprint, created_at);
+-- The operator's daily ceiling sums today's jobs across every server inside admission's
+-- lock: without this index that is a scan of the whole table per request.
+CREATE INDEX jobs_created ON jobs (created_at);
