@@ -29,6 +29,7 @@ from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from services.errors import (
+    ClipStorageError,
     DownloadNotAVideo,
     DownloadTooLarge,
     SegmindError,
@@ -117,15 +118,22 @@ class ClipDownloader:
         dest.parent.mkdir(parents=True, exist_ok=True)
         # Same directory, so the final rename is atomic and a reader never sees half a file;
         # the hidden ".<name>.*.part" name is what ClipFiles.sweep recognises as unfinished.
-        fd, temp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        try:
+            fd, temp_name = tempfile.mkstemp(
+                dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
+            )
+        except OSError as exc:
+            raise _disk_error(dest, exc) from exc
         temp = Path(temp_name)
         try:
             with os.fdopen(fd, "wb") as out:
                 written = await self._stream(url, out, max_bytes=max_bytes, timeout=timeout)
             await _refuse_broken(temp, without_query(url))
             os.replace(temp, dest)
-        except BaseException:
+        except BaseException as exc:
             temp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):  # the network's errors arrive typed: this is the disk
+                raise _disk_error(dest, exc) from exc
             raise
         log.info("downloaded bytes=%d to=%s", written, dest.name)
         return written
@@ -278,3 +286,7 @@ def _refuse_non_mp4(head: bytes, status: int, shown_url: str) -> None:
     else:
         return
     raise DownloadNotAVideo(detail=f"download {shown_url}: HTTP {status} {problem}", status=status)
+
+
+def _disk_error(dest: Path, exc: OSError) -> ClipStorageError:
+    return ClipStorageError(detail=f"cannot write the clip in {dest.parent}: {exc.strerror or exc}")

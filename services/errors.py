@@ -214,3 +214,13 @@ class DownloadTooLarge(SegmindError):
     """The finished video is larger than the bot is willing to download."""
 
     user_message = "The finished video is too large to fetch."
+
+
+class ClipStorageError(BotError):
+    """The clip could not be written to local disk (full, read-only): the operator's to fix.
+
+    Not the member's fault and not final: Segmind keeps the result for an hour, so the
+    download is tried again.
+    """
+
+    user_message = "The video was made, but the bot could not store it. Please try again."

@@ -73,8 +73,8 @@ def is_http_url(text: str) -> bool:
 
 
 def without_query(url: str) -> str:
-    """The URL without query or fragment: signed links keep their signature out of logs."""
+    """The URL without credentials, query or fragment: signatures and passwords stay out of logs."""
     try:
-        return str(URL(url).with_query(None).with_fragment(None))
+        return str(URL(url).with_user(None).with_query(None).with_fragment(None))
     except (ValueError, TypeError):
         return "(invalid URL)"

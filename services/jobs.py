@@ -32,6 +32,7 @@ from services.clock import Clock
 from services.download import ClipDownloader
 from services.errors import (
     BotError,
+    ClipStorageError,
     ClipUndeliverable,
     ConfigurationError,
     GenerationFailed,
@@ -554,8 +555,11 @@ class JobRunner:
         try:
             return await asyncio.shield(send)
         except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await send
+            # A second cancel (a shutdown right after a member's Cancel) must not cut the
+            # request either: its answer decides whether the job was billed.
+            while not send.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({send})
             raise
 
     async def _send(self, job: Job) -> Job:
@@ -705,7 +709,7 @@ class JobRunner:
                 return await self._downloader.download(
                     url, dest, max_bytes=self._config.max_download_bytes
                 )
-            except (SegmindUnavailable, SegmindServerError) as err:
+            except (SegmindUnavailable, SegmindServerError, ClipStorageError) as err:
                 if attempt == attempts:
                     raise DownloadFailed(detail=err.detail) from err
                 delay = self._config.download_backoff.delay(attempt, self._rng)
@@ -802,6 +806,15 @@ class JobRunner:
     async def _finish_cancelled(self, job: Job) -> None:
         current = await self._storage.jobs.get(job.id) or job
         if current.state is JobState.DELIVERED:  # the post under way finished: not a cancel
+            self._user_cancelled.discard(job.id)
+            return
+        if current.state is JobState.SUBMITTING:
+            # The request left and its answer was lost: Segmind may have billed it, so it
+            # counts and is never resent, whatever the member pressed.
+            await self._finish_failed(
+                current, SubmitOutcomeUnknown(detail="cancelled with the submit unanswered"),
+                JobState.UNKNOWN,
+            )  # fmt: skip
             self._user_cancelled.discard(job.id)
             return
         await self._finish_failed(current, JobCancelled(), JobState.CANCELLED)

@@ -35,24 +35,28 @@ def random_seed() -> int:
     return secrets.randbelow(SEED[1] + 1)
 
 
-# Unicode categories that never show: controls, format characters (zero-width, bidi
-# controls, BOM), and every kind of space and line or paragraph separator.
-_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
-# Characters from other categories that render as nothing, used to pass "not empty" checks:
-# Hangul fillers (letters by category), the braille blank, variation selectors and the
-# combining grapheme joiner, Khmer inherent vowels and Mongolian variation selectors.
+# What shows on its own: letters, numbers, punctuation and symbols. Everything else
+# (controls, format characters, spaces and separators, marks with nothing to sit on,
+# unassigned, private-use and surrogate code points) counts as blank: the rule is turned
+# this way round so that a character Unicode adds later cannot slip through.
+_VISIBLE_CATEGORY_GROUPS = frozenset("LNPS")
+# Letters and symbols by category that render as nothing, used to pass "not empty" checks:
+# Hangul fillers, the braille blank, the Khitan filler, the musical null notehead, the
+# combining grapheme joiner, Khmer inherent vowels and Mongolian variation selectors, and
+# the variation selectors.
 _INVISIBLE_CHARACTERS = frozenset(
     "\u115f\u1160\u3164\uffa0\u2800\u034f\u17b4\u17b5\u180b\u180c\u180d\u180f"
+    "\U00016fe4\U0001d159"
     + "".join(chr(c) for c in range(0xFE00, 0xFE10))
     + "".join(chr(c) for c in range(0xE0100, 0xE01F0))
 )
 
 
 def is_invisible(character: str) -> bool:
-    """True for a character that shows nothing on screen (a space, a control, a filler)."""
+    """True for a character that shows nothing on its own (a space, a control, a filler)."""
     return (
         character in _INVISIBLE_CHARACTERS
-        or unicodedata.category(character) in _INVISIBLE_CATEGORIES
+        or unicodedata.category(character)[0] not in _VISIBLE_CATEGORY_GROUPS
     )
 
 

@@ -20,6 +20,9 @@ _SIZE_IS_LARGE = 1
 # Without these a player has no index (moov) or no frames (mdat): nothing it could show.
 REQUIRED_BOXES = (b"moov", b"mdat")
 
+# A whole clip has a handful of top-level boxes (even a fragmented one, a few per second).
+MAX_TOP_LEVEL_BOXES = 4096
+
 
 def structure_problem(path: Path) -> str | None:
     """What makes the file at ``path`` not a whole MP4, in words; None when its boxes add up.
@@ -35,36 +38,49 @@ def structure_problem(path: Path) -> str | None:
 def _walk(file: BinaryIO, total: int) -> str | None:
     seen: set[bytes] = set()
     offset = 0
+    boxes = 0
     while offset < total:
-        left = total - offset
-        if left < _HEADER:
-            return f"{left} stray bytes after the last box, at offset {offset}"
-        file.seek(offset)
-        size, kind = struct.unpack(">I4s", file.read(_HEADER))
-        name = _name(kind)
-        if not _is_box_type(kind):
-            return f"no box header at offset {offset} (type bytes {kind.hex()})"
-        header = _HEADER
-        if size == _SIZE_IS_LARGE:
-            if left < _LARGE_HEADER:
-                return f"box {name} at offset {offset} is cut off inside its 64-bit size"
-            (size,) = struct.unpack(">Q", file.read(8))
-            header = _LARGE_HEADER
-        elif size == _SIZE_TO_END:
-            size = left
-        if size < header:
-            return f"box {name} at offset {offset} claims {size} bytes, less than its header"
-        if size > left:
-            return (
-                f"box {name} at offset {offset} needs {size} bytes but only {left} remain "
-                "(the file is cut short)"
-            )
+        boxes += 1
+        if boxes > MAX_TOP_LEVEL_BOXES:
+            # A clip has a handful; millions of tiny boxes would only keep the walk busy.
+            return f"more than {MAX_TOP_LEVEL_BOXES} top-level boxes"
+        box = _box_at(file, offset, total - offset)
+        if isinstance(box, str):
+            return box
+        kind, size = box
         seen.add(kind)
         offset += size
     missing = [_name(kind) for kind in REQUIRED_BOXES if kind not in seen]
     if missing:
         return f"no {' or '.join(missing)} box"
     return None
+
+
+def _box_at(file: BinaryIO, offset: int, left: int) -> tuple[bytes, int] | str:
+    """The type and whole size of the box at ``offset``, or what is wrong with it."""
+    if left < _HEADER:
+        return f"{left} stray bytes after the last box, at offset {offset}"
+    file.seek(offset)
+    size, kind = struct.unpack(">I4s", file.read(_HEADER))
+    name = _name(kind)
+    if not _is_box_type(kind):
+        return f"no box header at offset {offset} (type bytes {kind.hex()})"
+    header = _HEADER
+    if size == _SIZE_IS_LARGE:
+        if left < _LARGE_HEADER:
+            return f"box {name} at offset {offset} is cut off inside its 64-bit size"
+        (size,) = struct.unpack(">Q", file.read(8))
+        header = _LARGE_HEADER
+    elif size == _SIZE_TO_END:
+        size = left
+    if size < header:
+        return f"box {name} at offset {offset} claims {size} bytes, less than its header"
+    if size > left:
+        return (
+            f"box {name} at offset {offset} needs {size} bytes but only {left} remain "
+            "(the file is cut short)"
+        )
+    return kind, size
 
 
 def _is_box_type(kind: bytes) -> bool:

@@ -78,6 +78,11 @@ async def decode_problem(path: Path, timeout: float = DECODE_CHECK_TIMEOUT) -> s
         "-v",
         "error",
         "-xerror",
+        # The file is untrusted: one thread (bounded memory), read from disk only.
+        "-threads",
+        "1",
+        "-protocol_whitelist",
+        "file",
         "-i",
         str(path),
         "-f",

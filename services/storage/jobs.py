@@ -223,13 +223,24 @@ class JobStore:
         return _job_from_row(row) if row else None
 
     async def counted_since(self, since: float, *, tx: Executor | None = None) -> tuple[int, float]:
-        """Counted clips across every server since ``since``, and what they cost."""
-        row = await (tx or self._db).fetchone(
+        """Counted clips across every server since ``since``, and what they cost.
+
+        Jobs not yet sent count too, whenever they were admitted: Segmind bills at submit,
+        so a backlog admitted before midnight is billed, and counted, after it.
+        """
+        ex = tx or self._db
+        recent = await ex.fetchone(
             f"SELECT COUNT(*), COALESCE(SUM(cost_usd), 0) FROM jobs"
             f" WHERE created_at >= ? AND {COUNTED}",
             (since,),
         )
-        return (int(row[0]), float(row[1])) if row else (0, 0.0)
+        unsent = await ex.fetchone(
+            "SELECT COUNT(*), COALESCE(SUM(cost_usd), 0) FROM jobs"
+            " WHERE created_at < ? AND state IN ('queued', 'submitting')",
+            (since,),
+        )
+        rows = [row for row in (recent, unsent) if row is not None]
+        return sum(int(r[0]) for r in rows), sum(float(r[1]) for r in rows)
 
     async def guild_counted(
         self, guild_id: int, since: float, *, tx: Executor | None = None

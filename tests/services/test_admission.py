@@ -377,6 +377,10 @@ async def test_the_operators_ceiling_holds_across_servers_and_resets_at_utc_midn
         await ceiling_admission.admit(REQUEST, origin(5, GUILD))
     assert not again.value.tell_moderators
     assert await count_jobs(storage, GUILD) == 1 == await count_jobs(storage, OTHER_GUILD)
+    for job_id in (1, 2):  # both sent, and billed, that same day
+        await storage.jobs.update(
+            job_id, now=clock.time(), state=JobState.DELIVERED, request_id=f"r-{job_id}"
+        )
 
     clock.advance(ts("2024-05-16T00:00:00") - clock.time())
     await ceiling_admission.admit(REQUEST, origin(3, GUILD))
@@ -520,3 +524,16 @@ async def test_asking_again_after_the_first_ended_without_a_clip_is_a_retry(
     await storage.jobs.update(first.job.id, now=clock.time(), **ending)
     again = await admission.admit(REQUEST, origin(fingerprint=CLICK))
     assert again.job.id != first.job.id
+
+
+async def test_clips_queued_before_utc_midnight_still_bound_the_next_days_bill(
+    ceiling_admission: Admission, clock: FakeClock
+) -> None:
+    # Two clips a day. Two admitted at 23:59:58 wait in line: Segmind bills them when they
+    # are sent, after midnight, so the new day's ceiling already holds them.
+    clock.advance(ts("2024-05-15T23:59:58") - clock.time())
+    await ceiling_admission.admit(REQUEST, origin(1, GUILD))
+    await ceiling_admission.admit(REQUEST, origin(2, OTHER_GUILD))
+    clock.advance(4)
+    with pytest.raises(SpendCeilingReached):
+        await ceiling_admission.admit(REQUEST, origin(3, GUILD))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import socket
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -1372,3 +1374,48 @@ async def test_cancelling_a_waiting_job_twice_is_harmless(storage, simulator, ma
     async with asyncio.timeout(5):
         assert await runner.cancel(second.id) is None  # two clicks that both saw it waiting
     assert (await storage.jobs.get(second.id)).state is JobState.CANCELLED
+
+
+async def test_a_full_disk_while_fetching_a_paid_clip_is_tried_again(
+    storage, simulator, make_runner, monkeypatch
+):
+    real_mkstemp = tempfile.mkstemp
+    refusals = []
+
+    def disk_full_once(*args, **kwargs):
+        if not refusals:
+            refusals.append(1)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr("services.download.tempfile.mkstemp", disk_full_once)
+    runner, _ = make_runner()
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    await asyncio.wait_for(runner.wait_idle(), 10)
+
+    stored = await storage.jobs.get(job.id)
+    assert refusals and stored.request_id is not None  # paid for, then the disk refused once
+    assert stored.state is JobState.DELIVERED
+
+
+async def test_a_cancel_then_a_shutdown_during_the_send_keep_the_job_counted(
+    storage, simulator, make_runner
+):
+    simulator.slow("submit", seconds=0.5)
+    runner, _ = make_runner()
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    async with asyncio.timeout(5):
+        while simulator.submit_attempts == 0:  # the request has left
+            await asyncio.sleep(0.005)
+    cancelling = asyncio.create_task(runner.cancel(job.id))
+    await asyncio.sleep(0.05)
+    await runner.shutdown(timeout=2)  # the operator stops the bot meanwhile
+    await cancelling
+
+    final = await storage.jobs.get(job.id)
+    # The request left before the Cancel: whatever Segmind made of it, it counts.
+    assert final.counts_toward_limit and final.state is not JobState.QUEUED

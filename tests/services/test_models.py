@@ -150,3 +150,23 @@ def test_a_chosen_seed_and_privacy_are_part_of_the_request():
 
 def test_rerolls_of_one_job_are_one_request():
     assert reroll_fingerprint(41) == reroll_fingerprint(41) != reroll_fingerprint(42)
+
+
+@pytest.mark.parametrize(
+    "blank",
+    [
+        "\u0301" * 3,  # combining marks with no letter to sit on
+        "\U000e0000\U000e0002",  # tag characters
+        "\u2065",  # unassigned
+        "\U0001d159" * 2,  # musical null notehead
+        "\U00016fe4",  # Khitan filler
+        "\ue000\ue001",  # private use
+    ],
+)
+def test_a_prompt_that_shows_nothing_is_refused_whatever_it_is_made_of(blank: str) -> None:
+    with pytest.raises(ValidationError, match="visible"):
+        VideoRequest.create(blank, seed=1)
+
+
+def test_marks_on_a_letter_and_symbols_are_visible() -> None:
+    assert VideoRequest.create("e\u0301\u20dd 🎬 ✨", seed=1).prompt

@@ -135,3 +135,10 @@ def test_garbage_where_a_box_should_start_is_refused(tmp_path: Path) -> None:
 
 def test_an_empty_file_is_refused(tmp_path: Path) -> None:
     assert structure_problem(written(tmp_path, b"")) == "no 'moov' or 'mdat' box"
+
+
+def test_millions_of_tiny_boxes_are_refused_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "boxes.mp4"
+    path.write_bytes(b"\x00\x00\x00\x08free" * 2_500_000)  # 20 MB of empty boxes
+    # Refused for their number, so the walk stopped early instead of reading them all.
+    assert structure_problem(path) == "more than 4096 top-level boxes"
