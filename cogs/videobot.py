@@ -14,7 +14,7 @@ from cogs.sync import sync_commands
 from cogs.tree import VideoBotTree
 from cogs.video.custom_ids import SECRET_KEY, CustomIds, new_secret
 from cogs.video.presenter import JobPresenter
-from cogs.video.recovery import recover_unacknowledged
+from cogs.video.recovery import end_jobs_of_unserved_servers, recover_unacknowledged
 from cogs.video.starter import JobStarter
 from services.app import Services
 from services.settings import Settings
@@ -92,7 +92,8 @@ class VideoBot(commands.Bot):
         self.custom_ids: CustomIds  # set in setup_hook: the secret lives in the database
         self._force_sync = force_sync
         self._sync = sync
-        self._left: set[int] = set()  # servers left for not being on ALLOWED_GUILDS
+        self._left: set[int] = set()
+        self._warned_no_match = False  # servers left for not being on ALLOWED_GUILDS
 
     async def setup_hook(self) -> None:
         # Before any view is built: every job button is signed with this database's secret.
@@ -103,6 +104,7 @@ class VideoBot(commands.Bot):
         if self._sync:
             await sync_commands(self, force=self._force_sync)
         # Before the runner, which would otherwise end them as never acknowledged.
+        await end_jobs_of_unserved_servers(self)
         await recover_unacknowledged(self)
         resumed = await self.services.runner.start()
         if resumed:
@@ -120,8 +122,20 @@ class VideoBot(commands.Bot):
         await self._leave_unless_allowed(guild)
 
     async def _leave_unless_allowed(self, guild: discord.Guild) -> None:
+        settings = self.services.settings
+        if not any(settings.allows_guild(known.id) for known in self.guilds):
+            # A list naming none of the bot's servers is a typo (a channel id, say), not a
+            # wish to leave them all: each would have to invite the bot again.
+            if not self._warned_no_match:
+                self._warned_no_match = True
+                log.error(
+                    "ALLOWED_GUILDS names none of the %d servers the bot is in: leaving none; "
+                    "check that it lists server ids",
+                    len(self.guilds),
+                )
+            return
         # Start-up announces a server both as available and as ready: leave it once.
-        if guild.id not in self._left and await leave_unless_allowed(self.services.settings, guild):
+        if guild.id not in self._left and await leave_unless_allowed(settings, guild):
             self._left.add(guild.id)
 
     async def close(self) -> None:

@@ -111,6 +111,11 @@ def refusal(error: RefusedError) -> str:
         )
     elif isinstance(error, BudgetExhausted):
         text = f"{_budget_refusal(error)} It resets {discord_timestamp(error.resets_at)}."
+    elif isinstance(error, SpendCeilingReached) and error.ceiling_usd <= 0:
+        text = (
+            "Whoever hosts this bot has paused video generation on every server; "
+            "nothing was spent on this request."
+        )
     elif isinstance(error, SpendCeilingReached):
         text = (
             "The bot has spent all it may today, across every server it is in (a limit set "
@@ -171,6 +176,11 @@ def budget_alert(error: BudgetExhausted) -> str:
 
 def ceiling_alert(error: SpendCeilingReached) -> str:
     """What moderators are told the first time in a UTC day the operator's ceiling stops one."""
+    if error.ceiling_usd <= 0:
+        return (
+            "Video generation is paused on every server this bot is in: whoever hosts it "
+            "set its daily spending limit (`MAX_DAILY_SPEND_USD`) to 0."
+        )
     return (
         "Video generation is paused on every server this bot is in: its operator's daily "
         f"spending limit of {format_usd(error.ceiling_usd)} (UTC day) is reached. It resets "

@@ -28,6 +28,11 @@ SNOWFLAKE_MAX = 2**63 - 1  # Discord ids fit in a signed 64-bit integer, as SQLi
 ECHO_MAX = 80  # characters of a bad value shown in its problem line
 
 
+def _number(value: float) -> str:
+    """A bound as an operator writes it: `1,000,000`, `0.5`, never `1e+06`."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,}"
+
+
 @dataclass(frozen=True)
 class Bounds:
     """The range a numeric setting must be in; outside it, the value is a typo or a hazard."""
@@ -44,7 +49,7 @@ class Bounds:
     @property
     def hint(self) -> str:
         kind = "a whole number of" if self.whole else "a number of"
-        return f"use {kind} {self.unit} from {self.low:g} to {self.high:g}"
+        return f"use {kind} {self.unit} from {_number(self.low)} to {_number(self.high)}"
 
 
 # Floors keep Segmind from being hammered (polls, credit rechecks) and a paid clip from being

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import discord
 
+from cogs import words
 from cogs.permissions import is_moderator
 from cogs.replies import reply
 from cogs.tree import describe_error
@@ -118,6 +119,8 @@ class JobButton(
         try:
             if self.action not in self.LABELS:
                 raise BotError("This button is from an older version of the bot.")
+            if not _bot(interaction).services.settings.allows_guild(interaction.guild_id):
+                raise BotError(words.NOT_SERVED)
             await getattr(self, f"_{self.action}")(interaction)
         except Exception as error:
             # Buttons are not app commands, so the tree's handler never sees them: use its wording.
@@ -183,7 +186,10 @@ class JobButton(
             job, interaction.filesize_limit, source=Path(job.clip_path)
         )
         if path is None:
-            raise BotError("This clip is too large to show here.")
+            raise BotError(
+                "This clip is too large to show here. Make it again with `/video` and seed "
+                f"`{job.request.seed}`, with fewer frames."
+            )
         await interaction.followup.send(
             render.result_content(job),
             embed=render.result_embed(job),

@@ -12,6 +12,7 @@ message. Each fault is logged once; none ends in a crash or a retry loop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -22,8 +23,6 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from cogs.discord_errors import (
-    MISSING_ACCESS,
-    MISSING_PERMISSIONS,
     TOKEN_LIFETIME,
     TOKEN_MARGIN,
     UNKNOWN_MESSAGE,
@@ -42,9 +41,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
-# Looking for an earlier post of a clip: this far before the durable mark, this many messages.
+# Looking for an earlier post of a clip: from this far before the last attempt's durable
+# mark (clocks differ), through this many messages (a busy channel chats on meanwhile).
 POSTING_LOOKBACK = 60.0
-POSTING_LOOKUP_LIMIT = 100
+POSTING_LOOKUP_LIMIT = 500
 
 
 class NoRoute(ClipUndeliverable):
@@ -208,29 +208,33 @@ class JobMessenger:
         the bot may not post in.
         """
         if job.posting_started_at is not None:
-            found = await self._find_posted(job)
+            found = await self._find_posted(job)  # a 5xx here raises: look again later
             if found is not None:
                 log.info("job=%s clip was already posted (message=%s)", job.id, found)
                 return found
-        else:
-            job = await self._bot.services.storage.jobs.update(
-                job.id,
-                now=self._bot.services.clock.time(),
-                posting_started_at=self._bot.services.clock.time(),
-                durable=True,
-            )
+        # Marked anew before each attempt: the next look need only reach back to this one.
+        now = self._bot.services.clock.time()
+        job = await self._bot.services.storage.jobs.update(
+            job.id, now=now, posting_started_at=now, durable=True
+        )
         if job.private:
             return await self._send_private(job, result)
+        return await self._send_public(job, result)
+
+    async def _send_public(self, job: Job, result: ResultMessage) -> int:
+        """The channel (a nonce), else the interaction (no channel rights needed), else a DM."""
         try:
             return await self._send_via_channel(job, result)
-        except discord.HTTPException as error:
-            if error.code not in (MISSING_ACCESS, MISSING_PERMISSIONS) and error.status != 404:
+        except (discord.HTTPException, NoRoute) as error:
+            # Discord's trouble is waited out; a refusal (no access, AutoMod, a locked
+            # thread, no file and no link) leaves other ways in.
+            if isinstance(error, discord.HTTPException) and _passing(error):
                 raise
             log.warning(
-                "job=%s cannot post in channel=%s (code=%s); trying the interaction, then a DM",
+                "job=%s cannot post in channel=%s (%s); trying the interaction, then a DM",
                 job.id,
                 job.channel_id,
-                error.code,
+                getattr(error, "code", error),
             )
         if self.token_usable(job):
             try:
@@ -238,22 +242,27 @@ class JobMessenger:
             except discord.HTTPException as error:
                 if token_expired(error):
                     job = await self._drop_token(job)
-                elif error.status < 500 and not upload_refused(error):
-                    log.warning("job=%s interaction webhook refused (%s)", job.id, error.status)
-                else:
+                elif _passing(error):
                     raise
+                else:
+                    log.warning("job=%s interaction webhook refused (%s)", job.id, error.status)
+            except NoRoute:
+                pass
         return await self._send_direct(job, result)
 
     async def _send_private(self, job: Job, result: ResultMessage) -> int:
         """The private progress message becomes the clip: only its token can reach it."""
         if self.token_usable(job) and job.message_id is not None:
             try:
-                return await self._replace_progress(job, result)
+                message_id = await self._replace_progress(job, result)
             except discord.HTTPException as error:
                 if not token_expired(error) and error.code != UNKNOWN_MESSAGE:
                     raise
                 if token_expired(error):
                     job = await self._drop_token(job)
+            else:
+                await self._tell_private_ready(job)
+                return message_id
         try:
             return await self._send_direct(job, result)
         except NoRoute as error:
@@ -261,6 +270,18 @@ class JobMessenger:
                 "job=%s private clip cannot be sent by DM (%s); posting a notice", job.id, error
             )
         return await self._send_notice(job)
+
+    async def _tell_private_ready(self, job: Job) -> None:
+        """An edit notifies nobody, and the member has usually looked away: a private ping.
+
+        Best effort, and harmless if a retry sends it twice: it carries no clip.
+        """
+        try:
+            await self._webhook(job).send(
+                render.private_ready(job), ephemeral=True, allowed_mentions=self._mention(job)
+            )
+        except discord.HTTPException as error:
+            log.info("job=%s requester could not be pinged (code=%s)", job.id, error.code)
 
     async def _send_notice(self, job: Job) -> int:
         """A short line in the channel, pinging only the requester, with a button that shows
@@ -304,6 +325,14 @@ class JobMessenger:
         """
         if job.private and self.token_usable(job):
             return None
+        if not self._can_read_history(job):
+            # Discord answers an empty history then: the nonce, for a few minutes, is all.
+            log.warning(
+                "job=%s cannot look for an earlier post: Read Message History is missing in "
+                "channel=%s",
+                job.id,
+                job.channel_id,
+            )
         since = (job.posting_started_at or 0) - POSTING_LOOKBACK
         after = discord.Object(discord.utils.time_snowflake(_utc(since)))
         own = self._bot.user.id if self._bot.user is not None else None
@@ -311,27 +340,37 @@ class JobMessenger:
             self._bot.custom_ids.make("reroll", job.id),  # a public clip
             self._bot.custom_ids.make("open", job.id),  # a private clip's notice
         }
-        filename = clip_filename(job)
         channels: list[discord.abc.Messageable] = [self._channel(job)]
+        # After a restart the cache (GUILDS intent only) knows no user: ask Discord.
         user = self._bot.get_user(job.user_id)
+        if user is None:
+            with contextlib.suppress(discord.HTTPException):
+                user = await self._bot.fetch_user(job.user_id)
         if user is not None:
             channels.append(user)
         for channel in channels:
-            try:
-                async for message in channel.history(limit=POSTING_LOOKUP_LIMIT, after=after):
-                    if message.author.id != own:
-                        continue
-                    ids = {
-                        getattr(child, "custom_id", None)
-                        for row in message.components
-                        for child in getattr(row, "children", ())
-                    }
-                    names = {attachment.filename for attachment in message.attachments}
-                    if ids & marks or filename in names:
-                        return message.id
-            except discord.HTTPException as error:
-                # Without access or history the nonce is what still protects a repeat.
-                log.info("job=%s could not look for an earlier post (%s)", job.id, error.code)
+            found = await self._look_in(job, channel, after, own, marks)
+            if found is not None:
+                return found
+        return None
+
+    async def _look_in(
+        self,
+        job: Job,
+        channel: discord.abc.Messageable,
+        after: discord.Object,
+        own: int | None,
+        marks: set[str],
+    ) -> int | None:
+        try:
+            async for message in channel.history(limit=POSTING_LOOKUP_LIMIT, after=after):
+                if message.author.id == own and _carries_clip(message, job, marks):
+                    return message.id
+        except discord.HTTPException as error:
+            if _passing(error):
+                raise  # not knowing is not "not posted": look again at the next attempt
+            # Without access the nonce is what still protects a repeat.
+            log.info("job=%s could not look for an earlier post (%s)", job.id, error.code)
         return None
 
     async def _send_via_token(self, job: Job, result: ResultMessage) -> int:
@@ -356,6 +395,13 @@ class JobMessenger:
     def _origin(self, job: Job) -> str:
         guild = self._bot.get_guild(job.guild_id)
         return render.origin(job, guild.name if guild is not None else None)
+
+    def _can_read_history(self, job: Job) -> bool:
+        guild = self._bot.get_guild(job.guild_id)
+        channel = guild.get_channel(job.channel_id) if guild is not None else None
+        if guild is None or channel is None or guild.me is None:
+            return True  # not known here
+        return channel.permissions_for(guild.me).read_message_history
 
     def _can_embed(self, job: Job) -> bool:
         guild = self._bot.get_guild(job.guild_id)
@@ -479,6 +525,22 @@ def _clip_nonce(job: Job) -> str:
     Discord returns the first message instead of posting again when a retry follows a post
     that succeeded but whose answer was lost (a 5xx from Discord's edge)."""
     return f"videobot-clip-{job.id}"[:25]
+
+
+def _carries_clip(message: discord.Message, job: Job, marks: set[str]) -> bool:
+    """The job's clip, a link to it, or its notice: by a signed button id or the file name."""
+    ids = {
+        getattr(child, "custom_id", None)
+        for row in message.components
+        for child in getattr(row, "children", ())
+    }
+    names = {attachment.filename for attachment in message.attachments}
+    return bool(ids & marks) or clip_filename(job) in names
+
+
+def _passing(error: discord.HTTPException) -> bool:
+    """Discord's own trouble (5xx, 429): the same request may well work later."""
+    return error.status >= 500 or error.status == 429
 
 
 def clip_filename(job: Job) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 from discord.webhook.async_ import async_context
 
@@ -70,6 +71,10 @@ async def _original_response_id(bot: VideoBot, job: Job) -> int | None:
     except discord.HTTPException as error:
         log.info("job=%s has no original response (code=%s)", job.id, error.code)
         return None
+    except (aiohttp.ClientError, OSError) as error:
+        # Discord out of reach at start must not stop the bot: the job ends unsent.
+        log.warning("job=%s original response could not be read: %s", job.id, error)
+        return None
     return int(data["id"])
 
 
@@ -85,3 +90,21 @@ async def _tell_not_started(bot: VideoBot, job: Job) -> None:
             await channel.send(f"<@{job.user_id}> {NOT_STARTED}", allowed_mentions=mention)
     except discord.HTTPException as error:
         log.info("job=%s requester could not be told (code=%s)", job.id, error.code)
+
+
+async def end_jobs_of_unserved_servers(bot: VideoBot) -> None:
+    """Queued jobs from a server no longer on ALLOWED_GUILDS: ended unsent, at no cost.
+
+    Otherwise the restart would submit (and bill) them before the bot leaves the server.
+    """
+    storage, clock, settings = bot.services.storage, bot.services.clock, bot.services.settings
+    for job in await storage.jobs.unfinished():
+        if job.state is JobState.QUEUED and not settings.allows_guild(job.guild_id):
+            await storage.jobs.update(
+                job.id,
+                now=clock.time(),
+                state=JobState.CANCELLED,
+                error="server not on ALLOWED_GUILDS",
+                finished_at=clock.time(),
+            )
+            log.warning("job=%s guild=%s is not on ALLOWED_GUILDS: not sent", job.id, job.guild_id)

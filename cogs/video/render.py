@@ -252,6 +252,11 @@ def clip_gone(job: Job) -> str:
 def private_notice(job: Job) -> str:
     """In the channel, when no DM could carry a private clip: says nothing of the prompt."""
     return (
-        f"<@{job.user_id}>, your private video is ready. Your DMs are closed to me, so "
-        "press the button below: only you will see it."
+        f"<@{job.user_id}>, your private video is ready. I could not send it to you "
+        "directly, so press the button below: only you will see it."
     )
+
+
+def private_ready(job: Job) -> str:
+    """The private ping after the progress message became the clip (an edit pings nobody)."""
+    return f"<@{job.user_id}>, your video is ready: it is in the message above."

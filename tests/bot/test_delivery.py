@@ -102,6 +102,11 @@ async def test_a_private_video_is_seen_only_by_its_requester_until_she_shares_it
     # repeats harmlessly, where a second follow-up would show the clip twice.
     assert clip.id == progress.id and title(clip) == READY
     assert clip.ephemeral and clip.visible_to == {alice.id}
+    # An edit pings nobody, and she has usually looked away: a private line pings her.
+    ping = await fake_discord.wait_for_message(
+        record.channel_id, lambda m: "in the message above" in m.content, viewer=alice, timeout=10
+    )
+    assert ping.ephemeral and ping.pinged_user_ids == {alice.id} and not ping.attachments
     assert [a.data for a in clip.attachments] == [SAMPLE]
     assert has_button(clip, "share") and has_button(clip, "reroll")
     assert fake_discord.channel_messages(record.channel_id) == []

@@ -7,6 +7,7 @@ servers the operator chose. Both refuse privately, before anything is billed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -17,7 +18,7 @@ from cogs.words import NOT_SERVED
 from services.app import open_services
 from services.simulator import SegmindSimulator
 from tests.bot.conftest import fast_settings
-from tests.bot.helpers import MAKING, answer, title, video, wait_for_clip, wait_idle
+from tests.bot.helpers import MAKING, answer, has_button, title, video, wait_for_clip, wait_idle
 from tests.fakediscord import (
     FakeDiscord,
     FakeMember,
@@ -124,3 +125,67 @@ async def test_a_server_not_on_allowed_guilds_is_refused_privately_and_nothing_i
         assert only_for(refusal, bob) and refusal.content == NOT_SERVED
         assert await services.storage.jobs.recent(second.id) == []
     assert simulator.submit_attempts == 0
+
+
+async def test_queued_jobs_of_a_server_taken_off_the_list_are_not_sent_at_the_restart(
+    fake_discord: FakeDiscord, bot_env: dict[str, str], simulator: SegmindSimulator
+):
+    first, second = fake_discord.world.guilds
+    bob = next(m for m in second.members if m.user.username == "bob")
+    simulator.hang("submit", times=1)  # bob's job stays queued behind a stuck first one
+    one_slot = {**bot_env, "MAX_CONCURRENT_JOBS": "1"}
+    async with (
+        open_services(fast_settings(one_slot), segmind_base_url=simulator.base_url) as services,
+        running_client(create_bot(services, guild_ready_timeout=0.05), fake_discord),
+    ):
+        alice = fake_discord.world.member_named("alice")
+        await video(fake_discord, alice, {"prompt": "holds the only slot"})
+        await video(
+            fake_discord, bob, {"prompt": "from the second server"}, channel=second.channels[0]
+        )
+        queued = await services.storage.jobs.recent(second.id)
+        assert [job.state.value for job in queued] == ["queued"]
+    # While the bot was down, it was removed from the second server, and the operator
+    # took that server off the list: no GUILD_DELETE will ever say so.
+    fake_discord.world.guilds.remove(second)
+    env = {**one_slot, "ALLOWED_GUILDS": str(first.id)}
+    async with (
+        open_services(fast_settings(env), segmind_base_url=simulator.base_url) as services,
+        running_client(create_bot(services, guild_ready_timeout=0.05), fake_discord),
+    ):
+        async with asyncio.timeout(10):  # until bob's job leaves the queue, one way or another
+            while (ended := (await services.storage.jobs.recent(second.id))[0]).state.value == (
+                "queued"
+            ):
+                await asyncio.sleep(0.02)
+    assert ended.state.value == "cancelled" and not ended.counts_toward_limit
+    assert [s["prompt"] for s in simulator.submits].count("from the second server") == 0
+
+
+async def test_buttons_in_a_server_off_the_list_do_nothing(
+    fake_discord: FakeDiscord, bot_env: dict[str, str], simulator: SegmindSimulator
+):
+    first, second = fake_discord.world.guilds
+    bob = next(m for m in second.members if m.user.username == "bob")
+    async with (
+        open_services(fast_settings(bot_env), segmind_base_url=simulator.base_url) as services,
+        running_client(create_bot(services, guild_ready_timeout=0.05), fake_discord),
+    ):
+        record = await video(fake_discord, bob, {"prompt": "a pier"}, channel=second.channels[0])
+        clip = await wait_for_clip(fake_discord, record.channel_id)
+        await wait_idle(services.runner)
+    fake_discord.world.guilds.remove(second)  # so that the restart does not leave it at once
+    env = {**bot_env, "ALLOWED_GUILDS": str(first.id)}
+    async with (
+        open_services(fast_settings(env), segmind_base_url=simulator.base_url) as services,
+        running_client(create_bot(services, guild_ready_timeout=0.05), fake_discord),
+    ):
+        fake_discord.world.guilds.append(second)
+        delete = has_button(clip, "delete")
+        assert delete is not None
+        click = await fake_discord.dispatch_component(clip, delete, user=bob)
+        await fake_discord.wait_for_ack(click)
+        refusal = await fake_discord.wait_for_message(
+            record.channel_id, lambda m: NOT_SERVED in m.content, viewer=bob, timeout=10
+        )
+    assert only_for(refusal, bob) and not clip.deleted

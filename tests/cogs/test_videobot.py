@@ -56,11 +56,31 @@ async def test_a_failed_leave_is_logged_and_does_not_break_the_bot(
 
 async def test_a_server_announced_twice_at_start_is_left_once() -> None:
     # discord.py announces each server at start as available, then the bot is ready.
+    guild = Guild(30)
     bot: Any = SimpleNamespace(
         services=SimpleNamespace(settings=load_settings({**GOOD, "ALLOWED_GUILDS": "10"})),
         _left=set(),
+        _warned_no_match=False,
+        guilds=[Guild(10), guild],
     )
-    guild = Guild(30)
     await VideoBot._leave_unless_allowed(bot, guild)
     await VideoBot._leave_unless_allowed(bot, guild)
     assert guild.leaves == 1
+
+
+async def test_a_list_naming_none_of_the_bots_servers_leaves_none(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A channel id pasted for a server id: leaving every server would need every one to
+    # invite the bot again.
+    servers = [Guild(30), Guild(31)]
+    bot: Any = SimpleNamespace(
+        services=SimpleNamespace(settings=load_settings({**GOOD, "ALLOWED_GUILDS": "10"})),
+        _left=set(),
+        _warned_no_match=False,
+        guilds=servers,
+    )
+    for server in servers:
+        await VideoBot._leave_unless_allowed(bot, server)
+    assert [server.leaves for server in servers] == [0, 0]
+    assert "names none of the 2 servers" in caplog.text

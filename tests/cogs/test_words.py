@@ -155,3 +155,11 @@ def test_moderators_hear_the_operators_ceiling_and_who_can_change_it() -> None:
     )
     assert "daily spending limit of $25.00 (UTC day) is reached" in alert
     assert "<t:1715817600:R>" in alert and "MAX_DAILY_SPEND_USD" in alert
+
+
+def test_a_ceiling_of_zero_promises_no_reset() -> None:
+    paused = SpendCeilingReached(ceiling_usd=0.0, spent_usd=0.0, clip_cost_usd=0.36, resets_at=1.0)
+    assert "<t:" not in words.refusal(paused) and "paused" in words.refusal(paused)
+    assert "<t:" not in words.ceiling_alert(
+        paused
+    ) and "MAX_DAILY_SPEND_USD" in words.ceiling_alert(paused)

@@ -94,6 +94,10 @@ def unknown_channel() -> DiscordError:
     return DiscordError(404, 10003, "Unknown Channel")
 
 
+def unknown_guild() -> DiscordError:
+    return DiscordError(404, 10004, "Unknown Guild")
+
+
 def unknown_message() -> DiscordError:
     """404 10008: the message never existed, was deleted, or is not reachable this way."""
     return DiscordError(404, 10008, "Unknown Message")

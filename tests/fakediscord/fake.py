@@ -44,6 +44,7 @@ class FakeDiscord:
         self.store = Store(self.world, self.clock, SnowflakeFactory(self.clock), self._notifier)
         self.gateway = Gateway(self.store, self._notifier)
         self._server = RestServer(self.store, self.faults, self.gateway.handle)
+        self._server.on_guild_left = self._guild_left
         self._interactions = InteractionFactory(self.store)
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -194,6 +195,10 @@ class FakeDiscord:
         record.created_at = self.clock.monotonic()
         await self.gateway.dispatch("INTERACTION_CREATE", record.payload)
         self._notifier.notify()
+
+    async def _guild_left(self, guild_id: int) -> None:
+        """The bot left a server: Discord tells its gateway so (GUILD_DELETE, not unavailable)."""
+        await self.gateway.dispatch("GUILD_DELETE", {"id": str(guild_id)})
 
     def _require_connection(self) -> None:
         if not self.gateway.identified_connections():

@@ -51,6 +51,8 @@ class RestServer:
         self.gateway_handler = gateway_handler
         self.interaction_routes = InteractionRoutes(store)
         self.internal_errors: list[BaseException] = []
+        # Set by FakeDiscord: tells the gateway when the bot leaves a server.
+        self.on_guild_left: Callable[[int], Awaitable[None]] | None = None
         self._call_numbers = itertools.count(1)
 
     def build_app(self) -> web.Application:
@@ -92,6 +94,7 @@ class RestServer:
                 ir.delete_message,
             ),
             ("GET", "/channels/{channel_id}/messages", self._channel_history),
+            ("DELETE", "/users/@me/guilds/{guild_id}", self._leave_guild),
             ("POST", "/channels/{channel_id}/messages", self._create_message),
             ("PATCH", "/channels/{channel_id}/messages/{message_id}", self._edit_message),
             ("DELETE", "/channels/{channel_id}/messages/{message_id}", self._delete_message),
@@ -261,6 +264,16 @@ class RestServer:
             return json_response(self.store.message_payload(repeated))
         message = await self.store.create_message(dest, self.store.world.bot.id, body)
         return json_response(self.store.message_payload(message))
+
+    async def _leave_guild(self, request: web.Request) -> web.Response:
+        """The bot leaves a server: it is no longer in the world's guilds; 204 as Discord."""
+        guild = self.store.world.find_guild(_int(request, "guild_id"))
+        if guild is None:
+            raise errors.unknown_guild()
+        self.store.world.guilds.remove(guild)
+        if self.on_guild_left is not None:
+            await self.on_guild_left(guild.id)
+        return web.Response(status=204)
 
     async def _channel_history(self, request: web.Request) -> web.Response:
         """GET messages, newest first, as Discord pages them (limit 1-100, before/after).

@@ -283,3 +283,10 @@ def test_settings_come_from_a_dotenv_file(tmp_path):
     assert result.returncode == 2
     assert "MAX_CONCURRENT_JOBS='many' is invalid" in result.stderr
     assert "DISCORD_TOKEN is missing" not in result.stderr
+
+
+def test_a_bound_is_written_as_an_operator_would_type_it() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**GOOD, "MAX_DAILY_SPEND_USD": "-5"})
+    [problem] = caught.value.problems
+    assert "1,000,000" in problem and "e+" not in problem
