@@ -14,22 +14,17 @@ Every failure is one of the typed errors in ``services.errors``. Three rules sha
 * The key never appears in an exception, a log line or a repr: texts taken from answers
   are cut short, stripped of markup and scrubbed of the key.
 
-Polls retry transient trouble within their deadline, waiting as ``services.backoff`` says;
-anything unforeseen while polling is transient too, as a job being paid for must not end on it.
+What an answer says is read by ``services.segmind_answers``; when to ask again is decided
+by ``services.segmind_polling``. Neither holds the key: every keyed request is made here.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import random
-import traceback
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -38,21 +33,13 @@ from yarl import URL
 from services.backoff import Backoff
 from services.clock import Clock, SystemClock
 from services.errors import (
-    BotError,
-    DeadlineExceeded,
     GenerationFailed,
-    SegmindAuthError,
-    SegmindBadRequest,
     SegmindError,
-    SegmindInsufficientCredits,
     SegmindMalformedResponse,
-    SegmindNotFound,
     SegmindRateLimited,
     SegmindRequestExpired,
     SegmindResultNotReady,
-    SegmindServerError,
     SegmindUnavailable,
-    SegmindUnexpectedError,
     SubmitOutcomeUnknown,
 )
 from services.http_text import (
@@ -61,7 +48,6 @@ from services.http_text import (
     body_text,
     clean_text,
     cut,
-    is_http_url,
     parse_json,
     read_capped,
 )
@@ -73,24 +59,25 @@ from services.models import (
     VideoRequest,
     VideoResult,
 )
+from services.segmind_answers import (
+    NOT_READY_STATES,
+    TIMEOUT_STATUS,
+    Answer,
+    error_field,
+    error_for_status,
+    failed_body,
+    failure_text,
+    find_video_url,
+    state_text,
+)
+from services.segmind_polling import Poller
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 API_KEY_HEADER = "x-api-key"
 _MAX_API_BODY = 1024 * 1024  # API answers are small JSON; a runaway proxy page must not be
-_MALFORMED_RETRIES = 3  # a garbled body may be a proxy hiccup; a persistent one is a bug
-# A 404 seconds after submit may be a status store lagging behind; a lasting one is final.
-_NOT_FOUND_RETRIES = 2
 _MIN_KEY_FRAGMENT = 6  # a cut-off tail of the key this long is still scrubbed
-_POLL_GROWTH = 1.25  # each quiet poll waits a quarter longer, up to max_poll_interval
 _PROXY_STATUSES = frozenset({502, 503, 504})  # a proxy may have passed the submit on
-_TIMEOUT_STATUS = 408  # a server or proxy gave up waiting: transient, but after a send
-_OUTPUT_URL_KEYS = ("video", "video_url", "url", "output")
-_VIDEO_SUFFIXES = (".mp4", ".webm", ".mov")
-_MAX_OUTPUT_DEPTH = 3
-_NOT_READY_STATES = frozenset({SegmindState.QUEUED.value, SegmindState.PROCESSING.value})
 
 
 @dataclass(frozen=True)
@@ -117,24 +104,6 @@ class RetryPolicy:
         return Backoff(self.base_delay, self.max_delay, max_retry_after=self.max_retry_after)
 
 
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    """An HTTP answer read in full (capped), with its body parsed when it is JSON."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-    data: Any  # the parsed JSON, or None when the body is not JSON
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-    @property
-    def json_object(self) -> dict[str, Any] | None:
-        return self.data if isinstance(self.data, dict) else None
-
-
 class SegmindClient:
     """Talks to Segmind's v2 API through a shared aiohttp session; see the module docstring.
 
@@ -154,19 +123,22 @@ class SegmindClient:
         max_poll_interval: float = 15.0,
         rng: random.Random | None = None,
     ) -> None:
-        if poll_interval <= 0:
-            raise ValueError("poll_interval must be positive")
+        self._clock: Clock = clock or SystemClock()
+        self._poller = Poller(  # refuses a poll_interval that is not positive
+            clock=self._clock,
+            backoff=policy.backoff,
+            result_grace=policy.result_grace,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            rng=rng or random.Random(),
+            describe=self._describe,
+        )
         self._session = session
         self._api_key = api_key
         self._base = _api_root(base_url)
         self._origin = _origin_of(self._base)
         self._model = model
-        self._clock: Clock = clock or SystemClock()
         self._policy = policy
-        self._poll_interval = poll_interval
-        # A configured poll interval above the cap wins: the operator asked for calm.
-        self._max_poll_interval = max(max_poll_interval, poll_interval)
-        self._rng = rng or random.Random()
 
     def __repr__(self) -> str:
         key = "<hidden>" if self._api_key else "<none>"
@@ -215,7 +187,7 @@ class SegmindClient:
             ) from exc
         if answer.ok:
             return self._parse_submission(answer)
-        if answer.status == _TIMEOUT_STATUS:
+        if answer.status == TIMEOUT_STATUS:
             # Whoever timed out had the request, and a proxy may have passed it on already.
             raise SubmitOutcomeUnknown(
                 detail=f"submit: HTTP 408 after sending: {self._excerpt(answer)}", status=408
@@ -231,7 +203,7 @@ class SegmindClient:
             )
         raise self._http_error(answer, "submit")
 
-    def _parse_submission(self, answer: _Answer) -> Submission:
+    def _parse_submission(self, answer: Answer) -> Submission:
         data = answer.json_object
         if data is None:
             raise SegmindMalformedResponse(
@@ -279,7 +251,7 @@ class SegmindClient:
         """Ask Segmind once where a job is; FAILED comes back as a status, not an error."""
         url = self._status_url(submission)
         answer = await self._get(url, "status", submission)
-        failed = _failed_body(answer)
+        failed = failed_body(answer)
         if failed is not None:
             return SegmindStatus(SegmindState.FAILED, self._failure_text(failed))
         if answer.ok:
@@ -290,7 +262,7 @@ class SegmindClient:
         """Fetch a finished job's body once and find the video URL in its ``output``."""
         url = self._result_url(submission)
         answer = await self._get(url, "result", submission)
-        failed = _failed_body(answer)
+        failed = failed_body(answer)
         if failed is not None:
             text = self._failure_text(failed) or ""
             raise GenerationFailed(
@@ -301,15 +273,15 @@ class SegmindClient:
         data = answer.json_object
         if data is None:
             raise self._malformed(answer, "result", submission, "body is not a JSON object")
-        state = _state_text(data)
-        if state in _NOT_READY_STATES:
+        state = state_text(data)
+        if state in NOT_READY_STATES:
             raise SegmindResultNotReady(
                 detail=f"result request_id={submission.request_id} still says {state}",
                 status=answer.status,
             )
         if state is not None and state != SegmindState.COMPLETED.value:
             raise self._malformed(answer, "result", submission, "is not a completed job")
-        video_url = _find_video_url(data.get("output"))
+        video_url = find_video_url(data.get("output"))
         if video_url is None:
             kind = type(data.get("output")).__name__
             raise self._malformed(
@@ -318,17 +290,17 @@ class SegmindClient:
         metrics = data.get("metrics")
         return VideoResult(video_url, dict(metrics) if isinstance(metrics, dict) else {})
 
-    def _parse_state(self, answer: _Answer, submission: Submission) -> SegmindState:
+    def _parse_state(self, answer: Answer, submission: Submission) -> SegmindState:
         data = answer.json_object
         if data is None:
             raise self._malformed(answer, "status", submission, "body is not a JSON object")
-        state = _state_text(data)
+        state = state_text(data)
         try:
             return SegmindState(state)
         except ValueError:
             raise self._malformed(answer, "status", submission, "has no known state") from None
 
-    def _poll_error(self, answer: _Answer, what: str, submission: Submission) -> SegmindError:
+    def _poll_error(self, answer: Answer, what: str, submission: Submission) -> SegmindError:
         if answer.status == 404:
             # The id came from Segmind, so a 404 means it forgot the job (one hour after).
             return SegmindRequestExpired(
@@ -353,133 +325,17 @@ class SegmindClient:
         last look happens at the deadline itself, then ``DeadlineExceeded``. A COMPLETED
         job is paid for, so its result gets ``result_grace`` more, even past the deadline.
         """
-        interval = self._poll_interval
-        last_state: SegmindState | None = None
-        while True:
-            status = await self._retrying(lambda: self.status(submission), submission, deadline)
-            if status.state is not last_state:
-                last_state = status.state
-                log.info(
-                    "segmind request_id=%s state=%s", submission.request_id, status.state.value
-                )
-                await self._notify(on_state, status.state, submission)
-            if status.state is SegmindState.COMPLETED:
-                grace = max(deadline, self._clock.monotonic() + self._policy.result_grace)
-                return await self._retrying(
-                    lambda: self.result(submission), submission, grace, finished=True
-                )
-            if status.state is SegmindState.FAILED:
-                text = status.error or ""
-                raise GenerationFailed(
-                    text, detail=f"request_id={submission.request_id} FAILED: {text}"
-                )
-            await self._sleep_within(interval, deadline, submission)
-            interval = min(interval * _POLL_GROWTH, self._max_poll_interval)
-
-    async def _retrying(
-        self,
-        call: Callable[[], Awaitable[T]],
-        submission: Submission,
-        deadline: float,
-        *,
-        finished: bool = False,
-    ) -> T:
-        """Run one status or result call, retrying transient failures within the deadline.
-
-        ``finished``: Segmind said COMPLETED, so at the deadline the last error is what
-        went wrong; "took too long" (``DeadlineExceeded``) is only for unfinished jobs.
-        """
-        failures = 0
-        malformed = 0
-        not_found = 0
-        while True:
-            try:
-                return await call()
-            except SegmindMalformedResponse as exc:
-                malformed += 1
-                if malformed > _MALFORMED_RETRIES:
-                    raise
-                error: SegmindError = exc
-            except SegmindRequestExpired as exc:
-                not_found += 1
-                if not_found > _NOT_FOUND_RETRIES:
-                    raise
-                error = exc
-            except (
-                SegmindRateLimited,
-                SegmindServerError,
-                SegmindUnavailable,
-                SegmindResultNotReady,
-            ) as exc:
-                error = exc
-            except BotError:
-                raise  # the job's own end: FAILED, a refused key or request
-            except Exception as exc:  # noqa: BLE001 - logged, scrubbed, in _unexpected
-                # Unforeseen, so not known to be final: retried like a 5xx rather than
-                # ending a job that is being paid for.
-                error = self._unexpected(exc, submission)
-            if self._clock.monotonic() >= deadline and (
-                finished or isinstance(error, SegmindRequestExpired)
-            ):
-                # "Forgotten", or the result's own trouble, says more than "took too long".
-                raise error
-            failures += 1
-            delay = self._retry_delay(error, failures)
-            log.info(
-                "segmind request_id=%s transient error, retry_in=%.2fs error=%s",
-                submission.request_id,
-                delay,
-                error.detail,
-            )
-            await self._sleep_within(delay, deadline, submission)
-
-    async def _sleep_within(self, delay: float, deadline: float, submission: Submission) -> None:
-        """Sleep ``delay`` but never past the deadline; at the deadline, give up."""
-        remaining = deadline - self._clock.monotonic()
-        if remaining <= 0:
-            log.warning("segmind request_id=%s deadline reached", submission.request_id)
-            raise DeadlineExceeded(
-                detail=f"request_id={submission.request_id} did not finish before the deadline"
-            )
-        await self._clock.sleep(min(delay, remaining))
-
-    async def _notify(
-        self,
-        on_state: Callable[[SegmindState], Awaitable[None]] | None,
-        state: SegmindState,
-        submission: Submission,
-    ) -> None:
-        if on_state is None:
-            return
-        try:
-            await on_state(state)
-        except Exception:
-            # A failed progress update must not abandon a job that is being paid for.
-            log.exception("on_state callback failed request_id=%s", submission.request_id)
-
-    def _unexpected(self, exc: Exception, submission: Submission) -> SegmindUnexpectedError:
-        # Where it was raised instead of a traceback: the message may hold text from outside,
-        # so it is logged only scrubbed of the key, like every other text here.
-        frames = traceback.extract_tb(exc.__traceback__)
-        where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
-        error = SegmindUnexpectedError(
-            detail=f"request_id={submission.request_id}: unexpected {self._describe(exc)}{where}"
+        return await self._poller.until_done(
+            submission,
+            status=lambda: self.status(submission),
+            result=lambda: self.result(submission),
+            deadline=deadline,
+            on_state=on_state,
         )
-        log.warning("segmind poll failed unexpectedly; retrying: %s", error.detail)
-        return error
-
-    def _retry_delay(self, error: SegmindError, attempt: int) -> float:
-        """Segmind's own Retry-After when it gave one, else the policy's backoff."""
-        retry_after = (
-            error.retry_after
-            if isinstance(error, (SegmindRateLimited, SegmindServerError))
-            else None
-        )
-        return self._policy.backoff.delay(attempt, self._rng, retry_after)
 
     # --- HTTP plumbing ------------------------------------------------------------------
 
-    async def _get(self, url: str, what: str, submission: Submission) -> _Answer:
+    async def _get(self, url: str, what: str, submission: Submission) -> Answer:
         try:
             return await self._call("GET", url)
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -487,7 +343,7 @@ class SegmindClient:
                 detail=f"{what}: request_id={submission.request_id}: {self._describe(exc)}"
             ) from exc
 
-    async def _call(self, method: str, url: str, *, json_body: Any = None) -> _Answer:
+    async def _call(self, method: str, url: str, *, json_body: Any = None) -> Answer:
         """One keyed request to the API origin; redirects are not followed, so the key stays."""
         headers = {API_KEY_HEADER: self._api_key} if self._api_key else {}
         async with self._session.request(
@@ -503,7 +359,7 @@ class SegmindClient:
         ) as resp:
             limit = _MAX_API_BODY if 200 <= resp.status < 300 else MAX_ERROR_BODY
             body = await read_capped(resp, limit)
-            return _Answer(resp.status, resp.headers, body, parse_json(body))
+            return Answer(resp.status, resp.headers, body, parse_json(body))
 
     def _status_url(self, submission: Submission) -> str:
         fallback = f"{self._base}/v2/requests/{quote(submission.request_id, safe='')}/status"
@@ -536,35 +392,14 @@ class SegmindClient:
     # --- errors -----------------------------------------------------------------------
 
     def _http_error(
-        self, answer: _Answer, what: str, submission: Submission | None = None
+        self, answer: Answer, what: str, submission: Submission | None = None
     ) -> SegmindError:
         """The typed error for a non-2xx answer that no caller handled more precisely."""
-        status = answer.status
         where = what if submission is None else f"{what} request_id={submission.request_id}"
-        text = self._error_text(answer)
-        detail = f"{where}: HTTP {status}: {text or '(empty body)'}"
-        if status in (400, 422):
-            message = f"Segmind refused this request: {text}" if text else None
-            return SegmindBadRequest(message, detail=detail, status=status)
-        if status in (401, 403):
-            return SegmindAuthError(detail=detail, status=status)
-        if status == 404:
-            return SegmindNotFound(detail=detail, status=status)
-        if status == 406:
-            return SegmindInsufficientCredits(detail=detail, status=status)
-        if status == 429:
-            return SegmindRateLimited(retry_after=self._retry_after(answer.headers), detail=detail)
-        if status >= 500 or status == _TIMEOUT_STATUS:
-            # Transient on a poll; the submit path turns these into SubmitOutcomeUnknown first.
-            return SegmindServerError(
-                detail=detail, status=status, retry_after=self._retry_after(answer.headers)
-            )
-        if 300 <= status < 400:
-            detail += " (redirects are not followed with the key; check SEGMIND_BASE_URL)"
-        return SegmindError(detail=detail, status=status)
+        return error_for_status(answer, where, self._error_text(answer), self._clock)
 
     def _malformed(
-        self, answer: _Answer, what: str, submission: Submission, problem: str
+        self, answer: Answer, what: str, submission: Submission, problem: str
     ) -> SegmindMalformedResponse:
         return SegmindMalformedResponse(
             detail=f"{what} request_id={submission.request_id}: HTTP {answer.status} {problem}: "
@@ -572,46 +407,19 @@ class SegmindClient:
             status=answer.status,
         )
 
-    def _retry_after(self, headers: Mapping[str, str]) -> float | None:
-        """Seconds to wait from ``Retry-After`` or ``x-rate-limit-reset-at-utc``, if they parse."""
-        retry_after = headers.get("Retry-After")
-        if retry_after is not None:
-            seconds = _parse_seconds(retry_after)
-            if seconds is not None:
-                return seconds
-            moment = _parse_moment(retry_after)
-            if moment is not None:
-                return max(0.0, moment - self._clock.time())
-        reset_at = headers.get("x-rate-limit-reset-at-utc")
-        if reset_at is not None:
-            moment = _parse_moment(reset_at)
-            if moment is not None:
-                return max(0.0, moment - self._clock.time())
-        return None
+    def _failure_text(self, data: dict[str, Any]) -> str | None:
+        """Segmind's reason for a FAILED job, scrubbed of the key."""
+        text = failure_text(data)
+        return None if text is None else self._scrub(text)
 
-    def _failure_text(self, data: Mapping[str, Any]) -> str | None:
-        """Segmind's reason for a FAILED job, wherever in the body it put it."""
-        error = data.get("error")
-        candidates = [error]
-        if isinstance(error, dict):
-            candidates += [error.get("message"), error.get("detail")]
-        candidates += [data.get("message"), data.get("detail")]
-        for text in candidates:
-            if isinstance(text, str) and text.strip():
-                return self._scrub(clean_text(text))
-        return None
-
-    def _error_text(self, answer: _Answer) -> str:
+    def _error_text(self, answer: Answer) -> str:
         """Segmind's ``error`` text when the body has one, else a short excerpt of the body."""
-        data = answer.json_object
-        if data is not None:
-            for key in ("error", "message", "detail"):
-                value = data.get(key)
-                if isinstance(value, str) and value.strip():
-                    return self._scrub(clean_text(value))[:EXCERPT_CHARS]
+        text = error_field(answer)
+        if text is not None:
+            return self._scrub(text)[:EXCERPT_CHARS]
         return self._excerpt(answer)
 
-    def _excerpt(self, answer: _Answer) -> str:
+    def _excerpt(self, answer: Answer) -> str:
         return self._body_excerpt(answer.body)
 
     def _body_excerpt(self, body: bytes) -> str:
@@ -654,84 +462,3 @@ def _api_root(base_url: str) -> URL:
 def _origin_of(url: URL) -> tuple[str, str, int | None]:
     """Scheme, host and effective port: what decides where the key may be sent."""
     return (url.scheme.lower(), (url.host or "").lower(), url.port)
-
-
-def _failed_body(answer: _Answer) -> dict[str, Any] | None:
-    """The body of a FAILED job: Segmind serves it as HTTP 422, the state still in the body."""
-    data = answer.json_object
-    if data is not None and answer.status < 500 and _state_text(data) == SegmindState.FAILED.value:
-        return data
-    return None
-
-
-def _state_text(data: Mapping[str, Any]) -> str | None:
-    state = data.get("status")
-    return state.strip().upper() if isinstance(state, str) else None
-
-
-def _find_video_url(output: Any) -> str | None:
-    """The video's URL in ``output``: a string, a list of them, or an object holding one.
-
-    ``output`` may also list a thumbnail or a poster first, so a URL that looks like a
-    video (by its extension, or the key it came under) wins over the first one found.
-    """
-    urls = list(_http_urls(output))
-    for url, under_video_key in urls:
-        if under_video_key or _looks_like_video(url):
-            return url
-    return urls[0][0] if urls else None
-
-
-def _http_urls(
-    value: Any, depth: int = 0, under_video_key: bool = False
-) -> Iterator[tuple[str, bool]]:
-    """Every http(s) URL in ``value``, in order, with whether a key naming 'video' led to it."""
-    if isinstance(value, str):
-        candidate = value.strip()
-        if is_http_url(candidate):
-            yield candidate, under_video_key
-        return
-    if depth >= _MAX_OUTPUT_DEPTH:
-        return
-    if isinstance(value, list):
-        for item in value:
-            yield from _http_urls(item, depth + 1, under_video_key)
-    elif isinstance(value, dict):
-        keys = [key for key in _OUTPUT_URL_KEYS if key in value]
-        keys += [key for key in value if key not in _OUTPUT_URL_KEYS]
-        for key in keys:
-            named_video = isinstance(key, str) and "video" in key.lower()
-            yield from _http_urls(value[key], depth + 1, under_video_key or named_video)
-
-
-def _looks_like_video(url: str) -> bool:
-    return URL(url).path.lower().endswith(_VIDEO_SUFFIXES)
-
-
-def _parse_seconds(text: str) -> float | None:
-    try:
-        seconds = float(text.strip())
-    except ValueError:
-        return None
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-def _parse_moment(text: str) -> float | None:
-    """A Unix time from an HTTP date, an ISO 8601 time or Unix seconds (or milliseconds)."""
-    text = text.strip()
-    seconds = _parse_seconds(text)
-    if seconds is not None:
-        return seconds / 1000 if seconds > 1e11 else seconds
-    moment: datetime | None
-    try:
-        moment = datetime.fromisoformat(text)  # 3.11 also reads a trailing "Z"
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)  # the header name says UTC
-    return moment.timestamp()

@@ -25,7 +25,7 @@ from services.errors import (
 )
 from services.jobs import RATE_LIMITED_SUBMIT_ATTEMPTS, DownloadFailed
 from services.models import JobState
-from services.segmind import _NOT_FOUND_RETRIES
+from services.segmind_polling import _NOT_FOUND_RETRIES
 from tests.bot.conftest import SAMPLE
 from tests.bot.faultkit import (  # noqa: F401 - fixtures
     DOWNLOAD_ATTEMPTS,

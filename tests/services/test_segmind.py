@@ -30,7 +30,8 @@ from services.errors import (
     SubmitOutcomeUnknown,
 )
 from services.models import SegmindState, Submission, VideoRequest
-from services.segmind import _MALFORMED_RETRIES, _NOT_FOUND_RETRIES, RetryPolicy, SegmindClient
+from services.segmind import RetryPolicy, SegmindClient
+from services.segmind_polling import _MALFORMED_RETRIES, _NOT_FOUND_RETRIES
 from services.simulator import FAIL_MARKER_ERROR, SegmindSimulator
 from tests.conftest import TEST_SEGMIND_API_KEY, SegmindClientFactory, SimulatorFactory
 from tests.fakeclock import FakeClock

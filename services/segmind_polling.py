@@ -1,0 +1,201 @@
+"""Polling one Segmind job to its end: how often to look, what to retry, when to give up.
+
+``services.segmind`` makes the keyed status and result calls; this only decides when to
+make them. Polls retry transient trouble within their deadline, waiting as
+``services.backoff`` says; anything unforeseen while polling is transient too, as a job
+being paid for must not end on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from services.backoff import Backoff
+from services.clock import Clock
+from services.errors import (
+    BotError,
+    DeadlineExceeded,
+    GenerationFailed,
+    SegmindError,
+    SegmindMalformedResponse,
+    SegmindRateLimited,
+    SegmindRequestExpired,
+    SegmindResultNotReady,
+    SegmindServerError,
+    SegmindUnavailable,
+    SegmindUnexpectedError,
+)
+from services.models import SegmindState, SegmindStatus, Submission, VideoResult
+
+# These lines tell of the client's requests, so they keep its logger's name.
+log = logging.getLogger("services.segmind")
+
+T = TypeVar("T")
+
+_MALFORMED_RETRIES = 3  # a garbled body may be a proxy hiccup; a persistent one is a bug
+# A 404 seconds after submit may be a status store lagging behind; a lasting one is final.
+_NOT_FOUND_RETRIES = 2
+_POLL_GROWTH = 1.25  # each quiet poll waits a quarter longer, up to max_poll_interval
+
+
+class Poller:
+    """Runs a client's polls: ``describe`` is the client's scrubbed account of an exception."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        backoff: Backoff,
+        result_grace: float,
+        poll_interval: float,
+        max_poll_interval: float,
+        rng: random.Random,
+        describe: Callable[[BaseException], str],
+    ) -> None:
+        if poll_interval <= 0:
+            raise ValueError("poll_interval must be positive")
+        self._clock = clock
+        self._backoff = backoff
+        self._result_grace = result_grace
+        self._poll_interval = poll_interval
+        # A configured poll interval above the cap wins: the operator asked for calm.
+        self._max_poll_interval = max(max_poll_interval, poll_interval)
+        self._rng = rng
+        self._describe = describe
+
+    async def until_done(
+        self,
+        submission: Submission,
+        *,
+        status: Callable[[], Awaitable[SegmindStatus]],
+        result: Callable[[], Awaitable[VideoResult]],
+        deadline: float,
+        on_state: Callable[[SegmindState], Awaitable[None]] | None = None,
+    ) -> VideoResult:
+        """``SegmindClient.poll_until_done``, given the calls that ask about ``submission``."""
+        interval = self._poll_interval
+        last_state: SegmindState | None = None
+        while True:
+            current = await self._retrying(status, submission, deadline)
+            if current.state is not last_state:
+                last_state = current.state
+                log.info(
+                    "segmind request_id=%s state=%s", submission.request_id, current.state.value
+                )
+                await self._notify(on_state, current.state, submission)
+            if current.state is SegmindState.COMPLETED:
+                grace = max(deadline, self._clock.monotonic() + self._result_grace)
+                return await self._retrying(result, submission, grace, finished=True)
+            if current.state is SegmindState.FAILED:
+                text = current.error or ""
+                raise GenerationFailed(
+                    text, detail=f"request_id={submission.request_id} FAILED: {text}"
+                )
+            await self._sleep_within(interval, deadline, submission)
+            interval = min(interval * _POLL_GROWTH, self._max_poll_interval)
+
+    async def _retrying(
+        self,
+        call: Callable[[], Awaitable[T]],
+        submission: Submission,
+        deadline: float,
+        *,
+        finished: bool = False,
+    ) -> T:
+        """Run one status or result call, retrying transient failures within the deadline.
+
+        ``finished``: Segmind said COMPLETED, so at the deadline the last error is what
+        went wrong; "took too long" (``DeadlineExceeded``) is only for unfinished jobs.
+        """
+        failures = 0
+        malformed = 0
+        not_found = 0
+        while True:
+            try:
+                return await call()
+            except SegmindMalformedResponse as exc:
+                malformed += 1
+                if malformed > _MALFORMED_RETRIES:
+                    raise
+                error: SegmindError = exc
+            except SegmindRequestExpired as exc:
+                not_found += 1
+                if not_found > _NOT_FOUND_RETRIES:
+                    raise
+                error = exc
+            except (
+                SegmindRateLimited,
+                SegmindServerError,
+                SegmindUnavailable,
+                SegmindResultNotReady,
+            ) as exc:
+                error = exc
+            except BotError:
+                raise  # the job's own end: FAILED, a refused key or request
+            except Exception as exc:  # noqa: BLE001 - logged, scrubbed, in _unexpected
+                # Unforeseen, so not known to be final: retried like a 5xx rather than
+                # ending a job that is being paid for.
+                error = self._unexpected(exc, submission)
+            if self._clock.monotonic() >= deadline and (
+                finished or isinstance(error, SegmindRequestExpired)
+            ):
+                # "Forgotten", or the result's own trouble, says more than "took too long".
+                raise error
+            failures += 1
+            delay = self._retry_delay(error, failures)
+            log.info(
+                "segmind request_id=%s transient error, retry_in=%.2fs error=%s",
+                submission.request_id,
+                delay,
+                error.detail,
+            )
+            await self._sleep_within(delay, deadline, submission)
+
+    async def _sleep_within(self, delay: float, deadline: float, submission: Submission) -> None:
+        """Sleep ``delay`` but never past the deadline; at the deadline, give up."""
+        remaining = deadline - self._clock.monotonic()
+        if remaining <= 0:
+            log.warning("segmind request_id=%s deadline reached", submission.request_id)
+            raise DeadlineExceeded(
+                detail=f"request_id={submission.request_id} did not finish before the deadline"
+            )
+        await self._clock.sleep(min(delay, remaining))
+
+    async def _notify(
+        self,
+        on_state: Callable[[SegmindState], Awaitable[None]] | None,
+        state: SegmindState,
+        submission: Submission,
+    ) -> None:
+        if on_state is None:
+            return
+        try:
+            await on_state(state)
+        except Exception:
+            # A failed progress update must not abandon a job that is being paid for.
+            log.exception("on_state callback failed request_id=%s", submission.request_id)
+
+    def _unexpected(self, exc: Exception, submission: Submission) -> SegmindUnexpectedError:
+        # Where it was raised instead of a traceback: the message may hold text from outside,
+        # so it is logged only scrubbed of the key, like every other text here.
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+        error = SegmindUnexpectedError(
+            detail=f"request_id={submission.request_id}: unexpected {self._describe(exc)}{where}"
+        )
+        log.warning("segmind poll failed unexpectedly; retrying: %s", error.detail)
+        return error
+
+    def _retry_delay(self, error: SegmindError, attempt: int) -> float:
+        """Segmind's own Retry-After when it gave one, else the policy's backoff."""
+        retry_after = (
+            error.retry_after
+            if isinstance(error, (SegmindRateLimited, SegmindServerError))
+            else None
+        )
+        return self._backoff.delay(attempt, self._rng, retry_after)
