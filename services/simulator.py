@@ -6,7 +6,8 @@ injected clock; a prompt containing ``[fail]`` ends FAILED, the way a content bl
 Tests can make the next answers on a route misbehave (``inject``, ``hang``,
 ``reset_connection``, ``slow``) to play a rate limit, a proxy error, a lost or a late
 answer, and cut a download short (``cut_download_short``). A redirect is an ``inject``
-with a 3xx status and a ``Location`` header.
+with a 3xx status and a ``Location`` header. Those scripts play out in
+``services.simulator_faults``; a submit's body is checked by ``services.simulator_payload``.
 
 Run it alone with ``python -m services.simulator --port 0``: it prints
 ``SIMULATOR_URL=http://127.0.0.1:PORT`` and serves until SIGTERM or SIGINT.
@@ -25,23 +26,15 @@ import signal
 import uuid
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Self
 
 from aiohttp import web
 
 from services.clock import Clock, SystemClock
-from services.models import (
-    FRAME_RATE,
-    GUIDANCE_SCALE,
-    INPUT_FRAMES,
-    MODEL_SLUG,
-    NEGATIVE_PROMPT_MAX,
-    PROMPT_MAX,
-    SEED,
-    STEPS,
-    SegmindState,
-)
+from services.models import MODEL_SLUG, SegmindState
+from services.simulator_faults import Override, act_out, next_misbehaviour
+from services.simulator_payload import validate_payload
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +46,6 @@ FAIL_MARKER_ERROR = (
     "Content policy violation: the prompt was flagged by the safety filter and the "
     "video was not generated."
 )
-_INTEGER_PARAMS: dict[str, tuple[int, int]] = {
-    "input_frames": INPUT_FRAMES,
-    "steps": STEPS,
-    "seed": SEED,
-    "frame_rate": FRAME_RATE,
-}
 
 
 @dataclass
@@ -103,20 +90,6 @@ class _Job:
     failure: str | None  # the error text when this job is doomed to end FAILED
 
 
-@dataclass
-class _Override:
-    """A scripted misbehaviour for the next calls on one route."""
-
-    action: str  # "respond" | "hang" | "reset" | "slow" | "cut"
-    times: int
-    accept: bool
-    status: int = 200
-    body: str | dict[str, Any] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0  # "slow": seconds (real time, like a slow network) before answering
-    keep_bytes: int = 0  # "cut": how much of the clip is sent before the connection closes
-
-
 class SegmindSimulator:
     """Serves Segmind's v2 routes from memory on loopback; see the module docstring."""
 
@@ -132,7 +105,7 @@ class SegmindSimulator:
         # Matched case-insensitively against the prompt; the first match decides the error.
         self.fail_prompts_containing: dict[str, str] = {FAIL_MARKER: FAIL_MARKER_ERROR}
         self._jobs: dict[str, _Job] = {}
-        self._overrides: dict[str, deque[_Override]] = {route: deque() for route in ROUTES}
+        self._overrides: dict[str, deque[Override]] = {route: deque() for route in ROUTES}
         self._video = b""
         self._runner: web.AppRunner | None = None
         self._release_hung = asyncio.Event()
@@ -204,22 +177,22 @@ class SegmindSimulator:
         """
         self._add_override(
             route,
-            _Override("respond", times, accept, status, body, dict(headers or {})),
+            Override("respond", times, accept, status, body, dict(headers or {})),
         )
 
     def hang(self, route: str, *, times: int = 1, accept: bool = False) -> None:
         """Read the next requests on ``route`` fully, then never answer them."""
-        self._add_override(route, _Override("hang", times, accept))
+        self._add_override(route, Override("hang", times, accept))
 
     def reset_connection(self, route: str, *, times: int = 1, accept: bool = False) -> None:
         """Read the next requests on ``route`` fully, then drop the connection unanswered."""
-        self._add_override(route, _Override("reset", times, accept))
+        self._add_override(route, Override("reset", times, accept))
 
     def slow(self, route: str, *, seconds: float, times: int = 1) -> None:
         """Answer the next requests on ``route`` as usual, but only after ``seconds``."""
         if seconds < 0:
             raise ValueError("seconds must not be negative")
-        self._add_override(route, _Override("slow", times, accept=False, delay=seconds))
+        self._add_override(route, Override("slow", times, accept=False, delay=seconds))
 
     def cut_download_short(self, *, keep_bytes: int, times: int = 1) -> None:
         """Send only the clip's first ``keep_bytes`` bytes on the next downloads, then close.
@@ -230,7 +203,7 @@ class SegmindSimulator:
         """
         if keep_bytes < 0:
             raise ValueError("keep_bytes must not be negative")
-        self._add_override("download", _Override("cut", times, accept=False, keep_bytes=keep_bytes))
+        self._add_override("download", Override("cut", times, accept=False, keep_bytes=keep_bytes))
 
     def expire(self, request_id: str) -> None:
         """Forget a job now, as Segmind does an hour after it finished."""
@@ -245,30 +218,16 @@ class SegmindSimulator:
         """The recorded calls on one route, in order."""
         return [call for call in self.calls if call.route == route]
 
-    def _add_override(self, route: str, override: _Override) -> None:
+    def _add_override(self, route: str, override: Override) -> None:
         if route not in ROUTES:
             raise ValueError(f"route must be one of {sorted(ROUTES)}, not {route!r}")
         if override.times < 1:
             raise ValueError("times must be at least 1")
         self._overrides[route].append(override)
 
-    def _take_override(self, route: str) -> _Override | None:
-        queue = self._overrides[route]
-        if not queue:
-            return None
-        override = queue[0]
-        override.times -= 1
-        if override.times == 0:
-            queue.popleft()
-        return override
-
-    async def _misbehaviour(self, route: str) -> _Override | None:
+    async def _misbehaviour(self, route: str) -> Override | None:
         """The scripted misbehaviour for this call; a slow answer waits here, then is normal."""
-        override = self._take_override(route)
-        if override is not None and override.action == "slow":
-            await asyncio.sleep(override.delay)
-            return None
-        return override
+        return await next_misbehaviour(self._overrides[route])
 
     # --- job clock ----------------------------------------------------------------------
 
@@ -447,57 +406,12 @@ class SegmindSimulator:
 
     # --- misbehaviour -----------------------------------------------------------------
 
-    async def _misbehave(self, override: _Override, request: web.Request) -> web.StreamResponse:
-        # Read the whole request first, so the client is sure it was sent: the failures
-        # below happen after sending, the case a client must never resubmit on.
-        await request.read()
-        if override.action == "respond":
-            return _scripted_response(override)
-        if override.action == "cut":
-            _send_cut_short(request, self._video[: override.keep_bytes])
-            return web.Response(status=499)  # the connection is closing: aiohttp drops it
-        if override.action == "hang":
-            await self._release_hung.wait()
-        _drop_connection(request)
-        # Nothing can reach the client now; aiohttp discards this answer.
-        return web.Response(status=499)
+    async def _misbehave(self, override: Override, request: web.Request) -> web.StreamResponse:
+        return await act_out(override, request, video=self._video, release_hung=self._release_hung)
 
     def _record(self, route: str, request: web.Request) -> None:
         headers = {name.lower(): value for name, value in request.headers.items()}
         self.calls.append(RecordedCall(route, request.method, request.path, headers))
-
-
-def validate_payload(payload: Any) -> str | None:
-    """Segmind's 400 text for an invalid cog-video-5b-t2v body, or None when it is valid."""
-    if not isinstance(payload, dict):
-        return "Request body must be a JSON object"
-    prompt = payload.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        return "Missing required parameter: prompt"
-    if len(prompt) > PROMPT_MAX:
-        return f"Invalid parameter 'prompt': must be at most {PROMPT_MAX} characters"
-    negative = payload.get("negative_prompt", "")
-    if not isinstance(negative, str) or len(negative) > NEGATIVE_PROMPT_MAX:
-        return (
-            "Invalid parameter 'negative_prompt': "
-            f"must be text of at most {NEGATIVE_PROMPT_MAX} characters"
-        )
-    for name, (low, high) in _INTEGER_PARAMS.items():
-        value = payload.get(name, low)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            return f"Invalid parameter '{name}': must be an integer between {low} and {high}"
-    scale = payload.get("guidance_scale", GUIDANCE_SCALE[0])
-    lowest, highest = GUIDANCE_SCALE
-    if (
-        isinstance(scale, bool)
-        or not isinstance(scale, (int, float))
-        or not lowest <= scale <= highest
-    ):
-        return (
-            "Invalid parameter 'guidance_scale': "
-            f"must be a number between {lowest:g} and {highest:g}"
-        )
-    return None
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -508,42 +422,6 @@ def _failed(job: _Job) -> web.Response:
     # Segmind serves a FAILED job as 422 with the state still in the body.
     body = {"request_id": job.request_id, "status": SegmindState.FAILED.value, "error": job.failure}
     return web.json_response(body, status=422)
-
-
-def _scripted_response(override: _Override) -> web.Response:
-    """The scripted answer, headers as given: a test's Content-Type wins over the guessed one."""
-    body = override.body
-    headers = dict(override.headers)
-    if body is None:
-        return web.Response(status=override.status, headers=headers)
-    has_type = any(name.lower() == "content-type" for name in headers)
-    if isinstance(body, dict):
-        # Serialized here: aiohttp's json_response refuses a Content-Type header next to it.
-        text = json.dumps(body)
-        guessed = "application/json"
-    else:
-        text = body
-        guessed = "text/html" if body.lstrip().startswith("<") else "text/plain"
-    if not has_type:
-        headers["Content-Type"] = f"{guessed}; charset=utf-8"
-    return web.Response(status=override.status, body=text.encode(), headers=headers)
-
-
-def _send_cut_short(request: web.Request, body: bytes) -> None:
-    """A 200 whose body ends when the connection closes: written raw, as aiohttp's own
-    response would announce a length or use chunked encoding, which a client checks."""
-    transport = request.transport
-    if transport is None:
-        return
-    head = b"HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nConnection: close\r\n\r\n"
-    transport.write(head + body)
-    transport.close()  # flushes what was written first, then closes: an early, clean end
-
-
-def _drop_connection(request: web.Request) -> None:
-    transport = request.transport
-    if transport is not None:
-        transport.abort()
 
 
 # --- standalone ---------------------------------------------------------------------------

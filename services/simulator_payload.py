@@ -1,0 +1,55 @@
+"""The simulator's check of a submit body: Segmind's 400 texts for cog-video-5b-t2v."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.models import (
+    FRAME_RATE,
+    GUIDANCE_SCALE,
+    INPUT_FRAMES,
+    NEGATIVE_PROMPT_MAX,
+    PROMPT_MAX,
+    SEED,
+    STEPS,
+)
+
+_INTEGER_PARAMS: dict[str, tuple[int, int]] = {
+    "input_frames": INPUT_FRAMES,
+    "steps": STEPS,
+    "seed": SEED,
+    "frame_rate": FRAME_RATE,
+}
+
+
+def validate_payload(payload: Any) -> str | None:
+    """Segmind's 400 text for an invalid cog-video-5b-t2v body, or None when it is valid."""
+    if not isinstance(payload, dict):
+        return "Request body must be a JSON object"
+    prompt = payload.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        return "Missing required parameter: prompt"
+    if len(prompt) > PROMPT_MAX:
+        return f"Invalid parameter 'prompt': must be at most {PROMPT_MAX} characters"
+    negative = payload.get("negative_prompt", "")
+    if not isinstance(negative, str) or len(negative) > NEGATIVE_PROMPT_MAX:
+        return (
+            "Invalid parameter 'negative_prompt': "
+            f"must be text of at most {NEGATIVE_PROMPT_MAX} characters"
+        )
+    for name, (low, high) in _INTEGER_PARAMS.items():
+        value = payload.get(name, low)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            return f"Invalid parameter '{name}': must be an integer between {low} and {high}"
+    scale = payload.get("guidance_scale", GUIDANCE_SCALE[0])
+    lowest, highest = GUIDANCE_SCALE
+    if (
+        isinstance(scale, bool)
+        or not isinstance(scale, (int, float))
+        or not lowest <= scale <= highest
+    ):
+        return (
+            "Invalid parameter 'guidance_scale': "
+            f"must be a number between {lowest:g} and {highest:g}"
+        )
+    return None
