@@ -18,22 +18,19 @@ from typing import Literal
 from services.clock import Clock
 from services.errors import RefusedError
 from services.gates import AccountGates
-from services.limits import (
-    EffectiveLimit,
+from services.limits import EffectiveLimit, load_effective_limit, window_start, window_usage
+from services.models import GuildSettings, Job, JobOrigin, VideoRequest
+from services.periods import LimitSpec
+from services.storage import NewJob, Storage
+from services.storage.database import Executor
+from services.utc_calendar import (
     day_key,
-    load_effective_limit,
     month_key,
     utc_day_start,
     utc_month_start,
     utc_next_day,
     utc_next_month,
-    window_start,
-    window_usage,
 )
-from services.models import GuildSettings, Job, JobOrigin, VideoRequest
-from services.periods import LimitSpec
-from services.storage import NewJob, Storage
-from services.storage.database import Executor
 
 log = logging.getLogger(__name__)
 

@@ -3,14 +3,13 @@
 A member's effective limit is their own override, else the most generous limit of
 their roles, else the server default, else the operator's DEFAULT_LIMIT; count 0
 blocks. Usage is counted in a rolling window: a use at ``t`` stops counting at
-``t + period``. Budgets follow calendar days and months in UTC.
+``t + period``. Budgets follow calendar days and months in UTC (``utc_calendar``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from services.clock import Clock
@@ -19,6 +18,7 @@ from services.models import AuditEntry, GuildSettings, JobState, LimitOverride, 
 from services.periods import LimitSpec, parse_period
 from services.storage import LimitStore, Storage
 from services.storage.database import Executor
+from services.utc_calendar import utc_day_start, utc_month_start, utc_next_day, utc_next_month
 
 LimitSource = Literal["user", "role", "server", "operator"]
 
@@ -26,39 +26,6 @@ MAX_COUNT = 10_000
 MAX_MONTHLY_USD = 1_000_000.0
 DEFAULT_USAGE_PERIOD = "1w"
 RECENT_JOBS = 50  # pages of 20 in /videolimit usage: enough to spot a burst of abuse
-
-
-# --- time -------------------------------------------------------------------------
-
-
-def _utc(now: float) -> datetime:
-    return datetime.fromtimestamp(now, UTC)
-
-
-def utc_day_start(now: float) -> float:
-    return _utc(now).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-
-
-def utc_next_day(now: float) -> float:
-    return utc_day_start(now) + 86400
-
-
-def utc_month_start(now: float) -> float:
-    return _utc(now).replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
-
-
-def utc_next_month(now: float) -> float:
-    start = _utc(utc_month_start(now))
-    year, month = (start.year + 1, 1) if start.month == 12 else (start.year, start.month + 1)
-    return start.replace(year=year, month=month).timestamp()
-
-
-def day_key(now: float) -> str:
-    return _utc(now).strftime("%Y-%m-%d")
-
-
-def month_key(now: float) -> str:
-    return _utc(now).strftime("%Y-%m")
 
 
 # --- effective limit ----------------------------------------------------------------

@@ -14,15 +14,12 @@ from services.limits import (
     LimitService,
     is_more_generous,
     resolve_limit,
-    utc_day_start,
-    utc_month_start,
-    utc_next_day,
-    utc_next_month,
     window_usage,
 )
 from services.models import JobState, VideoRequest
 from services.periods import LimitSpec
 from services.storage import NewJob, Storage
+from services.utc_calendar import utc_day_start, utc_month_start, utc_next_day, utc_next_month
 from tests.fakeclock import FakeClock
 
 H, D, W = 3600, 86400, 604800
