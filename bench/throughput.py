@@ -32,9 +32,10 @@ from services.clock import SystemClock
 from services.download import ClipDownloader
 from services.errors import RefusedError
 from services.gates import AccountGates
-from services.jobs import JobRunner, RunnerConfig
+from services.jobs import JobRunner
 from services.models import JobOrigin, VideoRequest
 from services.periods import LimitSpec
+from services.runner_config import RunnerConfig
 from services.segmind import SegmindClient
 from services.simulator import SegmindSimulator, SimulatorConfig
 from services.storage import NewJob, Storage

@@ -20,8 +20,9 @@ from services.clips import ClipFiles
 from services.clock import Clock, SystemClock
 from services.download import ClipDownloader
 from services.gates import AccountGates
-from services.jobs import JobRunner, RunnerConfig
+from services.jobs import JobRunner
 from services.limits import LimitService
+from services.runner_config import RunnerConfig
 from services.segmind import RetryPolicy, SegmindClient
 from services.settings import Settings, SettingsError
 from services.simulator import SegmindSimulator, SimulatorConfig

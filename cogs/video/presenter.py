@@ -19,8 +19,8 @@ from cogs.video.buttons import progress_view, result_view
 from cogs.video.messenger import Clip, JobMessenger, ResultMessage
 from services.background import BackgroundTasks
 from services.errors import BotError, GenerationFailed, SegmindBadRequest
-from services.jobs import SEGMIND_RETENTION_SECONDS
 from services.models import Job, Progress
+from services.runner_config import SEGMIND_RETENTION_SECONDS
 from services.throttle import EditThrottle
 
 if TYPE_CHECKING:

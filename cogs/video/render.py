@@ -9,8 +9,8 @@ from __future__ import annotations
 import discord
 
 from cogs.words import CONTENT_MAX, discord_timestamp, format_usd
-from services.jobs import SEGMIND_RETENTION_SECONDS
 from services.models import Job, JobState, Progress, ProgressPhase, VideoRequest
+from services.runner_config import SEGMIND_RETENTION_SECONDS
 
 EMBED_DESCRIPTION_MAX = 4096
 FIELD_VALUE_MAX = 1024

@@ -23,8 +23,9 @@ from services.errors import (
     SegmindRequestExpired,
     SubmitOutcomeUnknown,
 )
-from services.jobs import RATE_LIMITED_SUBMIT_ATTEMPTS, DownloadFailed
+from services.job_listener import DownloadFailed
 from services.models import JobState
+from services.runner_config import RATE_LIMITED_SUBMIT_ATTEMPTS
 from services.segmind_polling import _NOT_FOUND_RETRIES
 from tests.bot.conftest import SAMPLE
 from tests.bot.faultkit import (  # noqa: F401 - fixtures

@@ -29,16 +29,11 @@ from services.errors import (
     SubmitOutcomeUnknown,
 )
 from services.gates import AccountGates
-from services.jobs import (
-    BEHIND_OWN_JOB,
-    RATE_LIMITED_SUBMIT_ATTEMPTS,
-    ClipLost,
-    DownloadFailed,
-    JobRunner,
-    RunnerConfig,
-    estimate_fraction,
-)
+from services.job_listener import ClipLost, DownloadFailed
+from services.jobs import BEHIND_OWN_JOB, JobRunner
 from services.models import Job, JobState, Progress, ProgressPhase, VideoRequest
+from services.progress_estimate import estimate_fraction
+from services.runner_config import RATE_LIMITED_SUBMIT_ATTEMPTS, RunnerConfig
 from services.segmind import RetryPolicy
 from services.simulator import DEFAULT_VIDEO_PATH, SegmindSimulator
 from services.storage import NewJob, Storage
