@@ -26,6 +26,11 @@ def token_expired(error: discord.HTTPException) -> bool:
     return error.code in (UNKNOWN_INTERACTION, INVALID_WEBHOOK_TOKEN) or error.status == 401
 
 
+def is_transient(error: discord.HTTPException) -> bool:
+    """Discord's own trouble (5xx, 429): the same request may well work later."""
+    return error.status >= 500 or error.status == 429
+
+
 def upload_refused(error: discord.HTTPException) -> bool:
     """413 (too large), or no Attach Files permission: a link may still work."""
     return error.status == 413 or error.code in (ENTITY_TOO_LARGE, MISSING_PERMISSIONS)

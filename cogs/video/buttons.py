@@ -193,7 +193,7 @@ class JobButton(
         await interaction.followup.send(
             render.result_content(job),
             embed=render.result_embed(job),
-            file=discord.File(path, filename=f"video-{job.id}.mp4"),
+            file=discord.File(path, filename=render.clip_filename(job)),
             view=result_view(job, bot.custom_ids),
             ephemeral=True,
             allowed_mentions=discord.AllowedMentions.none(),
@@ -236,7 +236,7 @@ class JobButton(
         posted = await interaction.followup.send(
             f"<@{job.user_id}> shared a video.",
             embed=embed,
-            file=discord.File(path, filename=f"video-{job.id}.mp4"),
+            file=discord.File(path, filename=render.clip_filename(job)),
             view=result_view(job, _bot(interaction).custom_ids, shared=True),
             allowed_mentions=discord.AllowedMentions.none(),
             wait=True,

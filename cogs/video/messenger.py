@@ -12,11 +12,9 @@ message. Each fault is logged once; none ends in a crash or a retry loop.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,11 +24,13 @@ from cogs.discord_errors import (
     TOKEN_LIFETIME,
     TOKEN_MARGIN,
     UNKNOWN_MESSAGE,
+    is_transient,
     token_expired,
     upload_refused,
 )
 from cogs.video import render
 from cogs.video.buttons import notice_view
+from cogs.video.earlier_posts import EarlierPosts, bot_permissions
 from cogs.words import CONTENT_MAX
 from services.errors import ClipUndeliverable
 from services.models import Job, JobState
@@ -41,10 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
-# Looking for an earlier post of a clip: from this far before the last attempt's durable
-# mark (clocks differ), through this many messages (a busy channel chats on meanwhile).
-POSTING_LOOKBACK = 60.0
-POSTING_LOOKUP_LIMIT = 500
 
 
 class NoRoute(ClipUndeliverable):
@@ -80,6 +76,7 @@ class JobMessenger:
         # delete): the interaction webhook can only edit its own messages, so skip it.
         self._progress_in_channel: set[int] = set()
         self._sent_by_dm: set[int] = set()
+        self._earlier_posts = EarlierPosts(bot)
 
     def forget(self, job_id: int) -> None:
         """Drop what was remembered about a job's messages once it has ended."""
@@ -207,8 +204,9 @@ class JobMessenger:
         nonce and which discord.py resends after a 5xx, is only the fallback for a channel
         the bot may not post in.
         """
-        if job.posting_started_at is not None:
-            found = await self._find_posted(job)  # a 5xx here raises: look again later
+        # A private clip replaces its progress message: an edit repeats harmlessly.
+        if job.posting_started_at is not None and not (job.private and self.token_usable(job)):
+            found = await self._earlier_posts.find(job)  # a 5xx raises: look again later
             if found is not None:
                 log.info("job=%s clip was already posted (message=%s)", job.id, found)
                 return found
@@ -228,7 +226,7 @@ class JobMessenger:
         except (discord.HTTPException, NoRoute) as error:
             # Discord's trouble is waited out; a refusal (no access, AutoMod, a locked
             # thread, no file and no link) leaves other ways in.
-            if isinstance(error, discord.HTTPException) and _passing(error):
+            if isinstance(error, discord.HTTPException) and is_transient(error):
                 raise
             log.warning(
                 "job=%s cannot post in channel=%s (%s); trying the interaction, then a DM",
@@ -242,7 +240,7 @@ class JobMessenger:
             except discord.HTTPException as error:
                 if token_expired(error):
                     job = await self._drop_token(job)
-                elif _passing(error):
+                elif is_transient(error):
                     raise
                 else:
                     log.warning("job=%s interaction webhook refused (%s)", job.id, error.status)
@@ -316,63 +314,6 @@ class JobMessenger:
         await self._post(edit, job, result, limit, options)
         return message_id
 
-    async def _find_posted(self, job: Job) -> int | None:
-        """The bot's own message with this job's clip, posted by an earlier attempt, if any.
-
-        Private clips replace their progress message, which an edit may repeat: nothing to
-        look for. A public clip or a DM is looked for in the channel's recent history,
-        recognised by this database's signed Re-roll id or the clip's file name.
-        """
-        if job.private and self.token_usable(job):
-            return None
-        if not self._can_read_history(job):
-            # Discord answers an empty history then: the nonce, for a few minutes, is all.
-            log.warning(
-                "job=%s cannot look for an earlier post: Read Message History is missing in "
-                "channel=%s",
-                job.id,
-                job.channel_id,
-            )
-        since = (job.posting_started_at or 0) - POSTING_LOOKBACK
-        after = discord.Object(discord.utils.time_snowflake(_utc(since)))
-        own = self._bot.user.id if self._bot.user is not None else None
-        marks = {
-            self._bot.custom_ids.make("reroll", job.id),  # a public clip
-            self._bot.custom_ids.make("open", job.id),  # a private clip's notice
-        }
-        channels: list[discord.abc.Messageable] = [self._channel(job)]
-        # After a restart the cache (GUILDS intent only) knows no user: ask Discord.
-        user = self._bot.get_user(job.user_id)
-        if user is None:
-            with contextlib.suppress(discord.HTTPException):
-                user = await self._bot.fetch_user(job.user_id)
-        if user is not None:
-            channels.append(user)
-        for channel in channels:
-            found = await self._look_in(job, channel, after, own, marks)
-            if found is not None:
-                return found
-        return None
-
-    async def _look_in(
-        self,
-        job: Job,
-        channel: discord.abc.Messageable,
-        after: discord.Object,
-        own: int | None,
-        marks: set[str],
-    ) -> int | None:
-        try:
-            async for message in channel.history(limit=POSTING_LOOKUP_LIMIT, after=after):
-                if message.author.id == own and _carries_clip(message, job, marks):
-                    return message.id
-        except discord.HTTPException as error:
-            if _passing(error):
-                raise  # not knowing is not "not posted": look again at the next attempt
-            # Without access the nonce is what still protects a repeat.
-            log.info("job=%s could not look for an earlier post (%s)", job.id, error.code)
-        return None
-
     async def _send_via_token(self, job: Job, result: ResultMessage) -> int:
         # The interaction's own limit counts the requester's Nitro; fall back to the server's.
         limit = job.upload_limit or self._guild_upload_limit(job)
@@ -396,19 +337,9 @@ class JobMessenger:
         guild = self._bot.get_guild(job.guild_id)
         return render.origin(job, guild.name if guild is not None else None)
 
-    def _can_read_history(self, job: Job) -> bool:
-        guild = self._bot.get_guild(job.guild_id)
-        channel = guild.get_channel(job.channel_id) if guild is not None else None
-        if guild is None or channel is None or guild.me is None:
-            return True  # not known here
-        return channel.permissions_for(guild.me).read_message_history
-
     def _can_embed(self, job: Job) -> bool:
-        guild = self._bot.get_guild(job.guild_id)
-        channel = guild.get_channel(job.channel_id) if guild is not None else None
-        if guild is None or channel is None or guild.me is None:
-            return True  # not known here: Discord will tell if it refuses
-        return channel.permissions_for(guild.me).embed_links
+        permissions = bot_permissions(self._bot, job)
+        return permissions is None or permissions.embed_links  # unknown: Discord will tell
 
     def _channel_body(self, job: Job, content: str | None, embed: discord.Embed) -> dict[str, Any]:
         """``content`` and ``embed`` for a channel message, folded into text without Embed Links."""
@@ -527,29 +458,7 @@ def _clip_nonce(job: Job) -> str:
     return f"videobot-clip-{job.id}"[:25]
 
 
-def _carries_clip(message: discord.Message, job: Job, marks: set[str]) -> bool:
-    """The job's clip, a link to it, or its notice: by a signed button id or the file name."""
-    ids = {
-        getattr(child, "custom_id", None)
-        for row in message.components
-        for child in getattr(row, "children", ())
-    }
-    names = {attachment.filename for attachment in message.attachments}
-    return bool(ids & marks) or clip_filename(job) in names
-
-
-def _passing(error: discord.HTTPException) -> bool:
-    """Discord's own trouble (5xx, 429): the same request may well work later."""
-    return error.status >= 500 or error.status == 429
-
-
-def clip_filename(job: Job) -> str:
-    return f"video-{job.id}.mp4"
-
-
 def _file(job: Job, path: Path) -> discord.File:
-    return discord.File(path, filename=clip_filename(job), description=f"Video for job {job.id}")
-
-
-def _utc(unix: float) -> datetime:
-    return datetime.fromtimestamp(unix, UTC)
+    return discord.File(
+        path, filename=render.clip_filename(job), description=f"Video for job {job.id}"
+    )

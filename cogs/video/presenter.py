@@ -1,6 +1,6 @@
 """The job runner's listener in Discord: shows progress, posts the clip, reports a failure.
 
-The runner says what happened (``services.jobs.JobListener``); this turns it into the
+The runner says what happened (``services.job_listener.JobListener``); this turns it into the
 job's messages, through the throttle (calm progress edits) and the messenger (whatever
 route to the member still works).
 """
@@ -17,7 +17,6 @@ from cogs import words
 from cogs.video import render
 from cogs.video.buttons import progress_view, result_view
 from cogs.video.messenger import Clip, JobMessenger, ResultMessage
-from services.background import BackgroundTasks
 from services.errors import BotError, GenerationFailed, SegmindBadRequest
 from services.models import Job, Progress
 from services.runner_config import SEGMIND_RETENTION_SECONDS
@@ -38,7 +37,7 @@ class JobPresenter:
         self.messenger = JobMessenger(bot)
         self._throttle = EditThrottle(bot.timings.progress_edit_interval)
         self._allowance: dict[int, str] = {}  # "$0.36 · 2 of 3 clips left today", per job
-        self._background = BackgroundTasks()
+        self._background = bot.background
 
     # --- what the starter tells it --------------------------------------------------------
 

@@ -260,3 +260,8 @@ def private_notice(job: Job) -> str:
 def private_ready(job: Job) -> str:
     """The private ping after the progress message became the clip (an edit pings nobody)."""
     return f"<@{job.user_id}>, your video is ready: it is in the message above."
+
+
+def clip_filename(job: Job) -> str:
+    """The attached file's name."""
+    return f"video-{job.id}.mp4"
