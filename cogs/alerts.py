@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from services.background import BackgroundTasks
 from services.errors import BotError, SegmindInsufficientCredits
 from services.limits import LimitService
 
@@ -27,7 +26,7 @@ class ModeratorAlerts:
     def __init__(self, bot: VideoBot) -> None:
         self._bot = bot
         self._alerted: dict[tuple[int, str], float] = {}
-        self._background = BackgroundTasks()
+        self._background = bot.background
 
     def send(self, guild: discord.Guild, text: str) -> None:
         """Tell the moderators of ``guild`` in the background (the caller must not wait)."""

@@ -17,6 +17,7 @@ from cogs.video.presenter import JobPresenter
 from cogs.video.recovery import end_jobs_of_unserved_servers, recover_unacknowledged
 from cogs.video.starter import JobStarter
 from services.app import Services
+from services.background import BackgroundTasks
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,8 @@ class VideoBot(commands.Bot):
         )
         self.services = services
         self.timings = timings or Timings()
+        # Work nobody awaits (alerts, cosmetic edits, notices): held until done, failures logged.
+        self.background = BackgroundTasks()
         self.alerts = ModeratorAlerts(self)
         self.presenter = JobPresenter(self)
         self.starter = JobStarter(self)

@@ -53,7 +53,9 @@ async def recover_unacknowledged(bot: VideoBot) -> None:
             finished_at=clock.time(),
         )
         log.warning("job=%s was never acknowledged; ended at no cost", job.id)
-        await _tell_not_started(bot, job)
+        # In the background: a Discord outage at start must not hold the gateway back while
+        # discord.py retries each message, and new requests wait unanswered.
+        bot.background.spawn(_tell_not_started(bot, job))
 
 
 async def _original_response_id(bot: VideoBot, job: Job) -> int | None:

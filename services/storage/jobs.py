@@ -42,12 +42,12 @@ _UPDATABLE = frozenset(
 )
 _TERMINAL_VALUES = tuple(state.value for state in TERMINAL_STATES)
 # Jobs that ended without a clip on the way: a repeat of one is a real retry, not a double
-# click (an abandoned, never-acknowledged job is CANCELLED).
+# click (an abandoned, never-acknowledged job is CANCELLED). Not UNKNOWN: Segmind may have
+# billed that one, so the second click of a double click must not bill again.
 _ENDED_WITHOUT_CLIP = (
     JobState.CANCELLED.value,
     JobState.FAILED.value,
     JobState.EXPIRED.value,
-    JobState.UNKNOWN.value,
 )
 
 

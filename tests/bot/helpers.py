@@ -14,8 +14,10 @@ from typing import Any
 from cogs.videobot import VideoBot, create_bot
 from services.app import open_services
 from services.jobs import JobRunner
+from services.models import JobState
 from services.settings import load_settings
 from services.simulator import SegmindSimulator
+from tests.bot.conftest import SAMPLE
 from tests.conftest import SimulatorFactory
 from tests.fakeclock import FakeClock
 from tests.fakediscord import (
@@ -202,3 +204,22 @@ async def running_bot(
             yield client
             if idle:
                 await wait_idle(services.runner)
+
+
+async def crash_after_post(bot: VideoBot, job_id: int = 1) -> None:
+    """Rewind a delivered job to how the database stood had the process died right after
+    Discord stored its clip: downloaded, marked as being posted, its post not recorded,
+    its file still on disk."""
+    services = bot.services
+    job = await services.storage.jobs.get(job_id)
+    assert job is not None and job.state is JobState.DELIVERED
+    assert job.posting_started_at is not None
+    services.clips.path_for(job.id).write_bytes(SAMPLE)
+    await services.storage.jobs.update(
+        job.id,
+        now=services.clock.time(),
+        state=JobState.DOWNLOADED,
+        result_message_id=None,
+        finished_at=None,
+        clip_path=str(services.clips.path_for(job.id)),
+    )

@@ -255,3 +255,21 @@ async def test_an_unrecorded_acknowledgement_past_15_minutes_ends_at_no_cost_and
     assert not ended.counts_toward_limit
     assert told.pinged_user_ids == {alice.id}
     assert [s["prompt"] for s in simulator.submits].count("the second one") == 0
+
+
+async def test_a_discord_outage_at_start_does_not_hold_the_bot_back_while_it_tells_members(
+    fake_discord: FakeDiscord, bot_env, simulator: SegmindSimulator
+):
+    _, _ = await crash_before_the_progress_was_recorded(fake_discord, bot_env, simulator)
+    fake_discord.advance(TOKEN_LIFETIME + 1)  # the job ends unsent; its member is told
+    # discord.py retries a 502 for about 25 s: told in the foreground, the bot would not
+    # connect (and answer anyone) meanwhile.
+    fake_discord.inject(Fault.server_error("POST /channels/*/messages", status=502, times=3))
+    channel = fake_discord.world.guild.channels[0]
+
+    def told() -> bool:
+        return any("nothing was spent" in m.content for m in fake_discord.channel_messages(channel))
+
+    async with running_bot(bot_env, simulator, fake_discord, idle=False) as bot:
+        assert bot.is_ready() and not told()  # connected while the notice was still retried
+        await fake_discord.wait_until(told, 15)  # and the member is told all the same

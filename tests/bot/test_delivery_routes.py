@@ -21,7 +21,7 @@ from tests.bot.faultkit import (  # noqa: F401 - fixtures
     settings_overrides,
     wait_for_clip,
 )
-from tests.bot.helpers import running_bot, video, wait_idle
+from tests.bot.helpers import crash_after_post, running_bot, video, wait_idle
 from tests.bot.test_durable_delivery import running_bot as quick_bot
 from tests.fakediscord import Fault, Perm
 from tests.fakediscord.messages import MessageBody
@@ -36,22 +36,6 @@ def _capture_logs(caplog):
 
 def clips(fake, channel_id):
     return [m for m in fake.channel_messages(channel_id) if m.attachments]
-
-
-async def _crash_after_post(bot, job_id=1):
-    """The database as it stood had the process died after Discord stored the clip."""
-    services = bot.services
-    job = await services.storage.jobs.get(job_id)
-    assert job.state is JobState.DELIVERED and job.posting_started_at is not None
-    services.clips.path_for(job.id).write_bytes(SAMPLE)
-    await services.storage.jobs.update(
-        job.id,
-        now=services.clock.time(),
-        state=JobState.DOWNLOADED,
-        result_message_id=None,
-        finished_at=None,
-        clip_path=str(services.clips.path_for(job.id)),
-    )
 
 
 async def test_attach_files_refused_after_an_hour_long_outage_still_delivers_by_dm(
@@ -100,7 +84,7 @@ async def test_a_history_look_that_discord_fails_is_retried_not_taken_as_not_pos
         record = await video(fake_discord, alice, {"prompt": "a moth"})
         clip = await wait_for_clip(fake_discord, record.channel_id)
         await wait_idle(bot.services.runner)
-        await _crash_after_post(bot)
+        await crash_after_post(bot)
     # Discord still flaky as the bot comes back: not knowing is not "not posted".
     fake_discord.inject(Fault.server_error("GET /channels/*/messages", status=503))
     fake_discord.advance(6 * 60)  # back after a few minutes
@@ -127,7 +111,7 @@ async def test_a_clip_posted_after_a_long_outage_in_a_busy_channel_is_found(
         outage.times = outage.hits
         clip = await wait_for_clip(fake_discord, record.channel_id)
         await wait_idle(bot.services.runner)
-        await _crash_after_post(bot)
+        await crash_after_post(bot)
     fake_discord.advance(6 * 60)
 
     async with quick_bot(bot_env, simulator, fake_discord) as bot:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from services.models import JobState
 from services.simulator import SegmindSimulator
-from tests.bot.conftest import SAMPLE
-from tests.bot.helpers import running_bot, video, wait_for_clip, wait_idle
+from tests.bot.helpers import crash_after_post, running_bot, video, wait_for_clip, wait_idle
 from tests.fakediscord import FakeDiscord, Fault
 
 
@@ -17,20 +16,8 @@ async def test_a_crash_after_discord_stored_the_clip_does_not_post_it_again(
     async with running_bot(bot_env, simulator, fake_discord) as bot:
         record = await video(fake_discord, alice, {"prompt": "a moth at a lamp"})
         clip = await wait_for_clip(fake_discord, record.channel_id)
-        services = bot.services
-        job = await services.storage.jobs.get(1)
-        assert job is not None and job.state is JobState.DELIVERED
-        # As the database stood had the process died right after Discord stored the clip:
-        # downloaded, marked as being posted, its post not recorded, the file still there.
-        services.clips.path_for(job.id).write_bytes(SAMPLE)
-        await services.storage.jobs.update(
-            job.id,
-            now=services.clock.time(),
-            state=JobState.DOWNLOADED,
-            result_message_id=None,
-            finished_at=None,
-            clip_path=str(services.clips.path_for(job.id)),
-        )
+        await wait_idle(bot.services.runner)
+        await crash_after_post(bot)
 
     async with running_bot(bot_env, simulator, fake_discord) as bot:
         await wait_idle(bot.services.runner)

@@ -11,6 +11,7 @@ import discord
 from cogs.alerts import ModeratorAlerts, notify_moderators
 from cogs.video.presenter import JobPresenter
 from cogs.videobot import Timings
+from services.background import BackgroundTasks
 from services.errors import SegmindAuthError, SegmindInsufficientCredits
 from services.models import Job, JobState, VideoRequest
 from tests.fakeclock import FakeClock
@@ -84,6 +85,7 @@ def bot_with_alerts(system: Inbox, clock: FakeClock) -> Any:
         owner=refuses_dms, owner_id=42,
     )  # fmt: skip
     bot = SimpleNamespace(
+        background=BackgroundTasks(),
         get_guild=lambda guild_id: server if guild_id == 5 else None,
         timings=Timings(),
         services=SimpleNamespace(

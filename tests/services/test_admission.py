@@ -537,3 +537,15 @@ async def test_clips_queued_before_utc_midnight_still_bound_the_next_days_bill(
     clock.advance(4)
     with pytest.raises(SpendCeilingReached):
         await ceiling_admission.admit(REQUEST, origin(3, GUILD))
+
+
+async def test_a_repeat_of_a_request_whose_outcome_is_unknown_is_not_sent_again(
+    admission: Admission, storage: Storage, clock: FakeClock
+) -> None:
+    # The first click's submit may have been billed (its answer was lost): the second
+    # click of the double click must not bill again.
+    first = await admission.admit(REQUEST, origin(fingerprint=CLICK))
+    await storage.jobs.update(first.job.id, now=clock.time(), state=JobState.UNKNOWN)
+    clock.advance(2)
+    with pytest.raises(DuplicateRequest):
+        await admission.admit(REQUEST, origin(fingerprint=CLICK))
