@@ -21,7 +21,7 @@ from services.gates import AccountGates
 from services.limits import EffectiveLimit, load_effective_limit, window_start, window_usage
 from services.models import GuildSettings, Job, JobOrigin, VideoRequest
 from services.periods import LimitSpec
-from services.storage import NewJob, Storage
+from services.storage import JobStore, NewJob, Storage
 from services.storage.database import Executor
 from services.utc_calendar import (
     day_key,
@@ -289,15 +289,12 @@ class Admission:
         ceiling = self._ceiling
         if ceiling is None:
             return None
-        _, spent = await self._storage.jobs.counted_since(utc_day_start(now), tx=tx)
-        if spent + self._cost <= ceiling + _EPSILON_USD:
-            return None
-        refusal = SpendCeilingReached(
-            ceiling_usd=ceiling,
-            spent_usd=spent,
-            clip_cost_usd=self._cost,
-            resets_at=utc_next_day(now),
+        spent = await spent_today(self._storage.jobs, now, tx=tx)
+        refusal = ceiling_refusal(
+            ceiling_usd=ceiling, spent_usd=spent, clip_cost_usd=self._cost, now=now
         )
+        if refusal is None:
+            return None
         # The ceiling is in the key: an operator who raises it hears again when it is hit.
         key = f"ceiling:daily:{day_key(now)}:{ceiling:.2f}"
         limits = self._storage.limits
@@ -313,6 +310,31 @@ class Admission:
             refusal.tell_moderators = True
             log.warning("guild=%s %s reached; moderators to be told", guild_id, key)
         return refusal
+
+
+async def spent_today(jobs: JobStore, now: float, *, tx: Executor) -> float:
+    """What the operator's ceiling counts against: this UTC day's spend on every server.
+
+    Clips that hold a place or that Segmind accepted, at the price stored with each, and
+    those made with `bot.py generate` (stored under server 0). One function for the bot's
+    admission and the CLI, so both see the same total.
+    """
+    _, spent = await jobs.counted_since(utc_day_start(now), tx=tx)
+    return spent
+
+
+def ceiling_refusal(
+    *, ceiling_usd: float, spent_usd: float, clip_cost_usd: float, now: float
+) -> SpendCeilingReached | None:
+    """The refusal when one more clip would pass the operator's daily ceiling, else None."""
+    if spent_usd + clip_cost_usd <= ceiling_usd + _EPSILON_USD:
+        return None
+    return SpendCeilingReached(
+        ceiling_usd=ceiling_usd,
+        spent_usd=spent_usd,
+        clip_cost_usd=clip_cost_usd,
+        resets_at=utc_next_day(now),
+    )
 
 
 def _new_job(request: VideoRequest, origin: JobOrigin) -> NewJob:

@@ -1,19 +1,25 @@
 """`python bot.py generate "prompt" --out clip.mp4`: the same job pipeline, without Discord.
 
 The operator's way to check a Segmind key, and a newcomer's way to watch the main
-job work. It uses a throwaway database so it never touches the bot's jobs.
+job work. The job itself runs on a throwaway database, so the bot never resumes it. What
+it costs is still the operator's money: with MAX_DAILY_SPEND_USD set, the clip is checked
+against, and counted in, the bot's own daily spend (services.storage.outside_spend), so the
+bot and this command together stay under the ceiling.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
+import sqlite3
 import sys
 import tempfile
 from pathlib import Path
 from typing import TextIO
 
+from services.admission import SpendCeilingReached, ceiling_refusal, spent_today
 from services.app import open_services
+from services.clock import Clock, SystemClock
 from services.errors import (
     BotError,
     SegmindAuthError,
@@ -22,7 +28,13 @@ from services.errors import (
 )
 from services.models import Job, Progress, ProgressPhase, VideoRequest
 from services.settings import Settings
-from services.storage import NewJob
+from services.storage import NewJob, Storage
+from services.storage.outside_spend import hold_outside_clip, record_outside_outcome
+
+# Nothing was sent: the operator's daily spending ceiling would be passed.
+EXIT_CEILING = 3
+# Nothing was sent: the bot's database, where today's spend is, could not be read (as bot.py).
+EXIT_DATABASE = 2
 
 OPERATOR_WORDS: dict[type[BotError], str] = {
     SegmindAuthError: "Segmind refused the key: check SEGMIND_API_KEY (and SEGMIND_BASE_URL).",
@@ -80,15 +92,48 @@ class ConsoleListener:
 
 
 async def generate(
-    settings: Settings, request: VideoRequest, out: Path, *, stream: TextIO = sys.stdout
+    settings: Settings,
+    request: VideoRequest,
+    out: Path,
+    *,
+    stream: TextIO = sys.stdout,
+    clock: Clock | None = None,
 ) -> int:
-    """Run one request through submit, poll, download; returns a process exit code."""
+    """Run one request through submit, poll, download; returns a process exit code.
+
+    ``clock`` dates the clip's spend in the bot's database (tests pin it; the job's own
+    timings always use the system clock).
+    """
+    clock = clock or SystemClock()
     with tempfile.TemporaryDirectory(prefix="videobot-generate-") as scratch:
         scratch_settings = dataclasses.replace(
             settings, database_path=Path(scratch) / "generate.db"
         )
         async with open_services(scratch_settings) as services:
             listener = ConsoleListener(out, stream)
+            held: int | None = None
+            if settings.simulate:
+                listener.say(
+                    f"the simulator bills nothing (a real clip costs about"
+                    f" ${settings.clip_cost_usd:.2f})"
+                )
+            elif settings.max_daily_spend_usd is None:
+                listener.say(
+                    f"this clip costs about ${settings.clip_cost_usd:.2f};"
+                    " no MAX_DAILY_SPEND_USD is set, so nothing caps today's spend"
+                )
+            else:
+                try:
+                    held = await _hold_spend(settings, request, clock, listener)
+                except (sqlite3.Error, OSError, RuntimeError) as error:
+                    # The ceiling cannot be checked, so nothing is spent past it unseen.
+                    listener.say(
+                        f"Nothing was sent: today's spend is kept in {settings.database_path}"
+                        f" (DATABASE_URL), which cannot be read: {error}"
+                    )
+                    return EXIT_DATABASE
+                if held is None:
+                    return EXIT_CEILING
             services.runner.set_listener(listener)
             await services.runner.start()
             job = await services.storage.jobs.insert(
@@ -104,4 +149,66 @@ async def generate(
             listener.say(f"job {job.id}: seed {request.seed}, sending to {where}")
             await services.runner.enqueue(job)
             await services.runner.wait_idle()
+            ran = await services.storage.jobs.get(job.id)
+            if held is not None and ran is not None:
+                await _record_outcome(settings, held, ran, clock, listener)
             return listener.exit_code
+
+
+async def _hold_spend(
+    settings: Settings, request: VideoRequest, clock: Clock, listener: ConsoleListener
+) -> int | None:
+    """Check the ceiling and count this clip in the bot's database, as one transaction.
+
+    Returns the id of the row that counts it, or None (said why) when it would pass the
+    ceiling. The database is opened only for this: the running bot keeps using it (WAL,
+    and SQLite's write lock orders this against the bot's own admissions).
+    """
+    ceiling = settings.max_daily_spend_usd
+    assert ceiling is not None
+    cost = settings.clip_cost_usd
+    storage = await Storage.open(settings.database_path)
+    try:
+        async with storage.db.transaction() as tx:
+            now = clock.time()
+            spent = await spent_today(storage.jobs, now, tx=tx)
+            refusal = ceiling_refusal(
+                ceiling_usd=ceiling, spent_usd=spent, clip_cost_usd=cost, now=now
+            )
+            if refusal is not None:
+                listener.say(_ceiling_words(refusal, now))
+                return None
+            held = await hold_outside_clip(storage.jobs, request, cost_usd=cost, now=now, tx=tx)
+    finally:
+        await storage.close()
+    listener.say(
+        f"this clip costs about ${cost:.2f}; today's spend ${spent:.2f} of the"
+        f" MAX_DAILY_SPEND_USD ceiling ${ceiling:.2f} (UTC day, all servers and this command)"
+    )
+    return held
+
+
+async def _record_outcome(
+    settings: Settings, held: int, ran: Job, clock: Clock, listener: ConsoleListener
+) -> None:
+    """Leave the clip counted in the bot's database only if Segmind may have billed it."""
+    try:
+        storage = await Storage.open(settings.database_path)
+        try:
+            await record_outside_outcome(storage.jobs, held, ran, now=clock.time())
+        finally:
+            await storage.close()
+    except (sqlite3.Error, OSError, RuntimeError) as error:
+        # The row stays counted as "outcome unknown": at worst the day counts one clip more.
+        listener.say(f"note: this clip stays counted in today's spend ({error})")
+
+
+def _ceiling_words(refusal: SpendCeilingReached, now: float) -> str:
+    left = max(0, int(refusal.resets_at - now))
+    return (
+        f"Nothing was sent: this clip (about ${refusal.clip_cost_usd:.2f}) would pass your"
+        f" MAX_DAILY_SPEND_USD ceiling of ${refusal.ceiling_usd:.2f}; ${refusal.spent_usd:.2f}"
+        " was already spent today across all servers and this command. The day resets at"
+        f" midnight UTC (in {left // 3600}h {left % 3600 // 60:02d}m); raise"
+        " MAX_DAILY_SPEND_USD (and restart the bot) to allow more today."
+    )
