@@ -52,7 +52,12 @@ class JobListener(Protocol):
         """
 
     async def on_failed(self, job: Job, error: BotError) -> None:
-        """The job ended without a clip; ``error.user_message`` says why, for the member."""
+        """The job ended without a clip; ``error.user_message`` says why, for the member.
+
+        Raise to be asked again later (Discord is not answering): the member is owed this
+        message (``services.failure_notices``). Return once it is shown, or when no route
+        can ever show it.
+        """
 
     async def on_operator_alert(self, job: Job, error: BotError) -> None:
         """Something the moderators must hear about (bad key, no credits)."""
@@ -61,8 +66,9 @@ class JobListener(Protocol):
 class JobReporter:
     """Passes the runner's news to its listener, if any; a listener's error is only logged.
 
-    A clip's post (``on_clip_ready``) is not news: its errors decide the delivery, so the
-    delivery calls ``listener`` itself.
+    A clip's post (``on_clip_ready``) and a failure's message (``on_failed``) are not news:
+    their errors decide whether to try again, so ``services.clip_delivery`` and
+    ``services.failure_notices`` call ``listener`` themselves.
     """
 
     def __init__(self, listener: JobListener | None = None) -> None:
@@ -75,13 +81,6 @@ class JobReporter:
             await self.listener.on_progress(job, progress)
         except Exception:
             log.warning("job=%s progress update failed", job.id, exc_info=True)
-
-    async def failed(self, job: Job, error: BotError) -> None:
-        if self.listener is not None:
-            try:
-                await self.listener.on_failed(job, error)
-            except Exception:
-                log.exception("job=%s could not report its failure", job.id)
 
     async def alert(self, job: Job, error: BotError) -> None:
         log.error("job=%s needs the operator: %s", job.id, error.detail)

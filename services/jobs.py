@@ -33,6 +33,7 @@ from services.clips import ClipFiles
 from services.clock import Clock
 from services.download import ClipDownloader
 from services.errors import BotError, SegmindRequestExpired, SubmitOutcomeUnknown
+from services.failure_notices import FailureNotices
 from services.gates import AccountGates
 from services.job_listener import JobCancelled, JobListener, JobReporter
 from services.models import Job, JobState, Progress, ProgressPhase
@@ -85,6 +86,9 @@ class JobRunner:
             reporter=self._reporter,
             rng=shared_rng,
         )
+        self._notices = FailureNotices(
+            storage, config, clock=clock, reporter=self._reporter, rng=shared_rng
+        )
         self._waiting: list[Job] = []
         self._running: dict[int, asyncio.Task[None]] = {}  # every started job, delivering too
         # The jobs holding a Segmind slot (``max_concurrent``, ``max_per_member``): from their
@@ -136,6 +140,7 @@ class JobRunner:
                 )
             else:
                 self._launch(job)
+        await self._notices.resume()
         await self._dispatch()
         return unfinished
 
@@ -207,6 +212,8 @@ class JobRunner:
             state=JobState.CANCELLED,
             error=JobCancelled().user_message,
             finished_at=self._clock.time(),
+            # Told by ``enqueue``; if the process dies first, by the next start.
+            failure_notice_due=self._clock.time(),
         )
 
     @property
@@ -236,7 +243,9 @@ class JobRunner:
         for task in tasks:
             task.cancel()
         submitting = self._steps.submitting
-        pending: list[asyncio.Future[Any]] = [*tasks, *submitting]
+        # Failure messages not yet shown stay due in the database: the next start tells them.
+        notices = self._notices.stop()
+        pending: list[asyncio.Future[Any]] = [*tasks, *submitting, *notices]
         if submitting:
             log.info("waiting for %d submit(s) to be answered before stopping", len(submitting))
         if pending:
@@ -413,6 +422,9 @@ class JobRunner:
             state=state,
             error=error.user_message,
             finished_at=self._clock.time(),
+            # The member is owed this message: stored with the ending, so no crash or outage
+            # between here and Discord loses it.
+            failure_notice_due=self._clock.time(),
         )
-        await self._reporter.failed(stored, error)
+        await self._notices.tell(stored, error)
         return stored

@@ -284,6 +284,7 @@ class Job:
     posting_started_at: float | None = None  # set durably right before the clip is posted
     shared_at: float | None = None  # when a private clip was shared in its channel
     shared_message_id: int | None = None  # the shared post, whose buttons act on this job
+    failure_notice_due: float | None = None  # ended without a clip; the member not yet told
 
     @property
     def counts_toward_limit(self) -> bool:

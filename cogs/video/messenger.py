@@ -181,6 +181,12 @@ class JobMessenger:
         )
 
     def _give_up_progress(self, job: Job, error: discord.HTTPException) -> Job:
+        """Stop showing progress after a refusal; Discord's own trouble is raised instead.
+
+        A 5xx or 429 passes: the next edit (or the failure message's next try) tries again.
+        """
+        if is_transient(error):
+            raise error
         log.warning(
             "job=%s progress can no longer be shown (status=%s code=%s); "
             "the result will still be posted",
@@ -420,7 +426,12 @@ class JobMessenger:
             log.info("job=%s requester could not be notified (code=%s)", job.id, error.code)
 
     async def send_failure(self, job: Job, *, embed: discord.Embed) -> None:
-        """Replace the progress message with the failure; post it anew if that is impossible."""
+        """Replace the progress message with the failure; post it anew if that is impossible.
+
+        Raises while Discord is not answering (5xx, 429, no connection): the member is owed
+        this message and the caller tries again. Every step repeats harmlessly: an edit, or a
+        post with a nonce. Returns when shown, or when Discord refuses every route for good.
+        """
         job = await self.edit_progress(job, embed=embed, view=None)
         shown = job.message_id is not None and job.id not in self._unreachable_progress
         if shown and (not job.private or self.token_usable(job)):
@@ -431,13 +442,16 @@ class JobMessenger:
         try:
             if job.private:
                 user = self._bot.get_user(job.user_id) or await self._bot.fetch_user(job.user_id)
-                await user.send(embed=embed)
+                await user.send(embed=embed, nonce=_failure_nonce(job))
             else:
                 await self._channel(job).send(
                     **self._channel_body(job, f"<@{job.user_id}>", embed),
                     allowed_mentions=self._mention(job),
+                    nonce=_failure_nonce(job),
                 )
         except discord.HTTPException as error:
+            if is_transient(error):
+                raise
             log.warning(
                 "job=%s failure could not be shown to the member (code=%s)", job.id, error.code
             )
@@ -456,6 +470,11 @@ def _clip_nonce(job: Job) -> str:
     Discord returns the first message instead of posting again when a retry follows a post
     that succeeded but whose answer was lost (a 5xx from Discord's edge)."""
     return f"videobot-clip-{job.id}"[:25]
+
+
+def _failure_nonce(job: Job) -> str:
+    """Like ``_clip_nonce``: a failure message posted again after a lost answer is one message."""
+    return f"videobot-fail-{job.id}"[:25]
 
 
 def _file(job: Job, path: Path) -> discord.File:

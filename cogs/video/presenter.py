@@ -18,6 +18,7 @@ from cogs.video import render
 from cogs.video.buttons import progress_view, result_view
 from cogs.video.messenger import Clip, JobMessenger, ResultMessage
 from services.errors import BotError, GenerationFailed, SegmindBadRequest
+from services.failure_notices import StoredFailure
 from services.models import Job, Progress
 from services.runner_config import SEGMIND_RETENTION_SECONDS
 from services.throttle import EditThrottle
@@ -111,14 +112,18 @@ class JobPresenter:
         self._allowance.pop(job.id, None)
         current = await self._current(job)
         reason = error.user_message
-        if isinstance(error, (GenerationFailed, SegmindBadRequest)):
-            # These carry Segmind's own text, which may echo the prompt: show it literally.
+        if isinstance(error, (GenerationFailed, SegmindBadRequest, StoredFailure)):
+            # These carry (or may carry) Segmind's own text, which may echo the prompt: show
+            # it literally.
             reason = render.shown_text(reason, render.FIELD_VALUE_MAX)
         embed = render.failure_embed(current, reason)
-        await self._throttle.final(
-            job.id, lambda: self.messenger.send_failure(current, embed=embed)
-        )
-        self.messenger.forget(job.id)
+        try:
+            # Raises while Discord is down: the runner asks again (services.failure_notices).
+            await self._throttle.final(
+                job.id, lambda: self.messenger.send_failure(current, embed=embed)
+            )
+        finally:
+            self.messenger.forget(job.id)
 
     async def on_operator_alert(self, job: Job, error: BotError) -> None:
         await self._bot.alerts.account_problem(job.guild_id, error)

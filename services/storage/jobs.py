@@ -38,6 +38,7 @@ _UPDATABLE = frozenset(
         "posting_started_at",
         "shared_at",
         "shared_message_id",
+        "failure_notice_due",
     }
 )
 _TERMINAL_VALUES = tuple(state.value for state in TERMINAL_STATES)
@@ -101,6 +102,7 @@ def _job_from_row(row: Row) -> Job:
         posting_started_at=row["posting_started_at"],
         shared_at=row["shared_at"],
         shared_message_id=row["shared_message_id"],
+        failure_notice_due=row["failure_notice_due"],
     )
 
 
@@ -186,6 +188,15 @@ class JobStore:
             f"SELECT * FROM jobs WHERE state NOT IN ({','.join('?' * len(_TERMINAL_VALUES))})"
             " ORDER BY id",
             _TERMINAL_VALUES,
+        )
+        return [_job_from_row(row) for row in rows]
+
+    async def failure_notices_due(self, since: float) -> list[Job]:
+        """Ended jobs whose member is still owed the failure message, due since ``since``."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM jobs WHERE failure_notice_due IS NOT NULL AND failure_notice_due >= ?"
+            " ORDER BY id",
+            (since,),
         )
         return [_job_from_row(row) for row in rows]
 

@@ -9,6 +9,7 @@ the job ends as "unknown" (counted, never resent) rather than failed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -218,3 +219,82 @@ async def test_a_submit_answer_nested_too_deep_to_read_ends_unknown_and_counted(
     assert job.state is JobState.UNKNOWN and job.counts_toward_limit
     assert job.error == SubmitOutcomeUnknown.user_message
     assert simulator.submit_attempts == 1 and len(simulator.submits) == 1
+
+
+def discord_down(fake: FakeDiscord) -> list[Fault]:
+    """Every write the bot makes is refused for now (429): edits, posts, follow-ups, DMs.
+
+    A 429, not a 503: discord.py gives up on it after its own five quick tries, where it
+    waits seconds of real time between 503s.
+    """
+    return [
+        fake.inject(Fault.rate_limited(route, retry_after=0.01, times=None))
+        for route in ("PATCH /**", "POST /**")
+    ]
+
+
+def discord_back(outage: list[Fault]) -> None:
+    for fault in outage:
+        fault.times = fault.hits
+
+
+async def refused_by_segmind_during_an_outage(fake, services, simulator) -> tuple:
+    """A job Segmind refuses while Discord is down: it ends, its member not yet told."""
+    simulator.inject("submit", status=400, body={"error": "Prompt refused"}, times=1)
+    record = await request_video(fake, fake.world.member_named("alice"))
+    outage = discord_down(fake)
+
+    async def ended():
+        job = await services.storage.jobs.get(1)
+        return job is not None and job.state is JobState.FAILED
+
+    await wait_async(ended)
+    return record, outage
+
+
+async def wait_async(check, timeout: float = TIMEOUT) -> None:
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_failure_during_a_discord_outage_is_shown_once_discord_is_back(
+    bot, fake_discord, services, simulator, caplog
+):
+    record, outage = await refused_by_segmind_during_an_outage(fake_discord, services, simulator)
+    owed = await services.storage.jobs.get(1)
+    assert owed.failure_notice_due is not None  # stored with the ending
+    # Past every retry of discord.py's own: only the bot's own patience is left.
+    await fake_discord.wait_until(
+        lambda: logged(caplog, "failure message attempt 2 not shown", logging.WARNING), TIMEOUT
+    )
+
+    discord_back(outage)
+    failure = await wait_for_title(fake_discord, record.channel_id, FAILED)
+
+    assert failure.id == record.original_message_id  # told in place, once
+    assert outage[0].hits >= 1
+    await wait_async(lambda: _told(services))
+
+
+async def _told(services) -> bool:
+    job = await services.storage.jobs.get(1)
+    return job.failure_notice_due is None
+
+
+async def test_a_failure_owed_at_a_restart_is_shown_by_the_next_start(
+    fake_discord, bot_env, simulator
+):
+    async with running_bot(bot_env, simulator, fake_discord) as first:
+        record, outage = await refused_by_segmind_during_an_outage(
+            fake_discord, first.services, simulator
+        )
+    assert not [m for m in fake_discord.channel_messages(record.channel_id) if title(m) == FAILED]
+    discord_back(outage)  # by the time the bot is back, so is Discord
+
+    async with running_bot(bot_env, simulator, fake_discord) as second:
+        failure = await wait_for_title(fake_discord, record.channel_id, FAILED)
+        await wait_async(lambda: _told(second.services))
+
+    assert failure.id == record.original_message_id
+    assert "Prompt refused" in field(failure, "Why")  # told again from the stored wording

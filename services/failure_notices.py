@@ -1,0 +1,121 @@
+"""Telling a member their job ended without a clip, until the message is shown.
+
+The job's end and the debt to tell its member are stored in one write
+(``failure_notice_due``); the message is tried at once, again with the delivery's backoff
+while Discord is down, and after a restart. It is given up only when the listener says no
+route can show it (it returns normally then) or the notice is older than
+``FAILURE_NOTICE_WINDOW``: a day-old "your video failed" tells nobody anything useful.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+from services.clock import Clock
+from services.errors import BotError
+from services.job_listener import JobReporter
+from services.models import Job
+from services.runner_config import RunnerConfig
+from services.storage import Storage
+
+log = logging.getLogger("services.jobs")
+
+FAILURE_NOTICE_WINDOW = 24 * 3600.0
+
+
+class StoredFailure(BotError):
+    """A failure told again after a restart: only its stored wording is left.
+
+    That wording may be Segmind's own text (echoing the prompt), so it is shown literally.
+    """
+
+
+class FailureNotices:
+    def __init__(
+        self,
+        storage: Storage,
+        config: RunnerConfig,
+        *,
+        clock: Clock,
+        reporter: JobReporter,
+        rng: random.Random,
+    ) -> None:
+        self._storage = storage
+        self._config = config
+        self._clock = clock
+        self._reporter = reporter
+        self._rng = rng
+        self._retrying: dict[int, asyncio.Task[None]] = {}
+
+    async def tell(self, job: Job, error: BotError) -> None:
+        """Tell the member now; if Discord is not answering, keep trying in the background."""
+        if job.failure_notice_due is None or job.id in self._retrying:
+            return
+        if not await self._try(job, error, attempt=1):
+            self._retry_later(job, error)
+
+    async def resume(self) -> int:
+        """Tell what a previous process could not; returns how many notices are under way."""
+        since = self._clock.time() - FAILURE_NOTICE_WINDOW
+        for job in await self._storage.jobs.failure_notices_due(since):
+            if job.id not in self._retrying:
+                log.info("job=%s member still to be told of its end; telling", job.id)
+                self._retry_later(
+                    job, StoredFailure(job.error or None, detail="told after restart")
+                )
+        return len(self._retrying)
+
+    def stop(self) -> list[asyncio.Task[None]]:
+        """Stop trying (shutdown): the notices stay due and the next start tells them."""
+        tasks = list(self._retrying.values())
+        for task in tasks:
+            task.cancel()
+        return tasks
+
+    @property
+    def pending(self) -> int:
+        return len(self._retrying)
+
+    def _retry_later(self, job: Job, error: BotError) -> None:
+        task = asyncio.create_task(self._keep_trying(job, error), name=f"failure-notice-{job.id}")
+        self._retrying[job.id] = task
+        task.add_done_callback(lambda _: self._retrying.pop(job.id, None))
+
+    async def _keep_trying(self, job: Job, error: BotError) -> None:
+        assert job.failure_notice_due is not None
+        give_up_at = job.failure_notice_due + FAILURE_NOTICE_WINDOW
+        attempt = 1
+        while True:
+            if self._clock.time() >= give_up_at:
+                log.error("job=%s member could not be told of its end within a day", job.id)
+                await self._settle(job)
+                return
+            await self._clock.sleep(self._config.delivery_backoff.delay(attempt, self._rng))
+            attempt += 1
+            if await self._try(job, error, attempt=attempt):
+                return
+
+    async def _try(self, job: Job, error: BotError, *, attempt: int) -> bool:
+        """One attempt; True once the member was told (or no route can ever tell them)."""
+        listener = self._reporter.listener
+        if listener is not None:
+            try:
+                await listener.on_failed(job, error)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "job=%s failure message attempt %d not shown (%s); trying again later",
+                    job.id,
+                    attempt,
+                    type(exc).__name__,
+                    exc_info=attempt == self._config.delivery_attempts,
+                )
+                return False
+        await self._settle(job)
+        return True
+
+    async def _settle(self, job: Job) -> None:
+        await self._storage.jobs.update(job.id, now=self._clock.time(), failure_notice_due=None)
