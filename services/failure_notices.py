@@ -48,27 +48,37 @@ class FailureNotices:
         self._reporter = reporter
         self._rng = rng
         self._retrying: dict[int, asyncio.Task[None]] = {}
+        # Jobs whose first attempt is under way in ``tell``: ``resume`` (the same jobs, read
+        # back from the database) must not start a second telling of them.
+        self._telling: set[int] = set()
+        self._stopped = False
 
     async def tell(self, job: Job, error: BotError) -> None:
         """Tell the member now; if Discord is not answering, keep trying in the background."""
-        if job.failure_notice_due is None or job.id in self._retrying:
+        if job.failure_notice_due is None or job.id in self._retrying or job.id in self._telling:
             return
-        if not await self._try(job, error, attempt=1):
+        self._telling.add(job.id)
+        try:
+            told = await self._try(job, error, attempt=1)
+        finally:
+            self._telling.discard(job.id)
+        if not told:
             self._retry_later(job, error)
 
     async def resume(self) -> int:
         """Tell what a previous process could not; returns how many notices are under way."""
+        self._stopped = False
         since = self._clock.time() - FAILURE_NOTICE_WINDOW
         for job in await self._storage.jobs.failure_notices_due(since):
-            if job.id not in self._retrying:
+            if job.id not in self._retrying and job.id not in self._telling:
                 log.info("job=%s member still to be told of its end; telling", job.id)
-                self._retry_later(
-                    job, StoredFailure(job.error or None, detail="told after restart")
-                )
+                stored = StoredFailure(job.error or None, detail="told after restart")
+                self._retry_later(job, stored)
         return len(self._retrying)
 
     def stop(self) -> list[asyncio.Task[None]]:
         """Stop trying (shutdown): the notices stay due and the next start tells them."""
+        self._stopped = True
         tasks = list(self._retrying.values())
         for task in tasks:
             task.cancel()
@@ -79,9 +89,16 @@ class FailureNotices:
         return len(self._retrying)
 
     def _retry_later(self, job: Job, error: BotError) -> None:
+        if self._stopped:  # an ending shielded through shutdown: the next start tells it
+            return
         task = asyncio.create_task(self._keep_trying(job, error), name=f"failure-notice-{job.id}")
         self._retrying[job.id] = task
-        task.add_done_callback(lambda _: self._retrying.pop(job.id, None))
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self._retrying.get(job.id) is done:
+                del self._retrying[job.id]
+
+        task.add_done_callback(forget)
 
     async def _keep_trying(self, job: Job, error: BotError) -> None:
         assert job.failure_notice_due is not None

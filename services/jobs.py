@@ -120,6 +120,8 @@ class JobRunner:
         self._sweep(unfinished, partial_downloads=True)
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.create_task(self._sweep_periodically(), name="clip-sweeper")
+        # Before any job runs: an ending found after this is told by ``_finish_failed`` alone.
+        await self._notices.resume()
         for job in unfinished:
             log.info("resuming job=%s state=%s", job.id, job.state.value)
             if job.state is JobState.QUEUED and job.interaction_token and job.message_id is None:
@@ -140,7 +142,6 @@ class JobRunner:
                 )
             else:
                 self._launch(job)
-        await self._notices.resume()
         await self._dispatch()
         return unfinished
 

@@ -172,7 +172,8 @@ class JobMessenger:
             body = self._channel_body(job, None, embed)
             if view is not None:
                 body["view"] = view
-            message = await self._channel(job).send(**body)
+            # A progress post whose answer was lost is not posted twice when tried again.
+            message = await self._channel(job).send(**body, nonce=f"videobot-prog-{job.id}"[:25])
         except discord.HTTPException as error:
             return self._give_up_progress(job, error)
         self._progress_in_channel.add(job.id)
