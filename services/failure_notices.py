@@ -120,9 +120,7 @@ class FailureNotices:
         if listener is not None:
             try:
                 await listener.on_failed(job, error)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
+            except Exception as exc:  # not CancelledError: a shutdown leaves the notice due
                 log.warning(
                     "job=%s failure message attempt %d not shown (%s); trying again later",
                     job.id,

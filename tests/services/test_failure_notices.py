@@ -69,15 +69,19 @@ async def settled(storage: Storage, job_id: int) -> bool:
     return job is not None and job.failure_notice_due is None
 
 
+async def until_settled(storage: Storage, job_id: int) -> None:
+    async with asyncio.timeout(5):
+        while not await settled(storage, job_id):
+            await asyncio.sleep(0.01)
+
+
 async def test_a_refused_message_is_tried_again_until_shown(storage):
     clock, listener = FakeClock(), Listener(refuse=3)
     job = await ended_owing(storage, clock)
     telling = notices(storage, clock, listener)
 
     await telling.tell(job, BotError("Segmind could not make this video."))
-    async with asyncio.timeout(5):
-        while not await settled(storage, job.id):
-            await asyncio.sleep(0.01)
+    await until_settled(storage, job.id)
 
     assert [job_id for job_id, _ in listener.told] == [job.id]
     assert len(clock.sleeps) == 3  # one backoff wait per refusal
@@ -107,9 +111,7 @@ async def test_after_a_restart_the_stored_wording_is_told(storage):
     telling = notices(storage, clock, listener)
 
     assert await telling.resume() == 1
-    async with asyncio.timeout(5):
-        while not await settled(storage, job.id):
-            await asyncio.sleep(0.01)
+    await until_settled(storage, job.id)
 
     ((job_id, error),) = listener.told
     assert job_id == job.id and isinstance(error, StoredFailure)
