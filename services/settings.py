@@ -24,6 +24,7 @@ from services.periods import LimitSpec, parse_limit_spec
 T = TypeVar("T")
 DEFAULT_LIMIT = LimitSpec(5, 86400)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 SNOWFLAKE_MAX = 2**63 - 1  # Discord ids fit in a signed 64-bit integer, as SQLite stores them
 ECHO_MAX = 80  # characters of a bad value shown in its problem line
 
@@ -64,6 +65,8 @@ MAX_DOWNLOAD_MB = Bounds(1, 1024, "megabytes", whole=True)
 CREDITS_RECHECK_MINUTES = Bounds(1, 1440, "minutes")
 SIMULATOR_SECONDS = Bounds(0, 3600, "seconds")
 MAX_DAILY_SPEND_USD = Bounds(0, MAX_MONTHLY_USD, "US dollars")
+# Ports below 1024 need root, which the bot should never run as.
+METRICS_PORTS = (1024, 65535)
 
 
 class SettingsError(Exception):
@@ -97,6 +100,8 @@ class Settings:
     simulator_processing_seconds: float = 20.0
     max_daily_spend_usd: float | None = None  # the operator's ceiling, all servers, UTC day
     allowed_guilds: frozenset[int] | None = None  # None: any server may use the bot
+    metrics_port: int | None = None  # None: no /metrics or /healthz (served on 127.0.0.1 only)
+    log_format: str = "text"  # or "json": one object per line, for log collectors
 
     def allows_guild(self, guild_id: int | None) -> bool:
         """Whether the bot serves this server (with ALLOWED_GUILDS set, only those listed)."""
@@ -215,6 +220,12 @@ def _log_level(text: str) -> str:
     if text.upper() not in LOG_LEVELS:
         raise ValueError
     return text.upper()
+
+
+def _log_format(text: str) -> str:
+    if text.lower() not in LOG_FORMATS:
+        raise ValueError
+    return text.lower()
 
 
 def _bool(text: str) -> bool:
@@ -374,6 +385,15 @@ def load_settings(
             None,
             _guild_ids,
             "use server ids (positive whole numbers) separated by commas",
+        ),
+        metrics_port=r.get(
+            "METRICS_PORT",
+            None,
+            _int_between(*METRICS_PORTS),
+            "use a port from {} to {} (served on 127.0.0.1 only)".format(*METRICS_PORTS),
+        ),
+        log_format=r.get(
+            "LOG_FORMAT", Settings.log_format, _log_format, "use " + " or ".join(LOG_FORMATS)
         ),
     )
     r.problems += _conflicts(settings, r.invalid)

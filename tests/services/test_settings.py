@@ -290,3 +290,27 @@ def test_a_bound_is_written_as_an_operator_would_type_it() -> None:
         load_settings({**GOOD, "MAX_DAILY_SPEND_USD": "-5"})
     [problem] = caught.value.problems
     assert "1,000,000" in problem and "e+" not in problem
+
+
+def test_metrics_port_and_log_format_are_read_and_checked():
+    env = dict(GOOD, METRICS_PORT="9464", LOG_FORMAT="JSON")
+    settings = load_settings(env)
+    assert (settings.metrics_port, settings.log_format) == (9464, "json")
+    assert (load_settings(GOOD).metrics_port, load_settings(GOOD).log_format) == (None, "text")
+
+
+@pytest.mark.parametrize("port", ["80", "0", "65536", "-1", "9464.5", "http"])
+def test_a_metrics_port_out_of_range_is_refused(port):
+    with pytest.raises(SettingsError) as caught:
+        load_settings(dict(GOOD, METRICS_PORT=port))
+    assert caught.value.problems == [
+        f"METRICS_PORT={port!r} is invalid: use a port from 1024 to 65535 "
+        "(served on 127.0.0.1 only)."
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["xml", "logfmt", "jsonl"])
+def test_an_unknown_log_format_is_refused(fmt):
+    with pytest.raises(SettingsError) as caught:
+        load_settings(dict(GOOD, LOG_FORMAT=fmt))
+    assert caught.value.problems == [f"LOG_FORMAT={fmt!r} is invalid: use text or json."]
