@@ -70,7 +70,13 @@ class RestServer:
             ("POST", "/users/@me/channels", self._open_dm),
             ("GET", "/users/{user_id}", self._get_user),
             ("GET", "/oauth2/applications/@me", self._get_application),
+            ("GET", "/applications/{application_id}/commands", self._get_commands),
             ("PUT", "/applications/{application_id}/commands", self._put_commands),
+            (
+                "GET",
+                "/applications/{application_id}/guilds/{guild_id}/commands",
+                self._get_commands,
+            ),
             (
                 "PUT",
                 "/applications/{application_id}/guilds/{guild_id}/commands",
@@ -210,6 +216,10 @@ class RestServer:
             # The bot (with applications.commands) is not in that guild.
             raise errors.missing_access()
         return guild_id
+
+    async def _get_commands(self, request: web.Request) -> web.Response:
+        # `python bot.py doctor` compares what Discord holds with the bot's own commands.
+        return json_response(self.store.commands(self._command_scope(request)))
 
     async def _put_commands(self, request: web.Request) -> web.Response:
         scope = self._command_scope(request)

@@ -90,6 +90,28 @@ async def test_sync_records_the_schema_discord_stores(fake_discord: FakeDiscord)
     assert synced_commands[0].id == int(stored[0]["id"])
 
 
+async def test_fetch_commands_returns_what_the_last_sync_stored_per_scope(
+    fake_discord: FakeDiscord,
+):
+    bot = make_bot()
+
+    @bot.tree.command(description="Make a video", guild=guild_object(fake_discord))
+    async def video(interaction: discord.Interaction, prompt: str) -> None:
+        raise AssertionError("never invoked")
+
+    async with running_client(bot, fake_discord):
+        before = await bot.tree.fetch_commands(guild=guild_object(fake_discord))
+        await sync_to_guild(bot, fake_discord)
+        in_guild = await bot.tree.fetch_commands(guild=guild_object(fake_discord))
+        global_ = await bot.tree.fetch_commands()
+        with pytest.raises(discord.Forbidden) as elsewhere:
+            await bot.tree.fetch_commands(guild=discord.Object(id=1))
+    assert before == [] and global_ == []
+    assert [(c.name, c.description) for c in in_guild] == [("video", "Make a video")]
+    assert in_guild[0].options[0].name == "prompt" and in_guild[0].options[0].required
+    assert elsewhere.value.code == 50001  # the bot is not in that server
+
+
 async def test_invalid_schema_is_refused_with_400_50035(fake_discord: FakeDiscord):
     bot = make_bot()
 
