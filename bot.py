@@ -3,6 +3,7 @@
 python bot.py [--simulate]                      run the bot
 python bot.py [--simulate] sync                 sync slash commands now, then run
 python bot.py [--simulate] generate "a cat surfing" --out cat.mp4
+python bot.py [--simulate] doctor               check everything, print what to fix
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", parents=[after], help="run the bot (the default)")
     sub.add_parser("sync", parents=[after], help="sync slash commands even if unchanged, then run")
+    sub.add_parser(
+        "doctor", parents=[after], help="check settings, database, Discord and Segmind; fix list"
+    )
     gen = sub.add_parser(
         "generate", parents=[after], help="make one clip without Discord and save it"
     )
@@ -129,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     # .env in the working directory (or above it), which is where the README runs from.
     load_dotenv(find_dotenv(usecwd=True))
     command = args.command or "run"
+    if command == "doctor":
+        # Before load_settings: a bad setting is one of the doctor's findings, not a stop.
+        from cogs.doctor import run_doctor
+
+        return asyncio.run(run_doctor(simulate=args.simulate or None))
     try:
         settings = load_settings(simulate=args.simulate or None, need_discord=command != "generate")
     except SettingsError as error:
