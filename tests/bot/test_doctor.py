@@ -1,4 +1,4 @@
-"""`bot.py doctor` against the fake Discord and the simulator: all well, and each kind of trouble."""
+"""`bot.py doctor` against the fake Discord and the simulator: all well, and each trouble."""
 
 from __future__ import annotations
 
@@ -58,7 +58,9 @@ async def test_all_well_exits_0_with_every_line_ok(fake_discord, services, docto
     assert "schema current" in line(report, "ok    Database:")
     assert "logged in as videobot" in line(report, "ok    Discord token:")
     assert "in 1 channel" in line(report, f'ok    Server "Test Guild" ({guild.id}):')
-    assert line(report, "ok    Commands:").endswith(f"/video, /videolimit synced to server {guild.id}")
+    assert line(report, "ok    Commands:").endswith(
+        f"/video, /videolimit synced to server {guild.id}"
+    )
     assert "accepted by http://127.0.0.1:" in line(report, "ok    Segmind key:")
     assert "FAIL" not in report and report.endswith("All is well.")
 

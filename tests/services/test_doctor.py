@@ -1,0 +1,214 @@
+"""The doctor's checks that need no Discord: settings, database, Segmind key, the checklist."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from services import doctor
+from services.doctor import (
+    Check,
+    Outcome,
+    check_database,
+    check_segmind,
+    diagnose,
+    exit_code,
+    read_settings,
+    render,
+    segmind_target,
+)
+from services.settings import load_settings
+from services.storage import Storage
+from services.storage.database import migrations
+
+
+@pytest.fixture
+async def session():
+    async with aiohttp.ClientSession() as opened:
+        yield opened
+
+
+# --- database ---------------------------------------------------------------------------------
+
+
+async def test_a_missing_database_is_fine_and_is_not_created(tmp_path):
+    path = tmp_path / "data" / "bot.db"
+    check = await check_database(path)
+    assert check.outcome is Outcome.OK
+    assert check.detail.endswith("does not exist yet: it will be created at first start")
+    assert not path.exists() and not path.parent.exists()
+
+
+async def test_a_migrated_database_is_current_and_writable(tmp_path):
+    path = tmp_path / "bot.db"
+    storage = await Storage.open(path)
+    await storage.close()
+    check = await check_database(path)
+    assert check.outcome is Outcome.OK
+    assert check.detail == f"{path} opens, schema current (version {len(migrations())}), writable"
+
+
+async def test_an_older_schema_is_a_warning_and_is_left_as_it_was(tmp_path):
+    path = tmp_path / "bot.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 1")
+    check = await check_database(path)
+    assert check.outcome is Outcome.WARNING
+    assert f"schema version 1 of {len(migrations())}: the next start applies" in check.detail
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+async def test_a_newer_schema_is_a_problem(tmp_path):
+    path = tmp_path / "bot.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    check = await check_database(path)
+    assert check.outcome is Outcome.PROBLEM
+    assert "newer than this bot knows" in check.detail
+    assert check.fix == "update the bot, or point DATABASE_URL at another database"
+
+
+async def test_a_file_that_is_not_a_database_is_a_problem(tmp_path):
+    path = tmp_path / "bot.db"
+    path.write_text("not a database " * 100)
+    check = await check_database(path)
+    assert check.outcome is Outcome.PROBLEM
+    assert "is not a SQLite database" in check.detail
+
+
+async def test_a_database_busy_with_a_write_is_waited_for_then_left_alone(tmp_path, monkeypatch):
+    monkeypatch.setattr(doctor, "BUSY_TIMEOUT_SECONDS", 0.05)
+    path = tmp_path / "bot.db"
+    storage = await Storage.open(path)
+    await storage.close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("INSERT INTO meta (key, value) VALUES ('held', 'yes')")
+        check = await check_database(path)
+        holder.execute("COMMIT")  # the other writer's transaction was not disturbed
+    finally:
+        holder.close()
+    assert check.outcome is Outcome.WARNING
+    assert "stayed busy" in check.detail
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'held'").fetchone() == ("yes",)
+
+
+# --- Segmind ----------------------------------------------------------------------------------
+
+
+async def test_a_good_key_is_accepted_with_one_status_request_and_no_submit(
+    session, simulator, segmind_api_key
+):
+    check = await check_segmind(session, base_url=simulator.base_url, api_key=segmind_api_key)
+    assert check.outcome is Outcome.OK
+    assert check.detail == f"accepted by {simulator.base_url} (checked at no cost)"
+    [call] = simulator.calls
+    assert call.route == "status" and call.path.startswith("/v2/requests/doctor-")
+    assert simulator.submit_attempts == 0
+
+
+async def test_a_bad_key_is_refused_with_the_fix(session, simulator):
+    check = await check_segmind(session, base_url=simulator.base_url, api_key="sg-wrong-key")
+    assert check.outcome is Outcome.PROBLEM
+    assert check.detail == f"refused by {simulator.base_url} (HTTP 401)"
+    assert check.fix == doctor.KEY_FIX
+    assert "sg-wrong-key" not in render([check])
+
+
+async def test_an_unreachable_segmind_is_a_problem(session):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    check = await check_segmind(session, base_url=f"http://127.0.0.1:{port}", api_key="sg-key")
+    assert check.outcome is Outcome.PROBLEM
+    assert "could not be reached" in check.detail
+    assert "SEGMIND_BASE_URL" in (check.fix or "")
+
+
+async def test_an_answer_that_proves_nothing_is_a_problem_not_a_pass(
+    session, simulator, segmind_api_key
+):
+    simulator.inject("status", status=503, body="<html>Service Unavailable</html>")
+    check = await check_segmind(session, base_url=simulator.base_url, api_key=segmind_api_key)
+    assert check.outcome is Outcome.PROBLEM
+    assert "cannot tell whether the key is accepted" in check.detail and "HTTP 503" in check.detail
+
+
+async def test_simulate_checks_against_a_simulator_started_for_the_doctor(session):
+    settings = load_settings({"DISCORD_TOKEN": "t"}, simulate=True)
+    async with segmind_target(settings) as (base_url, api_key):
+        assert base_url.startswith("http://127.0.0.1:")
+        check = await check_segmind(session, base_url=base_url, api_key=api_key, simulated=True)
+    assert check.outcome is Outcome.OK
+    assert check.detail == f"the simulator at {base_url} answers (no key, no cost)"
+
+
+# --- settings and the whole run -------------------------------------------------------------
+
+
+def test_every_settings_problem_is_its_own_line_and_the_valid_rest_is_kept(tmp_path):
+    env = {
+        "DISCORD_TOKEN": "t",
+        "SEGMIND_API_KEY": "k",
+        "MAX_CONCURRENT_JOBS": "0",
+        "POLL_INTERVAL_SECONDS": "soon",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+    }
+    reading = read_settings(env, simulate=None)
+    assert [check.outcome for check in reading.checks] == [Outcome.PROBLEM, Outcome.PROBLEM]
+    assert reading.checks[0].detail.startswith("MAX_CONCURRENT_JOBS='0' is invalid")
+    assert reading.broken == {"MAX_CONCURRENT_JOBS", "POLL_INTERVAL_SECONDS"}
+    assert reading.settings is not None
+    assert reading.settings.database_path == tmp_path / "x.db"
+    assert reading.settings.discord_token == "t"
+
+
+async def test_missing_token_and_key_skip_their_checks_but_not_the_others(tmp_path):
+    called = []
+
+    async def discord_checks(settings):
+        called.append(settings)
+        return []
+
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}"}
+    checks = await diagnose(env, simulate=None, discord_checks=discord_checks)
+    by_name = {check.name: check for check in checks if check.name != "Settings"}
+    assert called == []
+    assert by_name["Discord"].detail == "not checked: DISCORD_TOKEN is missing"
+    assert by_name["Segmind key"].detail == "not checked: SEGMIND_API_KEY must be fixed first"
+    assert by_name["Database"].outcome is Outcome.OK
+    assert exit_code(checks) == 1
+
+
+def test_render_puts_the_fix_under_its_problem_and_counts():
+    checks = [
+        Check.ok("Settings", "all valid"),
+        Check.problem("Segmind key", "refused", "copy it again"),
+        Check.warning("Database", "schema behind"),
+    ]
+    assert render(checks).splitlines() == [
+        "ok    Settings: all valid",
+        "FAIL  Segmind key: refused",
+        "      fix: copy it again",
+        "warn  Database: schema behind",
+        "1 problem and 1 warning: fix them, then run `python bot.py doctor` again.",
+    ]
+    assert exit_code(checks) == 1
+
+
+def test_warnings_alone_exit_0():
+    checks = [Check.ok("Settings", "all valid"), Check.warning("Database", "schema behind")]
+    assert exit_code(checks) == 0
+    assert render(checks).endswith("No problems; 1 warning worth a look.")
+
+
+def test_the_checks_module_speaks_no_discord():
+    source = Path(doctor.__file__).read_text()
+    assert "import discord" not in source and "from discord" not in source
