@@ -59,6 +59,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     gen.add_argument("--guidance-scale", type=float)
     gen.add_argument("--seed", type=int)
     gen.add_argument("--frame-rate", type=int)
+    gen.add_argument(
+        "--verbose",
+        action="store_true",
+        help="log at LOG_LEVEL while generating (otherwise only warnings and errors)",
+    )
     return parser.parse_args(argv)
 
 
@@ -146,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     logsafety.install([settings.discord_token, settings.segmind_api_key])
 
     if command == "generate":
-        from services.cli import generate
+        from services.cli import run_generate
 
         try:
             request = VideoRequest.create(
@@ -165,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             # Found out only after the clip is made and paid for, otherwise.
             return fail([f"--out {args.out} is a folder; name the .mp4 file to write."])
         try:
-            return asyncio.run(generate(settings, request, args.out))
+            return run_generate(settings, request, args.out, verbose=args.verbose)
         except KeyboardInterrupt:
             print("Stopped. A clip already sent to Segmind may still be billed.", file=sys.stderr)
             return 130

@@ -9,6 +9,7 @@ bot and this command together stay under the ceiling.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import shutil
 import sqlite3
@@ -20,13 +21,14 @@ from typing import TextIO
 from services.admission import SpendCeilingReached, ceiling_refusal, spent_today
 from services.app import open_services
 from services.clock import Clock, SystemClock
+from services.console import JobDisplay, PlainDisplay, open_display
 from services.errors import (
     BotError,
     SegmindAuthError,
     SegmindInsufficientCredits,
     SegmindNotFound,
 )
-from services.models import Job, Progress, ProgressPhase, VideoRequest
+from services.models import Job, Progress, VideoRequest
 from services.settings import Settings
 from services.storage import NewJob, Storage
 from services.storage.outside_spend import hold_outside_clip, record_outside_outcome
@@ -42,53 +44,49 @@ OPERATOR_WORDS: dict[type[BotError], str] = {
     SegmindInsufficientCredits: "The Segmind account is out of credits: top it up at segmind.com.",
 }
 
-PHASE_WORDS = {
-    ProgressPhase.QUEUED: "waiting for a slot",
-    ProgressPhase.SUBMITTING: "submitting",
-    ProgressPhase.SEGMIND_QUEUED: "queued at Segmind",
-    ProgressPhase.PROCESSING: "generating",
-    ProgressPhase.DOWNLOADING: "downloading",
-}
-
 
 class ConsoleListener:
-    """Prints progress lines and saves the clip where the operator asked."""
+    """Tells the display how the job goes, saves the clip, and words the last line."""
 
-    def __init__(self, out: Path, stream: TextIO) -> None:
+    def __init__(self, out: Path, display: JobDisplay) -> None:
         self.out = out
-        self.stream = stream
+        self.display = display
         self.exit_code = 1
-        self._last: tuple[object, ...] | None = None
+        self.last_line = "failed: the job ended without a clip (see the log above)"
 
     def say(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        self.display.say(text)
 
     async def on_progress(self, job: Job, progress: Progress) -> None:
-        shown = (progress.phase, int(progress.elapsed) // 5)
-        if shown == self._last:
-            return
-        self._last = shown
-        line = f"job {job.id}: {PHASE_WORDS[progress.phase]}"
-        if progress.elapsed:
-            line += f", {int(progress.elapsed)}s elapsed, about {int(progress.fraction * 100)}%"
-        self.say(line)
+        self.display.show(progress)
 
     async def on_clip_ready(self, job: Job) -> int | None:
         assert job.clip_path is not None
         self.out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(job.clip_path, self.out)
-        self.say(f"saved {self.out} ({self.out.stat().st_size} bytes, seed {job.request.seed})")
+        size = _size_words(self.out.stat().st_size)
+        # Absolute, not resolved: the path the operator named, from wherever they look.
+        self.last_line = f"saved {self.out.absolute()} ({size}, seed {job.request.seed})"
         self.exit_code = 0
         return None
 
     async def on_failed(self, job: Job, error: BotError) -> None:
         # The member's wording speaks of moderators; here the reader is the operator.
-        self.say(f"failed: {OPERATOR_WORDS.get(type(error), error.user_message)}")
         if error.detail != error.user_message:
             self.say(f"detail: {error.detail}")
+        self.last_line = f"failed: {OPERATOR_WORDS.get(type(error), error.user_message)}"
 
     async def on_operator_alert(self, job: Job, error: BotError) -> None:
         pass  # on_failed says it, in the operator's words
+
+
+def run_generate(settings: Settings, request: VideoRequest, out: Path, *, verbose: bool) -> int:
+    """`bot.py generate`: the job on stdout, a bar on a terminal; returns the exit code.
+
+    The display wraps the event loop, so on Ctrl-C the bar is gone before bot.py speaks.
+    """
+    with open_display(sys.stdout, verbose=verbose) as display:
+        return asyncio.run(generate(settings, request, out, display=display))
 
 
 async def generate(
@@ -98,19 +96,21 @@ async def generate(
     *,
     stream: TextIO = sys.stdout,
     clock: Clock | None = None,
+    display: JobDisplay | None = None,
 ) -> int:
     """Run one request through submit, poll, download; returns a process exit code.
 
     ``clock`` dates the clip's spend in the bot's database (tests pin it; the job's own
-    timings always use the system clock).
+    timings always use the system clock). Without a ``display``, plain lines go to ``stream``.
     """
+    display = display or PlainDisplay(stream)
     clock = clock or SystemClock()
     with tempfile.TemporaryDirectory(prefix="videobot-generate-") as scratch:
         scratch_settings = dataclasses.replace(
             settings, database_path=Path(scratch) / "generate.db"
         )
         async with open_services(scratch_settings) as services:
-            listener = ConsoleListener(out, stream)
+            listener = ConsoleListener(out, display)
             held: int | None = None
             if settings.simulate:
                 listener.say(
@@ -152,7 +152,9 @@ async def generate(
             ran = await services.storage.jobs.get(job.id)
             if held is not None and ran is not None:
                 await _record_outcome(settings, held, ran, clock, listener)
-            return listener.exit_code
+        # After the services close, so nothing they log comes below the last line.
+        display.conclude(listener.last_line, ok=listener.exit_code == 0)
+        return listener.exit_code
 
 
 async def _hold_spend(
@@ -201,6 +203,12 @@ async def _record_outcome(
     except (sqlite3.Error, OSError, RuntimeError) as error:
         # The row stays counted as "outcome unknown": at worst the day counts one clip more.
         listener.say(f"note: this clip stays counted in today's spend ({error})")
+
+
+def _size_words(size: int) -> str:
+    if size >= 1_000_000:
+        return f"{size / 1_000_000:.1f} MB"
+    return f"{size / 1000:.1f} kB"
 
 
 def _ceiling_words(refusal: SpendCeilingReached, now: float) -> str:

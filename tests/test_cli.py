@@ -101,12 +101,16 @@ async def test_a_rejected_key_is_told_to_the_operator_in_the_operators_words(tmp
     import io
 
     from services.cli import ConsoleListener
+    from services.console import PlainDisplay
     from services.errors import SegmindAuthError
 
     out = io.StringIO()
-    await ConsoleListener(tmp_path / "x.mp4", out).on_failed(
+    listener = ConsoleListener(tmp_path / "x.mp4", PlainDisplay(out))
+    await listener.on_failed(
         None, SegmindAuthError(detail="submit: HTTP 401: Invalid API key", status=401)
     )
-    printed = out.getvalue()
-    assert "check SEGMIND_API_KEY" in printed and "moderators" not in printed
-    assert "HTTP 401" in printed  # the detail, for the operator
+    assert "HTTP 401" in out.getvalue()  # the detail, for the operator, at once
+    # The last line, printed once the job is over, in the operator's words.
+    assert "check SEGMIND_API_KEY" in listener.last_line
+    assert listener.last_line.startswith("failed: ")
+    assert "moderators" not in listener.last_line + out.getvalue()
