@@ -1,0 +1,187 @@
+"""What the bot counts for Prometheus: a registry of its own and one small method per event.
+
+The services and cogs call these methods as things happen (a submit answered, a status poll,
+a clip posted); values that live in the database (jobs by state, spend by server) are read
+from it before each scrape (``refresh``), so they are exact after a restart, and the account
+gates are read as they stand.
+
+Every metric is named ``videobot_*``. Labels come only from small fixed sets, HTTP status
+codes and server ids: never a prompt, a token, a key or a URL. Each ``Metrics`` owns its
+``CollectorRegistry`` (never prometheus_client's global one), so several bots or tests in
+one process never share a count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from services.gates import AccountGates
+from services.models import JobState
+from services.storage import Storage
+from services.storage.job_totals import jobs_by_state, spend_by_guild
+
+SubmitOutcome = Literal["accepted", "refused", "unknown"]
+SUBMIT_OUTCOMES: tuple[SubmitOutcome, ...] = ("accepted", "refused", "unknown")
+# How a clip reached the member: the interaction's followup, an edit of its private progress
+# message, a channel post, a direct message, or a channel notice with a "show me" button.
+DeliveryRoute = Literal["followup", "edit", "channel", "dm", "notice"]
+DELIVERY_ROUTES: tuple[DeliveryRoute, ...] = ("followup", "edit", "channel", "dm", "notice")
+# What was posted: the file itself, Segmind's expiring link (too large to attach), or, for a
+# notice, a button only.
+DeliveryForm = Literal["file", "link", "button"]
+Service = Literal["segmind", "discord"]
+Gate = Literal["credits", "key"]
+
+# Segmind's queue and generation take minutes; polls back off to 15 s.
+_DETECTION_BUCKETS = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0)
+_QUEUE_BUCKETS = (0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0)
+_GENERATION_BUCKETS = (30.0, 60.0, 120.0, 180.0, 240.0, 300.0, 420.0, 600.0, 900.0, 1800.0)
+
+
+class Metrics:
+    """The bot's counters and histograms, and what the database holds, in Prometheus form."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self._submits = Counter(
+            "videobot_segmind_submits",
+            "Submits answered by Segmind: accepted, surely refused, or outcome unknown "
+            "(sent, answer lost: counted as billed, never resent).",
+            ["outcome"],
+            registry=registry,
+        )
+        self._polls = Counter(
+            "videobot_segmind_status_polls",
+            "Status requests sent to Segmind (retries included).",
+            registry=registry,
+        )
+        self._detection = Histogram(
+            "videobot_segmind_detection_delay_seconds",
+            "Upper bound on how late the bot saw a Segmind job end: the time since the "
+            "previous status poll that saw it unfinished (Segmind does not say when it ended).",
+            buckets=_DETECTION_BUCKETS,
+            registry=registry,
+        )
+        self._queue_wait = Histogram(
+            "videobot_queue_wait_seconds",
+            "From a request's admission to its first submit: the wait for a free slot.",
+            buckets=_QUEUE_BUCKETS,
+            registry=registry,
+        )
+        self._generation = Histogram(
+            "videobot_generation_seconds",
+            "From Segmind accepting a job to the bot seeing it completed.",
+            buckets=_GENERATION_BUCKETS,
+            registry=registry,
+        )
+        self._deliveries = Counter(
+            "videobot_deliveries",
+            "Clips posted, by route (followup, edit, channel, dm, notice) and form "
+            "(file, link, button).",
+            ["route", "form"],
+            registry=registry,
+        )
+        self._errors = Counter(
+            "videobot_errors",
+            "Failed requests to Segmind and Discord, by HTTP status, or timeout/connection.",
+            ["service", "code"],
+            registry=registry,
+        )
+        for outcome in SUBMIT_OUTCOMES:
+            self._submits.labels(outcome=outcome)
+        for route in DELIVERY_ROUTES:
+            form: DeliveryForm = "button" if route == "notice" else "file"
+            self._deliveries.labels(route=route, form=form)
+        self._stored = _StoredState()
+        registry.register(self._stored)
+
+    # --- what happens --------------------------------------------------------------
+
+    def submitted(self, outcome: SubmitOutcome) -> None:
+        self._submits.labels(outcome=outcome).inc()
+
+    def polled(self) -> None:
+        self._polls.inc()
+
+    def detected(self, delay: float) -> None:
+        """A job's end was seen at most ``delay`` seconds after it happened."""
+        self._detection.observe(max(0.0, delay))
+
+    def queue_waited(self, seconds: float) -> None:
+        self._queue_wait.observe(max(0.0, seconds))
+
+    def generated(self, seconds: float) -> None:
+        self._generation.observe(max(0.0, seconds))
+
+    def delivered(self, route: DeliveryRoute, form: DeliveryForm) -> None:
+        self._deliveries.labels(route=route, form=form).inc()
+
+    def error(self, service: Service, code: int | str) -> None:
+        """``code``: an HTTP status, or a word from a fixed set (``timeout``, ``connection``)."""
+        self._errors.labels(service=service, code=str(code)).inc()
+
+    # --- what stands -----------------------------------------------------------------
+
+    def watch(self, storage: Storage, gates: AccountGates) -> None:
+        """Report the jobs and spend ``storage`` holds and the state of ``gates``."""
+        self._stored.storage = storage
+        self._stored.gates = gates
+
+    async def refresh(self) -> None:
+        """Read the database's totals; called before each scrape."""
+        storage = self._stored.storage
+        if storage is None:
+            return
+        self._stored.states = await jobs_by_state(storage.db)
+        self._stored.spend = await spend_by_guild(storage.db)
+
+    def exposition(self) -> bytes:
+        """Everything, in Prometheus' text format (as of the last ``refresh``)."""
+        return generate_latest(self.registry)
+
+
+class _StoredState:
+    """A collector for what is read, not counted: jobs, spend, gates."""
+
+    def __init__(self) -> None:
+        self.storage: Storage | None = None
+        self.gates: AccountGates | None = None
+        self.states: dict[str, int] = {}
+        self.spend: dict[int, float] = {}
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
+
+    def collect(self) -> Iterable[Metric]:
+        families = self._families()
+        jobs, spend, paused = families
+        for state in JobState:
+            jobs.add_metric([state.value], self.states.get(state.value, 0))
+        for guild_id, dollars in sorted(self.spend.items()):
+            spend.add_metric([str(guild_id)], dollars)
+        if self.gates is not None:
+            paused.add_metric(["credits"], 1.0 if self.gates.credits.paused else 0.0)
+            paused.add_metric(["key"], 1.0 if self.gates.key.paused else 0.0)
+        return families
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, CounterMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily("videobot_jobs", "Stored jobs by state.", labels=["state"]),
+            CounterMetricFamily(
+                "videobot_spend_usd",
+                "Dollars of every counted clip, by server (guild 0: bot.py generate).",
+                labels=["guild"],
+            ),
+            GaugeMetricFamily(
+                "videobot_account_paused",
+                "1 while new requests are refused because Segmind is out of credits (credits) "
+                "or refused the key (key).",
+                labels=["gate"],
+            ),
+        )

@@ -1,0 +1,251 @@
+"""Metrics as Prometheus scrapes them: over loopback HTTP, from events, the database and gates."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.errors import SegmindAuthError, SegmindInsufficientCredits
+from services.gates import AccountGates
+from services.metrics import Metrics
+from services.metrics_server import HealthCheck, MetricsServer
+from services.models import JobState, VideoRequest
+from services.segmind import SegmindClient
+from services.settings import SettingsError
+from services.simulator import SegmindSimulator
+from services.storage import NewJob, Storage
+from tests.conftest import SegmindClientFactory, SimulatorFactory
+from tests.fakeclock import FakeClock
+
+GUILD = 4242
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of the sample ``name`` with exactly ``labels`` in a scrape, or None."""
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == name and found.labels == labels:
+                return float(found.value)
+    return None
+
+
+def scraped(metrics: Metrics) -> str:
+    return metrics.exposition().decode()
+
+
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
+    opened = await Storage.open(tmp_path / "bot.db")
+    yield opened
+    await opened.close()
+
+
+class Gateway:
+    """What the bot tells the health check; a test flips it."""
+
+    def __init__(self) -> None:
+        self.connected = True
+
+    def __call__(self) -> bool:
+        return self.connected
+
+
+@pytest.fixture
+async def served(
+    storage: Storage,
+) -> AsyncIterator[tuple[MetricsServer, Metrics, Gateway]]:
+    metrics = Metrics()
+    metrics.watch(storage, AccountGates.create(FakeClock(), 600))
+    gateway = Gateway()
+    server = MetricsServer(metrics, HealthCheck(storage, gateway), port=0)
+    await server.start()
+    yield server, metrics, gateway
+    await server.stop()
+
+
+async def get(server: MetricsServer, path: str) -> tuple[int, str, str]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{server.port}{path}") as resp,
+    ):
+        return resp.status, resp.headers.get("Content-Type", ""), await resp.text()
+
+
+async def store_job(storage: Storage, *, state: JobState, cost: float, guild: int = GUILD) -> None:
+    job = await storage.jobs.insert(
+        NewJob(
+            guild_id=guild,
+            channel_id=5,
+            user_id=7,
+            request=VideoRequest.create("a secret prompt about a fox", seed=1),
+            created_at=time.time(),
+            cost_usd=cost,
+        )
+    )
+    if state is not JobState.QUEUED:
+        fields = {"request_id": f"req-{job.id}"} if state is JobState.DELIVERED else {}
+        await storage.jobs.update(job.id, now=time.time(), state=state, **fields)
+
+
+# --- counted events ---------------------------------------------------------------------
+
+
+def test_every_event_moves_its_own_series() -> None:
+    metrics = Metrics()
+    metrics.submitted("accepted")
+    metrics.submitted("unknown")
+    metrics.polled()
+    metrics.polled()
+    metrics.detected(2.5)
+    metrics.queue_waited(12.0)
+    metrics.generated(200.0)
+    metrics.delivered("channel", "link")
+    metrics.error("segmind", 503)
+    metrics.error("discord", "timeout")
+
+    text = scraped(metrics)
+    assert sample(text, "videobot_segmind_submits_total", outcome="accepted") == 1
+    assert sample(text, "videobot_segmind_submits_total", outcome="unknown") == 1
+    assert sample(text, "videobot_segmind_submits_total", outcome="refused") == 0
+    assert sample(text, "videobot_segmind_status_polls_total") == 2
+    assert sample(text, "videobot_segmind_detection_delay_seconds_sum") == 2.5
+    assert sample(text, "videobot_queue_wait_seconds_count") == 1
+    assert sample(text, "videobot_generation_seconds_bucket", le="240.0") == 1
+    assert sample(text, "videobot_generation_seconds_bucket", le="180.0") == 0
+    assert sample(text, "videobot_deliveries_total", route="channel", form="link") == 1
+    assert sample(text, "videobot_deliveries_total", route="dm", form="file") == 0
+    assert sample(text, "videobot_errors_total", service="segmind", code="503") == 1
+    assert sample(text, "videobot_errors_total", service="discord", code="timeout") == 1
+
+
+def test_two_bots_in_one_process_count_apart() -> None:
+    first, second = Metrics(), Metrics()
+    first.polled()
+    assert sample(scraped(first), "videobot_segmind_status_polls_total") == 1
+    assert sample(scraped(second), "videobot_segmind_status_polls_total") == 0
+
+
+async def test_a_finished_job_is_polled_and_its_detection_delay_bounded(
+    simulator_factory: SimulatorFactory, segmind_client_factory: SegmindClientFactory
+) -> None:
+    clock = FakeClock()
+    sim: SegmindSimulator = await simulator_factory(
+        clock=clock, queue_seconds=1.0, processing_seconds=5.0
+    )
+    metrics = Metrics()
+    client: SegmindClient = segmind_client_factory(
+        sim.base_url, clock=clock, poll_interval=2.0, max_poll_interval=2.0, metrics=metrics
+    )
+    submission = await client.submit(VideoRequest.create("a fox", seed=3))
+    await client.poll_until_done(submission, deadline=clock.monotonic() + 600)
+
+    text = scraped(metrics)
+    polls = sample(text, "videobot_segmind_status_polls_total")
+    assert polls is not None and polls >= 3  # queued, processing..., completed
+    # Polled every 2 s: the end was seen at most one interval after it happened.
+    assert sample(text, "videobot_segmind_detection_delay_seconds_count") == 1
+    assert sample(text, "videobot_segmind_detection_delay_seconds_sum") == pytest.approx(2.0)
+
+
+async def test_segmind_error_answers_are_counted_by_status(
+    simulator: SegmindSimulator, segmind_client_factory: SegmindClientFactory
+) -> None:
+    metrics = Metrics()
+    client = segmind_client_factory(simulator.base_url, api_key="wrong-key", metrics=metrics)
+    with pytest.raises(SegmindAuthError):
+        await client.submit(VideoRequest.create("a fox", seed=3))
+
+    text = scraped(metrics)
+    assert sample(text, "videobot_errors_total", service="segmind", code="401") == 1
+    assert "wrong-key" not in text
+
+
+# --- read at scrape time ------------------------------------------------------------------
+
+
+async def test_jobs_and_spend_come_from_the_database_at_each_scrape(
+    served: tuple[MetricsServer, Metrics, Gateway], storage: Storage
+) -> None:
+    server, _, _ = served
+    await store_job(storage, state=JobState.QUEUED, cost=0.36)
+    await store_job(storage, state=JobState.DELIVERED, cost=0.36)
+    await store_job(storage, state=JobState.FAILED, cost=0.36)  # refused before submit: free
+    await store_job(storage, state=JobState.DELIVERED, cost=0.5, guild=99)
+
+    status, content_type, text = await get(server, "/metrics")
+
+    assert status == 200 and content_type.startswith("text/plain")
+    assert sample(text, "videobot_jobs", state="queued") == 1
+    assert sample(text, "videobot_jobs", state="delivered") == 2
+    assert sample(text, "videobot_jobs", state="failed") == 1
+    assert sample(text, "videobot_jobs", state="processing") == 0
+    assert sample(text, "videobot_spend_usd_total", guild=str(GUILD)) == pytest.approx(0.72)
+    assert sample(text, "videobot_spend_usd_total", guild="99") == pytest.approx(0.5)
+    assert "secret prompt" not in text
+
+    await store_job(storage, state=JobState.QUEUED, cost=0.36)
+    _, _, text = await get(server, "/metrics")
+    assert sample(text, "videobot_jobs", state="queued") == 2
+
+
+async def test_gate_state_is_shown_as_it_stands(storage: Storage) -> None:
+    clock = FakeClock()
+    gates = AccountGates.create(clock, 600)
+    metrics = Metrics()
+    metrics.watch(storage, gates)
+    assert sample(scraped(metrics), "videobot_account_paused", gate="credits") == 0
+
+    gates.credits.pause(SegmindInsufficientCredits(detail="406"))
+    text = scraped(metrics)
+    assert sample(text, "videobot_account_paused", gate="credits") == 1
+    assert sample(text, "videobot_account_paused", gate="key") == 0
+
+
+# --- /healthz and the port ---------------------------------------------------------------
+
+
+async def test_health_is_ok_while_the_gateway_is_connected_and_the_database_answers(
+    served: tuple[MetricsServer, Metrics, Gateway],
+) -> None:
+    server, _, _ = served
+    assert await get(server, "/healthz") == (200, "text/plain; charset=utf-8", "ok\n")
+
+
+async def test_health_is_503_with_a_reason_while_the_gateway_is_down(
+    served: tuple[MetricsServer, Metrics, Gateway],
+) -> None:
+    server, _, gateway = served
+    gateway.connected = False
+    status, _, text = await get(server, "/healthz")
+    assert (status, text) == (503, "Discord gateway not connected\n")
+
+
+async def test_health_is_503_when_the_database_does_not_answer(
+    served: tuple[MetricsServer, Metrics, Gateway], storage: Storage
+) -> None:
+    server, _, _ = served
+    await storage.close()
+    status, _, text = await get(server, "/healthz")
+    assert status == 503 and text.startswith("database failed") and text.count("\n") == 1
+    # The counters are still served when the database totals cannot be read.
+    status, _, text = await get(server, "/metrics")
+    assert status == 200 and "videobot_segmind_submits_total" in text
+
+
+async def test_a_port_in_use_is_one_settings_problem(storage: Storage) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = MetricsServer(Metrics(), HealthCheck(storage, lambda: True), port=port)
+        with pytest.raises(SettingsError) as raised:
+            await server.start()
+    [problem] = raised.value.problems
+    assert problem.startswith(f"METRICS_PORT={port}: cannot listen on 127.0.0.1:{port}")
+    assert "\n" not in problem
