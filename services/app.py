@@ -22,6 +22,7 @@ from services.download import ClipDownloader
 from services.gates import AccountGates
 from services.jobs import JobRunner
 from services.limits import LimitService
+from services.metrics import Metrics
 from services.runner_config import RunnerConfig
 from services.segmind import RetryPolicy, SegmindClient
 from services.settings import Settings, SettingsError
@@ -44,6 +45,7 @@ class Services:
     admission: Admission
     limits: LimitService
     runner: JobRunner
+    metrics: Metrics
     simulator: SegmindSimulator | None = None
 
 
@@ -119,6 +121,8 @@ async def open_services(
         stack.push_async_callback(storage.close)
         session = aiohttp.ClientSession()
         stack.push_async_callback(session.close)
+        # Counted whether or not METRICS_PORT serves them: the calls cost nothing.
+        metrics = Metrics()
         segmind = SegmindClient(
             session,
             api_key=api_key,
@@ -126,12 +130,14 @@ async def open_services(
             clock=clock,
             poll_interval=settings.poll_interval_seconds,
             policy=retry_policy or RetryPolicy(),
+            metrics=metrics,
         )
         # Its own connections, which reach only public addresses or Segmind's own origin
         # (services.url_policy): the simulator's loopback address is that origin.
         downloader = ClipDownloader(trusted_base_url=base_url)
         clips = ClipFiles(settings.clips_dir)
         gates = AccountGates.create(clock, settings.credits_recheck_seconds)
+        metrics.watch(storage, gates)
         services = Services(
             settings=settings,
             clock=clock,
@@ -163,7 +169,9 @@ async def open_services(
                 clips=clips,
                 clock=clock,
                 gates=gates,
+                metrics=metrics,
             ),
+            metrics=metrics,
             simulator=simulator,
         )
         stack.push_async_callback(services.runner.shutdown)

@@ -36,6 +36,7 @@ from services.errors import BotError, SegmindRequestExpired, SubmitOutcomeUnknow
 from services.failure_notices import FailureNotices
 from services.gates import AccountGates
 from services.job_listener import JobCancelled, JobListener, JobReporter
+from services.metrics import Metrics
 from services.models import Job, JobState, Progress, ProgressPhase
 from services.runner_config import SEGMIND_RETENTION_SECONDS, RunnerConfig
 from services.segmind import SegmindClient
@@ -60,6 +61,7 @@ class JobRunner:
         gates: AccountGates,
         listener: JobListener | None = None,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._storage = storage
         self._clips = clips
@@ -76,6 +78,7 @@ class JobRunner:
             reporter=self._reporter,
             rng=shared_rng,
             stop_requested=self._stop_requested,
+            metrics=metrics or Metrics(),
         )
         self._delivery = ClipDelivery(
             storage,

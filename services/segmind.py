@@ -51,6 +51,7 @@ from services.http_text import (
     parse_json,
     read_capped,
 )
+from services.metrics import Metrics
 from services.models import (
     MODEL_SLUG,
     SegmindState,
@@ -122,8 +123,10 @@ class SegmindClient:
         poll_interval: float = 2.0,
         max_poll_interval: float = 15.0,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._clock: Clock = clock or SystemClock()
+        self._metrics = metrics or Metrics()
         self._poller = Poller(  # refuses a poll_interval that is not positive
             clock=self._clock,
             backoff=policy.backoff,
@@ -132,6 +135,7 @@ class SegmindClient:
             max_poll_interval=max_poll_interval,
             rng=rng or random.Random(),
             describe=self._describe,
+            metrics=self._metrics,
         )
         self._session = session
         self._api_key = api_key
@@ -250,6 +254,7 @@ class SegmindClient:
     async def status(self, submission: Submission) -> SegmindStatus:
         """Ask Segmind once where a job is; FAILED comes back as a status, not an error."""
         url = self._status_url(submission)
+        self._metrics.polled()
         answer = await self._get(url, "status", submission)
         failed = failed_body(answer)
         if failed is not None:
@@ -345,6 +350,19 @@ class SegmindClient:
 
     async def _call(self, method: str, url: str, *, json_body: Any = None) -> Answer:
         """One keyed request to the API origin; redirects are not followed, so the key stays."""
+        try:
+            answer = await self._send(method, url, json_body)
+        except TimeoutError:  # aiohttp's timeouts are TimeoutErrors too
+            self._metrics.error("segmind", "timeout")
+            raise
+        except aiohttp.ClientError:
+            self._metrics.error("segmind", "connection")
+            raise
+        if answer.status >= 400:
+            self._metrics.error("segmind", answer.status)
+        return answer
+
+    async def _send(self, method: str, url: str, json_body: Any) -> Answer:
         headers = {API_KEY_HEADER: self._api_key} if self._api_key else {}
         async with self._session.request(
             method,

@@ -30,6 +30,7 @@ from services.errors import (
     SegmindUnavailable,
     SegmindUnexpectedError,
 )
+from services.metrics import Metrics
 from services.models import SegmindState, SegmindStatus, Submission, VideoResult
 
 # These lines tell of the client's requests, so they keep its logger's name.
@@ -56,6 +57,7 @@ class Poller:
         max_poll_interval: float,
         rng: random.Random,
         describe: Callable[[BaseException], str],
+        metrics: Metrics,
     ) -> None:
         if poll_interval <= 0:
             raise ValueError("poll_interval must be positive")
@@ -67,6 +69,7 @@ class Poller:
         self._max_poll_interval = max(max_poll_interval, poll_interval)
         self._rng = rng
         self._describe = describe
+        self._metrics = metrics
 
     async def until_done(
         self,
@@ -80,8 +83,15 @@ class Poller:
         """``SegmindClient.poll_until_done``, given the calls that ask about ``submission``."""
         interval = self._poll_interval
         last_state: SegmindState | None = None
+        # When a status answer last said "not finished": Segmind ended the job after that.
+        seen_unfinished: float | None = None
         while True:
             current = await self._retrying(status, submission, deadline)
+            if current.state in (SegmindState.COMPLETED, SegmindState.FAILED):
+                if seen_unfinished is not None:
+                    self._metrics.detected(self._clock.monotonic() - seen_unfinished)
+            else:
+                seen_unfinished = self._clock.monotonic()
             if current.state is not last_state:
                 last_state = current.state
                 log.info(

@@ -27,6 +27,7 @@ from services.errors import (
 )
 from services.gates import AccountGates
 from services.job_listener import JobReporter
+from services.metrics import Metrics
 from services.models import Job, JobState, Progress, ProgressPhase, SegmindState, Submission
 from services.progress_estimate import estimate_fraction, expected_duration
 from services.runner_config import RESUMED_POLL_WINDOW, RunnerConfig
@@ -51,6 +52,7 @@ class SegmindSteps:
         reporter: JobReporter,
         rng: random.Random,
         stop_requested: Callable[[int], bool],
+        metrics: Metrics,
     ) -> None:
         self._storage = storage
         self._segmind = segmind
@@ -61,6 +63,7 @@ class SegmindSteps:
         self._rng = rng
         # Whether the member cancelled the job or the runner is stopping.
         self._stop_requested = stop_requested
+        self._metrics = metrics
         # Submits in flight: a shutdown waits for their answers.
         self.submitting: set[asyncio.Future[Job]] = set()
 
@@ -71,6 +74,8 @@ class SegmindSteps:
         shield (the client sends once), so a cancel during it bills nothing and a crash or
         shutdown simply leaves the job queued.
         """
+        # Leaving the queue now; a wait after a refused submit below is Segmind's, not ours.
+        self._metrics.queue_waited(self._clock.time() - job.created_at)
         attempts = self._config.submit_attempts
         for attempt in range(1, attempts + 1):
             try:
@@ -146,7 +151,7 @@ class SegmindSteps:
         """The one request that may bill, and its answer stored; runs inside the shield."""
         try:
             # The client sends once; a wait inside the shield would make a cancel wait, then bill.
-            submission = await self._segmind.submit(job.request)
+            submission = await self._submit_counted(job)
         except (SegmindRateLimited, SegmindUnavailable):
             # Proven not accepted: back in line, so nothing is unknown while we wait.
             await self._back_in_line(job)
@@ -197,6 +202,22 @@ class SegmindSteps:
         log.info("job=%s submitted request_id=%s", job.id, submission.request_id)
         await self._reporter.progress(job, self._progress(job))
         return job
+
+    async def _submit_counted(self, job: Job) -> Submission:
+        """The client's one submit, counted by what Segmind's answer proves."""
+        try:
+            submission = await self._segmind.submit(job.request)
+        except (SubmitOutcomeUnknown, SegmindMalformedResponse):
+            self._metrics.submitted("unknown")
+            raise
+        except BotError:  # an answer that refused it: nothing was started or billed
+            self._metrics.submitted("refused")
+            raise
+        except Exception:
+            self._metrics.submitted("unknown")  # nothing proves it did not leave
+            raise
+        self._metrics.submitted("accepted")
+        return submission
 
     def _submission(self, job: Job) -> Submission:
         assert job.request_id and job.status_url and job.response_url
@@ -254,6 +275,8 @@ class SegmindSteps:
         finally:
             ticker.cancel()
         log.info("job=%s completed at Segmind", job.id)
+        if job.submitted_at is not None:
+            self._metrics.generated(self._clock.time() - job.submitted_at)
         return await self._storage.jobs.update(
             job.id,
             now=self._clock.time(),
