@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import discord
 from discord.ext import commands
 
@@ -18,6 +20,8 @@ from cogs.video.recovery import end_jobs_of_unserved_servers, recover_unacknowle
 from cogs.video.starter import JobStarter
 from services.app import Services
 from services.background import BackgroundTasks
+from services.metrics import Metrics
+from services.metrics_server import HealthCheck, MetricsServer
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,33 @@ async def leave_unless_allowed(settings: Settings, guild: discord.Guild) -> bool
     return True
 
 
+def discord_error_trace(metrics: Metrics) -> aiohttp.TraceConfig:
+    """Counts Discord's error answers (429s included) and requests that got none, by status.
+
+    discord.py sends every REST call, webhooks included, through the session this traces;
+    only the status is kept, never the URL (it holds ids and interaction tokens).
+    """
+
+    async def answered(
+        session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        if params.response.status >= 400:
+            metrics.error("discord", params.response.status)
+
+    async def unanswered(
+        session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestExceptionParams
+    ) -> None:
+        if isinstance(params.exception, asyncio.CancelledError):
+            return  # our own stop, not Discord's trouble
+        timed_out = isinstance(params.exception, TimeoutError)
+        metrics.error("discord", "timeout" if timed_out else "connection")
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(answered)
+    trace.on_request_exception.append(unanswered)
+    return trace
+
+
 def intents() -> discord.Intents:
     # Slash commands carry the member and their roles, so no privileged intent is needed.
     chosen = discord.Intents.none()
@@ -84,6 +115,7 @@ class VideoBot(commands.Bot):
             tree_cls=VideoBotTree,
             # Nothing a member typed may ping anyone; the requester is allowed explicitly.
             allowed_mentions=discord.AllowedMentions.none(),
+            http_trace=discord_error_trace(services.metrics),
         )
         self.services = services
         self.timings = timings or Timings()
@@ -97,8 +129,14 @@ class VideoBot(commands.Bot):
         self._sync = sync
         self._left: set[int] = set()
         self._warned_no_match = False  # servers left for not being on ALLOWED_GUILDS
+        # Told by discord.py's events, for /healthz: up at READY or RESUMED, down at a drop.
+        self.gateway_connected = False
+        self.add_listener(self._gateway_up, "on_ready")
+        self.metrics_server: MetricsServer | None = None  # with METRICS_PORT, from setup_hook
 
     async def setup_hook(self) -> None:
+        # First, so a supervisor sees "not connected" (503) rather than nothing while it starts.
+        await self._serve_metrics()
         # Before any view is built: every job button is signed with this database's secret.
         secret = await self.services.storage.meta.setdefault(SECRET_KEY, new_secret())
         self.custom_ids = CustomIds(secret)
@@ -117,6 +155,33 @@ class VideoBot(commands.Bot):
         # Servers the bot was in before ALLOWED_GUILDS was set (or changed) are left at start.
         for guild in list(self.guilds):
             await self._leave_unless_allowed(guild)
+
+    async def _serve_metrics(self) -> None:
+        port = self.services.settings.metrics_port
+        if port is None:
+            return
+        health = HealthCheck(self.services.storage, self.is_gateway_connected)
+        # A port in use raises SettingsError: bot.py prints it as one start-up problem.
+        server = MetricsServer(self.services.metrics, health, port=port)
+        await server.start()
+        self.metrics_server = server
+
+    def is_gateway_connected(self) -> bool:
+        return self.gateway_connected and not self.is_closed()
+
+    async def _gateway_up(self) -> None:
+        self.gateway_connected = True
+
+    async def on_connect(self) -> None:
+        self.gateway_connected = True
+
+    async def on_resumed(self) -> None:
+        self.gateway_connected = True
+
+    async def on_disconnect(self) -> None:
+        if self.gateway_connected and not self.is_closed():
+            log.info("Discord gateway disconnected; discord.py reconnects by itself")
+        self.gateway_connected = False
 
     async def on_guild_join(self, guild: discord.Guild) -> None:
         await self._leave_unless_allowed(guild)
@@ -145,6 +210,8 @@ class VideoBot(commands.Bot):
         # Jobs stay stored and resume at the next start; stop them before the session closes.
         await self.services.runner.shutdown()
         await super().close()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
 
 
 def create_bot(services: Services, **options: Any) -> VideoBot:

@@ -33,6 +33,7 @@ from cogs.video.buttons import notice_view
 from cogs.video.earlier_posts import EarlierPosts, bot_permissions
 from cogs.words import CONTENT_MAX
 from services.errors import ClipUndeliverable
+from services.metrics import DeliveryRoute
 from services.models import Job, JobState
 
 if TYPE_CHECKING:
@@ -304,6 +305,7 @@ class JobMessenger:
             raise NoRoute(
                 detail=f"no token, DM or channel reaches the member for job {job.id}: {error.code}"
             ) from error
+        self._bot.services.metrics.delivered("notice", "button")
         return message.id
 
     async def _replace_progress(self, job: Job, result: ResultMessage) -> int:
@@ -318,14 +320,16 @@ class JobMessenger:
 
         limit = job.upload_limit or self._guild_upload_limit(job)
         options = {"allowed_mentions": self._mention(job)}
-        await self._post(edit, job, result, limit, options)
+        await self._post(edit, job, result, limit, options, route="edit")
         return message_id
 
     async def _send_via_token(self, job: Job, result: ResultMessage) -> int:
         # The interaction's own limit counts the requester's Nitro; fall back to the server's.
         limit = job.upload_limit or self._guild_upload_limit(job)
         options = {"ephemeral": job.private, "wait": True, "allowed_mentions": self._mention(job)}
-        return await self._post(self._webhook(job).send, job, result, limit, options)
+        return await self._post(
+            self._webhook(job).send, job, result, limit, options, route="followup"
+        )
 
     async def _send_via_channel(self, job: Job, result: ResultMessage) -> int:
         options = {"allowed_mentions": self._mention(job), "nonce": _clip_nonce(job)}
@@ -337,7 +341,12 @@ class JobMessenger:
                 embed=None,
             )
         return await self._post(
-            self._channel(job).send, job, result, self._guild_upload_limit(job), options
+            self._channel(job).send,
+            job,
+            result,
+            self._guild_upload_limit(job),
+            options,
+            route="channel",
         )
 
     def _origin(self, job: Job) -> str:
@@ -367,7 +376,9 @@ class JobMessenger:
                 link_content=f"{result.link_content}\n{where}"[:CONTENT_MAX],
             )
             options = {"nonce": _clip_nonce(job)}
-            message_id = await self._post(user.send, job, direct, DEFAULT_UPLOAD_LIMIT, options)
+            message_id = await self._post(
+                user.send, job, direct, DEFAULT_UPLOAD_LIMIT, options, route="dm"
+            )
             self._sent_by_dm.add(job.id)
             return message_id
         except discord.HTTPException as error:
@@ -384,8 +395,11 @@ class JobMessenger:
         result: ResultMessage,
         limit: int,
         options: dict[str, Any],
+        *,
+        route: DeliveryRoute,
     ) -> int:
         """Attach the clip, re-encoded if over ``limit``; an expiring link is the last resort."""
+        metrics = self._bot.services.metrics
         options = {**options}
         if result.embed is not None:
             options["embed"] = result.embed
@@ -395,6 +409,7 @@ class JobMessenger:
         if path is not None:
             try:
                 message = await send(result.content, file=_file(job, path), **options)
+                metrics.delivered(route, "file")
                 return message.id if message else 0
             except discord.HTTPException as error:
                 if not upload_refused(error):
@@ -411,6 +426,7 @@ class JobMessenger:
                 detail="the clip does not fit and there is no link to it",
             )
         message = await send(result.link_content, **options)
+        metrics.delivered(route, "link")
         return message.id if message else 0
 
     # --- failure --------------------------------------------------------------------
