@@ -9,6 +9,7 @@ Either way, while the job runs the log shows only warnings and errors unless ask
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Iterator
@@ -125,6 +126,13 @@ class _Reading:
             return progress.fraction
         return 0.0 if self.outcome is False else None
 
+    def ended(self, now: float, *, ok: bool) -> _Reading:
+        """The job's end: the bar stays where it had moved to (full, if the clip is saved)."""
+        moved = dataclasses.replace(
+            self.progress, elapsed=self.elapsed(now), fraction=self.fraction(now) or 0.0
+        )
+        return _Reading(moved, now, outcome=ok)
+
     def left(self, now: float) -> float | None:
         """Seconds until the typical finish, while Segmind works; None when not estimated."""
         if self.outcome is not None or self.progress.phase not in _AT_SEGMIND:
@@ -221,8 +229,7 @@ class LiveDisplay:
 
     def conclude(self, text: str, *, ok: bool) -> None:
         if self._task is not None:
-            task = self._bars.tasks[0]
-            ended = _Reading(_reading(task).progress, self._bars.get_time(), outcome=ok)
+            ended = _reading(self._bars.tasks[0]).ended(self._bars.get_time(), ok=ok)
             words = "done" if ok else "failed"
             self._bars.update(self._task, description=words, reading=ended, completed=1.0)
             self._bars.stop()
