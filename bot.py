@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(simulate=args.simulate or None, need_discord=command != "generate")
     except SettingsError as error:
         return fail(error.problems)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     logsafety.install([settings.discord_token, settings.segmind_api_key])
 
     if command == "generate":

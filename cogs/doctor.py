@@ -18,6 +18,7 @@ import aiohttp
 import discord
 from discord.ext import commands
 
+from cogs.startup import quiet_voice_warnings
 from cogs.tree import VideoBotTree
 from cogs.videobot import EXTENSIONS, intents
 from services import logsafety
@@ -54,6 +55,7 @@ async def check_discord(
     settings: Settings, *, ready_timeout: float = READY_TIMEOUT, guild_ready_timeout: float = 2.0
 ) -> list[Check]:
     """Log in, wait for every server, read permissions and commands, log out."""
+    quiet_voice_warnings()
     client = discord.Client(intents=intents(), guild_ready_timeout=guild_ready_timeout)
     async with client:  # closes the session whatever happens below
         try:

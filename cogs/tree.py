@@ -11,6 +11,7 @@ from discord import app_commands
 
 from cogs import words
 from cogs.replies import reply
+from services import logcontext
 from services.errors import BotError, ConfigurationError, RefusedError
 
 if TYPE_CHECKING:
@@ -61,9 +62,23 @@ def describe_error(error: Exception) -> tuple[str, bool]:
     return "", True
 
 
+def enter_log_context(interaction: discord.Interaction) -> None:
+    """Every line logged while handling ``interaction`` names its server, channel and member.
+
+    discord.py runs each interaction's handler in a task of its own, so this reaches exactly
+    the lines of this one (the tree's error handler included).
+    """
+    logcontext.enter(
+        guild_id=interaction.guild_id,
+        channel_id=interaction.channel_id,
+        user_id=interaction.user.id,
+    )
+
+
 class VideoBotTree(app_commands.CommandTree["VideoBot"]):
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         """Serve only the servers on ALLOWED_GUILDS (when set); others are told so, privately."""
+        enter_log_context(interaction)
         if self.client.services.settings.allows_guild(interaction.guild_id):
             return True
         log.info(

@@ -12,6 +12,7 @@ import discord
 from discord.ext import commands
 
 from cogs.alerts import ModeratorAlerts
+from cogs.startup import quiet_voice_warnings, start_line
 from cogs.sync import sync_commands
 from cogs.tree import VideoBotTree
 from cogs.video.custom_ids import SECRET_KEY, CustomIds, new_secret
@@ -107,6 +108,7 @@ class VideoBot(commands.Bot):
         guild_ready_timeout: float = 2.0,
         timings: Timings | None = None,
     ) -> None:
+        quiet_voice_warnings()  # before discord.py's constructor, which would warn
         super().__init__(
             guild_ready_timeout=guild_ready_timeout,
             command_prefix=commands.when_mentioned,
@@ -129,6 +131,7 @@ class VideoBot(commands.Bot):
         self._sync = sync
         self._left: set[int] = set()
         self._warned_no_match = False  # servers left for not being on ALLOWED_GUILDS
+        self._announced = False  # the start-up line, once: READY comes again after a reconnect
         # Told by discord.py's events, for /healthz: up at READY or RESUMED, down at a drop.
         self.gateway_connected = False
         self.add_listener(self._gateway_up, "on_ready")
@@ -152,6 +155,9 @@ class VideoBot(commands.Bot):
             log.info("resumed %d unfinished jobs", len(resumed))
 
     async def on_ready(self) -> None:
+        if not self._announced:
+            self._announced = True
+            log.info(start_line(self, self.services.settings, self.services.segmind.base_url))
         # Servers the bot was in before ALLOWED_GUILDS was set (or changed) are left at start.
         for guild in list(self.guilds):
             await self._leave_unless_allowed(guild)

@@ -28,6 +28,7 @@ import random
 from collections import Counter
 from typing import Any
 
+from services import logcontext
 from services.clip_delivery import ClipDelivery
 from services.clips import ClipFiles
 from services.clock import Clock
@@ -291,7 +292,10 @@ class JobRunner:
             self._generating.add(job.id)
             self._running_members[member] += 1
             self._member_of[job.id] = member
-        self._running[job.id] = asyncio.create_task(self._run(job), name=f"job-{job.id}")
+        # Its own context: every line the job logs, in any module, carries its ids.
+        self._running[job.id] = asyncio.create_task(
+            self._run(job), name=f"job-{job.id}", context=logcontext.job_context(job)
+        )
         self._idle.clear()
 
     def _deliverable(self, job: Job) -> bool:

@@ -1,9 +1,10 @@
 """No token or key in any log line: quiet the loggers that dump payloads, blank what slips past.
 
-Our own code never logs tokens or keys. Two libraries would, at DEBUG: discord.py's
+Our own code never logs tokens, keys or prompts. Libraries would, at DEBUG: discord.py's
 gateway logs every event it receives (an INTERACTION_CREATE carries the interaction's
-token) and aiosqlite logs every statement with its parameters (the jobs table stores
-interaction tokens). ``quiet_payload_loggers`` keeps both at INFO even when the bot runs
+token and the member's prompt), its HTTP client every request body (the progress card
+shows the prompt), and aiosqlite every statement with its parameters (the jobs table
+stores interaction tokens). ``quiet_payload_loggers`` keeps them at INFO even when the bot runs
 at DEBUG. ``RedactSecrets`` is the second line of defence, for whatever else a library
 prints: the configured secrets, tokens in webhook and interaction URLs, any ``token``
 field of a JSON or Python payload, and any interaction token by its shape.
@@ -17,8 +18,10 @@ from collections.abc import Iterable
 
 REDACTED = "[redacted]"
 
-# Loggers whose DEBUG output is whole payloads: gateway events, SQL parameters.
-PAYLOAD_LOGGERS = ("discord.gateway", "aiosqlite")
+# Loggers whose DEBUG output is whole payloads: gateway events, SQL parameters, and every
+# REST request and answer (message bodies hold members' prompts; tokens ride in URLs).
+# Their warnings (rate limits, reconnects) still come through.
+PAYLOAD_LOGGERS = ("discord.gateway", "discord.http", "aiosqlite")
 
 # Interaction and webhook tokens travel in URL paths:
 # /webhooks/<id>/<token> and /interactions/<id>/<token>.

@@ -13,6 +13,7 @@ import logging
 import random
 from collections.abc import Callable
 
+from services import logcontext
 from services.clock import Clock
 from services.errors import (
     BotError,
@@ -177,6 +178,7 @@ class SegmindSteps:
                 detail=f"submit failed unexpectedly: {type(exc).__name__}"
             ) from exc
         self._gates.resume()
+        logcontext.bind(request_id=submission.request_id)  # the job's later lines carry it
         try:
             job = await self._storage.jobs.update(
                 job.id,

@@ -402,13 +402,23 @@ def load_settings(
     return settings
 
 
-def configure_logging(level: str) -> None:
-    """One plain format with timestamps; discord.py's own loggers follow the same level."""
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    # discord.py's gateway and aiosqlite dump payloads at DEBUG (interaction tokens too).
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Plain lines with timestamps, or JSON objects (LOG_FORMAT=json); one level for all.
+
+    discord.py's own loggers follow the same level and format. Each line carries the job,
+    server, channel, member and Segmind request ids where known (services/logcontext.py):
+    JSON writes them as fields; text lines already name the ids they are about.
+    """
+    from services.logcontext import LogContextFilter
+    from services.logformat import JsonFormatter
     from services.logsafety import quiet_payload_loggers
 
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(LogContextFilter())
+    logging.basicConfig(level=getattr(logging, level, logging.INFO), handlers=[handler])
+    # discord.py's gateway and aiosqlite dump payloads at DEBUG (interaction tokens too).
     quiet_payload_loggers()

@@ -19,9 +19,10 @@ import discord
 from cogs import words
 from cogs.permissions import is_moderator
 from cogs.replies import reply
-from cogs.tree import describe_error
+from cogs.tree import describe_error, enter_log_context
 from cogs.video import render
 from cogs.video.custom_ids import CustomIds
+from services import logcontext
 from services.errors import BotError
 from services.models import Job, JobState
 
@@ -116,6 +117,8 @@ class JobButton(
         return job
 
     async def callback(self, interaction: discord.Interaction) -> None:
+        enter_log_context(interaction)
+        logcontext.bind(job_id=self.job_id)
         try:
             if self.action not in self.LABELS:
                 raise BotError("This button is from an older version of the bot.")

@@ -20,6 +20,7 @@ from cogs.discord_errors import ALREADY_ACKNOWLEDGED
 from cogs.replies import reply
 from cogs.video import render
 from cogs.video.buttons import progress_view
+from services import logcontext
 from services.admission import Admitted, BudgetExhausted, SpendCeilingReached
 from services.errors import BotError
 from services.gates import AccountPaused
@@ -125,6 +126,7 @@ class JobStarter:
         job = await self._services.storage.jobs.update(
             job.id, now=self._services.clock.time(), message_id=message_id
         )
+        logcontext.bind(job_id=job.id)  # the rest of this interaction's lines are about it
         log.info(
             "job=%s queued guild=%s user=%s private=%s", job.id, job.guild_id, job.user_id, private
         )

@@ -90,7 +90,10 @@ def test_payload_loggers_stay_at_info_when_the_bot_runs_at_debug() -> None:
         assert not logging.getLogger("aiosqlite").isEnabledFor(logging.DEBUG)
         assert not logging.getLogger("discord.gateway").isEnabledFor(logging.DEBUG)
         assert logging.getLogger("aiosqlite").isEnabledFor(logging.INFO)
-        assert logging.getLogger("discord.http").isEnabledFor(logging.DEBUG)  # redacted instead
+        # Its DEBUG lines are whole message bodies, members' prompts among them.
+        assert not logging.getLogger("discord.http").isEnabledFor(logging.DEBUG)
+        assert logging.getLogger("discord.http").isEnabledFor(logging.WARNING)
+        assert logging.getLogger("discord.client").isEnabledFor(logging.DEBUG)
     finally:
         root.setLevel(saved[0])
         for name, level in saved[1].items():
