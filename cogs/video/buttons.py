@@ -117,9 +117,9 @@ class JobButton(
         return job
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        enter_log_context(interaction)
-        logcontext.bind(job_id=self.job_id)
         try:
+            enter_log_context(interaction)
+            logcontext.bind(job_id=self.job_id)
             if self.action not in self.LABELS:
                 raise BotError("This button is from an older version of the bot.")
             if not _bot(interaction).services.settings.allows_guild(interaction.guild_id):

@@ -25,7 +25,14 @@ async def test_a_button_from_another_version_is_answered_privately() -> None:
     match = JobButton.__discord_ui_compiled_template__.fullmatch("vjob:zap:12")
     assert match is not None
     base = discord.ui.Button(custom_id="vjob:zap:12")
-    interaction: Any = SimpleNamespace(response=Response(), channel=None, id=1)
+    interaction: Any = SimpleNamespace(
+        response=Response(),
+        channel=None,
+        id=1,
+        guild_id=5,
+        channel_id=6,
+        user=SimpleNamespace(id=7),
+    )
 
     # discord.py drops the click unanswered if building the item raises, so it must not.
     item = await JobButton.from_custom_id(interaction, base, match)
