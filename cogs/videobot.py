@@ -157,7 +157,7 @@ class VideoBot(commands.Bot):
     async def on_ready(self) -> None:
         if not self._announced:
             self._announced = True
-            log.info(start_line(self, self.services.settings, self.services.segmind.base_url))
+            log.info(start_line(self, self.services.settings, self.services.segmind.display_url))
         # Servers the bot was in before ALLOWED_GUILDS was set (or changed) are left at start.
         for guild in list(self.guilds):
             await self._leave_unless_allowed(guild)

@@ -237,32 +237,36 @@ async def check_segmind(
         await client.status(probe)
     except SegmindRequestExpired:
         if simulated:
-            return Check.ok(name, f"the simulator at {client.base_url} answers (no key, no cost)")
-        return Check.ok(name, f"accepted by {client.base_url} (checked at no cost)")
+            return Check.ok(
+                name, f"the simulator at {client.display_url} answers (no key, no cost)"
+            )
+        return Check.ok(name, f"accepted by {client.display_url} (checked at no cost)")
     except SegmindAuthError as error:
-        return Check.problem(name, f"refused by {client.base_url} (HTTP {error.status})", KEY_FIX)
+        return Check.problem(
+            name, f"refused by {client.display_url} (HTTP {error.status})", KEY_FIX
+        )
     except SegmindInsufficientCredits:
         return Check.problem(
             name,
-            f"accepted, but the account is out of credits (HTTP 406 from {client.base_url})",
+            f"accepted, but the account is out of credits (HTTP 406 from {client.display_url})",
             "add credits at segmind.com",
         )
     except SegmindUnavailable as error:
         return Check.problem(
             name,
-            f"{client.base_url} could not be reached: {error.detail}",
+            f"{client.display_url} could not be reached: {error.detail}",
             "check the network, and SEGMIND_BASE_URL if you set it",
         )
     except SegmindError as error:
         return Check.problem(
             name,
-            f"cannot tell whether the key is accepted: {client.base_url} answered "
+            f"cannot tell whether the key is accepted: {client.display_url} answered "
             f"HTTP {error.status} to a status request",
             "run the doctor again in a minute; check SEGMIND_BASE_URL if it persists",
         )
     return Check.problem(
         name,
-        f"cannot tell whether the key is accepted: {client.base_url} knew a made-up request id",
+        f"cannot tell whether the key is accepted: {client.display_url} knew a made-up request id",
         "check that SEGMIND_BASE_URL points at Segmind's API",
     )
 
@@ -327,13 +331,21 @@ async def diagnose(
 # --- the checklist ------------------------------------------------------------------------------
 
 
+def _one_line(text: str) -> str:
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
 def render(checks: Sequence[Check]) -> str:
     """One line per check, the fix under each problem, and a last line that sums it up."""
     lines = []
     for check in checks:
-        lines.append(f"{check.outcome.value:<4}  {check.name}: {check.detail}")
+        # Server, role and channel names are anyone's text: no line breaks or escape
+        # sequences that would forge a line of this checklist or clear the screen.
+        lines.append(
+            f"{check.outcome.value:<4}  {_one_line(check.name)}: {_one_line(check.detail)}"
+        )
         if check.fix:
-            lines.append(f"      fix: {check.fix}")
+            lines.append(f"      fix: {_one_line(check.fix)}")
     problems = sum(check.outcome is Outcome.PROBLEM for check in checks)
     warnings = sum(check.outcome is Outcome.WARNING for check in checks)
     if problems:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from services.metrics import Metrics
@@ -65,7 +66,7 @@ class MetricsServer:
         """Bind 127.0.0.1:port; a port in use is a SettingsError naming METRICS_PORT."""
         if self._runner is not None:
             return
-        app = web.Application()
+        app = web.Application(middlewares=[_loopback_host_only])
         app.router.add_get("/metrics", self._serve_metrics)
         app.router.add_get("/healthz", self._serve_health)
         runner = web.AppRunner(app, access_log=None)
@@ -106,6 +107,20 @@ class MetricsServer:
         if problem is None:
             return web.Response(text="ok\n")
         return web.Response(status=503, text=problem + "\n")
+
+
+# Listening on 127.0.0.1 keeps other machines out, but a web page in a local browser can
+# still reach it through DNS rebinding (evil.example resolving to 127.0.0.1): its requests
+# name their own host, so only loopback names are answered.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
+
+
+@web.middleware
+async def _loopback_host_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    host = (request.host or "").rsplit(":", 1)[0].lower()
+    if request.headers.get("Host") is not None and host not in LOOPBACK_HOSTS:
+        return web.Response(status=421, text="only 127.0.0.1 and localhost are served\n")
+    return await handler(request)
 
 
 def _bound_port(runner: web.AppRunner, wanted: int) -> int:

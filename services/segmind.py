@@ -146,13 +146,18 @@ class SegmindClient:
 
     def __repr__(self) -> str:
         key = "<hidden>" if self._api_key else "<none>"
-        return f"SegmindClient(base_url={str(self._base)!r}, model={self._model!r}, api_key={key})"
+        return f"SegmindClient(base_url={self.display_url!r}, model={self._model!r}, api_key={key})"
 
     __str__ = __repr__
 
     @property
     def base_url(self) -> str:
         return str(self._base)
+
+    @property
+    def display_url(self) -> str:
+        """The base URL as logs and the doctor show it: without a proxy's user and password."""
+        return str(self._base.with_user(None))
 
     @property
     def model(self) -> str:

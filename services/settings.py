@@ -128,7 +128,8 @@ def database_path_from_url(url: str) -> Path:
     return Path(text)
 
 
-_USERINFO = re.compile(r"(//)[^/@\s]*@")
+# Up to the last @ before the path: a password may itself hold "/", "@" or spaces.
+_USERINFO = re.compile(r"(//).*@", re.DOTALL)
 
 
 def _shown(text: str) -> str:

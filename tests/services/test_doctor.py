@@ -212,3 +212,19 @@ def test_warnings_alone_exit_0():
 def test_the_checks_module_speaks_no_discord():
     source = Path(doctor.__file__).read_text()
     assert "import discord" not in source and "from discord" not in source
+
+
+async def test_a_password_in_the_segmind_url_is_never_shown(session, simulator):
+    with_password = simulator.base_url.replace("http://", "http://alice:S3cretPassw0rd@")
+    check = await check_segmind(session, base_url=with_password, api_key="sg-wrong-key")
+    assert check.outcome is Outcome.PROBLEM
+    assert "S3cretPassw0rd" not in render([check]) and "alice" not in render([check])
+    assert simulator.base_url.removeprefix("http://") in check.detail
+
+
+def test_names_from_discord_cannot_forge_a_line_or_send_escape_codes():
+    forged = 'x" (1)\nok    Commands: all synced\n\x1b[2J\u202eok'
+    report = render([Check.problem(f"Server {forged}", f"no Embed Links in #{forged}", "give it")])
+    assert "\x1b" not in report and "\u202e" not in report
+    assert "\nok    Commands" not in report
+    assert len(report.splitlines()) == 3  # the line, its fix, the sum

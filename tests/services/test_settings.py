@@ -314,3 +314,16 @@ def test_an_unknown_log_format_is_refused(fmt):
     with pytest.raises(SettingsError) as caught:
         load_settings(dict(GOOD, LOG_FORMAT=fmt))
     assert caught.value.problems == [f"LOG_FORMAT={fmt!r} is invalid: use text or json."]
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["hunter2/x", "hun@ter2", "hun ter2", "plain"],
+    ids=["slash", "at", "space", "plain"],
+)
+def test_a_password_in_an_echoed_url_is_masked_whatever_it_holds(password):
+    with pytest.raises(SettingsError) as caught:
+        load_settings(dict(GOOD, DATABASE_URL=f"postgresql://bot:{password}@db.example/videobot"))
+    [problem] = caught.value.problems
+    assert problem.startswith("DATABASE_URL='postgresql://***@db.example/videobot'")
+    assert password not in problem
