@@ -22,7 +22,11 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from services.gates import AccountGates
 from services.models import JobState
 from services.storage import Storage
-from services.storage.job_totals import jobs_by_state, spend_by_guild
+from services.storage.job_totals import (
+    jobs_by_state,
+    spend_billed_by_guild,
+    spend_reserved_by_guild,
+)
 
 SubmitOutcome = Literal["accepted", "refused", "unknown"]
 SUBMIT_OUTCOMES: tuple[SubmitOutcome, ...] = ("accepted", "refused", "unknown")
@@ -137,8 +141,11 @@ class Metrics:
         storage = self._stored.storage
         if storage is None:
             return
-        self._stored.states = await jobs_by_state(storage.db)
-        self._stored.spend = await spend_by_guild(storage.db)
+        states = await jobs_by_state(storage.db)
+        billed = await spend_billed_by_guild(storage.db)
+        reserved = await spend_reserved_by_guild(storage.db)
+        self._stored.states = states
+        self._stored.update_spend(billed, reserved)
 
     def exposition(self) -> bytes:
         """Everything, in Prometheus' text format (as of the last ``refresh``)."""
@@ -152,30 +159,57 @@ class _StoredState:
         self.storage: Storage | None = None
         self.gates: AccountGates | None = None
         self.states: dict[str, int] = {}
-        self.spend: dict[int, float] = {}
+        self.billed: dict[int, float] = {}
+        self.counted: dict[int, float] = {}
+
+    def update_spend(self, billed: dict[int, float], reserved: dict[int, float]) -> None:
+        """Take a fresh read; a server's series, once shown, stays (a counter never goes back).
+
+        Billed spend only grows in the database, but a float sum read in another order can
+        come out a hair lower: ``max`` keeps that from ever looking like a counter reset.
+        """
+        for guild_id, dollars in billed.items():
+            self.billed[guild_id] = max(dollars, self.billed.get(guild_id, 0.0))
+        guilds = set(self.counted) | set(self.billed) | set(reserved)
+        self.counted = {
+            guild_id: self.billed.get(guild_id, 0.0) + reserved.get(guild_id, 0.0)
+            for guild_id in guilds
+        }
 
     def describe(self) -> Iterable[Metric]:
         return self._families()
 
     def collect(self) -> Iterable[Metric]:
         families = self._families()
-        jobs, spend, paused = families
+        jobs, counted, billed, paused = families
         for state in JobState:
             jobs.add_metric([state.value], self.states.get(state.value, 0))
-        for guild_id, dollars in sorted(self.spend.items()):
-            spend.add_metric([str(guild_id)], dollars)
+        for guild_id, dollars in sorted(self.counted.items()):
+            counted.add_metric([str(guild_id)], dollars)
+        for guild_id, dollars in sorted(self.billed.items()):
+            billed.add_metric([str(guild_id)], dollars)
         if self.gates is not None:
             paused.add_metric(["credits"], 1.0 if self.gates.credits.paused else 0.0)
             paused.add_metric(["key"], 1.0 if self.gates.key.paused else 0.0)
         return families
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, CounterMetricFamily, GaugeMetricFamily]:
+    def _families() -> tuple[
+        GaugeMetricFamily, GaugeMetricFamily, CounterMetricFamily, GaugeMetricFamily
+    ]:
         return (
             GaugeMetricFamily("videobot_jobs", "Stored jobs by state.", labels=["state"]),
+            GaugeMetricFamily(
+                "videobot_spend_counted_usd",
+                "Dollars the budgets count, by server (guild 0: bot.py generate): clips "
+                "Segmind accepted plus ones reserved (queued, being sent, outcome unknown). "
+                "Falls when a reservation is released (cancelled, surely refused).",
+                labels=["guild"],
+            ),
             CounterMetricFamily(
-                "videobot_spend_usd",
-                "Dollars of every counted clip, by server (guild 0: bot.py generate).",
+                "videobot_spend_billed_usd",
+                "Dollars of every clip Segmind accepted, by server (guild 0: bot.py generate); "
+                "never falls, so increase() is what was billed.",
                 labels=["guild"],
             ),
             GaugeMetricFamily(

@@ -89,7 +89,8 @@ async def test_metrics_move_as_a_job_goes_through(
     assert sample(after, "videobot_generation_seconds_count") == 1
     assert sample(after, "videobot_deliveries_total", route="channel", form="file") == 1
     assert sample(after, "videobot_errors_total", service="discord", code="429") == 1
-    assert sample(after, "videobot_spend_usd_total", guild=guild) == pytest.approx(0.36)
+    assert sample(after, "videobot_spend_counted_usd", guild=guild) == pytest.approx(0.36)
+    assert sample(after, "videobot_spend_billed_usd_total", guild=guild) == pytest.approx(0.36)
     assert sample(after, "videobot_account_paused", gate="credits") == 0
     # Never a prompt or a token in a label.
     assert "private words" not in after
