@@ -79,7 +79,9 @@ class Metrics:
         )
         self._generation = Histogram(
             "videobot_generation_seconds",
-            "From Segmind accepting a job to the bot seeing it completed.",
+            "From Segmind accepting a job to the status answer that said completed; only "
+            "jobs this process saw unfinished (one that ended while the bot was down is "
+            "not timed: the downtime is not Segmind's).",
             buckets=_GENERATION_BUCKETS,
             registry=registry,
         )

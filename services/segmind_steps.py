@@ -246,9 +246,19 @@ class SegmindSteps:
         window = min(RESUMED_POLL_WINDOW, self._config.deadline_seconds)
         deadline = self._clock.monotonic() + max(window, remaining)
         current = job
+        # Generation is timed only for a job this process saw unfinished: one that ended
+        # while the bot was down would count the downtime as Segmind's.
+        seen_unfinished = False
 
         async def on_state(state: SegmindState) -> None:
-            nonlocal current
+            nonlocal current, seen_unfinished
+            if state is SegmindState.COMPLETED:
+                if seen_unfinished and job.submitted_at is not None:
+                    # When the answer came, not after the result's fetch.
+                    self._metrics.generated(self._clock.time() - job.submitted_at)
+                return
+            if state in (SegmindState.QUEUED, SegmindState.PROCESSING):
+                seen_unfinished = True
             if state is SegmindState.PROCESSING and current.state is not JobState.PROCESSING:
                 current = await self._storage.jobs.update(
                     job.id,
@@ -277,8 +287,6 @@ class SegmindSteps:
         finally:
             ticker.cancel()
         log.info("job=%s completed at Segmind", job.id)
-        if job.submitted_at is not None:
-            self._metrics.generated(self._clock.time() - job.submitted_at)
         return await self._storage.jobs.update(
             job.id,
             now=self._clock.time(),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -13,10 +15,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.errors import SegmindAuthError, SegmindInsufficientCredits
 from services.gates import AccountGates
+from services.job_listener import JobReporter
 from services.metrics import Metrics
 from services.metrics_server import HealthCheck, MetricsServer
-from services.models import JobState, VideoRequest
+from services.models import JobState, SegmindState, Submission, VideoRequest, VideoResult
+from services.runner_config import RunnerConfig
 from services.segmind import SegmindClient
+from services.segmind_steps import SegmindSteps
 from services.settings import SettingsError
 from services.simulator import SegmindSimulator
 from services.storage import NewJob, Storage
@@ -334,3 +339,104 @@ async def test_a_port_in_use_is_one_settings_problem(storage: Storage) -> None:
     [problem] = raised.value.problems
     assert problem.startswith(f"METRICS_PORT={port}: cannot listen on 127.0.0.1:{port}")
     assert "\n" not in problem
+
+
+# --- what the runner observes --------------------------------------------------------------
+
+
+class StillClock(FakeClock):
+    """Moves only when a test says: the runner's progress ticker waits forever on it."""
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.Event().wait()
+
+
+class ScriptedSegmind:
+    """Tells ``poll_until_done``'s states as Segmind would, the clock moving between them."""
+
+    def __init__(
+        self, clock: FakeClock, states: list[tuple[float, SegmindState]], result_takes: float
+    ) -> None:
+        self._clock = clock
+        self._states = states
+        self._result_takes = result_takes
+
+    async def poll_until_done(
+        self,
+        submission: Submission,
+        *,
+        deadline: float,
+        on_state: Callable[[SegmindState], Awaitable[None]],
+    ) -> VideoResult:
+        for after, state in self._states:
+            self._clock.advance(after)
+            await on_state(state)
+        self._clock.advance(self._result_takes)  # the result's fetch, after COMPLETED
+        return VideoResult("https://example.invalid/clip.mp4", {})
+
+
+async def polled_to_the_end(
+    storage: Storage,
+    clock: FakeClock,
+    segmind: ScriptedSegmind,
+    *,
+    submitted_ago: float,
+) -> Metrics:
+    metrics = Metrics()
+    steps = SegmindSteps(
+        storage,
+        segmind,  # type: ignore[arg-type]
+        RunnerConfig(),
+        clock=clock,
+        gates=AccountGates.create(clock, 600),
+        reporter=JobReporter(),
+        rng=random.Random(1),
+        stop_requested=lambda job_id: False,
+        metrics=metrics,
+    )
+    job_id = await store_job(storage, state=JobState.SUBMITTED, cost=0.36, accepted=True)
+    job = await storage.jobs.update(
+        job_id,
+        now=clock.time(),
+        status_url="https://example.invalid/status",
+        response_url="https://example.invalid/result",
+        submitted_at=clock.time() - submitted_ago,
+    )
+    await steps.poll(job)
+    return metrics
+
+
+async def test_generation_is_timed_when_completed_arrives_not_after_the_result_fetch(
+    storage: Storage,
+) -> None:
+    clock = StillClock()
+    segmind = ScriptedSegmind(
+        clock,
+        [(0, SegmindState.QUEUED), (100, SegmindState.PROCESSING), (100, SegmindState.COMPLETED)],
+        result_takes=500,
+    )
+    metrics = await polled_to_the_end(storage, clock, segmind, submitted_ago=0)
+
+    text = scraped(metrics)
+    assert sample(text, "videobot_generation_seconds_count") == 1
+    assert sample(text, "videobot_generation_seconds_sum") == pytest.approx(200)
+
+
+async def test_a_job_that_ended_while_the_bot_was_down_is_not_timed(storage: Storage) -> None:
+    clock = StillClock()
+    # Submitted, then the bot was down 40 minutes; the first look after the start: done.
+    segmind = ScriptedSegmind(clock, [(0, SegmindState.COMPLETED)], result_takes=1)
+    metrics = await polled_to_the_end(storage, clock, segmind, submitted_ago=2400)
+
+    assert sample(scraped(metrics), "videobot_generation_seconds_count") == 0
+
+
+async def test_a_resumed_job_seen_unfinished_is_timed_from_its_submit(storage: Storage) -> None:
+    clock = StillClock()
+    # Still at work when this process first asked: Segmind really took that long.
+    segmind = ScriptedSegmind(
+        clock, [(0, SegmindState.PROCESSING), (30, SegmindState.COMPLETED)], result_takes=1
+    )
+    metrics = await polled_to_the_end(storage, clock, segmind, submitted_ago=600)
+
+    assert sample(scraped(metrics), "videobot_generation_seconds_sum") == pytest.approx(630)
