@@ -54,14 +54,16 @@ class Metrics:
         registry = self.registry
         self._submits = Counter(
             "videobot_segmind_submits",
-            "Submits answered by Segmind: accepted, surely refused, or outcome unknown "
-            "(sent, answer lost: counted as billed, never resent).",
+            "Submits Segmind answered or surely received: accepted, refused by its answer, or "
+            "outcome unknown (sent, answer lost: counted as billed, never resent). One that "
+            "never connected is counted only in videobot_errors_total.",
             ["outcome"],
             registry=registry,
         )
         self._polls = Counter(
             "videobot_segmind_status_polls",
-            "Status requests sent to Segmind (retries included).",
+            "Status requests Segmind answered, whatever the HTTP status (retries included); "
+            "one that got no answer is counted only in videobot_errors_total.",
             registry=registry,
         )
         self._detection = Histogram(

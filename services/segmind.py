@@ -259,8 +259,8 @@ class SegmindClient:
     async def status(self, submission: Submission) -> SegmindStatus:
         """Ask Segmind once where a job is; FAILED comes back as a status, not an error."""
         url = self._status_url(submission)
-        self._metrics.polled()
         answer = await self._get(url, "status", submission)
+        self._metrics.polled()  # answered; a request that got no answer is an error
         failed = failed_body(answer)
         if failed is not None:
             return SegmindStatus(SegmindState.FAILED, self._failure_text(failed))

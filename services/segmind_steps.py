@@ -206,9 +206,15 @@ class SegmindSteps:
         return job
 
     async def _submit_counted(self, job: Job) -> Submission:
-        """The client's one submit, counted by what Segmind's answer proves."""
+        """The client's one submit, counted by what Segmind's answer proves.
+
+        One that never connected (not a byte sent) is no submit: only
+        ``videobot_errors_total{service="segmind",code="connection"}`` counts it.
+        """
         try:
             submission = await self._segmind.submit(job.request)
+        except SegmindUnavailable:
+            raise
         except (SubmitOutcomeUnknown, SegmindMalformedResponse):
             self._metrics.submitted("unknown")
             raise

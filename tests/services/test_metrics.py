@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.errors import SegmindAuthError, SegmindInsufficientCredits
+from services.errors import SegmindAuthError, SegmindInsufficientCredits, SegmindUnavailable
 from services.gates import AccountGates
 from services.job_listener import JobReporter
 from services.metrics import Metrics
@@ -440,3 +440,57 @@ async def test_a_resumed_job_seen_unfinished_is_timed_from_its_submit(storage: S
     metrics = await polled_to_the_end(storage, clock, segmind, submitted_ago=600)
 
     assert sample(scraped(metrics), "videobot_generation_seconds_sum") == pytest.approx(630)
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_a_submit_that_never_connected_is_no_submit_only_a_connection_error(
+    storage: Storage, segmind_client_factory: SegmindClientFactory
+) -> None:
+    clock = FakeClock()
+    metrics = Metrics()
+    client = segmind_client_factory(f"http://127.0.0.1:{closed_port()}", metrics=metrics)
+    steps = SegmindSteps(
+        storage,
+        client,
+        RunnerConfig(submit_attempts=1),
+        clock=clock,
+        gates=AccountGates.create(clock, 600),
+        reporter=JobReporter(),
+        rng=random.Random(1),
+        stop_requested=lambda job_id: False,
+        metrics=metrics,
+    )
+    job_id = await store_job(storage, state=JobState.QUEUED, cost=0.36)
+    job = await storage.jobs.get(job_id)
+    assert job is not None
+
+    with pytest.raises(SegmindUnavailable):
+        await steps.submit_patiently(job)
+
+    text = scraped(metrics)
+    for outcome in ("accepted", "refused", "unknown"):
+        assert sample(text, "videobot_segmind_submits_total", outcome=outcome) == 0
+    assert sample(text, "videobot_errors_total", service="segmind", code="connection") == 1
+
+
+async def test_a_status_poll_is_counted_once_segmind_answers(
+    simulator: SegmindSimulator, segmind_client_factory: SegmindClientFactory
+) -> None:
+    metrics = Metrics()
+    submission = await segmind_client_factory(simulator.base_url).submit(
+        VideoRequest.create("a fox", seed=3)
+    )
+    unreachable = segmind_client_factory(f"http://127.0.0.1:{closed_port()}", metrics=metrics)
+    with pytest.raises(SegmindUnavailable):
+        await unreachable.status(submission)
+    text = scraped(metrics)
+    assert sample(text, "videobot_segmind_status_polls_total") == 0
+    assert sample(text, "videobot_errors_total", service="segmind", code="connection") == 1
+
+    await segmind_client_factory(simulator.base_url, metrics=metrics).status(submission)
+    assert sample(scraped(metrics), "videobot_segmind_status_polls_total") == 1
