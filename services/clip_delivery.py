@@ -23,6 +23,7 @@ from services.errors import (
     SegmindUnavailable,
 )
 from services.job_listener import ClipLost, DownloadFailed, JobReporter
+from services.metrics import Metrics
 from services.models import Job, JobState, Progress, ProgressPhase
 from services.runner_config import RunnerConfig
 from services.storage import Storage
@@ -44,6 +45,7 @@ class ClipDelivery:
         clock: Clock,
         reporter: JobReporter,
         rng: random.Random,
+        metrics: Metrics,
     ) -> None:
         self._storage = storage
         self._config = config
@@ -52,6 +54,7 @@ class ClipDelivery:
         self._clock = clock
         self._reporter = reporter
         self._rng = rng
+        self._metrics = metrics
         self._delivery_slots = asyncio.Semaphore(config.max_concurrent_deliveries)
 
     async def download(self, job: Job) -> Job:
@@ -94,6 +97,12 @@ class ClipDelivery:
         start. It ends unposted only when the clip file is gone (nothing left to post) or the
         listener raises ``ClipUndeliverable`` (no route can ever reach the member).
         """
+        try:
+            await self._deliver_patiently(job)
+        finally:
+            self._metrics.clip_forgotten(job.id)  # delivered (counted), ended or left for later
+
+    async def _deliver_patiently(self, job: Job) -> None:
         attempt = 0
         while True:
             if not self._clips.exists(job):
@@ -139,6 +148,9 @@ class ClipDelivery:
         async def post_and_record() -> None:
             message_id = await listener.on_clip_ready(job) if listener is not None else None
             await self._mark_delivered(job, message_id)
+            # Counted here, once it is recorded: a retry after a lost answer or a failed
+            # record posts (or finds) the clip again but delivers it only once.
+            self._metrics.clip_delivered(job.id)
 
         post = asyncio.ensure_future(post_and_record())
         try:

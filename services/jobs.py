@@ -70,6 +70,7 @@ class JobRunner:
         self._clock = clock
         self._reporter = JobReporter(listener)
         shared_rng = rng or random.Random()  # one generator for every retry's jitter
+        metrics = metrics or Metrics()
         self._steps = SegmindSteps(
             storage,
             segmind,
@@ -79,7 +80,7 @@ class JobRunner:
             reporter=self._reporter,
             rng=shared_rng,
             stop_requested=self._stop_requested,
-            metrics=metrics or Metrics(),
+            metrics=metrics,
         )
         self._delivery = ClipDelivery(
             storage,
@@ -89,6 +90,7 @@ class JobRunner:
             clock=clock,
             reporter=self._reporter,
             rng=shared_rng,
+            metrics=metrics,
         )
         self._notices = FailureNotices(
             storage, config, clock=clock, reporter=self._reporter, rng=shared_rng

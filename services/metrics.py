@@ -31,12 +31,20 @@ from services.storage.job_totals import (
 SubmitOutcome = Literal["accepted", "refused", "unknown"]
 SUBMIT_OUTCOMES: tuple[SubmitOutcome, ...] = ("accepted", "refused", "unknown")
 # How a clip reached the member: the interaction's followup, an edit of its private progress
-# message, a channel post, a direct message, or a channel notice with a "show me" button.
-DeliveryRoute = Literal["followup", "edit", "channel", "dm", "notice"]
-DELIVERY_ROUTES: tuple[DeliveryRoute, ...] = ("followup", "edit", "channel", "dm", "notice")
-# What was posted: the file itself, Segmind's expiring link (too large to attach), or, for a
-# notice, a button only.
-DeliveryForm = Literal["file", "link", "button"]
+# message, a channel post, a direct message, a channel notice with a "show me" button, or
+# found: posted by an earlier try whose answer was lost (or by the process before a restart).
+DeliveryRoute = Literal["followup", "edit", "channel", "dm", "notice", "found"]
+DELIVERY_ROUTES: tuple[DeliveryRoute, ...] = (
+    "followup",
+    "edit",
+    "channel",
+    "dm",
+    "notice",
+    "found",
+)
+# What was posted: the file itself, Segmind's expiring link (too large to attach), for a
+# notice a button only; unknown for a post found rather than made.
+DeliveryForm = Literal["file", "link", "button", "unknown"]
 Service = Literal["segmind", "discord"]
 Gate = Literal["credits", "key"]
 
@@ -89,8 +97,9 @@ class Metrics:
         )
         self._deliveries = Counter(
             "videobot_deliveries",
-            "Clips posted, by route (followup, edit, channel, dm, notice) and form "
-            "(file, link, button).",
+            "Clips recorded delivered, once each, by how the last post reached the member: "
+            "route (followup, edit, channel, dm, notice, or found: an earlier try's post "
+            "whose answer was lost) and form (file, link, button, unknown).",
             ["route", "form"],
             registry=registry,
         )
@@ -102,9 +111,11 @@ class Metrics:
         )
         for outcome in SUBMIT_OUTCOMES:
             self._submits.labels(outcome=outcome)
+        first_forms: dict[DeliveryRoute, DeliveryForm] = {"notice": "button", "found": "unknown"}
         for route in DELIVERY_ROUTES:
-            form: DeliveryForm = "button" if route == "notice" else "file"
-            self._deliveries.labels(route=route, form=form)
+            self._deliveries.labels(route=route, form=first_forms.get(route, "file"))
+        # How each clip on its way was last posted, until it is recorded delivered.
+        self._posts: dict[int, tuple[DeliveryRoute, DeliveryForm]] = {}
         self._stored = _StoredState()
         registry.register(self._stored)
 
@@ -126,8 +137,27 @@ class Metrics:
     def generated(self, seconds: float) -> None:
         self._generation.observe(max(0.0, seconds))
 
-    def delivered(self, route: DeliveryRoute, form: DeliveryForm) -> None:
-        self._deliveries.labels(route=route, form=form).inc()
+    def clip_posted(self, job_id: int, route: DeliveryRoute, form: DeliveryForm) -> None:
+        """Discord took the clip's post; it counts once the job is recorded delivered."""
+        self._posts[job_id] = (route, form)
+
+    def clip_found(self, job_id: int) -> None:
+        """An earlier try's post was found: its route if this process made it, else found."""
+        self._posts.setdefault(job_id, ("found", "unknown"))
+
+    def clip_delivered(self, job_id: int) -> None:
+        """The job is recorded DELIVERED: count its clip once, as it was last posted.
+
+        A listener that tells no route (``bot.py generate``) delivers nothing countable.
+        """
+        post = self._posts.pop(job_id, None)
+        if post is not None:
+            route, form = post
+            self._deliveries.labels(route=route, form=form).inc()
+
+    def clip_forgotten(self, job_id: int) -> None:
+        """The clip's delivery is over for this process (delivered, ended or left for later)."""
+        self._posts.pop(job_id, None)
 
     def error(self, service: Service, code: int | str) -> None:
         """``code``: an HTTP status, or a word from a fixed set (``timeout``, ``connection``)."""

@@ -217,6 +217,7 @@ class JobMessenger:
             found = await self._earlier_posts.find(job)  # a 5xx raises: look again later
             if found is not None:
                 log.info("job=%s clip was already posted (message=%s)", job.id, found)
+                self._bot.services.metrics.clip_found(job.id)
                 return found
         # Marked anew before each attempt: the next look need only reach back to this one.
         now = self._bot.services.clock.time()
@@ -305,7 +306,7 @@ class JobMessenger:
             raise NoRoute(
                 detail=f"no token, DM or channel reaches the member for job {job.id}: {error.code}"
             ) from error
-        self._bot.services.metrics.delivered("notice", "button")
+        self._bot.services.metrics.clip_posted(job.id, "notice", "button")
         return message.id
 
     async def _replace_progress(self, job: Job, result: ResultMessage) -> int:
@@ -409,7 +410,7 @@ class JobMessenger:
         if path is not None:
             try:
                 message = await send(result.content, file=_file(job, path), **options)
-                metrics.delivered(route, "file")
+                metrics.clip_posted(job.id, route, "file")
                 return message.id if message else 0
             except discord.HTTPException as error:
                 if not upload_refused(error):
@@ -426,7 +427,7 @@ class JobMessenger:
                 detail="the clip does not fit and there is no link to it",
             )
         message = await send(result.link_content, **options)
-        metrics.delivered(route, "link")
+        metrics.clip_posted(job.id, route, "link")
         return message.id if message else 0
 
     # --- failure --------------------------------------------------------------------

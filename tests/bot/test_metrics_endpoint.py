@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cogs.videobot import VideoBot
 from services.app import Services, open_services
+from services.models import JobState
 from tests.bot.conftest import fast_settings
 from tests.bot.helpers import TIMEOUT, video, wait_for_clip, wait_idle
 from tests.fakediscord import FakeDiscord, Fault
@@ -95,6 +96,58 @@ async def test_metrics_move_as_a_job_goes_through(
     # Never a prompt or a token in a label.
     assert "private words" not in after
     assert fake_discord.world.token not in after
+
+
+def deliveries(text: str) -> dict[tuple[str, str], float]:
+    """Every delivery counted, by (route, form), zeros left out."""
+    return {
+        (found.labels["route"], found.labels["form"]): found.value
+        for family in text_string_to_metric_families(text)
+        for found in family.samples
+        if found.name == "videobot_deliveries_total" and found.value
+    }
+
+
+async def test_a_clip_found_after_its_answer_was_lost_is_delivered_once(
+    bot: VideoBot, fake_discord: FakeDiscord, services: Services
+) -> None:
+    alice = fake_discord.world.member_named("alice")
+    channel = fake_discord.world.guild.channels[0]
+    # Discord stores the clip, then answers 503: the bot's retry finds its own post.
+    uploads = f"POST /channels/{channel.id}/messages"
+    fake_discord.inject(Fault.server_error(uploads, status=503, after_apply=True))
+    await video(fake_discord, alice, {"prompt": PROMPT})
+    await wait_for_clip(fake_discord, channel.id)
+    await wait_idle(services.runner)
+
+    _, text = await scrape(bot, "/metrics")
+    assert deliveries(text) == {("found", "unknown"): 1}
+
+
+async def test_a_private_clip_posted_again_after_its_record_failed_counts_once(
+    bot: VideoBot, fake_discord: FakeDiscord, services: Services, monkeypatch
+) -> None:
+    jobs = services.storage.jobs
+    record_as_stored = jobs.update
+    failed: list[int] = []
+
+    async def fail_the_first_delivered_record(job_id, **fields):
+        if fields.get("state") is JobState.DELIVERED and not failed:
+            failed.append(job_id)
+            raise OSError("disk full")
+        return await record_as_stored(job_id, **fields)
+
+    monkeypatch.setattr(jobs, "update", fail_the_first_delivered_record)
+    alice = fake_discord.world.member_named("alice")
+    record = await video(fake_discord, alice, {"prompt": PROMPT, "private": True})
+    await wait_for_clip(fake_discord, record.channel_id, viewer=alice)
+    await wait_idle(services.runner)
+
+    job = await jobs.get(failed[0])
+    assert job is not None and job.state is JobState.DELIVERED
+    _, text = await scrape(bot, "/metrics")
+    # The progress message was edited into the clip twice; it was delivered once.
+    assert deliveries(text) == {("edit", "file"): 1}
 
 
 async def test_health_is_503_while_the_gateway_is_down_and_200_once_back(

@@ -122,7 +122,8 @@ def test_every_event_moves_its_own_series() -> None:
     metrics.detected(2.5)
     metrics.queue_waited(12.0)
     metrics.generated(200.0)
-    metrics.delivered("channel", "link")
+    metrics.clip_posted(1, "channel", "link")
+    metrics.clip_delivered(1)
     metrics.error("segmind", 503)
     metrics.error("discord", "timeout")
 
