@@ -83,7 +83,9 @@ class Metrics:
         )
         self._queue_wait = Histogram(
             "videobot_queue_wait_seconds",
-            "From a request's admission to its first submit: the wait for a free slot.",
+            "From a request's admission to its first submit's send in this process: the "
+            "wait for a free slot (a job resumed after a restart counts again, downtime "
+            "included).",
             buckets=_QUEUE_BUCKETS,
             registry=registry,
         )

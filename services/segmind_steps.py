@@ -75,12 +75,11 @@ class SegmindSteps:
         shield (the client sends once), so a cancel during it bills nothing and a crash or
         shutdown simply leaves the job queued.
         """
-        # Leaving the queue now; a wait after a refused submit below is Segmind's, not ours.
-        self._metrics.queue_waited(self._clock.time() - job.created_at)
         attempts = self._config.submit_attempts
         for attempt in range(1, attempts + 1):
             try:
-                return await self._submit(job)
+                # The queue's wait ends at the first send; a wait after a refusal is Segmind's.
+                return await self._submit(job, first=attempt == 1)
             except (SegmindRateLimited, SegmindUnavailable) as err:
                 if attempt == attempts:
                     raise
@@ -102,7 +101,7 @@ class SegmindSteps:
                 await self._clock.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _submit(self, job: Job) -> Job:
+    async def _submit(self, job: Job, *, first: bool) -> Job:
         """Mark the job as being sent, then send it once; a cancel until the send costs nothing.
 
         Only the request itself is shielded: a Cancel or a shutdown while the mark is written
@@ -124,6 +123,10 @@ class SegmindSteps:
             # outcome unknown, and a Cancel ends a job that never counted.
             await asyncio.shield(self._back_in_line(job))
             raise
+        if first:
+            # Timed right before the request leaves: a job called off at the last moment
+            # never left the queue. Once per job in this process (a restart starts again).
+            self._metrics.queue_waited(self._clock.time() - job.created_at)
         return await self._send_shielded(job)
 
     async def _back_in_line(self, job: Job) -> None:

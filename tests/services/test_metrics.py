@@ -18,7 +18,7 @@ from services.gates import AccountGates
 from services.job_listener import JobReporter
 from services.metrics import Metrics
 from services.metrics_server import HealthCheck, MetricsServer
-from services.models import JobState, SegmindState, Submission, VideoRequest, VideoResult
+from services.models import Job, JobState, SegmindState, Submission, VideoRequest, VideoResult
 from services.runner_config import RunnerConfig
 from services.segmind import SegmindClient
 from services.segmind_steps import SegmindSteps
@@ -384,17 +384,7 @@ async def polled_to_the_end(
     submitted_ago: float,
 ) -> Metrics:
     metrics = Metrics()
-    steps = SegmindSteps(
-        storage,
-        segmind,  # type: ignore[arg-type]
-        RunnerConfig(),
-        clock=clock,
-        gates=AccountGates.create(clock, 600),
-        reporter=JobReporter(),
-        rng=random.Random(1),
-        stop_requested=lambda job_id: False,
-        metrics=metrics,
-    )
+    steps = steps_for(storage, segmind, clock, metrics)
     job_id = await store_job(storage, state=JobState.SUBMITTED, cost=0.36, accepted=True)
     job = await storage.jobs.update(
         job_id,
@@ -455,17 +445,7 @@ async def test_a_submit_that_never_connected_is_no_submit_only_a_connection_erro
     clock = FakeClock()
     metrics = Metrics()
     client = segmind_client_factory(f"http://127.0.0.1:{closed_port()}", metrics=metrics)
-    steps = SegmindSteps(
-        storage,
-        client,
-        RunnerConfig(submit_attempts=1),
-        clock=clock,
-        gates=AccountGates.create(clock, 600),
-        reporter=JobReporter(),
-        rng=random.Random(1),
-        stop_requested=lambda job_id: False,
-        metrics=metrics,
-    )
+    steps = steps_for(storage, client, clock, metrics, config=RunnerConfig(submit_attempts=1))
     job_id = await store_job(storage, state=JobState.QUEUED, cost=0.36)
     job = await storage.jobs.get(job_id)
     assert job is not None
@@ -495,3 +475,69 @@ async def test_a_status_poll_is_counted_once_segmind_answers(
 
     await segmind_client_factory(simulator.base_url, metrics=metrics).status(submission)
     assert sample(scraped(metrics), "videobot_segmind_status_polls_total") == 1
+
+
+def steps_for(
+    storage: Storage,
+    segmind: object,
+    clock: FakeClock,
+    metrics: Metrics,
+    *,
+    stop_requested: bool = False,
+    config: RunnerConfig | None = None,
+) -> SegmindSteps:
+    return SegmindSteps(
+        storage,
+        segmind,  # type: ignore[arg-type]
+        config or RunnerConfig(),
+        clock=clock,
+        gates=AccountGates.create(clock, 600),
+        reporter=JobReporter(),
+        rng=random.Random(1),
+        stop_requested=lambda job_id: stop_requested,
+        metrics=metrics,
+    )
+
+
+async def queued_job(storage: Storage, *, created_at: float) -> Job:
+    job_id = await store_job(storage, state=JobState.QUEUED, cost=0.36)
+    await storage.db.execute("UPDATE jobs SET created_at = ? WHERE id = ?", (created_at, job_id))
+    job = await storage.jobs.get(job_id)
+    assert job is not None
+    return job
+
+
+async def test_a_job_called_off_at_the_last_moment_never_left_the_queue(
+    storage: Storage, simulator: SegmindSimulator, segmind_client_factory: SegmindClientFactory
+) -> None:
+    clock = FakeClock()
+    metrics = Metrics()
+    client = segmind_client_factory(simulator.base_url, metrics=metrics)
+    steps = steps_for(storage, client, clock, metrics, stop_requested=True)
+    job = await queued_job(storage, created_at=clock.time() - 30)
+
+    with pytest.raises(asyncio.CancelledError):
+        await steps.submit_patiently(job)
+
+    assert simulator.submit_attempts == 0
+    assert sample(scraped(metrics), "videobot_queue_wait_seconds_count") == 0
+
+
+async def test_queue_wait_is_observed_once_up_to_the_first_send(
+    storage: Storage, simulator: SegmindSimulator, segmind_client_factory: SegmindClientFactory
+) -> None:
+    simulator.inject("submit", status=429, body={"error": "Too many requests"}, times=2)
+    clock = FakeClock()
+    metrics = Metrics()
+    client = segmind_client_factory(simulator.base_url, metrics=metrics)
+    steps = steps_for(storage, client, clock, metrics)
+    job = await queued_job(storage, created_at=clock.time() - 30)
+
+    await steps.submit_patiently(job)
+
+    assert simulator.submit_attempts == 3
+    text = scraped(metrics)
+    assert sample(text, "videobot_queue_wait_seconds_count") == 1
+    assert sample(text, "videobot_queue_wait_seconds_sum") == pytest.approx(30)
+    assert sample(text, "videobot_segmind_submits_total", outcome="refused") == 2
+    assert sample(text, "videobot_segmind_submits_total", outcome="accepted") == 1
