@@ -58,17 +58,17 @@ async def leave_unless_allowed(settings: Settings, guild: discord.Guild) -> bool
 
 
 def discord_error_trace(metrics: Metrics) -> aiohttp.TraceConfig:
-    """Counts Discord's error answers (429s included) and requests that got none, by status.
+    """Counts every Discord answer >= 400 (429s apart too) and requests that got none.
 
-    discord.py sends every REST call, webhooks included, through the session this traces;
-    only the status is kept, never the URL (it holds ids and interaction tokens).
+    Expected answers included: discord.py's own 429 waits, 404s the bot handles. discord.py
+    sends every REST call, webhooks included, through the session this traces; only the
+    status is kept, never the URL (it holds ids and interaction tokens).
     """
 
     async def answered(
         session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestEndParams
     ) -> None:
-        if params.response.status >= 400:
-            metrics.error("discord", params.response.status)
+        metrics.discord_answered(params.response.status)
 
     async def unanswered(
         session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestExceptionParams

@@ -107,8 +107,17 @@ class Metrics:
         )
         self._errors = Counter(
             "videobot_errors",
-            "Failed requests to Segmind and Discord, by HTTP status, or timeout/connection.",
+            "Segmind: every answer >= 400, and requests that got none (timeout, connection). "
+            "Discord: every HTTP answer >= 400, including ones the bot expects and handles "
+            "(429s discord.py waits out, 404s for dismissed or expired messages and "
+            "earlier-post lookups), and requests that got none.",
             ["service", "code"],
+            registry=registry,
+        )
+        self._discord_rate_limited = Counter(
+            "videobot_discord_rate_limited",
+            "Discord 429 answers (discord.py waits each out and sends again); also in "
+            'videobot_errors_total{service="discord",code="429"}.',
             registry=registry,
         )
         for outcome in SUBMIT_OUTCOMES:
@@ -164,6 +173,13 @@ class Metrics:
     def error(self, service: Service, code: int | str) -> None:
         """``code``: an HTTP status, or a word from a fixed set (``timeout``, ``connection``)."""
         self._errors.labels(service=service, code=str(code)).inc()
+
+    def discord_answered(self, status: int) -> None:
+        """Discord answered a request with HTTP ``status``; counts what went wrong."""
+        if status == 429:
+            self._discord_rate_limited.inc()
+        if status >= 400:
+            self.error("discord", status)
 
     # --- what stands -----------------------------------------------------------------
 

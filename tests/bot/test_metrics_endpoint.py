@@ -70,6 +70,7 @@ async def test_metrics_move_as_a_job_goes_through(
     assert sample(before, "videobot_segmind_submits_total", outcome="accepted") == 0
     assert sample(before, "videobot_deliveries_total", route="channel", form="file") == 0
     assert sample(before, "videobot_errors_total", service="discord", code="429") is None
+    assert sample(before, "videobot_discord_rate_limited_total") == 0
 
     # Discord makes the clip's post wait once: discord.py waits it out, the metric sees it.
     fake_discord.inject(Fault.rate_limited("POST /channels/*/messages", retry_after=0.05))
@@ -90,6 +91,7 @@ async def test_metrics_move_as_a_job_goes_through(
     assert sample(after, "videobot_generation_seconds_count") == 1
     assert sample(after, "videobot_deliveries_total", route="channel", form="file") == 1
     assert sample(after, "videobot_errors_total", service="discord", code="429") == 1
+    assert sample(after, "videobot_discord_rate_limited_total") == 1
     assert sample(after, "videobot_spend_counted_usd", guild=guild) == pytest.approx(0.36)
     assert sample(after, "videobot_spend_billed_usd_total", guild=guild) == pytest.approx(0.36)
     assert sample(after, "videobot_account_paused", gate="credits") == 0
