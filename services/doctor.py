@@ -22,15 +22,8 @@ from pathlib import Path
 
 import aiohttp
 
-from services.errors import (
-    SegmindAuthError,
-    SegmindError,
-    SegmindInsufficientCredits,
-    SegmindRequestExpired,
-    SegmindUnavailable,
-)
-from services.models import Submission
-from services.segmind import RetryPolicy, SegmindClient
+from services.http_text import MAX_ERROR_BODY, parse_json, read_capped
+from services.segmind import API_KEY_HEADER, RetryPolicy, SegmindClient
 from services.settings import Settings, SettingsError, load_settings
 from services.simulator import SegmindSimulator, SimulatorConfig
 from services.storage.database import migrations
@@ -40,6 +33,7 @@ PROBE_POLICY = RetryPolicy(request_timeout=15.0, connect_timeout=10.0)
 BUSY_TIMEOUT_SECONDS = 5.0  # how long to wait for a running bot's write to finish
 EXIT_PROBLEMS = 1
 _SETTING_NAME = re.compile(r"^([A-Z][A-Z0-9_]+)\b")
+CORRUPT_FIX = "restore a backup, or move the file away (the bot then starts a new one)"
 KEY_FIX = "copy the key again from segmind.com (API keys) into SEGMIND_API_KEY"
 
 
@@ -91,12 +85,14 @@ class SettingsReading:
     broken: frozenset[str]
 
 
-def read_settings(env: Mapping[str, str], *, simulate: bool | None) -> SettingsReading:
+def read_settings(
+    env: Mapping[str, str], *, simulate: bool | None, env_file_found: bool = True
+) -> SettingsReading:
     try:
         settings = load_settings(env, simulate=simulate)
     except SettingsError as error:
         checks = [
-            Check.problem("Settings", problem, "change it in .env or the environment")
+            Check.problem("Settings", problem, _settings_fix(problem, env_file_found))
             for problem in error.problems
         ]
         broken = frozenset(
@@ -105,6 +101,15 @@ def read_settings(env: Mapping[str, str], *, simulate: bool | None) -> SettingsR
         return SettingsReading(checks, _valid_part(env, simulate, broken), broken)
     mode = "simulating Segmind" if settings.simulate else "using Segmind"
     return SettingsReading([Check.ok("Settings", f"all valid ({mode})")], settings, frozenset())
+
+
+def _settings_fix(problem: str, env_file_found: bool) -> str:
+    match = _SETTING_NAME.match(problem)
+    if match is None or not problem.startswith(f"{match.group(1)} is missing"):
+        return "change it in .env or the environment"
+    fix = f"add {match.group(1)}=… to .env"
+    # Without a .env the operator may not know where settings live: point at the template.
+    return fix if env_file_found else f"{fix} (copy .env.example to .env first)"
 
 
 def _valid_part(
@@ -145,31 +150,8 @@ def _inspect_database(path: Path) -> Check:
     known = len(migrations())
     try:
         version = _probe_database(path)
-    except sqlite3.OperationalError as error:
-        text = str(error)
-        if "locked" in text or "busy" in text:
-            return Check.warning(
-                name,
-                f"{path} stayed busy for {BUSY_TIMEOUT_SECONDS:g} s, so writing was not tried",
-                "run the doctor again; a running bot holds the database only for moments",
-            )
-        if "readonly" in text:
-            return Check.problem(
-                name,
-                f"{path} opens but cannot be written ({text})",
-                f"let the bot's user write {path} and its folder {path.parent}",
-            )
-        return Check.problem(
-            name,
-            f"{path} cannot be opened: {text}",
-            "check the file's permissions, or point DATABASE_URL elsewhere",
-        )
-    except sqlite3.DatabaseError as error:
-        return Check.problem(
-            name,
-            f"{path} is not a SQLite database ({error})",
-            "point DATABASE_URL at the bot's database, or move this file away",
-        )
+    except sqlite3.DatabaseError as error:  # OperationalError too, and CorruptDatabase
+        return _unreadable(path, error)
     if not os.access(path.parent, os.W_OK | os.X_OK):
         return Check.problem(
             name,
@@ -191,17 +173,57 @@ def _inspect_database(path: Path) -> Check:
     return Check.ok(name, f"{path} opens, schema current (version {version}), writable")
 
 
+def _unreadable(path: Path, error: sqlite3.DatabaseError) -> Check:
+    name, text = "Database", str(error)
+    if "locked" in text or "busy" in text:
+        return Check.warning(
+            name,
+            f"{path} stayed busy for {BUSY_TIMEOUT_SECONDS:g} s, so writing was not tried",
+            "run the doctor again; a running bot holds the database only for moments",
+        )
+    if "readonly" in text:
+        return Check.problem(
+            name,
+            f"{path} opens but cannot be written ({text})",
+            f"let the bot's user write {path} and its folder {path.parent}",
+        )
+    if isinstance(error, sqlite3.OperationalError):
+        return Check.problem(
+            name,
+            f"{path} cannot be opened: {text}",
+            "check the file's permissions, or point DATABASE_URL elsewhere",
+        )
+    if "not a database" in text:
+        return Check.problem(
+            name,
+            f"{path} is not a SQLite database ({error})",
+            "point DATABASE_URL at the bot's database, or move this file away",
+        )
+    # Damaged pages behind a sound header ("database disk image is malformed").
+    return Check.problem(name, f"{path} is corrupt ({error})", CORRUPT_FIX)
+
+
+class CorruptDatabase(sqlite3.DatabaseError):
+    """SQLite's quick_check found damage that opening the file did not show."""
+
+
 def _probe_database(path: Path) -> int:
     """The schema version, after a write rolled back: proves the file takes writes.
 
     ``mode=rw`` never creates a file; setting user_version to itself is the smallest write
     and the rollback undoes it. A running bot's own write makes this wait a moment, no more.
+    The header alone can look fine over damaged pages: parsing the schema and SQLite's
+    quick_check (read-only) find those before the bot trips over them mid-job.
     """
     uri = f"{path.resolve().as_uri()}?mode=rw"
     conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
     try:
         row = conn.execute("PRAGMA user_version").fetchone()
         version = int(row[0]) if row else 0
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        verdict = conn.execute("PRAGMA quick_check(1)").fetchone()
+        if verdict is None or verdict[0] != "ok":
+            raise CorruptDatabase(verdict[0] if verdict else "quick_check gave no answer")
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(f"PRAGMA user_version = {version}")
@@ -210,6 +232,25 @@ def _probe_database(path: Path) -> int:
         return version
     finally:
         conn.close()
+
+
+def sync_recorded(path: Path, key: str) -> bool:
+    """Whether the bot recorded a command sync under ``key`` (cogs.sync's meta entry).
+
+    Read-only and never creating the file; anything unreadable counts as not recorded,
+    since the database check reports that on its own line.
+    """
+    if not path.is_file():
+        return False
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return row is not None
 
 
 def _nearest_existing(folder: Path) -> Path:
@@ -225,50 +266,72 @@ def _nearest_existing(folder: Path) -> Path:
 async def check_segmind(
     session: aiohttp.ClientSession, *, base_url: str, api_key: str, simulated: bool = False
 ) -> Check:
-    """Ask for the status of a request id nobody made: 404 means the key was accepted.
+    """Ask for the status of a request id nobody made: Segmind's JSON 404 means the key passed.
 
     Segmind checks the key before it looks the id up (401/403 for a bad key), and a status
-    request starts nothing, so this costs nothing.
+    request starts nothing, so this costs nothing. Only a JSON 404 counts: a wrong
+    SEGMIND_BASE_URL answers 404 too, with a web server's HTML page.
     """
     name = "Segmind key"
     client = SegmindClient(session, api_key=api_key, base_url=base_url, policy=PROBE_POLICY)
-    probe = Submission(f"doctor-{uuid.uuid4().hex}", status_url="", response_url="")
+    shown = client.display_url
+    url = f"{client.base_url}/v2/requests/doctor-{uuid.uuid4().hex}/status"
+    headers = {API_KEY_HEADER: api_key} if api_key else {}
+    timeout = aiohttp.ClientTimeout(
+        total=PROBE_POLICY.request_timeout, connect=PROBE_POLICY.connect_timeout
+    )
     try:
-        await client.status(probe)
-    except SegmindRequestExpired:
-        if simulated:
-            return Check.ok(
-                name, f"the simulator at {client.display_url} answers (no key, no cost)"
-            )
-        return Check.ok(name, f"accepted by {client.display_url} (checked at no cost)")
-    except SegmindAuthError as error:
-        return Check.problem(
-            name, f"refused by {client.display_url} (HTTP {error.status})", KEY_FIX
-        )
-    except SegmindInsufficientCredits:
+        async with session.get(
+            url, headers=headers, allow_redirects=False, timeout=timeout
+        ) as resp:
+            status = resp.status
+            body = await read_capped(resp, MAX_ERROR_BODY)
+    except (aiohttp.ClientError, OSError, TimeoutError) as error:
         return Check.problem(
             name,
-            f"accepted, but the account is out of credits (HTTP 406 from {client.display_url})",
-            "add credits at segmind.com",
-        )
-    except SegmindUnavailable as error:
-        return Check.problem(
-            name,
-            f"{client.display_url} could not be reached: {error.detail}",
+            f"{shown} could not be reached: {describe_error(error)}",
             "check the network, and SEGMIND_BASE_URL if you set it",
         )
-    except SegmindError as error:
+    except ValueError:  # aiohttp refuses a header value with a control character in it
+        return Check.problem(
+            name, "SEGMIND_API_KEY contains an invisible character: paste it again", KEY_FIX
+        )
+    if status == 404 and isinstance(parse_json(body), dict):
+        if simulated:
+            return Check.ok(name, f"the simulator at {shown} answers (no key, no cost)")
+        return Check.ok(name, f"accepted by {shown} (checked at no cost)")
+    if status in (401, 403):
+        return Check.problem(name, f"refused by {shown} (HTTP {status})", KEY_FIX)
+    if status == 406:
         return Check.problem(
             name,
-            f"cannot tell whether the key is accepted: {client.display_url} answered "
-            f"HTTP {error.status} to a status request",
-            "run the doctor again in a minute; check SEGMIND_BASE_URL if it persists",
+            f"accepted, but the account is out of credits (HTTP 406 from {shown})",
+            "add credits at segmind.com",
+        )
+    if status == 404:
+        return Check.problem(
+            name,
+            f"cannot tell whether the key is accepted: {shown} answered a 404 that is not "
+            "Segmind's (no JSON body)",
+            f"check SEGMIND_BASE_URL: it should be Segmind's API root, {Settings.segmind_base_url}",
+        )
+    if 200 <= status < 300:
+        return Check.problem(
+            name,
+            f"cannot tell whether the key is accepted: {shown} knew a made-up request id",
+            "check that SEGMIND_BASE_URL points at Segmind's API",
         )
     return Check.problem(
         name,
-        f"cannot tell whether the key is accepted: {client.display_url} knew a made-up request id",
-        "check that SEGMIND_BASE_URL points at Segmind's API",
+        f"cannot tell whether the key is accepted: {shown} answered HTTP {status} "
+        "to a status request",
+        "run the doctor again in a minute; check SEGMIND_BASE_URL if it persists",
     )
+
+
+def describe_error(error: BaseException) -> str:
+    """An exception as words; some (a bare TimeoutError) have none, so say their kind."""
+    return str(error) or type(error).__name__
 
 
 @contextlib.asynccontextmanager
@@ -294,10 +357,14 @@ async def segmind_target(settings: Settings) -> AsyncIterator[tuple[str, str]]:
 
 
 async def diagnose(
-    env: Mapping[str, str], *, simulate: bool | None, discord_checks: DiscordChecks
+    env: Mapping[str, str],
+    *,
+    simulate: bool | None,
+    discord_checks: DiscordChecks,
+    env_file_found: bool = True,
 ) -> list[Check]:
     """Every check in the checklist's order: settings, database, Discord, Segmind."""
-    reading = read_settings(env, simulate=simulate)
+    reading = read_settings(env, simulate=simulate, env_file_found=env_file_found)
     checks = list(reading.checks)
     settings = reading.settings
     if settings is None:
@@ -312,7 +379,12 @@ async def diagnose(
     if "DISCORD_TOKEN" in broken:
         checks.append(Check.warning("Discord", "not checked: DISCORD_TOKEN is missing"))
     else:
-        checks.extend(await discord_checks(settings))
+        found = await discord_checks(settings)
+        if "DISCORD_GUILD_ID" in broken:
+            # Without it the commands were read globally, not where the bot would sync them.
+            skipped = Check.warning("Commands", "not checked: fix DISCORD_GUILD_ID first")
+            found = [skipped if check.name == "Commands" else check for check in found]
+        checks.extend(found)
 
     segmind_broken = broken & {"SEGMIND_API_KEY", "SEGMIND_BASE_URL"}
     if segmind_broken:

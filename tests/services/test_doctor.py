@@ -81,6 +81,30 @@ async def test_a_file_that_is_not_a_database_is_a_problem(tmp_path):
     assert "is not a SQLite database" in check.detail
 
 
+async def test_damaged_pages_behind_a_sound_header_are_reported_corrupt(tmp_path):
+    path = tmp_path / "bot.db"
+    storage = await Storage.open(path)
+    await storage.close()
+    with path.open("r+b") as file:  # keep the 100-byte header and page 1, wreck the rest
+        file.seek(4096)
+        file.write(b"\xa5" * (path.stat().st_size - 4096))
+    check = await check_database(path)
+    assert check.outcome is Outcome.PROBLEM
+    assert "is corrupt" in check.detail
+    assert check.fix == doctor.CORRUPT_FIX
+
+
+async def test_a_sync_is_recorded_only_under_its_meta_key_and_nothing_is_created(tmp_path):
+    path = tmp_path / "bot.db"
+    assert not doctor.sync_recorded(path, "command_schema:1:global")
+    assert not path.exists()
+    storage = await Storage.open(path)
+    await storage.meta.set("command_schema:1:global", "digest")
+    await storage.close()
+    assert doctor.sync_recorded(path, "command_schema:1:global")
+    assert not doctor.sync_recorded(path, "command_schema:1:42")
+
+
 async def test_a_database_busy_with_a_write_is_waited_for_then_left_alone(tmp_path, monkeypatch):
     monkeypatch.setattr(doctor, "BUSY_TIMEOUT_SECONDS", 0.05)
     path = tmp_path / "bot.db"
@@ -141,6 +165,23 @@ async def test_an_answer_that_proves_nothing_is_a_problem_not_a_pass(
     assert "cannot tell whether the key is accepted" in check.detail and "HTTP 503" in check.detail
 
 
+async def test_an_html_404_from_a_wrong_base_url_does_not_pass_the_key(
+    session, simulator, segmind_api_key
+):
+    simulator.inject("status", status=404, body="<html>Not Found</html>")
+    check = await check_segmind(session, base_url=simulator.base_url, api_key=segmind_api_key)
+    assert check.outcome is Outcome.PROBLEM
+    assert check.detail.startswith("cannot tell whether the key is accepted")
+    assert "SEGMIND_BASE_URL" in (check.fix or "")
+
+
+async def test_a_control_character_in_the_key_is_a_line_not_a_traceback(session, simulator):
+    check = await check_segmind(session, base_url=simulator.base_url, api_key="sg-key\x01x")
+    assert check.outcome is Outcome.PROBLEM
+    assert check.detail == "SEGMIND_API_KEY contains an invisible character: paste it again"
+    assert simulator.calls == []
+
+
 async def test_simulate_checks_against_a_simulator_started_for_the_doctor(session):
     settings = load_settings({"DISCORD_TOKEN": "t"}, simulate=True)
     async with segmind_target(settings) as (base_url, api_key):
@@ -185,6 +226,30 @@ async def test_missing_token_and_key_skip_their_checks_but_not_the_others(tmp_pa
     assert by_name["Segmind key"].detail == "not checked: SEGMIND_API_KEY must be fixed first"
     assert by_name["Database"].outcome is Outcome.OK
     assert exit_code(checks) == 1
+
+
+def test_a_missing_value_says_to_add_it_and_without_a_env_file_where_from():
+    env = {"SEGMIND_API_KEY": "k", "MAX_CONCURRENT_JOBS": "0"}
+    without = read_settings(env, simulate=None, env_file_found=False).checks
+    fixes = {check.detail.split(" ")[0]: check.fix for check in without}
+    assert fixes["DISCORD_TOKEN"] == "add DISCORD_TOKEN=… to .env (copy .env.example to .env first)"
+    assert fixes["MAX_CONCURRENT_JOBS='0'"] == "change it in .env or the environment"
+    [with_file, _] = read_settings(env, simulate=None).checks
+    assert with_file.fix == "add DISCORD_TOKEN=… to .env"
+
+
+async def test_an_invalid_guild_id_leaves_the_commands_unchecked_not_failed(tmp_path):
+    async def discord_checks(settings):
+        return [Check.problem("Commands", "not synced globally", "sync")]
+
+    env = {
+        "DISCORD_TOKEN": "t",
+        "DISCORD_GUILD_ID": "not-a-number",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+    }
+    checks = await diagnose(env, simulate=True, discord_checks=discord_checks)
+    [commands] = [check for check in checks if check.name == "Commands"]
+    assert commands == Check.warning("Commands", "not checked: fix DISCORD_GUILD_ID first")
 
 
 def test_render_puts_the_fix_under_its_problem_and_counts():
