@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     logsafety.install([settings.discord_token, settings.segmind_api_key])
 
     if command == "generate":
-        from services.cli import run_generate
+        from services.cli import out_problem
 
         try:
             request = VideoRequest.create(
@@ -166,10 +166,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         except ValidationError as error:
             return fail([error.user_message], header="Nothing was sent:")
-        if args.out.is_dir():
-            # Found out only after the clip is made and paid for, otherwise.
-            return fail([f"--out {args.out} is a folder; name the .mp4 file to write."])
+        # Found out only after the clip is made and paid for, otherwise.
+        if problem := out_problem(args.out):
+            return fail([problem], header="Nothing was sent:")
         try:
+            # Imported in here: rich loads for a moment, and Ctrl-C then is a clean stop too.
+            from services.cli import run_generate
+
             return run_generate(settings, request, args.out, verbose=args.verbose)
         except KeyboardInterrupt:
             print("Stopped. A clip already sent to Segmind may still be billed.", file=sys.stderr)

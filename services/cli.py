@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import shutil
 import sqlite3
 import sys
@@ -62,13 +63,30 @@ class ConsoleListener:
 
     async def on_clip_ready(self, job: Job) -> int | None:
         assert job.clip_path is not None
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(job.clip_path, self.out)
+        try:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(job.clip_path, self.out)
+        except OSError as error:
+            # A full disk or a read-only folder does not heal with retries, and the clip is
+            # paid for: keep it where it can be written, and say so as the last line.
+            self.last_line = self._kept_elsewhere(job, error)
+            return None
         size = _size_words(self.out.stat().st_size)
         # Absolute, not resolved: the path the operator named, from wherever they look.
         self.last_line = f"saved {self.out.absolute()} ({size}, seed {job.request.seed})"
         self.exit_code = 0
         return None
+
+    def _kept_elsewhere(self, job: Job, error: OSError) -> str:
+        assert job.clip_path is not None
+        reason = f"{self.out} could not be written ({error.strerror or error})"
+        try:
+            handle, kept = tempfile.mkstemp(prefix="videobot-", suffix=".mp4")
+            with open(handle, "wb") as target, open(job.clip_path, "rb") as source:
+                shutil.copyfileobj(source, target)
+        except OSError as second:
+            return f"failed: {reason}, nor a temporary file ({second.strerror or second})"
+        return f"failed: {reason}; the clip is kept at {kept} (seed {job.request.seed})"
 
     async def on_failed(self, job: Job, error: BotError) -> None:
         # The member's wording speaks of moderators; here the reader is the operator.
@@ -78,6 +96,21 @@ class ConsoleListener:
 
     async def on_operator_alert(self, job: Job, error: BotError) -> None:
         pass  # on_failed says it, in the operator's words
+
+
+def out_problem(out: Path) -> str | None:
+    """Why the clip could not be written to ``out``, checked before anything is paid for."""
+    if out.is_dir():
+        return f"--out {out} is a folder; name the .mp4 file to write."
+    # The nearest folder that exists is the one the missing ones would be made in.
+    folder = next(parent for parent in out.absolute().parents if parent.exists())
+    if not folder.is_dir():
+        return f"--out {out}: {folder} is a file, not a folder."
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"--out {out}: the folder {folder} is not writable."
+    if out.exists() and not os.access(out, os.W_OK):
+        return f"--out {out} exists and is not writable."
+    return None
 
 
 def run_generate(settings: Settings, request: VideoRequest, out: Path, *, verbose: bool) -> int:

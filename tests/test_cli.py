@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -77,6 +78,41 @@ def test_generate_refuses_a_folder_as_out_before_anything_is_paid(tmp_path):
     assert result.returncode == 2
     assert "is a folder" in result.stderr
     assert "sending to" not in result.stdout  # refused before any job existed
+
+
+def test_generate_refuses_an_out_under_a_file_before_anything_is_paid(tmp_path):
+    (tmp_path / "cat.mp4").write_bytes(b"")
+    out = tmp_path / "cat.mp4" / "clip.mp4"
+    result = run(["--simulate", "generate", "a cat", "--out", str(out)], tmp_path)
+    assert result.returncode == 2
+    assert f"{tmp_path / 'cat.mp4'} is a file, not a folder" in result.stderr
+    assert "sending to" not in result.stdout
+
+
+async def test_a_clip_that_cannot_be_written_is_kept_elsewhere_and_ends_the_run(tmp_path):
+    import io
+
+    from services.cli import ConsoleListener
+    from services.console import PlainDisplay
+    from services.models import Job, JobState, VideoRequest
+
+    clip = tmp_path / "made.mp4"
+    clip.write_bytes(b"paid-for bytes")
+    (tmp_path / "blocker").write_bytes(b"")  # became a file after the check, say
+    listener = ConsoleListener(tmp_path / "blocker" / "x.mp4", PlainDisplay(io.StringIO()))
+    job = Job(1, 0, 0, 0, VideoRequest.create("a cat", seed=9), JobState.DOWNLOADED, 0.0)
+    job = dataclasses.replace(job, clip_path=str(clip))
+
+    # Returning (not raising) ends the job: a write error is not retried for ever.
+    assert await listener.on_clip_ready(job) is None
+    assert listener.exit_code == 1
+    assert listener.last_line.startswith(f"failed: {tmp_path / 'blocker' / 'x.mp4'} could not")
+    kept = Path(listener.last_line.split("the clip is kept at ")[1].split(" (seed")[0])
+    try:
+        assert kept.read_bytes() == b"paid-for bytes"
+        assert listener.last_line.endswith("(seed 9)")
+    finally:
+        kept.unlink()
 
 
 def test_generate_without_a_key_explains_what_is_missing(tmp_path):
