@@ -133,6 +133,30 @@ async def serve(bot: discord.Client, settings: Settings) -> int:
     return 0
 
 
+def generate_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`generate`: its options checked before anything is paid for, then the job."""
+    # Imported here: only this command needs them (rich loads for a moment).
+    from services.cli import out_problem, run_generate
+
+    try:
+        request = VideoRequest.create(
+            args.prompt,
+            seed=args.seed,
+            negative_prompt=args.negative_prompt,
+            input_frames=args.input_frames,
+            steps=args.steps,
+            guidance_scale=args.guidance_scale,
+            frame_rate=args.frame_rate,
+            default_negative_prompt=settings.default_negative_prompt,
+        )
+    except ValidationError as error:
+        return fail([error.user_message], header="Nothing was sent:")
+    # Found out only after the clip is made and paid for, otherwise.
+    if problem := out_problem(args.out):
+        return fail([problem], header="Nothing was sent:")
+    return run_generate(settings, request, args.out, verbose=args.verbose)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     # .env in the working directory (or above it), which is where the README runs from.
@@ -142,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         # Before load_settings: a bad setting is one of the doctor's findings, not a stop.
         from cogs.doctor import run_doctor
 
-        return asyncio.run(run_doctor(simulate=args.simulate or None))
+        try:
+            return asyncio.run(run_doctor(simulate=args.simulate or None))
+        except KeyboardInterrupt:
+            return 130
     try:
         settings = load_settings(simulate=args.simulate or None, need_discord=command != "generate")
     except SettingsError as error:
@@ -151,29 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     logsafety.install([settings.discord_token, settings.segmind_api_key])
 
     if command == "generate":
-        from services.cli import out_problem
-
         try:
-            request = VideoRequest.create(
-                args.prompt,
-                seed=args.seed,
-                negative_prompt=args.negative_prompt,
-                input_frames=args.input_frames,
-                steps=args.steps,
-                guidance_scale=args.guidance_scale,
-                frame_rate=args.frame_rate,
-                default_negative_prompt=settings.default_negative_prompt,
-            )
-        except ValidationError as error:
-            return fail([error.user_message], header="Nothing was sent:")
-        # Found out only after the clip is made and paid for, otherwise.
-        if problem := out_problem(args.out):
-            return fail([problem], header="Nothing was sent:")
-        try:
-            # Imported in here: rich loads for a moment, and Ctrl-C then is a clean stop too.
-            from services.cli import run_generate
-
-            return run_generate(settings, request, args.out, verbose=args.verbose)
+            return generate_command(args, settings)
         except KeyboardInterrupt:
             print("Stopped. A clip already sent to Segmind may still be billed.", file=sys.stderr)
             return 130
