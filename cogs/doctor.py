@@ -16,16 +16,20 @@ from typing import Any
 
 import aiohttp
 import discord
+import dotenv
 from discord.ext import commands
 
 from cogs.startup import quiet_voice_warnings
 from cogs.tree import VideoBotTree
 from cogs.videobot import EXTENSIONS, intents
 from services import logsafety
-from services.doctor import Check, diagnose, exit_code, render
+from services.doctor import Check, describe_error, diagnose, exit_code, render, sync_recorded
 from services.settings import Settings
 
 READY_TIMEOUT = 30.0  # login, gateway and every server's GUILD_CREATE
+# One REST call (login, the commands list): Discord accepting the connection but never
+# answering would otherwise hold the doctor for aiohttp's five minutes.
+REQUEST_TIMEOUT = 20.0
 CHANNELS_SHOWN = 5  # per missing permission; the rest are counted
 # What the bot needs where /video is used: see the clip's post, the progress message's
 # embed, the MP4, and its own earlier posts (to not post a clip twice after a restart).
@@ -35,7 +39,11 @@ NEEDED = (
     ("embed_links", "Embed Links"),
     ("attach_files", "Attach Files"),
     ("read_message_history", "Read Message History"),
+    ("send_messages_in_threads", "Send Messages in Threads"),  # /video inside a thread
 )
+# Without View Channel Discord grants nothing else there, and without Send Messages no
+# embed or file either: name only the permission that is the cause.
+_NEEDS_SEND = frozenset({"embed_links", "attach_files"})
 SYNC_FIX = "run `python bot.py sync` (it syncs the commands, then runs the bot)"
 TOKEN_FIX = "copy the bot token again from the developer portal (Bot > Reset Token)"
 
@@ -45,7 +53,10 @@ async def run_doctor(*, simulate: bool | None) -> int:
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     token, key = os.environ.get("DISCORD_TOKEN", ""), os.environ.get("SEGMIND_API_KEY", "")
     logsafety.install([token.strip(), key.strip()])
-    checks = await diagnose(os.environ, simulate=simulate, discord_checks=check_discord)
+    env_file_found = bool(dotenv.find_dotenv(usecwd=True))
+    checks = await diagnose(
+        os.environ, simulate=simulate, discord_checks=check_discord, env_file_found=env_file_found
+    )
     print(render(checks))
     sys.stdout.flush()
     return exit_code(checks)
@@ -59,11 +70,19 @@ async def check_discord(
     client = discord.Client(intents=intents(), guild_ready_timeout=guild_ready_timeout)
     async with client:  # closes the session whatever happens below
         try:
-            await client.login(settings.discord_token)
+            await asyncio.wait_for(client.login(settings.discord_token), REQUEST_TIMEOUT)
         except discord.LoginFailure:
             return [Check.problem("Discord token", "rejected by Discord", TOKEN_FIX)]
-        except (aiohttp.ClientError, OSError, discord.HTTPException) as error:
+        except (aiohttp.ClientError, OSError, TimeoutError, discord.HTTPException) as error:
             return [_unreachable(error)]
+        except ValueError:  # aiohttp refuses a header value with a control character in it
+            return [
+                Check.problem(
+                    "Discord token",
+                    "DISCORD_TOKEN contains an invisible character: paste it again",
+                    TOKEN_FIX,
+                )
+            ]
         return await _connected_checks(client, settings, ready_timeout)
 
 
@@ -110,7 +129,7 @@ def _gateway_problem(connection: asyncio.Task[None], waited: float) -> Check:
     if error is not None:
         return Check.problem(
             "Discord gateway",
-            f"the connection failed: {error}",
+            f"the connection failed: {describe_error(error)}",
             "check the network and Discord's status page, then run the doctor again",
         )
     return Check.problem(
@@ -123,13 +142,13 @@ def _gateway_problem(connection: asyncio.Task[None], waited: float) -> Check:
 def _unreachable(error: BaseException) -> Check:
     return Check.problem(
         "Discord token",
-        f"Discord could not be reached to check it: {error}",
+        f"Discord could not be reached to check it: {describe_error(error)}",
         "check the network and Discord's status page, then run the doctor again",
     )
 
 
 def invite_url(client: discord.Client) -> str:
-    """The invite link with the scopes and the five permissions the bot needs."""
+    """The invite link with the scopes and the permissions the bot needs."""
     permissions = discord.Permissions(**{flag: True for flag, _ in NEEDED})
     app_id = client.application_id or 0
     return discord.utils.oauth_url(
@@ -141,21 +160,38 @@ def invite_url(client: discord.Client) -> str:
 
 
 def video_channels(guild: discord.Guild) -> list[discord.TextChannel]:
-    """Text channels where members may use /video.
+    """Text channels where members can run /video: some member role may view and use commands.
 
-    /video works wherever a member can see the channel, and Discord does not say which
-    roles are meant to: take those @everyone can see (where members are) and those the
-    bot can see (where someone let it in on purpose). A channel hidden from both is
-    usually a staff room meant to be without the bot, and listing it would be noise.
+    Discord does not say which roles are meant to use the bot, so any role but a bot's
+    own counts (a role-gated server lets @Member in where @everyone is kept out). Read-only
+    channels such as #rules, where nobody may use commands, are left out, and so are
+    administrator roles, which see every staff room by rank rather than by invitation.
     Threads take their parent's permissions, so checking the parents covers them.
     """
-    everyone = guild.default_role
+    member_roles = [
+        role
+        for role in guild.roles
+        if not role.is_bot_managed() and not role.permissions.administrator
+    ]
     return [
         channel
         for channel in guild.text_channels
-        if channel.permissions_for(everyone).view_channel
-        or channel.permissions_for(guild.me).view_channel
+        if any(_can_use_commands(channel.permissions_for(role)) for role in member_roles)
     ]
+
+
+def _can_use_commands(permissions: discord.Permissions) -> bool:
+    return permissions.view_channel and permissions.use_application_commands
+
+
+def missing_permissions(permissions: discord.Permissions) -> list[tuple[str, str]]:
+    """What the bot lacks in a channel, the cause only (no View Channel says it all)."""
+    if not permissions.view_channel:
+        return [("view_channel", "View Channel")]
+    lacking = [(flag, label) for flag, label in NEEDED if not getattr(permissions, flag)]
+    if not permissions.send_messages:
+        lacking = [(flag, label) for flag, label in lacking if flag not in _NEEDS_SEND]
+    return lacking
 
 
 def check_guild(guild: discord.Guild, settings: Settings) -> Check:
@@ -171,15 +207,13 @@ def check_guild(guild: discord.Guild, settings: Settings) -> Check:
     if not channels:
         return Check.warning(
             name,
-            "no text channel that members or the bot can see",
-            "let the bot's role view the channels where /video should work",
+            "no text channel where members may use commands, so /video works nowhere",
+            "let a member role view the channel for /video and Use Application Commands there",
         )
     missing: dict[tuple[str, str], list[discord.TextChannel]] = {}
     for channel in channels:
-        permissions = channel.permissions_for(guild.me)
-        for flag, label in NEEDED:
-            if not getattr(permissions, flag):
-                missing.setdefault((flag, label), []).append(channel)
+        for needed in missing_permissions(channel.permissions_for(guild.me)):
+            missing.setdefault(needed, []).append(channel)
     if not missing:
         return Check.ok(name, f"every permission /video needs, in {_count_channels(channels)}")
     detail = "; ".join(
@@ -191,18 +225,32 @@ def check_guild(guild: discord.Guild, settings: Settings) -> Check:
 def _permission_fix(
     guild: discord.Guild, missing: dict[tuple[str, str], list[discord.TextChannel]]
 ) -> str:
-    """Where to give each permission: the role when it lacks it, else the channels that deny it."""
-    role = guild.self_role
-    who = f"the bot's role @{role.name}" if role is not None else "the bot"
-    server_wide = guild.me.guild_permissions
+    """Where to give each permission: the role, the channels that deny it, or the bot's own deny.
+
+    A channel overwrite for the bot member wins over every role, so allowing the role there
+    would change nothing: that deny has to go.
+    """
+    me, role = guild.me, guild.self_role
+    who = f"the bot's role @{role.name}" if role is not None else f"the bot (@{me.name})"
+    server_wide = me.guild_permissions
     on_role = [label for flag, label in missing if not getattr(server_wide, flag)]
     parts = []
     if on_role:
-        parts.append(f"give {who} {_and(on_role)} in Server Settings > Roles")
+        if role is not None:
+            parts.append(f"give {who} {_and(on_role)} in Server Settings > Roles")
+        else:  # no role of its own to edit
+            parts.append(f"give the bot a role with {_and(on_role)} (Server Settings > Roles)")
     for (flag, label), lacking in missing.items():
-        if getattr(server_wide, flag):  # the role has it; these channels take it away
+        denied_to_me = [c for c in lacking if getattr(c.overwrites_for(me), flag) is False]
+        if denied_to_me:
             parts.append(
-                f"allow {label} for {who} in {_channel_list(lacking)} (Edit Channel > Permissions)"
+                f"remove the deny of {label} for the bot member (@{me.name}) in "
+                f"{_channel_list(denied_to_me)} (Edit Channel > Permissions)"
+            )
+        by_roles = [c for c in lacking if c not in denied_to_me]
+        if by_roles and getattr(server_wide, flag):  # a role has it; these channels take it
+            parts.append(
+                f"allow {label} for {who} in {_channel_list(by_roles)} (Edit Channel > Permissions)"
             )
     return "; ".join(parts)
 
@@ -255,9 +303,10 @@ async def check_commands(client: discord.Client, settings: Settings) -> Check:
     app_id = client.application_id
     try:
         if guild_id:
-            stored = await client.http.get_guild_commands(app_id, guild_id)  # type: ignore[arg-type]
+            listing = client.http.get_guild_commands(app_id, guild_id)  # type: ignore[arg-type]
         else:
-            stored = await client.http.get_global_commands(app_id)  # type: ignore[arg-type]
+            listing = client.http.get_global_commands(app_id)  # type: ignore[arg-type]
+        stored = await asyncio.wait_for(listing, REQUEST_TIMEOUT)
     except discord.Forbidden:
         return Check.problem(
             "Commands",
@@ -265,10 +314,10 @@ async def check_commands(client: discord.Client, settings: Settings) -> Check:
             "without the applications.commands scope",
             f"invite it with this link: {invite_url(client)}",
         )
-    except discord.HTTPException as error:
+    except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as error:
         return Check.problem(
             "Commands",
-            f"Discord did not list the commands: {error}",
+            f"Discord did not list the commands: {describe_error(error)}",
             "run the doctor again in a minute",
         )
     expected = {command["name"]: canonical_command(command) for command in await own_commands()}
@@ -276,6 +325,12 @@ async def check_commands(client: discord.Client, settings: Settings) -> Check:
     if found == expected:
         names = ", ".join(f"/{name}" for name in sorted(expected))
         return Check.ok("Commands", f"{names} synced {where}")
+    key = f"command_schema:{app_id}:{guild_id or 'global'}"  # as cogs.sync records it
+    if not await asyncio.to_thread(sync_recorded, settings.database_path, key):
+        return Check.warning(
+            "Commands",
+            f"not synced {where} yet: the bot syncs them at its first start",
+        )
     return Check.problem(
         "Commands", f"not synced {where}: {_differences(expected, found)}", SYNC_FIX
     )
@@ -339,6 +394,8 @@ def _canonical(data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]
     for key in _LOCALIZED:
         shown[key] = data.get(key) or {}
     shown["options"] = [_canonical(option, _OPTION_DEFAULTS) for option in shown["options"]]
+    if shown.get("min_length") == 0:  # Discord may leave out a minimum of 0
+        shown["min_length"] = None
     for key in ("min_value", "max_value"):
         if shown.get(key) is not None:
             shown[key] = float(shown[key])

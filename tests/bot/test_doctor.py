@@ -8,12 +8,15 @@ import sys
 from functools import partial
 from pathlib import Path
 
+import discord
 import pytest
 
-from cogs.doctor import check_discord
+from cogs import doctor as cogs_doctor
+from cogs.doctor import canonical_command, check_discord, invite_url
 from cogs.videobot import create_bot
 from services.doctor import diagnose, exit_code, render
 from tests.fakediscord import Perm, running_client
+from tests.fakediscord.world import FakeOverwrite
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,14 +109,161 @@ async def test_a_bad_segmind_key_is_refused_with_the_fix(fake_discord, services,
     assert "sg-not-the-right-key" not in report
 
 
-async def test_unsynced_commands_say_to_run_sync(fake_discord, doctor_env):
+async def test_before_the_first_start_unsynced_commands_are_a_warning(fake_discord, doctor_env):
     code, report = await run_doctor(doctor_env)  # the bot never started, so never synced
     guild = fake_discord.world.guild
+    assert code == 0, report
+    assert line(report, "warn  Commands:").endswith(
+        f"not synced to server {guild.id} yet: the bot syncs them at its first start"
+    )
+
+
+async def test_commands_gone_since_a_recorded_sync_say_to_run_sync(
+    fake_discord, services, doctor_env
+):
+    await sync_commands_with_the_real_bot(fake_discord, services)
+    guild = fake_discord.world.guild
+    fake_discord.commands(guild.id).clear()
+    code, report = await run_doctor(doctor_env)
     assert code == 1
     assert line(report, "FAIL  Commands:").endswith(
         f"not synced to server {guild.id}: Discord lacks /video, /videolimit"
     )
     assert fix_under(report, "FAIL  Commands:").startswith("run `python bot.py sync`")
+
+
+def test_a_min_length_of_0_is_the_same_as_none():
+    stored = {"name": "video", "options": [{"name": "prompt", "type": 3, "min_length": 0}]}
+    bare = {"name": "video", "options": [{"name": "prompt", "type": 3}]}
+    assert canonical_command(stored) == canonical_command(bare)
+
+
+async def test_read_only_channels_where_nobody_runs_commands_are_not_checked(
+    fake_discord, services, doctor_env
+):
+    await sync_commands_with_the_real_bot(fake_discord, services)
+    guild = fake_discord.world.guild
+    for name in ("rules", "announcements"):
+        channel = guild.add_text_channel(name)
+        channel.deny(guild.everyone_role, Perm.SEND_MESSAGES | Perm.USE_APPLICATION_COMMANDS)
+    code, report = await run_doctor(doctor_env)
+    assert code == 0, report
+    assert "in 1 channel" in line(report, f'ok    Server "Test Guild" ({guild.id}):')
+
+
+async def test_a_role_gated_channel_the_bot_cannot_see_is_a_problem_named_by_its_cause(
+    fake_discord, services, doctor_env
+):
+    await sync_commands_with_the_real_bot(fake_discord, services)
+    guild = fake_discord.world.guild
+    general = guild.channels[0]
+    member = guild.add_role("Member")
+    general.deny(guild.everyone_role, Perm.VIEW_CHANNEL)
+    general.overwrites.append(FakeOverwrite(id=member.id, type=0, allow=int(Perm.VIEW_CHANNEL)))
+    code, report = await run_doctor(doctor_env)
+    assert code == 1
+    assert line(report, f'FAIL  Server "Test Guild" ({guild.id}):').endswith(
+        ": no View Channel in #general"
+    )
+
+
+async def test_without_send_messages_only_that_is_named_not_embeds_or_files(
+    fake_discord, services, doctor_env
+):
+    await sync_commands_with_the_real_bot(fake_discord, services)
+    guild = fake_discord.world.guild
+    bot_role = next(role for role in guild.roles if role.managed)
+    guild.channels[0].deny(bot_role, Perm.SEND_MESSAGES)
+    _code, report = await run_doctor(doctor_env)
+    assert line(report, f'FAIL  Server "Test Guild" ({guild.id}):').endswith(
+        ": no Send Messages in #general"
+    )
+
+
+async def test_a_server_where_members_may_use_commands_nowhere_is_a_warning(
+    fake_discord, services, doctor_env
+):
+    await sync_commands_with_the_real_bot(fake_discord, services)
+    guild = fake_discord.world.guild
+    guild.channels[0].deny(guild.everyone_role, Perm.USE_APPLICATION_COMMANDS)
+    code, report = await run_doctor(doctor_env)
+    assert code == 0, report
+    assert "works nowhere" in line(report, f'warn  Server "Test Guild" ({guild.id}):')
+
+
+async def test_a_deny_on_the_bot_member_says_to_remove_it(fake_discord, services, doctor_env):
+    await sync_commands_with_the_real_bot(fake_discord, services)
+    guild = fake_discord.world.guild
+    me = guild.member(fake_discord.world.bot.id)
+    guild.channels[0].deny(me, Perm.ATTACH_FILES)
+    _code, report = await run_doctor(doctor_env)
+    assert fix_under(report, f'FAIL  Server "Test Guild" ({guild.id}):') == (
+        "remove the deny of Attach Files for the bot member (@videobot) in #general "
+        "(Edit Channel > Permissions)"
+    )
+
+
+async def test_discord_answering_nothing_is_a_problem_after_the_timeout(
+    fake_discord, doctor_env, monkeypatch
+):
+    async def hold(reader, writer):
+        await asyncio.sleep(3600)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setattr(cogs_doctor, "REQUEST_TIMEOUT", 0.2)
+    monkeypatch.setattr(discord.http.Route, "BASE", f"http://127.0.0.1:{port}/api/v10")
+    try:
+        code, report = await asyncio.wait_for(run_doctor(doctor_env), 10)
+    finally:
+        server.close()
+    assert code == 1
+    assert line(report, "FAIL  Discord token:").endswith(
+        "Discord could not be reached to check it: TimeoutError"
+    )
+
+
+async def test_a_commands_list_that_never_comes_is_a_problem_not_a_hang(
+    fake_discord, services, doctor_env, monkeypatch
+):
+    await sync_commands_with_the_real_bot(fake_discord, services)
+
+    async def never(*args, **kwargs):
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(cogs_doctor, "REQUEST_TIMEOUT", 0.2)
+    monkeypatch.setattr(discord.http.HTTPClient, "get_guild_commands", never)
+    _code, report = await asyncio.wait_for(run_doctor(doctor_env), 10)
+    assert line(report, "FAIL  Commands:").endswith(
+        "Discord did not list the commands: TimeoutError"
+    )
+
+
+async def test_a_control_character_in_the_token_is_a_line_not_a_traceback(fake_discord, doctor_env):
+    code, report = await run_doctor({**doctor_env, "DISCORD_TOKEN": "abc\x01def"})
+    assert code == 1
+    assert line(report, "FAIL  Discord token:").endswith(
+        "DISCORD_TOKEN contains an invisible character: paste it again"
+    )
+
+
+def test_the_invite_link_asks_for_sending_in_threads():
+    client = discord.Client(intents=discord.Intents.none())
+    url = invite_url(client)
+    permissions = discord.Permissions(int(url.split("permissions=")[1].split("&")[0]))
+    assert permissions.send_messages_in_threads
+
+
+async def test_no_send_messages_in_threads_is_a_problem(fake_discord, services, doctor_env):
+    await sync_commands_with_the_real_bot(fake_discord, services)
+    guild = fake_discord.world.guild
+    bot_role = next(role for role in guild.roles if role.managed)
+    guild.channels[0].deny(bot_role, Perm.SEND_MESSAGES_IN_THREADS)
+    guild.channels[0].deny(guild.everyone_role, Perm.SEND_MESSAGES_IN_THREADS)
+    _code, report = await run_doctor(doctor_env)
+    assert line(report, f'FAIL  Server "Test Guild" ({guild.id}):').endswith(
+        ": no Send Messages in Threads in #general"
+    )
 
 
 async def test_a_command_changed_since_the_last_sync_is_found(fake_discord, services, doctor_env):
@@ -189,6 +339,6 @@ async def test_bot_py_doctor_reports_bad_settings_as_lines_and_exits_1(
     assert "cannot start" not in output
     # The other checks still ran with the valid settings.
     assert line(output, "FAIL  Segmind key: refused")
-    assert line(output, "FAIL  Commands:")
+    assert line(output, "warn  Commands:")  # no database, so never synced: not yet
     assert not (tmp_path / "data" / "bot.db").exists()  # the doctor creates no database
     assert line(output, "ok    Database:").endswith("it will be created at first start")
