@@ -7,7 +7,6 @@ which the server answers with a free port, so tests never collide).
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -24,8 +23,9 @@ from services.models import JobState
 from tests.bot.conftest import fast_settings
 from tests.bot.helpers import TIMEOUT, video, wait_for_clip, wait_idle
 from tests.fakediscord import FakeDiscord, Fault
+from tests.harness.env import bot_env
+from tests.services.test_metrics import sample
 
-ROOT = Path(__file__).resolve().parents[2]
 PROMPT = "a lighthouse in a storm, private words"
 
 
@@ -41,14 +41,6 @@ async def scrape(bot: VideoBot, path: str) -> tuple[int, str]:
     url = f"http://127.0.0.1:{bot.metrics_server.port}{path}"
     async with aiohttp.ClientSession() as session, session.get(url) as resp:
         return resp.status, await resp.text()
-
-
-def sample(text: str, name: str, **labels: str) -> float | None:
-    for family in text_string_to_metric_families(text):
-        for found in family.samples:
-            if found.name == name and found.labels == labels:
-                return float(found.value)
-    return None
 
 
 async def wait_for_health(bot: VideoBot, status: int) -> str:
@@ -175,7 +167,6 @@ async def test_health_is_503_while_the_gateway_is_down_and_200_once_back(
 async def test_a_metrics_port_in_use_stops_the_start_with_one_line(
     tmp_path: Path, fake_discord: FakeDiscord
 ) -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SEGMIND_"))}
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -183,15 +174,7 @@ async def test_a_metrics_port_in_use_stops_the_start_with_one_line(
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tests.harness.run_bot", "--simulate",
             cwd=tmp_path,
-            env={
-                **clean,
-                "PYTHONPATH": str(ROOT),
-                "FAKE_DISCORD_API": fake_discord.api_base,
-                "FAKE_DISCORD_GATEWAY": fake_discord.gateway_url,
-                "DISCORD_TOKEN": fake_discord.world.token,
-                "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
-                "METRICS_PORT": str(port),
-            },
+            env=bot_env(tmp_path, fake_discord, METRICS_PORT=str(port)),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from tests.bot.test_process import ROOT
+from tests.harness.env import bot_env
 
 # Long and distinctive, so any piece of it in a log line is found.
 PROMPT = "a copper heron wading through moonlit rice paddies while lanterns drift overhead"
@@ -25,20 +24,16 @@ PROMPT = "a copper heron wading through moonlit rice paddies while lanterns drif
 async def run_bot_with_json_logs(
     tmp_path: Path, fake, simulator, key: str, *, level: str = "DEBUG"
 ) -> tuple[asyncio.subprocess.Process, list[str]]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SEGMIND_"))},
-        "PYTHONPATH": str(ROOT),
-        "FAKE_DISCORD_API": fake.api_base,
-        "FAKE_DISCORD_GATEWAY": fake.gateway_url,
-        "DISCORD_TOKEN": fake.world.token,
-        "SEGMIND_API_KEY": key,
-        "SEGMIND_BASE_URL": simulator.base_url,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
-        "DISCORD_GUILD_ID": str(fake.world.guild.id),
-        "POLL_INTERVAL_SECONDS": "0.5",
-        "LOG_LEVEL": level,
-        "LOG_FORMAT": "json",
-    }
+    env = bot_env(
+        tmp_path,
+        fake,
+        SEGMIND_API_KEY=key,
+        SEGMIND_BASE_URL=simulator.base_url,
+        DISCORD_GUILD_ID=str(fake.world.guild.id),
+        POLL_INTERVAL_SECONDS="0.5",
+        LOG_LEVEL=level,
+        LOG_FORMAT="json",
+    )
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.harness.run_bot",
         cwd=tmp_path, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
