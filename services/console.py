@@ -151,13 +151,17 @@ def _reading(task: Task) -> _Reading:
 class _EstimateBar(ProgressColumn):
     """The bar, from the job's estimate; it pulses while the job waits to be accepted."""
 
+    def __init__(self, width: int, table_column: Column) -> None:
+        super().__init__(table_column=table_column)
+        self.width = width
+
     def render(self, task: Task) -> ProgressBar:
         reading, now = _reading(task), task.get_time()
         fraction = reading.fraction(now)
         return ProgressBar(
             total=1.0,
             completed=fraction or 0.0,
-            width=20,
+            width=self.width,
             pulse=fraction is None,
             animation_time=now,
             complete_style="red" if reading.outcome is False else "bar.complete",
@@ -195,17 +199,24 @@ class _Elapsed(ProgressColumn):
         return Text(clock_words(elapsed or 0.0), style="progress.elapsed")
 
 
+def _one_line(width: int | None = None) -> Column:
+    return Column(width=width, no_wrap=True, overflow="ellipsis")
+
+
 class LiveDisplay:
     """A rich progress bar on a terminal, drawn from the first progress until the last line."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
+        # One line whatever the terminal's width: a cell too wide is cut with "…", never
+        # wrapped onto lines of its own (a 40-column window split the words otherwise).
         self._bars = ProgressBars(
-            TextColumn("{task.description}", markup=False, table_column=Column(width=18)),
-            _EstimateBar(),
-            _Percent(),
-            _Elapsed(),
-            _ExpectedFinish(),
+            TextColumn("{task.description}", markup=False, table_column=_one_line(width=18)),
+            # The bar gives up width first: the words and times matter more.
+            _EstimateBar(max(4, min(20, console.width - 60)), table_column=_one_line()),
+            _Percent(table_column=_one_line()),
+            _Elapsed(table_column=_one_line()),
+            _ExpectedFinish(table_column=_one_line()),
             console=console,
             refresh_per_second=4,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 
 import pytest
 
@@ -109,3 +110,20 @@ def test_the_last_line_on_a_terminal_comes_after_the_bar(monkeypatch):
     assert "━" in shown
     assert shown.rindex("done") < shown.rindex("saved clip.mp4 (1.0 MB, seed 42)")
     assert shown.rstrip().endswith("saved clip.mp4 (1.0 MB, seed 42)\x1b[0m")
+
+
+@pytest.mark.parametrize("columns", ["40", "70", "120"])
+def test_the_bar_stays_on_one_line_in_a_narrow_terminal(monkeypatch, columns):
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setenv("COLUMNS", columns)
+    screen = TerminalStream()
+    with open_display(screen, verbose=False) as display:
+        display.show(at_segmind(3.0))
+        display.show(at_segmind(50.0))
+        display.conclude("saved clip.mp4 (1.0 MB, seed 42)", ok=True)
+    visible = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())
+    drawn = [line for line in re.split(r"[\r\n]", visible) if line.strip()]
+    # Every line a redraw leaves is a whole bar (it starts with its phase) or the last line.
+    assert drawn[-1] == "saved clip.mp4 (1.0 MB, seed 42)"
+    assert all(line.startswith(("generating", "done")) for line in drawn[:-1]), drawn
+    assert all(len(line) <= int(columns) for line in drawn)
