@@ -13,8 +13,10 @@ one process never share a count.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Literal
+import functools
+import logging
+from collections.abc import Callable, Iterable
+from typing import Literal, ParamSpec
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -27,6 +29,9 @@ from services.storage.job_totals import (
     spend_billed_by_guild,
     spend_reserved_by_guild,
 )
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
 
 SubmitOutcome = Literal["accepted", "refused", "unknown"]
 SUBMIT_OUTCOMES: tuple[SubmitOutcome, ...] = ("accepted", "refused", "unknown")
@@ -52,6 +57,20 @@ Gate = Literal["credits", "key"]
 _DETECTION_BUCKETS = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0)
 _QUEUE_BUCKETS = (0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0)
 _GENERATION_BUCKETS = (30.0, 60.0, 120.0, 180.0, 240.0, 300.0, 420.0, 600.0, 900.0, 1800.0)
+
+
+def _never_raises(method: Callable[P, None]) -> Callable[P, None]:
+    """A count that breaks must never cost a job: these calls sit between a paid submit and
+    its record, and inside the shielded write that marks a clip delivered."""
+
+    @functools.wraps(method)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            method(*args, **kwargs)
+        except Exception:
+            log.warning("metrics: %s failed; the job goes on", method.__name__, exc_info=True)
+
+    return guarded
 
 
 class Metrics:
@@ -132,30 +151,38 @@ class Metrics:
 
     # --- what happens --------------------------------------------------------------
 
+    @_never_raises
     def submitted(self, outcome: SubmitOutcome) -> None:
         self._submits.labels(outcome=outcome).inc()
 
+    @_never_raises
     def polled(self) -> None:
         self._polls.inc()
 
+    @_never_raises
     def detected(self, delay: float) -> None:
         """A job's end was seen at most ``delay`` seconds after it happened."""
         self._detection.observe(max(0.0, delay))
 
+    @_never_raises
     def queue_waited(self, seconds: float) -> None:
         self._queue_wait.observe(max(0.0, seconds))
 
+    @_never_raises
     def generated(self, seconds: float) -> None:
         self._generation.observe(max(0.0, seconds))
 
+    @_never_raises
     def clip_posted(self, job_id: int, route: DeliveryRoute, form: DeliveryForm) -> None:
         """Discord took the clip's post; it counts once the job is recorded delivered."""
         self._posts[job_id] = (route, form)
 
+    @_never_raises
     def clip_found(self, job_id: int) -> None:
         """An earlier try's post was found: its route if this process made it, else found."""
         self._posts.setdefault(job_id, ("found", "unknown"))
 
+    @_never_raises
     def clip_delivered(self, job_id: int) -> None:
         """The job is recorded DELIVERED: count its clip once, as it was last posted.
 
@@ -166,14 +193,17 @@ class Metrics:
             route, form = post
             self._deliveries.labels(route=route, form=form).inc()
 
+    @_never_raises
     def clip_forgotten(self, job_id: int) -> None:
         """The clip's delivery is over for this process (delivered, ended or left for later)."""
         self._posts.pop(job_id, None)
 
+    @_never_raises
     def error(self, service: Service, code: int | str) -> None:
         """``code``: an HTTP status, or a word from a fixed set (``timeout``, ``connection``)."""
         self._errors.labels(service=service, code=str(code)).inc()
 
+    @_never_raises
     def discord_answered(self, status: int) -> None:
         """Discord answered a request with HTTP ``status``; counts what went wrong."""
         if status == 429:

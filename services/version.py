@@ -14,7 +14,7 @@ UNKNOWN = "unknown"
 def _read(path: Path) -> str | None:
     try:
         return path.read_text().strip()
-    except OSError:
+    except (OSError, ValueError):  # ValueError: not text (a damaged checkout)
         return None
 
 
