@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
 import sys
@@ -13,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.bot.conftest import SAMPLE
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.harness.env import bot_env
 
 
 @pytest.fixture
@@ -24,19 +22,15 @@ async def slow_simulator(simulator_factory):
 
 
 async def start_bot(tmp_path: Path, fake, simulator, key: str) -> asyncio.subprocess.Process:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SEGMIND_"))},
-        "PYTHONPATH": str(ROOT),
-        "FAKE_DISCORD_API": fake.api_base,
-        "FAKE_DISCORD_GATEWAY": fake.gateway_url,
-        "DISCORD_TOKEN": fake.world.token,
-        "SEGMIND_API_KEY": key,
-        "SEGMIND_BASE_URL": simulator.base_url,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
-        "DISCORD_GUILD_ID": str(fake.world.guild.id),
-        "POLL_INTERVAL_SECONDS": "0.5",  # the floor: the fastest an operator may poll
-        "LOG_LEVEL": "INFO",
-    }
+    env = bot_env(
+        tmp_path,
+        fake,
+        SEGMIND_API_KEY=key,
+        SEGMIND_BASE_URL=simulator.base_url,
+        DISCORD_GUILD_ID=str(fake.world.guild.id),
+        POLL_INTERVAL_SECONDS="0.5",  # the floor: the fastest an operator may poll
+        LOG_LEVEL="INFO",
+    )
     identified = len(fake.gateway.identify_payloads)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.harness.run_bot",
@@ -124,22 +118,14 @@ async def test_sigterm_stops_within_seconds_and_the_job_resumes_next_start(
 async def test_simulate_runs_the_whole_bot_with_no_key_and_delivers_the_sample(
     tmp_path, fake_discord
 ):
-    env = {
-        **{
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("DISCORD_", "SEGMIND_", "SIMULAT"))
-        },
-        "PYTHONPATH": str(ROOT),
-        "FAKE_DISCORD_API": fake_discord.api_base,
-        "FAKE_DISCORD_GATEWAY": fake_discord.gateway_url,
-        "DISCORD_TOKEN": fake_discord.world.token,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
-        "DISCORD_GUILD_ID": str(fake_discord.world.guild.id),
-        "SIMULATOR_QUEUE_SECONDS": "0.05",
-        "SIMULATOR_PROCESSING_SECONDS": "0.2",
-        "POLL_INTERVAL_SECONDS": "0.5",  # the floor: the fastest an operator may poll
-    }
+    env = bot_env(
+        tmp_path,
+        fake_discord,
+        DISCORD_GUILD_ID=str(fake_discord.world.guild.id),
+        SIMULATOR_QUEUE_SECONDS="0.05",
+        SIMULATOR_PROCESSING_SECONDS="0.2",
+        POLL_INTERVAL_SECONDS="0.5",  # the floor: the fastest an operator may poll
+    )
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.harness.run_bot", "--simulate",
         cwd=tmp_path, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.harness.env import bot_env
+
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.fake.token-for-startup-tests"
 
@@ -72,19 +74,11 @@ def test_a_database_that_cannot_be_opened_is_one_line(tmp_path):
 
 
 async def test_a_development_server_the_bot_is_not_in_is_named(tmp_path, fake_discord):
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "SEGMIND_"))}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.harness.run_bot", "--simulate",
         cwd=tmp_path,
-        env={
-            **clean,
-            "PYTHONPATH": str(ROOT),
-            "FAKE_DISCORD_API": fake_discord.api_base,
-            "FAKE_DISCORD_GATEWAY": fake_discord.gateway_url,
-            "DISCORD_TOKEN": fake_discord.world.token,
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
-            "DISCORD_GUILD_ID": "4242",  # not a server the bot was invited to
-        },
+        # 4242: not a server the bot was invited to
+        env=bot_env(tmp_path, fake_discord, DISCORD_GUILD_ID="4242"),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
