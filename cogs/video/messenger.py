@@ -7,7 +7,8 @@ messages. The clip itself is posted once on every route (see ``send_result``): a
 private one replaces its progress message, a public one goes to the channel with a
 nonce, a DM carries one too. Deleted messages are posted again, an upload that does
 not fit becomes an expiring link, a channel the bot cannot use becomes a direct
-message. Each fault is logged once; none ends in a crash or a retry loop.
+message. Each fault is logged once; none ends in a crash or a retry loop. The routes
+themselves, and what every post carries (pings, nonces, folded embeds), are in routes.py.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from cogs.discord_errors import (
-    TOKEN_LIFETIME,
-    TOKEN_MARGIN,
     UNKNOWN_MESSAGE,
     is_transient,
     token_expired,
@@ -30,7 +29,16 @@ from cogs.discord_errors import (
 )
 from cogs.video import render
 from cogs.video.buttons import notice_view
-from cogs.video.earlier_posts import EarlierPosts, bot_permissions
+from cogs.video.earlier_posts import EarlierPosts
+from cogs.video.routes import (
+    DEFAULT_UPLOAD_LIMIT,
+    MemberRoutes,
+    clip_file,
+    clip_nonce,
+    failure_nonce,
+    folded,
+    progress_nonce,
+)
 from cogs.words import CONTENT_MAX
 from services.errors import ClipUndeliverable
 from services.metrics import DeliveryRoute
@@ -40,8 +48,6 @@ if TYPE_CHECKING:
     from cogs.videobot import VideoBot
 
 log = logging.getLogger(__name__)
-
-DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 
 
 class NoRoute(ClipUndeliverable):
@@ -78,6 +84,7 @@ class JobMessenger:
         self._progress_in_channel: set[int] = set()
         self._sent_by_dm: set[int] = set()
         self._earlier_posts = EarlierPosts(bot)
+        self._routes = MemberRoutes(bot)
 
     def forget(self, job_id: int) -> None:
         """Drop what was remembered about a job's messages once it has ended."""
@@ -89,49 +96,9 @@ class JobMessenger:
         """Whether the clip went to the requester's DMs (the channel could not be used)."""
         return job_id in self._sent_by_dm
 
-    # --- routes -------------------------------------------------------------------
-
     def token_usable(self, job: Job) -> bool:
-        if (
-            not job.interaction_token
-            or not job.application_id
-            or job.interaction_created_at is None
-        ):
-            return False
-        age = self._bot.services.clock.time() - job.interaction_created_at
-        return age < TOKEN_LIFETIME - TOKEN_MARGIN
-
-    def _webhook(self, job: Job) -> discord.Webhook:
-        """The interaction's webhook, built as ``Interaction.followup`` builds it.
-
-        It must be an application webhook (type 3): discord.py refuses to send ephemeral
-        messages, so private clips, through any other kind (``Webhook.partial`` makes type 1).
-        """
-        assert job.application_id and job.interaction_token
-        payload: Any = {
-            "id": job.application_id,
-            "type": discord.WebhookType.application.value,
-            "token": job.interaction_token,
-        }
-        return discord.Webhook.from_state(payload, state=self._bot._connection)
-
-    def _channel(self, job: Job) -> discord.PartialMessageable:
-        return self._bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-
-    async def _drop_token(self, job: Job) -> Job:
-        log.info("job=%s interaction token expired; using channel messages", job.id)
-        return await self._bot.services.storage.jobs.update(
-            job.id, now=self._bot.services.clock.time(), interaction_token=None
-        )
-
-    def _guild_upload_limit(self, job: Job) -> int:
-        guild = self._bot.get_guild(job.guild_id)
-        return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
-
-    def _mention(self, job: Job) -> discord.AllowedMentions:
-        return discord.AllowedMentions(
-            users=[discord.Object(job.user_id)], everyone=False, roles=False
-        )
+        """Whether the interaction's token still reaches the job's messages."""
+        return self._routes.token_usable(job)
 
     # --- progress -----------------------------------------------------------------
 
@@ -141,13 +108,13 @@ class JobMessenger:
         """Show ``embed`` on the job's progress message; returns the job as now stored."""
         if job.id in self._unreachable_progress or job.message_id is None:
             return job
-        if self.token_usable(job) and job.id not in self._progress_in_channel:
+        if self._routes.token_usable(job) and job.id not in self._progress_in_channel:
             try:
-                await self._webhook(job).edit_message(job.message_id, embed=embed, view=view)
+                await self._routes.webhook(job).edit_message(job.message_id, embed=embed, view=view)
                 return job
             except discord.HTTPException as error:
                 if token_expired(error):
-                    job = await self._drop_token(job)
+                    job = await self._routes.drop_token(job)
                 elif error.code == UNKNOWN_MESSAGE and not job.private:
                     # Deleted, or not the webhook's own (posted again in the channel
                     # before a restart): the channel route edits it or posts it anew.
@@ -157,8 +124,8 @@ class JobMessenger:
         if job.private or job.message_id is None:
             return job  # an ephemeral message cannot be edited without its token
         try:
-            message = self._channel(job).get_partial_message(job.message_id)
-            await message.edit(**self._channel_body(job, None, embed), view=view)
+            message = self._routes.channel(job).get_partial_message(job.message_id)
+            await message.edit(**self._routes.channel_body(job, None, embed), view=view)
             return job
         except discord.NotFound:
             return await self._repost_progress(job, embed=embed, view=view)
@@ -170,11 +137,11 @@ class JobMessenger:
     ) -> Job:
         log.info("job=%s progress message is gone; posting it again", job.id)
         try:
-            body = self._channel_body(job, None, embed)
+            body = self._routes.channel_body(job, None, embed)
             if view is not None:
                 body["view"] = view
             # A progress post whose answer was lost is not posted twice when tried again.
-            message = await self._channel(job).send(**body, nonce=f"videobot-prog-{job.id}"[:25])
+            message = await self._routes.channel(job).send(**body, nonce=progress_nonce(job))
         except discord.HTTPException as error:
             return self._give_up_progress(job, error)
         self._progress_in_channel.add(job.id)
@@ -213,7 +180,9 @@ class JobMessenger:
         the bot may not post in.
         """
         # A private clip replaces its progress message: an edit repeats harmlessly.
-        if job.posting_started_at is not None and not (job.private and self.token_usable(job)):
+        if job.posting_started_at is not None and not (
+            job.private and self._routes.token_usable(job)
+        ):
             found = await self._earlier_posts.find(job)  # a 5xx raises: look again later
             if found is not None:
                 log.info("job=%s clip was already posted (message=%s)", job.id, found)
@@ -243,12 +212,12 @@ class JobMessenger:
                 job.channel_id,
                 getattr(error, "code", error),
             )
-        if self.token_usable(job):
+        if self._routes.token_usable(job):
             try:
                 return await self._send_via_token(job, result)
             except discord.HTTPException as error:
                 if token_expired(error):
-                    job = await self._drop_token(job)
+                    job = await self._routes.drop_token(job)
                 elif is_transient(error):
                     raise
                 else:
@@ -259,14 +228,14 @@ class JobMessenger:
 
     async def _send_private(self, job: Job, result: ResultMessage) -> int:
         """The private progress message becomes the clip: only its token can reach it."""
-        if self.token_usable(job) and job.message_id is not None:
+        if self._routes.token_usable(job) and job.message_id is not None:
             try:
                 message_id = await self._replace_progress(job, result)
             except discord.HTTPException as error:
                 if not token_expired(error) and error.code != UNKNOWN_MESSAGE:
                     raise
                 if token_expired(error):
-                    job = await self._drop_token(job)
+                    job = await self._routes.drop_token(job)
             else:
                 await self._tell_private_ready(job)
                 return message_id
@@ -284,8 +253,10 @@ class JobMessenger:
         Best effort, and harmless if a retry sends it twice: it carries no clip.
         """
         try:
-            await self._webhook(job).send(
-                render.private_ready(job), ephemeral=True, allowed_mentions=self._mention(job)
+            await self._routes.webhook(job).send(
+                render.private_ready(job),
+                ephemeral=True,
+                allowed_mentions=self._routes.mention(job),
             )
         except discord.HTTPException as error:
             log.info("job=%s requester could not be pinged (code=%s)", job.id, error.code)
@@ -294,12 +265,12 @@ class JobMessenger:
         """A short line in the channel, pinging only the requester, with a button that shows
         them the clip privately: a click is a fresh interaction, so it can answer ephemerally."""
         options: dict[str, Any] = {
-            "allowed_mentions": self._mention(job),
-            "nonce": _clip_nonce(job),
+            "allowed_mentions": self._routes.mention(job),
+            "nonce": clip_nonce(job),
             "view": notice_view(job, self._bot.custom_ids),
         }
         try:
-            message = await self._channel(job).send(render.private_notice(job), **options)
+            message = await self._routes.channel(job).send(render.private_notice(job), **options)
         except discord.HTTPException as error:
             if error.status >= 500 or error.status == 429:
                 raise
@@ -311,7 +282,7 @@ class JobMessenger:
 
     async def _replace_progress(self, job: Job, result: ResultMessage) -> int:
         assert job.message_id is not None
-        webhook, message_id = self._webhook(job), job.message_id
+        webhook, message_id = self._routes.webhook(job), job.message_id
 
         async def edit(content: str, file: discord.File | None = None, **options: Any) -> Any:
             attachments = [file] if file is not None else []
@@ -319,64 +290,54 @@ class JobMessenger:
                 message_id, content=content, attachments=attachments, **options
             )
 
-        limit = job.upload_limit or self._guild_upload_limit(job)
-        options = {"allowed_mentions": self._mention(job)}
+        limit = job.upload_limit or self._routes.upload_limit(job)
+        options = {"allowed_mentions": self._routes.mention(job)}
         await self._post(edit, job, result, limit, options, route="edit")
         return message_id
 
     async def _send_via_token(self, job: Job, result: ResultMessage) -> int:
         # The interaction's own limit counts the requester's Nitro; fall back to the server's.
-        limit = job.upload_limit or self._guild_upload_limit(job)
-        options = {"ephemeral": job.private, "wait": True, "allowed_mentions": self._mention(job)}
+        limit = job.upload_limit or self._routes.upload_limit(job)
+        options = {
+            "ephemeral": job.private,
+            "wait": True,
+            "allowed_mentions": self._routes.mention(job),
+        }
         return await self._post(
-            self._webhook(job).send, job, result, limit, options, route="followup"
+            self._routes.webhook(job).send, job, result, limit, options, route="followup"
         )
 
     async def _send_via_channel(self, job: Job, result: ResultMessage) -> int:
-        options = {"allowed_mentions": self._mention(job), "nonce": _clip_nonce(job)}
-        if result.embed is not None and not self._can_embed(job):
+        options = {"allowed_mentions": self._routes.mention(job), "nonce": clip_nonce(job)}
+        if result.embed is not None and not self._routes.can_embed(job):
             result = replace(
                 result,
-                content=_folded(result.content, result.embed),
-                link_content=_folded(result.link_content, result.embed),
+                content=folded(result.content, result.embed),
+                link_content=folded(result.link_content, result.embed),
                 embed=None,
             )
         return await self._post(
-            self._channel(job).send,
+            self._routes.channel(job).send,
             job,
             result,
-            self._guild_upload_limit(job),
+            self._routes.upload_limit(job),
             options,
             route="channel",
         )
-
-    def _origin(self, job: Job) -> str:
-        guild = self._bot.get_guild(job.guild_id)
-        return render.origin(job, guild.name if guild is not None else None)
-
-    def _can_embed(self, job: Job) -> bool:
-        permissions = bot_permissions(self._bot, job)
-        return permissions is None or permissions.embed_links  # unknown: Discord will tell
-
-    def _channel_body(self, job: Job, content: str | None, embed: discord.Embed) -> dict[str, Any]:
-        """``content`` and ``embed`` for a channel message, folded into text without Embed Links."""
-        if self._can_embed(job):
-            return {"content": content, "embed": embed}
-        return {"content": _folded(content, embed), "embed": None}
 
     async def _send_direct(self, job: Job, result: ResultMessage) -> int:
         try:
             user = self._bot.get_user(job.user_id) or await self._bot.fetch_user(job.user_id)
             # Buttons act on the server's job; in a DM they would only confuse. Say where
             # the request was made: a DM alone does not.
-            where = self._origin(job)
+            where = self._routes.origin(job)
             direct = replace(
                 result,
                 view=None,
                 content=f"{result.content}\n{where}"[:CONTENT_MAX],
                 link_content=f"{result.link_content}\n{where}"[:CONTENT_MAX],
             )
-            options = {"nonce": _clip_nonce(job)}
+            options = {"nonce": clip_nonce(job)}
             message_id = await self._post(
                 user.send, job, direct, DEFAULT_UPLOAD_LIMIT, options, route="dm"
             )
@@ -409,7 +370,7 @@ class JobMessenger:
         path = await self._bot.services.clips.fit(job, limit, source=result.clip.path)
         if path is not None:
             try:
-                message = await send(result.content, file=_file(job, path), **options)
+                message = await send(result.content, file=clip_file(job, path), **options)
                 metrics.clip_posted(job.id, route, "file")
                 return message.id if message else 0
             except discord.HTTPException as error:
@@ -434,12 +395,12 @@ class JobMessenger:
 
     async def _notify(self, job: Job, text: str) -> None:
         """A short public line that pings only the requester; best effort."""
-        options: dict[str, Any] = {"allowed_mentions": self._mention(job)}
+        options: dict[str, Any] = {"allowed_mentions": self._routes.mention(job)}
         try:
-            if self.token_usable(job):
-                await self._webhook(job).send(text, **options)
+            if self._routes.token_usable(job):
+                await self._routes.webhook(job).send(text, **options)
             else:
-                await self._channel(job).send(text, **options)
+                await self._routes.channel(job).send(text, **options)
         except discord.HTTPException as error:
             log.info("job=%s requester could not be notified (code=%s)", job.id, error.code)
 
@@ -452,7 +413,7 @@ class JobMessenger:
         """
         job = await self.edit_progress(job, embed=embed, view=None)
         shown = job.message_id is not None and job.id not in self._unreachable_progress
-        if shown and (not job.private or self.token_usable(job)):
+        if shown and (not job.private or self._routes.token_usable(job)):
             if not job.private and job.state is not JobState.CANCELLED:
                 # An edit does not notify, and the member has usually looked away by now.
                 await self._notify(job, f"<@{job.user_id}>, your video could not be made.")
@@ -460,12 +421,12 @@ class JobMessenger:
         try:
             if job.private:
                 user = self._bot.get_user(job.user_id) or await self._bot.fetch_user(job.user_id)
-                await user.send(embed=embed, nonce=_failure_nonce(job))
+                await user.send(embed=embed, nonce=failure_nonce(job))
             else:
-                await self._channel(job).send(
-                    **self._channel_body(job, f"<@{job.user_id}>", embed),
-                    allowed_mentions=self._mention(job),
-                    nonce=_failure_nonce(job),
+                await self._routes.channel(job).send(
+                    **self._routes.channel_body(job, f"<@{job.user_id}>", embed),
+                    allowed_mentions=self._routes.mention(job),
+                    nonce=failure_nonce(job),
                 )
         except discord.HTTPException as error:
             if is_transient(error):
@@ -475,27 +436,3 @@ class JobMessenger:
             )
         finally:
             self._unreachable_progress.discard(job.id)
-
-
-def _folded(content: str | None, embed: discord.Embed) -> str:
-    """The message text with the embed's words below it, within Discord's 2000 characters."""
-    text = "\n".join(part for part in (content, render.embed_as_text(embed)) if part)
-    return text[:CONTENT_MAX]
-
-
-def _clip_nonce(job: Job) -> str:
-    """The same for every attempt at one job's clip: with it discord.py sets enforce_nonce, so
-    Discord returns the first message instead of posting again when a retry follows a post
-    that succeeded but whose answer was lost (a 5xx from Discord's edge)."""
-    return f"videobot-clip-{job.id}"[:25]
-
-
-def _failure_nonce(job: Job) -> str:
-    """Like ``_clip_nonce``: a failure message posted again after a lost answer is one message."""
-    return f"videobot-fail-{job.id}"[:25]
-
-
-def _file(job: Job, path: Path) -> discord.File:
-    return discord.File(
-        path, filename=render.clip_filename(job), description=f"Video for job {job.id}"
-    )
