@@ -134,7 +134,6 @@ class VideoBot(commands.Bot):
         self._announced = False  # the start-up line, once: READY comes again after a reconnect
         # Told by discord.py's events, for /healthz: up at READY or RESUMED, down at a drop.
         self.gateway_connected = False
-        self.add_listener(self._gateway_up, "on_ready")
         self.metrics_server: MetricsServer | None = None  # with METRICS_PORT, from setup_hook
 
     async def setup_hook(self) -> None:
@@ -155,6 +154,7 @@ class VideoBot(commands.Bot):
             log.info("resumed %d unfinished jobs", len(resumed))
 
     async def on_ready(self) -> None:
+        self.gateway_connected = True
         if not self._announced:
             self._announced = True
             log.info(start_line(self, self.services.settings, self.services.segmind.display_url))
@@ -174,9 +174,6 @@ class VideoBot(commands.Bot):
 
     def is_gateway_connected(self) -> bool:
         return self.gateway_connected and not self.is_closed()
-
-    async def _gateway_up(self) -> None:
-        self.gateway_connected = True
 
     async def on_connect(self) -> None:
         self.gateway_connected = True
