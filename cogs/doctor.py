@@ -20,6 +20,7 @@ import dotenv
 from discord.ext import commands
 
 from cogs.startup import quiet_voice_warnings
+from cogs.sync import command_payload, schema_key
 from cogs.tree import VideoBotTree
 from cogs.videobot import EXTENSIONS, intents
 from services import logsafety
@@ -292,8 +293,7 @@ async def own_commands() -> list[dict[str, Any]]:
     )
     for extension in EXTENSIONS:
         await reader.load_extension(extension)
-    tree = reader.tree
-    return sorted((command.to_dict(tree) for command in tree.get_commands()), key=_name)
+    return command_payload(reader.tree)
 
 
 async def check_commands(client: discord.Client, settings: Settings) -> Check:
@@ -325,7 +325,7 @@ async def check_commands(client: discord.Client, settings: Settings) -> Check:
     if found == expected:
         names = ", ".join(f"/{name}" for name in sorted(expected))
         return Check.ok("Commands", f"{names} synced {where}")
-    key = f"command_schema:{app_id}:{guild_id or 'global'}"  # as cogs.sync records it
+    key = schema_key(app_id, guild_id)
     if not await asyncio.to_thread(sync_recorded, settings.database_path, key):
         return Check.warning(
             "Commands",
@@ -402,7 +402,3 @@ def _canonical(data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]
     if shown.get("contexts") is not None:
         shown["contexts"] = sorted(shown["contexts"])
     return shown
-
-
-def _name(command: dict[str, Any]) -> str:
-    return str(command["name"])

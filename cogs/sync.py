@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import discord
+from discord import app_commands
 
 if TYPE_CHECKING:
     from cogs.videobot import VideoBot
@@ -25,17 +26,28 @@ def schema_hash(payload: list[dict[str, Any]]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def command_payload(
+    tree: app_commands.CommandTree[Any], guild: discord.Object | None = None
+) -> list[dict[str, Any]]:
+    """The commands as a sync sends them, in a stable order (the doctor compares the same)."""
+    commands = tree.get_commands(guild=guild)
+    return sorted((command.to_dict(tree) for command in commands), key=lambda c: c["name"])
+
+
+def schema_key(application_id: int | None, guild_id: int | None) -> str:
+    """Where the last sync's schema hash is kept; per application too: a new bot token on the
+    same database must still get its commands."""
+    return f"command_schema:{application_id}:{guild_id or 'global'}"
+
+
 async def sync_commands(bot: VideoBot, *, force: bool = False) -> bool:
     """Sync if the schema changed since the last sync (or ``force``); returns whether it synced."""
     guild_id = bot.services.settings.discord_guild_id
     guild = discord.Object(guild_id) if guild_id else None
     if guild is not None:
         bot.tree.copy_global_to(guild=guild)
-    commands = bot.tree.get_commands(guild=guild)
-    payload = sorted((command.to_dict(bot.tree) for command in commands), key=lambda c: c["name"])
-    digest = schema_hash(payload)
-    # Per application too: a new bot token on the same database must still get its commands.
-    key = f"command_schema:{bot.application_id}:{guild_id or 'global'}"
+    digest = schema_hash(command_payload(bot.tree, guild))
+    key = schema_key(bot.application_id, guild_id)
     if not force and await bot.services.storage.meta.get(key) == digest:
         log.info("commands unchanged since the last sync; not syncing")
         return False
