@@ -25,7 +25,7 @@ import pathlib
 import signal
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -64,6 +64,9 @@ class SimulatorConfig:
     advertised_base_url: str | None = None
     # False streams the MP4 chunked without Content-Length, as some CDNs do.
     download_content_length: bool = True
+    # Each job's own (queue, processing) seconds from its submitted parameters, for a
+    # workload where clips take different times (bench/polling.py); None: the two above.
+    timing: Callable[[Mapping[str, Any]], tuple[float, float]] | None = None
 
     def __post_init__(self) -> None:
         if self.output_shape not in OUTPUT_SHAPES:
@@ -88,6 +91,8 @@ class _Job:
     payload: dict[str, Any]
     created_at: float
     failure: str | None  # the error text when this job is doomed to end FAILED
+    queue_seconds: float
+    processing_seconds: float
 
 
 class SegmindSimulator:
@@ -233,20 +238,20 @@ class SegmindSimulator:
 
     def _state(self, job: _Job) -> SegmindState:
         elapsed = self.clock.monotonic() - job.created_at
-        if elapsed < self.config.queue_seconds:
+        if elapsed < job.queue_seconds:
             return SegmindState.QUEUED
         if job.failure is not None:
             return SegmindState.FAILED
-        if elapsed < self.config.queue_seconds + self.config.processing_seconds:
+        if elapsed < job.queue_seconds + job.processing_seconds:
             return SegmindState.PROCESSING
         return SegmindState.COMPLETED
 
     def _finished_at(self, job: _Job) -> float | None:
         state = self._state(job)
         if state is SegmindState.FAILED:
-            return job.created_at + self.config.queue_seconds
+            return job.created_at + job.queue_seconds
         if state is SegmindState.COMPLETED:
-            return job.created_at + self.config.queue_seconds + self.config.processing_seconds
+            return job.created_at + job.queue_seconds + job.processing_seconds
         return None
 
     def _live_job(self, request_id: str) -> _Job | None:
@@ -324,8 +329,8 @@ class SegmindSimulator:
                 "error": None,
                 "output": self._shape_output(video_url),
                 "metrics": {
-                    "queue_time": self.config.queue_seconds,
-                    "inference_time": self.config.processing_seconds,
+                    "queue_time": job.queue_seconds,
+                    "inference_time": job.processing_seconds,
                     "cost": 0.36,
                 },
             }
@@ -369,11 +374,19 @@ class SegmindSimulator:
         problem = validate_payload(payload)
         if problem is not None:
             return _error(400, problem)
+        timing = self.config.timing
+        queue_seconds, processing_seconds = (
+            timing(payload)
+            if timing is not None
+            else (self.config.queue_seconds, self.config.processing_seconds)
+        )
         job = _Job(
             request_id=str(uuid.uuid4()),
             payload=payload,
             created_at=self.clock.monotonic(),
             failure=self._failure_for(payload["prompt"]),
+            queue_seconds=queue_seconds,
+            processing_seconds=processing_seconds,
         )
         self._jobs[job.request_id] = job
         self.submits.append(payload)

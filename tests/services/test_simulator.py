@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,27 @@ async def test_a_job_goes_queued_processing_completed_on_the_clock(
 
     assert seen == ["QUEUED", "QUEUED", "PROCESSING", "PROCESSING", "COMPLETED"]
     assert timed.job_state(body["request_id"]) == "COMPLETED"
+
+
+async def test_each_job_can_take_its_own_time_from_its_parameters(
+    simulator_factory: SimulatorFactory, fake_clock: FakeClock, http_session: aiohttp.ClientSession
+) -> None:
+    def timing(payload: Mapping[str, Any]) -> tuple[float, float]:
+        return 5.0, float(payload["steps"])  # the longer the steps, the longer the clip
+
+    sim = await simulator_factory(clock=fake_clock, timing=timing)
+    short = await submit(http_session, sim, steps=25)
+    long = await submit(http_session, sim, steps=50)
+
+    fake_clock.advance(5 + 25)
+    assert sim.job_state(short["request_id"]) == "COMPLETED"
+    assert sim.job_state(long["request_id"]) == "PROCESSING"
+    fake_clock.advance(25)
+    assert sim.job_state(long["request_id"]) == "COMPLETED"
+    status, answer = await get_json(http_session, long["response_url"])
+    assert status == 200
+    assert answer["metrics"]["queue_time"] == 5.0
+    assert answer["metrics"]["inference_time"] == 50.0
 
 
 async def test_the_result_before_completion_carries_no_output(
