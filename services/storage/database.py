@@ -59,6 +59,11 @@ class Transaction:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
 
+    @property
+    def active(self) -> bool:
+        """False once SQLite ended the transaction itself (some errors roll all of it back)."""
+        return self._conn.in_transaction
+
     async def execute(self, sql: str, params: Params = ()) -> int:
         cursor = await self._conn.execute(sql, params)
         return cursor.rowcount
