@@ -4,6 +4,10 @@ The newest state always wins: an update that arrives too soon is held and sent w
 the interval has passed, replacing any older held update. ``update`` never waits for
 the network, so a slow or rate-limited edit never holds up the job runner, and once
 ``final`` has run for a message nothing older is ever sent after it.
+
+With a ``ChannelBudget``, an edit whose ``lane`` (asked when it is due) names a channel also
+waits for that channel's fair turn: the stalest message first, after every final message.
+While it waits, newer states still replace it, so the turn carries the newest one.
 """
 
 from __future__ import annotations
@@ -13,9 +17,14 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 
+from services.channel_budget import ChannelBudget
+from services.clock import Clock, SystemClock
+
 log = logging.getLogger(__name__)
 
 Send = Callable[[], Awaitable[object]]
+# Which channel budget an edit spends when it goes out (None: none, e.g. a webhook edit).
+Lane = Callable[[], Hashable | None]
 
 
 @dataclass
@@ -24,30 +33,42 @@ class _Slot:
     last_sent: float | None = None
     pending: Send | None = None
     pending_shown: object = None
+    lane: Lane | None = None
     timer: asyncio.Task[None] | None = None
     closed: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class EditThrottle:
-    def __init__(self, interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        interval: float = 5.0,
+        *,
+        budget: ChannelBudget | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.interval = interval
+        self.budget = budget
+        self._clock = clock or SystemClock()
         self._slots: dict[Hashable, _Slot] = {}
 
     def _now(self) -> float:
-        return asyncio.get_running_loop().time()
+        return self._clock.monotonic()
 
     def note_sent(self, key: Hashable, shown: object) -> None:
         """Record a message posted outside the throttle (the first), so edits keep apart."""
         slot = self._slots.setdefault(key, _Slot())
         slot.shown, slot.last_sent = shown, self._now()
 
-    def update(self, key: Hashable, shown: object, send: Send) -> None:
-        """Show ``shown`` (via ``send``) on message ``key``, now or once the interval allows."""
+    def update(self, key: Hashable, shown: object, send: Send, lane: Lane | None = None) -> None:
+        """Show ``shown`` (via ``send``) on message ``key``, now or once the interval allows.
+
+        ``lane``, asked when the edit is due, names the channel budget it spends, if any.
+        """
         slot = self._slots.setdefault(key, _Slot())
         if slot.closed or (shown == slot.shown and slot.pending is None):
             return
-        slot.pending, slot.pending_shown = send, shown
+        slot.pending, slot.pending_shown, slot.lane = send, shown, lane
         if slot.timer is None:
             wait = 0.0 if slot.last_sent is None else slot.last_sent + self.interval - self._now()
             slot.timer = asyncio.create_task(self._flush_after(key, slot, max(0.0, wait)))
@@ -70,7 +91,8 @@ class EditThrottle:
     async def _flush_after(self, key: Hashable, slot: _Slot, wait: float) -> None:
         try:
             if wait > 0:
-                await asyncio.sleep(wait)
+                await self._clock.sleep(wait)
+            await self._take_turn(slot)
             async with slot.lock:
                 slot.timer = None
                 send, shown = slot.pending, slot.pending_shown
@@ -84,3 +106,13 @@ class EditThrottle:
                     log.warning("progress edit for %s failed", key, exc_info=True)
         except asyncio.CancelledError:
             pass
+
+    async def _take_turn(self, slot: _Slot) -> None:
+        """Wait for the channel's fair turn, if the edit spends a channel's budget."""
+        if self.budget is None or slot.lane is None:
+            return
+        if slot.pending is None or slot.pending_shown == slot.shown:
+            return  # nothing to show after all: spend nothing
+        lane = slot.lane()
+        if lane is not None:
+            await self.budget.progress(lane, slot.last_sent)

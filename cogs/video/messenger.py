@@ -9,12 +9,18 @@ nonce, a DM carries one too. Deleted messages are posted again, an upload that d
 not fit becomes an expiring link, a channel the bot cannot use becomes a direct
 message. Each fault is logged once; none ends in a crash or a retry loop. The routes
 themselves, and what every post carries (pings, nonces, folded embeds), are in routes.py.
+
+Every write to a channel spends that channel's share of Discord's rate limit
+(``services.channel_budget``): a clip, a failure, a final edit as a priority write, ahead of
+any waiting progress edit; progress edits take their fair turn in the throttle before they
+reach ``edit_progress`` (``turn_taken``). Interaction webhook edits are limited per token by
+Discord, not per channel, and spend nothing here.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +46,7 @@ from cogs.video.routes import (
     progress_nonce,
 )
 from cogs.words import CONTENT_MAX
+from services.channel_budget import ChannelBudget
 from services.errors import ClipUndeliverable
 from services.metrics import DeliveryRoute
 from services.models import Job, JobState
@@ -85,6 +92,7 @@ class JobMessenger:
         self._sent_by_dm: set[int] = set()
         self._earlier_posts = EarlierPosts(bot)
         self._routes = MemberRoutes(bot)
+        self.budget = ChannelBudget()
 
     def forget(self, job_id: int) -> None:
         """Drop what was remembered about a job's messages once it has ended."""
@@ -100,12 +108,33 @@ class JobMessenger:
         """Whether the interaction's token still reaches the job's messages."""
         return self._routes.token_usable(job)
 
+    def progress_lane(self, job: Job) -> Hashable | None:
+        """The channel budget a progress edit of ``job`` spends now (None: the webhook's)."""
+        if job.private or job.id in self._unreachable_progress:
+            return None
+        if self._routes.token_usable(job) and job.id not in self._progress_in_channel:
+            return None
+        return job.channel_id
+
+    async def _channel_turn(self, job: Job) -> None:
+        """A priority write in the job's channel: ahead of every waiting progress edit."""
+        await self.budget.priority(job.channel_id)
+
     # --- progress -----------------------------------------------------------------
 
     async def edit_progress(
-        self, job: Job, *, embed: discord.Embed, view: discord.ui.View | None
+        self,
+        job: Job,
+        *,
+        embed: discord.Embed,
+        view: discord.ui.View | None,
+        turn_taken: bool = False,
     ) -> Job:
-        """Show ``embed`` on the job's progress message; returns the job as now stored."""
+        """Show ``embed`` on the job's progress message; returns the job as now stored.
+
+        ``turn_taken``: the caller already waited for the channel's turn (a progress edit
+        through the throttle); otherwise a channel edit is a priority write.
+        """
         if job.id in self._unreachable_progress or job.message_id is None:
             return job
         if self._routes.token_usable(job) and job.id not in self._progress_in_channel:
@@ -115,6 +144,7 @@ class JobMessenger:
             except discord.HTTPException as error:
                 if token_expired(error):
                     job = await self._routes.drop_token(job)
+                    self._progress_in_channel.add(job.id)  # the runner's copy keeps the token
                 elif error.code == UNKNOWN_MESSAGE and not job.private:
                     # Deleted, or not the webhook's own (posted again in the channel
                     # before a restart): the channel route edits it or posts it anew.
@@ -125,6 +155,8 @@ class JobMessenger:
             return job  # an ephemeral message cannot be edited without its token
         try:
             message = self._routes.channel(job).get_partial_message(job.message_id)
+            if not turn_taken:
+                await self._channel_turn(job)
             await message.edit(**self._routes.channel_body(job, None, embed), view=view)
             return job
         except discord.NotFound:
@@ -141,6 +173,7 @@ class JobMessenger:
             if view is not None:
                 body["view"] = view
             # A progress post whose answer was lost is not posted twice when tried again.
+            await self._channel_turn(job)
             message = await self._routes.channel(job).send(**body, nonce=progress_nonce(job))
         except discord.HTTPException as error:
             return self._give_up_progress(job, error)
@@ -270,6 +303,7 @@ class JobMessenger:
             "view": notice_view(job, self._bot.custom_ids),
         }
         try:
+            await self._channel_turn(job)
             message = await self._routes.channel(job).send(render.private_notice(job), **options)
         except discord.HTTPException as error:
             if error.status >= 500 or error.status == 429:
@@ -316,6 +350,7 @@ class JobMessenger:
                 link_content=folded(result.link_content, result.embed),
                 embed=None,
             )
+        await self._channel_turn(job)
         return await self._post(
             self._routes.channel(job).send,
             job,
@@ -400,6 +435,7 @@ class JobMessenger:
             if self._routes.token_usable(job):
                 await self._routes.webhook(job).send(text, **options)
             else:
+                await self._channel_turn(job)
                 await self._routes.channel(job).send(text, **options)
         except discord.HTTPException as error:
             log.info("job=%s requester could not be notified (code=%s)", job.id, error.code)
@@ -423,6 +459,7 @@ class JobMessenger:
                 user = self._bot.get_user(job.user_id) or await self._bot.fetch_user(job.user_id)
                 await user.send(embed=embed, nonce=failure_nonce(job))
             else:
+                await self._channel_turn(job)
                 await self._routes.channel(job).send(
                     **self._routes.channel_body(job, f"<@{job.user_id}>", embed),
                     allowed_mentions=self._routes.mention(job),

@@ -2,7 +2,9 @@
 
 The runner says what happened (``services.job_listener.JobListener``); this turns it into the
 job's messages, through the throttle (calm progress edits) and the messenger (whatever
-route to the member still works).
+route to the member still works). Once progress has moved to channel messages, the edits of
+all jobs in a channel share its budget (``services.channel_budget``) fairly: the message
+shown longest ago goes next, and the clip or a failure goes ahead of them all.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from cogs import words
 from cogs.video import render
 from cogs.video.buttons import progress_view, result_view
 from cogs.video.messenger import Clip, JobMessenger, ResultMessage
+from services.channel_budget import ChannelBudget
 from services.errors import BotError, GenerationFailed, SegmindBadRequest
 from services.failure_notices import StoredFailure
 from services.models import Job, Progress
@@ -36,7 +39,9 @@ class JobPresenter:
         self._bot = bot
         self._services = bot.services
         self.messenger = JobMessenger(bot)
-        self._throttle = EditThrottle(bot.timings.progress_edit_interval)
+        self._throttle = EditThrottle(
+            bot.timings.progress_edit_interval, budget=self.messenger.budget
+        )
         self._allowance: dict[int, str] = {}  # "$0.36 · 2 of 3 clips left today", per job
         self._background = bot.background
 
@@ -55,6 +60,11 @@ class JobPresenter:
             return words.format_usd(job.cost_usd)
         return known
 
+    def pace_channels(self, budget: ChannelBudget) -> None:
+        """Share channel writes through ``budget`` (tests and benches shrink Discord's window)."""
+        self.messenger.budget = budget
+        self._throttle.budget = budget
+
     def note_shown(self, job_id: int, progress: Progress) -> None:
         """The first progress message was posted outside the throttle: edits keep their distance."""
         self._throttle.note_sent(job_id, render.progress_key(progress))
@@ -72,9 +82,15 @@ class JobPresenter:
                 current,
                 embed=render.progress_embed(current, progress, allowance),
                 view=progress_view(current, self._bot.custom_ids),
+                turn_taken=True,
             )
 
-        self._throttle.update(job.id, render.progress_key(progress), send)
+        self._throttle.update(
+            job.id,
+            render.progress_key(progress),
+            send,
+            lane=lambda: self.messenger.progress_lane(job),
+        )
 
     async def on_clip_ready(self, job: Job) -> int | None:
         current = await self._current(job)

@@ -1,0 +1,142 @@
+"""A fair share of each channel's write budget: final messages first, then the stalest progress.
+
+Discord limits message writes per channel (about 5 per 5 s, shared by every job whose progress
+has moved to channel messages). Each lane (a channel) grants at most ``writes`` writes in any
+window of ``per`` seconds, a little below Discord's own so the bot's other writes and clock
+skew keep headroom: each write's token comes back ``per`` seconds after it was spent (a
+sliding window, safe whichever way Discord aligns its own). Waiting writes are served:
+
+- priority writes (a clip, a failure card, a final message) first, in arrival order: they
+  never wait behind a progress edit, though they spend the budget like any write;
+- then progress edits, the message shown longest ago first, so with many jobs in one channel
+  the edits go round and every message moves in turn.
+
+Plain asyncio, no Discord: the lane is any hashable key. A waiter that is cancelled (its
+message got its final text meanwhile) simply leaves the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from services.clock import Clock, SystemClock
+
+# Discord allows 5 writes per 5 s per channel: one is left for clock skew and other writes.
+CHANNEL_WRITES = 4
+CHANNEL_WINDOW = 5.0
+
+
+@dataclass
+class _Lane:
+    spent: deque[float] = field(default_factory=deque)  # when each write in the window went
+    priority: deque[asyncio.Future[None]] = field(default_factory=deque)
+    # (last shown, arrival, waiter): the message shown longest ago is served first.
+    progress: list[tuple[float, int, asyncio.Future[None]]] = field(default_factory=list)
+    server: asyncio.Task[None] | None = None
+
+    def next_waiter(self) -> asyncio.Future[None] | None:
+        while self.priority:
+            waiter = self.priority.popleft()
+            if not waiter.done():
+                return waiter
+        while self.progress:
+            waiter = heapq.heappop(self.progress)[2]
+            if not waiter.done():
+                return waiter
+        return None
+
+    def idle(self) -> bool:
+        return not self.priority and not self.progress and self.server is None
+
+
+class ChannelBudget:
+    """At most ``writes`` writes per ``per`` seconds in each lane, shared fairly."""
+
+    def __init__(
+        self,
+        writes: int = CHANNEL_WRITES,
+        per: float = CHANNEL_WINDOW,
+        clock: Clock | None = None,
+    ) -> None:
+        if writes < 1 or per <= 0:
+            raise ValueError("a budget needs at least one write per positive window")
+        self.writes = writes
+        self.per = per
+        self._clock = clock or SystemClock()
+        self._lanes: dict[Hashable, _Lane] = {}
+        self._arrivals = itertools.count()
+        self.granted = 0
+
+    async def priority(self, lane: Hashable) -> None:
+        """Wait for a write in ``lane`` ahead of every progress edit waiting there."""
+        state = self._lanes.setdefault(lane, _Lane())
+        if not state.priority and self._spend_now(state):
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        state.priority.append(waiter)
+        await self._wait(lane, state, waiter)
+
+    async def progress(self, lane: Hashable, last_shown: float | None) -> None:
+        """Wait for a write in ``lane`` for a message last shown at ``last_shown`` (monotonic).
+
+        Served after every priority write, the message shown longest ago first.
+        """
+        state = self._lanes.setdefault(lane, _Lane())
+        if not state.priority and not state.progress and self._spend_now(state):
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        since = float("-inf") if last_shown is None else last_shown
+        heapq.heappush(state.progress, (since, next(self._arrivals), waiter))
+        await self._wait(lane, state, waiter)
+
+    def now(self) -> float:
+        return self._clock.monotonic()
+
+    def waiting(self, lane: Hashable) -> int:
+        state = self._lanes.get(lane)
+        if state is None:
+            return 0
+        return sum(not w.done() for w in state.priority) + sum(
+            not entry[2].done() for entry in state.progress
+        )
+
+    # --- inside ---------------------------------------------------------------------------
+
+    def _spend_now(self, state: _Lane) -> bool:
+        now = self.now()
+        while state.spent and state.spent[0] + self.per <= now:
+            state.spent.popleft()
+        if len(state.spent) >= self.writes:
+            return False
+        state.spent.append(now)
+        self.granted += 1
+        return True
+
+    async def _wait(self, lane: Hashable, state: _Lane, waiter: asyncio.Future[None]) -> None:
+        if state.server is None:
+            state.server = asyncio.create_task(self._serve(lane, state))
+        await waiter
+
+    async def _serve(self, lane: Hashable, state: _Lane) -> None:
+        """Hand out tokens as they come back, to the next waiter in order."""
+        try:
+            while state.priority or state.progress:
+                if not self._spend_now(state):
+                    await self._clock.sleep(state.spent[0] + self.per - self.now())
+                    continue
+                waiter = state.next_waiter()
+                if waiter is None:  # everyone left while we slept: give the token back
+                    state.spent.pop()
+                    self.granted -= 1
+                    break
+                waiter.set_result(None)
+                await asyncio.sleep(0)  # let the write begin before the next is handed out
+        finally:
+            state.server = None
+            if state.idle() and not state.spent:
+                self._lanes.pop(lane, None)
