@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,9 +28,10 @@ from services.errors import (
     SegmindInsufficientCredits,
 )
 from services.gates import AccountGates, AccountPaused
-from services.models import JobOrigin, JobState, VideoRequest, reroll_fingerprint
+from services.models import Job, JobOrigin, JobState, VideoRequest, reroll_fingerprint
 from services.periods import LimitSpec
 from services.storage import Storage
+from services.storage.database import Transaction
 from tests.fakeclock import FakeClock
 
 H, D = 3600, 86400
@@ -549,3 +551,246 @@ async def test_a_repeat_of_a_request_whose_outcome_is_unknown_is_not_sent_again(
     clock.advance(2)
     with pytest.raises(DuplicateRequest):
         await admission.admit(REQUEST, origin(fingerprint=CLICK))
+
+
+# --- a burst: admissions that arrive together share one transaction --------------------------
+
+
+def watch_transactions(
+    storage: Storage,
+    monkeypatch: pytest.MonkeyPatch,
+    before_commit: Callable[[], object] | None = None,
+) -> list[int]:
+    """Count the transactions opened on ``storage`` from now on (one entry each).
+
+    ``before_commit`` runs as each one's statements are done, just before its COMMIT.
+    """
+    real = storage.db.transaction
+    opened: list[int] = []
+
+    @asynccontextmanager
+    async def transaction(*, durable: bool = False) -> AsyncIterator[Transaction]:
+        opened.append(1)
+        async with real(durable=durable) as tx:
+            yield tx
+            if before_commit is not None:
+                before_commit()
+
+    monkeypatch.setattr(storage.db, "transaction", transaction)
+    return opened
+
+
+async def queued_jobs(storage: Storage, user: int, guild: int = GUILD) -> list[Job]:
+    jobs = await storage.jobs.recent(guild, limit=1000, user_id=user)
+    return [job for job in jobs if job.state is JobState.QUEUED]
+
+
+async def test_a_burst_from_one_member_under_a_limit_of_three_gives_three_jobs_in_one_commit(
+    admission: Admission, storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened = watch_transactions(storage, monkeypatch)
+    results = await asyncio.gather(
+        *(admission.admit(REQUEST, origin()) for _ in range(50)), return_exceptions=True
+    )
+    admitted = [r for r in results if isinstance(r, Admitted)]
+    assert sorted(a.used for a in admitted) == [1, 2, 3]
+    assert all(isinstance(r, LimitReached) for r in results if not isinstance(r, Admitted))
+    assert await count_jobs(storage) == 3
+    assert len(opened) == 1  # not fifty commits, each waiting for the one before
+
+
+BUDGET_GUILD = 30
+
+
+def mixed_burst() -> list[tuple[VideoRequest, JobOrigin]]:
+    """Members with their own limits, double clicks, and a server whose budget runs out."""
+    burst = []
+    for i in range(36):
+        user, guild = i % 7, BUDGET_GUILD if i % 3 == 0 else GUILD
+        fingerprint = reroll_fingerprint(i) if i % 5 == 0 else None
+        burst.append((REQUEST.with_seed(i), origin(user, guild, fingerprint=fingerprint)))
+        if fingerprint is not None:  # the second click of a double click
+            burst.append((REQUEST.with_seed(i), origin(user, guild, fingerprint=fingerprint)))
+    return burst
+
+
+async def decide(admission: Admission, storage: Storage) -> None:
+    await storage.limits.set_user_limit(GUILD, 1, LimitSpec(5, D), actor_id=MOD, at=0.0)
+    await storage.limits.set_user_limit(GUILD, 2, LimitSpec(0, D), actor_id=MOD, at=0.0)
+    await storage.limits.update_guild_settings(
+        BUDGET_GUILD, actor_id=MOD, at=0.0, action="set_budget", monthly_budget_usd=4 * PRICE
+    )
+
+
+def outcome_of(result: Admitted | BaseException) -> tuple[object, ...]:
+    if isinstance(result, Admitted):
+        job = result.job
+        return ("admitted", job.id, job.guild_id, job.user_id, result.used, result.remaining)
+    if isinstance(result, DuplicateRequest):
+        return ("repeat", result.job_id)
+    if isinstance(result, BudgetExhausted):
+        return ("budget", result.kind, result.tell_moderators, result.spent_usd)
+    if isinstance(result, LimitReached):
+        return ("limit", result.used, result.next_free_at)
+    return (type(result).__name__,)
+
+
+async def test_a_mixed_burst_is_decided_exactly_as_one_request_at_a_time(
+    tmp_path: Path, clock: FakeClock, gates: AccountGates
+) -> None:
+    decisions = []
+    for name, together in (("alone", False), ("burst", True)):
+        storage = await Storage.open(tmp_path / f"{name}.db")
+        try:
+            await decide(
+                Admission(
+                    storage,
+                    default_limit=LimitSpec(3, D),
+                    clip_cost_usd=PRICE,
+                    clock=clock,
+                    gates=gates,
+                ),
+                storage,
+            )
+            admission = Admission(
+                storage,
+                default_limit=LimitSpec(3, D),
+                clip_cost_usd=PRICE,
+                clock=clock,
+                gates=gates,
+            )
+            burst = [admission.admit(request, where) for request, where in mixed_burst()]
+            if together:
+                results = await asyncio.gather(*burst, return_exceptions=True)
+            else:
+                results = []
+                for admit in burst:
+                    try:
+                        results.append(await admit)
+                    except RefusedError as refusal:
+                        results.append(refusal)
+            decisions.append([outcome_of(r) for r in results])
+            alerts = await storage.db.fetchall("SELECT guild_id, key FROM alerts_sent")
+            decisions.append(sorted(tuple(row) for row in alerts))
+        finally:
+            await storage.close()
+    alone, alone_alerts, burst_decisions, burst_alerts = decisions
+    assert burst_decisions == alone
+    assert burst_alerts == alone_alerts == [(BUDGET_GUILD, "budget:monthly:2024-05:1.44")]
+    kinds = {decision[0] for decision in alone}
+    assert kinds == {"admitted", "repeat", "budget", "limit", "MemberBlocked"}
+    admitted = [d for d in alone if d[0] == "admitted"]
+    assert sum(d[2] == BUDGET_GUILD for d in admitted) == 4  # the budget's four clips
+    assert sum(d[2] == GUILD and d[3] == 1 for d in admitted) == 4  # past the default 3
+
+
+async def test_an_unexpected_error_in_one_request_fails_it_alone(
+    admission: Admission, storage: Storage
+) -> None:
+    # SQLite cannot store a channel id this large: the insert fails, for this request only.
+    broken = JobOrigin(guild_id=GUILD, channel_id=2**70, user_id=BOB, role_ids=())
+    results = await asyncio.gather(
+        admission.admit(REQUEST, origin(ALICE)),
+        admission.admit(REQUEST, broken),
+        admission.admit(REQUEST, origin(3)),
+        admission.admit(REQUEST, origin(4)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], OverflowError)
+    assert [type(r) for r in results[::2]] == [Admitted, Admitted]
+    assert isinstance(results[3], Admitted)
+    assert await count_jobs(storage) == 3
+    assert await queued_jobs(storage, BOB) == []
+    assert (await admission.admit(REQUEST, origin(BOB))).used == 1  # and the line goes on
+
+
+async def test_a_caller_cancelled_in_line_writes_nothing_and_the_others_go_on(
+    admission: Admission, storage: Storage
+) -> None:
+    tasks = [asyncio.ensure_future(admission.admit(REQUEST, origin(user))) for user in range(70)]
+    await asyncio.sleep(0)  # all in line; the first batch of 64 is being decided
+    tasks[-1].cancel()
+    await asyncio.wait(tasks)
+    assert tasks[-1].cancelled()
+    assert all(isinstance(task.result(), Admitted) for task in tasks[:-1])
+    assert await queued_jobs(storage, 69) == []
+    assert await count_jobs(storage) == 69
+
+
+class ClockWithHook(FakeClock):
+    """A FakeClock that calls ``hook`` on its ``n``-th reading (admission reads it once each)."""
+
+    def __init__(self, start: float, n: int, hook: Callable[[], None]) -> None:
+        super().__init__(start)
+        self._left, self._hook = n, hook
+
+    def time(self) -> float:
+        self._left -= 1
+        if self._left == 0:
+            self._hook()
+        return super().time()
+
+
+async def test_callers_cancelled_while_their_batch_is_decided_get_no_job(
+    storage: Storage, gates: AccountGates
+) -> None:
+    tasks: list[asyncio.Task[Admitted]] = []
+
+    def cancel_two() -> None:
+        tasks[2].cancel()  # decided already: its job must not be committed
+        tasks[7].cancel()  # not decided yet: it must not be
+
+    clock = ClockWithHook(ts("2024-05-15T12:00:00"), 5, cancel_two)
+    admission = Admission(
+        storage, default_limit=LimitSpec(3, D), clip_cost_usd=PRICE, clock=clock, gates=gates
+    )
+    tasks += [asyncio.ensure_future(admission.admit(REQUEST, origin(user))) for user in range(10)]
+    await asyncio.wait(tasks)
+    assert [task.cancelled() for task in tasks] == [i in (2, 7) for i in range(10)]
+    for user, task in enumerate(tasks):
+        jobs = await queued_jobs(storage, user)
+        assert [job.id for job in jobs] == ([] if task.cancelled() else [task.result().job.id])
+    # Nothing of the cancelled ones counts: each member still has all three clips.
+    assert (await admission.admit(REQUEST, origin(2))).used == 1
+
+
+async def test_a_caller_cancelled_during_the_commit_has_its_job_ended_unsent(
+    admission: Admission, storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tasks: list[asyncio.Task[Admitted]] = []
+    watch_transactions(storage, monkeypatch, before_commit=lambda: tasks[1].cancel())
+    tasks += [asyncio.ensure_future(admission.admit(REQUEST, origin(user))) for user in range(3)]
+    await asyncio.wait(tasks)
+    assert tasks[1].cancelled()
+    assert isinstance(tasks[0].result(), Admitted) and isinstance(tasks[2].result(), Admitted)
+    [stored] = await storage.jobs.recent(GUILD, limit=10, user_id=1)
+    assert (stored.state, stored.error) == (JobState.CANCELLED, "not acknowledged")
+    assert await count_jobs(storage) == 3
+
+
+async def test_a_burst_is_decided_in_batches_of_at_most_64(
+    admission: Admission, storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened = watch_transactions(storage, monkeypatch)
+    results = await asyncio.gather(*(admission.admit(REQUEST, origin(u)) for u in range(150)))
+    assert len(results) == 150 and await count_jobs(storage) == 150
+    assert len(opened) == 3  # 64 + 64 + 22
+
+
+async def test_a_batch_limit_of_one_gives_each_request_its_own_transaction(
+    storage: Storage, clock: FakeClock, gates: AccountGates, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admission = Admission(
+        storage,
+        default_limit=LimitSpec(3, D),
+        clip_cost_usd=PRICE,
+        clock=clock,
+        gates=gates,
+        batch_limit=1,
+    )
+    opened = watch_transactions(storage, monkeypatch)
+    results = await asyncio.gather(
+        *(admission.admit(REQUEST, origin()) for _ in range(10)), return_exceptions=True
+    )
+    assert sum(isinstance(r, Admitted) for r in results) == 3
+    assert len(opened) == 10
