@@ -4,7 +4,8 @@
 
 1. Admission latency: the only work /video does before Discord's 3-second deadline is
    validation plus the atomic limit check and insert in SQLite. Many members at once,
-   on a real database file; p50/p95/p99/max in milliseconds.
+   on a real database file; p50/p95/p99/max in milliseconds beside the target (p99 <=
+   500 ms), first one transaction per request (the old path), then in batches.
 2. Runner throughput and memory: jobs through the simulator (zero generation time), so
    what is measured is the bot's own overhead per job: submits, polls, downloads,
    storage writes. Peak resident memory is printed at the end.
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
 
-from services.admission import Admission
+from services.admission import BATCH_LIMIT, Admission
 from services.clips import ClipFiles
 from services.clock import SystemClock
 from services.download import ClipDownloader
@@ -40,14 +41,20 @@ from services.segmind import SegmindClient
 from services.simulator import SegmindSimulator, SimulatorConfig
 from services.storage import NewJob, Storage
 
+# Issue 10: a member waits at most this long for /video's answer under a burst.
+ADMISSION_P99_TARGET_MS = 500.0
+
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def bench_admission(folder: Path, members: int, requests: int) -> None:
-    storage = await Storage.open(folder / "admission.db")
+async def bench_admission(
+    folder: Path, members: int, requests: int, batch_limit: int
+) -> list[float]:
+    """Latencies (ms) of ``requests`` /video admissions sent at once; prints the figures."""
+    storage = await Storage.open(folder / f"admission-{batch_limit}.db")
     clock = SystemClock()
     admission = Admission(
         storage,
@@ -55,6 +62,7 @@ async def bench_admission(folder: Path, members: int, requests: int) -> None:
         clip_cost_usd=0.36,
         clock=clock,
         gates=AccountGates.create(clock, 600),
+        batch_limit=batch_limit,
     )
     latencies: list[float] = []
     admitted = refused = 0
@@ -77,14 +85,17 @@ async def bench_admission(folder: Path, members: int, requests: int) -> None:
     await asyncio.gather(*(one(i) for i in range(requests)))
     elapsed = time.perf_counter() - started
     await storage.close()
-    print(f"admission: {requests} requests from {members} members at once in {elapsed:.2f}s")
-    print(f"  admitted {admitted} (limit 10/day each), refused {refused}")
+    how = "one transaction each" if batch_limit == 1 else f"batches of up to {batch_limit}"
+    print(f"admission ({how}): {requests} requests from {members} members at once")
+    print(f"  in {elapsed:.2f}s; admitted {admitted} (limit 10/day each), refused {refused}")
     p50, p95 = statistics.median(latencies), percentile(latencies, 0.95)
     p99, worst = percentile(latencies, 0.99), max(latencies)
+    met = "met" if p99 <= ADMISSION_P99_TARGET_MS else "MISSED"
     print(
         f"  latency ms: p50 {p50:.1f}  p95 {p95:.1f}  p99 {p99:.1f}  max {worst:.1f}"
-        "  (Discord allows 3000)"
+        f"  (target p99 <= {ADMISSION_P99_TARGET_MS:.0f}: {met}; Discord allows 3000)"
     )
+    return latencies
 
 
 class Counter:
@@ -154,7 +165,9 @@ async def main() -> None:
     parser.add_argument("--jobs", type=int, default=200)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="videobot-bench-") as scratch:
-        await bench_admission(Path(scratch), args.members, args.requests)
+        # Batch size 1 is the old path, one transaction per request, for comparison.
+        await bench_admission(Path(scratch), args.members, args.requests, batch_limit=1)
+        await bench_admission(Path(scratch), args.members, args.requests, BATCH_LIMIT)
         await bench_runner(Path(scratch), args.jobs)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory: {peak_mib:.0f} MiB")

@@ -22,7 +22,7 @@ from typing import Literal
 from services.clock import Clock
 from services.errors import RefusedError
 from services.gates import AccountGates
-from services.limits import EffectiveLimit, load_effective_limit, window_start, window_usage
+from services.limits import EffectiveLimit, resolve_limit, window_start, window_usage
 from services.models import GuildSettings, Job, JobOrigin, JobState, VideoRequest
 from services.periods import LimitSpec
 from services.storage import JobStore, NewJob, Storage
@@ -49,6 +49,7 @@ OPERATOR = 0
 # Requests decided in one transaction at most: the lock is held for one batch, not a burst.
 BATCH_LIMIT = 64
 
+_MemberKey = tuple[int, int, tuple[int, ...]]  # server, member, the member's roles
 _MemberLimit = tuple[GuildSettings, EffectiveLimit]
 
 
@@ -171,6 +172,18 @@ class _Waiting:
     gone: bool = False  # its caller was cancelled and no longer waits
 
 
+@dataclass(eq=False)
+class _Usage:
+    """A member's counted uses in a batch: read once, then each admission added to it.
+
+    Inside the batch's transaction only admission writes jobs, so this is what reading
+    them again before each decision would give.
+    """
+
+    times: list[float] | None = None  # creation times since ``since``; None until read
+    since: float = 0.0
+
+
 class _TransactionLost(Exception):
     """SQLite ended the batch's transaction itself: nothing in it was kept."""
 
@@ -290,13 +303,16 @@ class Admission:
         self, tx: Transaction, batch: list[_Waiting]
     ) -> list[tuple[_Waiting, Admitted | BaseException]]:
         """Each request's outcome, in order, each decision seeing the jobs stored before it."""
-        limits: dict[tuple[int, int, tuple[int, ...]], _MemberLimit] = {}
+        limits = await self._member_limits(tx, [w for w in batch if not w.gone])
+        usages: dict[tuple[int, int], _Usage] = {}
         outcomes: list[tuple[_Waiting, Admitted | BaseException]] = []
         for waiting in batch:
             if waiting.gone:
                 continue  # its caller left before its turn: nothing is written
             try:
-                outcome: Admitted | BaseException = await self._decide(tx, waiting, limits)
+                member = limits[_member_key(waiting)]
+                usage = usages.setdefault((waiting.new.guild_id, waiting.new.user_id), _Usage())
+                outcome: Admitted | BaseException = await self._decide(tx, waiting, member, usage)
             except RefusedError as refusal:
                 outcome = refusal
             except Exception as error:
@@ -329,11 +345,13 @@ class Admission:
         self,
         tx: Transaction,
         waiting: _Waiting,
-        limits: dict[tuple[int, int, tuple[int, ...]], _MemberLimit],
+        member: _MemberLimit,
+        usage: _Usage,
     ) -> Admitted:
         """One request's decision inside the batch's transaction; a refusal is raised.
 
         A refusal writes nothing but the note that moderators (or the operator) were told.
+        ``usage`` is the member's counted uses, read once per batch and kept up to date.
         """
         new = waiting.new
         now = self._clock.time()
@@ -344,18 +362,16 @@ class Admission:
             )
             if earlier is not None:
                 raise DuplicateRequest(earlier)
-        # Admission never changes settings or limits, so one read serves the whole batch.
-        key = (new.guild_id, new.user_id, waiting.role_ids)
-        member = limits.get(key)
-        if member is None:
-            member = limits[key] = await self._member_limit(tx, new, waiting.role_ids)
         settings, limit = member
         if limit.blocked:
             raise MemberBlocked(limit)
-        times = await self._storage.jobs.counted_times(
-            new.guild_id, new.user_id, window_start(now, limit.spec.period_seconds), tx=tx
-        )
-        window = window_usage(limit.spec, times, now)
+        start = window_start(now, limit.spec.period_seconds)
+        if usage.times is None or start < usage.since:
+            usage.times = await self._storage.jobs.counted_times(
+                new.guild_id, new.user_id, start, tx=tx
+            )
+            usage.since = start
+        window = window_usage(limit.spec, [t for t in usage.times if t >= start], now)
         if window.remaining == 0:
             retry_at = window.next_free_at
             assert retry_at is not None
@@ -372,6 +388,7 @@ class Admission:
         job = await self._storage.jobs.insert(
             replace(new, created_at=now, cost_usd=self._cost), tx=tx
         )
+        usage.times.append(now)  # counted from now on, as a read would find it
         used = window.used + 1
         return Admitted(
             job=job,
@@ -381,21 +398,32 @@ class Admission:
             cost_usd=self._cost,
         )
 
-    async def _member_limit(
-        self, tx: Transaction, new: NewJob, role_ids: tuple[int, ...]
-    ) -> _MemberLimit:
+    async def _member_limits(
+        self, tx: Transaction, batch: list[_Waiting]
+    ) -> dict[_MemberKey, _MemberLimit]:
+        """Each member's settings and effective limit, three reads per server in the batch.
+
+        Admission never changes settings or limits, so reading them once for the whole
+        batch, inside its transaction, is what reading them for each request would give.
+        """
         store = self._storage.limits
-        settings = await store.guild_settings(new.guild_id, tx=tx)
-        limit = await load_effective_limit(
-            store,
-            new.guild_id,
-            new.user_id,
-            role_ids,
-            operator_default=self._default,
-            settings=settings,
-            tx=tx,
-        )
-        return settings, limit
+        found: dict[_MemberKey, _MemberLimit] = {}
+        for guild_id in sorted({w.new.guild_id for w in batch}):
+            here = [w for w in batch if w.new.guild_id == guild_id]
+            settings = await store.guild_settings(guild_id, tx=tx)
+            users = await store.user_limits_of(guild_id, [w.new.user_id for w in here], tx=tx)
+            roles = {r.target_id: r.spec for r in await store.role_limits(guild_id, tx=tx)}
+            for waiting in here:
+                user = users.get(waiting.new.user_id)
+                # As load_effective_limit resolves it from the same rows.
+                limit = resolve_limit(
+                    user=user.spec if user else None,
+                    roles={r: roles[r] for r in waiting.role_ids if r in roles},
+                    server=settings.default_limit,
+                    operator=self._default,
+                )
+                found[_member_key(waiting)] = (settings, limit)
+        return found
 
     async def _budget_refusal(
         self, tx: Executor, settings: GuildSettings, now: float
@@ -529,6 +557,10 @@ async def _savepoint(tx: Executor) -> AsyncIterator[None]:
         await tx.execute("RELEASE admission_request")
         raise
     await tx.execute("RELEASE admission_request")
+
+
+def _member_key(waiting: _Waiting) -> _MemberKey:
+    return (waiting.new.guild_id, waiting.new.user_id, waiting.role_ids)
 
 
 def _answer(waiting: _Waiting, outcome: Admitted | BaseException) -> None:

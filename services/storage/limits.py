@@ -140,6 +140,20 @@ class LimitStore:
         )
         return [_override(row) for row in rows]
 
+    async def user_limits_of(
+        self, guild_id: int, user_ids: Sequence[int], *, tx: Executor | None = None
+    ) -> dict[int, LimitOverride]:
+        """The overrides of these members on the server, by user id: one read for many."""
+        ids = sorted({int(u) for u in user_ids})
+        if not ids:
+            return {}
+        rows = await (tx or self._db).fetchall(
+            "SELECT guild_id, user_id, count, period_seconds, set_by, set_at FROM user_limits"
+            f" WHERE guild_id = ? AND user_id IN ({','.join('?' * len(ids))})",
+            [guild_id, *ids],
+        )
+        return {row["user_id"]: _override(row) for row in rows}
+
     async def role_limits(
         self,
         guild_id: int,
