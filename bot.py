@@ -21,7 +21,7 @@ import discord
 from dotenv import find_dotenv, load_dotenv
 
 from cogs.discord_errors import MISSING_ACCESS
-from services import logsafety
+from services import logsafety, loop_lag
 from services.errors import ValidationError
 from services.models import VideoRequest
 from services.settings import Settings, SettingsError, configure_logging, load_settings
@@ -81,7 +81,7 @@ async def run_bot(settings: Settings, *, force_sync: bool) -> int:
 
     opened = False
     try:
-        async with open_services(settings) as services:
+        async with loop_lag.sampling_if_asked(), open_services(settings) as services:
             opened = True
             return await serve(create_bot(services, force_sync=force_sync), settings)
     except SettingsError as error:

@@ -1,0 +1,530 @@
+"""Load: 500 jobs at once in one bot process; its memory, CPU, loop lag and refusal latency.
+
+    .venv/bin/python bench/load.py                     # 500 jobs of 90 s from 31 members
+    .venv/bin/python bench/load.py --quick             # 500 jobs of 20 s, about a minute
+    .venv/bin/python bench/load.py --clip-check        # RSS with small and large clips
+    .venv/bin/python bench/load.py --quick --profile cprofile   # or py-spy: where CPU goes
+
+The real bot.py runs in a child process (this file, ``--as-bot``: the same two discord.py
+seams as tests/harness/run_bot.py) against the in-process fake Discord, with the Segmind
+simulator in this process. The bot is told MAX_CONCURRENT_JOBS=500 (above the setting's
+ceiling of 100, which the child lifts for this run only) and a limit of 17 clips a member,
+so that all 500 jobs (16 or 17 from each of 31 members) run at Segmind at the same time.
+
+Measured for the bot process only:
+- peak RSS: VmHWM from /proc/<pid>/status once the jobs are delivered;
+- CPU per delivered job: utime+stime from /proc/<pid>/stat over the run, less what the bot
+  burns idle (measured first, for ``IDLE_SECONDS``), divided by the clips delivered. The
+  transfer is excluded by making it negligible: the clip is the 45 KB sample, and ffmpeg's
+  decode check runs in a child process of the bot, not counted in its utime+stime;
+- event-loop lag p99: the bot samples it itself (services/loop_lag.py, switched on by
+  VIDEOBOT_LOOP_LAG_FILE), only the run's window is kept;
+- acknowledgement latency of refused ``/video``: member000, at its limit once its 17 jobs
+  are in, sends ``/video`` every ``PROBE_EVERY`` s while the 500 run; the fake Discord
+  measures from the interaction's dispatch to the bot's callback.
+
+This process's own loop lag is printed too: a fake Discord that is itself late would make
+the bot look slow.
+
+``--clip-check`` runs a few jobs in fresh bot processes with the sample clip and with large
+ones (padded with an MP4 ``free`` box: 9 MiB is uploaded as it is, 60 MiB is re-encoded to
+fit Discord's upload limit) and prints each process's peak RSS: a download kept in memory
+would add the clip's size per job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import struct
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+MEMBERS = 31
+JOBS = 500
+IDLE_SECONDS = 5.0
+PROBE_EVERY = 0.3
+RAMP_SECONDS = 10.0  # the 500 /video arrive over this long
+TARGETS = {"rss_mib": 150.0, "cpu_ms": 20.0, "lag_p99_ms": 50.0}
+
+
+def as_bot() -> int:
+    """The child: the real bot.main(), discord.py pointed at the fake, 500 jobs allowed."""
+    import yarl
+    from discord.gateway import DiscordWebSocket
+    from discord.http import Route
+
+    Route.BASE = os.environ["FAKE_DISCORD_API"]
+    DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(os.environ["FAKE_DISCORD_GATEWAY"])
+
+    import bot
+    from services import settings
+
+    settings.MAX_CONCURRENT_JOBS = settings.Bounds(1, 1000, "jobs", whole=True)
+    profile = os.environ.get("BENCH_CPROFILE")
+    if not profile:
+        return bot.main([])
+    import cProfile
+
+    profiler = cProfile.Profile()
+    try:
+        return profiler.runcall(bot.main, [])
+    finally:
+        profiler.dump_stats(profile)
+
+
+# --- /proc ------------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the process (its children, ffmpeg, are not counted)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def main_thread_cpu_seconds(pid: int) -> float:
+    """utime + stime of the main thread alone: the event loop (other threads: SQLite, DNS)."""
+    text = Path(f"/proc/{pid}/task/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def status_kib(pid: int, name: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(name + ":"):
+            return int(line.split()[1])
+    raise KeyError(name)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    jobs: int
+    processing: float
+    ramp: float
+    profile: str | None
+    keep: bool
+    clip_check: bool
+
+
+@dataclass
+class Figures:
+    delivered: int = 0
+    run_seconds: float = 0.0
+    cpu_run: float = 0.0
+    cpu_run_main: float = 0.0
+    idle_rate: float = 0.0
+    hwm_kib: int = 0
+    rss_before_kib: int = 0
+    lag: list[float] = field(default_factory=list)
+    own_lag: list[float] = field(default_factory=list)
+    admit_latency: list[float] = field(default_factory=list)
+    refusal_latency: list[float] = field(default_factory=list)
+    refusals_unanswered: int = 0
+    not_refused: int = 0
+
+
+class BotChild:
+    """bot.py in a child process (this file with ``--as-bot``)."""
+
+    def __init__(self, folder: Path, env: dict[str, str], name: str) -> None:
+        self.folder = folder
+        self.env = env
+        self.log_path = folder / f"{name}.log"
+        self.process: asyncio.subprocess.Process | None = None
+        self._log: TextIO | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    async def start(self, fake: Any) -> None:
+        self._log = self.log_path.open("w")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--as-bot",
+            cwd=self.folder,
+            env=self.env,
+            stdout=self._log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        process = self.process
+
+        def up() -> bool:
+            if process.returncode is not None:
+                raise RuntimeError(f"the bot exited with {process.returncode}; see {self.log_path}")
+            return bool(fake.gateway.identify_payloads) and bool(fake.commands(fake.world.guild.id))
+
+        await fake.wait_until(up, timeout=120)
+
+    async def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = await asyncio.wait_for(self.process.wait(), 60)
+        except TimeoutError:
+            self.process.send_signal(signal.SIGKILL)
+            code = await self.process.wait()
+        if self._log is not None:
+            self._log.close()
+        return code
+
+
+def build_world(members: int) -> Any:
+    from tests.fakediscord import FakeWorld
+
+    world = FakeWorld.default()
+    for number in range(members):
+        world.guild.add_member(f"member{number:03d}")
+    return world
+
+
+def per_member(jobs: int) -> int:
+    """Each member's share, rounded up: member000 reaches its limit with its own share."""
+    return -(-jobs // MEMBERS)
+
+
+def bot_env(folder: Path, fake: Any, simulator: Any, key: str, jobs: int) -> dict[str, str]:
+    inherited = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
+    return {
+        **inherited,
+        "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
+        "FAKE_DISCORD_API": fake.api_base,
+        "FAKE_DISCORD_GATEWAY": fake.gateway_url,
+        "DISCORD_TOKEN": fake.world.token,
+        "SEGMIND_API_KEY": key,
+        "SEGMIND_BASE_URL": simulator.base_url,
+        "DATABASE_URL": f"sqlite:///{folder / 'bot.db'}",
+        "DISCORD_GUILD_ID": str(fake.world.guild.id),
+        "MAX_CONCURRENT_JOBS": str(jobs),
+        "MAX_JOBS_PER_MEMBER": str(per_member(jobs)),
+        "DEFAULT_LIMIT": f"{per_member(jobs)}/1d",
+        "LOG_LEVEL": "INFO",
+        "VIDEOBOT_LOOP_LAG_FILE": str(folder / "loop-lag.json"),
+    }
+
+
+class Load:
+    """One bot process, ``jobs`` clips asked for at once, and the figures while they run."""
+
+    def __init__(self, options: Options, folder: Path, clip: bytes | None = None) -> None:
+        from services.simulator import SegmindSimulator, SimulatorConfig
+        from tests.fakediscord import FakeDiscord
+
+        self.options = options
+        self.folder = folder
+        self.key = "sg-load-bench-key"
+        self.fake = FakeDiscord(build_world(MEMBERS))
+        self.simulator = SegmindSimulator(
+            SimulatorConfig(
+                queue_seconds=0.5,
+                processing_seconds=options.processing,
+                api_key=self.key,
+                video_bytes=clip,
+            )
+        )
+        self.members = [
+            m for m in self.fake.world.guild.members if m.user.username.startswith("member")
+        ]
+        self.channel = self.fake.world.guild.channels[0]
+        self.figures = Figures()
+        self._seen_calls = 0
+
+    async def run(self) -> Figures:
+        from services.loop_lag import LoopLagSampler
+
+        await self.fake.start()
+        await self.simulator.start("127.0.0.1", 0)
+        env = bot_env(self.folder, self.fake, self.simulator, self.key, self.options.jobs)
+        if self.options.profile == "cprofile":
+            env["BENCH_CPROFILE"] = str(self.folder / "bot.prof")
+        bot = BotChild(self.folder, env, "bot")
+        own = LoopLagSampler()
+        own.start()
+        try:
+            await bot.start(self.fake)
+            await self._measure(bot)
+        finally:
+            await own.stop()
+            if bot.process is not None and bot.process.returncode is None:
+                await bot.stop()
+            await self.simulator.stop()
+            await self.fake.stop()
+        window = (self._started, self._ended)
+        self.figures.own_lag = [lag for at, lag in own.samples if window[0] <= at <= window[1]]
+        self.figures.lag = self._bot_lag(window)
+        return self.figures
+
+    async def _measure(self, bot: BotChild) -> None:
+        figures = self.figures
+        idle_cpu = cpu_seconds(bot.pid)
+        await asyncio.sleep(IDLE_SECONDS)
+        figures.idle_rate = (cpu_seconds(bot.pid) - idle_cpu) / IDLE_SECONDS
+        figures.rss_before_kib = status_kib(bot.pid, "VmRSS")
+        spy = await self._start_py_spy(bot.pid)
+        self._started = time.monotonic()
+        cpu_start = cpu_seconds(bot.pid)
+        main_start = main_thread_cpu_seconds(bot.pid)
+        records = await self._send_all()
+        await self.fake.wait_until(lambda: all(r.acknowledged for r in records), timeout=60)
+        figures.admit_latency = [r.ack_latency for r in records if r.ack_latency is not None]
+        prober = asyncio.create_task(self._probe_refusals())
+        deadline = time.monotonic() + self.options.processing + 180
+        while figures.delivered < len(records) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            figures.delivered += self._new_deliveries()
+        prober.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await prober
+        self._ended = time.monotonic()
+        figures.cpu_run = cpu_seconds(bot.pid) - cpu_start
+        figures.cpu_run_main = main_thread_cpu_seconds(bot.pid) - main_start
+        figures.run_seconds = self._ended - self._started
+        figures.hwm_kib = status_kib(bot.pid, "VmHWM")
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            await spy.wait()
+
+    async def _start_py_spy(self, pid: int) -> asyncio.subprocess.Process | None:
+        if self.options.profile != "py-spy":
+            return None
+        py_spy = Path(sys.executable).with_name("py-spy")
+        return await asyncio.create_subprocess_exec(
+            str(py_spy),
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--threads",
+            "--output",
+            str(self.folder / "py-spy.txt"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=(self.folder / "py-spy.log").open("w"),
+        )
+
+    async def _send_all(self) -> list[Any]:
+        """Every member's share, round robin, spread over the ramp."""
+        jobs = self.options.jobs
+        gap = self.options.ramp / jobs
+        start = time.monotonic()
+        records = []
+        for index in range(jobs):
+            await asyncio.sleep(max(0.0, start + index * gap - time.monotonic()))
+            member = self.members[index % len(self.members)]
+            options = {"prompt": f"load {index:04d} a paper boat on a river", "steps": 30}
+            records.append(
+                await self.fake.dispatch_slash_command(
+                    "video", options, user=member, channel=self.channel
+                )
+            )
+        return records
+
+    async def _probe_refusals(self) -> None:
+        """member000 holds its whole limit: every further /video is refused."""
+        from tests.fakediscord import FakeTimeout
+
+        member = self.members[0]
+        figures = self.figures
+        for number in range(10**6):
+            # Each prompt its own: the same one again would be answered as a double click.
+            options = {"prompt": f"one more, please ({number})", "steps": 30}
+            record = await self.fake.dispatch_slash_command(
+                "video", options, user=member, channel=self.channel
+            )
+            try:
+                await self.fake.wait_until(lambda r=record: r.acknowledged, timeout=3.5)
+            except FakeTimeout:
+                figures.refusals_unanswered += 1
+            else:
+                assert record.ack_latency is not None
+                figures.refusal_latency.append(record.ack_latency)
+                if not self._refused_for_limit(record):
+                    figures.not_refused += 1
+            await asyncio.sleep(PROBE_EVERY)
+
+    def _refused_for_limit(self, record: Any) -> bool:
+        if record.original_message_id is None:
+            return False
+        message = self.fake.message(record.original_message_id)
+        text = message.content + json.dumps(message.embeds)
+        return "reached" in text and "limit" in text
+
+    def _new_deliveries(self) -> int:
+        calls = self.fake.calls
+        fresh, self._seen_calls = calls[self._seen_calls :], len(calls)
+        return sum(1 for c in fresh if c.ok and any(f.filename.endswith(".mp4") for f in c.files))
+
+    def _bot_lag(self, window: tuple[float, float]) -> list[float]:
+        path = self.folder / "loop-lag.json"
+        if not path.exists():
+            return []
+        samples = json.loads(path.read_text())["samples"]
+        return [lag for at, lag in samples if window[0] <= at <= window[1]]
+
+
+# --- the clip check ---------------------------------------------------------------------------
+
+
+def padded_clip(sample: bytes, size: int) -> bytes:
+    """The sample clip grown to ``size`` bytes with a trailing MP4 ``free`` box."""
+    pad = size - len(sample)
+    if pad < 16:
+        return sample
+    return sample + _free_box(pad)
+
+
+def _free_box(size: int) -> bytes:
+    if size < 2**32:
+        return struct.pack(">I4s", size, b"free") + bytes(size - 8)
+    return struct.pack(">I4sQ", 1, b"free", size) + bytes(size - 16)
+
+
+async def clip_check(folder: Path) -> list[str]:
+    from services.simulator import DEFAULT_VIDEO_PATH
+
+    sample = DEFAULT_VIDEO_PATH.read_bytes()
+    jobs = 4
+    lines = []
+    sizes = [("sample 45 KB", None), ("9 MiB", 9 << 20), ("60 MiB", 60 << 20)]
+    base_hwm = 0
+    for label, size in sizes:
+        clip = None if size is None else padded_clip(sample, size)
+        sub = folder / label.split()[0]
+        sub.mkdir()
+        options = Options(jobs, 3.0, 0.1, None, False, True)
+        figures = await Load(options, sub, clip=clip).run()
+        hwm = figures.hwm_kib / 1024
+        base_hwm = base_hwm or hwm
+        lines.append(
+            f"  clip {label:>12} x{jobs} at once: delivered {figures.delivered}/{jobs}, "
+            f"peak RSS {hwm:6.1f} MiB ({hwm - base_hwm:+.1f} MiB beside the sample clip; "
+            f"buffered in memory would add ~{jobs * (size or 0) / 2**20:.0f} MiB)"
+        )
+    return lines
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def verdict(value: float, target: float) -> str:
+    return "ok" if value < target else "MISSED"
+
+
+def report(options: Options, figures: Figures) -> bool:
+    delivered = max(1, figures.delivered)
+    idle = figures.idle_rate * figures.run_seconds
+    cpu_ms = 1000 * (figures.cpu_run - idle) / delivered
+    rss = figures.hwm_kib / 1024
+    lag99 = 1000 * percentile(figures.lag, 0.99)
+    print(
+        f"load: {options.jobs} /video from {MEMBERS} members over {options.ramp:.0f}s, Segmind "
+        f"processing {options.processing:.0f}s; {figures.delivered} delivered in "
+        f"{figures.run_seconds:.0f}s"
+    )
+    print(
+        f"  bot CPU over the run {figures.cpu_run:.1f}s ({figures.cpu_run_main:.1f}s of it in the "
+        f"event loop's thread; idle {1000 * figures.idle_rate:.1f} "
+        f"ms/s, {idle:.1f}s of it); RSS before the load {figures.rss_before_kib / 1024:.1f} MiB"
+    )
+    print(f"  peak RSS (VmHWM)            {rss:8.1f} MiB  target < 150   {verdict(rss, 150)}")
+    print(f"  CPU per delivered job       {cpu_ms:8.1f} ms   target < 20    {verdict(cpu_ms, 20)}")
+    print(
+        f"  event-loop lag p99          {lag99:8.1f} ms   target < 50    {verdict(lag99, 50)}"
+        f"   (p50 {1000 * percentile(figures.lag, 0.5):.1f}, max "
+        f"{1000 * max(figures.lag, default=0):.0f}, {len(figures.lag)} samples)"
+    )
+    ref = figures.refusal_latency
+    ref50, ref99 = 1000 * percentile(ref, 0.5), 1000 * percentile(ref, 0.99)
+    print(
+        f"  refused /video ack p50/p99  {ref50:6.0f}/{ref99:<6.0f} ms  ({len(ref)} refusals, "
+        f"{figures.refusals_unanswered} unanswered in 3.5 s, {figures.not_refused} not refused)"
+    )
+    adm = figures.admit_latency
+    print(
+        f"  admitted /video ack p50/p99 {1000 * percentile(adm, 0.5):6.0f}/"
+        f"{1000 * percentile(adm, 0.99):<6.0f} ms  ({len(adm)})"
+    )
+    own = figures.own_lag
+    print(
+        f"  (this process's own loop lag p50/p99 {1000 * percentile(own, 0.5):.1f}/"
+        f"{1000 * percentile(own, 0.99):.1f} ms: the fake Discord and the simulator)"
+    )
+    return rss < 150 and cpu_ms < 20 and lag99 < 50 and figures.delivered == options.jobs
+
+
+def parse_options(argv: list[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=JOBS)
+    parser.add_argument("--processing", type=float, default=90.0, help="Segmind seconds per job")
+    parser.add_argument("--ramp", type=float, default=RAMP_SECONDS)
+    parser.add_argument("--quick", action="store_true", help="processing 20 s")
+    parser.add_argument("--profile", choices=("cprofile", "py-spy"))
+    parser.add_argument("--keep", action="store_true", help="keep the working folder")
+    parser.add_argument("--clip-check", action="store_true", help="RSS with large clips")
+    args = parser.parse_args(argv)
+    return Options(
+        jobs=args.jobs,
+        processing=20.0 if args.quick else args.processing,
+        ramp=args.ramp,
+        profile=args.profile,
+        keep=args.keep or args.profile is not None,
+        clip_check=args.clip_check,
+    )
+
+
+async def main_async(options: Options, folder: Path) -> bool:
+    if options.clip_check:
+        for line in await clip_check(folder):
+            print(line)
+        return True
+    figures = await Load(options, folder).run()
+    return report(options, figures)
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["--as-bot"]:
+        return as_bot()
+    options = parse_options()
+    folder = Path(tempfile.mkdtemp(prefix="videobot-load-"))
+    logging.basicConfig(filename=folder / "load-process.log", level=logging.WARNING)
+    met = asyncio.run(main_async(options, folder))
+    if options.keep:
+        print(f"kept: {folder}")
+    else:
+        for path in sorted(folder.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+        folder.rmdir()
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
