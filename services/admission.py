@@ -371,7 +371,7 @@ class Admission:
                 new.guild_id, new.user_id, start, tx=tx
             )
             usage.since = start
-        window = window_usage(limit.spec, [t for t in usage.times if t >= start], now)
+        window = window_usage(limit.spec, usage.times, now)  # it keeps those after start
         if window.remaining == 0:
             retry_at = window.next_free_at
             assert retry_at is not None

@@ -614,8 +614,17 @@ def mixed_burst() -> list[tuple[VideoRequest, JobOrigin]]:
     return burst
 
 
-async def decide(admission: Admission, storage: Storage) -> None:
+class TickingClock(FakeClock):
+    """A second passes at every reading: windows roll while a burst is decided."""
+
+    def time(self) -> float:
+        self.advance(1.0)
+        return super().time()
+
+
+async def set_limits(storage: Storage) -> None:
     await storage.limits.set_user_limit(GUILD, 1, LimitSpec(5, D), actor_id=MOD, at=0.0)
+    await storage.limits.set_user_limit(GUILD, 3, LimitSpec(2, 15), actor_id=MOD, at=0.0)
     await storage.limits.set_user_limit(GUILD, 2, LimitSpec(0, D), actor_id=MOD, at=0.0)
     await storage.limits.update_guild_settings(
         BUDGET_GUILD, actor_id=MOD, at=0.0, action="set_budget", monthly_budget_usd=4 * PRICE
@@ -636,28 +645,20 @@ def outcome_of(result: Admitted | BaseException) -> tuple[object, ...]:
 
 
 async def test_a_mixed_burst_is_decided_exactly_as_one_request_at_a_time(
-    tmp_path: Path, clock: FakeClock, gates: AccountGates
+    tmp_path: Path,
 ) -> None:
     decisions = []
     for name, together in (("alone", False), ("burst", True)):
         storage = await Storage.open(tmp_path / f"{name}.db")
         try:
-            await decide(
-                Admission(
-                    storage,
-                    default_limit=LimitSpec(3, D),
-                    clip_cost_usd=PRICE,
-                    clock=clock,
-                    gates=gates,
-                ),
-                storage,
-            )
+            await set_limits(storage)
+            clock = TickingClock(ts("2024-05-15T12:00:00"))
             admission = Admission(
                 storage,
                 default_limit=LimitSpec(3, D),
                 clip_cost_usd=PRICE,
                 clock=clock,
-                gates=gates,
+                gates=AccountGates.create(clock, recheck_seconds=600),
             )
             burst = [admission.admit(request, where) for request, where in mixed_burst()]
             if together:
