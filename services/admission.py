@@ -280,14 +280,17 @@ class Admission:
         try:
             async with self._storage.db.transaction() as tx:
                 outcomes = await self._decide_each(tx, batch)
-                for waiting, outcome in outcomes:
-                    if waiting.gone and isinstance(outcome, Admitted):
-                        # Its caller left while the batch ran: the job is never committed.
-                        # Those decided after it saw it; they were refused at most, never
-                        # admitted past a limit.
-                        await tx.execute("DELETE FROM jobs WHERE id = ?", (outcome.job.id,))
-                # Whoever leaves from here on (during the COMMIT) has a stored job.
-                outcomes = [(w, o) for w, o in outcomes if not (w.gone and isinstance(o, Admitted))]
+                # Their callers left while the batch ran: their jobs are never committed.
+                # Those decided after them saw them; they were refused at most, never
+                # admitted past a limit. Whoever leaves from here on has a stored job.
+                left = [o.job.id for w, o in outcomes if w.gone and isinstance(o, Admitted)]
+                outcomes = [
+                    (w, o)
+                    for w, o in outcomes
+                    if not (isinstance(o, Admitted) and o.job.id in left)
+                ]
+                for job_id in left:
+                    await tx.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
         except _TransactionLost as lost:
             return [w for w in batch if w is not lost.failed and not w.gone]
         for waiting, outcome in outcomes:
@@ -318,7 +321,8 @@ class Admission:
             except Exception as error:
                 # Its own trouble, not the others': nothing it wrote is kept (a failed
                 # statement undoes itself; the ceiling's two notes share a savepoint).
-                log.exception("admission failed guild=%s", waiting.new.guild_id)
+                # Its caller raises it, and the error handler logs it with a reference.
+                log.debug("admission failed guild=%s", waiting.new.guild_id, exc_info=True)
                 if not tx.active:
                     _answer(waiting, error)
                     raise _TransactionLost(waiting) from error
