@@ -35,6 +35,7 @@ from services.clock import Clock
 from services.download import ClipDownloader
 from services.errors import BotError, SegmindRequestExpired, SubmitOutcomeUnknown
 from services.failure_notices import FailureNotices
+from services.finish_estimate import TimingModel
 from services.gates import AccountGates
 from services.job_listener import JobCancelled, JobListener, JobReporter
 from services.metrics import Metrics
@@ -63,6 +64,7 @@ class JobRunner:
         listener: JobListener | None = None,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
+        timings: TimingModel | None = None,
     ) -> None:
         self._storage = storage
         self._clips = clips
@@ -81,6 +83,7 @@ class JobRunner:
             rng=shared_rng,
             stop_requested=self._stop_requested,
             metrics=metrics,
+            timings=timings or TimingModel(config.expected_seconds),
         )
         self._delivery = ClipDelivery(
             storage,
@@ -106,6 +109,7 @@ class JobRunner:
         self._user_cancelled: set[int] = set()
         self._cancelled_before_enqueue: set[int] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._timings_loaded = False
         self._stopping: asyncio.Future[None] | None = None
         self._accepting = True
         self._idle = asyncio.Event()
@@ -121,6 +125,10 @@ class JobRunner:
         self._accepting = True
         self._stopping = None
         self._clips.directory.mkdir(parents=True, exist_ok=True)
+        if not self._timings_loaded:
+            # What recent jobs took: the first polls after a restart are as good as the last.
+            self._steps.timings.learn_all(await self._storage.timings.recent())
+            self._timings_loaded = True
         unfinished = await self._storage.jobs.unfinished()
         # Nothing downloads yet, so a partial download left here was cut short by a crash.
         self._sweep(unfinished, partial_downloads=True)
@@ -353,10 +361,11 @@ class JobRunner:
 
     async def _run(self, job: Job) -> None:
         try:
-            if job.state is JobState.QUEUED:
+            fresh = job.state is JobState.QUEUED
+            if fresh:
                 job = await self._steps.submit_patiently(job)
             if job.state in (JobState.SUBMITTED, JobState.PROCESSING) and job.video_url is None:
-                job = await self._steps.poll(job)
+                job = await self._steps.poll(job, fresh=fresh)
             if not self._deliverable(job):  # finished at Segmind, or its clip is gone since
                 job = await self._delivery.download(job)
             await self._done_with_segmind(job)

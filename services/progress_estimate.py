@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from services.models import Job
-
 
 def estimate_fraction(elapsed: float, expected: float) -> float:
     """A progress estimate that moves steadily and never claims to be done before it is."""
@@ -14,9 +12,3 @@ def estimate_fraction(elapsed: float, expected: float) -> float:
         return ratio
     # Past 80 %, approach 99 % asymptotically instead of sitting at 100 % for minutes.
     return min(0.99, 0.8 + 0.19 * (1 - 1 / (1 + 4 * (ratio - 0.8))))
-
-
-def expected_duration(job: Job, base_seconds: float) -> float:
-    """Scale the typical time (45 steps x 49 frames) by this job's work."""
-    work = (job.request.steps * job.request.input_frames) / (45 * 49)
-    return base_seconds * max(0.2, work)

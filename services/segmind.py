@@ -30,6 +30,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from services.account_pace import AccountPace
 from services.backoff import Backoff
 from services.clock import Clock, SystemClock
 from services.errors import (
@@ -60,6 +61,7 @@ from services.models import (
     VideoRequest,
     VideoResult,
 )
+from services.poll_schedule import PollSchedule
 from services.segmind_answers import (
     NOT_READY_STATES,
     TIMEOUT_STATUS,
@@ -127,16 +129,21 @@ class SegmindClient:
     ) -> None:
         self._clock: Clock = clock or SystemClock()
         self._metrics = metrics or Metrics()
+        rng = rng or random.Random()
+        # Shared by every job of this key: a 429 to one slows them all.
+        self.pace = AccountPace(self._clock, rng)
         self._poller = Poller(  # refuses a poll_interval that is not positive
             clock=self._clock,
             backoff=policy.backoff,
             result_grace=policy.result_grace,
             poll_interval=poll_interval,
             max_poll_interval=max_poll_interval,
-            rng=rng or random.Random(),
+            rng=rng,
             describe=self._describe,
             metrics=self._metrics,
+            pace=self.pace,
         )
+        self._poll_interval = poll_interval
         self._session = session
         self._api_key = api_key
         self._base = _api_root(base_url)
@@ -153,6 +160,11 @@ class SegmindClient:
     @property
     def base_url(self) -> str:
         return str(self._base)
+
+    @property
+    def poll_interval(self) -> float:
+        """The densest gap between a job's status polls (``POLL_INTERVAL_SECONDS``)."""
+        return self._poll_interval
 
     @property
     def display_url(self) -> str:
@@ -327,8 +339,11 @@ class SegmindClient:
         *,
         deadline: float,
         on_state: Callable[[SegmindState], Awaitable[None]] | None = None,
+        schedule: PollSchedule | None = None,
     ) -> VideoResult:
-        """Poll until the job ends, back off calmly, and return its result or raise.
+        """Poll until the job ends, when ``schedule`` says, and return its result or raise.
+
+        Without a schedule, polls start at ``poll_interval`` and grow to ``max_poll_interval``.
 
         ``deadline`` is a ``clock.monotonic()`` value. Transient trouble (5xx, timeouts,
         lost connections, 429, a few malformed bodies or 404s) is retried until then; the
@@ -341,6 +356,7 @@ class SegmindClient:
             result=lambda: self.result(submission),
             deadline=deadline,
             on_state=on_state,
+            schedule=schedule,
         )
 
     # --- HTTP plumbing ------------------------------------------------------------------

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+from services.account_pace import AccountPace
 from services.backoff import Backoff
 from services.clock import Clock
 from services.errors import (
@@ -32,6 +33,7 @@ from services.errors import (
 )
 from services.metrics import Metrics
 from services.models import SegmindState, SegmindStatus, Submission, VideoResult
+from services.poll_schedule import GrowingSchedule, PollSchedule
 
 # These lines tell of the client's requests, so they keep its logger's name.
 log = logging.getLogger("services.segmind")
@@ -41,7 +43,6 @@ T = TypeVar("T")
 _MALFORMED_RETRIES = 3  # a garbled body may be a proxy hiccup; a persistent one is a bug
 # A 404 seconds after submit may be a status store lagging behind; a lasting one is final.
 _NOT_FOUND_RETRIES = 2
-_POLL_GROWTH = 1.25  # each quiet poll waits a quarter longer, up to max_poll_interval
 
 
 class Poller:
@@ -58,6 +59,7 @@ class Poller:
         rng: random.Random,
         describe: Callable[[BaseException], str],
         metrics: Metrics,
+        pace: AccountPace,
     ) -> None:
         if poll_interval <= 0:
             raise ValueError("poll_interval must be positive")
@@ -70,6 +72,7 @@ class Poller:
         self._rng = rng
         self._describe = describe
         self._metrics = metrics
+        self._pace = pace
 
     async def until_done(
         self,
@@ -79,14 +82,20 @@ class Poller:
         result: Callable[[], Awaitable[VideoResult]],
         deadline: float,
         on_state: Callable[[SegmindState], Awaitable[None]] | None = None,
+        schedule: PollSchedule | None = None,
     ) -> VideoResult:
         """``SegmindClient.poll_until_done``, given the calls that ask about ``submission``."""
-        interval = self._poll_interval
+        if schedule is None:
+            schedule = GrowingSchedule(self._poll_interval, self._max_poll_interval)
         last_state: SegmindState | None = None
         # When a status answer last said "not finished": Segmind ended the job after that.
         seen_unfinished: float | None = None
+        first = schedule.first_delay(self._clock.time())
+        if first > 0:
+            await self._sleep_within(first, deadline, submission)
         while True:
             current = await self._retrying(status, submission, deadline)
+            schedule.seen(current.state, self._clock.time())
             if current.state in (SegmindState.COMPLETED, SegmindState.FAILED):
                 if seen_unfinished is not None:
                     self._metrics.detected(self._clock.monotonic() - seen_unfinished)
@@ -106,8 +115,7 @@ class Poller:
                 raise GenerationFailed(
                     text, detail=f"request_id={submission.request_id} FAILED: {text}"
                 )
-            await self._sleep_within(interval, deadline, submission)
-            interval = min(interval * _POLL_GROWTH, self._max_poll_interval)
+            await self._sleep_within(schedule.next_delay(self._clock.time()), deadline, submission)
 
     async def _retrying(
         self,
@@ -126,6 +134,8 @@ class Poller:
         malformed = 0
         not_found = 0
         while True:
+            # A 429 to any job of the account holds this one back too.
+            await self._pace.wait(at_most=max(0.0, deadline - self._clock.monotonic()))
             try:
                 return await call()
             except SegmindMalformedResponse as exc:
@@ -202,10 +212,16 @@ class Poller:
         return error
 
     def _retry_delay(self, error: SegmindError, attempt: int) -> float:
-        """Segmind's own Retry-After when it gave one, else the policy's backoff."""
+        """Segmind's own Retry-After when it gave one, else the policy's backoff.
+
+        A 429 holds the whole account back for that long (``services.account_pace``).
+        """
         retry_after = (
             error.retry_after
             if isinstance(error, (SegmindRateLimited, SegmindServerError))
             else None
         )
-        return self._backoff.delay(attempt, self._rng, retry_after)
+        delay = self._backoff.delay(attempt, self._rng, retry_after)
+        if isinstance(error, SegmindRateLimited):
+            self._pace.hold(delay)  # the account's limit: every job waits, not just this one
+        return delay

@@ -26,17 +26,21 @@ from services.errors import (
     SegmindUnavailable,
     SubmitOutcomeUnknown,
 )
+from services.finish_estimate import JobForecast, TimingModel
 from services.gates import AccountGates
 from services.job_listener import JobReporter
 from services.metrics import Metrics
 from services.models import Job, JobState, Progress, ProgressPhase, SegmindState, Submission
-from services.progress_estimate import estimate_fraction, expected_duration
+from services.poll_schedule import AdaptiveSchedule
 from services.runner_config import RESUMED_POLL_WINDOW, RunnerConfig
 from services.segmind import SegmindClient
 from services.storage import Storage
 
 # The runner's log, whichever of its modules writes: its lines keep one name.
 log = logging.getLogger("services.jobs")
+
+# The most of the bar shown before the clip is here: a late job never looks finished.
+_MOST_SHOWN = 0.99
 
 
 class SegmindSteps:
@@ -54,6 +58,7 @@ class SegmindSteps:
         rng: random.Random,
         stop_requested: Callable[[int], bool],
         metrics: Metrics,
+        timings: TimingModel,
     ) -> None:
         self._storage = storage
         self._segmind = segmind
@@ -65,6 +70,8 @@ class SegmindSteps:
         # Whether the member cancelled the job or the runner is stopping.
         self._stop_requested = stop_requested
         self._metrics = metrics
+        # Recent jobs' times at Segmind: the polls and the progress bar follow them.
+        self.timings = timings
         # Submits in flight: a shutdown waits for their answers.
         self.submitting: set[asyncio.Future[Job]] = set()
 
@@ -234,20 +241,37 @@ class SegmindSteps:
         assert job.request_id and job.status_url and job.response_url
         return Submission(job.request_id, job.status_url, job.response_url)
 
-    def _progress(self, job: Job) -> Progress:
-        elapsed = max(0.0, self._clock.time() - (job.submitted_at or self._clock.time()))
+    def _forecast(self, job: Job, *, fresh: bool) -> JobForecast:
+        return JobForecast(
+            self.timings,
+            input_frames=job.request.input_frames,
+            steps=job.request.steps,
+            submitted_at=job.submitted_at or self._clock.time(),
+            # Cells a quarter of the densest gap: fine enough to place each poll.
+            cell=self._segmind.poll_interval / 4,
+            fresh=fresh,
+        )
+
+    def _progress(self, job: Job, forecast: JobForecast | None = None) -> Progress:
+        """Where the job stands, its bar and expected end from the same forecast as the polls."""
+        now = self._clock.time()
+        forecast = forecast or self._forecast(job, fresh=True)
+        submitted_at = job.submitted_at or now
+        elapsed = max(0.0, now - submitted_at)
+        expected = max(elapsed, forecast.expected_end(now) - submitted_at)
         processing = job.state is JobState.PROCESSING
         phase = ProgressPhase.PROCESSING if processing else ProgressPhase.SEGMIND_QUEUED
-        expected = expected_duration(job, self._config.expected_seconds)
         return Progress(
             job.id,
             phase,
             elapsed=elapsed,
-            fraction=estimate_fraction(elapsed, expected),
+            # Never a full bar before the clip is here, even for a job running late.
+            fraction=min(_MOST_SHOWN, elapsed / expected) if expected > 0 else 0.0,
             expected=expected,
         )
 
-    async def poll(self, job: Job) -> Job:
+    async def poll(self, job: Job, *, fresh: bool = False) -> Job:
+        """Poll a submitted job to its end; ``fresh``: submitted just now by this process."""
         submitted_at = job.submitted_at or self._clock.time()
         remaining = submitted_at + self._config.deadline_seconds - self._clock.time()
         # A job resumed after a long downtime still gets a short look: one status hiccup
@@ -258,6 +282,7 @@ class SegmindSteps:
         # Generation is timed only for a job this process saw unfinished: one that ended
         # while the bot was down would count the downtime as Segmind's.
         seen_unfinished = False
+        forecast = self._forecast(job, fresh=fresh)
 
         async def on_state(state: SegmindState) -> None:
             nonlocal current, seen_unfinished
@@ -276,12 +301,15 @@ class SegmindSteps:
                     segmind_state=state.value,
                 )
                 log.info("job=%s state=PROCESSING", job.id)
-                await self._reporter.progress(current, self._progress(current))
+                await self._reporter.progress(current, self._progress(current, forecast))
 
-        ticker = asyncio.create_task(self._tick(lambda: current))
+        ticker = asyncio.create_task(self._tick(lambda: current, forecast))
         try:
             result = await self._segmind.poll_until_done(
-                self._submission(job), deadline=deadline, on_state=on_state
+                self._submission(job),
+                deadline=deadline,
+                on_state=on_state,
+                schedule=AdaptiveSchedule(forecast, self._segmind.poll_interval),
             )
         except GenerationFailed:
             await self._storage.jobs.update(
@@ -296,6 +324,7 @@ class SegmindSteps:
         finally:
             ticker.cancel()
         log.info("job=%s completed at Segmind", job.id)
+        await self._learn(forecast)
         return await self._storage.jobs.update(
             job.id,
             now=self._clock.time(),
@@ -304,11 +333,22 @@ class SegmindSteps:
             video_url=result.video_url,
         )
 
-    async def _tick(self, current: Callable[[], Job]) -> None:
+    async def _learn(self, forecast: JobForecast) -> None:
+        """What this job's times teach the next jobs' polls; never at the cost of the job."""
+        timing = forecast.timing()
+        if timing is None:
+            return
+        self.timings.learn(timing)
+        try:
+            await self._storage.timings.add(timing, now=self._clock.time())
+        except Exception:
+            log.warning("could not keep the job's timing", exc_info=True)
+
+    async def _tick(self, current: Callable[[], Job], forecast: JobForecast) -> None:
         """Elapsed-time updates while Segmind works; the listener decides how often to show them."""
         while True:
             await self._clock.sleep(self._config.progress_interval)
-            await self._reporter.progress(current(), self._progress(current()))
+            await self._reporter.progress(current(), self._progress(current(), forecast))
 
     async def _key_refused(self, job: Job, error: BotError) -> None:
         """Pause new requests (each would fail the same way, publicly) and tell moderators."""

@@ -83,6 +83,7 @@ class RecordedCall:
     method: str
     path: str
     headers: Mapping[str, str]
+    at: float = 0.0  # the simulator's clock.monotonic() when it arrived
 
 
 @dataclass
@@ -218,6 +219,11 @@ class SegmindSimulator:
         """The job's Segmind state ("QUEUED", ...), or None when unknown or expired."""
         job = self._live_job(request_id)
         return None if job is None else self._state(job).value
+
+    def ends_at(self, request_id: str) -> float | None:
+        """When the job ends (``clock.monotonic()``), finished or not yet; None if unknown."""
+        job = self._jobs.get(request_id)
+        return None if job is None else job.created_at + job.queue_seconds + job.processing_seconds
 
     def calls_to(self, route: str) -> list[RecordedCall]:
         """The recorded calls on one route, in order."""
@@ -424,7 +430,9 @@ class SegmindSimulator:
 
     def _record(self, route: str, request: web.Request) -> None:
         headers = {name.lower(): value for name, value in request.headers.items()}
-        self.calls.append(RecordedCall(route, request.method, request.path, headers))
+        self.calls.append(
+            RecordedCall(route, request.method, request.path, headers, self.clock.monotonic())
+        )
 
 
 def _error(status: int, message: str) -> web.Response:

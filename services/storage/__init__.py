@@ -8,6 +8,7 @@ from services.storage.database import Database, Executor, Transaction
 from services.storage.jobs import JobStore, NewJob
 from services.storage.limits import LimitStore
 from services.storage.meta import MetaStore
+from services.storage.timings import TimingStore
 
 __all__ = [
     "Database",
@@ -17,6 +18,7 @@ __all__ = [
     "MetaStore",
     "NewJob",
     "Storage",
+    "TimingStore",
     "Transaction",
 ]
 
@@ -29,6 +31,7 @@ class Storage:
         self.jobs = JobStore(db)
         self.limits = LimitStore(db)
         self.meta = MetaStore(db)
+        self.timings = TimingStore(db)
 
     @classmethod
     async def open(cls, path: Path) -> Storage:

@@ -203,6 +203,22 @@ async def test_a_job_is_submitted_once_polled_downloaded_and_delivered(
     assert not Path(stored.clip_path).exists()  # public clips are not kept once posted
 
 
+async def test_a_finished_job_teaches_the_next_polls_and_is_remembered(
+    storage, simulator, make_runner
+):
+    runner, rec = make_runner()
+    await runner.start()
+    job = await add_job(storage)
+    await runner.enqueue(job)
+    await rec.wait_for(lambda: rec.ready)
+    await runner.wait_idle()
+
+    (timing,) = await storage.timings.recent()
+    assert (timing.input_frames, timing.steps) == (job.request.input_frames, job.request.steps)
+    # The simulator takes 0.1 s at work; the bot knows it to within its polls.
+    assert 0.0 < timing.processing_seconds < 0.5
+
+
 async def test_global_concurrency_cap_is_respected(
     storage, simulator_factory, segmind_client_factory, make_runner
 ):

@@ -14,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.errors import SegmindAuthError, SegmindInsufficientCredits, SegmindUnavailable
+from services.finish_estimate import TimingModel
 from services.gates import AccountGates
 from services.job_listener import JobReporter
 from services.metrics import Metrics
@@ -361,6 +362,7 @@ class ScriptedSegmind:
         self._clock = clock
         self._states = states
         self._result_takes = result_takes
+        self.poll_interval = 2.0
 
     async def poll_until_done(
         self,
@@ -368,6 +370,7 @@ class ScriptedSegmind:
         *,
         deadline: float,
         on_state: Callable[[SegmindState], Awaitable[None]],
+        schedule: object,
     ) -> VideoResult:
         for after, state in self._states:
             self._clock.advance(after)
@@ -496,6 +499,7 @@ def steps_for(
         rng=random.Random(1),
         stop_requested=lambda job_id: stop_requested,
         metrics=metrics,
+        timings=TimingModel(240.0),
     )
 
 

@@ -1,0 +1,52 @@
+"""One Segmind account, one pace: a 429 to any job holds back every job's next request.
+
+Segmind limits requests per key, not per job. Were only the job that got the 429 to wait,
+the others would keep spending the same exhausted allowance and collect 429s of their own.
+So each keyed request first waits out the account's hold; when the hold ends, the waiting
+jobs go on spread over a short stretch instead of all at the same instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from services.clock import Clock
+
+log = logging.getLogger(__name__)
+
+# Jobs released together spread over this share of the hold (at least a second), so the
+# end of a hold is not a burst that earns the next 429.
+_SPREAD_SHARE = 0.5
+_MIN_SPREAD = 1.0
+
+
+class AccountPace:
+    def __init__(self, clock: Clock, rng: random.Random) -> None:
+        self._clock = clock
+        self._rng = rng
+        self._until = 0.0  # clock.monotonic() before which no request leaves
+        self._spread = 0.0
+
+    def hold(self, seconds: float) -> None:
+        """Segmind asked the account to slow down: nothing leaves for ``seconds``."""
+        until = self._clock.monotonic() + seconds
+        if until > self._until:
+            log.info("segmind rate limited: every job waits %.1fs", seconds)
+            self._until = until
+            self._spread = max(_MIN_SPREAD, _SPREAD_SHARE * seconds)
+
+    def held_for(self) -> float:
+        """Seconds left of the hold (0 when none)."""
+        return max(0.0, self._until - self._clock.monotonic())
+
+    async def wait(self, *, at_most: float | None = None) -> None:
+        """Wait out the hold (plus this request's place in the spread), up to ``at_most``."""
+        while (remaining := self.held_for()) > 0:
+            if at_most is not None and at_most <= 0:
+                return  # the caller's own deadline: its last look goes ahead
+            delay = remaining + self._rng.uniform(0.0, self._spread)
+            if at_most is not None:
+                delay = min(delay, at_most)
+                at_most -= delay
+            await self._clock.sleep(delay)

@@ -1,0 +1,115 @@
+"""The learned estimate of a job's end: a prior, then other kinds' history, then its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.finish_estimate import (
+    OWN_HISTORY,
+    RECENT_SAMPLES,
+    JobForecast,
+    Timing,
+    TimingModel,
+    work_of,
+)
+from services.models import SegmindState
+from services.storage import Storage
+
+
+def test_before_any_history_the_prior_scales_the_expected_time_by_the_work() -> None:
+    model = TimingModel(240.0)
+
+    default = model.processing(49, 45)
+    light = model.processing(25, 45)
+
+    assert default.mean == pytest.approx(240.0)
+    assert light.mean == pytest.approx(240.0 * work_of(25, 45))
+    assert default.low < 0.7 * 240 and default.high > 1.3 * 240  # wide: nothing is known
+
+
+def test_a_kind_without_history_learns_from_other_kinds_per_unit_of_work() -> None:
+    model = TimingModel(240.0)
+    for _ in range(OWN_HISTORY):
+        model.learn(Timing(49, 45, queue_seconds=2.0, processing_seconds=100.0))
+
+    other = model.processing(49, 25)
+
+    assert other.mean == pytest.approx(100.0 * work_of(49, 25) / work_of(49, 45))
+    assert model.queue().mean == pytest.approx(2.0)
+
+
+def test_a_kind_with_its_own_history_follows_it_and_forgets_the_oldest() -> None:
+    model = TimingModel(240.0)
+    for _ in range(RECENT_SAMPLES):
+        model.learn(Timing(49, 45, queue_seconds=0.0, processing_seconds=300.0))
+    for _ in range(RECENT_SAMPLES):  # Segmind got faster
+        model.learn(Timing(49, 45, queue_seconds=0.0, processing_seconds=150.0))
+
+    assert model.processing(49, 45).mean == pytest.approx(150.0)
+
+
+def test_a_non_positive_expected_time_is_refused() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        TimingModel(0.0)
+
+
+def test_a_watched_job_teaches_midpoints_of_what_the_polls_saw() -> None:
+    forecast = JobForecast(
+        TimingModel(240.0), input_frames=49, steps=45, submitted_at=100.0, cell=0.4
+    )
+    for state, at in [
+        (SegmindState.QUEUED, 104.0),
+        (SegmindState.PROCESSING, 106.0),
+        (SegmindState.PROCESSING, 300.0),
+        (SegmindState.COMPLETED, 302.0),
+    ]:
+        forecast.seen(state, at)
+
+    timing = forecast.timing()
+
+    assert timing == Timing(49, 45, queue_seconds=5.0, processing_seconds=196.0)
+
+
+def test_a_resumed_job_or_one_never_seen_processing_teaches_nothing() -> None:
+    resumed = JobForecast(
+        TimingModel(240.0), input_frames=49, steps=45, submitted_at=0.0, cell=0.4, fresh=False
+    )
+    resumed.seen(SegmindState.PROCESSING, 50.0)
+    resumed.seen(SegmindState.COMPLETED, 250.0)
+    quick = JobForecast(TimingModel(240.0), input_frames=49, steps=45, submitted_at=0.0, cell=0.4)
+    quick.seen(SegmindState.QUEUED, 1.0)
+    quick.seen(SegmindState.COMPLETED, 60.0)
+
+    assert resumed.timing() is None
+    assert quick.timing() is None
+
+
+def test_the_grid_holds_all_the_probability() -> None:
+    model = TimingModel(240.0)
+    forecast = JobForecast(model, input_frames=49, steps=45, submitted_at=0.0, cell=0.4)
+    forecast.seen(SegmindState.PROCESSING, 10.0)
+
+    assert sum(forecast.grid().mass) == pytest.approx(1.0, abs=0.01)
+
+
+# --- kept in the database -------------------------------------------------------------
+
+
+async def test_timings_survive_a_restart_and_only_the_newest_are_kept(tmp_path: Path) -> None:
+    storage = await Storage.open(tmp_path / "bot.db")
+    for index in range(RECENT_SAMPLES * 3):
+        await storage.timings.add(Timing(49, 45, 1.0, float(index)), now=float(index))
+    await storage.timings.add(Timing(25, 25, 2.0, 50.0), now=1.0)
+    await storage.close()
+
+    reopened = await Storage.open(tmp_path / "bot.db")
+    try:
+        kept = await reopened.timings.recent()
+    finally:
+        await reopened.close()
+
+    default = [t.processing_seconds for t in kept if (t.input_frames, t.steps) == (49, 45)]
+    assert default == [float(i) for i in range(RECENT_SAMPLES, RECENT_SAMPLES * 3)]
+    assert Timing(25, 25, 2.0, 50.0) in kept
