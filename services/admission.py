@@ -7,6 +7,10 @@ the database lock is held from the first read to the insert, so ten quick reques
 a limit of 3 give exactly 3 jobs, and two clicks at once give one. A refusal writes
 nothing, except the note that moderators (or the operator) were told about a reached
 budget or ceiling, so they are told once per day or month.
+
+Requests that arrive together (a burst of /video) are decided one after another in the
+same transaction, up to 64 at a time, and committed once; each caller still gets its own
+job or refusal, and one request's unexpected error is its own.
 """
 
 from __future__ import annotations
