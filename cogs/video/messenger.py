@@ -138,6 +138,7 @@ class JobMessenger:
         if job.id in self._unreachable_progress or job.message_id is None:
             return job
         if self._routes.token_usable(job) and job.id not in self._progress_in_channel:
+            turn_taken = False  # any turn was the webhook's: the channel was not asked
             try:
                 await self._routes.webhook(job).edit_message(job.message_id, embed=embed, view=view)
                 return job

@@ -17,6 +17,7 @@ from .clock import FakeDiscordClock, SnowflakeFactory
 from .dispatch import ChannelLike, InteractionFactory, UserLike, user_id_of
 from .faults import Fault, FaultInjector, compile_route_pattern
 from .gateway import Gateway
+from .ratelimits import ChannelRateLimits
 from .records import (
     AcknowledgementMissed,
     ChangeNotifier,
@@ -43,7 +44,10 @@ class FakeDiscord:
         self._notifier = ChangeNotifier()
         self.store = Store(self.world, self.clock, SnowflakeFactory(self.clock), self._notifier)
         self.gateway = Gateway(self.store, self._notifier)
-        self._server = RestServer(self.store, self.faults, self.gateway.handle)
+        self.rate_limits = ChannelRateLimits(self.clock)
+        self._server = RestServer(
+            self.store, self.faults, self.gateway.handle, rate_limits=self.rate_limits
+        )
         self._server.on_guild_left = self._guild_left
         self._interactions = InteractionFactory(self.store)
         self._runner: web.AppRunner | None = None
@@ -263,6 +267,10 @@ class FakeDiscord:
     def inject(self, fault: Fault) -> Fault:
         """Arm a fault (see `Fault.rate_limited`, `Fault.expired_token`, ...)."""
         return self.faults.add(fault)
+
+    def enforce_rate_limits(self, limit: int = 5, per: float = 5.0) -> None:
+        """Answer 429 past `limit` message creates (or edits) per `per` s in one channel."""
+        self.rate_limits.enable(limit, per)
 
     # Diagnostics ---------------------------------------------------------------------------
 

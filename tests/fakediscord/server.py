@@ -6,7 +6,8 @@ fails the test: the fake cannot say what Discord would have done there.
 
 A middleware does what Discord's edge does for every request: decode the body (JSON, or
 multipart with `payload_json` and `files[n]`), record the call, serve injected faults, check the
-bot token, attach rate-limit headers (and `Via`, without which discord.py treats a 429 as a
+bot token, enforce the per-channel message buckets when a test turns them on (ratelimits.py),
+attach rate-limit headers (and `Via`, without which discord.py treats a 429 as a
 Cloudflare ban), and turn `DiscordError` into Discord's JSON error body.
 """
 
@@ -28,6 +29,7 @@ from .faults import FaultInjector
 from .interactions import InteractionRoutes
 from .messages import MessageBody, validate
 from .permissions import Perm, channel_permissions, has
+from .ratelimits import ChannelRateLimits
 from .records import RecordedCall, StoredMessage, UploadedFile
 from .responses import BODY_KEY, json_response
 from .schema import validate_commands
@@ -45,9 +47,16 @@ _TOKEN_ROUTES = ("/webhooks/", "/interactions/")
 class RestServer:
     """Builds the aiohttp application; handlers read and change the shared `Store`."""
 
-    def __init__(self, store: Store, faults: FaultInjector, gateway_handler: Handler) -> None:
+    def __init__(
+        self,
+        store: Store,
+        faults: FaultInjector,
+        gateway_handler: Handler,
+        rate_limits: ChannelRateLimits | None = None,
+    ) -> None:
         self.store = store
         self.faults = faults
+        self.rate_limits = rate_limits or ChannelRateLimits(store.clock)
         self.gateway_handler = gateway_handler
         self.interaction_routes = InteractionRoutes(store)
         self.internal_errors: list[BaseException] = []
@@ -145,9 +154,14 @@ class RestServer:
             self._check_bot_token(request)
         if body_error is not None:
             raise body_error
+        bucket = self.rate_limits.take(
+            request.method, call.route, request.match_info.get("channel_id")
+        )
         response = await handler(request)
         if fault is not None:  # done, but the answer is lost on the way back
             raise fault.error
+        if bucket is not None:
+            response.headers.update(bucket)
         return response
 
     def _check_bot_token(self, request: web.Request) -> None:
