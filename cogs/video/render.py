@@ -69,6 +69,16 @@ def about(seconds: float) -> str:
     return "about a minute" if minutes <= 1 else f"about {minutes} minutes"
 
 
+def time_left(progress: Progress) -> str:
+    """What is left by the same forecast as the bar (it learns from recent clips)."""
+    left = progress.expected - progress.elapsed
+    if left <= 0:
+        return "taking longer than usual"
+    if left < 30:
+        return "almost done"
+    return f"{about(left)} left"
+
+
 def status_line(progress: Progress) -> str:
     if progress.phase is ProgressPhase.QUEUED:
         if progress.behind_own_job:
@@ -115,8 +125,8 @@ def progress_embed(job: Job, progress: Progress, spend: str | None = None) -> di
     if progress.phase is not ProgressPhase.QUEUED:
         lines.append(progress_bar(progress.fraction))
     if progress.elapsed > 0:
-        typical = f" (usually {about(progress.expected)})" if progress.expected > 0 else ""
-        lines.append(f"Elapsed {duration(progress.elapsed)}{typical}")
+        left = f", {time_left(progress)}" if progress.expected > 0 else ""
+        lines.append(f"Elapsed {duration(progress.elapsed)}{left}")
     embed.add_field(name="Progress", value="\n".join(lines), inline=False)
     embed.add_field(name="Requested by", value=requester(job))
     embed.set_footer(text=footer(job, spend))

@@ -140,11 +140,22 @@ def test_a_cancelled_video_is_not_shown_as_a_failure():
     assert embed.title == "Video cancelled" and embed.colour == render.COLOUR_QUIET
 
 
-def test_progress_shows_this_jobs_own_typical_duration_and_no_full_bar_before_done():
-    progress = Progress(7, ProgressPhase.PROCESSING, elapsed=30, fraction=0.97, expected=50)
+def test_progress_shows_the_time_left_by_its_forecast_and_no_full_bar_before_done():
+    progress = Progress(7, ProgressPhase.PROCESSING, elapsed=30, fraction=0.1, expected=270)
     value = render.progress_embed(make_job(), progress).fields[0].value
-    assert "usually about a minute" in value
+    assert "Elapsed 30s, about 4 minutes left" in value
     assert "▱" in render.progress_bar(0.97)
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "expected", "said"),
+    [(100, 120, "almost done"), (300, 300, "taking longer than usual"), (30, 100, "a minute")],
+)
+def test_the_time_left_is_said_plainly_near_and_past_the_end(elapsed, expected, said):
+    progress = Progress(
+        7, ProgressPhase.PROCESSING, elapsed=elapsed, fraction=0.9, expected=expected
+    )
+    assert said in render.time_left(progress)
 
 
 def test_a_cancel_says_whether_it_still_counts():
