@@ -84,6 +84,8 @@ class SegmindSteps:
         """
         attempts = self._config.submit_attempts
         for attempt in range(1, attempts + 1):
+            # A 429 to any job of the account holds this submit back too.
+            await self._segmind.pace.wait()
             try:
                 # The queue's wait ends at the first send; a wait after a refusal is Segmind's.
                 return await self._submit(job, first=attempt == 1)
@@ -93,6 +95,7 @@ class SegmindSteps:
                 retry_after = err.retry_after if isinstance(err, SegmindRateLimited) else None
                 delay = self._config.submit_backoff.delay(attempt, self._rng, retry_after)
                 if isinstance(err, SegmindRateLimited):
+                    self._segmind.pace.hold(delay)  # the account's limit, not only this job's
                     log.warning(
                         "job=%s rate limited at submit; trying again in %.1fs", job.id, delay
                     )

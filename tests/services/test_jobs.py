@@ -686,6 +686,25 @@ async def test_a_long_rate_limit_on_submit_is_waited_out_and_submitted_once(
     assert simulator.submit_attempts == 2
 
 
+async def test_a_429_on_one_jobs_submit_holds_back_the_polls_of_the_others(
+    storage, simulator_factory, segmind_client_factory, make_runner
+):
+    sim = await simulator_factory(queue_seconds=0.0, processing_seconds=3.0)
+    runner, rec = make_runner(segmind_client_factory(sim.base_url), max_concurrent=2)
+    await runner.start()
+    await runner.enqueue(await add_job(storage, "the first", user_id=1))
+    await rec.wait_for(lambda: len(sim.calls_to("status")) >= 2)
+    sim.inject("submit", status=429, body={"error": "slow down"}, headers={"Retry-After": "1"})
+
+    await runner.enqueue(await add_job(storage, "the second", user_id=2))
+    await rec.wait_for(lambda: len(rec.ready) == 2)
+
+    limited_at = sim.calls_to("submit")[1].at  # the second job's refused submit
+    during = [c.at - limited_at for c in sim.calls if 0.05 < c.at - limited_at < 0.95]
+    assert during == []  # the first job asked nothing while the account was held back
+    assert len(sim.submits) == 2
+
+
 async def test_an_unreadable_submit_answer_is_never_resent(storage, simulator, make_runner):
     simulator.inject("submit", status=200, body={"request_id": "abc"}, accept=True)
     runner, rec = make_runner()
