@@ -310,13 +310,17 @@ class Admission:
         self, tx: Transaction, batch: list[_Waiting]
     ) -> list[tuple[_Waiting, Admitted | BaseException]]:
         """Each request's outcome, in order, each decision seeing the jobs stored before it."""
-        limits = await self._member_limits(tx, [w for w in batch if not w.gone])
+        limits: dict[_MemberKey, _MemberLimit] = {}
         usages: dict[tuple[int, int], _Usage] = {}
         outcomes: list[tuple[_Waiting, Admitted | BaseException]] = []
         for waiting in batch:
             if waiting.gone:
                 continue  # its caller left before its turn: nothing is written
             try:
+                if _member_key(waiting) not in limits:
+                    # Read at the server's first request: an error there is that request's.
+                    here = [w for w in batch if w.new.guild_id == waiting.new.guild_id]
+                    limits.update(await self._member_limits(tx, waiting.new.guild_id, here))
                 member = limits[_member_key(waiting)]
                 usage = usages.setdefault((waiting.new.guild_id, waiting.new.user_id), _Usage())
                 outcome: Admitted | BaseException = await self._decide(tx, waiting, member, usage)
@@ -407,30 +411,28 @@ class Admission:
         )
 
     async def _member_limits(
-        self, tx: Transaction, batch: list[_Waiting]
+        self, tx: Transaction, guild_id: int, here: list[_Waiting]
     ) -> dict[_MemberKey, _MemberLimit]:
-        """Each member's settings and effective limit, three reads per server in the batch.
+        """The server's settings and each member's effective limit, in three reads.
 
         Admission never changes settings or limits, so reading them once for the whole
         batch, inside its transaction, is what reading them for each request would give.
         """
         store = self._storage.limits
+        settings = await store.guild_settings(guild_id, tx=tx)
+        users = await store.user_limits_of(guild_id, [w.new.user_id for w in here], tx=tx)
+        roles = {r.target_id: r.spec for r in await store.role_limits(guild_id, tx=tx)}
         found: dict[_MemberKey, _MemberLimit] = {}
-        for guild_id in sorted({w.new.guild_id for w in batch}):
-            here = [w for w in batch if w.new.guild_id == guild_id]
-            settings = await store.guild_settings(guild_id, tx=tx)
-            users = await store.user_limits_of(guild_id, [w.new.user_id for w in here], tx=tx)
-            roles = {r.target_id: r.spec for r in await store.role_limits(guild_id, tx=tx)}
-            for waiting in here:
-                user = users.get(waiting.new.user_id)
-                # As load_effective_limit resolves it from the same rows.
-                limit = resolve_limit(
-                    user=user.spec if user else None,
-                    roles={r: roles[r] for r in waiting.role_ids if r in roles},
-                    server=settings.default_limit,
-                    operator=self._default,
-                )
-                found[_member_key(waiting)] = (settings, limit)
+        for waiting in here:
+            user = users.get(waiting.new.user_id)
+            # As load_effective_limit resolves it from the same rows.
+            limit = resolve_limit(
+                user=user.spec if user else None,
+                roles={r: roles[r] for r in waiting.role_ids if r in roles},
+                server=settings.default_limit,
+                operator=self._default,
+            )
+            found[_member_key(waiting)] = (settings, limit)
         return found
 
     async def _budget_refusal(

@@ -705,6 +705,21 @@ async def test_an_unexpected_error_in_one_request_fails_it_alone(
     assert (await admission.admit(REQUEST, origin(BOB))).used == 1  # and the line goes on
 
 
+async def test_a_server_whose_settings_cannot_be_read_fails_only_its_own_request(
+    admission: Admission, storage: Storage
+) -> None:
+    # No server has this id (SQLite cannot even look it up): its reads fail, and only it.
+    unreadable = JobOrigin(guild_id=2**70, channel_id=5, user_id=BOB, role_ids=())
+    results = await asyncio.gather(
+        admission.admit(REQUEST, origin(ALICE)),
+        admission.admit(REQUEST, unreadable),
+        admission.admit(REQUEST, origin(3, OTHER_GUILD)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], OverflowError)
+    assert isinstance(results[0], Admitted) and isinstance(results[2], Admitted)
+
+
 async def test_a_caller_cancelled_in_line_writes_nothing_and_the_others_go_on(
     admission: Admission, storage: Storage
 ) -> None:
