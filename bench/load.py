@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MEMBERS = 31
+CHANNELS = 10  # the members' requests are spread over this many channels of one server
 JOBS = 500
 IDLE_SECONDS = 5.0
 PROBE_EVERY = 0.3
@@ -199,6 +200,8 @@ def build_world(members: int) -> Any:
     from tests.fakediscord import FakeWorld
 
     world = FakeWorld.default()
+    for number in range(1, CHANNELS):
+        world.guild.add_text_channel(f"studio-{number}")
     for number in range(members):
         world.guild.add_member(f"member{number:03d}")
     return world
@@ -210,7 +213,9 @@ def per_member(jobs: int) -> int:
 
 
 def bot_env(folder: Path, fake: Any, simulator: Any, key: str, jobs: int) -> dict[str, str]:
-    inherited = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
+    # PYTHONASYNCIODEBUG=1 passes through: asyncio then logs each callback that held the loop.
+    passed = ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONASYNCIODEBUG")
+    inherited = {k: os.environ[k] for k in passed if k in os.environ}
     return {
         **inherited,
         "PYTHONPATH": str(ROOT),
@@ -252,7 +257,7 @@ class Load:
         self.members = [
             m for m in self.fake.world.guild.members if m.user.username.startswith("member")
         ]
-        self.channel = self.fake.world.guild.channels[0]
+        self.channels = self.fake.world.guild.channels[:CHANNELS]
         self.figures = Figures()
         self._seen_calls = 0
 
@@ -340,10 +345,11 @@ class Load:
         for index in range(jobs):
             await asyncio.sleep(max(0.0, start + index * gap - time.monotonic()))
             member = self.members[index % len(self.members)]
+            channel = self.channels[index % len(self.channels)]
             options = {"prompt": f"load {index:04d} a paper boat on a river", "steps": 30}
             records.append(
                 await self.fake.dispatch_slash_command(
-                    "video", options, user=member, channel=self.channel
+                    "video", options, user=member, channel=channel
                 )
             )
         return records
@@ -358,7 +364,7 @@ class Load:
             # Each prompt its own: the same one again would be answered as a double click.
             options = {"prompt": f"one more, please ({number})", "steps": 30}
             record = await self.fake.dispatch_slash_command(
-                "video", options, user=member, channel=self.channel
+                "video", options, user=member, channel=self.channels[0]
             )
             try:
                 await self.fake.wait_until(lambda r=record: r.acknowledged, timeout=3.5)
@@ -446,9 +452,9 @@ def report(options: Options, figures: Figures) -> bool:
     rss = figures.hwm_kib / 1024
     lag99 = 1000 * percentile(figures.lag, 0.99)
     print(
-        f"load: {options.jobs} /video from {MEMBERS} members over {options.ramp:.0f}s, Segmind "
-        f"processing {options.processing:.0f}s; {figures.delivered} delivered in "
-        f"{figures.run_seconds:.0f}s"
+        f"load: {options.jobs} /video from {MEMBERS} members in {CHANNELS} channels over "
+        f"{options.ramp:.0f}s, Segmind processing {options.processing:.0f}s; "
+        f"{figures.delivered} delivered in {figures.run_seconds:.0f}s"
     )
     print(
         f"  bot CPU over the run {figures.cpu_run:.1f}s ({figures.cpu_run_main:.1f}s of it in the "

@@ -353,3 +353,21 @@ async def test_a_job_update_is_one_trip_to_sqlite_and_is_committed(tmp_path: Pat
             await storage.jobs.update(job.id + 100, now=6.0, state="failed")
     finally:
         await storage.close()
+
+
+async def test_a_job_is_read_at_once_while_writes_hold_the_lock_and_sees_only_commits(
+    tmp_path: Path,
+) -> None:
+    """The presenter reads a job before each progress edit: it must not queue behind writes."""
+    storage = await Storage.open(tmp_path / "bot.db")
+    try:
+        job = await storage.jobs.insert(_new_job())
+        async with storage.db.transaction() as tx:  # a write in progress holds the lock
+            await tx.execute("UPDATE jobs SET error = 'not yet' WHERE id = ?", (job.id,))
+            async with asyncio.timeout(1):
+                seen = await storage.jobs.get(job.id)
+            assert seen is not None and seen.error is None  # uncommitted: not shown
+        after = await storage.jobs.get(job.id)
+        assert after is not None and after.error == "not yet"
+    finally:
+        await storage.close()
