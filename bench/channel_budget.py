@@ -1,6 +1,6 @@
 """Many jobs in one channel after their tokens expired: 429s, still messages, delivery waits.
 
-    .venv/bin/python bench/channel_budget.py                    # 60 requests, about 3 minutes
+    .venv/bin/python bench/channel_budget.py                    # 60 requests, about 5 minutes
     .venv/bin/python bench/channel_budget.py --bot-root /tmp/old  # the same, another tree's bot
 
 The real bot.py runs in a child process (tests/harness/run_bot.py, as bench/soak.py runs it)
@@ -80,9 +80,9 @@ class Figures:
 def options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=60)
-    parser.add_argument("--spread", type=float, default=60.0, help="seconds over which they come")
+    parser.add_argument("--spread", type=float, default=180.0, help="seconds over which they come")
     parser.add_argument("--queue", type=float, default=5.0, help="Segmind's queue seconds")
-    parser.add_argument("--processing", type=float, default=30.0, help="Segmind's seconds")
+    parser.add_argument("--processing", type=float, default=60.0, help="Segmind's seconds")
     parser.add_argument("--bot-root", type=Path, default=ROOT, help="the tree whose bot runs")
     parser.add_argument("--timeout", type=float, default=600.0)
     return parser.parse_args()

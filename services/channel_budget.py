@@ -1,7 +1,8 @@
 """A fair share of each channel's write budget: final messages first, then the stalest progress.
 
 Discord limits message writes per channel (about 5 per 5 s, shared by every job whose progress
-has moved to channel messages). Each lane (a channel) grants at most ``writes`` writes in any
+has moved to channel messages). Each lane (a channel's posts, or its edits: Discord counts
+them apart) grants at most ``writes`` writes in any
 window of ``per`` seconds, a little below Discord's own so the bot's other writes and clock
 skew keep headroom: each write's token comes back ``per`` seconds after it was spent (a
 sliding window, safe whichever way Discord aligns its own). Waiting writes are served:

@@ -11,10 +11,11 @@ message. Each fault is logged once; none ends in a crash or a retry loop. The ro
 themselves, and what every post carries (pings, nonces, folded embeds), are in routes.py.
 
 Every write to a channel spends that channel's share of Discord's rate limit
-(``services.channel_budget``): a clip, a failure, a final edit as a priority write, ahead of
-any waiting progress edit; progress edits take their fair turn in the throttle before they
-reach ``edit_progress`` (``turn_taken``). Interaction webhook edits are limited per token by
-Discord, not per channel, and spend nothing here.
+(``services.channel_budget``), in one of two lanes as Discord counts them: posts and edits.
+A clip, a failure, a final edit is a priority write, ahead of any waiting progress edit;
+progress edits take their fair turn in the throttle before they reach ``edit_progress``
+(``turn_taken``). Interaction webhook edits are limited per token by Discord, not per
+channel, and spend nothing here.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ if TYPE_CHECKING:
     from cogs.videobot import VideoBot
 
 log = logging.getLogger(__name__)
+
+# Discord keeps two buckets per channel, one for posting messages and one for editing them.
+CREATE, EDIT = "create", "edit"
 
 
 class NoRoute(ClipUndeliverable):
@@ -114,11 +118,11 @@ class JobMessenger:
             return None
         if self._routes.token_usable(job) and job.id not in self._progress_in_channel:
             return None
-        return job.channel_id
+        return (job.channel_id, EDIT)
 
-    async def _channel_turn(self, job: Job) -> None:
+    async def _channel_turn(self, job: Job, kind: str) -> None:
         """A priority write in the job's channel: ahead of every waiting progress edit."""
-        await self.budget.priority(job.channel_id)
+        await self.budget.priority((job.channel_id, kind))
 
     # --- progress -----------------------------------------------------------------
 
@@ -157,7 +161,7 @@ class JobMessenger:
         try:
             message = self._routes.channel(job).get_partial_message(job.message_id)
             if not turn_taken:
-                await self._channel_turn(job)
+                await self._channel_turn(job, EDIT)
             await message.edit(**self._routes.channel_body(job, None, embed), view=view)
             return job
         except discord.NotFound:
@@ -174,7 +178,7 @@ class JobMessenger:
             if view is not None:
                 body["view"] = view
             # A progress post whose answer was lost is not posted twice when tried again.
-            await self._channel_turn(job)
+            await self._channel_turn(job, CREATE)
             message = await self._routes.channel(job).send(**body, nonce=progress_nonce(job))
         except discord.HTTPException as error:
             return self._give_up_progress(job, error)
@@ -304,7 +308,7 @@ class JobMessenger:
             "view": notice_view(job, self._bot.custom_ids),
         }
         try:
-            await self._channel_turn(job)
+            await self._channel_turn(job, CREATE)
             message = await self._routes.channel(job).send(render.private_notice(job), **options)
         except discord.HTTPException as error:
             if error.status >= 500 or error.status == 429:
@@ -351,9 +355,15 @@ class JobMessenger:
                 link_content=folded(result.link_content, result.embed),
                 embed=None,
             )
-        await self._channel_turn(job)
+        channel = self._routes.channel(job)
+
+        async def send(*args: Any, **kwargs: Any) -> discord.Message:
+            # The turn is taken right before each post: a re-encode may come first.
+            await self._channel_turn(job, CREATE)
+            return await channel.send(*args, **kwargs)
+
         return await self._post(
-            self._routes.channel(job).send,
+            send,
             job,
             result,
             self._routes.upload_limit(job),
@@ -436,7 +446,7 @@ class JobMessenger:
             if self._routes.token_usable(job):
                 await self._routes.webhook(job).send(text, **options)
             else:
-                await self._channel_turn(job)
+                await self._channel_turn(job, CREATE)
                 await self._routes.channel(job).send(text, **options)
         except discord.HTTPException as error:
             log.info("job=%s requester could not be notified (code=%s)", job.id, error.code)
@@ -460,7 +470,7 @@ class JobMessenger:
                 user = self._bot.get_user(job.user_id) or await self._bot.fetch_user(job.user_id)
                 await user.send(embed=embed, nonce=failure_nonce(job))
             else:
-                await self._channel_turn(job)
+                await self._channel_turn(job, CREATE)
                 await self._routes.channel(job).send(
                     **self._routes.channel_body(job, f"<@{job.user_id}>", embed),
                     allowed_mentions=self._routes.mention(job),
