@@ -28,8 +28,10 @@ DEFAULT_WORK = 49 * 45
 _MIN_WORK_SHARE = 0.2
 # Samples kept per kind; the newest win, so a Segmind that got faster is followed in hours.
 RECENT_SAMPLES = 32
-# A kind of job leans on its own history once it has this much.
-OWN_HISTORY = 4
+# A kind of job leans on its own history alone once it has this much; before, on the other
+# kinds' too, once they have a little.
+OWN_HISTORY = 16
+_FEW = 4
 # With no history: processing anywhere in 0.6-1.4 x the expected time, and a queue of
 # up to 15 s (what Segmind's queue usually shows), each as evenly spread samples.
 _PRIOR_SPREAD = (0.6, 1.4)
@@ -192,19 +194,22 @@ class TimingModel:
             self.learn(timing)
 
     def processing(self, input_frames: int, steps: int) -> Durations:
-        own = self._processing.get((input_frames, steps))
-        if own is not None and len(own) >= OWN_HISTORY:
+        own = list(self._processing.get((input_frames, steps), ()))
+        if len(own) >= OWN_HISTORY:
             return Durations(own, floor=self._floor)
         work = work_of(input_frames, steps)
-        if len(self._per_work) >= OWN_HISTORY:
-            return Durations([s * work for s in self._per_work], floor=self._floor)
+        if len(self._per_work) >= _FEW:
+            # A kind with little history of its own: filled up with the other kinds' newest
+            # times per unit of work, so a handful of samples cannot make the window narrow.
+            borrowed = [s * work for s in list(self._per_work)[-(OWN_HISTORY - len(own)) :]]
+            return Durations(own + borrowed, floor=self._floor)
         typical = self._expected * work
         return Durations(
             _evenly(typical * _PRIOR_SPREAD[0], typical * _PRIOR_SPREAD[1]), floor=self._floor
         )
 
     def queue(self) -> Durations:
-        if len(self._queue) >= OWN_HISTORY:
+        if len(self._queue) >= _FEW:
             return Durations(self._queue, floor=self._floor)
         return Durations(_evenly(0.0, _PRIOR_QUEUE_SECONDS), floor=self._floor)
 
