@@ -311,8 +311,9 @@ class Progress:
     ``position`` is 1-based in this bot's queue (only while QUEUED), counting only jobs
     that start before this one; ``behind_own_job`` says it waits for the member's own
     running video instead. ``elapsed`` is seconds since the job was accepted by Segmind
-    (0 before); ``fraction`` is an estimate from elapsed time against the typical
-    duration, never 1.0 before done.
+    (0 before); ``expected`` is the job's likely time from then to its end, by the same
+    learned forecast as its polls (``services.finish_estimate``); ``fraction`` is elapsed
+    against it, never 1.0 before done.
     """
 
     job_id: int
@@ -321,7 +322,7 @@ class Progress:
     behind_own_job: bool = False
     elapsed: float = 0.0
     fraction: float = 0.0
-    expected: float = 0.0  # the typical duration of a job like this one, in seconds
+    expected: float = 0.0  # seconds from Segmind's acceptance to the likely end
 
 
 @dataclass(frozen=True, slots=True)
