@@ -80,7 +80,7 @@ class Figures:
 def options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=60)
-    parser.add_argument("--spread", type=float, default=180.0, help="seconds over which they come")
+    parser.add_argument("--spread", type=float, default=240.0, help="seconds over which they come")
     parser.add_argument("--queue", type=float, default=5.0, help="Segmind's queue seconds")
     parser.add_argument("--processing", type=float, default=60.0, help="Segmind's seconds")
     parser.add_argument("--bot-root", type=Path, default=ROOT, help="the tree whose bot runs")
