@@ -97,6 +97,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def children_cpu_seconds(pid: int) -> float:
+    """cutime + cstime: the CPU of the bot's finished children (ffmpeg's decode checks)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[13]) + int(fields[14])) / CLK_TCK
+
+
 def main_thread_cpu_seconds(pid: int) -> float:
     """utime + stime of the main thread alone: the event loop (other threads: SQLite, DNS)."""
     text = Path(f"/proc/{pid}/task/{pid}/stat").read_text()
@@ -137,6 +144,7 @@ class Figures:
     run_seconds: float = 0.0
     cpu_run: float = 0.0
     cpu_run_main: float = 0.0
+    cpu_children: float = 0.0
     idle_rate: float = 0.0
     hwm_kib: int = 0
     rss_before_kib: int = 0
@@ -296,6 +304,7 @@ class Load:
         self._started = time.monotonic()
         cpu_start = cpu_seconds(bot.pid)
         main_start = main_thread_cpu_seconds(bot.pid)
+        children_start = children_cpu_seconds(bot.pid)
         records = await self._send_all()
         await self.fake.wait_until(lambda: all(r.acknowledged for r in records), timeout=60)
         figures.admit_latency = [r.ack_latency for r in records if r.ack_latency is not None]
@@ -310,6 +319,7 @@ class Load:
         self._ended = time.monotonic()
         figures.cpu_run = cpu_seconds(bot.pid) - cpu_start
         figures.cpu_run_main = main_thread_cpu_seconds(bot.pid) - main_start
+        figures.cpu_children = children_cpu_seconds(bot.pid) - children_start
         figures.run_seconds = self._ended - self._started
         figures.hwm_kib = status_kib(bot.pid, "VmHWM")
         if spy is not None:
@@ -460,6 +470,10 @@ def report(options: Options, figures: Figures) -> bool:
         f"  bot CPU over the run {figures.cpu_run:.1f}s ({figures.cpu_run_main:.1f}s of it in the "
         f"event loop's thread; idle {1000 * figures.idle_rate:.1f} "
         f"ms/s, {idle:.1f}s of it); RSS before the load {figures.rss_before_kib / 1024:.1f} MiB"
+    )
+    print(
+        f"  not counted above: ffmpeg children {figures.cpu_children:.1f}s "
+        f"({1000 * figures.cpu_children / delivered:.0f} ms per clip, the decode check)"
     )
     print(f"  peak RSS (VmHWM)            {rss:8.1f} MiB  target < 150   {verdict(rss, 150)}")
     print(f"  CPU per delivered job       {cpu_ms:8.1f} ms   target < 20    {verdict(cpu_ms, 20)}")

@@ -65,6 +65,12 @@ _MP4_FIRST_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wid
 _BOX_HEADER = 8
 
 
+def decode_slots() -> int:
+    """How many clips are checked by ffmpeg at once: half the cores, leaving the rest to
+    the bot (at least one)."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 class DownloadRefused(SegmindMalformedResponse):
     """The clip's link, or a redirect from it, leads where the bot never fetches from.
 
@@ -96,6 +102,10 @@ class ClipDownloader:
         """
         self._policy = FetchPolicy.trusting(trusted_base_url)
         self._resolver = resolver
+        # Each check is an ffmpeg decoding the whole clip: hundreds of clips finishing
+        # together started hundreds at once, which took every core for seconds, and the
+        # bot's own event loop (answers to Discord among its work) waited for a core.
+        self._decode_slots = asyncio.Semaphore(decode_slots())
 
     def __repr__(self) -> str:
         return f"ClipDownloader(trusted={self._policy.describe_trusted()!r})"
@@ -128,7 +138,8 @@ class ClipDownloader:
         try:
             with os.fdopen(fd, "wb") as out:
                 written = await self._stream(url, out, max_bytes=max_bytes, timeout=timeout)
-            await _refuse_broken(temp, without_query(url))
+            async with self._decode_slots:
+                await _refuse_broken(temp, without_query(url))
             os.replace(temp, dest)
         except BaseException as exc:
             temp.unlink(missing_ok=True)

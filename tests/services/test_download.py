@@ -609,3 +609,33 @@ async def test_a_refusal_is_logged_for_the_operator_without_the_signature(
 
 def test_the_simulators_sample_clip_looks_like_an_mp4() -> None:
     assert SAMPLE_MP4[4:8] == b"ftyp"
+
+
+async def test_many_clips_finishing_together_are_decoded_a_few_at_a_time(
+    simulator: SegmindSimulator,
+    segmind_client: SegmindClient,
+    downloader: ClipDownloader,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """500 ffmpeg decodes at once took every core for seconds: the event loop waited too."""
+    import services.download as download_module
+
+    running = peak = 0
+
+    async def decoding(path: Path) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.02)
+        running -= 1
+
+    monkeypatch.setattr(download_module, "decode_problem", decoding)
+    url = await finished_video_url(segmind_client)
+
+    await asyncio.gather(
+        *(downloader.download(url, tmp_path / f"{n}.mp4", max_bytes=10_000_000) for n in range(12))
+    )
+
+    assert peak == download_module.decode_slots()
+    assert all((tmp_path / f"{n}.mp4").read_bytes() == SAMPLE_MP4 for n in range(12))
