@@ -19,7 +19,7 @@ from cogs import words
 from cogs.video import render
 from cogs.video.buttons import progress_view, result_view
 from cogs.video.messenger import Clip, JobMessenger, ResultMessage
-from services.channel_budget import ChannelBudget
+from services.channel_budget import CHANNEL_WINDOW, CHANNEL_WRITES, ChannelBudget
 from services.errors import BotError, GenerationFailed, SegmindBadRequest
 from services.failure_notices import StoredFailure
 from services.models import Job, Progress
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+PRODUCTION_EDIT_INTERVAL = 5.0  # Timings' default: Discord's own window is as long
+
 
 class JobPresenter:
     """Implements ``JobListener`` for the Discord bot."""
@@ -39,9 +41,11 @@ class JobPresenter:
         self._bot = bot
         self._services = bot.services
         self.messenger = JobMessenger(bot)
-        self._throttle = EditThrottle(
-            bot.timings.progress_edit_interval, budget=self.messenger.budget
-        )
+        self._throttle = EditThrottle(bot.timings.progress_edit_interval)
+        # Discord's window scales with the bot's pacing: production keeps both at 5 s; tests
+        # that shorten the edit interval (to see edits at once) shorten the window with it.
+        pace = bot.timings.progress_edit_interval / PRODUCTION_EDIT_INTERVAL
+        self.pace_channels(ChannelBudget(CHANNEL_WRITES, max(CHANNEL_WINDOW * pace, 0.001)))
         self._allowance: dict[int, str] = {}  # "$0.36 · 2 of 3 clips left today", per job
         self._background = bot.background
 
