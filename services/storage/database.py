@@ -5,12 +5,6 @@ coroutines would interleave inside each other's transactions on that shared
 connection, so every statement and every transaction goes through one asyncio lock.
 ``transaction()`` holds it for several statements, which is what makes "check the
 limit, then record the use" atomic.
-
-``read_row`` is the exception: a row read by its key, answered on the event loop's own
-thread from a second connection that only reads. In WAL mode a reader never waits for the
-writer and sees every commit made before it, as a read behind the lock does; it costs a
-few microseconds, where a trip to aiosqlite's thread and back, waited for behind every
-queued write, cost far more under 500 jobs (and kept admissions waiting in that queue).
 """
 
 from __future__ import annotations
@@ -95,7 +89,8 @@ class Database:
         self._conn = conn
         self._lock = asyncio.Lock()
         self.path = path
-        self._reader: sqlite3.Connection | None = None
+        self._pending_writes: list[tuple[str, Params, asyncio.Future[list[Row]]]] = []
+        self._write_flusher: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: Path) -> Database:
@@ -112,33 +107,16 @@ class Database:
             await conn.execute("PRAGMA foreign_keys=ON")
             await conn.execute("PRAGMA busy_timeout=5000")
             await db._migrate()
-            db._reader = _open_reader(path)
         except BaseException:
             await conn.close()
             raise
         return db
 
     async def close(self) -> None:
+        if self._write_flusher is not None:
+            await asyncio.shield(self._write_flusher)  # queued writes are made first
         async with self._lock:
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None
             await self._conn.close()
-
-    async def read_row(self, sql: str, params: Params = ()) -> Row | None:
-        """One row by its key, read at once on this thread (see the module's docstring).
-
-        Only for a quick read of a row or two: it runs on the event loop. Should the reader
-        be busy (SQLite recovering the WAL after a crash), it is read behind the lock instead.
-        """
-        if self._reader is not None:
-            try:
-                row: Row | None = self._reader.execute(sql, params).fetchone()
-            except sqlite3.OperationalError as error:
-                log.debug("the reader could not read now (%s); reading behind the lock", error)
-            else:
-                return row
-        return await self.fetchone(sql, params)
 
     async def schema_version(self) -> int:
         row = await self.fetchone("PRAGMA user_version")
@@ -196,18 +174,56 @@ class Database:
     async def update_returning(
         self, sql: str, params: Params = (), *, durable: bool = False
     ) -> list[Row]:
-        """One ``UPDATE ... RETURNING``: the rows as stored afterwards, in one trip to SQLite.
+        """One ``UPDATE ... RETURNING``: the rows as stored afterwards, once committed.
 
-        A single statement commits by itself, all or nothing, so it needs no BEGIN and COMMIT
-        of its own: under a burst those trips, each waited for behind the lock, are what
-        kept an admission (and its answer to Discord) waiting. ``durable``: as for
-        ``transaction``, on disk before this returns.
+        Writes queued together are committed together, in one trip to SQLite's thread
+        (``_flush_writes``), each all or nothing: under a burst those trips, each waited
+        for behind the lock, are what kept an admission (and its answer to Discord)
+        waiting. ``durable``: as for ``transaction``, on disk before this returns.
         """
         if durable:
             async with self.transaction(durable=True) as tx:
                 return await tx.fetchall(sql, params)
-        async with self._lock:
-            return list(await self._conn.execute_fetchall(sql, params))
+        written: asyncio.Future[list[Row]] = asyncio.get_running_loop().create_future()
+        self._pending_writes.append((sql, params, written))
+        if self._write_flusher is None or self._write_flusher.done():
+            self._write_flusher = asyncio.create_task(self._flush_writes())
+        # Shielded: the write is queued and will be made; a caller that stops waiting
+        # must not cancel the others' commit.
+        return await asyncio.shield(written)
+
+    async def _flush_writes(self) -> None:
+        """Commit every queued ``update_returning`` in one transaction: one trip to SQLite.
+
+        Under a burst each trip waits for a turn of the busy event loop, and writes go one
+        after another behind the lock: queued one by one, 500 jobs finishing together made
+        hundreds of writers (and the admissions behind them) wait seconds. Each statement
+        runs in its own savepoint, so one that fails fails alone.
+        """
+        while self._pending_writes:
+            batch, self._pending_writes = self._pending_writes, []
+            try:
+                async with self._lock:
+                    statements = [(sql, params) for sql, params, _ in batch]
+                    # aiosqlite (pinned) has no public call for running a function on its
+                    # thread; ``_execute`` is what its own execute() uses.
+                    results: list[list[Row] | sqlite3.Error] = await self._conn._execute(  # type: ignore[no-untyped-call]
+                        _write_batch, self._conn._conn, statements
+                    )
+            except BaseException as error:
+                for _, _, written in batch:
+                    if not written.done():
+                        written.set_exception(error)
+                if not isinstance(error, Exception):
+                    raise
+                continue
+            for (_, _, written), result in zip(batch, results, strict=True):
+                if written.done():
+                    continue
+                if isinstance(result, BaseException):
+                    written.set_exception(result)
+                else:
+                    written.set_result(result)
 
     async def insert(self, sql: str, params: Params = ()) -> int:
         async with self.transaction() as tx:
@@ -222,11 +238,24 @@ class Database:
             return list(await self._conn.execute_fetchall(sql, params))
 
 
-def _open_reader(path: Path) -> sqlite3.Connection:
-    """A second connection that only reads, used on the event loop's thread."""
-    reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    reader.row_factory = sqlite3.Row
-    # Never wait on the event loop: a busy reader falls back to the writer's thread.
-    reader.execute("PRAGMA busy_timeout=0")
-    reader.execute("PRAGMA query_only=ON")
-    return reader
+def _write_batch(
+    conn: sqlite3.Connection, statements: list[tuple[str, Params]]
+) -> list[list[Row] | sqlite3.Error]:
+    """On aiosqlite's thread: the statements in one transaction, each in its own savepoint."""
+    results: list[list[Row] | sqlite3.Error] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for sql, params in statements:
+            conn.execute("SAVEPOINT one_write")
+            try:
+                results.append(conn.execute(sql, params).fetchall())
+            except sqlite3.Error as error:
+                conn.execute("ROLLBACK TO one_write")
+                results.append(error)
+            conn.execute("RELEASE one_write")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return results

@@ -141,10 +141,7 @@ class JobStore:
         return job
 
     async def get(self, job_id: int, *, tx: Executor | None = None) -> Job | None:
-        sql, params = "SELECT * FROM jobs WHERE id = ?", (job_id,)
-        # Outside a transaction, as committed: read at once (the presenter reads a job
-        # before every progress edit).
-        row = await (tx.fetchone(sql, params) if tx else self._db.read_row(sql, params))
+        row = await (tx or self._db).fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return _job_from_row(row) if row else None
 
     async def update(self, job_id: int, *, now: float, durable: bool = False, **fields: Any) -> Job:

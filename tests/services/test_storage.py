@@ -355,19 +355,39 @@ async def test_a_job_update_is_one_trip_to_sqlite_and_is_committed(tmp_path: Pat
         await storage.close()
 
 
-async def test_a_job_is_read_at_once_while_writes_hold_the_lock_and_sees_only_commits(
+async def test_updates_made_together_share_one_commit_and_a_failing_one_fails_alone(
     tmp_path: Path,
 ) -> None:
-    """The presenter reads a job before each progress edit: it must not queue behind writes."""
+    """500 jobs finishing at once queued hundreds of writes, one loop turn each, for seconds."""
     storage = await Storage.open(tmp_path / "bot.db")
     try:
-        job = await storage.jobs.insert(_new_job())
-        async with storage.db.transaction() as tx:  # a write in progress holds the lock
-            await tx.execute("UPDATE jobs SET error = 'not yet' WHERE id = ?", (job.id,))
-            async with asyncio.timeout(1):
-                seen = await storage.jobs.get(job.id)
-            assert seen is not None and seen.error is None  # uncommitted: not shown
-        after = await storage.jobs.get(job.id)
-        assert after is not None and after.error == "not yet"
+        jobs = [await storage.jobs.insert(_new_job(user_id=n)) for n in range(1, 41)]
+        conn = storage.db._conn
+        trips = 0
+        original = conn._execute
+
+        async def counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+            nonlocal trips
+            trips += 1
+            return await original(fn, *args, **kwargs)
+
+        conn._execute = counted  # type: ignore[method-assign]
+        bad = storage.db.update_returning("UPDATE jobs SET no_such_column = 1 RETURNING *")
+        results = await asyncio.gather(
+            *(storage.jobs.update(job.id, now=9.0, error=f"e{job.id}") for job in jobs[:20]),
+            bad,
+            *(storage.jobs.update(job.id, now=9.0, error=f"e{job.id}") for job in jobs[20:]),
+            return_exceptions=True,
+        )
+        conn._execute = original  # type: ignore[method-assign]
+
+        assert trips <= 2
+        assert isinstance(results[20], sqlite3.OperationalError)
+        updated = [r for r in results if not isinstance(r, BaseException)]
+        assert [job.error for job in updated] == [f"e{job.id}" for job in jobs]
+        assert not conn.in_transaction
+        with sqlite3.connect(tmp_path / "bot.db") as other:
+            stored = other.execute("SELECT COUNT(*) FROM jobs WHERE error LIKE 'e%'").fetchone()
+        assert stored == (40,)
     finally:
         await storage.close()
