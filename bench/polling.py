@@ -61,7 +61,7 @@ MIX: list[tuple[tuple[int, int], float, float]] = [
     ((25, 45), 117.0, 0.10),
 ]
 SDK_INTERVAL = 2.0
-POLL_INTERVAL = 1.6  # the bot's default POLL_INTERVAL_SECONDS
+POLL_INTERVAL = 1.5  # the bot's default POLL_INTERVAL_SECONDS
 TARGET_MEAN, TARGET_P95, TARGET_RATIO, TARGET_HALF = 1.0, 2.0, 0.35, 0.10
 
 
