@@ -89,8 +89,6 @@ class Database:
         self._conn = conn
         self._lock = asyncio.Lock()
         self.path = path
-        self._pending_writes: list[tuple[str, Params, asyncio.Future[list[Row]]]] = []
-        self._write_flusher: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: Path) -> Database:
@@ -113,8 +111,6 @@ class Database:
         return db
 
     async def close(self) -> None:
-        if self._write_flusher is not None:
-            await asyncio.shield(self._write_flusher)  # queued writes are made first
         async with self._lock:
             await self._conn.close()
 
@@ -174,56 +170,18 @@ class Database:
     async def update_returning(
         self, sql: str, params: Params = (), *, durable: bool = False
     ) -> list[Row]:
-        """One ``UPDATE ... RETURNING``: the rows as stored afterwards, once committed.
+        """One ``UPDATE ... RETURNING``: the rows as stored afterwards, in one trip to SQLite.
 
-        Writes queued together are committed together, in one trip to SQLite's thread
-        (``_flush_writes``), each all or nothing: under a burst those trips, each waited
-        for behind the lock, are what kept an admission (and its answer to Discord)
-        waiting. ``durable``: as for ``transaction``, on disk before this returns.
+        A single statement commits by itself, all or nothing, so it needs no BEGIN and COMMIT
+        of its own: under a burst those trips, each waited for behind the lock, are what
+        kept an admission (and its answer to Discord) waiting. ``durable``: as for
+        ``transaction``, on disk before this returns.
         """
         if durable:
             async with self.transaction(durable=True) as tx:
                 return await tx.fetchall(sql, params)
-        written: asyncio.Future[list[Row]] = asyncio.get_running_loop().create_future()
-        self._pending_writes.append((sql, params, written))
-        if self._write_flusher is None or self._write_flusher.done():
-            self._write_flusher = asyncio.create_task(self._flush_writes())
-        # Shielded: the write is queued and will be made; a caller that stops waiting
-        # must not cancel the others' commit.
-        return await asyncio.shield(written)
-
-    async def _flush_writes(self) -> None:
-        """Commit every queued ``update_returning`` in one transaction: one trip to SQLite.
-
-        Under a burst each trip waits for a turn of the busy event loop, and writes go one
-        after another behind the lock: queued one by one, 500 jobs finishing together made
-        hundreds of writers (and the admissions behind them) wait seconds. Each statement
-        runs in its own savepoint, so one that fails fails alone.
-        """
-        while self._pending_writes:
-            batch, self._pending_writes = self._pending_writes, []
-            try:
-                async with self._lock:
-                    statements = [(sql, params) for sql, params, _ in batch]
-                    # aiosqlite (pinned) has no public call for running a function on its
-                    # thread; ``_execute`` is what its own execute() uses.
-                    results: list[list[Row] | sqlite3.Error] = await self._conn._execute(  # type: ignore[no-untyped-call]
-                        _write_batch, self._conn._conn, statements
-                    )
-            except BaseException as error:
-                for _, _, written in batch:
-                    if not written.done():
-                        written.set_exception(error)
-                if not isinstance(error, Exception):
-                    raise
-                continue
-            for (_, _, written), result in zip(batch, results, strict=True):
-                if written.done():
-                    continue
-                if isinstance(result, BaseException):
-                    written.set_exception(result)
-                else:
-                    written.set_result(result)
+        async with self._lock:
+            return list(await self._conn.execute_fetchall(sql, params))
 
     async def insert(self, sql: str, params: Params = ()) -> int:
         async with self.transaction() as tx:
@@ -236,26 +194,3 @@ class Database:
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         async with self._lock:
             return list(await self._conn.execute_fetchall(sql, params))
-
-
-def _write_batch(
-    conn: sqlite3.Connection, statements: list[tuple[str, Params]]
-) -> list[list[Row] | sqlite3.Error]:
-    """On aiosqlite's thread: the statements in one transaction, each in its own savepoint."""
-    results: list[list[Row] | sqlite3.Error] = []
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for sql, params in statements:
-            conn.execute("SAVEPOINT one_write")
-            try:
-                results.append(conn.execute(sql, params).fetchall())
-            except sqlite3.Error as error:
-                conn.execute("ROLLBACK TO one_write")
-                results.append(error)
-            conn.execute("RELEASE one_write")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return results
