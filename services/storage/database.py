@@ -167,22 +167,6 @@ class Database:
         async with self.transaction(durable=durable) as tx:
             return await tx.execute(sql, params)
 
-    async def update_returning(
-        self, sql: str, params: Params = (), *, durable: bool = False
-    ) -> list[Row]:
-        """One ``UPDATE ... RETURNING``: the rows as stored afterwards, in one trip to SQLite.
-
-        A single statement commits by itself, all or nothing, so it needs no BEGIN and COMMIT
-        of its own: under a burst those trips, each waited for behind the lock, are what
-        kept an admission (and its answer to Discord) waiting. ``durable``: as for
-        ``transaction``, on disk before this returns.
-        """
-        if durable:
-            async with self.transaction(durable=True) as tx:
-                return await tx.fetchall(sql, params)
-        async with self._lock:
-            return list(await self._conn.execute_fetchall(sql, params))
-
     async def insert(self, sql: str, params: Params = ()) -> int:
         async with self.transaction() as tx:
             return await tx.insert(sql, params)

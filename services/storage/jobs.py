@@ -154,14 +154,15 @@ class JobStore:
             raise ValueError(f"not updatable: {sorted(unknown)}")
         values = {k: (v.value if isinstance(v, JobState) else v) for k, v in fields.items()}
         assignments = ", ".join(f"{name} = :{name}" for name in values)
-        rows = await self._db.update_returning(
-            f"UPDATE jobs SET {assignments}, updated_at = :updated_at WHERE id = :id RETURNING *",
+        await self._db.execute(
+            f"UPDATE jobs SET {assignments}, updated_at = :updated_at WHERE id = :id",
             {**values, "updated_at": now, "id": job_id},
             durable=durable,
         )
-        if not rows:
+        job = await self.get(job_id)
+        if job is None:
             raise LookupError(f"job {job_id} does not exist")
-        return _job_from_row(rows[0])
+        return job
 
     async def claim_share(self, job_id: int, *, now: float) -> bool:
         """Mark a private clip shared unless it already is; True when this call marked it.

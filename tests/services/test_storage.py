@@ -322,34 +322,3 @@ async def test_a_durable_write_is_synced_and_others_stay_cheap(tmp_path: Path) -
         assert (await storage.db.fetchone("PRAGMA synchronous"))[0] == normal
     finally:
         await storage.close()
-
-
-async def test_a_job_update_is_one_trip_to_sqlite_and_is_committed(tmp_path: Path) -> None:
-    """Under 500 jobs each trip waits behind the lock: BEGIN, UPDATE, COMMIT, SELECT cost four."""
-    storage = await Storage.open(tmp_path / "bot.db")
-    try:
-        job = await storage.jobs.insert(_new_job())
-        conn = storage.db._conn
-        trips = 0
-        original = conn._execute
-
-        async def counted(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
-            nonlocal trips
-            trips += 1
-            return await original(fn, *args, **kwargs)
-
-        conn._execute = counted  # type: ignore[method-assign]
-        updated = await storage.jobs.update(job.id, now=5.0, state="processing", error="x")
-        conn._execute = original  # type: ignore[method-assign]
-
-        assert trips == 1
-        assert (updated.state.value, updated.error) == ("processing", "x")
-        assert not conn.in_transaction
-        with sqlite3.connect(tmp_path / "bot.db") as other:  # another reader sees it committed
-            assert other.execute("SELECT state FROM jobs WHERE id = ?", (job.id,)).fetchone() == (
-                "processing",
-            )
-        with pytest.raises(LookupError):
-            await storage.jobs.update(job.id + 100, now=6.0, state="failed")
-    finally:
-        await storage.close()
