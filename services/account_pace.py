@@ -9,6 +9,7 @@ jobs go on spread over a short stretch instead of all at the same instant.
 from __future__ import annotations
 
 import logging
+import math
 import random
 
 from services.clock import Clock
@@ -19,9 +20,15 @@ log = logging.getLogger(__name__)
 # end of a hold is not a burst that earns the next 429.
 _SPREAD_SHARE = 0.5
 _MIN_SPREAD = 1.0
+_MAX_SPREAD = 10.0  # past a long hold, a finished clip still waits at most this much more
+# A hold longer than this is a quota, not a blip: the runner's own limits (deadlines,
+# Backoff.max_retry_after) decide then, not a hold that would stop every job for it.
+_LONGEST_HOLD = 15 * 60.0
 
 
 class AccountPace:
+    """The account's hold, shared by every job's requests; see the module docstring."""
+
     def __init__(self, clock: Clock, rng: random.Random) -> None:
         self._clock = clock
         self._rng = rng
@@ -30,11 +37,14 @@ class AccountPace:
 
     def hold(self, seconds: float) -> None:
         """Segmind asked the account to slow down: nothing leaves for ``seconds``."""
+        if not math.isfinite(seconds) or seconds <= 0:
+            return
+        seconds = min(seconds, _LONGEST_HOLD)
         until = self._clock.monotonic() + seconds
         if until > self._until:
             log.info("segmind rate limited: every job waits %.1fs", seconds)
             self._until = until
-            self._spread = max(_MIN_SPREAD, _SPREAD_SHARE * seconds)
+            self._spread = min(_MAX_SPREAD, max(_MIN_SPREAD, _SPREAD_SHARE * seconds))
 
     def held_for(self) -> float:
         """Seconds left of the hold (0 when none)."""

@@ -15,6 +15,7 @@ message read the same one, so the bar and the polls agree.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -22,12 +23,18 @@ from dataclasses import dataclass
 
 from services.models import SegmindState
 
+log = logging.getLogger(__name__)
+
 # The work of the default clip (49 frames, 45 steps), the unit EXPECTED_CLIP_SECONDS is in.
 DEFAULT_WORK = 49 * 45
 # A very light clip still has fixed costs (loading, encoding): never less than this share.
 _MIN_WORK_SHARE = 0.2
 # Samples kept per kind; the newest win, so a Segmind that got faster is followed in hours.
 RECENT_SAMPLES = 32
+# No job takes longer than the longest deadline (JOB_DEADLINE_MINUTES): a time past it is
+# damage, not history. Nor 10x longer or shorter than what its kind usually takes.
+LONGEST_SECONDS = 180 * 60.0
+_OUTLIER_FACTOR = 10.0
 # A kind of job leans on its own history alone once it has this much; before, on the other
 # kinds' too, once they have a little.
 OWN_HISTORY = 16
@@ -37,11 +44,12 @@ _FEW = 4
 _PRIOR_SPREAD = (0.6, 1.4)
 _PRIOR_QUEUE_SECONDS = 15.0
 _PRIOR_POINTS = 9
-# Kernel width: a share of Silverman's rule, as clip times are spread evenly with sharp
-# edges that the full rule would blur into a wider window to poll; never below this floor
-# (a share of the typical value), as timings are known only to within a poll.
-_BANDWIDTH_SHARE = 1.0
+# Kernel width: Silverman's rule on a robust spread (narrower ones followed noise in a
+# few samples and polled too sparsely between them); never below this share of the mean,
+# nor below the floor the model is given, as timings are known only to within a poll.
 _MIN_BANDWIDTH_SHARE = 0.005
+# A grid never holds more cells than this: its cost stays fixed whatever the spread.
+_MAX_CELLS = 240
 
 
 def work_of(input_frames: int, steps: int) -> float:
@@ -62,22 +70,27 @@ class Timing:
 class Durations:
     """A learned distribution of durations: samples smoothed by a Gaussian kernel."""
 
-    __slots__ = ("bandwidth", "high", "low", "mean", "samples")
+    __slots__ = ("bandwidth", "high", "likely", "low", "mean", "median", "samples")
 
     def __init__(self, samples: Sequence[float], *, floor: float) -> None:
         if not samples:
             raise ValueError("a distribution needs at least one sample")
         self.samples = tuple(max(0.0, s) for s in samples)
         self.mean = sum(self.samples) / len(self.samples)
+        ordered = sorted(self.samples)
+        self.median = ordered[len(ordered) // 2]
+        self.likely = ordered[min(len(ordered) - 1, int(_LIKELY * len(ordered)))]
         spread = math.sqrt(sum((s - self.mean) ** 2 for s in self.samples) / len(self.samples))
+        if len(self.samples) >= _FEW:
+            # One stray time must not widen the window every later job is polled across.
+            ordered = sorted(self.samples)
+            quarter = len(ordered) // 4
+            spread = min(spread, (ordered[-1 - quarter] - ordered[quarter]) / 1.34) or spread
         silverman = 1.06 * spread * len(self.samples) ** -0.2
-        self.bandwidth = max(floor, _MIN_BANDWIDTH_SHARE * self.mean, _BANDWIDTH_SHARE * silverman)
+        self.bandwidth = max(floor, _MIN_BANDWIDTH_SHARE * self.mean, silverman)
         # Where nearly all its weight lies: three kernel widths past the outermost samples.
         self.low = max(0.0, min(self.samples) - 3 * self.bandwidth)
         self.high = max(self.samples) + 3 * self.bandwidth
-
-    def scaled(self, factor: float, *, floor: float) -> Durations:
-        return Durations([s * factor for s in self.samples], floor=floor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,22 +118,43 @@ class Grid:
     def cell(self, t: float) -> int:
         return int((t - self.start) // self.step)
 
-    def expected_after(self, now: float) -> float | None:
-        """The mean end given that it has not come by ``now``; None when none is left."""
+    def after(self, now: float) -> After | None:
+        """Where the end lies given that it has not come by ``now``; None when none is left."""
         first = max(0, self.cell(now))
-        weight = 0.0
-        moment = 0.0
+        cells: list[tuple[float, float]] = []  # (mass, its middle) from now on
         for index in range(first, len(self.mass)):
             mass = self.mass[index]
             lo = max(now, self.start + index * self.step)
-            mid = (lo + self.start + (index + 1) * self.step) / 2
+            hi = self.start + (index + 1) * self.step
             if index == first and now > self.start + index * self.step:
-                mass *= (self.start + (index + 1) * self.step - now) / self.step
-            weight += mass
-            moment += mass * mid
-        if weight <= 1e-9:
+                mass *= (hi - now) / self.step
+            cells.append((mass, (lo + hi) / 2))
+        left = sum(mass for mass, _ in cells)
+        if left <= 1e-9:
             return None
-        return moment / weight
+        mean = sum(mass * middle for mass, middle in cells) / left
+        running = 0.0
+        likely = cells[-1][1]
+        for mass, middle in cells:
+            running += mass
+            if running >= _LIKELY * left:
+                likely = middle
+                break
+        return After(mean, likely, left / (sum(self.mass) or 1.0))
+
+
+@dataclass(frozen=True, slots=True)
+class After:
+    """The end as seen from now: its mean, the time it comes by in 4 cases of 5, and the
+    share of the whole estimate still ahead (small: later than nearly every recent job)."""
+
+    mean: float
+    likely: float
+    share_left: float
+
+
+# "Likely" is the 80th percentile: "almost done" is said only when 4 in 5 would be.
+_LIKELY = 0.8
 
 
 def end_grid(durations: Durations, since: tuple[float, float], step: float) -> Grid:
@@ -147,10 +181,6 @@ def end_grid(durations: Durations, since: tuple[float, float], step: float) -> G
     mass = _box(_box(mass, reach, reach), reach, reach)
     mass = _box(mass, round(span / step), 0)
     return Grid(lo, step, tuple(mass))
-
-
-# A grid never holds more cells than this: its cost stays fixed whatever the spread.
-_MAX_CELLS = 240
 
 
 def _box(values: list[float], before: int, after: int) -> list[float]:
@@ -181,7 +211,16 @@ class TimingModel:
         self._per_work: deque[float] = deque(maxlen=RECENT_SAMPLES * 4)
         self._queue: deque[float] = deque(maxlen=RECENT_SAMPLES * 2)
 
+    @property
+    def learned(self) -> int:
+        """How many recent timings it holds, every kind together."""
+        return len(self._per_work)
+
     def learn(self, timing: Timing) -> None:
+        """Keep a finished job's times, unless they cannot be true (see ``plausible``)."""
+        if not self.plausible(timing):
+            log.info("ignoring an implausible timing %s", timing)
+            return
         kind = (timing.input_frames, timing.steps)
         self._processing.setdefault(kind, deque(maxlen=RECENT_SAMPLES)).append(
             timing.processing_seconds
@@ -192,6 +231,20 @@ class TimingModel:
     def learn_all(self, timings: Iterable[Timing]) -> None:
         for timing in timings:
             self.learn(timing)
+
+    def plausible(self, timing: Timing) -> bool:
+        """Finite, under the longest job, and within 10x of what this kind usually takes.
+
+        A damaged row or a wrong measurement would otherwise shape the polls of every job
+        after it; a Segmind that got twice as slow is still followed.
+        """
+        values = (timing.queue_seconds, timing.processing_seconds)
+        if not all(math.isfinite(v) and 0 <= v <= LONGEST_SECONDS for v in values):
+            return False
+        if len(self._per_work) < _FEW:
+            return True  # only the prior to go by, and it may be the one that is wrong
+        usual = self.processing(timing.input_frames, timing.steps).median
+        return usual / _OUTLIER_FACTOR <= timing.processing_seconds <= usual * _OUTLIER_FACTOR
 
     def processing(self, input_frames: int, steps: int) -> Durations:
         own = list(self._processing.get((input_frames, steps), ()))
@@ -216,6 +269,20 @@ class TimingModel:
 
 def _evenly(low: float, high: float) -> list[float]:
     return [low + (high - low) * i / (_PRIOR_POINTS - 1) for i in range(_PRIOR_POINTS)]
+
+
+@dataclass(frozen=True, slots=True)
+class Outlook:
+    """A job's end as forecast now: its mean, the time it comes by in 4 cases of 5, and
+    whether it is later than nearly every recent job of its kind."""
+
+    end: float
+    likely_end: float
+    late: bool
+
+
+# Later than this share of the estimate: "taking longer than usual".
+_LATE_SHARE = 0.1
 
 
 class JobForecast:
@@ -274,13 +341,21 @@ class JobForecast:
                 self._grid = end_grid(self.processing, self._started, self._cell)
         return self._grid
 
+    def outlook(self, now: float) -> Outlook:
+        """The likely end given what has been seen (``clock.monotonic()`` values)."""
+        after = self.grid().after(now)
+        if self._started is not None:
+            if after is None:
+                return Outlook(now, now, late=True)
+            return Outlook(after.mean, after.likely, late=after.share_left < _LATE_SHARE)
+        # Still in Segmind's queue: when it will leave it, then its processing.
+        start, likely_start = (after.mean, after.likely) if after is not None else (now, now)
+        processing = self.processing
+        return Outlook(start + processing.mean, likely_start + processing.likely, late=False)
+
     def expected_end(self, now: float) -> float:
         """The mean end given what has been seen; ``now`` once it is overdue."""
-        after = self.grid().expected_after(now)
-        if self._started is not None:
-            return after if after is not None else now
-        start = after if after is not None else now
-        return start + self.processing.mean
+        return self.outlook(now).end
 
     def timing(self) -> Timing | None:
         """What this job taught, once it ended and was watched from its submit."""
@@ -288,6 +363,9 @@ class JobForecast:
             return None
         start = sum(self._started) / 2
         end = sum(self._ended) / 2
+        # The midpoints, even of loose brackets: a Segmind that got faster ends in the sparse
+        # stretch, and must still be learned. A stray time is kept from mattering by the
+        # robust spread and ``plausible``.
         return Timing(
             self._kind[0],
             self._kind[1],

@@ -115,6 +115,11 @@ class JobRunner:
         self._idle = asyncio.Event()
         self._idle.set()
 
+    @property
+    def timings(self) -> TimingModel:
+        """What recent jobs took at Segmind: the polls and progress bars follow it."""
+        return self._steps.timings
+
     def set_listener(self, listener: JobListener) -> None:
         self._reporter.listener = listener
 
@@ -126,9 +131,14 @@ class JobRunner:
         self._stopping = None
         self._clips.directory.mkdir(parents=True, exist_ok=True)
         if not self._timings_loaded:
-            # What recent jobs took: the first polls after a restart are as good as the last.
-            self._steps.timings.learn_all(await self._storage.timings.recent())
             self._timings_loaded = True
+            try:
+                # What recent jobs took: the first polls after a restart are as good as the last.
+                self._steps.timings.learn_all(await self._storage.timings.recent())
+            except Exception:  # only polls' cleverness is lost; resuming jobs matters more
+                log.warning(
+                    "could not read recent jobs' timings; starting from the prior", exc_info=True
+                )
         unfinished = await self._storage.jobs.unfinished()
         # Nothing downloads yet, so a partial download left here was cut short by a crash.
         self._sweep(unfinished, partial_downloads=True)

@@ -323,6 +323,10 @@ class Progress:
     elapsed: float = 0.0
     fraction: float = 0.0
     expected: float = 0.0  # seconds from Segmind's acceptance to the likely end
+    # Seconds left in 4 cases of 5 (None: no forecast); ``late``: later than nearly every
+    # recent job of its kind.
+    likely_left: float | None = None
+    late: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,13 +3,16 @@
 A status poll costs a request against the account's rate limit; a poll too late costs the
 member the wait until the next one. With the end's density ``f`` (``services.finish_estimate``),
 the gaps that make the fewest polls for a given mean delay grow as ``1 / sqrt(f)``: so a gap is
-``resolution`` where the end is likeliest and wider where it is less likely, up to ``cap``. A
+``resolution`` at the density where ends typically fall (each weighted by its own density),
+shorter where they fall more often, wider where they rarely do, up to ``cap``. The mean delay
+is then about ``resolution / 2``, as with fixed polls every ``resolution``. A
 gap never reaches across a likelier stretch than the one it was sized for, so the first poll
 of a dense stretch lands at its start. Past every likely end (a slow job), the gaps grow
 back to ``cap`` by half each time.
 
-Everything is in units of ``resolution`` and of the learned durations, so the schedule keeps
-its shape when time is compressed (bench/polling.py's quick mode).
+Everything is in units of ``resolution`` and of the learned durations (save the 45 s ceiling,
+which compression to 1/10 never reaches), so the schedule keeps its shape when time is
+compressed (bench/polling.py's quick mode).
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from typing import Protocol
 from services.finish_estimate import Grid, JobForecast
 from services.models import SegmindState
 
-# The widest gap, in resolutions: a job that fails early is still noticed within a minute.
+# The widest gap, in resolutions and at most in seconds: a job that fails early, or a
+# Segmind far faster than learned, is still noticed within 45 s.
 CAP_RESOLUTIONS = 30.0
+CAP_SECONDS = 45.0
 # Leaving the queue only tells where the processing began: looser polls are enough there.
 QUEUE_RESOLUTIONS = 2.5
 # No two polls closer than this share of the resolution, even at the densest.
@@ -41,7 +46,7 @@ class PollSchedule(Protocol):
 
 
 class GrowingSchedule:
-    """A fixed first interval that grows by a quarter each poll, up to a ceiling."""
+    """A first interval that grows by ``growth`` each poll, up to a ceiling (1.0: fixed)."""
 
     def __init__(self, interval: float, ceiling: float, growth: float = 1.25) -> None:
         if interval <= 0:
@@ -70,7 +75,7 @@ class AdaptiveSchedule:
             raise ValueError("resolution must be positive")
         self.forecast = forecast
         self._resolution = resolution
-        self._cap = CAP_RESOLUTIONS * resolution
+        self._cap = min(CAP_RESOLUTIONS * resolution, CAP_SECONDS)
         self._previous = resolution
 
     def first_delay(self, now: float) -> float:

@@ -9,6 +9,7 @@ being paid for must not end on it.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import traceback
 from collections.abc import Awaitable, Callable
@@ -90,12 +91,13 @@ class Poller:
         last_state: SegmindState | None = None
         # When a status answer last said "not finished": Segmind ended the job after that.
         seen_unfinished: float | None = None
-        first = schedule.first_delay(self._clock.time())
+        schedule = _Contained(schedule, self._poll_interval, self._max_poll_interval)
+        first = schedule.first_delay(self._clock.monotonic())
         if first > 0:
             await self._sleep_within(first, deadline, submission)
         while True:
             current = await self._retrying(status, submission, deadline)
-            schedule.seen(current.state, self._clock.time())
+            schedule.seen(current.state, self._clock.monotonic())
             if current.state in (SegmindState.COMPLETED, SegmindState.FAILED):
                 if seen_unfinished is not None:
                     self._metrics.detected(self._clock.monotonic() - seen_unfinished)
@@ -115,7 +117,8 @@ class Poller:
                 raise GenerationFailed(
                     text, detail=f"request_id={submission.request_id} FAILED: {text}"
                 )
-            await self._sleep_within(schedule.next_delay(self._clock.time()), deadline, submission)
+            delay = schedule.next_delay(self._clock.monotonic())
+            await self._sleep_within(delay, deadline, submission)
 
     async def _retrying(
         self,
@@ -225,3 +228,44 @@ class Poller:
         if isinstance(error, SegmindRateLimited):
             self._pace.hold(delay)  # the account's limit: every job waits, not just this one
         return delay
+
+
+class _Contained:
+    """A schedule whose failure costs only its cleverness: polls go on, growing calmly.
+
+    The schedule reads learned data; nothing wrong with that data may end a job that
+    Segmind has accepted and billed.
+    """
+
+    def __init__(self, schedule: PollSchedule, interval: float, ceiling: float) -> None:
+        self._schedule: PollSchedule = schedule
+        self._failed = False
+        self._fallback = GrowingSchedule(interval, ceiling)
+
+    def first_delay(self, now: float) -> float:
+        return self._delay(lambda: self._schedule.first_delay(now), now, first=True)
+
+    def next_delay(self, now: float) -> float:
+        return self._delay(lambda: self._schedule.next_delay(now), now, first=False)
+
+    def seen(self, state: SegmindState, now: float) -> None:
+        if not self._failed:
+            try:
+                self._schedule.seen(state, now)
+            except Exception as exc:  # noqa: BLE001 - any failure: see the class docstring
+                self._give_up(exc)
+
+    def _delay(self, ask: Callable[[], float], now: float, *, first: bool) -> float:
+        if not self._failed:
+            try:
+                delay = ask()
+                if math.isfinite(delay) and delay >= 0:
+                    return delay
+                raise ValueError(f"a poll delay of {delay!r}")
+            except Exception as exc:  # noqa: BLE001 - any failure: see the class docstring
+                self._give_up(exc)
+        return self._fallback.first_delay(now) if first else self._fallback.next_delay(now)
+
+    def _give_up(self, exc: Exception) -> None:
+        log.warning("poll schedule failed; polling on a plain back-off", exc_info=exc)
+        self._failed = True

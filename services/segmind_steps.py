@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 from collections.abc import Callable
 
@@ -245,11 +246,13 @@ class SegmindSteps:
         return Submission(job.request_id, job.status_url, job.response_url)
 
     def _forecast(self, job: Job, *, fresh: bool) -> JobForecast:
+        # On the monotonic clock: a wall clock stepped mid-job must not teach a wrong time.
+        since_submit = max(0.0, self._clock.time() - (job.submitted_at or self._clock.time()))
         return JobForecast(
             self.timings,
             input_frames=job.request.input_frames,
             steps=job.request.steps,
-            submitted_at=job.submitted_at or self._clock.time(),
+            submitted_at=self._clock.monotonic() - since_submit,
             # Cells a quarter of the densest gap: fine enough to place each poll.
             cell=self._segmind.poll_interval / 4,
             fresh=fresh,
@@ -258,10 +261,18 @@ class SegmindSteps:
     def _progress(self, job: Job, forecast: JobForecast | None = None) -> Progress:
         """Where the job stands, its bar and expected end from the same forecast as the polls."""
         now = self._clock.time()
-        forecast = forecast or self._forecast(job, fresh=True)
-        submitted_at = job.submitted_at or now
-        elapsed = max(0.0, now - submitted_at)
-        expected = max(elapsed, forecast.expected_end(now) - submitted_at)
+        elapsed = max(0.0, now - (job.submitted_at or now))
+        expected, likely_left, late = 0.0, None, False
+        try:
+            forecast = forecast or self._forecast(job, fresh=True)
+            mono = self._clock.monotonic()
+            outlook = forecast.outlook(mono)
+            end = outlook.end - forecast.submitted_at
+            if math.isfinite(end) and math.isfinite(outlook.likely_end):
+                expected = max(elapsed, end)
+                likely_left, late = max(0.0, outlook.likely_end - mono), outlook.late
+        except Exception:  # an estimate, never worth a job: shown without one
+            log.warning("job=%s progress estimate failed", job.id, exc_info=True)
         processing = job.state is JobState.PROCESSING
         phase = ProgressPhase.PROCESSING if processing else ProgressPhase.SEGMIND_QUEUED
         return Progress(
@@ -271,6 +282,8 @@ class SegmindSteps:
             # Never a full bar before the clip is here, even for a job running late.
             fraction=min(_MOST_SHOWN, elapsed / expected) if expected > 0 else 0.0,
             expected=expected,
+            likely_left=likely_left,
+            late=late,
         )
 
     async def poll(self, job: Job, *, fresh: bool = False) -> Job:

@@ -15,6 +15,7 @@ from services.finish_estimate import (
     work_of,
 )
 from services.models import SegmindState
+from services.poll_schedule import AdaptiveSchedule
 from services.storage import Storage
 
 
@@ -113,3 +114,71 @@ async def test_timings_survive_a_restart_and_only_the_newest_are_kept(tmp_path: 
     default = [t.processing_seconds for t in kept if (t.input_frames, t.steps) == (49, 45)]
     assert default == [float(i) for i in range(RECENT_SAMPLES, RECENT_SAMPLES * 3)]
     assert Timing(25, 25, 2.0, 50.0) in kept
+
+
+# --- what must not be learned ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "timing",
+    [
+        Timing(49, 45, 1.0, float("inf")),
+        Timing(49, 45, float("nan"), 240.0),
+        Timing(49, 45, -1.0, 240.0),
+        Timing(49, 45, 1.0, 4 * 3600.0),  # longer than any deadline allows
+        Timing(49, 45, 1.0, 3000.0),  # 12x what this kind takes: a clock step, not Segmind
+        Timing(49, 45, 1.0, 2.0),
+    ],
+    ids=["inf", "nan", "negative", "past-every-deadline", "10x-slower", "10x-faster"],
+)
+def test_an_impossible_timing_is_not_learned(timing: Timing) -> None:
+    model = TimingModel(240.0)
+    for _ in range(8):
+        model.learn(Timing(49, 45, 1.0, 240.0))
+
+    model.learn(timing)
+
+    assert set(model.processing(49, 45).samples) == {240.0}
+
+
+def test_a_wrong_prior_is_still_corrected_by_what_segmind_does() -> None:
+    model = TimingModel(3600.0)  # EXPECTED_CLIP_SECONDS set far too high
+
+    for _ in range(4):
+        model.learn(Timing(49, 45, 1.0, 240.0))
+
+    assert model.processing(49, 45).mean == pytest.approx(240.0)
+
+
+def test_one_stray_time_does_not_widen_the_window_polled_densely() -> None:
+    tight = TimingModel(240.0)
+    strayed = TimingModel(240.0)
+    for index in range(31):
+        for model in (tight, strayed):
+            model.learn(Timing(49, 45, 1.0, 230.0 + index * 20 / 31))
+    strayed.learn(Timing(49, 45, 1.0, 900.0))
+
+    assert strayed.processing(49, 45).bandwidth <= 1.5 * tight.processing(49, 45).bandwidth
+
+
+def test_a_segmind_twice_as_fast_is_learned_though_its_ends_fall_between_sparse_polls() -> None:
+    model = TimingModel(240.0)
+    for _ in range(RECENT_SAMPLES):
+        model.learn(Timing(49, 45, 1.0, 240.0))
+
+    for _ in range(RECENT_SAMPLES):
+        schedule = AdaptiveSchedule(
+            JobForecast(model, input_frames=49, steps=45, submitted_at=0.0, cell=0.4), 1.6
+        )
+        now = schedule.first_delay(0.0)
+        while True:
+            state = SegmindState.PROCESSING if now < 121.0 else SegmindState.COMPLETED
+            schedule.seen(state if now > 1.0 else SegmindState.QUEUED, now)
+            if state is SegmindState.COMPLETED:
+                break
+            now += schedule.next_delay(now)
+        timing = schedule.forecast.timing()
+        assert timing is not None
+        model.learn(timing)
+
+    assert model.processing(49, 45).median == pytest.approx(120.0, rel=0.2)

@@ -28,6 +28,7 @@ from services.errors import (
     SegmindUnavailable,
     SubmitOutcomeUnknown,
 )
+from services.finish_estimate import OWN_HISTORY, Timing
 from services.gates import AccountGates
 from services.job_listener import ClipLost, DownloadFailed
 from services.jobs import BEHIND_OWN_JOB, JobRunner
@@ -217,6 +218,29 @@ async def test_a_finished_job_teaches_the_next_polls_and_is_remembered(
     assert (timing.input_frames, timing.steps) == (job.request.input_frames, job.request.steps)
     # The simulator takes 0.1 s at work; the bot knows it to within its polls.
     assert 0.0 < timing.processing_seconds < 0.5
+    assert runner.timings.learned == 1  # and the next jobs' polls follow it
+
+
+async def test_a_restarted_runner_polls_by_what_the_last_one_learned(storage, make_runner):
+    for _ in range(OWN_HISTORY):
+        await storage.timings.add(Timing(49, 45, 2.0, 100.0), now=0.0)
+    runner, _ = make_runner()
+
+    await runner.start()
+
+    assert runner.timings.processing(49, 45).mean == pytest.approx(100.0)
+
+
+async def test_a_damaged_timing_row_does_not_stop_the_start(storage, make_runner):
+    await storage.db.execute(
+        "INSERT INTO job_timings (input_frames, steps, queue_seconds, processing_seconds,"
+        " recorded_at) VALUES (49, 45, 1.0, 'not a number', 0)"
+    )
+    runner, _ = make_runner()
+
+    await runner.start()  # resumes jobs from the prior rather than not at all
+
+    assert runner.timings.processing(49, 45).mean == pytest.approx(240.0)
 
 
 async def test_global_concurrency_cap_is_respected(
@@ -1128,6 +1152,7 @@ async def test_a_429_on_submit_is_waited_out_as_segmind_asks_within_bounds_and_b
     job = await add_job(storage)
     await runner.enqueue(job)
     await rec.wait_for(lambda: rec.ready or rec.failed)
+    await runner.wait_idle()  # the clip's record is written after the listener has it
 
     assert clock.sleeps[:2] == [waited, waited]  # nothing else sleeps before it is accepted
     assert simulator.submit_attempts == 3

@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
+from services.account_pace import AccountPace
 from services.finish_estimate import JobForecast, Timing, TimingModel
 from services.models import SegmindState, VideoRequest
 from services.poll_schedule import (
     CAP_RESOLUTIONS,
+    CAP_SECONDS,
     AdaptiveSchedule,
     GrowingSchedule,
     densest_gap,
@@ -87,7 +89,7 @@ def test_a_job_past_every_likely_end_is_polled_ever_more_calmly() -> None:
 
     late = [b - a for a, b in itertools.pairwise(times) if a > 200]
     assert late == sorted(late)  # backing off, never speeding up again
-    assert late[-1] == pytest.approx(CAP_RESOLUTIONS * RESOLUTION)
+    assert late[-1] == pytest.approx(min(CAP_RESOLUTIONS * RESOLUTION, CAP_SECONDS))
 
 
 def test_a_resumed_job_is_asked_about_at_once() -> None:
@@ -148,7 +150,7 @@ async def polled(
     submitted = clock.monotonic()
     submission = await client.submit(VideoRequest.create(f"a clip taking {factor}"))
     await client.poll_until_done(
-        submission, deadline=clock.monotonic() + 900, schedule=schedule(clock.time())
+        submission, deadline=clock.monotonic() + 900, schedule=schedule(clock.monotonic())
     )
     done_at = submitted + 8.0 + 229.0 * factor
     last_status = sim.calls_to("status")[-1].at
@@ -206,3 +208,59 @@ async def test_a_429_to_one_job_holds_back_every_job_of_the_account(
 
 def client_deadline() -> float:
     return asyncio.get_running_loop().time() + 60
+
+
+class Broken:
+    """A schedule whose learned data is damaged: every answer raises or makes no sense."""
+
+    def __init__(self, delay: float | None) -> None:
+        self._delay = delay
+
+    def first_delay(self, now: float) -> float:
+        return 0.0
+
+    def seen(self, state: SegmindState, now: float) -> None:
+        pass
+
+    def next_delay(self, now: float) -> float:
+        if self._delay is None:
+            raise OverflowError("cannot convert float infinity to integer")
+        return self._delay
+
+
+@pytest.mark.parametrize("delay", [None, float("nan"), float("inf"), -1.0])
+async def test_a_broken_schedule_costs_its_cleverness_not_the_paid_job(
+    simulator: SegmindSimulator, segmind_client_factory: SegmindClientFactory, delay: float | None
+) -> None:
+    client = segmind_client_factory(simulator.base_url)
+    submission = await client.submit(VideoRequest.create("a paid clip"))
+
+    result = await client.poll_until_done(
+        submission, deadline=client_deadline(), schedule=Broken(delay)
+    )
+
+    assert result.video_url.endswith(".mp4")
+
+
+@pytest.mark.parametrize("seconds", [float("inf"), float("nan"), -5.0, 0.0])
+async def test_a_hold_that_makes_no_sense_holds_nothing(
+    fake_clock: FakeClock, seconds: float
+) -> None:
+    pace = AccountPace(fake_clock, random.Random(1))
+
+    pace.hold(seconds)
+    await pace.wait()
+
+    assert pace.held_for() == 0.0 and fake_clock.sleeps == []
+
+
+async def test_a_hold_is_bounded_and_jobs_resume_spread_over_seconds_not_minutes(
+    fake_clock: FakeClock,
+) -> None:
+    pace = AccountPace(fake_clock, random.Random(1))
+
+    pace.hold(24 * 3600.0)
+    assert pace.held_for() == pytest.approx(15 * 60.0)
+    await pace.wait()
+
+    assert 15 * 60.0 <= sum(fake_clock.sleeps) <= 15 * 60.0 + 10.0

@@ -3,6 +3,7 @@
 -- queue_seconds: from the submit to leaving Segmind's queue; processing_seconds: from
 --   then to the end. Each is known to within a poll, so the midpoints are stored.
 -- Only the newest rows of each kind (input_frames x steps) are kept; older ones are pruned.
+-- recorded_at: when, for an operator reading the table (the bot reads only the newest).
 CREATE TABLE job_timings (
     id INTEGER PRIMARY KEY,
     input_frames INTEGER NOT NULL,

@@ -148,14 +148,30 @@ def test_progress_shows_the_time_left_by_its_forecast_and_no_full_bar_before_don
 
 
 @pytest.mark.parametrize(
-    ("elapsed", "expected", "said"),
-    [(100, 120, "almost done"), (300, 300, "taking longer than usual"), (30, 100, "a minute")],
+    ("elapsed", "expected", "likely_left", "late", "said"),
+    [
+        (100, 120, None, False, "almost done"),
+        (300, 300, None, False, "taking longer than usual"),
+        (30, 100, None, False, "about a minute left"),
+        # The mean end is near, but a slow clip of this kind may take another minute.
+        (210, 225, 45, False, "about a minute left"),
+        (215, 225, 20, False, "almost done"),
+        (260, 270, 5, True, "taking longer than usual"),
+    ],
 )
-def test_the_time_left_is_said_plainly_near_and_past_the_end(elapsed, expected, said):
+def test_the_time_left_is_said_plainly_near_and_past_the_end(
+    elapsed, expected, likely_left, late, said
+):
     progress = Progress(
-        7, ProgressPhase.PROCESSING, elapsed=elapsed, fraction=0.9, expected=expected
+        7,
+        ProgressPhase.PROCESSING,
+        elapsed=elapsed,
+        fraction=0.9,
+        expected=expected,
+        likely_left=likely_left,
+        late=late,
     )
-    assert said in render.time_left(progress)
+    assert render.time_left(progress) == said
 
 
 def test_a_cancel_says_whether_it_still_counts():
