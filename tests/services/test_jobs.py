@@ -181,15 +181,21 @@ async def stored_as_submitted(
     )
 
 
-async def test_a_job_is_submitted_once_polled_downloaded_and_delivered(
-    storage, simulator, make_runner
-):
+async def one_job_run(storage: Storage, make_runner) -> tuple[JobRunner, Recorder, Job]:
+    """A fresh runner, one job through it to the end."""
     runner, rec = make_runner()
     await runner.start()
     job = await add_job(storage)
     await runner.enqueue(job)
     await rec.wait_for(lambda: rec.ready)
     await runner.wait_idle()
+    return runner, rec, job
+
+
+async def test_a_job_is_submitted_once_polled_downloaded_and_delivered(
+    storage, simulator, make_runner
+):
+    _, rec, job = await one_job_run(storage, make_runner)
 
     stored = await storage.jobs.get(job.id)
     assert stored.state is JobState.DELIVERED
@@ -207,12 +213,7 @@ async def test_a_job_is_submitted_once_polled_downloaded_and_delivered(
 async def test_a_finished_job_teaches_the_next_polls_and_is_remembered(
     storage, simulator, make_runner
 ):
-    runner, rec = make_runner()
-    await runner.start()
-    job = await add_job(storage)
-    await runner.enqueue(job)
-    await rec.wait_for(lambda: rec.ready)
-    await runner.wait_idle()
+    runner, _, job = await one_job_run(storage, make_runner)
 
     (timing,) = await storage.timings.recent()
     assert (timing.input_frames, timing.steps) == (job.request.input_frames, job.request.steps)
