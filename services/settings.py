@@ -90,7 +90,7 @@ class Settings:
     log_level: str = "INFO"
     default_negative_prompt: str = DEFAULT_NEGATIVE_PROMPT
     job_deadline_seconds: float = 15 * 60
-    poll_interval_seconds: float = 1.5
+    poll_interval_seconds: float = 1.4
     expected_clip_seconds: float = 240.0
     clip_cost_usd: float = 0.36
     max_download_bytes: int = 200 * 1024 * 1024
