@@ -135,6 +135,7 @@ async def open_services(
         # Its own connections, which reach only public addresses or Segmind's own origin
         # (services.url_policy): the simulator's loopback address is that origin.
         downloader = ClipDownloader(trusted_base_url=base_url)
+        stack.push_async_callback(downloader.close)  # after the runner's shutdown below
         clips = ClipFiles(settings.clips_dir)
         gates = AccountGates.create(clock, settings.credits_recheck_seconds)
         metrics.watch(storage, gates)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from yarl import URL
 
 from services.download import MAX_REDIRECTS, ClipDownloader, DownloadRefused
 from services.errors import (
@@ -29,9 +32,26 @@ SAMPLE_MP4 = DEFAULT_VIDEO_PATH.read_bytes()
 MP4_HEADER = b"\x00\x00\x00\x18ftypmp42"  # the first box of an MP4: size, then "ftyp"
 
 
+_made: list[ClipDownloader] = []
+
+
+def clip_downloader(**options: Any) -> ClipDownloader:
+    """A ``ClipDownloader`` whose connections end with the test (``close_downloaders``)."""
+    made = ClipDownloader(**options)
+    _made.append(made)
+    return made
+
+
+@pytest.fixture(autouse=True)
+async def close_downloaders() -> AsyncIterator[None]:
+    yield
+    while _made:
+        await _made.pop().close()
+
+
 def downloader_for(sim: SegmindSimulator) -> ClipDownloader:
     """A downloader that trusts the simulator's origin, as the bot trusts SEGMIND_BASE_URL's."""
-    return ClipDownloader(trusted_base_url=sim.base_url)
+    return clip_downloader(trusted_base_url=sim.base_url)
 
 
 @pytest.fixture
@@ -184,6 +204,24 @@ async def test_download_times_out_as_a_whole(
         await downloader.download(url, tmp_path / "a.mp4", max_bytes=10_000_000, timeout=0.2)
 
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_downloads_share_a_connection_and_a_new_one_is_checked_again(
+    segmind_client: SegmindClient, tmp_path: Path
+) -> None:
+    """A session per download cost a TCP connection (and CPU) per clip; the guard still
+    checks each connection opened, as after ``close``."""
+    url = URL(await finished_video_url(segmind_client)).with_host("segmind.test")
+    resolver = HostsResolver({"segmind.test": ["127.0.0.1"]})
+    downloader = clip_downloader(trusted_base_url=str(url.origin()), resolver=resolver)
+
+    await downloader.download(str(url), tmp_path / "a.mp4", max_bytes=10_000_000)
+    await downloader.download(str(url), tmp_path / "b.mp4", max_bytes=10_000_000)
+    assert resolver.lookups == ["segmind.test"]  # the second reused the first's connection
+
+    await downloader.close()
+    await downloader.download(str(url), tmp_path / "c.mp4", max_bytes=10_000_000)
+    assert resolver.lookups == ["segmind.test", "segmind.test"]
 
 
 async def test_a_download_cancelled_midway_leaves_no_partial_file(
@@ -560,7 +598,7 @@ async def test_a_link_to_loopback_is_refused_unless_it_is_segminds_own_origin(
     url = await finished_video_url(segmind_client)
 
     with pytest.raises(DownloadRefused) as info:
-        await ClipDownloader().download(url, tmp_path / "a.mp4", max_bytes=10_000_000)
+        await clip_downloader().download(url, tmp_path / "a.mp4", max_bytes=10_000_000)
 
     assert "127.0.0.1 is a loopback address" in info.value.detail
     assert simulator.calls_to("download") == []
@@ -577,12 +615,12 @@ async def test_the_connection_uses_the_addresses_that_were_checked(
     hosts = HostsResolver({"cdn.test": ["127.0.0.1"]})
 
     with pytest.raises(DownloadRefused) as info:
-        await ClipDownloader(resolver=hosts).download(cdn_url, tmp_path / "a.mp4", max_bytes=10**7)
+        await clip_downloader(resolver=hosts).download(cdn_url, tmp_path / "a.mp4", max_bytes=10**7)
     assert "cdn.test resolves to 127.0.0.1, a loopback address" in info.value.detail
     assert simulator.calls_to("download") == []
 
     # The same lookup, trusted as Segmind's own origin, is the one the connection uses.
-    trusting = ClipDownloader(trusted_base_url=f"http://cdn.test:{port}", resolver=hosts)
+    trusting = clip_downloader(trusted_base_url=f"http://cdn.test:{port}", resolver=hosts)
     assert await trusting.download(cdn_url, tmp_path / "a.mp4", max_bytes=10**7) == len(SAMPLE_MP4)
     assert hosts.lookups == ["cdn.test", "cdn.test"]
 

@@ -115,6 +115,7 @@ async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
 @pytest.fixture
 async def make_runner(storage, segmind_client, http_session, tmp_path):
     runners: list[JobRunner] = []
+    downloaders: list[ClipDownloader] = []
 
     def make(
         client=None, clock: Clock | None = None, gates: AccountGates | None = None, **config
@@ -127,11 +128,13 @@ async def make_runner(storage, segmind_client, http_session, tmp_path):
             "delivery_backoff": QUICK,
         }
         options.update(config)
+        downloader = ClipDownloader(trusted_base_url=(client or segmind_client).base_url)
+        downloaders.append(downloader)
         runner = JobRunner(
             storage,
             client or segmind_client,
             RunnerConfig(**options),
-            downloader=ClipDownloader(trusted_base_url=(client or segmind_client).base_url),
+            downloader=downloader,
             clips=ClipFiles(tmp_path / "clips"),
             clock=clock,
             gates=gates or AccountGates.create(clock, 60),
@@ -143,6 +146,8 @@ async def make_runner(storage, segmind_client, http_session, tmp_path):
     yield make
     for runner in runners:
         await runner.shutdown(timeout=1)
+    for downloader in downloaders:
+        await downloader.close()
 
 
 async def add_job(storage: Storage, prompt: str = "a cat surfing", user_id: int = 1) -> Job:

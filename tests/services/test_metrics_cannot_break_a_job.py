@@ -43,11 +43,12 @@ async def test_broken_metrics_neither_lose_a_paid_clip_nor_fail_a_delivered_one(
 ):
     clock = SystemClock()
     recorder = Recorder()
+    downloader = ClipDownloader(trusted_base_url=segmind_client.base_url)
     runner = JobRunner(
         storage,
         segmind_client,
         RunnerConfig(progress_interval=0.02, delivery_attempts=2, delivery_backoff=QUICK),
-        downloader=ClipDownloader(trusted_base_url=segmind_client.base_url),
+        downloader=downloader,
         clips=ClipFiles(tmp_path / "clips"),
         clock=clock,
         gates=AccountGates.create(clock, 60),
@@ -61,6 +62,7 @@ async def test_broken_metrics_neither_lose_a_paid_clip_nor_fail_a_delivered_one(
         await asyncio.wait_for(runner.wait_idle(), 10)
     finally:
         await runner.shutdown(timeout=1)
+        await downloader.close()
     stored = await storage.jobs.get(job.id)
     assert stored is not None
     assert stored.state is JobState.DELIVERED and stored.request_id is not None
