@@ -71,10 +71,12 @@ class ChannelBudget:
         self._clock = clock or SystemClock()
         self._lanes: dict[Hashable, _Lane] = {}
         self._arrivals = itertools.count()
+        self._next_sweep = 0.0
         self.granted = 0
 
     async def priority(self, lane: Hashable) -> None:
         """Wait for a write in ``lane`` ahead of every progress edit waiting there."""
+        self._forget_quiet_lanes(self.now())
         state = self._lanes.setdefault(lane, _Lane())
         if not state.priority and self._spend_now(state):
             return
@@ -87,6 +89,7 @@ class ChannelBudget:
 
         Served after every priority write, the message shown longest ago first.
         """
+        self._forget_quiet_lanes(self.now())
         state = self._lanes.setdefault(lane, _Lane())
         if not state.priority and not state.progress and self._spend_now(state):
             return
@@ -97,6 +100,10 @@ class ChannelBudget:
 
     def now(self) -> float:
         return self._clock.monotonic()
+
+    def lanes(self) -> int:
+        """Lanes held now: those written to within the window or waited on."""
+        return len(self._lanes)
 
     def waiting(self, lane: Hashable) -> int:
         state = self._lanes.get(lane)
@@ -117,6 +124,23 @@ class ChannelBudget:
         state.spent.append(now)
         self.granted += 1
         return True
+
+    def _forget_quiet_lanes(self, now: float) -> None:
+        """Drop lanes nobody waits on and whose writes left the window, once a window.
+
+        A write granted at once never starts a server, so nothing else would drop its lane:
+        a bot in thousands of channels would keep one per channel it ever wrote to.
+        """
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.per
+        quiet = [
+            lane
+            for lane, state in self._lanes.items()
+            if state.idle() and (not state.spent or state.spent[-1] + self.per <= now)
+        ]
+        for lane in quiet:
+            del self._lanes[lane]
 
     async def _wait(self, lane: Hashable, state: _Lane, waiter: asyncio.Future[None]) -> None:
         if state.server is None:

@@ -236,3 +236,14 @@ async def test_an_edit_through_the_webhook_spends_no_channel_budget(clock):
     await clock.settle()
     assert len(shown) == 5
     assert budget.granted == 0
+
+
+async def test_channels_written_to_once_are_forgotten_after_their_window(clock):
+    budget = ChannelBudget(WRITES, WINDOW, clock=clock)
+    for channel in range(1000):
+        await budget.priority(channel)  # granted at once: no server ever runs for these
+
+    await clock.run_until(WINDOW + 1)
+    await budget.priority("a later write anywhere")
+
+    assert budget.lanes() == 1  # a bot in thousands of channels does not keep them all
