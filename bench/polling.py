@@ -287,7 +287,7 @@ def report(title: str, bot: list[Outcome], sdk: list[Outcome]) -> None:
     ]
     for name, a, b, target, met in rows:
         verdict = "" if met is None else ("  met" if met else "  MISSED")
-        print(f"  {name:34}{a:9.2f}{b:10.2f}{target:>13}{verdict}")
+        print(f"  {name:34}{a:9.2f}{b:10.2f}{target:>13}{verdict}".rstrip())
     print(f"  calls ratio bot / SDK: {ratio:.3f}")
     if halves:
         within = sum(h <= TARGET_HALF for h in halves) / len(halves)
