@@ -222,6 +222,7 @@ class Bench:
             )
             # The SDK stand-in has its own connections and its own account pace.
             sdk = SegmindClient(sdk_session, api_key="", base_url=base_url)
+            downloader = ClipDownloader(trusted_base_url=base_url)
             runner = JobRunner(
                 self.storage,
                 client,
@@ -232,7 +233,7 @@ class Bench:
                     progress_interval=PROGRESS_INTERVAL / self.scale,
                     deadline_seconds=3600,
                 ),
-                downloader=ClipDownloader(trusted_base_url=base_url),
+                downloader=downloader,
                 clips=ClipFiles(self.folder / "clips"),
                 clock=clock,
                 gates=AccountGates.create(clock, 600),
@@ -245,6 +246,7 @@ class Bench:
             warm = await self.round(runner, listener, sdk, draw(rng, jobs, jobs))
             report("learned (after one round)", *warm)
             await runner.shutdown()
+            await downloader.close()
         await self.storage.close()
         await self.sim.stop()
 

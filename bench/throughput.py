@@ -132,11 +132,12 @@ async def bench_runner(folder: Path, jobs: int) -> None:
         client = SegmindClient(session, api_key="bench", base_url=base_url, poll_interval=0.01)
         counter = Counter()
         counter.target = jobs
+        downloader = ClipDownloader(trusted_base_url=base_url)
         runner = JobRunner(
             storage,
             client,
             RunnerConfig(max_concurrent=8, max_per_member=8),
-            downloader=ClipDownloader(trusted_base_url=base_url),
+            downloader=downloader,
             clips=ClipFiles(folder / "clips"),
             clock=clock,
             gates=AccountGates.create(clock, 600),
@@ -152,6 +153,7 @@ async def bench_runner(folder: Path, jobs: int) -> None:
         await asyncio.wait_for(counter.finished.wait(), timeout=300)
         elapsed = time.perf_counter() - started
         await runner.shutdown()
+        await downloader.close()
     await storage.close()
     await simulator.stop()
     print(f"runner: {jobs} jobs (8 at a time) submitted, polled, downloaded in {elapsed:.2f}s")
