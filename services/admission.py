@@ -228,6 +228,8 @@ class Admission:
         self._batch_limit = batch_limit
         self._line: deque[_Waiting] = deque()
         self._worker: asyncio.Task[None] | None = None
+        # Jobs being ended because their caller left after its answer (see ``admit``).
+        self._withdrawals: set[asyncio.Task[None]] = set()
 
     @property
     def clip_cost_usd(self) -> float:
@@ -250,7 +252,21 @@ class Admission:
             waiting.gone = True
             if not waiting.taken:
                 self._line.remove(waiting)  # never decided: nothing is written
+            elif (job := _admitted(waiting.outcome)) is not None:
+                # Answered, then cancelled before it could read the answer: the batch had
+                # already ended the jobs of callers gone by then, so this one is ended here.
+                withdrawal = asyncio.create_task(self._withdraw(job))
+                self._withdrawals.add(withdrawal)
+                withdrawal.add_done_callback(self._withdrawals.discard)
             raise
+
+    async def drain(self) -> None:
+        """Let the batch under way and every withdrawal finish (before storage closes)."""
+        pending = [*self._withdrawals]
+        if self._worker is not None and not self._worker.done():
+            pending.append(self._worker)
+        if pending:
+            await asyncio.wait(pending)
 
     async def _work_through_line(self) -> None:
         """Decide the waiting requests a batch at a time until none is left."""
@@ -284,26 +300,19 @@ class Admission:
         try:
             async with self._storage.db.transaction() as tx:
                 outcomes = await self._decide_each(tx, batch)
-                # Their callers left while the batch ran: their jobs are never committed.
-                # Those decided after them saw them; they were refused at most, never
-                # admitted past a limit. Whoever leaves from here on has a stored job.
-                left = [o.job.id for w, o in outcomes if w.gone and isinstance(o, Admitted)]
-                outcomes = [
-                    (w, o)
-                    for w, o in outcomes
-                    if not (isinstance(o, Admitted) and o.job.id in left)
-                ]
-                for job_id in left:
-                    await tx.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
         except _TransactionLost as lost:
             return [w for w in batch if w is not lost.failed and not w.gone]
         for waiting, outcome in outcomes:
             if isinstance(outcome, Admitted):
                 _log_admitted(outcome)
             _answer(waiting, outcome)
-        for waiting, outcome in outcomes:
-            if waiting.gone and isinstance(outcome, Admitted):
-                await self._withdraw(outcome.job)
+        # Callers that left while the batch ran: their jobs are committed, then ended, never
+        # deleted, so a request decided after one (a double click, a cap) saw a job that
+        # existed. Taken with no await since the answers: a caller leaving from here on
+        # holds its answer and ends its own job (``admit``).
+        leaving = [o.job for w, o in outcomes if w.gone and isinstance(o, Admitted)]
+        for job in leaving:
+            await self._withdraw(job)
         return []
 
     async def _decide_each(
@@ -571,6 +580,13 @@ async def _savepoint(tx: Executor) -> AsyncIterator[None]:
 
 def _member_key(waiting: _Waiting) -> _MemberKey:
     return (waiting.new.guild_id, waiting.new.user_id, waiting.role_ids)
+
+
+def _admitted(outcome: asyncio.Future[Admitted]) -> Job | None:
+    """The job in an answer already given, if it admitted one."""
+    if not outcome.done() or outcome.cancelled() or outcome.exception() is not None:
+        return None
+    return outcome.result().job
 
 
 def _answer(waiting: _Waiting, outcome: Admitted | BaseException) -> None:

@@ -175,5 +175,8 @@ async def open_services(
             metrics=metrics,
             simulator=simulator,
         )
+        # Last in, first out: the runner stops, then admissions under way finish, then the
+        # storage below them closes.
+        stack.push_async_callback(services.admission.drain)
         stack.push_async_callback(services.runner.shutdown)
         yield services

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import services.admission as admission_module
 from services.admission import (
     DUPLICATE_WINDOW_SECONDS,
     Admission,
@@ -810,3 +811,49 @@ async def test_a_batch_limit_of_one_gives_each_request_its_own_transaction(
     )
     assert sum(isinstance(r, Admitted) for r in results) == 3
     assert len(opened) == 10
+
+
+async def test_a_double_click_whose_first_caller_left_names_a_job_that_exists(
+    admission: Admission, storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tasks: list[asyncio.Task[Admitted]] = []
+    insert = storage.jobs.insert
+
+    async def insert_then_leave(*args: object, **kwargs: object) -> Job:
+        job = await insert(*args, **kwargs)  # type: ignore[arg-type]
+        tasks[0].cancel()  # the first click's caller leaves once its job is decided
+        return job
+
+    monkeypatch.setattr(storage.jobs, "insert", insert_then_leave)
+    tasks += [
+        asyncio.ensure_future(admission.admit(REQUEST, origin(fingerprint=CLICK))) for _ in range(2)
+    ]
+    await asyncio.wait(tasks)
+
+    assert tasks[0].cancelled()
+    repeat = tasks[1].exception()
+    assert isinstance(repeat, DuplicateRequest)
+    named = await storage.jobs.get(repeat.job_id)
+    assert named is not None  # the earlier job it names was kept, and ended unsent
+    assert (named.state, named.error) == (JobState.CANCELLED, "not acknowledged")
+
+
+async def test_a_caller_cancelled_just_after_its_answer_has_its_job_ended(
+    admission: Admission, storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tasks: list[asyncio.Task[Admitted]] = []
+    answer = admission_module._answer
+
+    def answer_then_leave(waiting: object, outcome: object) -> None:
+        answer(waiting, outcome)  # type: ignore[arg-type]
+        tasks[0].cancel()  # the interaction handler is cancelled before it reads it
+
+    monkeypatch.setattr(admission_module, "_answer", answer_then_leave)
+    tasks.append(asyncio.ensure_future(admission.admit(REQUEST, origin())))
+    await asyncio.wait(tasks)
+    await admission.drain()
+
+    assert tasks[0].cancelled()
+    [stored] = await storage.jobs.recent(GUILD, limit=10, user_id=1)
+    # Never acknowledged, so never run: it must not hold the member's place until a restart.
+    assert (stored.state, stored.error) == (JobState.CANCELLED, "not acknowledged")
