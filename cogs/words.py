@@ -11,15 +11,14 @@ import math
 
 from services.admission import (
     Admitted,
-    BudgetExhausted,
     DuplicateRequest,
     LimitReached,
     MemberBlocked,
-    SpendCeilingReached,
 )
 from services.errors import RefusedError
 from services.limits import EffectiveLimit
 from services.periods import UNIT_SECONDS, LimitSpec
+from services.spend_caps import BudgetExhausted, SpendCeilingReached
 
 CONTENT_MAX = 2000  # Discord's limit on a message's text
 # To anyone in a server that is not on the operator's ALLOWED_GUILDS.

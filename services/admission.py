@@ -11,6 +11,8 @@ budget or ceiling, so they are told once per day or month.
 Requests that arrive together (a burst of /video) are decided one after another in the
 same transaction, up to 64 at a time, and committed once; each caller still gets its own
 job or refusal, and one request's unexpected error is its own.
+
+The server's caps and the operator's ceiling, and their notes, are ``services.spend_caps``.
 """
 
 from __future__ import annotations
@@ -18,10 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import Literal
 
 from services.clock import Clock
 from services.errors import RefusedError
@@ -29,27 +28,15 @@ from services.gates import AccountGates
 from services.limits import EffectiveLimit, resolve_limit, window_start, window_usage
 from services.models import GuildSettings, Job, JobOrigin, JobState, VideoRequest
 from services.periods import LimitSpec
-from services.storage import JobStore, NewJob, Storage
-from services.storage.database import Executor, Transaction
-from services.utc_calendar import (
-    day_key,
-    month_key,
-    utc_day_start,
-    utc_month_start,
-    utc_next_day,
-    utc_next_month,
-)
+from services.spend_caps import SpendCaps
+from services.storage import NewJob, Storage
+from services.storage.database import Transaction
 
 log = logging.getLogger(__name__)
 
-# Sums of float prices: a cent's fraction must not refuse the clip that exactly fits.
-_EPSILON_USD = 1e-6
 # The same request from the same member this soon after the first is a double click (or a
 # command sent twice), answered with the first job instead of billed again.
 DUPLICATE_WINDOW_SECONDS = 10.0
-# The operator's alerts (the spending ceiling) are remembered in alerts_sent under this
-# id, which no Discord server has.
-OPERATOR = 0
 # Requests decided in one transaction at most: the lock is held for one batch, not a burst.
 BATCH_LIMIT = 64
 
@@ -93,37 +80,6 @@ class LimitReached(RefusedError):
         self.next_free_at = next_free_at
 
 
-class BudgetExhausted(RefusedError):
-    """The server's daily clip cap (``kind`` "daily") or monthly budget ("monthly") is reached.
-
-    ``tell_moderators`` is True only the first time for this server, cap and day or
-    month: then the Discord layer tells the moderators.
-    """
-
-    def __init__(
-        self,
-        *,
-        kind: Literal["daily", "monthly"],
-        resets_at: float,
-        cap: int | None = None,
-        budget_usd: float | None = None,
-        spent_usd: float = 0.0,
-        clip_cost_usd: float = 0.0,
-    ) -> None:
-        super().__init__(
-            f"This server's {kind} video budget is used up.",
-            retry_at=resets_at,
-            detail=f"budget {kind} reached",
-        )
-        self.kind = kind
-        self.resets_at = resets_at
-        self.cap = cap
-        self.budget_usd = budget_usd
-        self.spent_usd = spent_usd
-        self.clip_cost_usd = clip_cost_usd
-        self.tell_moderators = False
-
-
 class DuplicateRequest(RefusedError):
     """The member made this same request moments ago; the job it made is named here.
 
@@ -141,28 +97,6 @@ class DuplicateRequest(RefusedError):
         self.channel_id = earlier.channel_id
         self.message_id = earlier.message_id
         self.private = earlier.private
-
-
-class SpendCeilingReached(RefusedError):
-    """The operator's daily spending ceiling (MAX_DAILY_SPEND_USD, all servers) is reached.
-
-    It resets at the next UTC midnight. ``tell_moderators`` is True only the first time
-    this server meets it that day: then the Discord layer tells its moderators.
-    """
-
-    def __init__(
-        self, *, ceiling_usd: float, spent_usd: float, clip_cost_usd: float, resets_at: float
-    ) -> None:
-        super().__init__(
-            "The bot's daily spending limit is reached.",
-            retry_at=resets_at,
-            detail=f"operator ceiling {ceiling_usd:.2f} USD reached (spent {spent_usd:.2f})",
-        )
-        self.ceiling_usd = ceiling_usd
-        self.spent_usd = spent_usd
-        self.clip_cost_usd = clip_cost_usd
-        self.resets_at = resets_at
-        self.tell_moderators = False
 
 
 @dataclass(eq=False)
@@ -224,7 +158,9 @@ class Admission:
         self._cost = clip_cost_usd
         self._clock = clock
         self._gates = gates
-        self._ceiling = daily_spend_ceiling_usd
+        self._caps = SpendCaps(
+            storage, clip_cost_usd=clip_cost_usd, daily_ceiling_usd=daily_spend_ceiling_usd
+        )
         self._batch_limit = batch_limit
         self._line: deque[_Waiting] = deque()
         self._worker: asyncio.Task[None] | None = None
@@ -397,10 +333,7 @@ class Admission:
             retry_at = window.next_free_at
             assert retry_at is not None
             raise LimitReached(limit, used=window.used, next_free_at=retry_at)
-        refusal: BudgetExhausted | SpendCeilingReached | None
-        refusal = await self._budget_refusal(tx, settings, now)
-        if refusal is None:
-            refusal = await self._ceiling_refusal(tx, new.guild_id, now)
+        refusal = await self._caps.refusal(tx, settings, now)
         if refusal is not None:
             raise refusal
         # Last, so a recheck a paused account lets through is not spent on a request the
@@ -444,106 +377,6 @@ class Admission:
             found[_member_key(waiting)] = (settings, limit)
         return found
 
-    async def _budget_refusal(
-        self, tx: Executor, settings: GuildSettings, now: float
-    ) -> BudgetExhausted | None:
-        """The server's caps, in UTC calendar days and months; records the first alert."""
-        guild_id = settings.guild_id
-        refusal: BudgetExhausted | None = None
-        cap = settings.daily_clip_cap
-        if cap is not None:
-            clips_today, _ = await self._storage.jobs.guild_counted(
-                guild_id, utc_day_start(now), tx=tx
-            )
-            if clips_today >= cap:
-                refusal = BudgetExhausted(kind="daily", resets_at=utc_next_day(now), cap=cap)
-                # The cap is in the key: a moderator who raises it hears again when it is hit.
-                key = f"budget:daily:{day_key(now)}:{cap}"
-        budget = settings.monthly_budget_usd
-        if refusal is None and budget is not None:
-            _, spent = await self._storage.jobs.guild_counted(guild_id, utc_month_start(now), tx=tx)
-            if spent + self._cost > budget + _EPSILON_USD:
-                refusal = BudgetExhausted(
-                    kind="monthly",
-                    resets_at=utc_next_month(now),
-                    budget_usd=budget,
-                    spent_usd=spent,
-                    clip_cost_usd=self._cost,
-                )
-                key = f"budget:monthly:{month_key(now)}:{budget:.2f}"
-        if refusal is None:
-            return None
-        if await self._storage.limits.mark_alert_sent(guild_id, key, at=now, tx=tx):
-            refusal.tell_moderators = True
-            log.warning("guild=%s %s reached; moderators to be told", guild_id, key)
-        return refusal
-
-    async def _ceiling_refusal(
-        self, tx: Executor, guild_id: int, now: float
-    ) -> SpendCeilingReached | None:
-        """The operator's ceiling across all servers, per UTC day; records the first alerts.
-
-        Counted as the server budgets count: clips that hold a place or that Segmind
-        accepted, at the price stored with each.
-        """
-        ceiling = self._ceiling
-        if ceiling is None:
-            return None
-        spent = await spent_today(self._storage.jobs, now, tx=tx)
-        refusal = ceiling_refusal(
-            ceiling_usd=ceiling, spent_usd=spent, clip_cost_usd=self._cost, now=now
-        )
-        if refusal is None:
-            return None
-        # The ceiling is in the key: an operator who raises it hears again when it is hit.
-        key = f"ceiling:daily:{day_key(now)}:{ceiling:.2f}"
-        async with _savepoint(tx):
-            return await self._note_ceiling(tx, refusal, guild_id, key, now)
-
-    async def _note_ceiling(
-        self, tx: Executor, refusal: SpendCeilingReached, guild_id: int, key: str, now: float
-    ) -> SpendCeilingReached:
-        """The operator's and the server's notes, both or neither (one savepoint)."""
-        ceiling, spent = refusal.ceiling_usd, refusal.spent_usd
-        limits = self._storage.limits
-        if await limits.mark_alert_sent(OPERATOR, key, at=now, tx=tx):
-            log.error(
-                "MAX_DAILY_SPEND_USD=%.2f reached: %.2f USD counted across all servers today"
-                " (UTC); every new request is refused until UTC midnight. Raise the setting"
-                " and restart to allow more.",
-                ceiling,
-                spent,
-            )
-        if await limits.mark_alert_sent(guild_id, key, at=now, tx=tx):
-            refusal.tell_moderators = True
-            log.warning("guild=%s %s reached; moderators to be told", guild_id, key)
-        return refusal
-
-
-async def spent_today(jobs: JobStore, now: float, *, tx: Executor) -> float:
-    """What the operator's ceiling counts against: this UTC day's spend on every server.
-
-    Clips that hold a place or that Segmind accepted, at the price stored with each, and
-    those made with `bot.py generate` (stored under server 0). One function for the bot's
-    admission and the CLI, so both see the same total.
-    """
-    _, spent = await jobs.counted_since(utc_day_start(now), tx=tx)
-    return spent
-
-
-def ceiling_refusal(
-    *, ceiling_usd: float, spent_usd: float, clip_cost_usd: float, now: float
-) -> SpendCeilingReached | None:
-    """The refusal when one more clip would pass the operator's daily ceiling, else None."""
-    if spent_usd + clip_cost_usd <= ceiling_usd + _EPSILON_USD:
-        return None
-    return SpendCeilingReached(
-        ceiling_usd=ceiling_usd,
-        spent_usd=spent_usd,
-        clip_cost_usd=clip_cost_usd,
-        resets_at=utc_next_day(now),
-    )
-
 
 def _new_job(request: VideoRequest, origin: JobOrigin) -> NewJob:
     """The row to store for a request; ``created_at`` and the price are set on admission."""
@@ -561,21 +394,6 @@ def _new_job(request: VideoRequest, origin: JobOrigin) -> NewJob:
         upload_limit=origin.upload_limit,
         fingerprint=origin.fingerprint,
     )
-
-
-@asynccontextmanager
-async def _savepoint(tx: Executor) -> AsyncIterator[None]:
-    """Inside a batch, undo only these statements if they fail, not the batch's others."""
-    await tx.execute("SAVEPOINT admission_request")
-    try:
-        yield
-    except BaseException:
-        if isinstance(tx, Transaction) and not tx.active:
-            raise  # SQLite already undid the whole transaction
-        await tx.execute("ROLLBACK TO admission_request")
-        await tx.execute("RELEASE admission_request")
-        raise
-    await tx.execute("RELEASE admission_request")
 
 
 def _member_key(waiting: _Waiting) -> _MemberKey:

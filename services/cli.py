@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
-from services.admission import SpendCeilingReached, ceiling_refusal, spent_today
 from services.app import open_services
 from services.clock import Clock, SystemClock
 from services.console import JobDisplay, PlainDisplay, open_display
@@ -31,6 +30,7 @@ from services.errors import (
 )
 from services.models import Job, Progress, VideoRequest
 from services.settings import Settings
+from services.spend_caps import SpendCeilingReached, ceiling_refusal, spent_today
 from services.storage import NewJob, Storage
 from services.storage.outside_spend import hold_outside_clip, record_outside_outcome
 

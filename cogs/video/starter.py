@@ -21,7 +21,7 @@ from cogs.replies import reply
 from cogs.video import render
 from cogs.video.buttons import progress_view
 from services import logcontext
-from services.admission import Admitted, BudgetExhausted, SpendCeilingReached
+from services.admission import Admitted
 from services.errors import BotError
 from services.gates import AccountPaused
 from services.models import (
@@ -34,6 +34,7 @@ from services.models import (
     random_seed,
     reroll_fingerprint,
 )
+from services.spend_caps import BudgetExhausted, SpendCeilingReached
 
 if TYPE_CHECKING:
     from cogs.videobot import VideoBot

@@ -7,17 +7,16 @@ import pytest
 from cogs import words
 from services.admission import (
     Admitted,
-    BudgetExhausted,
     DuplicateRequest,
     LimitReached,
     MemberBlocked,
-    SpendCeilingReached,
 )
 from services.errors import RefusedError, SegmindInsufficientCredits
 from services.gates import AccountPaused
 from services.limits import EffectiveLimit
 from services.models import Job, JobState, VideoRequest
 from services.periods import LimitSpec
+from services.spend_caps import BudgetExhausted, SpendCeilingReached
 
 H, D = 3600, 86400
 RESETS = 1_715_817_600.0  # 2024-05-16T00:00:00Z

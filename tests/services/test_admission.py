@@ -16,11 +16,9 @@ from services.admission import (
     DUPLICATE_WINDOW_SECONDS,
     Admission,
     Admitted,
-    BudgetExhausted,
     DuplicateRequest,
     LimitReached,
     MemberBlocked,
-    SpendCeilingReached,
 )
 from services.errors import (
     ConfigurationError,
@@ -31,6 +29,7 @@ from services.errors import (
 from services.gates import AccountGates, AccountPaused
 from services.models import Job, JobOrigin, JobState, VideoRequest, reroll_fingerprint
 from services.periods import LimitSpec
+from services.spend_caps import BudgetExhausted, SpendCeilingReached
 from services.storage import Storage
 from services.storage.database import Transaction
 from tests.fakeclock import FakeClock

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from services.admission import Admission, SpendCeilingReached, spent_today
+from services.admission import Admission
 from services.cli import EXIT_CEILING, EXIT_DATABASE, generate
 from services.gates import AccountGates
 from services.models import JobOrigin, JobState, VideoRequest
 from services.periods import LimitSpec
 from services.settings import Settings, load_settings
 from services.simulator import SegmindSimulator
+from services.spend_caps import SpendCeilingReached, spent_today
 from services.storage import Storage
 from tests.fakeclock import FakeClock
 
