@@ -15,7 +15,8 @@ Every failure is one of the typed errors in ``services.errors``. Three rules sha
   are cut short, stripped of markup and scrubbed of the key.
 
 What an answer says is read by ``services.segmind_answers``; when to ask again is decided
-by ``services.segmind_polling``. Neither holds the key: every keyed request is made here.
+by ``services.segmind_polling``; which URLs may receive the key, by
+``services.segmind_origin``. None holds the key: every keyed request is made here.
 """
 
 from __future__ import annotations
@@ -25,10 +26,8 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
-from yarl import URL
 
 from services.account_pace import AccountPace
 from services.backoff import Backoff
@@ -73,6 +72,7 @@ from services.segmind_answers import (
     find_video_url,
     state_text,
 )
+from services.segmind_origin import ApiOrigin
 from services.segmind_polling import Poller
 
 log = logging.getLogger(__name__)
@@ -146,8 +146,7 @@ class SegmindClient:
         self._poll_interval = poll_interval
         self._session = session
         self._api_key = api_key
-        self._base = _api_root(base_url)
-        self._origin = _origin_of(self._base)
+        self._origin = ApiOrigin(base_url)  # where the key may go, and only there
         self._model = model
         self._policy = policy
 
@@ -159,7 +158,7 @@ class SegmindClient:
 
     @property
     def base_url(self) -> str:
-        return str(self._base)
+        return self._origin.base
 
     @property
     def poll_interval(self) -> float:
@@ -169,7 +168,7 @@ class SegmindClient:
     @property
     def display_url(self) -> str:
         """The base URL as logs and the doctor show it: without a proxy's user and password."""
-        return str(self._base.with_user(None))
+        return self._origin.display
 
     @property
     def model(self) -> str:
@@ -183,7 +182,7 @@ class SegmindClient:
         ``SegmindRateLimited`` (with Segmind's ``retry_after``) and ``SegmindUnavailable``
         prove it was not accepted; ``SubmitOutcomeUnknown`` means it may have been.
         """
-        url = f"{self._base}/v2/{quote(self._model, safe='')}"
+        url = self._origin.submit_url(self._model)
         try:
             submission = await self._submit_once(url, request.to_payload())
         except (SegmindRateLimited, SegmindUnavailable) as exc:
@@ -258,7 +257,7 @@ class SegmindClient:
 
     def _warn_foreign_links(self, submission: Submission) -> None:
         for name in ("status_url", "response_url"):
-            if not self._same_origin(getattr(submission, name)):
+            if not self._origin.holds(getattr(submission, name)):
                 log.warning(
                     "segmind request_id=%s %s points to another origin; using %s instead",
                     submission.request_id,
@@ -270,7 +269,7 @@ class SegmindClient:
 
     async def status(self, submission: Submission) -> SegmindStatus:
         """Ask Segmind once where a job is; FAILED comes back as a status, not an error."""
-        url = self._status_url(submission)
+        url = self._origin.status_url(submission)
         answer = await self._get(url, "status", submission)
         self._metrics.polled()  # answered; a request that got no answer is an error
         failed = failed_body(answer)
@@ -282,7 +281,7 @@ class SegmindClient:
 
     async def result(self, submission: Submission) -> VideoResult:
         """Fetch a finished job's body once and find the video URL in its ``output``."""
-        url = self._result_url(submission)
+        url = self._origin.result_url(submission)
         answer = await self._get(url, "result", submission)
         failed = failed_body(answer)
         if failed is not None:
@@ -400,34 +399,6 @@ class SegmindClient:
             body = await read_capped(resp, limit)
             return Answer(resp.status, resp.headers, body, parse_json(body))
 
-    def _status_url(self, submission: Submission) -> str:
-        fallback = f"{self._base}/v2/requests/{quote(submission.request_id, safe='')}/status"
-        return self._own_url(submission.status_url, fallback)
-
-    def _result_url(self, submission: Submission) -> str:
-        fallback = f"{self._base}/v2/requests/{quote(submission.request_id, safe='')}"
-        return self._own_url(submission.response_url, fallback)
-
-    def _own_url(self, given: str, fallback: str) -> str:
-        """``given`` when it is on the API origin (the key may go there), else ``fallback``."""
-        resolved = self._resolve_own(given)
-        if resolved is None:
-            log.debug("segmind link to another origin ignored; using the documented path")
-            return fallback
-        return resolved
-
-    def _resolve_own(self, url: str) -> str | None:
-        try:
-            resolved = self._base.join(URL(url))
-        except (ValueError, TypeError):
-            return None
-        if _origin_of(resolved) != self._origin or resolved.path in ("", "/"):
-            return None
-        return str(resolved)
-
-    def _same_origin(self, url: str) -> bool:
-        return self._resolve_own(url) is not None
-
     # --- errors -----------------------------------------------------------------------
 
     def _http_error(
@@ -482,22 +453,3 @@ class SegmindClient:
             if text.endswith(key[:length]):
                 return text[:-length] + "[redacted]"
         return text
-
-
-# --- helpers ------------------------------------------------------------------------------
-
-
-def _api_root(base_url: str) -> URL:
-    """The base URL without a trailing slash or version segment (``/v1`` as in Segmind's docs)."""
-    text = base_url.strip().rstrip("/")
-    if text.endswith(("/v1", "/v2")):
-        text = text[:-3]
-    url = URL(text)
-    if url.scheme not in ("http", "https") or not url.host or url.query_string or url.fragment:
-        raise ValueError("base_url must be an absolute http(s) URL without query or fragment")
-    return url
-
-
-def _origin_of(url: URL) -> tuple[str, str, int | None]:
-    """Scheme, host and effective port: what decides where the key may be sent."""
-    return (url.scheme.lower(), (url.host or "").lower(), url.port)
