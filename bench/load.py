@@ -221,19 +221,17 @@ def per_member(jobs: int) -> int:
 
 
 def bot_env(folder: Path, fake: Any, simulator: Any, key: str, jobs: int) -> dict[str, str]:
+    from tests.harness.env import fake_discord_env
+
     # PYTHONASYNCIODEBUG=1 passes through: asyncio then logs each callback that held the loop.
     passed = ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONASYNCIODEBUG")
     inherited = {k: os.environ[k] for k in passed if k in os.environ}
     return {
         **inherited,
-        "PYTHONPATH": str(ROOT),
+        **fake_discord_env(folder, fake),
         "PYTHONUNBUFFERED": "1",
-        "FAKE_DISCORD_API": fake.api_base,
-        "FAKE_DISCORD_GATEWAY": fake.gateway_url,
-        "DISCORD_TOKEN": fake.world.token,
         "SEGMIND_API_KEY": key,
         "SEGMIND_BASE_URL": simulator.base_url,
-        "DATABASE_URL": f"sqlite:///{folder / 'bot.db'}",
         "DISCORD_GUILD_ID": str(fake.world.guild.id),
         "MAX_CONCURRENT_JOBS": str(jobs),
         "MAX_JOBS_PER_MEMBER": str(per_member(jobs)),

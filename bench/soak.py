@@ -63,6 +63,7 @@ from tests.fakediscord import (
     RecordedCall,
     StoredMessage,
 )
+from tests.harness.env import fake_discord_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = DEFAULT_VIDEO_PATH.read_bytes()
@@ -495,14 +496,10 @@ def bot_environment(
     inherited = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
     return {
         **inherited,
-        "PYTHONPATH": str(ROOT),
+        **fake_discord_env(folder, fake),
         "PYTHONUNBUFFERED": "1",
-        "FAKE_DISCORD_API": fake.api_base,
-        "FAKE_DISCORD_GATEWAY": fake.gateway_url,
-        "DISCORD_TOKEN": fake.world.token,
         "SEGMIND_API_KEY": key,
         "SEGMIND_BASE_URL": simulator.base_url,
-        "DATABASE_URL": f"sqlite:///{folder / 'bot.db'}",
         "DISCORD_GUILD_ID": str(fake.world.guild.id),
         "POLL_INTERVAL_SECONDS": POLL_FLOOR_SECONDS,
         "EXPECTED_CLIP_SECONDS": EXPECTED_FLOOR_SECONDS,
