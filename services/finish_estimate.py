@@ -19,7 +19,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from services.models import SegmindState
 
@@ -68,7 +68,8 @@ class Timing:
 
 
 class Durations:
-    """A learned distribution of durations: samples smoothed by a Gaussian kernel."""
+    """A learned distribution of durations: recent samples and the kernel width to smooth
+    them by (``end_grid`` smooths them)."""
 
     __slots__ = ("bandwidth", "high", "likely", "low", "mean", "median", "samples")
 
@@ -83,7 +84,6 @@ class Durations:
         spread = math.sqrt(sum((s - self.mean) ** 2 for s in self.samples) / len(self.samples))
         if len(self.samples) >= _FEW:
             # One stray time must not widen the window every later job is polled across.
-            ordered = sorted(self.samples)
             quarter = len(ordered) // 4
             spread = min(spread, (ordered[-1 - quarter] - ordered[quarter]) / 1.34) or spread
         silverman = 1.06 * spread * len(self.samples) ** -0.2
@@ -104,12 +104,14 @@ class Grid:
     start: float
     step: float
     mass: tuple[float, ...]
+    # The cell mass where the end typically falls (each cell weighted by its mass): read at
+    # every poll, so worked out once with the grid.
+    typical: float = field(init=False)
 
-    @property
-    def typical(self) -> float:
-        """The cell mass where the end typically falls (each cell weighted by its mass)."""
+    def __post_init__(self) -> None:
         total = sum(self.mass)
-        return sum(m * m for m in self.mass) / total if total > 0 else 0.0
+        typical = sum(m * m for m in self.mass) / total if total > 0 else 0.0
+        object.__setattr__(self, "typical", typical)
 
     @property
     def end(self) -> float:
