@@ -16,7 +16,10 @@ EMBED_DESCRIPTION_MAX = 4096
 FIELD_VALUE_MAX = 1024
 PROMPT_SHOWN_IN_PROGRESS = 300
 PROMPT_SHOWN_IN_RESULT = 1500
-BAR_CELLS = 12
+BAR_CELLS = 10
+# The expected end is shown to this step: a smaller shift is not worth an edit (Discord's
+# clients render the relative time live, so the text need not change as time passes).
+END_STEP = 15.0
 
 COLOUR_WORKING = discord.Colour.blurple()
 COLOUR_DONE = discord.Colour.green()
@@ -51,29 +54,22 @@ def _escape(text: str) -> str:
     return discord.utils.escape_mentions(text)
 
 
+def bar_cells(fraction: float) -> int:
+    return int(min(1.0, max(0.0, fraction)) * BAR_CELLS)
+
+
 def progress_bar(fraction: float) -> str:
-    fraction = min(1.0, max(0.0, fraction))
-    filled = int(fraction * BAR_CELLS)  # never a full bar before it is done
-    return "▰" * filled + "▱" * (BAR_CELLS - filled) + f" {int(fraction * 100)}%"
+    # The figure moves with the cells, so the bar changes (and is edited) only per cell.
+    filled = bar_cells(fraction)
+    return "▰" * filled + "▱" * (BAR_CELLS - filled) + f" {filled * 100 // BAR_CELLS}%"
 
 
-def duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    minutes, seconds = divmod(seconds, 60)
-    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
-
-
-def about(seconds: float) -> str:
-    """A rough duration for an estimate: `about a minute`, `about 4 minutes`."""
-    minutes = round(seconds / 60)
-    return "about a minute" if minutes <= 1 else f"about {minutes} minutes"
-
-
-def time_left(progress: Progress) -> str:
-    """What is left by the same forecast as the bar (it learns from recent clips).
+def outlook(progress: Progress) -> str | None:
+    """Which end the message names, by the same forecast as the bar (it learns from clips).
 
     "Almost done" only when 4 in 5 such clips would be done within half a minute, so it
     does not stand for minutes on a slow one; past nearly every recent clip, it says so.
+    Otherwise None: the expected end is shown as a time.
     """
     left = progress.expected - progress.elapsed
     likely_left = left if progress.likely_left is None else progress.likely_left
@@ -81,7 +77,22 @@ def time_left(progress: Progress) -> str:
         return "taking longer than usual"
     if likely_left < 30:
         return "almost done"
-    return f"{about(max(left, 30))} left"
+    return None
+
+
+def timing_line(job: Job, progress: Progress) -> str | None:
+    """When it started and when it should end, as times Discord's clients count live.
+
+    Showing times rather than durations ("Started 2 minutes ago") keeps the text the same
+    as the seconds pass, so the message is edited only when the forecast moves.
+    """
+    if job.submitted_at is None or progress.elapsed <= 0:
+        return None  # not at Segmind yet: nothing has started
+    said = outlook(progress) if progress.expected > 0 else None
+    line = f"Started {discord_timestamp(job.submitted_at)}"
+    if said is None and progress.expected > 0:
+        said = f"expected to finish {discord_timestamp(job.submitted_at + progress.expected)}"
+    return line + (f", {said}" if said else "")
 
 
 def status_line(progress: Progress) -> str:
@@ -107,8 +118,8 @@ def progress_key(progress: Progress) -> tuple[object, ...]:
         progress.phase,
         progress.position,
         progress.behind_own_job,
-        int(progress.elapsed) // 5,
-        int(progress.fraction * 100),
+        bar_cells(progress.fraction),
+        outlook(progress) or round(progress.expected / END_STEP),
     )
 
 
@@ -129,9 +140,9 @@ def progress_embed(job: Job, progress: Progress, spend: str | None = None) -> di
     lines = [f"**{status_line(progress)}**"]
     if progress.phase is not ProgressPhase.QUEUED:
         lines.append(progress_bar(progress.fraction))
-    if progress.elapsed > 0:
-        left = f", {time_left(progress)}" if progress.expected > 0 else ""
-        lines.append(f"Elapsed {duration(progress.elapsed)}{left}")
+    timing = timing_line(job, progress)
+    if timing:
+        lines.append(timing)
     embed.add_field(name="Progress", value="\n".join(lines), inline=False)
     embed.add_field(name="Requested by", value=requester(job))
     embed.set_footer(text=footer(job, spend))

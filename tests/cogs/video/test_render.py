@@ -67,21 +67,43 @@ def test_progress_bar_is_bounded():
     ],
 )
 def test_progress_embed_says_where_the_job_is(progress, expected):
-    embed = render.progress_embed(make_job(), progress, "$0.36 · 2 of 3 clips left today")
+    job = make_job(submitted_at=1000.0)
+    embed = render.progress_embed(job, progress, "$0.36 · 2 of 3 clips left today")
     field = embed.fields[0].value
     assert expected in field
     assert "Job #7" in embed.footer.text and "seed 1234" in embed.footer.text
     assert embed.footer.text.endswith("$0.36 · 2 of 3 clips left today")
-    if progress.elapsed:
-        assert f"Elapsed {render.duration(progress.elapsed)}" in field
+    # Started at Segmind: a time Discord's clients count live, not a duration to edit.
+    assert ("Started <t:1000:R>" in field) == (progress.elapsed > 0)
+
+
+def progress_at(elapsed: float, expected: float = 240.0, **changes) -> Progress:
+    fraction = min(0.97, elapsed / expected)
+    return Progress(7, ProgressPhase.PROCESSING, elapsed=elapsed, fraction=fraction,
+                    expected=expected, likely_left=expected - elapsed + 20, **changes)  # fmt: skip
 
 
 def test_progress_key_ignores_changes_a_member_cannot_see():
-    a = Progress(7, ProgressPhase.PROCESSING, elapsed=61.0, fraction=0.251)
-    b = Progress(7, ProgressPhase.PROCESSING, elapsed=62.5, fraction=0.254)
-    c = Progress(7, ProgressPhase.PROCESSING, elapsed=66.0, fraction=0.27)
-    assert render.progress_key(a) == render.progress_key(b)
-    assert render.progress_key(a) != render.progress_key(c)
+    # Seconds passing change nothing shown: the start and end are times clients count.
+    assert render.progress_key(progress_at(61.0)) == render.progress_key(progress_at(68.0))
+    # The bar moving a cell, or the expected end moving by more than a step, does.
+    assert render.progress_key(progress_at(61.0)) != render.progress_key(progress_at(73.0))
+    assert render.progress_key(progress_at(61.0)) != render.progress_key(progress_at(61.0, 270))
+    assert render.progress_key(progress_at(61.0)) == render.progress_key(progress_at(61.0, 243))
+    assert render.progress_key(progress_at(61.0)) != render.progress_key(
+        progress_at(61.0, late=True)
+    )
+
+
+def test_a_processing_job_is_edited_about_once_per_cell_not_every_few_seconds():
+    # A 4-minute clip reported every second: the text changes about once per bar cell.
+    shown = {render.progress_key(progress_at(t, 240.0)) for t in range(1, 240)}
+    assert len(shown) <= render.BAR_CELLS + 3
+    texts = {
+        render.progress_embed(make_job(submitted_at=1000.0), progress_at(t, 240.0)).fields[0].value
+        for t in range(1, 240)
+    }
+    assert len(texts) == len(shown)  # and whenever the key changes, so does the text
 
 
 def test_result_embed_shows_every_parameter_and_the_seed():
@@ -140,10 +162,11 @@ def test_a_cancelled_video_is_not_shown_as_a_failure():
     assert embed.title == "Video cancelled" and embed.colour == render.COLOUR_QUIET
 
 
-def test_progress_shows_the_time_left_by_its_forecast_and_no_full_bar_before_done():
+def test_progress_shows_the_expected_end_by_its_forecast_and_no_full_bar_before_done():
     progress = Progress(7, ProgressPhase.PROCESSING, elapsed=30, fraction=0.1, expected=270)
-    value = render.progress_embed(make_job(), progress).fields[0].value
-    assert "Elapsed 30s, about 4 minutes left" in value
+    value = render.progress_embed(make_job(submitted_at=1000.0), progress).fields[0].value
+    assert "Started <t:1000:R>, expected to finish <t:1270:R>" in value
+    assert "▰▱▱▱▱▱▱▱▱▱ 10%" in value
     assert "▱" in render.progress_bar(0.97)
 
 
@@ -152,9 +175,9 @@ def test_progress_shows_the_time_left_by_its_forecast_and_no_full_bar_before_don
     [
         (100, 120, None, False, "almost done"),
         (300, 300, None, False, "taking longer than usual"),
-        (30, 100, None, False, "about a minute left"),
+        (30, 100, None, False, "expected to finish <t:1100:R>"),
         # The mean end is near, but a slow clip of this kind may take another minute.
-        (210, 225, 45, False, "about a minute left"),
+        (210, 225, 45, False, "expected to finish <t:1225:R>"),
         (215, 225, 20, False, "almost done"),
         (260, 270, 5, True, "taking longer than usual"),
     ],
@@ -171,7 +194,9 @@ def test_the_time_left_is_said_plainly_near_and_past_the_end(
         likely_left=likely_left,
         late=late,
     )
-    assert render.time_left(progress) == said
+    assert render.timing_line(make_job(submitted_at=1000.0), progress) == (
+        f"Started <t:1000:R>, {said}"
+    )
 
 
 def test_a_cancel_says_whether_it_still_counts():
