@@ -121,18 +121,65 @@ async def test_when_no_copy_can_be_made_fit_says_none_and_warns(
     assert list(tmp_path.iterdir()) == [path]  # no half-made copy left
 
 
-def test_removing_a_clip_takes_its_fitted_copies_and_nothing_else(
-    clips: ClipFiles, tmp_path: Path
+async def test_removing_a_clip_takes_the_copy_fit_made_without_listing_the_folder(
+    clips: ClipFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    path = clips.path_for(1)
+    path.write_bytes(b"x" * 1000)
+    reused = tmp_path / "job-1-fit-500.mp4"
+    reused.write_bytes(b"a copy made earlier")
+
+    async def encode(src: Path, dest: Path, max_bytes: int, **_: float) -> Path:
+        dest.write_bytes(b"small")
+        return dest
+
+    monkeypatch.setattr("services.clips.fit_to_size", encode)
+    made = await clips.fit(a_job(path), 900)
+    assert await clips.fit(a_job(path), 500) == reused
+    other = clips.path_for(10)
+    other.write_bytes(b"x")
+    monkeypatch.setattr(Path, "glob", lambda *_: pytest.fail("the clips folder was listed"))
+
+    clips.remove(path)
+
+    assert made is not None and not made.exists()
+    assert not path.exists() and not reused.exists()
+    assert other.exists()
+    clips.remove(path)  # already gone: harmless
+
+
+def test_copies_left_by_an_earlier_process_go_with_their_clip_after_the_start_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clips = ClipFiles(tmp_path)  # a new process: it made none of these
     mine = [clips.path_for(1), tmp_path / "job-1-fit-500.mp4", tmp_path / "job-1-fit-9000.mp4"]
     others = [clips.path_for(10), tmp_path / "job-10-fit-500.mp4"]
     for path in (*mine, *others):
         path.write_bytes(b"x")
+    clips.sweep(older_than=86_400, now=time.time(), keep=set(), partial_downloads=True)
+    monkeypatch.setattr(Path, "glob", lambda *_: pytest.fail("the clips folder was listed"))
 
     clips.remove(clips.path_for(1))
 
+    monkeypatch.undo()
     assert sorted(tmp_path.iterdir()) == sorted(others)
-    clips.remove(clips.path_for(1))  # already gone: harmless
+
+
+def test_a_swept_copy_is_forgotten_and_a_later_removal_still_works(
+    clips: ClipFiles, tmp_path: Path
+) -> None:
+    clip, copy = clips.path_for(1), tmp_path / "job-1-fit-500.mp4"
+    for path in (clip, copy):
+        path.write_bytes(b"x")
+    now = time.time()
+    clips.sweep(older_than=86_400, now=now, keep=set())
+    os.utime(copy, (now - 90_000, now - 90_000))
+
+    assert clips.sweep(older_than=86_400, now=now, keep=set()) == 1
+
+    assert not copy.exists()
+    clips.remove(clip)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_sweep_removes_old_clips_but_keeps_pending_ones_and_live_downloads(
