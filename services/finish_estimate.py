@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import logging
 import math
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
+from operator import mul
 
 from services.models import SegmindState
 
@@ -107,11 +110,29 @@ class Grid:
     # The cell mass where the end typically falls (each cell weighted by its mass): read at
     # every poll, so worked out once with the grid.
     typical: float = field(init=False)
+    # Running sums, built once: ``after`` is read at every poll and progress tick, and
+    # summing the cells ahead each time made it the forecast's main cost. ``_ahead[i]`` and
+    # ``_moment[i]`` (mass times cell index) are summed from the last cell back, so the
+    # small tail late in a job keeps its precision; ``_behind[i]``: the mass before ``i``.
+    _total: float = field(init=False, repr=False, compare=False)
+    _ahead: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    _moment: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    _behind: tuple[float, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         total = sum(self.mass)
-        typical = sum(m * m for m in self.mass) / total if total > 0 else 0.0
+        typical = sum(map(mul, self.mass, self.mass)) / total if total > 0 else 0.0
         object.__setattr__(self, "typical", typical)
+        object.__setattr__(self, "_total", total)
+        count = len(self.mass)
+        ahead = list(accumulate(reversed(self.mass), initial=0.0))
+        # Cell by index, not by middle: the middles cost more to work out than the sums.
+        moment = list(
+            accumulate(map(mul, reversed(self.mass), range(count - 1, -1, -1)), initial=0.0)
+        )
+        object.__setattr__(self, "_ahead", tuple(reversed(ahead)))
+        object.__setattr__(self, "_moment", tuple(reversed(moment)))
+        object.__setattr__(self, "_behind", tuple(accumulate(self.mass, initial=0.0)))
 
     @property
     def end(self) -> float:
@@ -120,8 +141,69 @@ class Grid:
     def cell(self, t: float) -> int:
         return int((t - self.start) // self.step)
 
+    def _middle(self, index: int) -> float:
+        return (self.start + index * self.step + self.start + (index + 1) * self.step) / 2
+
     def after(self, now: float) -> After | None:
-        """Where the end lies given that it has not come by ``now``; None when none is left."""
+        """Where the end lies given that it has not come by ``now``; None when none is left.
+
+        From the running sums: a bisection, not a walk over the cells ahead. Where a
+        rounding could tip a threshold (nothing left, late, the 80th percentile's cell:
+        few samples make exact ties), the cells are walked as ``_after_by_cells`` does, so
+        the answer never depends on the order the sums were taken in.
+        """
+        first = max(0, self.cell(now))
+        if first >= len(self.mass):
+            return None
+        head, head_middle = self._head(first, now)
+        left = head + self._ahead[first + 1]
+        slack = _TIE * max(left, self._total)
+        near_late = abs(left - _LATE_SHARE * (self._total or 1.0)) <= slack  # ``outlook``'s
+        if near_late or abs(left - _NOTHING_LEFT) <= slack:
+            return self._after_by_cells(now)
+        if left <= _NOTHING_LEFT:
+            return None
+        # Each cell ahead weighs in at its middle, start + (index + 1/2) * step.
+        ahead, moment = self._ahead[first + 1], self._moment[first + 1]
+        middles = (self.start + self.step / 2) * ahead + self.step * moment
+        mean = (head * head_middle + middles) / left
+        likely = self._likely(first, head, head_middle, left, slack)
+        if likely is None:
+            return self._after_by_cells(now)
+        return After(mean, likely, left / (self._total or 1.0))
+
+    def _head(self, first: int, now: float) -> tuple[float, float]:
+        """The mass still ahead in the cell holding ``now``, and that stretch's middle."""
+        low = self.start + first * self.step
+        high = self.start + (first + 1) * self.step
+        if now > low:
+            return self.mass[first] * ((high - now) / self.step), (now + high) / 2
+        return self.mass[first], (low + high) / 2
+
+    def _likely(
+        self, first: int, head: float, head_middle: float, left: float, slack: float
+    ) -> float | None:
+        """The middle of the cell by which 4 in 5 of what is left has come; None on a tie."""
+        wanted = _LIKELY * left
+        if abs(head - wanted) <= slack:
+            return None
+        if head >= wanted:
+            return head_middle
+        # Cell j is reached once head + behind[j + 1] - behind[first + 1] >= wanted.
+        base = self._behind[first + 1]
+        target = wanted - head + base
+        reached = bisect_left(self._behind, target, lo=first + 2)
+        if reached > len(self.mass):
+            reached = len(self.mass)  # the last cell, as a walk that never got there says
+        for edge in (reached - 1, reached):
+            # The running sum before and at that cell: either within rounding of the mark?
+            near = abs(head + self._behind[edge] - base - wanted) <= slack
+            if near and first + 1 < edge <= len(self.mass):
+                return None
+        return self._middle(reached - 1)
+
+    def _after_by_cells(self, now: float) -> After | None:
+        """``after`` by walking every cell ahead: its reference, and its answer on a tie."""
         first = max(0, self.cell(now))
         cells: list[tuple[float, float]] = []  # (mass, its middle) from now on
         for index in range(first, len(self.mass)):
@@ -132,7 +214,7 @@ class Grid:
                 mass *= (hi - now) / self.step
             cells.append((mass, (lo + hi) / 2))
         left = sum(mass for mass, _ in cells)
-        if left <= 1e-9:
+        if left <= _NOTHING_LEFT:
             return None
         mean = sum(mass * middle for mass, middle in cells) / left
         running = 0.0
@@ -157,6 +239,11 @@ class After:
 
 # "Likely" is the 80th percentile: "almost done" is said only when 4 in 5 would be.
 _LIKELY = 0.8
+# Less probability than this still ahead: the end is overdue.
+_NOTHING_LEFT = 1e-9
+# Sums taken in another order differ by far less than this share of the total (240 cells):
+# a threshold met within it is decided by the plain walk over the cells instead.
+_TIE = 1e-11
 
 
 def end_grid(durations: Durations, since: tuple[float, float], step: float) -> Grid:
@@ -189,15 +276,15 @@ def _box(values: list[float], before: int, after: int) -> list[float]:
     """Each cell becomes the mean of the cells from ``before`` behind to ``after`` ahead."""
     if before == 0 and after == 0:
         return values
-    running = [0.0]
-    for value in values:
-        running.append(running[-1] + value)
+    running = list(accumulate(values, initial=0.0))
     count = len(values)
     width = before + after + 1
-    return [
-        (running[min(count, i + after + 1)] - running[max(0, i - before)]) / width
-        for i in range(count)
-    ]
+    # Each cell's window ends, clipped to the grid: paired up front rather than clipped
+    # cell by cell, which cost more than the sums themselves.
+    uppers = running[after + 1 :]
+    uppers += [running[count]] * (count - len(uppers))
+    lowers = [running[0]] * min(count, before) + running[: max(0, count - before)]
+    return [(upper - lower) / width for upper, lower in zip(uppers, lowers, strict=True)]
 
 
 class TimingModel:
@@ -212,6 +299,10 @@ class TimingModel:
         # Seconds per unit of work, every kind together, for kinds with little history.
         self._per_work: deque[float] = deque(maxlen=RECENT_SAMPLES * 4)
         self._queue: deque[float] = deque(maxlen=RECENT_SAMPLES * 2)
+        # Distributions already worked out, by kind (None: the queue's): every job builds
+        # two forecasts, and sorting the samples each time cost more than the forecasts'
+        # reads. Any timing learned changes them all (kinds borrow from each other).
+        self._durations: dict[tuple[int, int] | None, Durations] = {}
 
     @property
     def learned(self) -> int:
@@ -224,6 +315,7 @@ class TimingModel:
             log.info("ignoring an implausible timing %s", timing)
             return
         kind = (timing.input_frames, timing.steps)
+        self._durations.clear()
         self._processing.setdefault(kind, deque(maxlen=RECENT_SAMPLES)).append(
             timing.processing_seconds
         )
@@ -249,6 +341,14 @@ class TimingModel:
         return usual / _OUTLIER_FACTOR <= timing.processing_seconds <= usual * _OUTLIER_FACTOR
 
     def processing(self, input_frames: int, steps: int) -> Durations:
+        """How long this kind of job works at Segmind; shared, so never to be changed."""
+        kind = (input_frames, steps)
+        durations = self._durations.get(kind)
+        if durations is None:
+            durations = self._durations[kind] = self._processing_now(input_frames, steps)
+        return durations
+
+    def _processing_now(self, input_frames: int, steps: int) -> Durations:
         own = list(self._processing.get((input_frames, steps), ()))
         if len(own) >= OWN_HISTORY:
             return Durations(own, floor=self._floor)
@@ -264,6 +364,13 @@ class TimingModel:
         )
 
     def queue(self) -> Durations:
+        """How long a job waits in Segmind's queue; shared, so never to be changed."""
+        durations = self._durations.get(None)
+        if durations is None:
+            durations = self._durations[None] = self._queue_now()
+        return durations
+
+    def _queue_now(self) -> Durations:
         if len(self._queue) >= _FEW:
             return Durations(self._queue, floor=self._floor)
         return Durations(_evenly(0.0, _PRIOR_QUEUE_SECONDS), floor=self._floor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,13 @@ import pytest
 from services.finish_estimate import (
     OWN_HISTORY,
     RECENT_SAMPLES,
+    After,
+    Durations,
+    Grid,
     JobForecast,
     Timing,
     TimingModel,
+    end_grid,
     work_of,
 )
 from services.models import SegmindState
@@ -93,6 +98,76 @@ def test_the_grid_holds_all_the_probability() -> None:
     forecast.seen(SegmindState.PROCESSING, 10.0)
 
     assert sum(forecast.grid().mass) == pytest.approx(1.0, abs=0.01)
+
+
+def after_by_summing(grid: Grid, now: float) -> After | None:
+    """What ``Grid.after`` means, summed cell by cell from ``now`` on."""
+    masses, middles = [], []
+    for index, mass in enumerate(grid.mass):
+        low, high = grid.start + index * grid.step, grid.start + (index + 1) * grid.step
+        if high <= now:
+            continue
+        if now > low:  # the cell holding ``now``: only its part still ahead
+            mass *= (high - now) / grid.step
+        masses.append(mass)
+        middles.append((max(now, low) + high) / 2)
+    left = sum(masses)
+    if left <= 1e-9:
+        return None
+    running, likely = 0.0, middles[-1]
+    for mass, middle in zip(masses, middles, strict=True):
+        running += mass
+        if running >= 0.8 * left:
+            likely = middle
+            break
+    mean = sum(m * t for m, t in zip(masses, middles, strict=True)) / left
+    return After(mean, likely, left / sum(grid.mass))
+
+
+def assert_same_after(got: After | None, want: After | None) -> None:
+    assert (got is None) == (want is None)
+    if got is not None and want is not None:
+        assert got.mean == pytest.approx(want.mean, rel=1e-9)
+        assert got.likely == pytest.approx(want.likely, rel=1e-12)
+        assert got.share_left == pytest.approx(want.share_left, rel=1e-9, abs=1e-15)
+
+
+def test_what_is_left_of_the_end_matches_a_sum_over_the_cells_ahead() -> None:
+    rng = random.Random(11)
+    for _ in range(60):
+        base = rng.choice([5.0, 90.0, 240.0])
+        samples = [abs(rng.gauss(base, base * 0.1)) for _ in range(rng.choice([1, 4, 16, 32]))]
+        at = rng.uniform(0.0, 1e4)
+        grid = end_grid(Durations(samples, floor=0.5), (at, at + rng.uniform(0, 20)), 0.4)
+        for _ in range(30):
+            now = rng.uniform(grid.start - 2, grid.end + 2)
+            assert_same_after(grid.after(now), after_by_summing(grid, now))
+
+
+@pytest.mark.parametrize(
+    "mass",
+    [(0.2,) * 5, (0.1, 0.0, 0.3, 0.4, 0.0, 0.2), (0.5, 0.3, 0.0, 0.0, 0.2)],
+    ids=["even", "gaps", "empty-stretch"],
+)
+def test_an_end_that_reaches_four_in_five_exactly_at_a_cell_is_placed_as_summed(
+    mass: tuple[float, ...],
+) -> None:
+    grid = Grid(100.0, 2.0, mass)  # few samples put exact fractions in the cells
+
+    for now in [99.0, 100.0, 101.0, 102.0, 103.5, 104.0, 107.9, 108.0, 109.99, 110.0]:
+        assert_same_after(grid.after(now), after_by_summing(grid, now))
+
+
+def test_a_learned_distribution_is_worked_out_again_once_a_timing_is_learned() -> None:
+    model = TimingModel(240.0)
+    before = model.processing(49, 45)
+    model.queue()
+
+    assert model.processing(49, 45) is before  # worked out once for the jobs until then
+    for _ in range(OWN_HISTORY):
+        model.learn(Timing(49, 45, queue_seconds=1.0, processing_seconds=100.0))
+    assert model.processing(49, 45).mean == pytest.approx(100.0)
+    assert model.queue().mean == pytest.approx(1.0)
 
 
 # --- kept in the database -------------------------------------------------------------
