@@ -107,13 +107,15 @@ def densest_gap(grid: Grid, now: float, resolution: float, cap: float) -> float 
         return None
     floor = _MIN_GAP_SHARE * resolution
     densest = 0.0
-    first = max(0, grid.cell(now))
-    for index in range(first, len(grid.mass)):
-        cell_start = grid.start + index * grid.step - now
-        densest = max(densest, grid.mass[index])
-        allowed = cap if densest <= 0 else min(cap, resolution * math.sqrt(peak / densest))
-        cell_end = cell_start + grid.step
-        if allowed <= cell_end:
+    allowed = cap
+    start, step, mass = grid.start, grid.step, grid.mass
+    for index in range(max(0, grid.cell(now)), len(mass)):
+        if mass[index] > densest:
+            # Only a denser cell changes what the stretch allows: the root is taken then.
+            densest = mass[index]
+            allowed = min(cap, resolution * math.sqrt(peak / densest))
+        cell_start = start + index * step - now
+        if allowed <= cell_start + step:
             # This cell is too likely for a gap reaching past ``allowed``: stop there, or
             # at its start when the stretch before it allowed more.
             return min(cap, max(floor, allowed, cell_start))
