@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -114,6 +114,11 @@ class Database:
         async with self._lock:
             await self._conn.close()
 
+    async def trace(self, callback: Callable[[str], object] | None) -> None:
+        """Have ``callback`` see each SQL statement run (None: stop); for tests and diagnosis."""
+        # sqlite3 takes None to stop; aiosqlite's annotation forgets that case.
+        await self._conn.set_trace_callback(callback)  # type: ignore[arg-type]
+
     async def schema_version(self) -> int:
         row = await self.fetchone("PRAGMA user_version")
         return int(row[0]) if row else 0
@@ -164,12 +169,27 @@ class Database:
             await asyncio.shield(self._conn.execute("ROLLBACK"))
 
     async def execute(self, sql: str, params: Params = (), *, durable: bool = False) -> int:
-        async with self.transaction(durable=durable) as tx:
-            return await tx.execute(sql, params)
+        if durable:
+            async with self.transaction(durable=True) as tx:
+                return await tx.execute(sql, params)
+        # One statement is atomic on its own (autocommit): one trip to aiosqlite's thread
+        # instead of three (BEGIN, the statement, COMMIT). Each trip hands the GIL to that
+        # thread and back, which under load costs more than SQLite's own work.
+        async with self._lock:
+            cursor = await self._conn.execute(sql, params)
+            return cursor.rowcount
 
     async def insert(self, sql: str, params: Params = ()) -> int:
-        async with self.transaction() as tx:
-            return await tx.insert(sql, params)
+        async with self._lock:
+            cursor = await self._conn.execute(sql, params)
+            return int(cursor.lastrowid or 0)
+
+    async def change(self, sql: str, params: Params = (), *, durable: bool = False) -> list[Row]:
+        """One writing statement with ``RETURNING``: its rows, in one trip unless ``durable``."""
+        if durable:
+            async with self.transaction(durable=True) as tx:
+                return await tx.fetchall(sql, params)
+        return await self.fetchall(sql, params)  # autocommit: the statement is its own commit
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         rows = await self.fetchall(sql, params)

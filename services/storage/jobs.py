@@ -154,15 +154,14 @@ class JobStore:
             raise ValueError(f"not updatable: {sorted(unknown)}")
         values = {k: (v.value if isinstance(v, JobState) else v) for k, v in fields.items()}
         assignments = ", ".join(f"{name} = :{name}" for name in values)
-        await self._db.execute(
-            f"UPDATE jobs SET {assignments}, updated_at = :updated_at WHERE id = :id",
+        rows = await self._db.change(
+            f"UPDATE jobs SET {assignments}, updated_at = :updated_at WHERE id = :id RETURNING *",
             {**values, "updated_at": now, "id": job_id},
             durable=durable,
         )
-        job = await self.get(job_id)
-        if job is None:
+        if not rows:
             raise LookupError(f"job {job_id} does not exist")
-        return job
+        return _job_from_row(rows[0])
 
     async def claim_share(self, job_id: int, *, now: float) -> bool:
         """Mark a private clip shared unless it already is; True when this call marked it.

@@ -322,3 +322,24 @@ async def test_a_durable_write_is_synced_and_others_stay_cheap(tmp_path: Path) -
         assert (await storage.db.fetchone("PRAGMA synchronous"))[0] == normal
     finally:
         await storage.close()
+
+
+async def test_an_everyday_write_is_one_statement(tmp_path: Path) -> None:
+    """Each statement is a trip to aiosqlite's thread; a job's updates are the busiest writes."""
+    storage = await Storage.open(tmp_path / "bot.db")
+    statements: list[str] = []
+    try:
+        job = await storage.jobs.insert(_new_job())
+        await storage.db.trace(statements.append)
+        updated = await storage.jobs.update(job.id, now=2.0, state="processing", message_id=9)
+        changed = await storage.db.execute(
+            "UPDATE jobs SET cost_usd = 0.36 WHERE id = ?", (job.id,)
+        )
+        await storage.db.trace(None)
+        assert len(statements) == 2  # no BEGIN, COMMIT or read-back around either
+        assert (updated.state.value, updated.message_id) == ("processing", 9)
+        assert changed == 1 and (await storage.jobs.get(job.id)).cost_usd == 0.36
+        with pytest.raises(LookupError):
+            await storage.jobs.update(job.id + 1, now=3.0, state="failed")
+    finally:
+        await storage.close()
