@@ -154,6 +154,9 @@ class Figures:
     refusal_latency: list[float] = field(default_factory=list)
     refusals_unanswered: int = 0
     not_refused: int = 0
+    # Requests the bot made over the run, by kind: what its CPU per job mostly pays for.
+    discord_calls: dict[str, int] = field(default_factory=dict)
+    segmind_calls: int = 0
 
 
 class BotChild:
@@ -303,6 +306,7 @@ class Load:
         cpu_start = cpu_seconds(bot.pid)
         main_start = main_thread_cpu_seconds(bot.pid)
         children_start = children_cpu_seconds(bot.pid)
+        first_call = (len(self.fake.calls), len(self.simulator.calls))
         records = await self._send_all()
         await self.fake.wait_until(lambda: all(r.acknowledged for r in records), timeout=60)
         figures.admit_latency = [r.ack_latency for r in records if r.ack_latency is not None]
@@ -316,6 +320,7 @@ class Load:
             await prober
         self._ended = time.monotonic()
         figures.cpu_run = cpu_seconds(bot.pid) - cpu_start
+        self._count_calls(first_call)
         figures.cpu_run_main = main_thread_cpu_seconds(bot.pid) - main_start
         figures.cpu_children = children_cpu_seconds(bot.pid) - children_start
         figures.run_seconds = self._ended - self._started
@@ -323,6 +328,19 @@ class Load:
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             await spy.wait()
+
+    def _count_calls(self, first: tuple[int, int]) -> None:
+        kinds = self.figures.discord_calls
+        for call in self.fake.calls[first[0] :]:
+            kind = "progress edits" if call.method == "PATCH" else "other"
+            if call.route.endswith("/callback"):
+                kind = "interaction answers"
+            elif call.method == "POST" and call.route.startswith("/channels/"):
+                kind = "channel posts"
+            elif call.method == "POST" and call.route.startswith("/webhooks/"):
+                kind = "follow-ups"
+            kinds[kind] = kinds.get(kind, 0) + 1
+        self.figures.segmind_calls = len(self.simulator.calls) - first[1]
 
     async def _start_py_spy(self, pid: int) -> asyncio.subprocess.Process | None:
         if self.options.profile != "py-spy":
@@ -472,6 +490,14 @@ def report(options: Options, figures: Figures) -> bool:
     print(
         f"  not counted above: ffmpeg children {figures.cpu_children:.1f}s "
         f"({1000 * figures.cpu_children / delivered:.0f} ms per clip, the decode check)"
+    )
+    per_job = ", ".join(
+        f"{count / delivered:.1f} {kind}" for kind, count in sorted(figures.discord_calls.items())
+    )
+    to_discord = sum(figures.discord_calls.values()) / delivered
+    print(
+        f"  requests per delivered job: Discord {to_discord:.1f} ({per_job}), "
+        f"Segmind {figures.segmind_calls / delivered:.1f}"
     )
     print(f"  peak RSS (VmHWM)            {rss:8.1f} MiB  target < 150   {verdict(rss, 150)}")
     print(f"  CPU per delivered job       {cpu_ms:8.1f} ms   target < 20    {verdict(cpu_ms, 20)}")
