@@ -6,6 +6,9 @@ Discord's size limits are tested without a connection.
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 import discord
 
 from cogs.words import CONTENT_MAX, discord_timestamp, format_usd
@@ -17,6 +20,7 @@ FIELD_VALUE_MAX = 1024
 PROMPT_SHOWN_IN_PROGRESS = 300
 PROMPT_SHOWN_IN_RESULT = 1500
 BAR_CELLS = 10
+FILENAME_WORDS_MAX = 40  # the prompt's part of a clip's file name
 # The expected end is shown to this step: a smaller shift is not worth an edit (Discord's
 # clients render the relative time live, so the text need not change as time passes).
 END_STEP = 15.0
@@ -289,5 +293,32 @@ def private_ready(job: Job) -> str:
 
 
 def clip_filename(job: Job) -> str:
-    """The attached file's name."""
-    return f"video-{job.id}.mp4"
+    """The attached file's name, read from the prompt: `a-cat-surfing-at-dawn-17.mp4`.
+
+    Everyone in the channel sees it and may save it, so it is only lower-case ASCII
+    letters, digits and single hyphens: no mention, no markdown, no path, no leading dot.
+    The job id at the end keeps it unique (the last hyphen always precedes it), makes a
+    bare Windows device name like `con` impossible, and lets a restart recognise its
+    own earlier post by the name (``earlier_posts``).
+    """
+    return f"{filename_words(job.request.prompt)}-{job.id}.mp4"
+
+
+def filename_words(prompt: str) -> str:
+    """The prompt's first words as a file name stem; `video` when nothing ASCII is left."""
+    # NFKD splits accents off their letters (é → e) and unfolds full-width letters to
+    # plain ones; the accents go, and anything else with no ASCII reading (an emoji, a
+    # zero-width space, an RTL override) separates words, as punctuation does.
+    unaccented = "".join(
+        character
+        for character in unicodedata.normalize("NFKD", prompt)
+        if character.isascii() or unicodedata.category(character) != "Mn"
+    )
+    stem = re.sub(r"[^a-z0-9]+", "-", unaccented.lower()).strip("-")
+    if len(stem) > FILENAME_WORDS_MAX:
+        # Cut at the last word boundary that keeps at least half, else mid-word.
+        head = stem[: FILENAME_WORDS_MAX + 1]
+        boundary = head.rfind("-")
+        stem = head[:boundary] if boundary >= FILENAME_WORDS_MAX // 2 else stem[:FILENAME_WORDS_MAX]
+        stem = stem.strip("-")
+    return stem or "video"
