@@ -400,8 +400,11 @@ def _answer(component: dict[str, Any], values: dict[str, str]) -> dict[str, Any]
     custom_id = component.get("custom_id", "")
     if component.get("type") != TEXT_INPUT:
         raise InvalidInteraction(f"{custom_id!r}: the fake submits only text inputs in modals")
-    value = values.get(custom_id, "")
+    # An input the test leaves out was left as the bot filled it; Discord sends its contents.
+    value = values.get(custom_id, component.get("value") or "")
     if component.get("required", True) and not value:
         raise InvalidInteraction(f"modal input {custom_id!r} is required")
+    if not component.get("min_length", 0) <= len(value) <= component.get("max_length", 4000):
+        raise InvalidInteraction(f"modal input {custom_id!r}: Discord's client enforces its length")
     answer_id = component.get("id", 0)
     return {"type": TEXT_INPUT, "custom_id": custom_id, "id": answer_id, "value": value}

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from . import errors
-from .errors import field_error, nest
+from .errors import field_error, merge_errors, nest
 from .messages import MessageBody, validate
 from .records import FLAG_EPHEMERAL, FLAG_LOADING, InteractionRecord, StoredMessage
 from .responses import BODY_KEY, json_response
@@ -305,5 +305,47 @@ def _validate_modal(data: dict[str, Any]) -> None:
                 )
             }
         )
+    for index, component in enumerate(components):
+        for path, text_input in _text_inputs(component):
+            for key, leaf in _text_input_problems(text_input).items():
+                merge_errors(problems, nest(("data", "components", index, *path, key), leaf))
     if problems:
         raise errors.invalid_form_body(problems)
+
+
+def _text_inputs(component: dict[str, Any]) -> list[tuple[tuple[str | int, ...], dict[str, Any]]]:
+    """A modal row's text inputs with their path: in an action row, or in a label (type 18)."""
+    if component.get("type") == 1:
+        inner = component.get("components") or []
+        return [(("components", i), c) for i, c in enumerate(inner) if c.get("type") == 4]
+    if component.get("type") == 18 and (component.get("component") or {}).get("type") == 4:
+        return [(("component",), component["component"])]
+    return []
+
+
+def _text_input_problems(data: dict[str, Any]) -> dict[str, Any]:
+    """Discord's documented limits on a text input: label 45, placeholder 100, value within
+    max_length (at most 4000), custom id 100."""
+    problems: dict[str, Any] = {}
+
+    def bad(key: str, low: int, high: int) -> None:
+        problems[key] = field_error(
+            "BASE_TYPE_BAD_LENGTH", f"Must be between {low} and {high} in length."
+        )
+
+    custom_id = data.get("custom_id")
+    if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= 100:
+        bad("custom_id", 1, 100)
+    label = data.get("label")
+    if label is not None and not 1 <= len(label) <= 45:
+        bad("label", 1, 45)
+    if len(data.get("placeholder") or "") > 100:
+        bad("placeholder", 0, 100)
+    max_length = data.get("max_length", 4000)
+    if not 1 <= max_length <= 4000:
+        problems["max_length"] = field_error(
+            "NUMBER_TYPE_MAX", "Int value should be less than or equal to 4000."
+        )
+    if "value" in data and len(data["value"]) > min(max_length, 4000):
+        bad("value", 0, min(max_length, 4000))
+    return problems

@@ -146,6 +146,46 @@ async def test_modal_round_trip(fake_discord: FakeDiscord):
     assert opener.response_type == 9 and submit.response_type == 4
 
 
+async def test_a_modal_input_over_discords_limits_is_refused(fake_discord: FakeDiscord):
+    class TooLong(discord.ui.Modal, title="Remix"):
+        prompt = discord.ui.TextInput(label="L" * 46, custom_id="prompt", default="a fox")
+        seed = discord.ui.TextInput(label="Seed", custom_id="seed", default="12345", max_length=4)
+
+    async def ask(interaction: discord.Interaction) -> Any:
+        await interaction.response.send_modal(TooLong())
+
+    error = await run_command(fake_discord, "ask", ask)
+    assert isinstance(error, discord.HTTPException) and error.code == 50035
+    assert "components.0.components.0.label" in str(error)
+    assert "components.1.components.0.value" in str(error)
+
+
+async def test_a_modal_input_left_alone_is_submitted_with_its_prefilled_value(
+    fake_discord: FakeDiscord,
+):
+    bot = make_bot()
+    submitted: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
+
+    class Remix(discord.ui.Modal, title="Remix"):
+        prompt = discord.ui.TextInput(label="Prompt", custom_id="prompt", default="a red fox")
+        seed = discord.ui.TextInput(label="Seed", custom_id="seed", default="7", required=False)
+
+        async def on_submit(self, interaction: discord.Interaction) -> None:
+            await interaction.response.send_message("queued", ephemeral=True)
+            submitted.set_result((self.prompt.value, self.seed.value))
+
+    async def ask(interaction: discord.Interaction) -> None:
+        await interaction.response.send_modal(Remix())
+
+    on_command(bot, fake_discord, "ask", ask)
+    async with running_client(bot, fake_discord):
+        await sync_to_guild(bot, fake_discord)
+        opener = await fake_discord.dispatch_slash_command("ask", user=alice(fake_discord))
+        await fake_discord.wait_until(lambda: opener.modal)
+        await fake_discord.dispatch_modal_submit(opener, {"seed": ""})
+        assert await resolved(submitted) == ("a red fox", "")
+
+
 async def test_direct_messages_respect_the_users_settings(fake_discord: FakeDiscord):
     bot = make_bot()
     mod = fake_discord.world.member_named("mod")
