@@ -286,3 +286,23 @@ class JobStore:
             (guild_id, since),
         )
         return [MemberTotal(row[0], row[1], float(row[2])) for row in rows]
+
+    async def delivered_with_request(
+        self, guild_id: int, request: VideoRequest, *, viewer_id: int, limit: int = 5
+    ) -> list[Job]:
+        """The server's delivered clips of exactly ``request``, newest first, that ``viewer_id``
+        may see: public ones, shared ones, and the viewer's own private ones.
+
+        Identity is the stored request, every parameter and the seed: the JSON is written
+        here as ``insert`` writes it, so equal requests are equal text.
+        """
+        # The state is written out, not bound: only then can SQLite use the partial index
+        # jobs_delivered_request (migration 0008).
+        rows = await self._db.fetchall(
+            "SELECT * FROM jobs WHERE guild_id = ? AND state = 'delivered' AND request_json = ?"
+            " AND result_message_id IS NOT NULL"
+            " AND (private = 0 OR shared_message_id IS NOT NULL OR user_id = ?)"
+            " ORDER BY id DESC LIMIT ?",
+            (guild_id, json.dumps(request.to_payload()), viewer_id, limit),
+        )
+        return [_job_from_row(row) for row in rows]

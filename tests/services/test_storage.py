@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from services.models import AuditChange, VideoRequest
+from services.models import AuditChange, JobState, VideoRequest
 from services.periods import LimitSpec
 from services.storage import NewJob, Storage
 from services.storage.database import migrations
@@ -341,5 +342,79 @@ async def test_an_everyday_write_is_one_statement(tmp_path: Path) -> None:
         assert changed == 1 and (await storage.jobs.get(job.id)).cost_usd == 0.36
         with pytest.raises(LookupError):
             await storage.jobs.update(job.id + 1, now=3.0, state="failed")
+    finally:
+        await storage.close()
+
+
+# --- the same clip, asked again (issue 12.4) -----------------------------------------------
+
+
+async def _delivered(storage: Storage, new: NewJob, **fields: object) -> int:
+    job = await storage.jobs.insert(new)
+    changes = {"state": JobState.DELIVERED, "result_message_id": 900 + job.id, **fields}
+    await storage.jobs.update(job.id, now=new.created_at, **changes)
+    return job.id
+
+
+async def test_delivered_request_lookup_matches_the_whole_request(tmp_path: Path) -> None:
+    storage = await Storage.open(tmp_path / "bot.db")
+    try:
+        # Non-ASCII text and a whole-number guidance scale: stored and sought the same way.
+        request = VideoRequest.create("un chat sur un toit, é 🐈", seed=9, guidance_scale=6)
+        job_id = await _delivered(storage, replace(_new_job(), request=request))
+        same = VideoRequest.create("un chat sur un toit, é 🐈", seed=9, guidance_scale=6.0)
+        found = await storage.jobs.delivered_with_request(GUILD, same, viewer_id=1)
+        assert [job.id for job in found] == [job_id]
+        for other in (
+            same.with_seed(10),
+            replace(same, negative_prompt="fog"),
+            replace(same, steps=30),
+            replace(same, prompt="un chat sur un toit"),
+        ):
+            assert await storage.jobs.delivered_with_request(GUILD, other, viewer_id=1) == []
+        assert await storage.jobs.delivered_with_request(GUILD + 1, same, viewer_id=1) == []
+    finally:
+        await storage.close()
+
+
+@pytest.mark.parametrize(
+    "state", [s for s in JobState if s is not JobState.DELIVERED], ids=lambda s: s.value
+)
+async def test_only_delivered_clips_are_offered_again(tmp_path: Path, state: JobState) -> None:
+    storage = await Storage.open(tmp_path / "bot.db")
+    try:
+        new = _new_job()
+        await _delivered(storage, new, state=state)
+        assert await storage.jobs.delivered_with_request(GUILD, new.request, viewer_id=1) == []
+    finally:
+        await storage.close()
+
+
+async def test_a_private_clip_is_found_only_for_its_requester_until_shared(tmp_path: Path) -> None:
+    storage = await Storage.open(tmp_path / "bot.db")
+    try:
+        new = replace(_new_job(user_id=7), private=True)
+        job_id = await _delivered(storage, new)
+        jobs = storage.jobs
+        assert await jobs.delivered_with_request(GUILD, new.request, viewer_id=8) == []
+        assert [j.id for j in await jobs.delivered_with_request(GUILD, new.request, viewer_id=7)]
+        await jobs.update(job_id, now=2000.0, shared_message_id=555)
+        assert [j.id for j in await jobs.delivered_with_request(GUILD, new.request, viewer_id=8)]
+    finally:
+        await storage.close()
+
+
+async def test_the_delivered_request_lookup_reads_an_index_not_every_job(tmp_path: Path) -> None:
+    """It runs inside the database's one lock: a scan of every prompt would stall the bot."""
+    storage = await Storage.open(tmp_path / "bot.db")
+    try:
+        statements: list[str] = []
+        await storage.db.trace(statements.append)
+        await storage.jobs.delivered_with_request(GUILD, _new_job().request, viewer_id=1)
+        await storage.db.trace(None)
+        [lookup] = [sql for sql in statements if "request_json" in sql]
+        rows = await storage.db.fetchall("EXPLAIN QUERY PLAN " + lookup)
+        plans = [row[3] for row in rows]
+        assert any("USING INDEX jobs_delivered_request" in plan for plan in plans), plans
     finally:
         await storage.close()
