@@ -9,6 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.video import reuse
 from services.models import (
     FRAME_RATE,
     GUIDANCE_SCALE,
@@ -70,6 +71,12 @@ class VideoCog(commands.Cog):
             frame_rate=frame_rate,
             default_negative_prompt=self.bot.services.settings.default_negative_prompt,
         )
+        # A chosen seed makes the request repeatable: if that very clip was delivered here
+        # already, the member gets it (or its link) instead of the owner paying for a copy.
+        if seed is not None and await reuse.offer_earlier_clip(
+            self.bot, interaction, request, private=private
+        ):
+            return
         # The same command sent twice in a moment is one request (a seed left out is drawn
         # anew each time, so it is not part of what makes them the same).
         fingerprint = request_fingerprint(request, private=private, seed_given=seed is not None)
