@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.storage.database import Database, Executor, Transaction
+from services.storage.gallery import GalleryStore
 from services.storage.jobs import JobStore, NewJob
 from services.storage.limits import LimitStore
 from services.storage.meta import MetaStore
@@ -13,6 +14,7 @@ from services.storage.timings import TimingStore
 __all__ = [
     "Database",
     "Executor",
+    "GalleryStore",
     "JobStore",
     "LimitStore",
     "MetaStore",
@@ -29,6 +31,7 @@ class Storage:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.jobs = JobStore(db)
+        self.gallery = GalleryStore(db)
         self.limits = LimitStore(db)
         self.meta = MetaStore(db)
         self.timings = TimingStore(db)

@@ -1,0 +1,79 @@
+"""The gallery store on a real SQLite file: settings, and a clip's one post across reopens."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from services.models import VideoRequest
+from services.storage import NewJob, Storage
+from services.storage.gallery import Gallery, GalleryMode
+
+GUILD = 111
+CHANNEL = 222
+
+
+async def _job(storage: Storage) -> int:
+    job = await storage.jobs.insert(
+        NewJob(
+            guild_id=GUILD,
+            channel_id=5,
+            user_id=7,
+            request=VideoRequest.create("a cat", seed=1),
+            created_at=1.0,
+        )
+    )
+    return job.id
+
+
+async def test_a_gallery_is_set_changed_and_turned_off_with_an_audit_entry_each(
+    tmp_path: Path,
+) -> None:
+    storage = await Storage.open(tmp_path / "bot.db")
+    try:
+        assert await storage.gallery.get(GUILD) is None
+        await storage.gallery.set(GUILD, (CHANNEL, GalleryMode.MANUAL), actor_id=9, now=1.0)
+        await storage.gallery.set(GUILD, (CHANNEL + 1, GalleryMode.AUTO), actor_id=9, now=2.0)
+        assert await storage.gallery.get(GUILD) == Gallery(GUILD, CHANNEL + 1, GalleryMode.AUTO)
+        assert await storage.gallery.get(GUILD + 1) is None
+        await storage.gallery.set(GUILD, None, actor_id=9, now=3.0)
+        assert await storage.gallery.get(GUILD) is None
+        entries = await storage.limits.audit_log(GUILD, limit=10)
+        assert [e.detail for e in entries] == ["off", f"{CHANNEL + 1} auto", f"{CHANNEL} manual"]
+    finally:
+        await storage.close()
+
+
+async def test_a_clip_is_claimed_once_even_by_simultaneous_claims(tmp_path: Path) -> None:
+    storage = await Storage.open(tmp_path / "bot.db")
+    try:
+        job_id = await _job(storage)
+        claims = await asyncio.gather(
+            *(storage.gallery.claim(job_id, GUILD, CHANNEL, by=7, now=1.0) for _ in range(5))
+        )
+        assert sorted(claims) == [False] * 4 + [True]
+    finally:
+        await storage.close()
+
+
+async def test_a_released_claim_can_be_claimed_again_but_a_posted_one_never(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bot.db"
+    storage = await Storage.open(path)
+    try:
+        job_id = await _job(storage)
+        assert await storage.gallery.claim(job_id, GUILD, CHANNEL, by=7, now=1.0)
+        await storage.gallery.release(job_id)
+        assert await storage.gallery.claim(job_id, GUILD, CHANNEL, by=7, now=2.0)
+        await storage.gallery.posted(job_id, 999)
+        await storage.gallery.release(job_id)  # too late: it is posted
+    finally:
+        await storage.close()
+    reopened = await Storage.open(path)
+    try:
+        assert not await reopened.gallery.claim(job_id, GUILD, CHANNEL, by=7, now=3.0)
+        post = await reopened.gallery.post_of(job_id)
+        assert post is not None and post.message_id == 999 and post.channel_id == CHANNEL
+    finally:
+        await reopened.close()
