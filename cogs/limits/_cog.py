@@ -19,6 +19,7 @@ from cogs.limits.wording import (
     render_alert_channel,
     render_budget,
     render_change,
+    render_gallery,
     render_history,
     render_member_usage,
     render_moderator_role,
@@ -30,6 +31,7 @@ from cogs.permissions import moderator_only, server_manager_only
 from cogs.replies import reply as safe_reply
 from services.errors import BotError, ValidationError
 from services.limits import MAX_COUNT, MAX_MONTHLY_USD, LimitService
+from services.storage.gallery import GalleryMode
 
 if TYPE_CHECKING:
     from cogs.videobot import VideoBot
@@ -303,6 +305,31 @@ class LimitsCog(
             _guild_id(interaction), channel.id if channel else None, actor_id=interaction.user.id
         )
         await reply(interaction, render_alert_channel(channel.id if channel else None))
+
+    @app_commands.command(
+        name="gallery",
+        description="The gallery channel for the best clips (leave out the channel: no gallery).",
+    )
+    @app_commands.describe(
+        channel="Where published clips go (leave out to turn the gallery off)",
+        mode="manual: a Publish button on public clips; auto: every public clip",
+    )
+    @app_commands.choices(
+        mode=[app_commands.Choice(name=m.value, value=m.value) for m in GalleryMode]
+    )
+    @moderator_only
+    async def gallery(
+        self,
+        interaction: discord.Interaction,
+        channel: discord.TextChannel | None = None,
+        mode: str = GalleryMode.MANUAL.value,
+    ) -> None:
+        services = self.bot.services
+        chosen = (channel.id, GalleryMode(mode)) if channel else None
+        await services.storage.gallery.set(
+            _guild_id(interaction), chosen, actor_id=interaction.user.id, now=services.clock.time()
+        )
+        await reply(interaction, render_gallery(chosen))
 
     @app_commands.command(
         name="history", description="The latest changes to limits and budgets: who, what, when."

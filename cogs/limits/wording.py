@@ -29,6 +29,7 @@ from services.limits import (
 )
 from services.models import AuditChange, AuditEntry, AuditValue, JobState, LimitOverride
 from services.periods import LimitSpec
+from services.storage.gallery import GalleryMode
 
 PROMPT_PREVIEW = 80
 ERROR_PREVIEW = 60
@@ -300,9 +301,19 @@ def _change_words(change: AuditChange, target: str) -> str:
     return f"set {noun} to {after}"
 
 
+def _gallery_change(detail: str) -> str:
+    """`set the gallery to <#5> (auto)` from the stored `5 auto`, or `turned the gallery off`."""
+    channel, _, mode = detail.partition(" ")
+    if not channel.isdigit():
+        return "turned the gallery off"
+    return f"set the gallery to <#{channel}> ({_oneline(mode, 20)})"
+
+
 def _history_line(entry: AuditEntry) -> str:
     changes = entry.changes
-    if changes:
+    if entry.action == "set_gallery":
+        what = _gallery_change(entry.detail)
+    elif changes:
         real = [c for c in changes if c.before != c.after] or list(changes[:1])
         what = " and ".join(_change_words(c, entry.target) for c in real)
     else:  # a row this version cannot read: show it as stored
@@ -341,3 +352,18 @@ def render_alert_channel(channel_id: int | None) -> str:
         "Moderator alerts (reached caps, a rejected Segmind key, exhausted credits) "
         f"now go to <#{channel_id}>."
     )
+
+
+def render_gallery(gallery: tuple[int, GalleryMode] | None) -> str:
+    """`/videolimit gallery`: where published clips now go, and how they get there."""
+    if gallery is None:
+        return "The gallery is off: no clip is published, and result cards carry no Publish."
+    channel_id, mode = gallery
+    if mode is GalleryMode.AUTO:
+        how = "every public clip is published there once it is delivered"
+    else:
+        how = (
+            "public clips (and private ones once shared) carry a Publish button for the "
+            "person who asked for them and for moderators"
+        )
+    return f"The gallery is now <#{channel_id}>, in {mode.value} mode: {how}."

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from cogs import words
+from cogs.gallery.publisher import GalleryPublisher, message_url
 from cogs.video import render
 from cogs.video.buttons import progress_view, result_view
 from cogs.video.messenger import Clip, JobMessenger, ResultMessage
@@ -24,6 +25,7 @@ from services.errors import BotError, GenerationFailed, SegmindBadRequest
 from services.failure_notices import StoredFailure
 from services.models import Job, Progress
 from services.runner_config import SEGMIND_RETENTION_SECONDS
+from services.storage.gallery import GalleryMode
 from services.throttle import EditThrottle
 
 if TYPE_CHECKING:
@@ -48,6 +50,7 @@ class JobPresenter:
         self.pace_channels(ChannelBudget(CHANNEL_WRITES, max(CHANNEL_WINDOW * pace, 0.001)))
         self._allowance: dict[int, str] = {}  # "$0.36 · 2 of 3 clips left today", per job
         self._background = bot.background
+        self.gallery = GalleryPublisher(bot)
 
     # --- what the starter tells it --------------------------------------------------------
 
@@ -103,12 +106,20 @@ class JobPresenter:
         # Segmind's link lives one hour; past that (a late restart) it is no fallback at all.
         age = self._services.clock.time() - (current.submitted_at or 0)
         link = current.video_url if age < SEGMIND_RETENTION_SECONDS else None
+        # Private clips reach the gallery only once shared, through the shared post.
+        gallery = None if current.private else await self.gallery.gallery_of(current.guild_id)
+        if gallery is not None:
+            self.gallery.keep_clip(current)  # the runner removes a delivered public clip
         result = ResultMessage(
             clip=Clip(Path(current.clip_path), link),
             content=render.result_content(current),
             link_content=render.result_content(current, link=current.video_url),
             embed=render.result_embed(current, allowance),
-            view=result_view(current, self._bot.custom_ids),
+            view=result_view(
+                current,
+                self._bot.custom_ids,
+                publish=gallery is not None and gallery.mode is GalleryMode.MANUAL,
+            ),
         )
         if current.private:
             # The private progress message becomes the clip: no progress edit may follow.
@@ -126,6 +137,12 @@ class JobPresenter:
         # Return at once so the runner records the delivery; the cosmetic "finished" edit
         # must not stand between a posted clip and its record (or a restart posts it twice).
         self._background.spawn(self._finish_progress(current, message_id))
+        if gallery is not None and gallery.mode is GalleryMode.AUTO:
+            back = None
+            if message_id is not None and not self.messenger.sent_by_dm(job.id):
+                back = message_url(current.guild_id, current.channel_id, message_id)
+            # After the runner records the delivery; a gallery failure never fails the job.
+            self._background.spawn(self.gallery.publish_when_delivered(current, back))
         return message_id
 
     async def on_failed(self, job: Job, error: BotError) -> None:

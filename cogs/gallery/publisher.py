@@ -1,0 +1,245 @@
+"""Publishing a clip to the server's gallery channel: at most once, ever, per clip.
+
+The clip's one post is claimed in the database before anything is sent and released only
+when the post surely failed, so a double click, a second process or a restart never posts
+it twice. A claim left by a crash mid-post stays claimed: the clip may then never reach
+the gallery, which is the price of never posting it twice.
+
+Public clips are removed from disk once delivered (they live on in Discord), so for a
+server with a gallery the presenter keeps a hard link (``gallery-<job>.mp4``) beside them
+until the clip is published; the runner's sweep drops it after the clips' retention, and
+Publish then says the clip is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+import discord
+
+from cogs.replies import reply
+from cogs.video import render
+from services.errors import BotError
+from services.models import Job
+from services.storage.gallery import Gallery, GalleryMode
+
+if TYPE_CHECKING:
+    from cogs.videobot import VideoBot
+
+log = logging.getLogger(__name__)
+
+# Discord's codes for a channel the bot cannot post in: missing access, missing
+# permissions, unknown channel.
+UNPOSTABLE_CODES = frozenset({50001, 50013, 10003})
+UNPOSTABLE = (
+    "I cannot post in this server's gallery channel, so nothing was published. "
+    "The moderators have been told."
+)
+AUTO_PUBLISH_WAIT_SECONDS = 30.0  # for the runner to record the delivery first
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """Where the clip's gallery post is."""
+
+    channel_id: int
+    message_id: int
+    jump_url: str
+
+
+def message_url(guild_id: int, channel_id: int, message_id: int) -> str:
+    return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
+
+
+def gallery_embed(job: Job, link: str | None) -> discord.Embed:
+    """The gallery post: the prompt shown literally, the seed, credit, a link back.
+
+    The requester is credited by a mention inside the embed, which never pings.
+    """
+    embed = discord.Embed(
+        title="From the gallery",
+        description=render.shown_text(job.request.prompt, render.PROMPT_SHOWN_IN_RESULT),
+        colour=render.COLOUR_DONE,
+    )
+    embed.add_field(name="Made by", value=f"<@{job.user_id}>")
+    embed.add_field(name="Seed", value=f"`{job.request.seed}`")
+    if link is not None:
+        embed.add_field(name="Original", value=f"[Jump to the video]({link})")
+    return embed
+
+
+class GalleryPublisher:
+    """Posts clips to gallery channels; reached by buttons through ``bot.presenter.gallery``."""
+
+    def __init__(self, bot: VideoBot) -> None:
+        self._bot = bot
+        # Gallery channels whose moderators were told that the bot cannot post there;
+        # forgotten after a post there succeeds, so a new breakage is told again.
+        self._told_unpostable: set[tuple[int, int]] = set()
+
+    async def gallery_of(self, guild_id: int) -> Gallery | None:
+        """The server's gallery; None when unset or unreadable (never fails a delivery)."""
+        try:
+            return await self._bot.services.storage.gallery.get(guild_id)
+        except Exception:
+            log.warning("guild=%s gallery setting could not be read", guild_id, exc_info=True)
+            return None
+
+    async def offers_publish(self, job: Job) -> bool:
+        """Whether the job's public card (or shared post) carries a Publish button."""
+        gallery = await self.gallery_of(job.guild_id)
+        return gallery is not None and gallery.mode is GalleryMode.MANUAL
+
+    def kept_path(self, job: Job) -> Path:
+        return self._bot.services.clips.directory / f"gallery-{job.id}.mp4"
+
+    def keep_clip(self, job: Job) -> None:
+        """Keep a public clip for the gallery past its delivery (a hard link: no copy)."""
+        if job.clip_path is None:
+            return
+        kept = self.kept_path(job)
+        try:
+            os.link(job.clip_path, kept)
+        except FileExistsError:
+            pass  # a retried delivery
+        except OSError as error:
+            log.warning("job=%s clip could not be kept for the gallery: %s", job.id, error)
+
+    def _source(self, job: Job) -> Path | None:
+        for path in (job.clip_path, self.kept_path(job)):
+            if path and Path(path).is_file():
+                return Path(path)
+        return None
+
+    async def publish(self, job: Job, *, by: int, link: str | None) -> Published:
+        """Post the clip to its server's gallery, once ever; raises BotError saying why not."""
+        services = self._bot.services
+        gallery = await services.storage.gallery.get(job.guild_id)
+        if gallery is None:
+            raise BotError("This server has no gallery channel (any more).")
+        guild = self._bot.get_guild(job.guild_id)
+        channel = guild.get_channel(gallery.channel_id) if guild else None
+        if guild is None or not isinstance(channel, discord.TextChannel):
+            self._tell_unpostable(job.guild_id, gallery.channel_id, gone=True)
+            raise BotError(UNPOSTABLE)
+        earlier = await services.storage.gallery.post_of(job.id)
+        if earlier is not None:
+            raise BotError(self._already(job, earlier.channel_id, earlier.message_id))
+        source = self._source(job)
+        if source is None:
+            raise BotError(render.clip_gone(job))
+        if not await services.storage.gallery.claim(
+            job.id, job.guild_id, channel.id, by=by, now=services.clock.time()
+        ):
+            raise BotError(self._already(job, None, None))
+        try:
+            message = await self._post(job, channel, source, guild.filesize_limit, link)
+        except BaseException:
+            await asyncio.shield(services.storage.gallery.release(job.id))
+            raise
+        await services.storage.gallery.posted(job.id, message.id)
+        self._told_unpostable.discard((job.guild_id, channel.id))
+        services.clips.remove(self.kept_path(job))
+        log.info("job=%s published to gallery channel=%s by user=%s", job.id, channel.id, by)
+        return Published(channel.id, message.id, message.jump_url)
+
+    async def _post(
+        self, job: Job, channel: discord.TextChannel, source: Path, limit: int, link: str | None
+    ) -> discord.Message:
+        path = await self._bot.services.clips.fit(job, limit, source=source)
+        if path is None:
+            raise BotError("This clip is too large for the gallery channel, even re-encoded.")
+        try:
+            return await channel.send(
+                embed=gallery_embed(job, link),
+                file=discord.File(path, filename=render.clip_filename(job)),
+                allowed_mentions=discord.AllowedMentions.none(),
+            )
+        except discord.HTTPException as error:
+            if error.code not in UNPOSTABLE_CODES:
+                raise
+            log.info(
+                "job=%s gallery channel=%s refused the post (code=%s)",
+                job.id,
+                channel.id,
+                error.code,
+            )
+            self._tell_unpostable(job.guild_id, channel.id, gone=error.code == 10003)
+            raise BotError(UNPOSTABLE) from error
+
+    def _already(self, job: Job, channel_id: int | None, message_id: int | None) -> str:
+        if channel_id is None or message_id is None:
+            return "This video is already in the gallery (or on its way there)."
+        url = message_url(job.guild_id, channel_id, message_id)
+        return f"This video is already in the gallery: {url}"
+
+    def _tell_unpostable(self, guild_id: int, channel_id: int, *, gone: bool) -> None:
+        """Tell the moderators once that the gallery channel cannot take posts."""
+        if (guild_id, channel_id) in self._told_unpostable:
+            return
+        guild = self._bot.get_guild(guild_id)
+        if guild is None:
+            return
+        self._told_unpostable.add((guild_id, channel_id))
+        problem = (
+            "no longer exists"
+            if gone
+            else "does not let me post (I need View Channel, Send Messages, Attach Files "
+            "and Embed Links there)"
+        )
+        self._bot.alerts.send(
+            guild,
+            f"The gallery channel <#{channel_id}> {problem}, so no clip can be published. "
+            "Fix it, or choose another channel with `/videolimit gallery`.",
+        )
+
+    async def publish_when_delivered(self, job: Job, link: str | None) -> None:
+        """Auto mode: publish a public clip once the runner has recorded its delivery.
+
+        Runs in the background: the delivery never waits on the gallery, and a gallery
+        that fails is only logged (and told to moderators), never the job's failure.
+        """
+        storage = self._bot.services.storage
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + AUTO_PUBLISH_WAIT_SECONDS
+        while True:
+            current = await storage.jobs.get(job.id)
+            if current is None or (current.state.is_terminal and current.result_message_id is None):
+                return
+            if current.result_message_id is not None:
+                break
+            if loop.time() > deadline:
+                log.info("job=%s delivery not recorded in time: not auto-published", job.id)
+                return
+            await asyncio.sleep(0.05)
+        bot_id = self._bot.user.id if self._bot.user else 0
+        with contextlib.suppress(BotError):
+            await self.publish(current, by=bot_id, link=link)
+
+
+def _link_back(interaction: discord.Interaction, job: Job) -> str | None:
+    """The public message the clip came from: the clicked card, else the job's record."""
+    clicked = interaction.message
+    if clicked is not None and clicked.guild is not None and not clicked.flags.ephemeral:
+        return message_url(job.guild_id, clicked.channel.id, clicked.id)
+    shown = job.shared_message_id if job.private else job.result_message_id
+    return message_url(job.guild_id, job.channel_id, shown) if shown else None
+
+
+async def publish_clicked(interaction: discord.Interaction, job: Job) -> None:
+    """The Publish button, once the clicker may publish: post, then say where, privately."""
+    if job.private and job.shared_at is None:
+        raise BotError("This video is private: share it in the channel first, then publish it.")
+    bot = cast("VideoBot", interaction.client)
+    published = await bot.presenter.gallery.publish(
+        job, by=interaction.user.id, link=_link_back(interaction, job)
+    )
+    await reply(
+        interaction, f"Published in <#{published.channel_id}>: {published.jump_url}", ephemeral=True
+    )
