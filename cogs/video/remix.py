@@ -289,6 +289,15 @@ async def _submit(
     )
     _may_remix(interaction, job)
     request, seed_given = request_from_form(values)
+    # Here, not at the top: reuse needs the buttons, and the buttons need this form.
+    from cogs.video import reuse
+
+    # A form sent back unchanged (its seed kept) asks for a clip made already: that one is
+    # shown instead of paying for a copy, as for `/video`.
+    if seed_given and await reuse.offer_earlier_clip(
+        bot, interaction, request, private=job.private
+    ):
+        return
     log.info("job=%s remixed by user=%s", job.id, interaction.user.id)
     await bot.starter.start(
         interaction,

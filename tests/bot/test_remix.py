@@ -18,6 +18,7 @@ from tests.bot.helpers import (
     answer,
     click,
     field,
+    has_button,
     running_bot,
     title,
     video,
@@ -161,6 +162,30 @@ async def test_an_unchanged_form_keeps_the_seed(
     await wait_for_clip(fake_discord, clip.channel_id, after=clip.id)
     await wait_idle(services.runner)
     assert simulator.submits[1]["seed"] == 99 and simulator.submits[1]["steps"] == 31
+
+
+async def test_a_form_sent_back_unchanged_offers_the_clip_and_spends_nothing(
+    bot, fake_discord: FakeDiscord, simulator: SegmindSimulator, services
+):
+    alice = fake_discord.world.member_named("alice")
+    bob = fake_discord.world.guild.add_member("bob")
+    clip = await clip_for(fake_discord, alice, {"prompt": "a lantern", "seed": 5})
+    opener = await click(fake_discord, clip, "remix", bob)
+
+    record = await submit(fake_discord, opener, {})
+    offer = await wait_for_reply(fake_discord, record, lambda m: has_button(m, "anew") is not None)
+
+    assert offer.ephemeral and offer.visible_to == {bob.id}
+    link = f"https://discord.com/channels/{fake_discord.world.guild.id}/{clip.channel_id}/{clip.id}"
+    assert link in offer.content and "nothing was spent" in offer.content
+    await wait_idle(services.runner)
+    assert len(simulator.submits) == 1
+
+    await click(fake_discord, offer, "anew", bob)  # and a fresh one, when bob insists
+    anew = await wait_for_clip(fake_discord, clip.channel_id, after=clip.id)
+    assert anew.pinged_user_ids == {bob.id}
+    await wait_idle(services.runner)
+    assert [s["seed"] for s in simulator.submits] == [5, 5]
 
 
 BAD_FIELDS = [
