@@ -3,7 +3,9 @@
 The clip's one post is claimed in the database before anything is sent and released only
 when the post surely failed, so a double click, a second process or a restart never posts
 it twice. A claim left by a crash mid-post stays claimed: the clip may then never reach
-the gallery, which is the price of never posting it twice.
+the gallery, which is the price of never posting it twice. In auto mode, a restart
+between a clip's delivery and its gallery post leaves it unpublished too (no sweep at
+start: auto-mode cards carry no Publish button, so such a clip stays out of the gallery).
 
 Public clips are removed from disk once delivered (they live on in Discord), so for a
 server with a gallery the presenter keeps a hard link (``gallery-<job>.mp4``) beside them
@@ -42,6 +44,10 @@ UNPOSTABLE = (
     "The moderators have been told."
 )
 AUTO_PUBLISH_WAIT_SECONDS = 30.0  # for the runner to record the delivery first
+
+
+class _Unsent(BotError):
+    """The gallery post surely did not go out; ``user_message`` says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,10 +144,19 @@ class GalleryPublisher:
             job.id, job.guild_id, channel.id, by=by, now=services.clock.time()
         ):
             raise BotError(self._already(job, None, None))
+        release = services.storage.gallery.release
         try:
-            message = await self._post(job, channel, source, guild.filesize_limit, link)
+            path = await services.clips.fit(job, guild.filesize_limit, source=source)
         except BaseException:
-            await asyncio.shield(services.storage.gallery.release(job.id))
+            await asyncio.shield(release(job.id))  # nothing was sent
+            raise
+        try:
+            if path is None:
+                raise _Unsent("This clip is too large for the gallery channel, even re-encoded.")
+            message = await self._send(job, channel, path, link)
+        except _Unsent:
+            # Surely not posted: the clip may be published later.
+            await asyncio.shield(release(job.id))
             raise
         await services.storage.gallery.posted(job.id, message.id)
         self._told_unpostable.discard((job.guild_id, channel.id))
@@ -149,12 +164,9 @@ class GalleryPublisher:
         log.info("job=%s published to gallery channel=%s by user=%s", job.id, channel.id, by)
         return Published(channel.id, message.id, message.jump_url)
 
-    async def _post(
-        self, job: Job, channel: discord.TextChannel, source: Path, limit: int, link: str | None
+    async def _send(
+        self, job: Job, channel: discord.TextChannel, path: Path, link: str | None
     ) -> discord.Message:
-        path = await self._bot.services.clips.fit(job, limit, source=source)
-        if path is None:
-            raise BotError("This clip is too large for the gallery channel, even re-encoded.")
         try:
             return await channel.send(
                 embed=gallery_embed(job, link),
@@ -162,7 +174,9 @@ class GalleryPublisher:
                 allowed_mentions=discord.AllowedMentions.none(),
             )
         except discord.HTTPException as error:
-            if error.code not in UNPOSTABLE_CODES:
+            # A 4xx is Discord refusing the post; a 5xx, a timeout or a cancel mid-upload
+            # may have posted it, so those keep the claim (at most once before at least once).
+            if error.status >= 500:
                 raise
             log.info(
                 "job=%s gallery channel=%s refused the post (code=%s)",
@@ -170,8 +184,12 @@ class GalleryPublisher:
                 channel.id,
                 error.code,
             )
+            if error.code not in UNPOSTABLE_CODES:
+                raise _Unsent(
+                    "Discord refused the gallery post. Please try again later."
+                ) from error
             self._tell_unpostable(job.guild_id, channel.id, gone=error.code == 10003)
-            raise BotError(UNPOSTABLE) from error
+            raise _Unsent(UNPOSTABLE) from error
 
     def _already(self, job: Job, channel_id: int | None, message_id: int | None) -> str:
         if channel_id is None or message_id is None:

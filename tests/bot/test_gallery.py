@@ -277,3 +277,23 @@ async def test_publish_after_the_clip_left_the_disk_says_so_and_posts_nothing(
 
     assert "no longer stored" in answer_.content
     assert gallery_posts(fake_discord) == []
+
+
+async def test_a_post_whose_answer_was_lost_is_never_posted_again(bot, fake_discord: FakeDiscord):
+    """Discord stored the post but answered 503: it may be there, so no second post."""
+    alice = fake_discord.world.member_named("alice")
+    mod = fake_discord.world.member_named("mod")
+    await set_gallery(fake_discord, mod, channel=showcase(fake_discord))
+    clip = await clip_for(fake_discord, alice, "a lost answer")
+    fake_discord.inject(
+        Fault.server_error(
+            f"POST /channels/{showcase(fake_discord).id}/messages", status=503, after_apply=True
+        )
+    )
+
+    first = await publish(fake_discord, clip, alice)
+    again = await publish(fake_discord, clip, alice)
+
+    assert "went wrong" in first.content
+    assert "already in the gallery" in again.content
+    assert len(gallery_posts(fake_discord)) == 1
