@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -192,7 +193,12 @@ async def test_deleted_progress_message_is_posted_again_once(
     clip = await wait_for_clip(fake_discord, record.channel_id)
     await job_when_idle(services)
 
-    progress = [m for m in fake_discord.channel_messages(record.channel_id) if m is not clip]
+    def progress_messages() -> list[Any]:
+        return [m for m in fake_discord.channel_messages(record.channel_id) if m is not clip]
+
+    # The progress message is tidied after the delivery is recorded, not before.
+    await fake_discord.wait_until(lambda: FINISHED in [title(m) for m in progress_messages()])
+    progress = progress_messages()
     assert [title(m) for m in progress] == [FINISHED], "one progress message, posted again"
     assert progress[0].id != original.id and progress[0].pinged_user_ids == frozenset()
     assert progress[0].edit_count >= 1, "the new message is edited in place"

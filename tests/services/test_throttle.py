@@ -88,3 +88,22 @@ async def test_a_failing_edit_does_not_break_later_ones():
     throttle.update("job", 2, rec.send("2"))
     await rec.wait_for(1)
     assert rec.sent[0][0] == "2"
+
+
+async def test_an_edit_under_way_finishes_before_the_final_message():
+    """Cut short, a repost of a deleted progress message would be lost to the final edit."""
+    throttle, rec = EditThrottle(INTERVAL), Recorder()
+    on_the_wire, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_edit() -> None:
+        on_the_wire.set()
+        await release.wait()
+        rec.sent.append(("edit", 0.0))
+
+    throttle.update("job", 1, slow_edit)
+    await on_the_wire.wait()
+    final = asyncio.create_task(throttle.final("job", rec.send("final")))
+    await asyncio.sleep(0)
+    release.set()
+    await final
+    assert [label for label, _ in rec.sent] == ["edit", "final"]
