@@ -68,7 +68,7 @@ def details_embeds(job: Job) -> list[discord.Embed]:
     card.add_field(name="Cost", value=cost(job))
     negative = discord.Embed(
         title="Negative prompt",
-        description=literal(request.negative_prompt) if request.negative_prompt else "(none)",
+        description=literal(request.negative_prompt) or "(none)",
         colour=COLOUR_QUIET,
     )
     negative.set_footer(text=f"Job #{job.id} · seed {request.seed}")
