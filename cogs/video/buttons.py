@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 import discord
 
 from cogs import words
+from cogs.gallery.publisher import publish_clicked
 from cogs.permissions import is_moderator
 from cogs.replies import reply
 from cogs.tree import describe_error, enter_log_context
-from cogs.video import render
+from cogs.video import render, reuse
 from cogs.video.custom_ids import CustomIds
+from cogs.video.details import send_details
+from cogs.video.remix import open_form
 from services import logcontext
 from services.errors import BotError
 from services.models import Job, JobState
@@ -68,6 +71,10 @@ class JobButton(
         "share": ("Share", discord.ButtonStyle.success, "📣"),
         "delete": ("Delete", discord.ButtonStyle.danger, None),
         "open": ("Show my video", discord.ButtonStyle.primary, "🔒"),
+        "details": ("Details", discord.ButtonStyle.secondary, "🔎"),
+        "remix": ("Remix", discord.ButtonStyle.secondary, "🎨"),
+        "publish": ("Publish", discord.ButtonStyle.success, "⭐"),
+        "anew": ("Make it anew", discord.ButtonStyle.primary, "🔁"),
     }
 
     def __init__(self, action: str, job_id: int, custom_id: str) -> None:
@@ -240,12 +247,43 @@ class JobButton(
             f"<@{job.user_id}> shared a video.",
             embed=embed,
             file=discord.File(path, filename=render.clip_filename(job)),
-            view=result_view(job, _bot(interaction).custom_ids, shared=True),
+            view=result_view(
+                job,
+                _bot(interaction).custom_ids,
+                shared=True,
+                publish=await _bot(interaction).presenter.gallery.offers_publish(job),
+            ),
             allowed_mentions=discord.AllowedMentions.none(),
             wait=True,
         )
         await interaction.edit_original_response(content="Shared in the channel.")
         return posted.id
+
+    async def _details(self, interaction: discord.Interaction) -> None:
+        # Answered first and privately: the lookup waits on SQLite, and the card (or a
+        # refusal) is for the clicker alone.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await send_details(interaction, await self._own_job(interaction))
+
+    async def _remix(self, interaction: discord.Interaction) -> None:
+        # The form must be the click's first answer: only the job lookup comes before it.
+        await open_form(interaction, self._own_job(interaction))
+
+    async def _publish(self, interaction: discord.Interaction) -> None:
+        # Answered first and privately: the post may wait on a re-encode, and a refusal
+        # (or where it was published) is for the clicker alone.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        job = await self._own_job(interaction)
+        await _owner_or_moderator(interaction, job, "publish")
+        await publish_clicked(interaction, job)
+
+    async def _anew(self, interaction: discord.Interaction) -> None:
+        bot = _bot(interaction)
+        # The lookup shares admission's time budget: acknowledged first if it is slow.
+        earlier = await bot.starter.in_time(
+            interaction, asyncio.ensure_future(self._own_job(interaction))
+        )
+        await reuse.make_anew(bot, interaction, earlier)
 
 
 async def _delete_clicked_message(interaction: discord.Interaction) -> None:
@@ -275,9 +313,16 @@ def notice_view(job: Job, ids: CustomIds) -> discord.ui.View:
     return view
 
 
-def result_view(job: Job, ids: CustomIds, *, shared: bool = False) -> discord.ui.View:
+def result_view(
+    job: Job, ids: CustomIds, *, shared: bool = False, publish: bool = False
+) -> discord.ui.View:
+    """The result card's buttons; ``publish`` when the server's gallery takes clips by hand."""
     view = discord.ui.View(timeout=None)
     view.add_item(JobButton.for_job("reroll", job.id, ids))
+    view.add_item(JobButton.for_job("remix", job.id, ids))
+    view.add_item(JobButton.for_job("details", job.id, ids))
+    if publish:
+        view.add_item(JobButton.for_job("publish", job.id, ids))
     if job.private and not shared:
         view.add_item(JobButton.for_job("share", job.id, ids))
     else:
