@@ -158,6 +158,8 @@ class VideoBot(commands.Bot):
         if not self._announced:
             self._announced = True
             log.info(start_line(self, self.services.settings, self.services.segmind.display_url))
+            # Needs the servers' channels, so after READY; in the background, like any post.
+            self.background.spawn(self.presenter.gallery.catch_up())
         # Servers the bot was in before ALLOWED_GUILDS was set (or changed) are left at start.
         for guild in list(self.guilds):
             await self._leave_unless_allowed(guild)

@@ -4,8 +4,8 @@ The clip's one post is claimed in the database before anything is sent and relea
 when the post surely failed, so a double click, a second process or a restart never posts
 it twice. A claim left by a crash mid-post stays claimed: the clip may then never reach
 the gallery, which is the price of never posting it twice. In auto mode, a restart
-between a clip's delivery and its gallery post leaves it unpublished too (no sweep at
-start: auto-mode cards carry no Publish button, so such a clip stays out of the gallery).
+between a clip's delivery and its gallery post is caught up at the next start
+(``catch_up``): the clip kept for the gallery is still there, unclaimed.
 
 Public clips are removed from disk once delivered (they live on in Discord), so for a
 server with a gallery the presenter keeps a hard link (``gallery-<job>.mp4``) beside them
@@ -239,6 +239,37 @@ class GalleryPublisher:
         bot_id = self._bot.user.id if self._bot.user else 0
         with contextlib.suppress(BotError):
             await self.publish(current, by=bot_id, link=link)
+
+    async def catch_up(self) -> int:
+        """Auto mode after a restart: publish delivered clips kept for the gallery but unposted.
+
+        A clip is kept (``gallery-<job>.mp4``) only for a server with a gallery, and the link
+        goes once it is published, so one left over is a delivery the last process did not
+        get to publish (or a manual-mode clip nobody published: those are left alone).
+        Returns how many were published.
+        """
+        storage = self._bot.services.storage
+        bot_id = self._bot.user.id if self._bot.user else 0
+        published = 0
+        for kept in sorted(self._bot.services.clips.directory.glob("gallery-*.mp4")):
+            number = kept.stem.removeprefix("gallery-")
+            job = await storage.jobs.get(int(number)) if number.isdigit() else None
+            if job is None or job.private or job.result_message_id is None:
+                continue  # not delivered yet: the resumed delivery publishes it
+            gallery = await self.gallery_of(job.guild_id)
+            if gallery is None or gallery.mode is not GalleryMode.AUTO:
+                continue
+            if await storage.gallery.post_of(job.id) is not None:
+                continue  # posted, or claimed by a post that may have gone out
+            link = message_url(job.guild_id, job.channel_id, job.result_message_id)
+            try:
+                await self.publish(job, by=bot_id, link=link)
+                published += 1
+            except BotError as refusal:
+                log.info("job=%s not published at start: %s", job.id, refusal.user_message)
+            except Exception:
+                log.warning("job=%s could not be published at start", job.id, exc_info=True)
+        return published
 
 
 def _link_back(interaction: discord.Interaction, job: Job) -> str | None:

@@ -297,3 +297,33 @@ async def test_a_post_whose_answer_was_lost_is_never_posted_again(bot, fake_disc
     assert "went wrong" in first.content
     assert "already in the gallery" in again.content
     assert len(gallery_posts(fake_discord)) == 1
+
+
+async def test_auto_mode_publishes_at_the_next_start_a_clip_it_could_not_publish_before(
+    fake_discord: FakeDiscord, bot_env, simulator: SegmindSimulator
+):
+    alice = fake_discord.world.member_named("alice")
+    mod = fake_discord.world.member_named("mod")
+    owner = fake_discord.world.owner
+    channel = showcase(fake_discord)
+    async with running_bot(bot_env, simulator, fake_discord) as first_bot:
+        await set_gallery(fake_discord, mod, channel=channel, mode="auto")
+        channel.deny(bot_member(fake_discord), Perm.SEND_MESSAGES)
+        clip = await clip_for(fake_discord, alice, "a comet the gallery missed")
+        # The auto-publish was tried and refused (the owner was told), then the bot stops.
+        await fake_discord.wait_until(
+            lambda: any("gallery channel" in m.content for m in fake_discord.dm_messages(owner)),
+            TIMEOUT,
+        )
+        await fake_discord.wait_until(lambda: len(first_bot.background) == 0, TIMEOUT)
+    assert gallery_posts(fake_discord) == []
+
+    channel.overwrites.clear()  # fixed while the bot was down
+    for _ in range(2):  # and a second start posts nothing more
+        async with running_bot(bot_env, simulator, fake_discord) as bot:
+            await fake_discord.wait_until(lambda: len(gallery_posts(fake_discord)) >= 1, TIMEOUT)
+            await fake_discord.wait_until(lambda: len(bot.background) == 0, TIMEOUT)
+
+    posts = gallery_posts(fake_discord)
+    assert len(posts) == 1 and posts[0].embeds[0]["description"] == "a comet the gallery missed"
+    assert f"/{clip.id})" in (field(posts[0], "Original") or "")
