@@ -134,6 +134,9 @@ class GalleryPublisher:
         if guild is None or not isinstance(channel, discord.TextChannel):
             self._tell_unpostable(job.guild_id, gallery.channel_id, gone=True)
             raise BotError(UNPOSTABLE)
+        hidden = _not_for_everyone(guild, job, channel)
+        if hidden is not None:
+            raise BotError(hidden)
         earlier = await services.storage.gallery.post_of(job.id)
         if earlier is not None:
             raise BotError(self._already(job, earlier.channel_id, earlier.message_id))
@@ -270,6 +273,37 @@ class GalleryPublisher:
             except Exception:
                 log.warning("job=%s could not be published at start", job.id, exc_info=True)
         return published
+
+
+def _not_for_everyone(
+    guild: discord.Guild, job: Job, gallery: discord.TextChannel
+) -> str | None:
+    """Why the clip's channel keeps it out of the gallery, or None when it may go there.
+
+    A clip made where not everyone may look (a staff channel, a private thread, an
+    age-restricted channel) was shown to those who can see it, not to the whole server:
+    the gallery would show it, its prompt and who made it to everyone else.
+    """
+    source = guild.get_channel_or_thread(job.channel_id)
+    if isinstance(source, discord.Thread):
+        if source.is_private():
+            return "This video was made in a private thread, so it stays out of the gallery."
+        source = source.parent
+    if source is None:
+        return "The channel this video was made in is gone, so it stays out of the gallery."
+    everyone_sees = source.permissions_for(guild.default_role).view_channel
+    # A member or role kept out by an overwrite would read it in the gallery all the same.
+    if not everyone_sees or any(o.pair()[1].view_channel for o in source.overwrites.values()):
+        return (
+            "This video was made in a channel not everyone can see, "
+            "so it stays out of the gallery."
+        )
+    if getattr(source, "nsfw", False) and not gallery.is_nsfw():
+        return (
+            "This video was made in an age-restricted channel, and the gallery is not one, "
+            "so it stays out of the gallery."
+        )
+    return None
 
 
 def _link_back(interaction: discord.Interaction, job: Job) -> str | None:
