@@ -32,6 +32,11 @@ def discord_timestamp(unix: float, style: str = "R") -> str:
     return f"<t:{math.ceil(unix)}:{style}>"
 
 
+def message_url(guild_id: int, channel_id: int, message_id: int) -> str:
+    """A link that opens a message in Discord (for those who can see its channel)."""
+    return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
+
+
 def format_usd(amount: float) -> str:
     return f"${amount:,.2f}"
 

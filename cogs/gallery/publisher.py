@@ -27,6 +27,7 @@ import discord
 
 from cogs.replies import reply
 from cogs.video import render
+from cogs.words import message_url
 from services.errors import BotError
 from services.models import Job
 from services.storage.gallery import Gallery, GalleryMode
@@ -57,10 +58,6 @@ class Published:
     channel_id: int
     message_id: int
     jump_url: str
-
-
-def message_url(guild_id: int, channel_id: int, message_id: int) -> str:
-    return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
 
 
 def gallery_embed(job: Job, link: str | None) -> discord.Embed:
@@ -275,9 +272,7 @@ class GalleryPublisher:
         return published
 
 
-def _not_for_everyone(
-    guild: discord.Guild, job: Job, gallery: discord.TextChannel
-) -> str | None:
+def _not_for_everyone(guild: discord.Guild, job: Job, gallery: discord.TextChannel) -> str | None:
     """Why the clip's channel keeps it out of the gallery, or None when it may go there.
 
     A clip made where not everyone may look (a staff channel, a private thread, an
@@ -295,8 +290,7 @@ def _not_for_everyone(
     # A member or role kept out by an overwrite would read it in the gallery all the same.
     if not everyone_sees or any(o.pair()[1].view_channel for o in source.overwrites.values()):
         return (
-            "This video was made in a channel not everyone can see, "
-            "so it stays out of the gallery."
+            "This video was made in a channel not everyone can see, so it stays out of the gallery."
         )
     if getattr(source, "nsfw", False) and not gallery.is_nsfw():
         return (

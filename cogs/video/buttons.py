@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 import discord
 
 from cogs import words
-from cogs.gallery.publisher import publish_clicked
+from cogs.gallery import publisher
 from cogs.permissions import is_moderator
 from cogs.replies import reply
 from cogs.tree import describe_error, enter_log_context
@@ -275,7 +275,7 @@ class JobButton(
         await interaction.response.defer(ephemeral=True, thinking=True)
         job = await self._own_job(interaction)
         await _owner_or_moderator(interaction, job, "publish")
-        await publish_clicked(interaction, job)
+        await publisher.publish_clicked(interaction, job)
 
     async def _anew(self, interaction: discord.Interaction) -> None:
         bot = _bot(interaction)

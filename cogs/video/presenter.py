@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from cogs import words
-from cogs.gallery.publisher import GalleryPublisher, message_url
+from cogs.gallery.publisher import GalleryPublisher
 from cogs.video import render
 from cogs.video.buttons import progress_view, result_view
 from cogs.video.messenger import Clip, JobMessenger, ResultMessage
@@ -140,7 +140,7 @@ class JobPresenter:
         if gallery is not None and gallery.mode is GalleryMode.AUTO:
             back = None
             if message_id is not None and not self.messenger.sent_by_dm(job.id):
-                back = message_url(current.guild_id, current.channel_id, message_id)
+                back = words.message_url(current.guild_id, current.channel_id, message_id)
             # After the runner records the delivery; a gallery failure never fails the job.
             self._background.spawn(self.gallery.publish_when_delivered(current, back))
         return message_id

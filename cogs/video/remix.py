@@ -19,6 +19,7 @@ import discord
 from cogs import words
 from cogs.replies import reply
 from cogs.tree import describe_error, enter_log_context
+from cogs.video import reuse
 from services import logcontext
 from services.errors import BotError, ValidationError
 from services.models import (
@@ -289,9 +290,6 @@ async def _submit(
     )
     _may_remix(interaction, job)
     request, seed_given = request_from_form(values)
-    # Here, not at the top: reuse needs the buttons, and the buttons need this form.
-    from cogs.video import reuse
-
     # A form sent back unchanged (its seed kept) asks for a clip made already: that one is
     # shown instead of paying for a copy, as for `/video`.
     if seed_given and await reuse.offer_earlier_clip(

@@ -17,6 +17,7 @@ import discord
 from cogs.replies import reply
 from cogs.video import buttons, render
 from cogs.video.custom_ids import CustomIds
+from cogs.words import message_url
 from services.errors import BotError
 from services.models import Job, VideoRequest
 from services.reuse import EarlierClip, anew_fingerprint, find_earlier_clip
@@ -37,10 +38,6 @@ ALREADY_MADE = (
     "so nothing was spent"
 )
 MAKE_IT_ANEW = "Press **Make it anew** to make a new one anyway; it counts like any other."
-
-
-def jump_url(guild_id: int, channel_id: int, message_id: int) -> str:
-    return f"https://discord.com/channels/{guild_id}/{channel_id}/{message_id}"
 
 
 def anew_view(job: Job, ids: CustomIds) -> discord.ui.View:
@@ -80,7 +77,7 @@ async def offer_earlier_clip(
     if earlier is None:
         return False
     if earlier.message_id is not None:
-        url = jump_url(interaction.guild_id, earlier.job.channel_id, earlier.message_id)
+        url = message_url(interaction.guild_id, earlier.job.channel_id, earlier.message_id)
         await reply(
             interaction,
             f"{ALREADY_MADE}: {url}\n{MAKE_IT_ANEW}",
