@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +110,9 @@ def _job_from_row(row: Row) -> Job:
 class JobStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        # RETURNING came with SQLite 3.35 (2021); with an older system library (some
+        # long-term distributions) an update reads the row back instead.
+        self.returning = sqlite3.sqlite_version_info >= (3, 35)
 
     async def insert(self, new: NewJob, *, tx: Executor | None = None) -> Job:
         """Store a job in QUEUED state; the returned Job carries its id."""
@@ -154,14 +158,17 @@ class JobStore:
             raise ValueError(f"not updatable: {sorted(unknown)}")
         values = {k: (v.value if isinstance(v, JobState) else v) for k, v in fields.items()}
         assignments = ", ".join(f"{name} = :{name}" for name in values)
-        rows = await self._db.change(
-            f"UPDATE jobs SET {assignments}, updated_at = :updated_at WHERE id = :id RETURNING *",
-            {**values, "updated_at": now, "id": job_id},
-            durable=durable,
-        )
-        if not rows:
+        sql = f"UPDATE jobs SET {assignments}, updated_at = :updated_at WHERE id = :id"
+        params = {**values, "updated_at": now, "id": job_id}
+        if self.returning:
+            rows = await self._db.change(sql + " RETURNING *", params, durable=durable)
+            job = _job_from_row(rows[0]) if rows else None
+        else:
+            await self._db.execute(sql, params, durable=durable)
+            job = await self.get(job_id)
+        if job is None:
             raise LookupError(f"job {job_id} does not exist")
-        return _job_from_row(rows[0])
+        return job
 
     async def claim_share(self, job_id: int, *, now: float) -> bool:
         """Mark a private clip shared unless it already is; True when this call marked it.

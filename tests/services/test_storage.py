@@ -418,3 +418,24 @@ async def test_the_delivered_request_lookup_reads_an_index_not_every_job(tmp_pat
         assert any("USING INDEX jobs_delivered_request" in plan for plan in plans), plans
     finally:
         await storage.close()
+
+
+@pytest.mark.parametrize("returning", [True, False], ids=["returning", "sqlite-before-3.35"])
+async def test_an_update_returns_the_job_as_stored_with_or_without_returning(
+    tmp_path: Path, returning: bool
+) -> None:
+    storage = await Storage.open(tmp_path / "bot.db")
+    storage.jobs.returning = returning
+    try:
+        job = await storage.jobs.insert(_new_job())
+        statements: list[str] = []
+        await storage.db.trace(statements.append)
+        updated = await storage.jobs.update(job.id, now=2.0, state="submitting", durable=True)
+        await storage.db.trace(None)
+        assert any("RETURNING" in sql for sql in statements) == returning
+        assert updated == await storage.jobs.get(job.id)
+        assert updated.state.value == "submitting"
+        with pytest.raises(LookupError):
+            await storage.jobs.update(job.id + 1, now=3.0, state="failed")
+    finally:
+        await storage.close()
