@@ -107,4 +107,13 @@ def _carries_clip(message: discord.Message, job: Job, marks: set[str]) -> bool:
         for child in getattr(row, "children", ())
     }
     names = {attachment.filename for attachment in message.attachments}
-    return bool(ids & marks) or render.clip_filename(job) in names
+    return bool(ids & marks) or not names.isdisjoint(_clip_names(job))
+
+
+def _clip_names(job: Job) -> set[str]:
+    """The names the clip may carry: today's, and the one a bot before the upgrade gave it.
+
+    A post made by the older bot and never recorded (a crash) is otherwise posted again by
+    the new one; in a DM the name is all that marks it.
+    """
+    return {render.clip_filename(job), f"video-{job.id}.mp4"}
