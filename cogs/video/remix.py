@@ -57,7 +57,9 @@ SEED_LABEL = "Seed (empty for a random one)"
 # "49 at 8", "49 @ 8", "49, 8", "49 8"; "45, 6", "45 6.5". ASCII digits only: int() would
 # take other scripts' digits too, and a form is no place for surprises.
 _FRAMES_TEXT = re.compile(r"\s*([0-9]{1,4})\s*(?:at|@|,|/|\s)\s*([0-9]{1,4})\s*", re.IGNORECASE)
-_TUNING_TEXT = re.compile(r"\s*([0-9]{1,4})\s*(?:,|;|/|\s)\s*([0-9]{1,4}(?:\.[0-9]{1,6})?)\s*")
+# Up to 17 decimals: the form is prefilled with the guidance's exact repr (17 significant
+# digits at most), and a form sent back unchanged must read as the clip it came from.
+_TUNING_TEXT = re.compile(r"\s*([0-9]{1,4})\s*(?:,|;|/|\s)\s*([0-9]{1,4}(?:\.[0-9]{1,17})?)\s*")
 _SEED_TEXT = re.compile(r"\s*([0-9]{1,16})\s*")
 
 

@@ -158,3 +158,21 @@ def test_the_same_submission_twice_is_one_request_and_another_is_not():
     # A seed left empty is drawn anew each time: two such submissions are still the same.
     unseeded = remix.remix_fingerprint(12, request, private=False, seed_given=False)
     assert unseeded == remix.remix_fingerprint(12, other, private=False, seed_given=False)
+
+
+# The last has 17 significant digits, the most a float's repr writes.
+@pytest.mark.parametrize("guidance", [6.1234567, 5.000000000000001, 7.7070623639674825])
+def test_a_form_sent_back_unchanged_asks_for_the_clip_it_came_from(guidance):
+    job = make_job(guidance_scale=guidance, seed=7)
+    shown = {str(item["custom_id"]): str(item.get("value", "")) for item in inputs_of(form_of(job))}
+
+    request, seed_given = remix.request_from_form(shown)
+
+    assert seed_given and request == job.request
+
+
+def test_guidance_written_as_precisely_as_the_form_shows_it_is_still_range_checked():
+    with pytest.raises(ValidationError) as refused:
+        remix.request_from_form({**FILLED, "tuning": "45, 10.0000000000000018"})
+
+    assert "guidance must be 5 to 10 (got 10.0000000000000018)" in refused.value.user_message
