@@ -104,6 +104,11 @@ class EditThrottle:
                     await send()
                 except Exception:
                     log.warning("progress edit for %s failed", key, exc_info=True)
+                    # Not shown after all: the next update with this state is sent again (a
+                    # progress key may not change for minutes). The attempt still counts
+                    # for the interval.
+                    if slot.shown == shown:
+                        slot.shown = None
         except asyncio.CancelledError:
             pass
 

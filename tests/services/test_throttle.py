@@ -107,3 +107,23 @@ async def test_an_edit_under_way_finishes_before_the_final_message():
     release.set()
     await final
     assert [label for label, _ in rec.sent] == ["edit", "final"]
+
+
+async def test_a_state_whose_edit_failed_is_sent_again_after_the_interval():
+    """Progress keys change rarely (a bar cell): a failed edit must not leave it stale."""
+    throttle, rec = EditThrottle(INTERVAL), Recorder()
+    tried = asyncio.Event()
+    failed_at = 0.0
+
+    async def boom() -> None:
+        nonlocal failed_at
+        failed_at = asyncio.get_running_loop().time()
+        tried.set()
+        raise RuntimeError("discord is down")
+
+    throttle.update("job", "half done", boom)
+    await asyncio.wait_for(tried.wait(), 5)
+    throttle.update("job", "half done", rec.send("half done"))
+    await rec.wait_for(1)
+    assert [label for label, _ in rec.sent] == ["half done"]
+    assert rec.sent[0][1] - failed_at >= INTERVAL * 0.95  # still no faster than the interval
