@@ -10,6 +10,7 @@ shown longest ago goes next, and the clip or a failure goes ahead of them all.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,36 @@ log = logging.getLogger(__name__)
 PRODUCTION_EDIT_INTERVAL = 5.0  # Timings' default: Discord's own window is as long
 
 
+class OutlookLatch:
+    """Once a job's progress said "almost done" or "taking longer", it never names a time again.
+
+    The forecast's conditional mean can jump out again when a job outlives the early mode
+    of a two-mode history; a member told "almost done" would then see a finish time minutes
+    away. Past "almost done" the job stays there until it is late, and late it stays.
+    """
+
+    def __init__(self) -> None:
+        self._late: dict[int, bool] = {}  # job id -> late (else "almost done") once said
+
+    def steady(self, progress: Progress) -> Progress:
+        """``progress`` as it may be shown, given what this job's progress said before."""
+        if progress.expected <= 0 or progress.elapsed <= 0:
+            return progress  # no end is shown before Segmind has started it
+        said = render.outlook(progress)
+        was_late = self._late.get(progress.job_id)
+        if was_late or said == render.LATE:
+            self._late[progress.job_id] = True
+            return progress if said == render.LATE else replace(progress, late=True)
+        if was_late is None and said is None:
+            return progress
+        self._late[progress.job_id] = False
+        # Under half a minute left in 4 cases of 5 is what "almost done" stands for.
+        return progress if said == render.ALMOST_DONE else replace(progress, likely_left=0.0)
+
+    def forget(self, job_id: int) -> None:
+        self._late.pop(job_id, None)
+
+
 class JobPresenter:
     """Implements ``JobListener`` for the Discord bot."""
 
@@ -49,6 +80,7 @@ class JobPresenter:
         pace = bot.timings.progress_edit_interval / PRODUCTION_EDIT_INTERVAL
         self.pace_channels(ChannelBudget(CHANNEL_WRITES, max(CHANNEL_WINDOW * pace, 0.001)))
         self._allowance: dict[int, str] = {}  # "$0.36 · 2 of 3 clips left today", per job
+        self._outlooks = OutlookLatch()
         self._background = bot.background
         self.gallery = GalleryPublisher(bot)
 
@@ -59,6 +91,7 @@ class JobPresenter:
 
     def forget_allowance(self, job_id: int) -> None:
         self._allowance.pop(job_id, None)
+        self._outlooks.forget(job_id)
 
     def allowance_of(self, job: Job) -> str | None:
         """What admission said; after a restart only the stored price is known."""
@@ -80,6 +113,7 @@ class JobPresenter:
 
     async def on_progress(self, job: Job, progress: Progress) -> None:
         allowance = self.allowance_of(job)
+        progress = self._outlooks.steady(progress)
 
         async def send() -> None:
             current = await self._current(job)
@@ -130,10 +164,12 @@ class JobPresenter:
 
             await self._throttle.final(job.id, replace_progress)
             self._allowance.pop(job.id, None)
+            self._outlooks.forget(job.id)
             self.messenger.forget(job.id)
             return posted[0]
         message_id = await self.messenger.send_result(current, result)
         self._allowance.pop(job.id, None)
+        self._outlooks.forget(job.id)
         # Return at once so the runner records the delivery; the cosmetic "finished" edit
         # must not stand between a posted clip and its record (or a restart posts it twice).
         self._background.spawn(self._finish_progress(current, message_id))
@@ -147,6 +183,7 @@ class JobPresenter:
 
     async def on_failed(self, job: Job, error: BotError) -> None:
         self._allowance.pop(job.id, None)
+        self._outlooks.forget(job.id)
         current = await self._current(job)
         reason = error.user_message
         if isinstance(error, (GenerationFailed, SegmindBadRequest, StoredFailure)):

@@ -68,6 +68,9 @@ def progress_bar(fraction: float) -> str:
     return "▰" * filled + "▱" * (BAR_CELLS - filled) + f" {filled * 100 // BAR_CELLS}%"
 
 
+ALMOST_DONE, LATE = "almost done", "taking longer than usual"
+
+
 def outlook(progress: Progress) -> str | None:
     """Which end the message names, by the same forecast as the bar (it learns from clips).
 
@@ -78,9 +81,9 @@ def outlook(progress: Progress) -> str | None:
     left = progress.expected - progress.elapsed
     likely_left = left if progress.likely_left is None else progress.likely_left
     if progress.late or left <= 0:
-        return "taking longer than usual"
+        return LATE
     if likely_left < 30:
-        return "almost done"
+        return ALMOST_DONE
     return None
 
 
