@@ -42,14 +42,21 @@ class OutlookLatch:
 
     The forecast's conditional mean can jump out again when a job outlives the early mode
     of a two-mode history; a member told "almost done" would then see a finish time minutes
-    away. Past "almost done" the job stays there until it is late, and late it stays.
+    away. Past "almost done" the job stays there until it is late, and late it stays. For
+    the same reason the bar never moves back: it shows the furthest it has been.
     """
 
     def __init__(self) -> None:
         self._late: dict[int, bool] = {}  # job id -> late (else "almost done") once said
+        self._furthest: dict[int, float] = {}  # job id -> the fullest bar shown
 
     def steady(self, progress: Progress) -> Progress:
         """``progress`` as it may be shown, given what this job's progress said before."""
+        furthest = max(progress.fraction, self._furthest.get(progress.job_id, 0.0))
+        self._furthest[progress.job_id] = furthest
+        return self._said(replace(progress, fraction=furthest))
+
+    def _said(self, progress: Progress) -> Progress:
         if progress.expected <= 0 or progress.elapsed <= 0:
             return progress  # no end is shown before Segmind has started it
         said = render.outlook(progress)
@@ -65,6 +72,7 @@ class OutlookLatch:
 
     def forget(self, job_id: int) -> None:
         self._late.pop(job_id, None)
+        self._furthest.pop(job_id, None)
 
 
 class JobPresenter:

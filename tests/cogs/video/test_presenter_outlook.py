@@ -74,3 +74,14 @@ def test_nothing_is_latched_before_segmind_starts_or_after_the_job_ends():
     said(latch, at(80, 100, 20))
     latch.forget(JOB.id)
     assert said(latch, at(30, 300, 270)) == "Started <t:1000:R>, expected to finish <t:1300:R>"
+
+
+def test_the_bar_never_moves_back_when_the_forecast_jumps_out():
+    latch = OutlookLatch()
+    shown = [
+        render.bar_cells(latch.steady(at(elapsed, expected)).fraction)
+        for elapsed, expected in ((100, 125), (110, 300), (150, 300), (290, 300))
+    ]
+    assert shown == sorted(shown) and shown[1] == shown[0] == 8
+    latch.forget(7)
+    assert render.bar_cells(latch.steady(at(30, 300)).fraction) == 1
