@@ -285,6 +285,8 @@ class Job:
     shared_at: float | None = None  # when a private clip was shared in its channel
     shared_message_id: int | None = None  # the shared post, whose buttons act on this job
     failure_notice_due: float | None = None  # ended without a clip; the member not yet told
+    result_deleted_at: float | None = None  # its public result post deleted by Delete
+    shared_deleted_at: float | None = None  # its shared post deleted by Delete
 
     @property
     def counts_toward_limit(self) -> bool:

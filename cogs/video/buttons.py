@@ -182,6 +182,20 @@ class JobButton(
             await reply(interaction, "I could not delete that message.", ephemeral=True)
         else:
             log.info("job=%s result deleted by user=%s", job.id, interaction.user.id)
+            # Recorded so that "already made" no longer points anyone at the deleted post.
+            bot = _bot(interaction)
+            assert interaction.message is not None  # checked by _clicked_on_own_message
+            job = (
+                await bot.services.storage.jobs.mark_post_deleted(
+                    job.id, interaction.message.id, now=bot.services.clock.time()
+                )
+                or job
+            )
+            try:
+                # Deleted by its maker or a moderator: the gallery does not keep showing it.
+                await bot.presenter.gallery.take_down(job)
+            except Exception:
+                log.warning("job=%s gallery post not taken down", job.id, exc_info=True)
 
     async def _open(self, interaction: discord.Interaction) -> None:
         """The requester's private clip, shown to them alone (the notice is public)."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import discord
@@ -70,6 +72,7 @@ async def offer_earlier_clip(
             guild_id=interaction.guild_id,
             user_id=interaction.user.id,
             request=request,
+            may_offer=_offerable_to(interaction),
         )
     )
     # A local lookup, but the database may be busy: acknowledged privately first if slow.
@@ -90,6 +93,55 @@ async def offer_earlier_clip(
         "job=%s offered again to user=%s instead of a new clip", earlier.job.id, interaction.user.id
     )
     return True
+
+
+def _offerable_to(interaction: discord.Interaction) -> Callable[[Job], bool]:
+    """Which earlier clips may be shown to the member asking: what storage cannot judge."""
+    guild, member = interaction.guild, interaction.user
+    if guild is None or not isinstance(member, discord.Member):
+        return lambda job: False  # no channel permissions to check against: make it anew
+
+    def may_offer(job: Job) -> bool:
+        if not _may_view_channel(guild, member, job):
+            return False
+        # Someone else's shared private clip: its post may show its request cut short, and
+        # a match on the whole request would confirm a guess at the part left hidden.
+        return not job.private or job.user_id == member.id or _shown_in_full(job)
+
+    return may_offer
+
+
+def _may_view_channel(guild: discord.Guild, member: discord.Member, job: Job) -> bool:
+    """Whether ``member`` sees the job's channel: a link into one they cannot would reveal
+    that it exists (its id), and open nothing for them."""
+    channel = guild.get_channel_or_thread(job.channel_id)
+    if channel is None:
+        return False  # gone (or a thread not in the cache): nothing to point at
+    try:
+        permissions = channel.permissions_for(member)
+    except discord.ClientException:
+        return False  # a thread whose parent is not cached: its permissions are unknown
+    if not permissions.view_channel:
+        return False
+    if isinstance(channel, discord.Thread) and channel.is_private():
+        # Seeing the parent is not enough: a private thread shows only to those in it,
+        # which the cache does not reliably know; its requester and thread managers do.
+        return member.id == job.user_id or permissions.manage_threads
+    return True
+
+
+def _shown_in_full(job: Job) -> bool:
+    """Whether the shared post, as render draws it, shows the prompt and negative prompt uncut."""
+    embed = render.result_embed(job)
+    negative = {field.name: field.value for field in embed.fields}.get("Negative prompt")
+    request = job.request
+    return embed.description == _uncut(request.prompt) and negative == (
+        _uncut(request.negative_prompt) or "(none)"
+    )
+
+
+def _uncut(text: str) -> str:
+    return render.shown_text(text, sys.maxsize)
 
 
 async def _show_own_clip(

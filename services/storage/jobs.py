@@ -104,6 +104,8 @@ def _job_from_row(row: Row) -> Job:
         shared_at=row["shared_at"],
         shared_message_id=row["shared_message_id"],
         failure_notice_due=row["failure_notice_due"],
+        result_deleted_at=row["result_deleted_at"],
+        shared_deleted_at=row["shared_deleted_at"],
     )
 
 
@@ -298,18 +300,43 @@ class JobStore:
         self, guild_id: int, request: VideoRequest, *, viewer_id: int, limit: int = 5
     ) -> list[Job]:
         """The server's delivered clips of exactly ``request``, newest first, that ``viewer_id``
-        may see: public ones, shared ones, and the viewer's own private ones.
+        may see: public ones and shared ones whose post is not deleted, and the viewer's own
+        private ones.
 
         Identity is the stored request, every parameter and the seed: the JSON is written
         here as ``insert`` writes it, so equal requests are equal text.
         """
         # The state is written out, not bound: only then can SQLite use the partial index
-        # jobs_delivered_request (migration 0008).
+        # jobs_delivered_request (migration 0008). Deleted posts are left out here, not by
+        # the caller, so that ``limit`` counts clips that can still be offered.
         rows = await self._db.fetchall(
             "SELECT * FROM jobs WHERE guild_id = ? AND state = 'delivered' AND request_json = ?"
             " AND result_message_id IS NOT NULL"
-            " AND (private = 0 OR shared_message_id IS NOT NULL OR user_id = ?)"
+            " AND (private = 0 AND result_deleted_at IS NULL"
+            " OR private = 1 AND shared_message_id IS NOT NULL AND shared_deleted_at IS NULL"
+            " OR private = 1 AND user_id = ?)"
             " ORDER BY id DESC LIMIT ?",
             (guild_id, json.dumps(request.to_payload()), viewer_id, limit),
         )
         return [_job_from_row(row) for row in rows]
+
+    async def mark_post_deleted(self, job_id: int, message_id: int, *, now: float) -> Job | None:
+        """Record that ``message_id``, the job's result or shared post, was deleted.
+
+        Whichever of the two it is gets its time, in one statement; any other message
+        (a progress message, an old copy) changes nothing. None when the job is unknown.
+        """
+        sql = (
+            "UPDATE jobs SET"
+            " result_deleted_at = CASE WHEN result_message_id = :message"
+            " THEN COALESCE(result_deleted_at, :now) ELSE result_deleted_at END,"
+            " shared_deleted_at = CASE WHEN shared_message_id = :message"
+            " THEN COALESCE(shared_deleted_at, :now) ELSE shared_deleted_at END,"
+            " updated_at = :now WHERE id = :id"
+        )
+        params = {"message": message_id, "now": now, "id": job_id}
+        if self.returning:
+            rows = await self._db.change(sql + " RETURNING *", params)
+            return _job_from_row(rows[0]) if rows else None
+        await self._db.execute(sql, params)
+        return await self.get(job_id)

@@ -3,10 +3,12 @@ with that clip, and "Make it anew" is the way to pay for a fresh one (issue 12.4
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
+from cogs.video.render import PROMPT_SHOWN_IN_RESULT
 from services.app import Services
 from services.simulator import FAIL_MARKER, SegmindSimulator
 from tests.bot.conftest import SAMPLE
@@ -14,6 +16,7 @@ from tests.bot.helpers import (
     CHANNEL_MESSAGE,
     FAILED,
     MAKING,
+    TIMEOUT,
     answer,
     click,
     has_button,
@@ -24,16 +27,29 @@ from tests.bot.helpers import (
     wait_for_title,
     wait_idle,
 )
-from tests.fakediscord import FakeDiscord, FakeMember, StoredMessage
+from tests.fakediscord import FakeChannel, FakeDiscord, FakeMember, FakeWorld, Perm, StoredMessage
 
 SEEDED = {"prompt": "a lighthouse in a storm", "seed": 1234, "steps": 30}
 
 
+@pytest.fixture
+def fake_world() -> FakeWorld:
+    """The default world, bob, and #staff that bob may not see."""
+    world = FakeWorld.default()
+    staff = world.guild.add_text_channel("staff")
+    staff.deny(world.guild.add_member("bob"), Perm.VIEW_CHANNEL)
+    return world
+
+
 async def delivered(
-    fake: FakeDiscord, services: Services, member: FakeMember, options: dict[str, Any]
+    fake: FakeDiscord,
+    services: Services,
+    member: FakeMember,
+    options: dict[str, Any],
+    **dispatch: Any,
 ) -> StoredMessage:
     """``member``'s clip for ``options``, once the bot has recorded it as delivered."""
-    record = await video(fake, member, options)
+    record = await video(fake, member, options, **dispatch)
     clip = (
         await wait_for_reply(fake, record, lambda m: bool(m.attachments))
         if options.get("private")
@@ -61,7 +77,7 @@ async def test_an_identical_seeded_request_gets_the_delivered_clip_and_spends_no
     bot, fake_discord: FakeDiscord, services: Services, simulator: SegmindSimulator
 ):
     alice = fake_discord.world.member_named("alice")
-    bob = fake_discord.world.guild.add_member("bob")
+    bob = fake_discord.world.member_named("bob")
     clip = await delivered(fake_discord, services, alice, SEEDED)
 
     record = await video(fake_discord, bob, dict(SEEDED))
@@ -102,7 +118,7 @@ async def test_make_it_anew_submits_exactly_once_even_when_double_clicked(
     bot, fake_discord: FakeDiscord, services: Services, simulator: SegmindSimulator
 ):
     alice = fake_discord.world.member_named("alice")
-    bob = fake_discord.world.guild.add_member("bob")
+    bob = fake_discord.world.member_named("bob")
     clip = await delivered(fake_discord, services, alice, SEEDED)
     reused = await offer(fake_discord, bob, SEEDED)
 
@@ -143,7 +159,7 @@ async def test_make_it_anew_keeps_the_privacy_the_member_asked_for(
     bot, fake_discord: FakeDiscord, services: Services, simulator: SegmindSimulator
 ):
     alice = fake_discord.world.member_named("alice")
-    bob = fake_discord.world.guild.add_member("bob")
+    bob = fake_discord.world.member_named("bob")
     await delivered(fake_discord, services, alice, SEEDED)
     reused = await offer(fake_discord, bob, {**SEEDED, "private": True})
 
@@ -205,7 +221,7 @@ async def test_someone_elses_private_clip_is_never_offered_until_shared(
     bot, fake_discord: FakeDiscord, services: Services, simulator: SegmindSimulator
 ):
     alice = fake_discord.world.member_named("alice")
-    bob = fake_discord.world.guild.add_member("bob")
+    bob = fake_discord.world.member_named("bob")
     carol = fake_discord.world.guild.add_member("carol")
     private = await delivered(fake_discord, services, alice, {**SEEDED, "private": True})
 
@@ -233,7 +249,7 @@ async def test_a_shared_private_clip_is_offered_by_its_shared_post(
     bot, fake_discord: FakeDiscord, services: Services, simulator: SegmindSimulator
 ):
     alice = fake_discord.world.member_named("alice")
-    bob = fake_discord.world.guild.add_member("bob")
+    bob = fake_discord.world.member_named("bob")
     private = await delivered(fake_discord, services, alice, {**SEEDED, "private": True})
     share = await click(fake_discord, private, "share", alice)
     shared = await wait_for_reply(fake_discord, share, lambda m: bool(m.attachments))
@@ -289,4 +305,128 @@ async def test_a_failed_clip_is_not_offered(
     await wait_for_title(fake_discord, second.original_message_id or 0, FAILED)
 
     assert not has_button(answer(fake_discord, second), "anew")
+    assert len(simulator.submits) == 2
+
+
+def staff(fake: FakeDiscord) -> FakeChannel:
+    return next(c for c in fake.world.guild.channels if c.name == "staff")
+
+
+def job_id_of(message: StoredMessage, action: str) -> int:
+    custom_id = has_button(message, action)
+    assert custom_id is not None
+    return int(custom_id.split(":")[2])
+
+
+async def made_anew(
+    fake: FakeDiscord, services: Services, member: FakeMember, options: dict[str, Any]
+) -> StoredMessage:
+    """``member``'s own new clip for ``options``, asked for in #general; never an offer."""
+    record = await video(fake, member, options)
+    first = await wait_for_reply(fake, record, lambda m: True)
+    assert not has_button(first, "anew"), first.content
+    clip = await wait_for_clip(
+        fake, record.channel_id, viewer=member, after=record.original_message_id or 0
+    )
+    await wait_idle(services.runner)
+    return clip
+
+
+async def test_a_clip_in_a_channel_the_asker_cannot_see_is_not_offered(
+    bot, fake_discord: FakeDiscord, services: Services, simulator: SegmindSimulator
+):
+    alice = fake_discord.world.member_named("alice")
+    bob = fake_discord.world.member_named("bob")
+    hidden = await delivered(fake_discord, services, alice, SEEDED, channel=staff(fake_discord))
+    assert hidden.channel_id == staff(fake_discord).id
+
+    bobs = await made_anew(fake_discord, services, bob, SEEDED)
+
+    assert str(hidden.channel_id) not in bobs.content
+    assert len(simulator.submits) == 2  # bob's own: #staff's clip is not his to be shown
+    # alice, who sees #staff, is still pointed at it.
+    reused = await offer(fake_discord, alice, SEEDED)
+    assert jump_url(fake_discord, hidden) in reused.content or (
+        jump_url(fake_discord, bobs) in reused.content
+    )
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        {"prompt": ("a lighthouse in a storm " * (PROMPT_SHOWN_IN_RESULT // 20)).strip()},
+        {"negative_prompt": "blur, " + "noise " * 100},
+    ],
+    ids=["prompt", "negative_prompt"],
+)
+async def test_a_shared_clip_whose_post_cuts_its_request_short_is_not_offered_to_others(
+    bot,
+    fake_discord: FakeDiscord,
+    services: Services,
+    simulator: SegmindSimulator,
+    cut: dict[str, Any],
+):
+    """Matching the whole request would confirm a guess at what the shared post leaves out."""
+    alice = fake_discord.world.member_named("alice")
+    bob = fake_discord.world.member_named("bob")
+    options = {**SEEDED, **cut}
+    private = await delivered(fake_discord, services, alice, {**options, "private": True})
+    share = await click(fake_discord, private, "share", alice)
+    shared = await wait_for_reply(fake_discord, share, lambda m: bool(m.attachments))
+    await wait_idle(services.runner)
+
+    bobs = await made_anew(fake_discord, services, bob, options)
+
+    assert str(shared.id) not in bobs.content
+    assert len(simulator.submits) == 2
+
+
+async def wait_deleted(services: Services, job_id: int) -> None:
+    """Until the bot has recorded a deleted post of the job (after the message is gone)."""
+
+    async def recorded() -> None:
+        while True:
+            job = await services.storage.jobs.get(job_id)
+            assert job is not None
+            if job.result_deleted_at is not None or job.shared_deleted_at is not None:
+                return
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(recorded(), TIMEOUT)
+
+
+async def test_a_deleted_clip_is_not_offered(
+    bot, fake_discord: FakeDiscord, services: Services, simulator: SegmindSimulator
+):
+    alice = fake_discord.world.member_named("alice")
+    bob = fake_discord.world.member_named("bob")
+    clip = await delivered(fake_discord, services, alice, SEEDED)
+    await click(fake_discord, clip, "delete", alice)
+    await fake_discord.wait_until(lambda: clip.deleted, TIMEOUT)
+    await wait_deleted(services, job_id_of(clip, "delete"))
+
+    bobs = await made_anew(fake_discord, services, bob, SEEDED)
+
+    assert str(clip.id) not in bobs.content
+    assert len(simulator.submits) == 2  # one submit for bob: no dead link
+
+
+async def test_a_deleted_shared_post_is_not_offered_but_its_requester_gets_her_file(
+    bot, fake_discord: FakeDiscord, services: Services, simulator: SegmindSimulator
+):
+    alice = fake_discord.world.member_named("alice")
+    bob = fake_discord.world.member_named("bob")
+    private = await delivered(fake_discord, services, alice, {**SEEDED, "private": True})
+    share = await click(fake_discord, private, "share", alice)
+    shared = await wait_for_reply(fake_discord, share, lambda m: bool(m.attachments))
+    await click(fake_discord, shared, "delete", alice)
+    await fake_discord.wait_until(lambda: shared.deleted, TIMEOUT)
+    await wait_deleted(services, job_id_of(shared, "delete"))
+
+    mine = await offer(fake_discord, alice, {**SEEDED, "private": True})
+    assert [a.data for a in mine.attachments] == [SAMPLE]
+    assert len(simulator.submits) == 1
+
+    bobs = await made_anew(fake_discord, services, bob, SEEDED)
+    assert str(shared.id) not in bobs.content
     assert len(simulator.submits) == 2

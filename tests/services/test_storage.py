@@ -439,3 +439,54 @@ async def test_an_update_returns_the_job_as_stored_with_or_without_returning(
             await storage.jobs.update(job.id + 1, now=3.0, state="failed")
     finally:
         await storage.close()
+
+
+# --- a deleted post is not offered again (issue 12 review) ---------------------------------
+
+
+@pytest.mark.parametrize("returning", [True, False], ids=["returning", "sqlite-before-3.35"])
+async def test_a_deleted_post_is_recorded_on_the_post_it_was(
+    tmp_path: Path, returning: bool
+) -> None:
+    storage = await Storage.open(tmp_path / "bot.db")
+    storage.jobs.returning = returning
+    try:
+        job_id = await _delivered(storage, replace(_new_job(), private=True))
+        await storage.jobs.update(job_id, now=2000.0, shared_message_id=555)
+
+        unrelated = await storage.jobs.mark_post_deleted(job_id, 1, now=3000.0)
+        shared = await storage.jobs.mark_post_deleted(job_id, 555, now=4000.0)
+        result = await storage.jobs.mark_post_deleted(job_id, 900 + job_id, now=5000.0)
+
+        assert unrelated is not None and shared is not None and result is not None
+        assert (unrelated.result_deleted_at, unrelated.shared_deleted_at) == (None, None)
+        assert (shared.result_deleted_at, shared.shared_deleted_at) == (None, 4000.0)
+        assert (result.result_deleted_at, result.shared_deleted_at) == (5000.0, 4000.0)
+        assert await storage.jobs.get(job_id) == result
+        assert await storage.jobs.mark_post_deleted(job_id + 1, 555, now=6000.0) is None
+    finally:
+        await storage.close()
+
+
+async def test_a_clip_whose_post_was_deleted_is_not_found_by_others(tmp_path: Path) -> None:
+    storage = await Storage.open(tmp_path / "bot.db")
+    try:
+        jobs = storage.jobs
+        public = await _delivered(storage, _new_job(user_id=7))
+        private = await _delivered(storage, replace(_new_job(user_id=7), private=True))
+        await jobs.update(private, now=2000.0, shared_message_id=555)
+        request = _new_job().request
+        assert [j.id for j in await jobs.delivered_with_request(GUILD, request, viewer_id=8)] == [
+            private,
+            public,
+        ]
+
+        await jobs.mark_post_deleted(public, 900 + public, now=3000.0)
+        await jobs.mark_post_deleted(private, 555, now=3000.0)
+
+        assert await jobs.delivered_with_request(GUILD, request, viewer_id=8) == []
+        # Its requester can still be shown the stored file of her private clip.
+        mine = await jobs.delivered_with_request(GUILD, request, viewer_id=7)
+        assert [j.id for j in mine] == [private]
+    finally:
+        await storage.close()
