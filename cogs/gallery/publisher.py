@@ -9,8 +9,10 @@ between a clip's delivery and its gallery post is caught up at the next start
 
 Public clips are removed from disk once delivered (they live on in Discord), so for a
 server with a gallery the presenter keeps a hard link (``gallery-<job>.mp4``) beside them
-until the clip is published; the runner's sweep drops it after the clips' retention, and
-Publish then says the clip is gone.
+(a copy where the disk has no hard links) until the clip is published; the runner's sweep
+drops it after the clips' retention, and Publish then says the clip is gone. A clip
+deleted by its requester or a moderator is taken down (``take_down``): its post goes,
+and it is never posted again.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import discord
 
@@ -45,6 +48,10 @@ UNPOSTABLE = (
     "The moderators have been told."
 )
 AUTO_PUBLISH_WAIT_SECONDS = 30.0  # for the runner to record the delivery first
+# Not render.clip_gone: making it again with the same seed is no advice here (other
+# settings make another clip, and a moderator would pay for someone else's clip).
+CLIP_GONE = "This clip is no longer kept, so it can no longer be published."
+TAKEN_DOWN = "This video was deleted, so it stays out of the gallery."
 
 
 class _Unsent(BotError):
@@ -85,6 +92,9 @@ class GalleryPublisher:
         # Gallery channels whose moderators were told that the bot cannot post there;
         # forgotten after a post there succeeds, so a new breakage is told again.
         self._told_unpostable: set[tuple[int, int]] = set()
+        # Clips being copied for the gallery (where hard links fail), by job id: a publish
+        # or a take-down waits for its copy.
+        self._keeping: dict[int, asyncio.Task[None]] = {}
 
     async def gallery_of(self, guild_id: int) -> Gallery | None:
         """The server's gallery; None when unset or unreadable (never fails a delivery)."""
@@ -103,16 +113,42 @@ class GalleryPublisher:
         return self._bot.services.clips.directory / f"gallery-{job.id}.mp4"
 
     def keep_clip(self, job: Job) -> None:
-        """Keep a public clip for the gallery past its delivery (a hard link: no copy)."""
+        """Keep a public clip for the gallery past its delivery: a hard link, else a copy.
+
+        Some disks have no hard links (FAT, some network and FUSE mounts: EPERM, ENOTSUP,
+        EXDEV). The copy (tens of MiB) runs in a thread, off the event loop; the clip is
+        opened here first, so the runner removing it after the delivery cannot outrun it.
+        """
         if job.clip_path is None:
             return
         kept = self.kept_path(job)
         try:
             os.link(job.clip_path, kept)
+            return
         except FileExistsError:
-            pass  # a retried delivery
+            return  # a retried delivery
+        except OSError as error:
+            log.info("job=%s no hard link for the gallery (%s): copying", job.id, error)
+        try:
+            source = open(job.clip_path, "rb")  # noqa: SIM115 (closed by the copy)
         except OSError as error:
             log.warning("job=%s clip could not be kept for the gallery: %s", job.id, error)
+            return
+        task = self._bot.background.spawn(self._copy(job.id, source, kept))
+        self._keeping[job.id] = task
+        task.add_done_callback(lambda _: self._keeping.pop(job.id, None))
+
+    async def _copy(self, job_id: int, source: BinaryIO, kept: Path) -> None:
+        try:
+            await asyncio.to_thread(_copy_into, source, kept)
+        except OSError as error:
+            log.warning("job=%s clip could not be kept for the gallery: %s", job_id, error)
+
+    async def _kept(self, job: Job) -> None:
+        """Wait for the clip's copy for the gallery, if one is being made."""
+        copying = self._keeping.get(job.id)
+        if copying is not None:
+            await asyncio.shield(copying)
 
     def _source(self, job: Job) -> Path | None:
         for path in (job.clip_path, self.kept_path(job)):
@@ -123,23 +159,16 @@ class GalleryPublisher:
     async def publish(self, job: Job, *, by: int, link: str | None) -> Published:
         """Post the clip to its server's gallery, once ever; raises BotError saying why not."""
         services = self._bot.services
-        gallery = await services.storage.gallery.get(job.guild_id)
-        if gallery is None:
-            raise BotError("This server has no gallery channel (any more).")
-        guild = self._bot.get_guild(job.guild_id)
-        channel = guild.get_channel(gallery.channel_id) if guild else None
-        if guild is None or not isinstance(channel, discord.TextChannel):
-            self._tell_unpostable(job.guild_id, gallery.channel_id, gone=True)
-            raise BotError(UNPOSTABLE)
-        hidden = _not_for_everyone(guild, job, channel)
-        if hidden is not None:
-            raise BotError(hidden)
+        guild, channel = await self._gallery_channel(job)
         earlier = await services.storage.gallery.post_of(job.id)
+        if earlier is not None and earlier.taken_down:
+            raise BotError(TAKEN_DOWN)
         if earlier is not None:
             raise BotError(self._already(job, earlier.channel_id, earlier.message_id))
+        await self._kept(job)
         source = self._source(job)
         if source is None:
-            raise BotError(render.clip_gone(job))
+            raise BotError(CLIP_GONE)
         if not await services.storage.gallery.claim(
             job.id, job.guild_id, channel.id, by=by, now=services.clock.time()
         ):
@@ -147,6 +176,10 @@ class GalleryPublisher:
         release = services.storage.gallery.release
         try:
             path = await services.clips.fit(job, guild.filesize_limit, source=source)
+        except OSError as error:
+            await asyncio.shield(release(job.id))  # swept (or taken down) since it was found
+            log.info("job=%s clip left the disk before its gallery post: %s", job.id, error)
+            raise BotError(CLIP_GONE) from error
         except BaseException:
             await asyncio.shield(release(job.id))  # nothing was sent
             raise
@@ -158,20 +191,43 @@ class GalleryPublisher:
             # Surely not posted: the clip may be published later.
             await asyncio.shield(release(job.id))
             raise
-        await services.storage.gallery.posted(job.id, message.id)
         self._told_unpostable.discard((job.guild_id, channel.id))
         services.clips.remove(self.kept_path(job))
+        if not await services.storage.gallery.posted(job.id, message.id):
+            # Deleted by its requester or a moderator while the post went out.
+            await self._delete_post(job, channel.id, message.id)
+            raise BotError(TAKEN_DOWN)
         log.info("job=%s published to gallery channel=%s by user=%s", job.id, channel.id, by)
         return Published(channel.id, message.id, message.jump_url)
+
+    async def _gallery_channel(self, job: Job) -> tuple[discord.Guild, discord.TextChannel]:
+        """The server's gallery channel, when the clip may go there; else BotError why not."""
+        gallery = await self._bot.services.storage.gallery.get(job.guild_id)
+        if gallery is None:
+            raise BotError("This server has no gallery channel (any more).")
+        guild = self._bot.get_guild(job.guild_id)
+        channel = guild.get_channel(gallery.channel_id) if guild else None
+        if guild is None or not isinstance(channel, discord.TextChannel):
+            self._tell_unpostable(job.guild_id, gallery.channel_id, gone=True)
+            raise BotError(UNPOSTABLE)
+        hidden = _not_for_everyone(guild, job, channel)
+        if hidden is not None:
+            raise BotError(hidden)
+        return guild, channel
 
     async def _send(
         self, job: Job, channel: discord.TextChannel, path: Path, link: str | None
     ) -> discord.Message:
+        embed = gallery_embed(job, link)
+        try:
+            # Opened before the upload: a clip swept since ``fit`` surely was not posted.
+            file = discord.File(path, filename=render.clip_filename(job))
+        except OSError as error:
+            log.info("job=%s clip left the disk before its gallery post: %s", job.id, error)
+            raise _Unsent(CLIP_GONE) from error
         try:
             return await channel.send(
-                embed=gallery_embed(job, link),
-                file=discord.File(path, filename=render.clip_filename(job)),
-                allowed_mentions=discord.AllowedMentions.none(),
+                embed=embed, file=file, allowed_mentions=discord.AllowedMentions.none()
             )
         except discord.HTTPException as error:
             # A 4xx is Discord refusing the post; a 5xx, a timeout or a cancel mid-upload
@@ -190,6 +246,42 @@ class GalleryPublisher:
                 ) from error
             self._tell_unpostable(job.guild_id, channel.id, gone=error.code == 10003)
             raise _Unsent(UNPOSTABLE) from error
+
+    async def take_down(self, job: Job) -> None:
+        """The clip was deleted: delete its gallery post, and never post or keep it again.
+
+        Called after the requester or a moderator deleted the clip's message. The claim
+        stays, marked taken down, so no click, process or restart publishes it later.
+        """
+        services = self._bot.services
+        await self._kept(job)
+        services.clips.remove(self.kept_path(job))
+        bot_id = self._bot.user.id if self._bot.user else 0
+        earlier = await services.storage.gallery.take_down(
+            job.id, job.guild_id, by=bot_id, now=services.clock.time()
+        )
+        if earlier is None or earlier.message_id is None or earlier.taken_down:
+            return  # never posted, taken down before, or being posted (``publish`` deletes it)
+        await self._delete_post(job, earlier.channel_id, earlier.message_id)
+        log.info("job=%s gallery post=%s taken down", job.id, earlier.message_id)
+
+    async def _delete_post(self, job: Job, channel_id: int, message_id: int) -> None:
+        guild = self._bot.get_guild(job.guild_id)
+        channel = guild.get_channel(channel_id) if guild else None
+        if not isinstance(channel, discord.TextChannel):
+            return  # the channel is gone, and its posts with it
+        try:
+            await channel.get_partial_message(message_id).delete()
+        except discord.NotFound:
+            pass  # deleted already
+        except discord.HTTPException as error:
+            log.warning(
+                "job=%s gallery post channel=%s message=%s could not be deleted (code=%s)",
+                job.id,
+                channel_id,
+                message_id,
+                error.code,
+            )
 
     def _already(self, job: Job, channel_id: int | None, message_id: int | None) -> str:
         if channel_id is None or message_id is None:
@@ -270,6 +362,25 @@ class GalleryPublisher:
             except Exception:
                 log.warning("job=%s could not be published at start", job.id, exc_info=True)
         return published
+
+
+def _copy_into(source: BinaryIO, kept: Path) -> None:
+    """Copy an open clip to ``kept``, whole or not at all (a half copy is never published).
+
+    The partial file's name is one the sweep at start removes (``.*.part``).
+    """
+    partial = kept.with_name(f".{kept.name}.part")
+    with source:
+        try:
+            with open(partial, "wb") as out:
+                shutil.copyfileobj(source, out, 1024 * 1024)
+            # The clip's own times, as a hard link would have: the sweep ages it the same.
+            stat = os.fstat(source.fileno())
+            os.utime(partial, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+            os.replace(partial, kept)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
 
 
 def _not_for_everyone(guild: discord.Guild, job: Job, gallery: discord.TextChannel) -> str | None:

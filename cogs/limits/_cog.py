@@ -308,10 +308,10 @@ class LimitsCog(
 
     @app_commands.command(
         name="gallery",
-        description="The gallery channel for the best clips (leave out the channel: no gallery).",
+        description="The gallery channel for the best clips (no options: no gallery).",
     )
     @app_commands.describe(
-        channel="Where published clips go (leave out to turn the gallery off)",
+        channel="Where published clips go (leave out both options to turn the gallery off)",
         mode="manual: a Publish button on public clips; auto: every public clip",
     )
     @app_commands.choices(
@@ -322,13 +322,28 @@ class LimitsCog(
         self,
         interaction: discord.Interaction,
         channel: discord.TextChannel | None = None,
-        mode: str = GalleryMode.MANUAL.value,
+        mode: str | None = None,
     ) -> None:
-        services = self.bot.services
-        chosen = (channel.id, GalleryMode(mode)) if channel else None
-        await services.storage.gallery.set(
-            _guild_id(interaction), chosen, actor_id=interaction.user.id, now=services.clock.time()
-        )
+        store = self.bot.services.storage.gallery
+        guild_id = _guild_id(interaction)
+        actor, now = interaction.user.id, self.bot.services.clock.time()
+        if channel is None and mode is not None:
+            # A mode alone changes the mode of the gallery there is; turning it off is
+            # leaving out both.
+            changed = await store.set_mode(guild_id, GalleryMode(mode), actor_id=actor, now=now)
+            if changed is None:
+                raise ValidationError(
+                    "Choose a channel for the gallery first: `/videolimit gallery channel:`."
+                )
+            await reply(interaction, render_gallery((changed.channel_id, changed.mode)))
+            return
+        chosen = None
+        if channel is not None:
+            # A channel alone keeps the mode the gallery has (manual for a new one).
+            current = await store.get(guild_id) if mode is None else None
+            kept = current.mode if current is not None else GalleryMode.MANUAL
+            chosen = (channel.id, GalleryMode(mode) if mode is not None else kept)
+        await store.set(guild_id, chosen, actor_id=actor, now=now)
         await reply(interaction, render_gallery(chosen))
 
     @app_commands.command(

@@ -301,12 +301,25 @@ def _change_words(change: AuditChange, target: str) -> str:
     return f"set {noun} to {after}"
 
 
-def _gallery_change(detail: str) -> str:
-    """`set the gallery to <#5> (auto)` from the stored `5 auto`, or `turned the gallery off`."""
-    channel, _, mode = detail.partition(" ")
+def _gallery_words(stored: str) -> str:
+    """`<#5>, auto` from the stored `5 auto`; `off` from `off`."""
+    channel, _, mode = stored.strip().partition(" ")
     if not channel.isdigit():
-        return "turned the gallery off"
-    return f"set the gallery to <#{channel}> ({_oneline(mode, 20)})"
+        return "off"
+    return f"<#{channel}>, {_oneline(mode, 20)}"
+
+
+def _gallery_change(detail: str) -> str:
+    """`set the gallery to <#5> (auto) (was: off)` from the stored `5 auto; was off`.
+
+    Entries from before the gallery's earlier setting was stored have no `was`.
+    """
+    after, _, before = detail.partition("; was ")
+    was = f" (was: {_gallery_words(before)})" if before else ""
+    channel, _, mode = after.partition(" ")
+    if not channel.isdigit():
+        return f"turned the gallery off{was}"
+    return f"set the gallery to <#{channel}> ({_oneline(mode, 20)}){was}"
 
 
 def _history_line(entry: AuditEntry) -> str:

@@ -28,6 +28,25 @@ class GalleryPost:
     channel_id: int
     message_id: int | None
 
+    @property
+    def taken_down(self) -> bool:
+        return self.message_id == TAKEN_DOWN
+
+
+# Stored as a taken-down clip's message id: no Discord id is 0, and unlike NULL (a post
+# under way) no failed post releases it, so the clip is never posted again.
+TAKEN_DOWN = 0
+
+
+def _audit_words(gallery: Gallery | tuple[int, GalleryMode] | None) -> str:
+    """`5 auto` or `off`, as the audit log stores a gallery setting."""
+    if gallery is None:
+        return "off"
+    channel_id, mode = (
+        (gallery.channel_id, gallery.mode) if isinstance(gallery, Gallery) else gallery
+    )
+    return f"{channel_id} {mode.value}"
+
 
 class GalleryStore:
     def __init__(self, db: Database) -> None:
@@ -41,12 +60,21 @@ class GalleryStore:
 
     async def set(
         self, guild_id: int, gallery: tuple[int, GalleryMode] | None, *, actor_id: int, now: float
-    ) -> None:
-        """Set (or with None, remove) the server's gallery, audited in the same transaction."""
+    ) -> Gallery | None:
+        """Set (or with None, remove) the server's gallery, audited in the same transaction.
+
+        Returns the gallery before. The audit entry keeps it too (`5 auto; was off`), so the
+        history says what changed; a change to what already is is not recorded.
+        """
         async with self._db.transaction() as tx:
+            row = await tx.fetchone(
+                "SELECT channel_id, mode FROM gallery_settings WHERE guild_id = ?", (guild_id,)
+            )
+            before = Gallery(guild_id, int(row[0]), GalleryMode(row[1])) if row else None
+            if _audit_words(before) == _audit_words(gallery):
+                return before
             if gallery is None:
                 await tx.execute("DELETE FROM gallery_settings WHERE guild_id = ?", (guild_id,))
-                detail = "off"
             else:
                 channel_id, mode = gallery
                 await tx.execute(
@@ -56,12 +84,40 @@ class GalleryStore:
                     " set_by = excluded.set_by, set_at = excluded.set_at",
                     (guild_id, channel_id, mode.value, actor_id, now),
                 )
-                detail = f"{channel_id} {mode.value}"
             await tx.execute(
                 "INSERT INTO audit_log (guild_id, actor_id, action, target, detail, at)"
                 " VALUES (?, ?, 'set_gallery', 'gallery', ?, ?)",
-                (guild_id, actor_id, detail, now),
+                (guild_id, actor_id, f"{_audit_words(gallery)}; was {_audit_words(before)}", now),
             )
+        return before
+
+    async def set_mode(
+        self, guild_id: int, mode: GalleryMode, *, actor_id: int, now: float
+    ) -> Gallery | None:
+        """Change the mode of the server's gallery, in its channel; None when it has none.
+
+        Read and written in one transaction, so a channel changed meanwhile is kept.
+        """
+        async with self._db.transaction() as tx:
+            row = await tx.fetchone(
+                "SELECT channel_id, mode FROM gallery_settings WHERE guild_id = ?", (guild_id,)
+            )
+            if row is None:
+                return None
+            before = Gallery(guild_id, int(row[0]), GalleryMode(row[1]))
+            if before.mode is mode:
+                return before
+            await tx.execute(
+                "UPDATE gallery_settings SET mode = ?, set_by = ?, set_at = ? WHERE guild_id = ?",
+                (mode.value, actor_id, now, guild_id),
+            )
+            after = Gallery(guild_id, before.channel_id, mode)
+            await tx.execute(
+                "INSERT INTO audit_log (guild_id, actor_id, action, target, detail, at)"
+                " VALUES (?, ?, 'set_gallery', 'gallery', ?, ?)",
+                (guild_id, actor_id, f"{_audit_words(after)}; was {_audit_words(before)}", now),
+            )
+        return after
 
     async def claim(
         self, job_id: int, guild_id: int, channel_id: int, *, by: int, now: float
@@ -84,10 +140,34 @@ class GalleryStore:
             "DELETE FROM gallery_posts WHERE job_id = ? AND message_id IS NULL", (job_id,)
         )
 
-    async def posted(self, job_id: int, message_id: int) -> None:
-        await self._db.execute(
-            "UPDATE gallery_posts SET message_id = ? WHERE job_id = ?", (message_id, job_id)
+    async def posted(self, job_id: int, message_id: int) -> bool:
+        """Record the clip's post; False when the clip was taken down while it went out."""
+        changed = await self._db.execute(
+            "UPDATE gallery_posts SET message_id = ? WHERE job_id = ? AND message_id IS NULL",
+            (message_id, job_id),
         )
+        return changed == 1
+
+    async def take_down(
+        self, job_id: int, guild_id: int, *, by: int, now: float
+    ) -> GalleryPost | None:
+        """Mark the clip taken down, so it is never posted again; returns its claim before.
+
+        A clip never claimed gets a taken-down claim of its own (channel 0: no channel).
+        """
+        async with self._db.transaction(durable=True) as tx:
+            row = await tx.fetchone(
+                "SELECT job_id, channel_id, message_id FROM gallery_posts WHERE job_id = ?",
+                (job_id,),
+            )
+            await tx.execute(
+                "INSERT INTO gallery_posts"
+                " (job_id, guild_id, channel_id, message_id, claimed_by, claimed_at)"
+                " VALUES (?, ?, 0, ?, ?, ?) ON CONFLICT (job_id) DO UPDATE SET"
+                " message_id = excluded.message_id",
+                (job_id, guild_id, TAKEN_DOWN, by, now),
+            )
+        return GalleryPost(int(row[0]), int(row[1]), row[2]) if row else None
 
     async def post_of(self, job_id: int) -> GalleryPost | None:
         row = await self._db.fetchone(

@@ -37,9 +37,31 @@ async def test_a_gallery_is_set_changed_and_turned_off_with_an_audit_entry_each(
         assert await storage.gallery.get(GUILD) == Gallery(GUILD, CHANNEL + 1, GalleryMode.AUTO)
         assert await storage.gallery.get(GUILD + 1) is None
         await storage.gallery.set(GUILD, None, actor_id=9, now=3.0)
+        await storage.gallery.set(GUILD, None, actor_id=9, now=4.0)  # already off: no entry
         assert await storage.gallery.get(GUILD) is None
         entries = await storage.limits.audit_log(GUILD, limit=10)
-        assert [e.detail for e in entries] == ["off", f"{CHANNEL + 1} auto", f"{CHANNEL} manual"]
+        assert [e.detail for e in entries] == [
+            f"off; was {CHANNEL + 1} auto",
+            f"{CHANNEL + 1} auto; was {CHANNEL} manual",
+            f"{CHANNEL} manual; was off",
+        ]
+    finally:
+        await storage.close()
+
+
+async def test_a_mode_alone_changes_the_gallery_there_is_and_none_without_one(
+    tmp_path: Path,
+) -> None:
+    storage = await Storage.open(tmp_path / "bot.db")
+    try:
+        assert await storage.gallery.set_mode(GUILD, GalleryMode.AUTO, actor_id=9, now=1.0) is None
+        assert await storage.gallery.get(GUILD) is None
+        await storage.gallery.set(GUILD, (CHANNEL, GalleryMode.MANUAL), actor_id=9, now=2.0)
+        changed = await storage.gallery.set_mode(GUILD, GalleryMode.AUTO, actor_id=9, now=3.0)
+        assert changed == Gallery(GUILD, CHANNEL, GalleryMode.AUTO)
+        assert await storage.gallery.get(GUILD) == changed
+        entries = await storage.limits.audit_log(GUILD, limit=10)
+        assert entries[0].detail == f"{CHANNEL} auto; was {CHANNEL} manual"
     finally:
         await storage.close()
 
@@ -77,3 +99,30 @@ async def test_a_released_claim_can_be_claimed_again_but_a_posted_one_never(
         assert post is not None and post.message_id == 999 and post.channel_id == CHANNEL
     finally:
         await reopened.close()
+
+
+async def test_a_taken_down_clip_is_never_claimed_again_and_a_post_under_way_learns_it(
+    tmp_path: Path,
+) -> None:
+    storage = await Storage.open(tmp_path / "bot.db")
+    try:
+        never_posted, posting, posted = [await _job(storage) for _ in range(3)]
+        assert await storage.gallery.claim(posting, GUILD, CHANNEL, by=7, now=1.0)
+        assert await storage.gallery.claim(posted, GUILD, CHANNEL, by=7, now=1.0)
+        assert await storage.gallery.posted(posted, 999)
+
+        assert await storage.gallery.take_down(never_posted, GUILD, by=1, now=2.0) is None
+        under_way = await storage.gallery.take_down(posting, GUILD, by=1, now=2.0)
+        was_posted = await storage.gallery.take_down(posted, GUILD, by=1, now=2.0)
+
+        assert under_way is not None and under_way.message_id is None
+        assert was_posted is not None and was_posted.message_id == 999
+        # The post under way went out after all: it learns that it must go.
+        assert not await storage.gallery.posted(posting, 1000)
+        await storage.gallery.release(posting)  # a failed post releases no take-down
+        for job_id in (never_posted, posting, posted):
+            assert not await storage.gallery.claim(job_id, GUILD, CHANNEL, by=7, now=3.0)
+            post = await storage.gallery.post_of(job_id)
+            assert post is not None and post.taken_down
+    finally:
+        await storage.close()
