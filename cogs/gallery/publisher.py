@@ -210,6 +210,12 @@ class GalleryPublisher:
         if guild is None or not isinstance(channel, discord.TextChannel):
             self._tell_unpostable(job.guild_id, gallery.channel_id, gone=True)
             raise BotError(UNPOSTABLE)
+        can = channel.permissions_for(guild.me)
+        # Without Embed Links Discord does not refuse the post: it drops the embed, and the
+        # clip's one post would go out with no prompt, credit or link back, for good.
+        if not (can.view_channel and can.send_messages and can.attach_files and can.embed_links):
+            self._tell_unpostable(job.guild_id, channel.id, gone=False)
+            raise BotError(UNPOSTABLE)
         hidden = _not_for_everyone(guild, job, channel)
         if hidden is not None:
             raise BotError(hidden)

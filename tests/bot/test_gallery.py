@@ -32,6 +32,7 @@ from tests.fakediscord import (
     InteractionRecord,
     Perm,
     StoredMessage,
+    payloads,
 )
 
 UNPOSTABLE = "I cannot post in this server's gallery channel"
@@ -234,15 +235,22 @@ async def test_a_shared_private_clip_can_be_published_from_its_shared_post(
     assert f"/{shared.id})" in (field(post, "Original") or "")
 
 
+# Without Embed Links Discord would take the post and drop its embed: no credit, no prompt.
+@pytest.mark.parametrize(
+    "taken",
+    [Perm.SEND_MESSAGES, Perm.EMBED_LINKS, Perm.ATTACH_FILES],
+    ids=["send-messages", "embed-links", "attach-files"],
+)
 async def test_a_gallery_channel_the_bot_cannot_post_in_is_told_to_moderators_once(
-    bot, fake_discord: FakeDiscord
+    taken, bot, fake_discord: FakeDiscord
 ):
     alice = fake_discord.world.member_named("alice")
     mod = fake_discord.world.member_named("mod")
     owner = fake_discord.world.owner
     channel = showcase(fake_discord)
     await set_gallery(fake_discord, mod, channel=channel)
-    channel.deny(bot_member(fake_discord), Perm.SEND_MESSAGES)
+    channel.deny(bot_member(fake_discord), taken)
+    await fake_discord.dispatch_event("CHANNEL_UPDATE", payloads.channel(channel))
     first = await clip_for(fake_discord, alice, "first, refused")
     second = await clip_for(fake_discord, alice, "second, refused", seed=43)
 
@@ -261,6 +269,7 @@ async def test_a_gallery_channel_the_bot_cannot_post_in_is_told_to_moderators_on
 
     # Once the channel is fixed, the refused clip is still publishable: its claim was released.
     channel.overwrites.clear()
+    await fake_discord.dispatch_event("CHANNEL_UPDATE", payloads.channel(channel))
     published = await publish(fake_discord, first, alice)
     assert published.content.startswith("Published in")
     assert len(gallery_posts(fake_discord)) == 1
