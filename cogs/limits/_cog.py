@@ -156,7 +156,8 @@ class LimitsCog(
     ) -> None:
         if user is None:
             overview = await self.limits.overview(_guild_id(interaction))
-            await reply(interaction, embeds=render_overview(overview))
+            gallery = await self.bot.services.storage.gallery.get(_guild_id(interaction))
+            await reply(interaction, embeds=render_overview(overview, gallery))
             return
         usage = await self.limits.member_usage(
             _guild_id(interaction), user.id, _member_role_ids(user)

@@ -29,7 +29,7 @@ from services.limits import (
 )
 from services.models import AuditChange, AuditEntry, AuditValue, JobState, LimitOverride
 from services.periods import LimitSpec
-from services.storage.gallery import GalleryMode
+from services.storage.gallery import Gallery, GalleryMode
 
 PROMPT_PREVIEW = 80
 ERROR_PREVIEW = 60
@@ -164,8 +164,8 @@ def _override_line(mention: str, override: LimitOverride) -> str:
     )
 
 
-def render_overview(overview: LimitsOverview) -> list[discord.Embed]:
-    """`/videolimit show`: server default, caps, every override and role limit, paginated."""
+def render_overview(overview: LimitsOverview, gallery: Gallery | None) -> list[discord.Embed]:
+    """`/videolimit show`: server default, caps, gallery, every override and role limit."""
     settings = overview.settings
     default = overview.server_default
     header = [
@@ -184,6 +184,8 @@ def render_overview(overview: LimitsOverview) -> list[discord.Embed]:
             if settings.alert_channel_id
             else "a DM to the owner, else the system channel"
         ),
+        "**Gallery:** "
+        + (f"<#{gallery.channel_id}>, {gallery.mode.value}" if gallery is not None else "off"),
     ]
     lines = [f"__Role limits ({len(overview.role_limits)})__"]
     lines += [_override_line(f"<@&{r.target_id}>", r) for r in overview.role_limits] or ["none"]

@@ -551,3 +551,16 @@ async def test_deleting_a_published_clip_takes_its_gallery_post_down_for_good(
     assert kept_files(services) == []
     post_of = await services.storage.gallery.post_of(1)
     assert post_of is not None and post_of.taken_down
+
+
+async def test_videolimit_show_says_where_the_gallery_is(bot, fake_discord: FakeDiscord):
+    mod = fake_discord.world.member_named("mod")
+
+    async def shown() -> str:
+        record = await fake_discord.dispatch_slash_command("videolimit show", {}, user=mod)
+        message = await settled(fake_discord, record)
+        return "\n".join(str(embed.get("description", "")) for embed in message.embeds)
+
+    assert "**Gallery:** off" in await shown()
+    await set_gallery(fake_discord, mod, channel=showcase(fake_discord), mode="auto")
+    assert f"**Gallery:** <#{showcase(fake_discord).id}>, auto" in await shown()

@@ -104,7 +104,7 @@ async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
 @pytest.fixture
 def bot(storage: Storage, clock: FakeClock) -> SimpleNamespace:
     limits = LimitService(storage, default_limit=LimitSpec(5, D), clock=clock, clip_cost_usd=0.36)
-    return SimpleNamespace(services=SimpleNamespace(limits=limits))
+    return SimpleNamespace(services=SimpleNamespace(limits=limits, storage=storage))
 
 
 @pytest.fixture
