@@ -102,7 +102,9 @@ LINK_MARK = "here is a link instead"
 JOB_IN_FOOTER = re.compile(r"Job #(\d+)")
 SEED_IN_FOOTER = re.compile(r"seed (\d+)")
 JOB_IN_CUSTOM_ID = re.compile(r"^vjob:([a-z]+):(\d+)")
-JOB_IN_FILENAME = re.compile(r"^video-(\d+)\.mp4$")
+# Clips are named from their prompt with the job last (`a-cat-surfing-17.mp4`; before,
+# `video-17.mp4`): the number after the last hyphen is the job.
+JOB_IN_FILENAME = re.compile(r"^(?:[a-z0-9-]*-)?(\d+)\.mp4$")
 TAG_IN_PROMPT = re.compile(r"\breq(\d+)\b")
 
 WORDS = (
@@ -886,6 +888,11 @@ def jobs_named(message: StoredMessage) -> set[int]:
     return jobs
 
 
+def _job_in_filename(filename: str) -> int | None:
+    match = JOB_IN_FILENAME.match(filename)
+    return int(match[1]) if match else None
+
+
 def _footer(embed: dict[str, Any]) -> str:
     return str((embed.get("footer") or {}).get("text") or "")
 
@@ -1069,8 +1076,7 @@ def clip_messages(
 
 
 def clip_route(message: StoredMessage, jobs: set[int]) -> str | None:
-    names = {f"video-{job}.mp4" for job in jobs}
-    if any(a.filename in names for a in message.attachments):
+    if any(_job_in_filename(a.filename) in jobs for a in message.attachments):
         if message.guild_id is None:
             return "DM"
         return "private message" if message.ephemeral else "channel"
