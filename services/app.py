@@ -19,6 +19,7 @@ from services.admission import Admission
 from services.clips import ClipFiles
 from services.clock import Clock, SystemClock
 from services.download import ClipDownloader
+from services.gallery import GalleryService
 from services.gates import AccountGates
 from services.jobs import JobRunner
 from services.limits import LimitService
@@ -44,6 +45,7 @@ class Services:
     gates: AccountGates
     admission: Admission
     limits: LimitService
+    gallery: GalleryService
     runner: JobRunner
     metrics: Metrics
     simulator: SegmindSimulator | None = None
@@ -162,6 +164,7 @@ async def open_services(
                 clock=clock,
                 clip_cost_usd=settings.clip_cost_usd,
             ),
+            gallery=GalleryService(storage, clock),
             runner=JobRunner(
                 storage,
                 segmind,

@@ -191,6 +191,10 @@ class JobRunner:
     def is_active(self, job_id: int) -> bool:
         return job_id in self._running or job_id in self._positions
 
+    async def stored(self, job_id: int) -> Job | None:
+        """The job as stored now: message ids, tokens and its delivery change under a copy."""
+        return await self._storage.jobs.get(job_id)
+
     async def cancel(self, job_id: int) -> Job | None:
         """Stop a job, waiting, running or not yet enqueued; returns it, or None if it had ended."""
         for index, waiting in enumerate(self._waiting):

@@ -32,8 +32,7 @@ from cogs.replies import reply
 from cogs.video import render
 from cogs.words import message_url
 from services.errors import BotError
-from services.models import Job
-from services.storage.gallery import Gallery, GalleryMode
+from services.models import Gallery, GalleryMode, Job
 
 if TYPE_CHECKING:
     from cogs.videobot import VideoBot
@@ -99,7 +98,7 @@ class GalleryPublisher:
     async def gallery_of(self, guild_id: int) -> Gallery | None:
         """The server's gallery; None when unset or unreadable (never fails a delivery)."""
         try:
-            return await self._bot.services.storage.gallery.get(guild_id)
+            return await self._bot.services.gallery.setting(guild_id)
         except Exception:
             log.warning("guild=%s gallery setting could not be read", guild_id, exc_info=True)
             return None
@@ -160,7 +159,7 @@ class GalleryPublisher:
         """Post the clip to its server's gallery, once ever; raises BotError saying why not."""
         services = self._bot.services
         guild, channel = await self._gallery_channel(job)
-        earlier = await services.storage.gallery.post_of(job.id)
+        earlier = await services.gallery.post_of(job.id)
         if earlier is not None and earlier.taken_down:
             raise BotError(TAKEN_DOWN)
         if earlier is not None:
@@ -169,11 +168,9 @@ class GalleryPublisher:
         source = self._source(job)
         if source is None:
             raise BotError(CLIP_GONE)
-        if not await services.storage.gallery.claim(
-            job.id, job.guild_id, channel.id, by=by, now=services.clock.time()
-        ):
+        if not await services.gallery.claim(job, channel.id, by=by):
             raise BotError(self._already(job, None, None))
-        release = services.storage.gallery.release
+        release = services.gallery.release
         try:
             path = await services.clips.fit(job, guild.filesize_limit, source=source)
         except OSError as error:
@@ -193,7 +190,7 @@ class GalleryPublisher:
             raise
         self._told_unpostable.discard((job.guild_id, channel.id))
         services.clips.remove(self.kept_path(job))
-        if not await services.storage.gallery.posted(job.id, message.id):
+        if not await services.gallery.posted(job.id, message.id):
             # Deleted by its requester or a moderator while the post went out.
             await self._delete_post(job, channel.id, message.id)
             raise BotError(TAKEN_DOWN)
@@ -202,7 +199,7 @@ class GalleryPublisher:
 
     async def _gallery_channel(self, job: Job) -> tuple[discord.Guild, discord.TextChannel]:
         """The server's gallery channel, when the clip may go there; else BotError why not."""
-        gallery = await self._bot.services.storage.gallery.get(job.guild_id)
+        gallery = await self._bot.services.gallery.setting(job.guild_id)
         if gallery is None:
             raise BotError("This server has no gallery channel (any more).")
         guild = self._bot.get_guild(job.guild_id)
@@ -263,9 +260,7 @@ class GalleryPublisher:
         await self._kept(job)
         services.clips.remove(self.kept_path(job))
         bot_id = self._bot.user.id if self._bot.user else 0
-        earlier = await services.storage.gallery.take_down(
-            job.id, job.guild_id, by=bot_id, now=services.clock.time()
-        )
+        earlier = await services.gallery.take_down(job, by=bot_id)
         if earlier is None or earlier.message_id is None or earlier.taken_down:
             return  # never posted, taken down before, or being posted (``publish`` deletes it)
         await self._delete_post(job, earlier.channel_id, earlier.message_id)
@@ -321,11 +316,10 @@ class GalleryPublisher:
         Runs in the background: the delivery never waits on the gallery, and a gallery
         that fails is only logged (and told to moderators), never the job's failure.
         """
-        storage = self._bot.services.storage
         loop = asyncio.get_running_loop()
         deadline = loop.time() + AUTO_PUBLISH_WAIT_SECONDS
         while True:
-            current = await storage.jobs.get(job.id)
+            current = await self._bot.services.runner.stored(job.id)
             if current is None or (current.state.is_terminal and current.result_message_id is None):
                 return
             if current.result_message_id is not None:
@@ -346,18 +340,18 @@ class GalleryPublisher:
         get to publish (or a manual-mode clip nobody published: those are left alone).
         Returns how many were published.
         """
-        storage = self._bot.services.storage
+        store = self._bot.services.gallery
         bot_id = self._bot.user.id if self._bot.user else 0
         published = 0
         for kept in sorted(self._bot.services.clips.directory.glob("gallery-*.mp4")):
             number = kept.stem.removeprefix("gallery-")
-            job = await storage.jobs.get(int(number)) if number.isdigit() else None
+            job = await self._bot.services.runner.stored(int(number)) if number.isdigit() else None
             if job is None or job.private or job.result_message_id is None:
                 continue  # not delivered yet: the resumed delivery publishes it
             gallery = await self.gallery_of(job.guild_id)
             if gallery is None or gallery.mode is not GalleryMode.AUTO:
                 continue
-            if await storage.gallery.post_of(job.id) is not None:
+            if await store.post_of(job.id) is not None:
                 continue  # posted, or claimed by a post that may have gone out
             link = message_url(job.guild_id, job.channel_id, job.result_message_id)
             try:

@@ -31,7 +31,7 @@ from cogs.permissions import moderator_only, server_manager_only
 from cogs.replies import reply as safe_reply
 from services.errors import BotError, ValidationError
 from services.limits import MAX_COUNT, MAX_MONTHLY_USD, LimitService
-from services.storage.gallery import GalleryMode
+from services.models import GalleryMode
 
 if TYPE_CHECKING:
     from cogs.videobot import VideoBot
@@ -156,7 +156,7 @@ class LimitsCog(
     ) -> None:
         if user is None:
             overview = await self.limits.overview(_guild_id(interaction))
-            gallery = await self.bot.services.storage.gallery.get(_guild_id(interaction))
+            gallery = await self.bot.services.gallery.setting(_guild_id(interaction))
             await reply(interaction, embeds=render_overview(overview, gallery))
             return
         usage = await self.limits.member_usage(
@@ -325,27 +325,13 @@ class LimitsCog(
         channel: discord.TextChannel | None = None,
         mode: str | None = None,
     ) -> None:
-        store = self.bot.services.storage.gallery
-        guild_id = _guild_id(interaction)
-        actor, now = interaction.user.id, self.bot.services.clock.time()
-        if channel is None and mode is not None:
-            # A mode alone changes the mode of the gallery there is; turning it off is
-            # leaving out both.
-            changed = await store.set_mode(guild_id, GalleryMode(mode), actor_id=actor, now=now)
-            if changed is None:
-                raise ValidationError(
-                    "Choose a channel for the gallery first: `/videolimit gallery channel:`."
-                )
-            await reply(interaction, render_gallery((changed.channel_id, changed.mode)))
-            return
-        chosen = None
-        if channel is not None:
-            # A channel alone keeps the mode the gallery has (manual for a new one).
-            current = await store.get(guild_id) if mode is None else None
-            kept = current.mode if current is not None else GalleryMode.MANUAL
-            chosen = (channel.id, GalleryMode(mode) if mode is not None else kept)
-        await store.set(guild_id, chosen, actor_id=actor, now=now)
-        await reply(interaction, render_gallery(chosen))
+        gallery = await self.bot.services.gallery.choose(
+            _guild_id(interaction),
+            channel.id if channel is not None else None,
+            GalleryMode(mode) if mode is not None else None,
+            actor_id=interaction.user.id,
+        )
+        await reply(interaction, render_gallery(gallery))
 
     @app_commands.command(
         name="history", description="The latest changes to limits and budgets: who, what, when."

@@ -27,9 +27,16 @@ from services.limits import (
     RecentJob,
     UsageReport,
 )
-from services.models import AuditChange, AuditEntry, AuditValue, JobState, LimitOverride
+from services.models import (
+    AuditChange,
+    AuditEntry,
+    AuditValue,
+    Gallery,
+    GalleryMode,
+    JobState,
+    LimitOverride,
+)
 from services.periods import LimitSpec
-from services.storage.gallery import Gallery, GalleryMode
 
 PROMPT_PREVIEW = 80
 ERROR_PREVIEW = 60
@@ -369,16 +376,15 @@ def render_alert_channel(channel_id: int | None) -> str:
     )
 
 
-def render_gallery(gallery: tuple[int, GalleryMode] | None) -> str:
+def render_gallery(gallery: Gallery | None) -> str:
     """`/videolimit gallery`: where published clips now go, and how they get there."""
     if gallery is None:
         return "The gallery is off: no clip is published, and result cards carry no Publish."
-    channel_id, mode = gallery
-    if mode is GalleryMode.AUTO:
+    if gallery.mode is GalleryMode.AUTO:
         how = "every public clip is published there once it is delivered"
     else:
         how = (
             "public clips (and private ones once shared) carry a Publish button for the "
             "person who asked for them and for moderators"
         )
-    return f"The gallery is now <#{channel_id}>, in {mode.value} mode: {how}."
+    return f"The gallery is now <#{gallery.channel_id}>, in {gallery.mode.value} mode: {how}."

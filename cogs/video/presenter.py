@@ -24,9 +24,8 @@ from cogs.video.messenger import Clip, JobMessenger, ResultMessage
 from services.channel_budget import CHANNEL_WINDOW, CHANNEL_WRITES, ChannelBudget
 from services.errors import BotError, GenerationFailed, SegmindBadRequest
 from services.failure_notices import StoredFailure
-from services.models import Job, Progress
+from services.models import GalleryMode, Job, Progress
 from services.runner_config import SEGMIND_RETENTION_SECONDS
-from services.storage.gallery import GalleryMode
 from services.throttle import EditThrottle
 
 if TYPE_CHECKING:
@@ -214,7 +213,7 @@ class JobPresenter:
 
     async def _current(self, job: Job) -> Job:
         """The stored job: message ids and tokens change underneath the runner's copy."""
-        return await self._services.storage.jobs.get(job.id) or job
+        return await self._services.runner.stored(job.id) or job
 
     async def _finish_progress(self, job: Job, result_message_id: int | None) -> None:
         where = render.where_posted(job, result_message_id, by_dm=self.messenger.sent_by_dm(job.id))

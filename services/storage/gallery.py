@@ -2,40 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
-
+from services.models import TAKEN_DOWN, Gallery, GalleryMode, GalleryPost
 from services.storage.database import Database
-
-
-class GalleryMode(Enum):
-    MANUAL = "manual"  # a Publish button on public result cards
-    AUTO = "auto"  # every delivered public clip
-
-
-@dataclass(frozen=True, slots=True)
-class Gallery:
-    guild_id: int
-    channel_id: int
-    mode: GalleryMode
-
-
-@dataclass(frozen=True, slots=True)
-class GalleryPost:
-    """A clip's claim on the gallery; ``message_id`` is None while (or if) it is being posted."""
-
-    job_id: int
-    channel_id: int
-    message_id: int | None
-
-    @property
-    def taken_down(self) -> bool:
-        return self.message_id == TAKEN_DOWN
-
-
-# Stored as a taken-down clip's message id: no Discord id is 0, and unlike NULL (a post
-# under way) no failed post releases it, so the clip is never posted again.
-TAKEN_DOWN = 0
 
 
 def _audit_words(gallery: Gallery | tuple[int, GalleryMode] | None) -> str:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from services.models import VideoRequest
+import pytest
+
+from services.errors import ValidationError
+from services.gallery import GalleryService
+from services.models import Gallery, GalleryMode, VideoRequest
 from services.storage import NewJob, Storage
-from services.storage.gallery import Gallery, GalleryMode
+from tests.fakeclock import FakeClock
 
 GUILD = 111
 CHANNEL = 222
@@ -124,5 +128,24 @@ async def test_a_taken_down_clip_is_never_claimed_again_and_a_post_under_way_lea
             assert not await storage.gallery.claim(job_id, GUILD, CHANNEL, by=7, now=3.0)
             post = await storage.gallery.post_of(job_id)
             assert post is not None and post.taken_down
+    finally:
+        await storage.close()
+
+
+async def test_a_moderators_choice_keeps_what_it_leaves_out(tmp_path) -> None:
+    """A channel alone keeps the mode; a mode alone keeps the channel; nothing turns it off."""
+    storage = await Storage.open(tmp_path / "bot.db")
+    gallery = GalleryService(storage, FakeClock())
+    try:
+        with pytest.raises(ValidationError):
+            await gallery.choose(1, None, GalleryMode.AUTO, actor_id=9)
+        assert await gallery.choose(1, 5, None, actor_id=9) == Gallery(1, 5, GalleryMode.MANUAL)
+        assert await gallery.choose(1, None, GalleryMode.AUTO, actor_id=9) == Gallery(
+            1, 5, GalleryMode.AUTO
+        )
+        assert await gallery.choose(1, 6, None, actor_id=9) == Gallery(1, 6, GalleryMode.AUTO)
+        assert await gallery.setting(1) == Gallery(1, 6, GalleryMode.AUTO)
+        assert await gallery.choose(1, None, None, actor_id=9) is None
+        assert await gallery.setting(1) is None
     finally:
         await storage.close()

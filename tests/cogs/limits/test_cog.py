@@ -17,6 +17,7 @@ from cogs.pages import Pages
 from cogs.permissions import NotModerator
 from cogs.tree import describe_error
 from services.errors import ValidationError
+from services.gallery import GalleryService
 from services.limits import LimitService
 from services.models import JobState, VideoRequest
 from services.periods import LimitSpec
@@ -104,7 +105,8 @@ async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
 @pytest.fixture
 def bot(storage: Storage, clock: FakeClock) -> SimpleNamespace:
     limits = LimitService(storage, default_limit=LimitSpec(5, D), clock=clock, clip_cost_usd=0.36)
-    return SimpleNamespace(services=SimpleNamespace(limits=limits, storage=storage))
+    gallery = GalleryService(storage, clock)
+    return SimpleNamespace(services=SimpleNamespace(limits=limits, gallery=gallery))
 
 
 @pytest.fixture
