@@ -12,6 +12,7 @@ import discord
 from discord.ext import commands
 
 from cogs.alerts import ModeratorAlerts
+from cogs.approval.flow import ApprovalFlow
 from cogs.startup import quiet_voice_warnings, start_line
 from cogs.sync import sync_commands
 from cogs.tree import VideoBotTree
@@ -28,7 +29,7 @@ from services.settings import Settings
 log = logging.getLogger(__name__)
 
 # Loaded in this order in setup_hook; one feature per package.
-EXTENSIONS = ("cogs.video", "cogs.limits")
+EXTENSIONS = ("cogs.video", "cogs.limits", "cogs.queue", "cogs.approval")
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ class VideoBot(commands.Bot):
         self.alerts = ModeratorAlerts(self)
         self.presenter = JobPresenter(self)
         self.starter = JobStarter(self)
+        self.approvals = ApprovalFlow(self)  # requests held for a moderator's answer
         self.custom_ids: CustomIds  # set in setup_hook: the secret lives in the database
         self._force_sync = force_sync
         self._sync = sync

@@ -16,11 +16,15 @@ except ImportError:  # Windows: no advisory locks; one process per database is o
 import aiohttp
 
 from services.admission import Admission
+from services.allowed_channels import AllowedChannels
+from services.approvals import Approvals
+from services.blocklist import Blocklist
 from services.clips import ClipFiles
 from services.clock import Clock, SystemClock
 from services.download import ClipDownloader
 from services.gallery import GalleryService
 from services.gates import AccountGates
+from services.job_queue import JobQueue
 from services.jobs import JobRunner
 from services.limits import LimitService
 from services.metrics import Metrics
@@ -48,6 +52,10 @@ class Services:
     gallery: GalleryService
     runner: JobRunner
     metrics: Metrics
+    blocklist: Blocklist
+    channels: AllowedChannels
+    approvals: Approvals
+    queue: JobQueue
     simulator: SegmindSimulator | None = None
 
 
@@ -141,6 +149,16 @@ async def open_services(
         clips = ClipFiles(settings.clips_dir)
         gates = AccountGates.create(clock, settings.credits_recheck_seconds)
         metrics.watch(storage, gates)
+        job_runner = JobRunner(
+            storage,
+            segmind,
+            runner or runner_config(settings),
+            downloader=downloader,
+            clips=clips,
+            clock=clock,
+            gates=gates,
+            metrics=metrics,
+        )
         services = Services(
             settings=settings,
             clock=clock,
@@ -165,17 +183,12 @@ async def open_services(
                 clip_cost_usd=settings.clip_cost_usd,
             ),
             gallery=GalleryService(storage, clock),
-            runner=JobRunner(
-                storage,
-                segmind,
-                runner or runner_config(settings),
-                downloader=downloader,
-                clips=clips,
-                clock=clock,
-                gates=gates,
-                metrics=metrics,
-            ),
+            runner=job_runner,
             metrics=metrics,
+            blocklist=Blocklist(storage, clock),
+            channels=AllowedChannels(storage, clock),
+            approvals=Approvals(storage, clock),
+            queue=JobQueue(storage, job_runner, clock),
             simulator=simulator,
         )
         # Last in, first out: the runner stops, then admissions under way finish, then the

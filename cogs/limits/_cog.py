@@ -8,13 +8,16 @@ and pings nobody. The rules live in services.limits, the words in ``wording``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.limits.approval import ApprovalCommands
+from cogs.limits.blocklist import BlocklistCommands
+from cogs.limits.channels import ChannelCommands
+from cogs.limits.common import guild_id_of, member_role_ids, reply
 from cogs.limits.wording import (
     render_alert_channel,
     render_budget,
@@ -26,10 +29,8 @@ from cogs.limits.wording import (
     render_overview,
     render_usage,
 )
-from cogs.pages import Pages
 from cogs.permissions import moderator_only, server_manager_only
-from cogs.replies import reply as safe_reply
-from services.errors import BotError, ValidationError
+from services.errors import ValidationError
 from services.limits import MAX_COUNT, MAX_MONTHLY_USD, LimitService
 from services.models import GalleryMode
 
@@ -38,36 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NO_PINGS = discord.AllowedMentions.none()
 PERIOD_HELP = "Rolling window: a number then m, h, d or w, like 30m, 6h, 1d or 1w"
 PERIOD_SUGGESTIONS = ("30m", "1h", "6h", "12h", "1d", "3d", "1w", "4w")
-
-
-def _guild_id(interaction: discord.Interaction) -> int:
-    """The server of a guild-only command (the moderator check has already required one)."""
-    if interaction.guild_id is None:
-        raise BotError("`/videolimit` works only in a server.")
-    return interaction.guild_id
-
-
-def _member_role_ids(user: Any) -> list[int]:
-    return [role.id for role in getattr(user, "roles", ())]
-
-
-async def reply(
-    interaction: discord.Interaction,
-    content: str | None = None,
-    *,
-    embeds: Sequence[discord.Embed] = (),
-) -> None:
-    """Ephemeral, no pings, through the bot's one safe send; several embeds become pages."""
-    kwargs: dict[str, Any] = {"allowed_mentions": NO_PINGS}
-    if embeds:
-        kwargs["embed"] = embeds[0]
-    if len(embeds) > 1:
-        kwargs["view"] = pages = Pages(embeds, interaction.user.id)
-        pages.message_of = interaction
-    await safe_reply(interaction, content or None, ephemeral=True, **kwargs)
 
 
 async def period_autocomplete(
@@ -86,6 +59,9 @@ async def period_autocomplete(
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
 class LimitsCog(
+    BlocklistCommands,
+    ChannelCommands,
+    ApprovalCommands,
     commands.GroupCog,
     group_name="videolimit",
     group_description="Moderators: who may make how many videos, and what it costs.",
@@ -128,7 +104,7 @@ class LimitsCog(
         period: str,
     ) -> None:
         change = await self.limits.set_user_limit(
-            _guild_id(interaction), user.id, count, period, actor_id=interaction.user.id
+            guild_id_of(interaction), user.id, count, period, actor_id=interaction.user.id
         )
         await reply(interaction, render_change(change))
 
@@ -142,7 +118,7 @@ class LimitsCog(
         self, interaction: discord.Interaction, user: discord.Member | discord.User
     ) -> None:
         change = await self.limits.clear_user_limit(
-            _guild_id(interaction), user.id, actor_id=interaction.user.id
+            guild_id_of(interaction), user.id, actor_id=interaction.user.id
         )
         await reply(interaction, render_change(change))
 
@@ -155,12 +131,12 @@ class LimitsCog(
         self, interaction: discord.Interaction, user: discord.Member | discord.User | None = None
     ) -> None:
         if user is None:
-            overview = await self.limits.overview(_guild_id(interaction))
-            gallery = await self.bot.services.gallery.setting(_guild_id(interaction))
+            overview = await self.limits.overview(guild_id_of(interaction))
+            gallery = await self.bot.services.gallery.setting(guild_id_of(interaction))
             await reply(interaction, embeds=render_overview(overview, gallery))
             return
         usage = await self.limits.member_usage(
-            _guild_id(interaction), user.id, _member_role_ids(user)
+            guild_id_of(interaction), user.id, member_role_ids(user)
         )
         await reply(interaction, embeds=[render_member_usage(usage)])
 
@@ -180,7 +156,7 @@ class LimitsCog(
         period: str,
     ) -> None:
         change = await self.limits.set_server_default(
-            _guild_id(interaction), count, period, actor_id=interaction.user.id
+            guild_id_of(interaction), count, period, actor_id=interaction.user.id
         )
         await reply(interaction, render_change(change))
 
@@ -191,7 +167,7 @@ class LimitsCog(
     @moderator_only
     async def clear_default(self, interaction: discord.Interaction) -> None:
         change = await self.limits.clear_server_default(
-            _guild_id(interaction), actor_id=interaction.user.id
+            guild_id_of(interaction), actor_id=interaction.user.id
         )
         await reply(interaction, render_change(change))
 
@@ -214,7 +190,7 @@ class LimitsCog(
         period: str,
     ) -> None:
         change = await self.limits.set_role_limit(
-            _guild_id(interaction), role.id, count, period, actor_id=interaction.user.id
+            guild_id_of(interaction), role.id, count, period, actor_id=interaction.user.id
         )
         await reply(interaction, render_change(change))
 
@@ -223,7 +199,7 @@ class LimitsCog(
     @moderator_only
     async def clear_role(self, interaction: discord.Interaction, role: discord.Role) -> None:
         change = await self.limits.clear_role_limit(
-            _guild_id(interaction), role.id, actor_id=interaction.user.id
+            guild_id_of(interaction), role.id, actor_id=interaction.user.id
         )
         await reply(interaction, render_change(change))
 
@@ -243,7 +219,7 @@ class LimitsCog(
         user: discord.Member | discord.User | None = None,
     ) -> None:
         report = await self.limits.usage_report(
-            _guild_id(interaction), period=period, user_id=user.id if user else None
+            guild_id_of(interaction), period=period, user_id=user.id if user else None
         )
         await reply(interaction, embeds=render_usage(report))
 
@@ -263,10 +239,10 @@ class LimitsCog(
         monthly_usd: app_commands.Range[float, 0.0, MAX_MONTHLY_USD] | None = None,
     ) -> None:
         if daily_clips is None and monthly_usd is None:
-            status = await self.limits.budget_status(_guild_id(interaction))
+            status = await self.limits.budget_status(guild_id_of(interaction))
         else:
             status = await self.limits.set_budget(
-                _guild_id(interaction),
+                guild_id_of(interaction),
                 actor_id=interaction.user.id,
                 daily_clips=daily_clips,
                 monthly_usd=monthly_usd,
@@ -287,7 +263,7 @@ class LimitsCog(
                 "Choose a role that you give to moderators, not @everyone or a bot's own role."
             )
         await self.limits.set_moderator_role(
-            _guild_id(interaction), role.id if role else None, actor_id=interaction.user.id
+            guild_id_of(interaction), role.id if role else None, actor_id=interaction.user.id
         )
         await reply(interaction, render_moderator_role(role.id if role else None))
 
@@ -303,7 +279,7 @@ class LimitsCog(
         self, interaction: discord.Interaction, channel: discord.TextChannel | None = None
     ) -> None:
         await self.limits.set_alert_channel(
-            _guild_id(interaction), channel.id if channel else None, actor_id=interaction.user.id
+            guild_id_of(interaction), channel.id if channel else None, actor_id=interaction.user.id
         )
         await reply(interaction, render_alert_channel(channel.id if channel else None))
 
@@ -326,7 +302,7 @@ class LimitsCog(
         mode: str | None = None,
     ) -> None:
         gallery = await self.bot.services.gallery.choose(
-            _guild_id(interaction),
+            guild_id_of(interaction),
             channel.id if channel is not None else None,
             GalleryMode(mode) if mode is not None else None,
             actor_id=interaction.user.id,
@@ -338,5 +314,5 @@ class LimitsCog(
     )
     @moderator_only
     async def history(self, interaction: discord.Interaction) -> None:
-        entries = await self.limits.audit_log(_guild_id(interaction), limit=50)
+        entries = await self.limits.audit_log(guild_id_of(interaction), limit=50)
         await reply(interaction, embeds=render_history(entries))

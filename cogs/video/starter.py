@@ -102,6 +102,10 @@ class JobStarter:
             raise BotError(
                 "The bot is restarting. Please try again in a minute; nothing was spent."
             )
+        await self.screen(interaction, request, origin)
+        if await self._services.approvals.required(origin):
+            await self._bot.approvals.hold(interaction, request, origin)
+            return None
         admitted = await self._admit(interaction, request, origin)
         job = admitted.job
         presenter = self._bot.presenter
@@ -133,6 +137,21 @@ class JobStarter:
         )
         await self._services.runner.enqueue(job)
         return job
+
+    async def screen(
+        self, interaction: discord.Interaction, request: VideoRequest, origin: JobOrigin
+    ) -> None:
+        """The server's own rules before anything is stored: where `/video` works, what it may say.
+
+        Both raise a RefusedError, which the central handler answers privately; a thread
+        counts as its parent channel.
+        """
+        channel = interaction.channel
+        parent_id = (
+            getattr(channel, "parent_id", None) if isinstance(channel, discord.Thread) else None
+        )
+        await self._services.channels.check(origin.guild_id, origin.channel_id, parent_id)
+        await self._services.blocklist.screen(origin, request)
 
     async def reroll(self, interaction: discord.Interaction, original: Job) -> None:
         """The same request as ``original`` with a new seed, through the limits like any other."""

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from services.storage.approvals import ApprovalStore
+from services.storage.blocklist import BlocklistStore
+from services.storage.channels import ChannelStore
 from services.storage.database import Database, Executor, Transaction
 from services.storage.gallery import GalleryStore
 from services.storage.jobs import JobStore, NewJob
@@ -12,6 +15,9 @@ from services.storage.meta import MetaStore
 from services.storage.timings import TimingStore
 
 __all__ = [
+    "ApprovalStore",
+    "BlocklistStore",
+    "ChannelStore",
     "Database",
     "Executor",
     "GalleryStore",
@@ -31,6 +37,9 @@ class Storage:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.jobs = JobStore(db)
+        self.approvals = ApprovalStore(db)
+        self.blocklist = BlocklistStore(db)
+        self.channels = ChannelStore(db)
         self.gallery = GalleryStore(db)
         self.limits = LimitStore(db)
         self.meta = MetaStore(db)

@@ -1,0 +1,41 @@
+-- Approval before spending: a server's rule, and the requests waiting for a moderator.
+
+-- A row means approval is required for members without role_id (NULL: for everyone);
+-- no row means approval is off. expiry_seconds: how long a request waits for an answer.
+CREATE TABLE approval_settings (
+    guild_id       INTEGER PRIMARY KEY,
+    role_id        INTEGER,
+    expiry_seconds INTEGER NOT NULL CHECK (expiry_seconds > 0),
+    set_by         INTEGER NOT NULL,
+    set_at         REAL    NOT NULL
+);
+
+-- A request held for approval: no job exists for it (nothing counted or billed) until a
+-- moderator approves it; then job_id names the job admission made from it.
+CREATE TABLE approval_requests (
+    id                     INTEGER PRIMARY KEY AUTOINCREMENT,
+    guild_id               INTEGER NOT NULL,
+    channel_id             INTEGER NOT NULL,
+    user_id                INTEGER NOT NULL,
+    role_ids_json          TEXT    NOT NULL,
+    request_json           TEXT    NOT NULL,
+    private                INTEGER NOT NULL DEFAULT 0,
+    parent_job_id          INTEGER,
+    fingerprint            TEXT,
+    interaction_token      TEXT,
+    interaction_created_at REAL,
+    application_id         INTEGER,
+    upload_limit           INTEGER,
+    message_id             INTEGER,
+    alert_channel_id       INTEGER,
+    alert_message_id       INTEGER,
+    state                  TEXT    NOT NULL DEFAULT 'pending'
+                           CHECK (state IN ('pending', 'approved', 'denied', 'expired')),
+    created_at             REAL    NOT NULL,
+    expires_at             REAL    NOT NULL,
+    decided_by             INTEGER,
+    decided_at             REAL,
+    reason                 TEXT,
+    job_id                 INTEGER REFERENCES jobs (id)
+);
+CREATE INDEX approval_requests_pending ON approval_requests (state, expires_at);
