@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.clock import Clock
-from services.models import JobOrigin, VideoRequest
+from services.models import VideoRequest
 from services.storage import Storage
 
 
@@ -12,5 +12,7 @@ class Blocklist:
         self._storage = storage
         self._clock = clock
 
-    async def screen(self, origin: JobOrigin, request: VideoRequest) -> None:
+    async def screen(
+        self, guild_id: int, channel_id: int, user_id: int, request: VideoRequest
+    ) -> None:
         """Refuse (raise a RefusedError) a request whose prompt or negative prompt is blocked."""

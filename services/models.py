@@ -287,6 +287,8 @@ class Job:
     failure_notice_due: float | None = None  # ended without a clip; the member not yet told
     result_deleted_at: float | None = None  # its public result post deleted by Delete
     shared_deleted_at: float | None = None  # its shared post deleted by Delete
+    cancelled_by: int | None = None  # who pressed Cancel (a moderator's does not count)
+    cost_reported: bool = False  # cost_usd is Segmind's own figure, not admission's estimate
 
     @property
     def counts_toward_limit(self) -> bool:

@@ -71,6 +71,8 @@ class VideoCog(commands.Cog):
             frame_rate=frame_rate,
             default_negative_prompt=self.bot.services.settings.default_negative_prompt,
         )
+        # The server's rules first: an earlier clip of a blocked prompt is not offered either.
+        await self.bot.starter.screen(interaction, request)
         # A chosen seed makes the request repeatable: if that very clip was delivered here
         # already, the member gets it (or its link) instead of the owner paying for a copy.
         if seed is not None and await reuse.offer_earlier_clip(

@@ -102,7 +102,7 @@ class JobStarter:
             raise BotError(
                 "The bot is restarting. Please try again in a minute; nothing was spent."
             )
-        await self.screen(interaction, request, origin)
+        await self.screen(interaction, request)
         if await self._services.approvals.required(origin):
             await self._bot.approvals.hold(interaction, request, origin)
             return None
@@ -138,20 +138,21 @@ class JobStarter:
         await self._services.runner.enqueue(job)
         return job
 
-    async def screen(
-        self, interaction: discord.Interaction, request: VideoRequest, origin: JobOrigin
-    ) -> None:
+    async def screen(self, interaction: discord.Interaction, request: VideoRequest) -> None:
         """The server's own rules before anything is stored: where `/video` works, what it may say.
 
         Both raise a RefusedError, which the central handler answers privately; a thread
         counts as its parent channel.
         """
+        if interaction.guild_id is None or interaction.channel_id is None:
+            raise BotError("Videos can only be made in a server channel.")
         channel = interaction.channel
-        parent_id = (
-            getattr(channel, "parent_id", None) if isinstance(channel, discord.Thread) else None
+        parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
+        services = self._services
+        await services.channels.check(interaction.guild_id, interaction.channel_id, parent_id)
+        await services.blocklist.screen(
+            interaction.guild_id, interaction.channel_id, interaction.user.id, request
         )
-        await self._services.channels.check(origin.guild_id, origin.channel_id, parent_id)
-        await self._services.blocklist.screen(origin, request)
 
     async def reroll(self, interaction: discord.Interaction, original: Job) -> None:
         """The same request as ``original`` with a new seed, through the limits like any other."""

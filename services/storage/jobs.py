@@ -40,6 +40,8 @@ _UPDATABLE = frozenset(
         "shared_at",
         "shared_message_id",
         "failure_notice_due",
+        "cancelled_by",
+        "cost_reported",
     }
 )
 _TERMINAL_VALUES = tuple(state.value for state in TERMINAL_STATES)
@@ -106,6 +108,8 @@ def _job_from_row(row: Row) -> Job:
         failure_notice_due=row["failure_notice_due"],
         result_deleted_at=row["result_deleted_at"],
         shared_deleted_at=row["shared_deleted_at"],
+        cancelled_by=row["cancelled_by"],
+        cost_reported=bool(row["cost_reported"]),
     )
 
 
