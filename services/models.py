@@ -445,3 +445,43 @@ class GalleryPost:
 # Stored as a taken-down clip's message id: no Discord id is 0, and unlike NULL (a post
 # under way) no failed post releases it, so the clip is never posted again.
 TAKEN_DOWN = 0
+
+
+# --- the blocklist ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BlocklistEntry:
+    """A word, phrase or /regex/ a server keeps out of prompts, as the moderator typed it."""
+
+    guild_id: int
+    term: str
+    added_by: int
+    added_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BlockedPrompt:
+    """A request the blocklist refused: who, where, when, and which term (moderators only).
+
+    ``timed_out``: the term is a pattern that ran out of time on this prompt, which counts
+    as a match so that nothing unchecked gets through.
+    """
+
+    id: int
+    guild_id: int
+    channel_id: int
+    user_id: int
+    term: str
+    at: float
+    timed_out: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AllowedChannel:
+    """A channel where a server lets `/video` work (its threads count as it)."""
+
+    guild_id: int
+    channel_id: int
+    added_by: int
+    added_at: float
