@@ -18,6 +18,8 @@ from services.models import AuditEntry, GuildSettings, JobState, LimitOverride, 
 from services.periods import LimitSpec, parse_period
 from services.storage import LimitStore, Storage
 from services.storage.database import Executor
+from services.storage.usage import counted_per_day_and_member
+from services.usage_chart import UsageSeries, member_totals, usage_series
 from services.utc_calendar import utc_day_start, utc_month_start, utc_next_day, utc_next_month
 
 LimitSource = Literal["user", "role", "server", "operator"]
@@ -207,6 +209,7 @@ class UsageReport:
     totals: tuple[MemberTotal, ...]
     recent: tuple[RecentJob, ...]
     budget: BudgetStatus
+    series: UsageSeries  # per UTC day, from the same rows as ``totals``: the chart agrees
 
     @property
     def total_clips(self) -> int:
@@ -328,9 +331,10 @@ class LimitService:
         seconds = parse_period(period or DEFAULT_USAGE_PERIOD)
         now = self._clock.time()
         since = now - seconds
-        totals = await self._storage.jobs.totals_per_member(guild_id, since)
-        if user_id is not None:
-            totals = [t for t in totals if t.user_id == user_id]
+        counts = await counted_per_day_and_member(
+            self._storage.db, guild_id, since, user_id=user_id
+        )
+        totals = member_totals(counts)
         jobs = await self._storage.jobs.recent(guild_id, limit=recent, user_id=user_id)
         budget = await self.budget_status(guild_id)
         return UsageReport(
@@ -346,6 +350,7 @@ class LimitService:
                 for j in jobs
             ),
             budget=budget,
+            series=usage_series(counts, since=since, until=now, user_id=user_id),
         )
 
     async def audit_log(self, guild_id: int, *, limit: int = 20) -> list[AuditEntry]:
