@@ -18,6 +18,7 @@ from cogs.limits.approval import ApprovalCommands
 from cogs.limits.blocklist import BlocklistCommands
 from cogs.limits.channels import ChannelCommands
 from cogs.limits.common import guild_id_of, member_role_ids, reply
+from cogs.limits.usage_chart import usage_chart_file
 from cogs.limits.wording import (
     render_alert_channel,
     render_budget,
@@ -221,7 +222,9 @@ class LimitsCog(
         report = await self.limits.usage_report(
             guild_id_of(interaction), period=period, user_id=user.id if user else None
         )
-        await reply(interaction, embeds=render_usage(report))
+        # The text stays whole for screen readers; the chart, when it draws, comes with it.
+        chart = await usage_chart_file(interaction, report, user)
+        await reply(interaction, embeds=render_usage(report), file=chart)
 
     @app_commands.command(
         name="budget",

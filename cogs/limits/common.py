@@ -30,9 +30,12 @@ async def reply(
     content: str | None = None,
     *,
     embeds: Sequence[discord.Embed] = (),
+    file: discord.File | None = None,
 ) -> None:
     """Ephemeral, no pings, through the bot's one safe send; several embeds become pages."""
     kwargs: dict[str, Any] = {"allowed_mentions": NO_PINGS}
+    if file is not None:  # stays on the message while the pages turn (edits keep attachments)
+        kwargs["file"] = file
     if embeds:
         kwargs["embed"] = embeds[0]
     if len(embeds) > 1:

@@ -6,10 +6,12 @@ is tested without a connection.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 
 import discord
 
+from cogs.limits.channels import channel_history_words
 from cogs.pages import COLOUR, paginate
 from cogs.words import (
     describe_period,
@@ -243,6 +245,50 @@ def render_usage(report: UsageReport) -> list[discord.Embed]:
     return paginate("Video usage on this server", header, lines)
 
 
+CHART_ALT_MAX = 1024  # Discord's limit on an attachment's description (its alt text)
+
+
+def usage_chart_title(report: UsageReport, server: str | None, member: str | None) -> str:
+    """The chart's heading: `Video usage on Cosy Corner, last week (Alice)`."""
+    where = f" on {server}" if server else ""
+    who = f" ({member})" if member else ""
+    return f"Video usage{where}, last {describe_period(report.period_seconds)}{who}"
+
+
+def usage_chart_alt(report: UsageReport, names: Mapping[int, str]) -> str:
+    """The chart in words, as its alt text: screen readers read this instead of the bars."""
+    series = report.series
+    first, last = series.days[0].day_start, series.days[-1].day_start
+    span = day_words(first) if first == last else f"{day_words(first)} to {day_words(last)}"
+    parts = [
+        f"Bar charts of clips and spend per UTC day, {span}: "
+        f"{plural(series.total_clips, 'clip')}, {format_usd(series.total_cost_usd)}."
+    ]
+    if (busiest := series.busiest) is not None:
+        parts.append(
+            f"Busiest day {day_words(busiest.day_start)}: {plural(busiest.clips, 'clip')}."
+        )
+    if series.top:
+        leaders = "; ".join(
+            f"{names.get(t.user_id, member_fallback(t.user_id))} {plural(t.clips, 'clip')}"
+            f" ({format_usd(t.cost_usd)})"
+            for t in series.top
+        )
+        parts.append(f"Top members: {leaders}.")
+    text = " ".join(parts)
+    return text if len(text) <= CHART_ALT_MAX else text[: CHART_ALT_MAX - 1] + "…"
+
+
+def day_words(moment: float) -> str:
+    day = datetime.fromtimestamp(moment, UTC)
+    return f"{day:%a} {day.day} {day:%b %Y}"
+
+
+def member_fallback(user_id: int) -> str:
+    """A member the bot has not seen, named without a ping (the chart is an image)."""
+    return f"member …{str(user_id)[-4:]}"
+
+
 def _audit_target(target: str) -> str:
     kind, _, ident = target.partition(":")
     if kind == "user" and ident.isdigit():
@@ -333,7 +379,10 @@ def _gallery_change(detail: str) -> str:
 
 def _history_line(entry: AuditEntry) -> str:
     changes = entry.changes
-    if entry.action == "set_gallery":
+    channel_words = channel_history_words(entry)
+    if channel_words is not None:
+        what = channel_words
+    elif entry.action == "set_gallery":
         what = _gallery_change(entry.detail)
     elif changes:
         real = [c for c in changes if c.before != c.after] or list(changes[:1])
