@@ -1,10 +1,89 @@
-"""Approval before spending: which requests wait for a moderator, and their answers."""
+"""Approval before spending: which requests wait for a moderator, and their answers.
+
+A held request is not a job: nothing is counted or billed until a moderator approves
+it, and then it goes through admission like any new request (limits, budgets and the
+operator's ceiling as they stand then). Every end of a wait is one atomic change from
+'pending', so a double click, two moderators at once, or a click racing the expiry
+decide it exactly once; the losers are told who won.
+"""
 
 from __future__ import annotations
 
+import logging
+
+from services.admission import LimitReached, MemberBlocked
+from services.approval_models import (
+    DEFAULT_EXPIRY_SECONDS,
+    MAX_EXPIRY_SECONDS,
+    MIN_EXPIRY_SECONDS,
+    ApprovalChange,
+    ApprovalRule,
+    ApprovalState,
+    HeldRequest,
+)
 from services.clock import Clock
-from services.models import JobOrigin
+from services.errors import BotError, RefusedError, ValidationError
+from services.limits import MemberUsage
+from services.models import JobOrigin, VideoRequest
+from services.periods import format_period, parse_period
 from services.storage import Storage
+
+log = logging.getLogger(__name__)
+
+REASON_MAX = 300  # a denial's reason, as the moderators' form takes it
+MODES = ("off", "required")
+
+
+class AlreadyDecided(BotError):
+    """Someone else ended this wait first; ``held`` says who, how and when."""
+
+    def __init__(self, held: HeldRequest) -> None:
+        super().__init__(
+            "This request was already answered.", detail=f"approval={held.id} {held.state.value}"
+        )
+        self.held = held
+
+
+class UnknownRequest(BotError):
+    """The button names a request this database does not hold (or another server's)."""
+
+    user_message = "That request is no longer known to me."
+
+
+class AlreadyWaiting(RefusedError):
+    """The member asked for this same video a moment ago and it is waiting already."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This same request is already waiting for a moderator's approval; "
+            "nothing more was asked."
+        )
+
+
+def parse_expiry(text: str | None) -> int:
+    """Seconds a request may wait, from `30m`, `2h`, `1d`; within 5 minutes to 7 days."""
+    if text is None:
+        return DEFAULT_EXPIRY_SECONDS
+    seconds = parse_period(text.strip())
+    if not MIN_EXPIRY_SECONDS <= seconds <= MAX_EXPIRY_SECONDS:
+        raise ValidationError(
+            f"`expires` must be from {format_period(MIN_EXPIRY_SECONDS)} to "
+            f"{format_period(MAX_EXPIRY_SECONDS)}, like `30m`, `2h` or `1d`."
+        )
+    return seconds
+
+
+def check_limit_now(usage: MemberUsage) -> None:
+    """Refuse as admission would if the member has no clip left right now.
+
+    Read-only: a member out of clips is told at once, not after a moderator approved.
+    """
+    if usage.limit.blocked:
+        raise MemberBlocked(usage.limit)
+    if usage.window.remaining == 0:
+        next_free = usage.window.next_free_at
+        assert next_free is not None  # only a blocked limit has none
+        raise LimitReached(usage.limit, used=usage.window.used, next_free_at=next_free)
 
 
 class Approvals:
@@ -12,6 +91,177 @@ class Approvals:
         self._storage = storage
         self._clock = clock
 
+    # --- the rule --------------------------------------------------------------------
+
+    async def rule(self, guild_id: int) -> ApprovalRule | None:
+        """The server's rule; None while approval is off."""
+        return await self._storage.approvals.rule(guild_id)
+
     async def required(self, origin: JobOrigin) -> bool:
-        """True when this member's request must wait for a moderator's approval."""
-        return False
+        """True when this member's request must wait for a moderator's approval.
+
+        Whether a moderator is exempt is the caller's to decide (it knows their permissions).
+        """
+        rule = await self._storage.approvals.rule(origin.guild_id)
+        return rule is not None and not rule.exempts(tuple(origin.role_ids))
+
+    async def configure(
+        self,
+        guild_id: int,
+        *,
+        mode: str | None,
+        role_id: int | None,
+        expires: str | None,
+        actor_id: int,
+    ) -> ApprovalChange:
+        """Turn approval on (``required``) or ``off``; with nothing given, only show it.
+
+        A role or expiry alone changes that part of a rule already on. Audited, in the same
+        transaction as the change, so `/videolimit history` shows it.
+        """
+        if mode is not None and mode not in MODES:
+            raise ValidationError("`mode` must be `off` or `required`.")
+        expiry = parse_expiry(expires) if expires is not None else None
+        now = self._clock.time()
+        store = self._storage.approvals
+        async with self._storage.db.transaction() as tx:
+            before = await store.rule(guild_id, tx=tx)
+            if mode is None and role_id is None and expiry is None:
+                return ApprovalChange(before, before)
+            if mode == "off":
+                if role_id is not None or expiry is not None:
+                    raise ValidationError(
+                        "With `mode: off` nothing waits for approval: leave out `role` "
+                        "and `expires`."
+                    )
+                after: ApprovalRule | None = None
+            elif mode is None and before is None:
+                raise ValidationError(
+                    "Approval is off: add `mode: required` to turn it on with that role or expiry."
+                )
+            else:
+                kept = before
+                after = ApprovalRule(
+                    guild_id=guild_id,
+                    role_id=role_id if role_id is not None or mode else kept_role(kept),
+                    expiry_seconds=expiry
+                    or (kept.expiry_seconds if kept else None)
+                    or DEFAULT_EXPIRY_SECONDS,
+                    set_by=actor_id,
+                    set_at=now,
+                )
+            change = ApprovalChange(before, after)
+            if not change.changed:
+                return change
+            if after is None:
+                await store.clear_rule(guild_id, tx=tx)
+            else:
+                await store.set_rule(after, tx=tx)
+            await self._storage.limits.audit(
+                guild_id,
+                actor_id=actor_id,
+                action="set_approval",
+                target="server",
+                detail=audit_detail(change),
+                at=now,
+                tx=tx,
+            )
+        log.info("guild=%s approval set by user=%s: %s", guild_id, actor_id, audit_detail(change))
+        return change
+
+    # --- holding and answering ----------------------------------------------------------
+
+    async def hold(
+        self, request: VideoRequest, origin: JobOrigin, usage: MemberUsage
+    ) -> HeldRequest:
+        """Store a request as waiting, after the checks that would refuse it anyway."""
+        check_limit_now(usage)
+        store = self._storage.approvals
+        if origin.fingerprint is not None and await store.pending_same(
+            origin.guild_id, origin.user_id, origin.fingerprint
+        ):
+            raise AlreadyWaiting()
+        rule = await store.rule(origin.guild_id)
+        expiry = rule.expiry_seconds if rule is not None else DEFAULT_EXPIRY_SECONDS
+        now = self._clock.time()
+        held = await store.hold(request, origin, now=now, expires_at=now + expiry)
+        log.info(
+            "approval=%s held guild=%s user=%s until=%s",
+            held.id,
+            held.guild_id,
+            held.user_id,
+            int(held.expires_at),
+        )
+        return held
+
+    async def get(self, request_id: int, guild_id: int) -> HeldRequest:
+        """The request a button names, if it is this server's."""
+        held = await self._storage.approvals.get(request_id)
+        if held is None or held.guild_id != guild_id:
+            raise UnknownRequest()
+        return held
+
+    async def place(self, request_id: int, **columns: int | str | None) -> HeldRequest | None:
+        """Where its messages are (``message_id``, ``alert_channel_id``, ``alert_message_id``)."""
+        return await self._storage.approvals.place(request_id, **columns)
+
+    async def decide(
+        self,
+        held: HeldRequest,
+        state: ApprovalState,
+        *,
+        by: int | None,
+        reason: str | None = None,
+    ) -> HeldRequest:
+        """End the wait (approve, deny, cancel); AlreadyDecided if someone else did first."""
+        if reason is not None:
+            reason = reason.strip()[:REASON_MAX] or None
+        won = await self._storage.approvals.decide(
+            held.id, state, by=by, now=self._clock.time(), reason=reason
+        )
+        current = await self._storage.approvals.get(held.id)
+        assert current is not None
+        if not won:
+            raise AlreadyDecided(current)
+        log.info("approval=%s %s by user=%s", held.id, state.value, by)
+        return current
+
+    async def admitted(self, held: HeldRequest, job_id: int) -> None:
+        """The approved request's job exists: remember which one."""
+        await self._storage.approvals.settle(held.id, ApprovalState.APPROVED, job_id=job_id)
+
+    async def refused(self, held: HeldRequest, reason: str) -> None:
+        """Approved, but admission refused it then: nothing was stored as a job."""
+        await self._storage.approvals.settle(held.id, ApprovalState.REFUSED, reason=reason)
+
+    async def expire_due(self) -> list[HeldRequest]:
+        """Expire every request past its time; returns those this call expired."""
+        now = self._clock.time()
+        expired: list[HeldRequest] = []
+        store = self._storage.approvals
+        for held in await store.due(now):
+            if await store.decide(held.id, ApprovalState.EXPIRED, by=None, now=now, due_by=now):
+                log.info("approval=%s expired unanswered guild=%s", held.id, held.guild_id)
+                current = await store.get(held.id)
+                expired.append(current or held)
+        return expired
+
+
+def kept_role(rule: ApprovalRule | None) -> int | None:
+    return rule.role_id if rule is not None else None
+
+
+def audit_detail(change: ApprovalChange) -> str:
+    """`required for members without <@&5>, waiting up to 1h (was off)`: shown as stored.
+
+    Written so that ``read_audit_detail`` does not take it for a settings column, and
+    `/videolimit history` shows it in these words.
+    """
+
+    def words(rule: ApprovalRule | None) -> str:
+        if rule is None:
+            return "off"
+        who = "everyone" if rule.role_id is None else f"members without <@&{rule.role_id}>"
+        return f"required for {who} and waiting up to {format_period(rule.expiry_seconds)}"
+
+    return f"{words(change.after)} (was {words(change.before)})"

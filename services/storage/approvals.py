@@ -1,10 +1,194 @@
-"""Approval before spending: a server's rule and the requests held for it (migration 0012)."""
+"""Approval before spending: a server's rule and the requests held for it (migration 0012).
+
+Every end of a wait (approve, deny, expire, cancel) is one conditional UPDATE from
+'pending': of two moderators clicking at once, or a click racing the expiry, exactly one
+changes the row, and the others read back who did.
+"""
 
 from __future__ import annotations
 
-from services.storage.database import Executor
+import json
+from typing import Any
+
+from services.approval_models import ApprovalRule, ApprovalState, HeldRequest
+from services.models import JobOrigin, VideoRequest
+from services.storage.database import Database, Executor, Row
+
+_PLACED = frozenset({"message_id", "alert_channel_id", "alert_message_id", "interaction_token"})
+
+
+def _rule_from_row(row: Row) -> ApprovalRule:
+    return ApprovalRule(
+        guild_id=row["guild_id"],
+        role_id=row["role_id"],
+        expiry_seconds=row["expiry_seconds"],
+        set_by=row["set_by"],
+        set_at=row["set_at"],
+    )
+
+
+def _held_from_row(row: Row) -> HeldRequest:
+    return HeldRequest(
+        id=row["id"],
+        guild_id=row["guild_id"],
+        channel_id=row["channel_id"],
+        user_id=row["user_id"],
+        role_ids=tuple(json.loads(row["role_ids_json"])),
+        # Stored once validated: a later, stricter rule must not make it unreadable.
+        request=VideoRequest.from_payload(json.loads(row["request_json"])),
+        state=ApprovalState(row["state"]),
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        private=bool(row["private"]),
+        parent_job_id=row["parent_job_id"],
+        fingerprint=row["fingerprint"],
+        interaction_token=row["interaction_token"],
+        interaction_created_at=row["interaction_created_at"],
+        application_id=row["application_id"],
+        upload_limit=row["upload_limit"],
+        message_id=row["message_id"],
+        alert_channel_id=row["alert_channel_id"],
+        alert_message_id=row["alert_message_id"],
+        decided_by=row["decided_by"],
+        decided_at=row["decided_at"],
+        reason=row["reason"],
+        job_id=row["job_id"],
+    )
 
 
 class ApprovalStore:
-    def __init__(self, db: Executor) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
+
+    # --- the rule ----------------------------------------------------------------------
+
+    async def rule(self, guild_id: int, *, tx: Executor | None = None) -> ApprovalRule | None:
+        row = await (tx or self._db).fetchone(
+            "SELECT * FROM approval_settings WHERE guild_id = ?", (guild_id,)
+        )
+        return _rule_from_row(row) if row is not None else None
+
+    async def set_rule(self, rule: ApprovalRule, *, tx: Executor) -> None:
+        await tx.execute(
+            "INSERT INTO approval_settings (guild_id, role_id, expiry_seconds, set_by, set_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET"
+            " role_id = excluded.role_id, expiry_seconds = excluded.expiry_seconds,"
+            " set_by = excluded.set_by, set_at = excluded.set_at",
+            (rule.guild_id, rule.role_id, rule.expiry_seconds, rule.set_by, rule.set_at),
+        )
+
+    async def clear_rule(self, guild_id: int, *, tx: Executor) -> None:
+        await tx.execute("DELETE FROM approval_settings WHERE guild_id = ?", (guild_id,))
+
+    # --- held requests -----------------------------------------------------------------
+
+    async def hold(
+        self, request: VideoRequest, origin: JobOrigin, *, now: float, expires_at: float
+    ) -> HeldRequest:
+        """Store a request as pending; nothing about it is a job yet."""
+        request_id = await self._db.insert(
+            "INSERT INTO approval_requests (guild_id, channel_id, user_id, role_ids_json,"
+            " request_json, private, parent_job_id, fingerprint, interaction_token,"
+            " interaction_created_at, application_id, upload_limit, state, created_at,"
+            " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            (
+                origin.guild_id,
+                origin.channel_id,
+                origin.user_id,
+                json.dumps(list(origin.role_ids)),
+                json.dumps(request.to_payload()),
+                int(origin.private),
+                origin.parent_job_id,
+                origin.fingerprint,
+                origin.interaction_token,
+                origin.interaction_created_at,
+                origin.application_id,
+                origin.upload_limit,
+                now,
+                expires_at,
+            ),
+        )
+        held = await self.get(request_id)
+        assert held is not None
+        return held
+
+    async def get(self, request_id: int) -> HeldRequest | None:
+        row = await self._db.fetchone("SELECT * FROM approval_requests WHERE id = ?", (request_id,))
+        return _held_from_row(row) if row is not None else None
+
+    async def place(self, request_id: int, **columns: Any) -> HeldRequest | None:
+        """Record where its messages are (the member's, the moderators'), or forget a token."""
+        unknown = set(columns) - _PLACED
+        if unknown or not columns:
+            raise ValueError(f"not a placement column: {sorted(unknown)}")
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        await self._db.execute(
+            f"UPDATE approval_requests SET {assignments} WHERE id = ?",  # noqa: S608 - names checked
+            (*columns.values(), request_id),
+        )
+        return await self.get(request_id)
+
+    async def decide(
+        self,
+        request_id: int,
+        state: ApprovalState,
+        *,
+        by: int | None,
+        now: float,
+        reason: str | None = None,
+        due_by: float | None = None,
+    ) -> bool:
+        """End the wait, only if it is still pending (and, with ``due_by``, due by then).
+
+        True for the one caller that changed it; everyone else reads back who did.
+        """
+        sql = (
+            "UPDATE approval_requests SET state = ?, decided_by = ?, decided_at = ?, reason = ?"
+            " WHERE id = ? AND state = 'pending'"
+        )
+        params: list[Any] = [state.value, by, now, reason, request_id]
+        if due_by is not None:
+            sql += " AND expires_at <= ?"
+            params.append(due_by)
+        return await self._db.execute(sql, params, durable=True) == 1
+
+    async def settle(
+        self,
+        request_id: int,
+        state: ApprovalState,
+        *,
+        job_id: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """What admission made of an approved request: its job, or why it was refused."""
+        await self._db.execute(
+            "UPDATE approval_requests SET state = ?, job_id = ?, reason = COALESCE(?, reason)"
+            " WHERE id = ? AND state = 'approved'",
+            (state.value, job_id, reason, request_id),
+            durable=True,
+        )
+
+    async def due(self, now: float, *, limit: int = 100) -> list[HeldRequest]:
+        """Pending requests whose time to wait has run out, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM approval_requests WHERE state = 'pending' AND expires_at <= ?"
+            " ORDER BY expires_at LIMIT ?",
+            (now, limit),
+        )
+        return [_held_from_row(row) for row in rows]
+
+    async def pending_same(self, guild_id: int, user_id: int, fingerprint: str) -> int | None:
+        """A pending request of this member that is this same one (a double click)."""
+        row = await self._db.fetchone(
+            "SELECT id FROM approval_requests WHERE guild_id = ? AND user_id = ?"
+            " AND fingerprint = ? AND state = 'pending' ORDER BY id DESC LIMIT 1",
+            (guild_id, user_id, fingerprint),
+        )
+        return int(row["id"]) if row is not None else None
+
+    async def count_pending(self, guild_id: int) -> int:
+        row = await self._db.fetchone(
+            "SELECT COUNT(*) AS n FROM approval_requests WHERE guild_id = ? AND state = 'pending'",
+            (guild_id,),
+        )
+        return int(row["n"]) if row is not None else 0

@@ -11,7 +11,10 @@ CREATE TABLE approval_settings (
 );
 
 -- A request held for approval: no job exists for it (nothing counted or billed) until a
--- moderator approves it; then job_id names the job admission made from it.
+-- moderator approves it; then job_id names the job admission made from it. 'refused':
+-- approved, but admission refused it then (the member's limit, a budget); 'cancelled':
+-- withdrawn by the member (or a moderator) while it waited. decided_by/decided_at say who
+-- ended its wait, and when; reason is a denial's or a refusal's words.
 CREATE TABLE approval_requests (
     id                     INTEGER PRIMARY KEY AUTOINCREMENT,
     guild_id               INTEGER NOT NULL,
@@ -30,7 +33,8 @@ CREATE TABLE approval_requests (
     alert_channel_id       INTEGER,
     alert_message_id       INTEGER,
     state                  TEXT    NOT NULL DEFAULT 'pending'
-                           CHECK (state IN ('pending', 'approved', 'denied', 'expired')),
+                           CHECK (state IN ('pending', 'approved', 'refused', 'denied',
+                                            'expired', 'cancelled')),
     created_at             REAL    NOT NULL,
     expires_at             REAL    NOT NULL,
     decided_by             INTEGER,
