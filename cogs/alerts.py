@@ -101,32 +101,77 @@ async def _alert_channel(limits: LimitService, guild: discord.Guild) -> Any | No
     return channel
 
 
+async def post_for_moderators(
+    limits: LimitService,
+    client: discord.Client,
+    guild: discord.Guild,
+    text: str,
+    *,
+    embed: discord.Embed | None = None,
+    view: discord.ui.View | None = None,
+    system_channel: bool = True,
+) -> discord.Message | None:
+    """As ``notify_moderators``, with an embed and buttons; returns the message posted.
+
+    ``system_channel``: whether the last resort may be used; a post showing a private
+    request must not land in a public #general.
+    """
+    extra: dict[str, Any] = {"embed": embed, "view": view}
+    configured = await _alert_channel(limits, guild)
+    if configured is not None and (posted := await _send(guild, configured, text, extra)):
+        return posted
+    if posted := await _send_owner(client, guild, text, extra):
+        return posted
+    fallback = guild.system_channel if system_channel else None
+    if fallback is not None and (posted := await _send(guild, fallback, text, extra)):
+        return posted
+    log.warning("guild=%s could not reach the moderators", guild.id)
+    return None
+
+
 async def _post(guild: discord.Guild, channel: Any, text: str) -> bool:
+    return await _send(guild, channel, text, {}) is not None
+
+
+async def _send(
+    guild: discord.Guild, channel: Any, text: str, extra: dict[str, Any]
+) -> discord.Message | None:
     me = guild.me
     if me is None or not channel.permissions_for(me).send_messages:
-        return False
+        return None
+    extra = {key: value for key, value in extra.items() if value is not None}
     try:
-        await channel.send(text[:2000], allowed_mentions=NO_PINGS)
+        message: discord.Message = await channel.send(
+            text[:2000], allowed_mentions=NO_PINGS, **extra
+        )
     except Exception as exc:  # noqa: BLE001 - a failed alert must never break the caller
         log.warning("guild=%s alert to channel=%s failed: %s", guild.id, channel.id, exc)
-        return False
+        return None
     log.info("guild=%s moderators told in channel=%s", guild.id, channel.id)
-    return True
+    return message
 
 
 async def _tell_owner(client: discord.Client, guild: discord.Guild, text: str) -> bool:
+    return await _send_owner(client, guild, text, {}) is not None
+
+
+async def _send_owner(
+    client: discord.Client, guild: discord.Guild, text: str, extra: dict[str, Any]
+) -> discord.Message | None:
+    extra = {key: value for key, value in extra.items() if value is not None}
     try:
         owner: discord.Member | discord.User | None = guild.owner
         if owner is None and guild.owner_id is not None:
             owner = await client.fetch_user(guild.owner_id)
         if owner is None:
-            return False
-        await owner.send(
+            return None
+        message = await owner.send(
             f"**{discord.utils.escape_markdown(guild.name[:100])}**: {text}"[:2000],
             allowed_mentions=NO_PINGS,
+            **extra,
         )
     except Exception as exc:  # noqa: BLE001 - a closed DM must never break the caller
         log.info("guild=%s owner could not be told by DM: %r", guild.id, exc)
-        return False
+        return None
     log.info("guild=%s moderators told by DM to the owner", guild.id)
-    return True
+    return message
