@@ -14,6 +14,15 @@ from services.clock import Clock
 from services.errors import RefusedError, ValidationError
 from services.models import AllowedChannel
 from services.storage import Storage
+from services.storage.channels import ALLOW_ACTION, DISALLOW_ACTION
+
+__all__ = [
+    "ALLOW_ACTION",
+    "DISALLOW_ACTION",
+    "AllowedChannels",
+    "ChannelListChange",
+    "ChannelNotAllowed",
+]
 
 log = logging.getLogger(__name__)
 

@@ -69,9 +69,7 @@ class ChannelStore:
 
 
 async def _count(tx: Executor, guild_id: int) -> int:
-    row = await tx.fetchone(
-        "SELECT COUNT(*) FROM allowed_channels WHERE guild_id = ?", (guild_id,)
-    )
+    row = await tx.fetchone("SELECT COUNT(*) FROM allowed_channels WHERE guild_id = ?", (guild_id,))
     return int(row[0]) if row else 0
 
 
