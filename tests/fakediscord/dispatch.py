@@ -196,14 +196,17 @@ class InteractionFactory:
         if allowed is not None and channel.type not in allowed:
             raise InvalidInteraction(f"channel type {channel.type} not in {allowed}")
         perms = channel_permissions(guild, channel, ctx.invoker_id)
-        ctx.resolved.setdefault("channels", {})[str(channel.id)] = {
+        resolved: dict[str, Any] = {
             "id": str(channel.id),
             "name": channel.name,
             "type": channel.type,
             "permissions": str(perms),
-            "parent_id": None,
+            "parent_id": str(channel.parent_id) if channel.parent_id is not None else None,
             "flags": 0,
         }
+        if channel.is_thread:  # Discord resolves a thread with its metadata
+            resolved["thread_metadata"] = payloads.thread(channel)["thread_metadata"]
+        ctx.resolved.setdefault("channels", {})[str(channel.id)] = resolved
         return str(channel.id)
 
     # Components and modals -----------------------------------------------------------------

@@ -11,7 +11,16 @@ from typing import Any
 from .clock import iso_timestamp
 from .permissions import channel_permissions
 from .records import InteractionRecord, StoredAttachment, StoredMessage
-from .world import DM, FakeChannel, FakeGuild, FakeMember, FakeRole, FakeUser, FakeWorld
+from .world import (
+    DM,
+    PRIVATE_THREAD,
+    FakeChannel,
+    FakeGuild,
+    FakeMember,
+    FakeRole,
+    FakeUser,
+    FakeWorld,
+)
 
 LOCALE = "en-US"
 
@@ -87,6 +96,8 @@ def channel(
     c: FakeChannel, *, with_guild_id: bool = True, permissions: int | None = None
 ) -> dict[str, Any]:
     """A guild text channel object (GUILD_CREATE omits guild_id, events include it)."""
+    if c.is_thread:
+        return thread(c, permissions=permissions)
     data: dict[str, Any] = {
         "id": str(c.id),
         "type": c.type,
@@ -106,6 +117,38 @@ def channel(
     }
     if with_guild_id:
         data["guild_id"] = str(c.guild_id)
+    if permissions is not None:
+        data["permissions"] = str(permissions)
+    return data
+
+
+def thread(c: FakeChannel, *, permissions: int | None = None) -> dict[str, Any]:
+    """A thread channel object: its parent and starter, metadata, and no overwrites of its own.
+
+    Discord includes guild_id even inside GUILD_CREATE's `threads`.
+    """
+    data: dict[str, Any] = {
+        "id": str(c.id),
+        "type": c.type,
+        "guild_id": str(c.guild_id),
+        "parent_id": str(c.parent_id),
+        "owner_id": str(c.owner_id),
+        "name": c.name,
+        "last_message_id": None,
+        "rate_limit_per_user": 0,
+        "message_count": 0,
+        "member_count": 1,
+        "total_message_sent": 0,
+        "flags": 0,
+        "thread_metadata": {
+            "archived": False,
+            "auto_archive_duration": 1440,
+            "archive_timestamp": iso_timestamp(1_700_000_000.0),
+            "locked": False,
+            "create_timestamp": iso_timestamp(1_700_000_000.0),
+            **({"invitable": True} if c.type == PRIVATE_THREAD else {}),
+        },
+    }
     if permissions is not None:
         data["permissions"] = str(permissions)
     return data
@@ -181,7 +224,7 @@ def guild_create(
             "voice_states": [],
             "members": [member(m) for m in members],
             "channels": [channel(c, with_guild_id=False) for c in g.channels],
-            "threads": [],
+            "threads": [thread(t) for t in g.threads],
             "presences": [],
             "stage_instances": [],
             "guild_scheduled_events": [],

@@ -100,7 +100,15 @@ def base_permissions(guild: FakeGuild, user_id: int) -> int:
 
 
 def channel_permissions(guild: FakeGuild, channel: FakeChannel, user_id: int) -> int:
-    """Permissions in one channel: base, then @everyone, role and member overwrites, in order."""
+    """Permissions in one channel: base, then @everyone, role and member overwrites, in order.
+
+    A thread has no overwrites of its own: it takes its parent channel's.
+    """
+    if channel.parent_id is not None:
+        parent = guild.channel(channel.parent_id)
+        if parent is None:
+            return 0
+        channel = parent
     value = base_permissions(guild, user_id)
     if value == ALL_PERMISSIONS:
         return value

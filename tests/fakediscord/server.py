@@ -272,6 +272,10 @@ class RestServer:
         need = Perm.SEND_MESSAGES | (Perm.ATTACH_FILES if body.files else 0)
         if body.payload.get("message_reference"):
             need |= Perm.READ_MESSAGE_HISTORY
+        found = self.store.destination(_int(request, "channel_id"))
+        if found is not None and found.channel is not None and found.channel.is_thread:
+            # In a thread Discord asks for Send Messages in Threads instead.
+            need = (need & ~Perm.SEND_MESSAGES) | Perm.SEND_MESSAGES_IN_THREADS
         dest = self._destination(request, need=need)
         if dest.dm_recipient is not None and not self._can_dm(dest.dm_recipient.id):
             raise errors.cannot_dm_user()

@@ -17,6 +17,13 @@ _ids = SnowflakeFactory()
 # Channel types (Discord's numbering).
 GUILD_TEXT = 0
 DM = 1
+GUILD_VOICE = 2  # has its own text chat, where slash commands work
+GUILD_ANNOUNCEMENT = 5
+PUBLIC_THREAD = 11
+PRIVATE_THREAD = 12
+GUILD_STAGE_VOICE = 13
+GUILD_FORUM = 15  # holds only threads (its posts)
+THREAD_TYPES = (10, PUBLIC_THREAD, PRIVATE_THREAD)
 
 # Upload limits per boost tier, as Discord and discord.py's Guild.filesize_limit state them.
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
@@ -99,11 +106,19 @@ class FakeChannel:
     type: int = GUILD_TEXT
     position: int = 0
     overwrites: list[FakeOverwrite] = field(default_factory=list)
+    # Threads only: the channel (or forum) they belong to, and who started them.
+    parent_id: int | None = None
+    owner_id: int | None = None
 
     @property
     def mention(self) -> str:
         """How content mentions this channel (`<#id>`)."""
         return f"<#{self.id}>"
+
+    @property
+    def is_thread(self) -> bool:
+        """A thread: permissions come from its parent, sending needs Send Messages in Threads."""
+        return self.type in THREAD_TYPES
 
     def deny(self, target: FakeRole | FakeMember, permissions: int) -> None:
         """Add (or extend) an overwrite denying `permissions` to a role or member."""
@@ -145,6 +160,8 @@ class FakeGuild:
     channels: list[FakeChannel] = field(default_factory=list)
     members: list[FakeMember] = field(default_factory=list)
     premium_tier: int = 0
+    # Active threads: Discord lists them apart from channels (GUILD_CREATE's `threads`).
+    threads: list[FakeChannel] = field(default_factory=list)
 
     @property
     def everyone_role(self) -> FakeRole:
@@ -164,8 +181,8 @@ class FakeGuild:
         return next((r for r in self.roles if r.id == role_id), None)
 
     def channel(self, channel_id: int) -> FakeChannel | None:
-        """The channel with this id, if the guild has it."""
-        return next((c for c in self.channels if c.id == channel_id), None)
+        """The channel (or active thread) with this id, if the guild has it."""
+        return next((c for c in [*self.channels, *self.threads] if c.id == channel_id), None)
 
     def member(self, user_id: int) -> FakeMember | None:
         """The member with this user id, if they are in the guild."""
@@ -188,6 +205,38 @@ class FakeGuild:
         channel = FakeChannel(id=new_id(), name=name, guild_id=self.id, position=len(self.channels))
         self.channels.append(channel)
         return channel
+
+    def add_channel(self, name: str, kind: int) -> FakeChannel:
+        """Create a channel of another type (GUILD_VOICE, GUILD_FORUM, ...)."""
+        channel = self.add_text_channel(name)
+        channel.type = kind
+        return channel
+
+    def add_thread(
+        self,
+        parent: FakeChannel,
+        name: str,
+        *,
+        private: bool = False,
+        owner: FakeMember | None = None,
+    ) -> FakeChannel:
+        """Start an active thread in ``parent`` (a text channel, or a forum for a post).
+
+        Private threads are modelled as visible to whoever sees the parent: thread
+        membership is not modelled.
+        """
+        if parent.is_thread or self.channel(parent.id) is not parent:
+            raise ValueError("a thread's parent is a channel of this guild, not a thread")
+        thread = FakeChannel(
+            id=new_id(),
+            name=name,
+            guild_id=self.id,
+            type=PRIVATE_THREAD if private else PUBLIC_THREAD,
+            parent_id=parent.id,
+            owner_id=owner.id if owner is not None else self.owner_id,
+        )
+        self.threads.append(thread)
+        return thread
 
     def add_member(self, user: FakeUser | str, *, roles: Sequence[FakeRole] = ()) -> FakeMember:
         """Add a user (or a new user with this username) as a member."""
