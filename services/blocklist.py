@@ -1,18 +1,209 @@
-"""A server's blocklist: words and /regex/ patterns a prompt may not contain."""
+"""A server's blocklist: words, phrases and /regex/ patterns a prompt may not contain.
+
+Screening runs before Discord's 3-second answer, so each server's terms are compiled once
+and kept in memory, refreshed by every add and remove. Word terms are matched in the event
+loop (an index lookup per word); patterns run in a worker thread, each with a timeout and
+all of them within a total budget, so no pattern can hold up the bot. A pattern that runs
+out of time counts as a match (fail closed): an unchecked prompt could be the one it was
+written to stop, and a refusal costs the member nothing. Such patterns are refused when
+added, by running them on hostile texts first, so this is a last line, and it is logged.
+
+This process's cache is the only copy: with several processes on one database, a term
+added on one reaches the others when they restart.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from services.blocklist_terms import (
+    MAX_TERMS,
+    Hit,
+    Term,
+    TermNotBlocked,
+    TermSet,
+    normalise,
+    parse_term,
+    refuse_slow_pattern,
+)
 from services.clock import Clock
-from services.models import VideoRequest
+from services.errors import RefusedError, ValidationError
+from services.models import BlockedPrompt, BlocklistEntry, VideoRequest
 from services.storage import Storage
+
+log = logging.getLogger(__name__)
+
+RECENT_REFUSALS = 20
+
+
+class PromptBlocked(RefusedError):
+    """The prompt or negative prompt has a blocked term; the message never names it."""
+
+    def __init__(self, *, timed_out: bool = False) -> None:
+        if timed_out:
+            message = (
+                "Your prompt could not be checked against this server's blocklist in time, "
+                "so no video was made. Please reword it; nothing was spent."
+            )
+        else:
+            message = (
+                "Your prompt uses a word or pattern this server does not allow, so no video "
+                "was made. Please reword it; nothing was spent."
+            )
+        super().__init__(message, detail="prompt refused by the blocklist")
+        self.timed_out = timed_out
+
+
+@dataclass(frozen=True, slots=True)
+class TermAdded:
+    """A term just added, and how full the server's list now is."""
+
+    term: Term
+    count: int
+    max_terms: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlocklistOverview:
+    """What `/videolimit blocklist show` lists: the terms, and the latest refusals."""
+
+    terms: tuple[BlocklistEntry, ...]
+    refusals: tuple[BlockedPrompt, ...]
+    max_terms: int
+
+
+def _compile(entries: list[BlocklistEntry]) -> TermSet:
+    terms = []
+    for entry in entries:
+        try:
+            terms.append(parse_term(entry.term))
+        except ValidationError:
+            # Stored by a version that read terms differently; it cannot match, say so.
+            log.warning("guild=%s a stored blocklist term no longer parses", entry.guild_id)
+    return TermSet(terms)
+
+
+def _key_of(text: str) -> str:
+    try:
+        return parse_term(text).key
+    except ValidationError:
+        return text
 
 
 class Blocklist:
-    def __init__(self, storage: Storage, clock: Clock) -> None:
+    def __init__(self, storage: Storage, clock: Clock, *, max_terms: int = MAX_TERMS) -> None:
         self._storage = storage
         self._clock = clock
+        self._max_terms = max_terms
+        self._cache: dict[int, TermSet] = {}
+
+    async def _terms(self, guild_id: int) -> TermSet:
+        cached = self._cache.get(guild_id)
+        if cached is None:
+            cached = _compile(await self._storage.blocklist.terms(guild_id))
+            self._cache[guild_id] = cached
+        return cached
 
     async def screen(
         self, guild_id: int, channel_id: int, user_id: int, request: VideoRequest
     ) -> None:
-        """Refuse (raise a RefusedError) a request whose prompt or negative prompt is blocked."""
+        """Refuse (raise PromptBlocked) a request whose prompt or negative prompt is blocked.
+
+        The refusal is recorded for moderators (who, where, when, which term) first.
+        """
+        terms = await self._terms(guild_id)
+        if not terms.terms:
+            return
+        hit = await self.find(terms, [request.prompt, request.negative_prompt])
+        if hit is None:
+            return
+        if hit.timed_out:
+            log.warning(
+                "guild=%s user=%s a blocklist pattern ran out of time; refused (fail closed)",
+                guild_id,
+                user_id,
+            )
+        log.info(
+            "guild=%s channel=%s user=%s prompt refused by the blocklist",
+            guild_id,
+            channel_id,
+            user_id,
+        )
+        try:
+            await self._storage.blocklist.record_refusal(
+                guild_id,
+                channel_id,
+                user_id,
+                hit.term.text,
+                at=self._clock.time(),
+                timed_out=hit.timed_out,
+            )
+        except Exception:
+            # The record is for moderators; the refusal stands without it.
+            log.exception("guild=%s could not record a blocklist refusal", guild_id)
+        raise PromptBlocked(timed_out=hit.timed_out)
+
+    async def find(self, terms: TermSet, texts: list[str]) -> Hit | None:
+        """The first term in any of ``texts``; patterns in a thread, so the loop runs on."""
+        normalised = [normalise(text) for text in texts if text]
+        for text in normalised:
+            hit = terms.match_words(text)
+            if hit is not None:
+                return hit
+        if not terms.patterns:
+            return None
+        return await asyncio.to_thread(terms.match_patterns, normalised)
+
+    async def add(self, guild_id: int, text: str, *, actor_id: int) -> TermAdded:
+        """Add a term (validated; a pattern is tried on hostile texts first), audited."""
+        term = parse_term(text)
+        if term.kind == "pattern":
+            await asyncio.to_thread(refuse_slow_pattern, term)
+        entries = await self._storage.blocklist.add(
+            guild_id,
+            term.text,
+            actor_id=actor_id,
+            at=self._clock.time(),
+            max_terms=self._max_terms,
+            same_as=lambda stored: _key_of(stored) == term.key,
+        )
+        self._cache[guild_id] = _compile(entries)
+        log.info("guild=%s user=%s added a blocklist %s", guild_id, actor_id, term.kind)
+        return TermAdded(term, len(entries), self._max_terms)
+
+    async def remove(self, guild_id: int, text: str, *, actor_id: int) -> str:
+        """Remove a term, found as typed or as any spelling that reads the same; audited.
+
+        Returns the term as it was stored.
+        """
+        typed = " ".join(text.split())
+        key = _key_of(typed)
+        stored = next(
+            (
+                entry.term
+                for entry in await self._storage.blocklist.terms(guild_id)
+                if entry.term == typed or _key_of(entry.term) == key
+            ),
+            None,
+        )
+        entries = None
+        if stored is not None:
+            entries = await self._storage.blocklist.remove(
+                guild_id, stored, actor_id=actor_id, at=self._clock.time()
+            )
+        if stored is None or entries is None:
+            raise TermNotBlocked(typed or text)
+        self._cache[guild_id] = _compile(entries)
+        log.info("guild=%s user=%s removed a blocklist term", guild_id, actor_id)
+        return stored
+
+    async def overview(self, guild_id: int) -> BlocklistOverview:
+        terms = await self._storage.blocklist.terms(guild_id)
+        refusals = await self._storage.blocklist.refusals(guild_id, limit=RECENT_REFUSALS)
+        return BlocklistOverview(tuple(terms), tuple(refusals), self._max_terms)
+
+    async def term_texts(self, guild_id: int) -> list[str]:
+        """The server's terms as typed, from the cache (for autocomplete: no waiting)."""
+        return [term.text for term in (await self._terms(guild_id)).terms]

@@ -17,6 +17,8 @@ CREATE TABLE blocked_prompts (
     channel_id INTEGER NOT NULL,
     user_id    INTEGER NOT NULL,
     term       TEXT    NOT NULL,
-    at         REAL    NOT NULL
+    at         REAL    NOT NULL,
+    -- 1: the term is a pattern that ran out of time on this prompt (counted as a match).
+    timed_out  INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX blocked_prompts_guild ON blocked_prompts (guild_id, id);

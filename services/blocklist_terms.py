@@ -1,0 +1,305 @@
+"""Blocklist terms: how prompts and terms are normalised, parsed, validated and matched.
+
+Plain functions and a compiled ``TermSet``, no storage and no event loop: the service
+(services.blocklist) caches one TermSet per server and runs the pattern part in a thread.
+
+Normalisation makes look-alike spellings one spelling, so that a member cannot slip a
+term past the check with characters that read the same: NFKC (fullwidth and
+mathematical letters become plain ones), casefold, drop invisible characters (format
+characters such as zero-width spaces and joiners, soft hyphens, variation selectors,
+Hangul fillers) and combining marks, then map the Cyrillic and Greek letters that look
+like Latin ones to those Latin letters. The table below is a compact excerpt of Unicode's
+confusables.txt (the letters that confusables.txt maps to a single Latin letter, plus
+the lowercase forms of Cyrillic and Greek capitals that look like Latin capitals, since
+casefolding comes first). No library is used: confusable-homoglyphs detects mixed scripts
+but has no skeleton to match against, and a full TR39 skeleton maps far more than prompts
+need, at the price of a dependency.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import regex
+
+from services.errors import ValidationError
+
+MAX_TERM_LENGTH = 100
+MAX_TERMS = 200
+# One pattern may take this long on one text before it counts as a match (fail closed).
+PATTERN_TIMEOUT_SECONDS = 0.05
+# All patterns together, on one request: screening comes before Discord's 3 s answer.
+PATTERNS_BUDGET_SECONDS = 0.5
+
+# Confusables (Unicode confusables.txt, single Latin letter targets), as casefolded text has
+# them. Written by name: the whole point of these letters is that they look like Latin ones.
+_LOOK_ALIKES = {
+    # Cyrillic
+    "\N{CYRILLIC SMALL LETTER A}": "a",
+    "\N{CYRILLIC SMALL LETTER VE}": "b",
+    "\N{CYRILLIC SMALL LETTER GHE}": "r",
+    "\N{CYRILLIC SMALL LETTER IE}": "e",
+    "\N{CYRILLIC SMALL LETTER SHHA}": "h",
+    "\N{CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I}": "i",
+    "\N{CYRILLIC SMALL LETTER JE}": "j",
+    "\N{CYRILLIC SMALL LETTER KA}": "k",
+    "\N{CYRILLIC SMALL LETTER PALOCHKA}": "l",
+    "\N{CYRILLIC SMALL LETTER EM}": "m",
+    "\N{CYRILLIC SMALL LETTER EN}": "h",
+    "\N{CYRILLIC SMALL LETTER PE}": "n",
+    "\N{CYRILLIC SMALL LETTER O}": "o",
+    "\N{CYRILLIC SMALL LETTER ER}": "p",
+    "\N{CYRILLIC SMALL LETTER QA}": "q",
+    "\N{CYRILLIC SMALL LETTER ES}": "c",
+    "\N{CYRILLIC SMALL LETTER DZE}": "s",
+    "\N{CYRILLIC SMALL LETTER TE}": "t",
+    "\N{CYRILLIC SMALL LETTER U}": "y",
+    "\N{CYRILLIC SMALL LETTER STRAIGHT U}": "y",
+    "\N{CYRILLIC SMALL LETTER WE}": "w",
+    "\N{CYRILLIC SMALL LETTER HA}": "x",
+    "\N{CYRILLIC SMALL LETTER SOFT SIGN}": "b",
+    "\N{CYRILLIC SMALL LETTER KOMI DE}": "d",
+    "\N{LATIN SMALL LETTER SCRIPT G}": "g",
+    # Greek
+    "\N{GREEK SMALL LETTER ALPHA}": "a",
+    "\N{GREEK SMALL LETTER BETA}": "b",
+    "\N{GREEK SMALL LETTER GAMMA}": "y",
+    "\N{GREEK SMALL LETTER EPSILON}": "e",
+    "\N{GREEK SMALL LETTER ZETA}": "z",
+    "\N{GREEK SMALL LETTER ETA}": "n",
+    "\N{GREEK SMALL LETTER IOTA}": "i",
+    "\N{GREEK SMALL LETTER KAPPA}": "k",
+    "\N{GREEK SMALL LETTER MU}": "u",
+    "\N{GREEK SMALL LETTER NU}": "v",
+    "\N{GREEK SMALL LETTER OMICRON}": "o",
+    "\N{GREEK SMALL LETTER RHO}": "p",
+    "\N{GREEK SMALL LETTER TAU}": "t",
+    "\N{GREEK SMALL LETTER UPSILON}": "u",
+    "\N{GREEK SMALL LETTER CHI}": "x",
+    "\N{GREEK SMALL LETTER OMEGA}": "w",
+    # Armenian and Latin letters with a built-in stroke (NFD does not remove it)
+    "\N{ARMENIAN SMALL LETTER OH}": "o",
+    "\N{ARMENIAN SMALL LETTER SEH}": "u",
+    "\N{LATIN SMALL LETTER DOTLESS I}": "i",
+    "\N{LATIN SMALL LETTER DOTLESS J}": "j",
+    "\N{LATIN SMALL LETTER L WITH STROKE}": "l",
+    "\N{LATIN SMALL LETTER O WITH STROKE}": "o",
+    "\N{LATIN SMALL LETTER D WITH STROKE}": "d",
+    "\N{LATIN SMALL LETTER H WITH STROKE}": "h",
+}
+_LOOK_ALIKE_TABLE = str.maketrans(_LOOK_ALIKES)
+# Invisible, yet letters or symbols to Unicode (so not category Cf): Hangul fillers, blank braille.
+_INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+_DROPPED_CATEGORIES = frozenset({"Cf", "Mn", "Me"})  # format chars; combining marks, VS
+_WORD = re.compile(r"[^\W_]+")
+
+
+def normalise(text: str) -> str:
+    """The text as the blocklist reads it: one spelling for look-alikes, nothing invisible."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    kept = (
+        char
+        for char in unicodedata.normalize("NFD", folded)
+        if unicodedata.category(char) not in _DROPPED_CATEGORIES and char not in _INVISIBLE_LETTERS
+    )
+    return unicodedata.normalize("NFC", "".join(kept).translate(_LOOK_ALIKE_TABLE))
+
+
+def words_of(normalised: str) -> list[str]:
+    """The words of normalised text: runs of letters and digits; anything else separates."""
+    return _WORD.findall(normalised)
+
+
+def joined_letters(words: Sequence[str]) -> list[str]:
+    """``words`` with each run of two or more one-letter words joined: `b a d` reads `bad`.
+
+    Only whole runs are joined and a run must equal a whole term to match, so `c l a s s`
+    is `class`, never `ass`.
+    """
+    out: list[str] = []
+    run: list[str] = []
+    for word in [*words, ""]:
+        if len(word) == 1:
+            run.append(word)
+            continue
+        out += ["".join(run)] if len(run) > 1 else run
+        run = []
+        if word:
+            out.append(word)
+    return out
+
+
+# --- terms -----------------------------------------------------------------------------
+
+
+class TermAlreadyBlocked(ValidationError):
+    """The term (or one that reads the same, like `Bad` for `bad`) is on the list already."""
+
+    def __init__(self, existing: str) -> None:
+        super().__init__(f"{show_term(existing)} is already on the blocklist; nothing was changed.")
+        self.existing = existing
+
+
+class BlocklistFull(ValidationError):
+    def __init__(self, max_terms: int) -> None:
+        super().__init__(
+            f"This server's blocklist already has {max_terms} terms, the most it can hold. "
+            "Remove one first (or join several words into one /regex/). Nothing was changed."
+        )
+
+
+class TermNotBlocked(ValidationError):
+    def __init__(self, term: str) -> None:
+        super().__init__(f"{show_term(term)} is not on the blocklist; nothing was changed.")
+
+
+def show_term(term: str) -> str:
+    """A term inside a code span, for moderators (a backtick in it cannot end the span)."""
+    return "`" + term.replace("`", "'") + "`"
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """A blocklist term as a moderator typed it (``text``), ready to match."""
+
+    text: str
+    kind: Literal["words", "pattern"]
+    key: str  # same key, same term: `Bad`, and `bad` spelled with a Cyrillic a
+    words: tuple[str, ...] = ()
+    pattern: regex.Pattern[str] | None = None
+
+
+def is_pattern(text: str) -> bool:
+    return len(text) >= 2 and text.startswith("/") and text.endswith("/")
+
+
+def parse_term(raw: str) -> Term:
+    """A word, a phrase, or `/regex/`; raises ValidationError saying what is wrong with it."""
+    text = " ".join(raw.split())
+    if not text:
+        raise ValidationError("Give a word, a phrase or a /regex/ to block. Nothing was changed.")
+    if len(text) > MAX_TERM_LENGTH:
+        raise ValidationError(
+            f"A term can be at most {MAX_TERM_LENGTH} characters long. Nothing was changed."
+        )
+    if is_pattern(text):
+        source = text[1:-1]
+        if not source:
+            raise ValidationError("`//` is an empty pattern. Nothing was changed.")
+        try:
+            compiled = regex.compile(source, regex.IGNORECASE)
+        except (regex.error, ValueError, OverflowError) as error:
+            raise ValidationError(
+                f"That is not a valid regular expression ({error}). Nothing was changed."
+            ) from None
+        return Term(text, "pattern", f"/{source}/", pattern=compiled)
+    words = tuple(words_of(normalise(text)))
+    if not words:
+        raise ValidationError(
+            "A term needs at least one letter or digit (or write a pattern as /regex/). "
+            "Nothing was changed."
+        )
+    return Term(text, "words", " ".join(words), words=words)
+
+
+def adversarial_texts(source: str) -> list[str]:
+    """Long, nearly-matching texts that make backtracking patterns explode (e.g. `(a+)+$`).
+
+    Built from the pattern's own letters, since a pattern explodes on what it almost matches.
+    """
+    letters = sorted({c for c in normalise(source) if c.isalnum()})[:8] or ["a"]
+    texts = []
+    for char in [*letters, "a", "0"]:
+        for length in (30, 2000):
+            texts += [char * length + "!", char * length]
+    texts += ["ab" * 1000 + "!", "a " * 1000 + "!", "-".join(letters) * 200 + "!"]
+    return texts
+
+
+def refuse_slow_pattern(term: Term, *, timeout: float = PATTERN_TIMEOUT_SECONDS) -> None:
+    """Raise ValidationError if the pattern matches everything or is slow on a hostile text.
+
+    Blocking (it runs the pattern on purpose-built texts): call it from a thread.
+    """
+    pattern = term.pattern
+    if pattern is None:
+        return
+    if pattern.search("", timeout=timeout) is not None:
+        raise ValidationError(
+            "That pattern matches an empty text, so it would block every prompt. "
+            "Nothing was changed."
+        )
+    for text in adversarial_texts(pattern.pattern):
+        try:
+            pattern.search(text, timeout=timeout)
+        except TimeoutError:
+            raise ValidationError(
+                "That pattern takes too long on some texts (it backtracks without end, like "
+                "`(a+)+$`), so it could stall the bot. Simplify it. Nothing was changed."
+            ) from None
+
+
+# --- matching --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """The term that refused a text; ``timed_out``: its pattern ran out of time (fail closed)."""
+
+    term: Term
+    timed_out: bool = False
+
+
+class TermSet:
+    """A server's terms, compiled: word terms through a first-word index, then patterns."""
+
+    def __init__(self, terms: Iterable[Term]) -> None:
+        self.terms = tuple(terms)
+        self.patterns = tuple(t for t in self.terms if t.kind == "pattern")
+        self._by_first: dict[str, list[Term]] = {}
+        for term in self.terms:
+            if term.kind == "words":
+                self._by_first.setdefault(term.words[0], []).append(term)
+
+    def match_words(self, normalised: str) -> Hit | None:
+        """The first word or phrase term found in the text, whole words in sequence."""
+        if not self._by_first:
+            return None
+        words = words_of(normalised)
+        for stream in (words, joined_letters(words)):
+            for start, word in enumerate(stream):
+                for term in self._by_first.get(word, ()):
+                    if tuple(stream[start : start + len(term.words)]) == term.words:
+                        return Hit(term)
+        return None
+
+    def match_patterns(
+        self,
+        texts: Sequence[str],
+        *,
+        timeout: float = PATTERN_TIMEOUT_SECONDS,
+        budget: float = PATTERNS_BUDGET_SECONDS,
+    ) -> Hit | None:
+        """The first pattern found in any of the (normalised) texts. Blocking: run it in a thread.
+
+        A pattern that runs out of time counts as found: a request is refused rather than
+        let through unchecked. ``budget`` bounds all patterns together.
+        """
+        deadline = time.monotonic() + budget
+        for term in self.patterns:
+            assert term.pattern is not None
+            for text in texts:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return Hit(term, timed_out=True)
+                try:
+                    if term.pattern.search(text, timeout=min(timeout, left)) is not None:
+                        return Hit(term)
+                except TimeoutError:
+                    return Hit(term, timed_out=True)
+        return None

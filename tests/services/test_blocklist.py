@@ -1,0 +1,252 @@
+"""The blocklist: normalisation against evasions, whole words, phrases, bounded patterns, records."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.blocklist import Blocklist, PromptBlocked
+from services.blocklist_terms import (
+    PATTERN_TIMEOUT_SECONDS,
+    BlocklistFull,
+    TermAlreadyBlocked,
+    TermNotBlocked,
+    TermSet,
+    normalise,
+    parse_term,
+)
+from services.errors import RefusedError, ValidationError
+from services.models import VideoRequest
+from services.storage import Storage
+from tests.fakeclock import FakeClock
+
+GUILD, CHANNEL, MOD, MEMBER = 10, 20, 30, 40
+CATASTROPHIC = "/(a+)+$/"
+HOSTILE = "a" * 1999 + "!"
+
+
+def blocks(terms: list[str], text: str) -> bool:
+    termset = TermSet(parse_term(t) for t in terms)
+    return termset.match_words(normalise(text)) is not None
+
+
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
+    opened = await Storage.open(tmp_path / "bot.db")
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def blocklist(storage: Storage) -> Blocklist:
+    return Blocklist(storage, FakeClock())
+
+
+def request(prompt: str, negative: str = "low quality") -> VideoRequest:
+    return VideoRequest(prompt=prompt, seed=1, negative_prompt=negative)
+
+
+# --- normalisation ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "evasion",
+    [
+        "B\N{CYRILLIC SMALL LETTER A}D",  # Cyrillic a
+        "\N{CYRILLIC CAPITAL LETTER VE}\N{GREEK CAPITAL LETTER ALPHA}D",  # capitals casefold first
+        "b\N{GREEK SMALL LETTER ALPHA}d",
+        "\uff42\uff41\uff44",  # fullwidth
+        "\N{MATHEMATICAL BOLD SMALL B}\N{MATHEMATICAL BOLD SMALL A}\N{MATHEMATICAL BOLD SMALL D}",
+        "b\u200ba\u200dd",  # zero-width space and joiner
+        "b\u2060a\u00add",  # word joiner, soft hyphen
+        "ba\ufe0fd",  # variation selector
+        "b\u0301a\u0308d",  # combining marks
+        "b\u3164ad",  # Hangul filler, invisible yet a letter to Unicode
+    ],
+)
+def test_look_alike_and_invisible_spellings_normalise_to_the_plain_word(evasion):
+    assert normalise(evasion) == "bad"
+    assert blocks(["bad"], f"a {evasion} idea")
+
+
+def test_greek_look_alikes_read_as_latin():
+    text = "\N{GREEK SMALL LETTER NU}\N{GREEK SMALL LETTER OMICRON}\N{GREEK SMALL LETTER ALPHA}"
+    assert normalise(text) == "voa"
+
+
+def test_a_term_typed_with_look_alikes_is_normalised_the_same_way():
+    assert blocks(["B\N{CYRILLIC SMALL LETTER A}D"], "so bad")
+
+
+# --- words and phrases -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("innocent", ["a class act", "my assistant", "bass guitar", "assess"])
+def test_a_word_never_blocks_a_longer_word_that_contains_it(innocent):
+    assert not blocks(["ass"], innocent)
+
+
+@pytest.mark.parametrize("text", ["ASS", "what an ass!", "ass-backwards", "a s s", "a.s.s"])
+def test_a_word_blocks_itself_in_any_case_between_separators_and_spelled_out(text):
+    assert blocks(["ass"], text)
+
+
+def test_spelled_out_letters_must_spell_the_whole_word():
+    assert not blocks(["ass"], "c l a s s")
+
+
+def test_a_phrase_matches_its_words_in_order_with_any_separators():
+    assert blocks(["very bad"], "something VERY -- bad\u200b happens")
+    assert blocks(["very bad"], "v e r y bad")
+    assert not blocks(["very bad"], "very good, bad")
+    assert not blocks(["very bad"], "bad very")
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "!!!", "x" * 101])
+def test_a_term_without_letters_or_too_long_is_refused(bad):
+    with pytest.raises(ValidationError):
+        parse_term(bad)
+
+
+# --- patterns --------------------------------------------------------------------------
+
+
+def test_a_pattern_runs_on_the_normalised_text():
+    termset = TermSet([parse_term(r"/b[a4]d\s+idea/")])
+    assert termset.match_patterns([normalise("A ｂａｄ  Idea")]) is not None
+    assert termset.match_patterns([normalise("a good idea")]) is None
+
+
+async def test_an_invalid_pattern_is_refused_with_why(blocklist):
+    with pytest.raises(ValidationError, match="not a valid regular expression"):
+        await blocklist.add(GUILD, "/(unclosed/", actor_id=MOD)
+
+
+async def test_a_pattern_that_matches_an_empty_text_is_refused(blocklist):
+    with pytest.raises(ValidationError, match="block every prompt"):
+        await blocklist.add(GUILD, "/x*/", actor_id=MOD)
+
+
+@pytest.mark.parametrize("pattern", [CATASTROPHIC, "/(a|aa)+$/", r"/(\w+\s?)+$/", "/(x+x+)+y/"])
+async def test_a_catastrophic_pattern_is_refused_when_added(blocklist, storage, pattern):
+    with pytest.raises(ValidationError, match="takes too long"):
+        await blocklist.add(GUILD, pattern, actor_id=MOD)
+    assert await storage.blocklist.terms(GUILD) == []
+
+
+def test_a_pattern_that_runs_out_of_time_counts_as_a_match_within_its_timeout():
+    termset = TermSet([parse_term(CATASTROPHIC)])
+    started = time.monotonic()
+    hit = termset.match_patterns([HOSTILE])
+    assert hit is not None and hit.timed_out
+    assert time.monotonic() - started < PATTERN_TIMEOUT_SECONDS * 10
+
+
+def test_all_patterns_together_stay_within_the_budget():
+    termset = TermSet([parse_term(f"/(a+)+{n}$/") for n in range(50)])
+    started = time.monotonic()
+    hit = termset.match_patterns([HOSTILE], timeout=0.05, budget=0.2)
+    assert hit is not None and hit.timed_out
+    assert time.monotonic() - started < 1.0  # 50 x 0.05 s would be 2.5 s
+
+
+# --- the service -------------------------------------------------------------------------
+
+
+async def test_a_blocked_prompt_is_refused_without_naming_the_term_and_recorded(
+    blocklist, storage
+):
+    await blocklist.add(GUILD, "dragon", actor_id=MOD)
+
+    with pytest.raises(PromptBlocked) as refused:
+        await blocklist.screen(GUILD, CHANNEL, MEMBER, request("a DR\N{CYRILLIC SMALL LETTER A}GON"))
+
+    assert isinstance(refused.value, RefusedError)
+    assert "dragon" not in refused.value.user_message.lower()
+    [record] = await storage.blocklist.refusals(GUILD)
+    assert (record.channel_id, record.user_id, record.term) == (CHANNEL, MEMBER, "dragon")
+    assert not record.timed_out
+
+
+async def test_a_blocked_negative_prompt_is_refused_too(blocklist):
+    await blocklist.add(GUILD, "dragon", actor_id=MOD)
+    with pytest.raises(PromptBlocked):
+        await blocklist.screen(GUILD, CHANNEL, MEMBER, request("a castle", "no dragon"))
+
+
+async def test_a_clean_prompt_passes_and_other_servers_are_not_affected(blocklist, storage):
+    await blocklist.add(GUILD, "dragon", actor_id=MOD)
+    await blocklist.screen(GUILD, CHANNEL, MEMBER, request("a castle at dawn"))
+    await blocklist.screen(GUILD + 1, CHANNEL, MEMBER, request("a dragon"))
+    assert await storage.blocklist.refusals(GUILD) == []
+
+
+async def test_a_stored_catastrophic_pattern_fails_closed_without_blocking_the_loop(
+    storage, tmp_path
+):
+    # Stored past add's check (as by an older version): matching must still be bounded.
+    for n in range(10):
+        await storage.blocklist.add(
+            GUILD, f"/(a+)+{n}$/", actor_id=MOD, at=0.0, max_terms=200, same_as=lambda _: False
+        )
+    blocklist = Blocklist(storage, FakeClock())
+    screening = asyncio.ensure_future(blocklist.screen(GUILD, CHANNEL, MEMBER, request(HOSTILE)))
+    gaps, last = [], time.monotonic()
+    while not screening.done():
+        await asyncio.sleep(0.005)
+        now = time.monotonic()
+        gaps.append(now - last)
+        last = now
+
+    with pytest.raises(PromptBlocked) as refused:
+        await screening
+    assert refused.value.timed_out
+    assert max(gaps) < 0.25  # the loop kept running while ~0.5 s of patterns ran
+    [record] = await storage.blocklist.refusals(GUILD)
+    assert record.timed_out and record.term == "/(a+)+0$/"
+
+
+async def test_a_term_that_reads_the_same_as_one_listed_is_a_duplicate(blocklist):
+    await blocklist.add(GUILD, "Dragon", actor_id=MOD)
+    with pytest.raises(TermAlreadyBlocked, match="`Dragon` is already"):
+        await blocklist.add(GUILD, "dr\N{CYRILLIC SMALL LETTER A}gon", actor_id=MOD)
+
+
+async def test_a_full_blocklist_refuses_another_term(storage):
+    blocklist = Blocklist(storage, FakeClock(), max_terms=2)
+    await blocklist.add(GUILD, "one", actor_id=MOD)
+    await blocklist.add(GUILD, "two", actor_id=MOD)
+    with pytest.raises(BlocklistFull):
+        await blocklist.add(GUILD, "three", actor_id=MOD)
+
+
+async def test_removing_a_term_lets_the_prompt_through_and_removing_it_again_says_so(blocklist):
+    await blocklist.add(GUILD, "dragon", actor_id=MOD)
+    assert await blocklist.remove(GUILD, "DRAGON", actor_id=MOD) == "dragon"
+    await blocklist.screen(GUILD, CHANNEL, MEMBER, request("a dragon"))
+    with pytest.raises(TermNotBlocked, match="`DRAGON` is not on the blocklist"):
+        await blocklist.remove(GUILD, "DRAGON", actor_id=MOD)
+
+
+async def test_each_change_is_in_the_audit_log(blocklist, storage):
+    await blocklist.add(GUILD, "dragon", actor_id=MOD)
+    await blocklist.remove(GUILD, "dragon", actor_id=MOD)
+    entries = await storage.limits.audit_log(GUILD)
+    assert [(e.action, e.detail, e.actor_id) for e in entries] == [
+        ("remove_blocklist_term", "dragon", MOD),
+        ("add_blocklist_term", "dragon", MOD),
+    ]
+
+
+async def test_terms_are_cached_so_screening_reads_the_database_once(blocklist, storage):
+    await blocklist.add(GUILD, "dragon", actor_id=MOD)
+    statements: list[str] = []
+    await storage.db.trace(statements.append)
+    for _ in range(3):
+        await blocklist.screen(GUILD, CHANNEL, MEMBER, request("a castle"))
+    await storage.db.trace(None)
+    assert statements == []
