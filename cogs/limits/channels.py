@@ -129,10 +129,10 @@ def render_channel_list(listed: Sequence[AllowedChannel]) -> list[discord.Embed]
     """`/videolimit channels show`: each channel, who listed it and when."""
     if not listed:
         header = ["No channel is listed: `/video` works in every channel."]
+    elif len(listed) == 1:
+        header = ["`/video` works only in this channel and its threads:"]
     else:
-        header = [
-            f"`/video` works only in these {plural(len(listed), 'channel')} and their threads:"
-        ]
+        header = [f"`/video` works only in these {len(listed)} channels and their threads:"]
     # A channel deleted while the bot was away stays listed; Discord shows its mention as
     # deleted, and `remove` cannot pick it, so moderators can see why.
     lines = [
