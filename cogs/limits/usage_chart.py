@@ -25,16 +25,20 @@ FILENAME = "usage.png"
 def known_names(
     interaction: discord.Interaction, report: UsageReport, chosen: Any
 ) -> dict[int, str]:
-    """Display names of the report's members that discord.py has cached; others are left out."""
+    """Display names of the report's members that Discord sent or discord.py has cached.
+
+    The bot has no member list (no privileged intent) and a name is not worth an API call:
+    members it does not know are left out, and the chart names them by their id's end.
+    """
     wanted = {t.user_id for t in report.series.top}
     if report.user_id is not None:
         wanted.add(report.user_id)
     guild = interaction.guild
+    # Discord sent these two with the command: the moderator, and the `user` option's member.
+    sent = {getattr(p, "id", None): p for p in (interaction.user, chosen) if p is not None}
     names: dict[int, str] = {}
     for user_id in wanted:
-        person = getattr(guild, "get_member", lambda _: None)(user_id)
-        if person is None and chosen is not None and getattr(chosen, "id", None) == user_id:
-            person = chosen  # the `user` option: Discord sent its member data with the command
+        person = sent.get(user_id) or getattr(guild, "get_member", lambda _: None)(user_id)
         if person is None:
             person = getattr(interaction.client, "get_user", lambda _: None)(user_id)
         name = getattr(person, "display_name", None)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import discord
 
+from cogs.limits.blocklist_wording import blocklist_history_words
 from cogs.limits.channels import channel_history_words
 from cogs.pages import COLOUR, paginate
 from cogs.words import (
@@ -260,8 +261,11 @@ def usage_chart_alt(report: UsageReport, names: Mapping[int, str]) -> str:
     series = report.series
     first, last = series.days[0].day_start, series.days[-1].day_start
     span = day_words(first) if first == last else f"{day_words(first)} to {day_words(last)}"
+    whose = ""
+    if report.user_id is not None:
+        whose = f" for {names.get(report.user_id, member_fallback(report.user_id))}"
     parts = [
-        f"Bar charts of clips and spend per UTC day, {span}: "
+        f"Bar charts of clips and spend per UTC day{whose}, {span}: "
         f"{plural(series.total_clips, 'clip')}, {format_usd(series.total_cost_usd)}."
     ]
     if (busiest := series.busiest) is not None:
@@ -380,8 +384,11 @@ def _gallery_change(detail: str) -> str:
 def _history_line(entry: AuditEntry) -> str:
     changes = entry.changes
     channel_words = channel_history_words(entry)
+    blocklist_words = blocklist_history_words(entry)
     if channel_words is not None:
         what = channel_words
+    elif blocklist_words is not None:
+        what = blocklist_words
     elif entry.action == "set_gallery":
         what = _gallery_change(entry.detail)
     elif changes:
