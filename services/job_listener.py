@@ -19,6 +19,20 @@ log = logging.getLogger("services.jobs")
 class JobCancelled(BotError):
     user_message = "This video was cancelled."
 
+    @classmethod
+    def said_to(cls, requester_id: int, cancelled_by: int | None) -> JobCancelled:
+        """The ending as its requester reads it: a moderator's cancel is not theirs to count.
+
+        Who cancelled is not named here (the text is stored and may be shown literally after
+        a restart); the failure message names them from ``Job.cancelled_by``.
+        """
+        if cancelled_by is None or cancelled_by == requester_id:
+            return cls()
+        return cls(
+            "A moderator cancelled this video. It does not count toward your limit.",
+            detail=f"cancelled by moderator user={cancelled_by}",
+        )
+
 
 class DeliveryFailed(BotError):
     user_message = "The video was made but could not be posted here."

@@ -26,6 +26,8 @@ import contextlib
 import logging
 import random
 from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from services import logcontext
@@ -48,6 +50,14 @@ from services.storage import Storage
 log = logging.getLogger(__name__)
 
 BEHIND_OWN_JOB = 0  # a waiting job's place when only the member's own running video holds it
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerLine:
+    """The runner's line at one moment (read-only): who waits where, and what has started."""
+
+    places: Mapping[int, int]  # waiting job id -> 1-based place, or BEHIND_OWN_JOB
+    started: frozenset[int]  # at Segmind, or its clip being posted
 
 
 class JobRunner:
@@ -107,6 +117,8 @@ class JobRunner:
         self._member_of: dict[int, tuple[int, int]] = {}
         self._positions: dict[int, int] = {}
         self._user_cancelled: set[int] = set()
+        # Who pressed Cancel, until the ending is stored (``cancelled_by``).
+        self._cancelled_by: dict[int, int] = {}
         self._cancelled_before_enqueue: set[int] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._timings_loaded = False
@@ -191,12 +203,27 @@ class JobRunner:
     def is_active(self, job_id: int) -> bool:
         return job_id in self._running or job_id in self._positions
 
+    def line(self) -> RunnerLine:
+        """A copy of the line as it stands now: `/videoqueue` reads it at the moment it is asked."""
+        return RunnerLine(dict(self._positions), frozenset(self._running))
+
+    def progress_now(self, job: Job) -> Progress | None:
+        """An accepted job's elapsed time and expected end now, by its bar's forecast; else None."""
+        if job.submitted_at is None or job.state not in (JobState.SUBMITTED, JobState.PROCESSING):
+            return None
+        return self._steps.progress_now(job)
+
     async def stored(self, job_id: int) -> Job | None:
         """The job as stored now: message ids, tokens and its delivery change under a copy."""
         return await self._storage.jobs.get(job_id)
 
-    async def cancel(self, job_id: int) -> Job | None:
-        """Stop a job, waiting, running or not yet enqueued; returns it, or None if it had ended."""
+    async def cancel(self, job_id: int, *, by: int | None = None) -> Job | None:
+        """Stop a job, waiting, running or not yet enqueued; returns it, or None if it had ended.
+
+        ``by``, who asked, is stored as ``cancelled_by``: a moderator's cancel does not count.
+        """
+        if by is not None:
+            self._cancelled_by.setdefault(job_id, by)  # a second click does not change who
         for index, waiting in enumerate(self._waiting):
             if waiting.id == job_id:
                 del self._waiting[index]
@@ -232,14 +259,17 @@ class JobRunner:
         if self.is_active(job_id):  # it was enqueued while we looked
             return await self.cancel(job_id)
         if stored is None or stored.state is not JobState.QUEUED:
+            self._cancelled_by.pop(job_id, None)
             return None
         self._cancelled_before_enqueue.add(job_id)
         log.info("job=%s cancelled before it was queued", job_id)
+        by = self._cancelled_by.get(job_id)
         return await self._storage.jobs.update(
             job_id,
             now=self._clock.time(),
             state=JobState.CANCELLED,
-            error=JobCancelled().user_message,
+            error=JobCancelled.said_to(stored.user_id, by).user_message,
+            cancelled_by=by,
             finished_at=self._clock.time(),
             # Told by ``enqueue``; if the process dies first, by the next start.
             failure_notice_due=self._clock.time(),
@@ -360,6 +390,7 @@ class JobRunner:
 
     def _release(self, job_id: int) -> None:
         self._running.pop(job_id, None)
+        self._cancelled_by.pop(job_id, None)  # a Cancel that came too late records nobody
         self._leave_segmind(job_id)
 
     def _leave_segmind(self, job_id: int) -> None:
@@ -448,11 +479,17 @@ class JobRunner:
         self._user_cancelled.discard(job.id)
 
     async def _finish_failed(self, job: Job, error: BotError, state: JobState) -> Job:
-        log.info("job=%s ended state=%s reason=%s", job.id, state.value, error.detail)
+        by = self._cancelled_by.pop(job.id, None)
+        cancelled: dict[str, Any] = {}
+        if state is JobState.CANCELLED and isinstance(error, JobCancelled):
+            error = JobCancelled.said_to(job.user_id, by)
+            cancelled = {"cancelled_by": by}
+        log.info("job=%s ended state=%s reason=%s by=%s", job.id, state.value, error.detail, by)
         stored = await self._storage.jobs.update(
             job.id,
             now=self._clock.time(),
             state=state,
+            **cancelled,
             error=error.user_message,
             finished_at=self._clock.time(),
             # The member is owed this message: stored with the ending, so no crash or outage

@@ -33,6 +33,7 @@ from services.job_listener import JobReporter
 from services.metrics import Metrics
 from services.models import Job, JobState, Progress, ProgressPhase, SegmindState, Submission
 from services.poll_schedule import AdaptiveSchedule
+from services.reported_cost import reported_cost_usd
 from services.runner_config import RESUMED_POLL_WINDOW, RunnerConfig
 from services.segmind import SegmindClient
 from services.storage import Storage
@@ -75,6 +76,8 @@ class SegmindSteps:
         self.timings = timings
         # Submits in flight: a shutdown waits for their answers.
         self.submitting: set[asyncio.Future[Job]] = set()
+        # The forecast of each job being polled: `/videoqueue` reads it as the bar does.
+        self._forecasts: dict[int, JobForecast] = {}
 
     async def submit_patiently(self, job: Job) -> Job:
         """Submit; when Segmind surely did not accept the job (429, refused connection), wait.
@@ -286,6 +289,10 @@ class SegmindSteps:
             late=late,
         )
 
+    def progress_now(self, job: Job) -> Progress:
+        """Where an accepted job stands at this moment, by the forecast its polls follow."""
+        return self._progress(job, self._forecasts.get(job.id))
+
     async def poll(self, job: Job, *, fresh: bool = False) -> Job:
         """Poll a submitted job to its end; ``fresh``: submitted just now by this process."""
         submitted_at = job.submitted_at or self._clock.time()
@@ -299,6 +306,7 @@ class SegmindSteps:
         # while the bot was down would count the downtime as Segmind's.
         seen_unfinished = False
         forecast = self._forecast(job, fresh=fresh)
+        self._forecasts[job.id] = forecast
 
         async def on_state(state: SegmindState) -> None:
             nonlocal current, seen_unfinished
@@ -339,14 +347,22 @@ class SegmindSteps:
             raise
         finally:
             ticker.cancel()
+            self._forecasts.pop(job.id, None)
         log.info("job=%s completed at Segmind", job.id)
         await self._learn(forecast)
+        # Segmind's own figure replaces admission's estimate in the same write as the
+        # result, so the budgets never count a clip whose link is kept at the wrong price.
+        cost = reported_cost_usd(result.metrics, job_id=job.id)
+        priced = {} if cost is None else {"cost_usd": cost, "cost_reported": True}
+        if cost is not None and cost != job.cost_usd:
+            log.info("job=%s cost %.4f USD as Segmind reports (estimated %.4f)", job.id, cost, job.cost_usd)
         return await self._storage.jobs.update(
             job.id,
             now=self._clock.time(),
             state=JobState.PROCESSING,
             segmind_state=SegmindState.COMPLETED.value,
             video_url=result.video_url,
+            **priced,
         )
 
     async def _learn(self, forecast: JobForecast) -> None:

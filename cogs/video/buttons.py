@@ -27,7 +27,7 @@ from cogs.video.details import send_details
 from cogs.video.remix import open_form
 from services import logcontext
 from services.errors import BotError
-from services.models import Job, JobState
+from services.models import Job
 
 if TYPE_CHECKING:
     from cogs.videobot import VideoBot
@@ -145,15 +145,13 @@ class JobButton(
         # submit to answer; both can outlast Discord's 3 s. Private, like any refusal.
         await interaction.response.defer(ephemeral=True, thinking=True)
         job = await self._own_job(interaction)
-        await _owner_or_moderator(interaction, job, "cancel")
-        if job.state.is_terminal or job.state is JobState.DOWNLOADED:
-            # From DOWNLOADED on, the clip is made and paid for, and may be posted already.
-            raise BotError("This video has already finished.")
-        stopped = await _bot(interaction).services.runner.cancel(job.id)
-        if stopped is None or stopped.state is not JobState.CANCELLED:
-            await reply(interaction, "This video has already finished.", ephemeral=True)
-            return
-        await reply(interaction, render.cancelled(stopped), ephemeral=True)
+        # Checked at click time, and only for someone else's job (the check may read SQLite).
+        moderator = interaction.user.id != job.user_id and await is_moderator(interaction)
+        outcome = await _bot(interaction).services.queue.cancel(
+            job, by=interaction.user.id, moderator=moderator
+        )
+        text = render.cancelled(outcome.job, by_moderator=outcome.by_moderator)
+        await reply(interaction, text, ephemeral=True)
 
     async def _reroll(self, interaction: discord.Interaction) -> None:
         starter = _bot(interaction).starter

@@ -209,14 +209,68 @@ def failure_embed(job: Job, reason: str) -> discord.Embed:
         colour=COLOUR_QUIET if cancelled else COLOUR_FAILED,
     )
     embed.add_field(name="Why", value=reason[:FIELD_VALUE_MAX], inline=False)
+    if cancelled_by_moderator(job):
+        embed.add_field(name="Cancelled by", value=f"<@{job.cancelled_by}>", inline=False)
     embed.add_field(name="Cost", value=cost_note(job), inline=False)
     embed.add_field(name="Requested by", value=requester(job))
     embed.set_footer(text=footer(job, None))
     return embed
 
 
+def cancelled_by_moderator(job: Job) -> bool:
+    """Someone other than the requester cancelled it: it does not count against them."""
+    return (
+        job.state is JobState.CANCELLED
+        and job.cancelled_by is not None
+        and job.cancelled_by != job.user_id
+    )
+
+
+WAITING_FOR_APPROVAL = "Waiting for a moderator's approval"
+
+
+def waiting_embed(
+    request: VideoRequest, user_id: int, *, request_no: int, expires_at: float
+) -> discord.Embed:
+    """A request held for approval: the member's progress message until a moderator answers."""
+    embed = discord.Embed(
+        title=WAITING_FOR_APPROVAL,
+        description=shown_text(request.prompt, PROMPT_SHOWN_IN_PROGRESS),
+        colour=COLOUR_QUIET,
+    )
+    embed.add_field(
+        name="Progress",
+        value=(
+            f"**{WAITING_FOR_APPROVAL}**\nNothing is made or counted until a moderator "
+            f"approves it. If nobody answers, it expires {discord_timestamp(expires_at)}."
+        ),
+        inline=False,
+    )
+    embed.add_field(name="Requested by", value=f"<@{user_id}>")
+    embed.set_footer(text=f"Request #{request_no} · seed {request.seed}")
+    return embed
+
+
+def approval_ended_embed(
+    request: VideoRequest, user_id: int, *, request_no: int, title: str, why: str
+) -> discord.Embed:
+    """A held request that ended without a job (denied, expired, withdrawn, refused)."""
+    embed = discord.Embed(
+        title=title,
+        description=shown_text(request.prompt, PROMPT_SHOWN_IN_PROGRESS),
+        colour=COLOUR_QUIET,
+    )
+    embed.add_field(name="Why", value=why[:FIELD_VALUE_MAX], inline=False)
+    embed.add_field(name="Cost", value="Nothing was spent, and it does not count.", inline=False)
+    embed.add_field(name="Requested by", value=f"<@{user_id}>")
+    embed.set_footer(text=f"Request #{request_no} · seed {request.seed}")
+    return embed
+
+
 def cost_note(job: Job) -> str:
     """Whether an ended job still counts: before "try again" spends another clip."""
+    if cancelled_by_moderator(job):
+        return "A moderator cancelled it, so it does not count toward your limit."
     if not job.counts_toward_limit:
         return "Nothing was spent; it does not count toward your limit."
     price = f" ({format_usd(job.cost_usd)})" if job.cost_usd > 0 else ""
@@ -252,8 +306,16 @@ def embed_as_text(embed: discord.Embed) -> str:
     return "\n".join(lines)
 
 
-def cancelled(job: Job) -> str:
-    """The private answer to Cancel: whether the stopped job still counts."""
+def cancelled(job: Job, *, by_moderator: bool = False) -> str:
+    """The private answer to Cancel: whether the stopped job still counts, and for whom."""
+    if by_moderator:
+        text = (
+            f"Cancelled <@{job.user_id}>'s video. They have been told who cancelled it, "
+            "and it does not count toward their limit."
+        )
+        if job.request_id:
+            text += " Segmind had already started it, so the server's spending still counts it."
+        return text
     if job.request_id:
         return "Cancelled. Segmind had already started it, so it still counts toward the limit."
     return "Cancelled. Nothing was spent."

@@ -15,6 +15,13 @@ from services.storage.database import Database, Executor, Row
 # (it has a request_id, whatever happened next). A refusal, a validation error or a
 # submit that Segmind surely refused never gets here or never counts.
 COUNTED = "(state IN ('queued', 'submitting', 'unknown') OR request_id IS NOT NULL)"
+# A member's own limit leaves out a job a moderator cancelled for them, even one Segmind had
+# accepted: the member did not choose to spend it. The server's budget and the operator's
+# ceiling still count what Segmind billed (COUNTED).
+COUNTED_FOR_MEMBER = (
+    f"({COUNTED} AND NOT (state = 'cancelled' AND cancelled_by IS NOT NULL"
+    " AND cancelled_by != user_id))"
+)
 
 _UPDATABLE = frozenset(
     {
@@ -203,6 +210,21 @@ class JobStore:
         )
         return [_job_from_row(row) for row in rows]
 
+    async def unfinished_in_guild(
+        self, guild_id: int, *, user_id: int | None = None, limit: int = 500
+    ) -> list[Job]:
+        """A server's (or one member's there) unfinished jobs, oldest first, for `/videoqueue`."""
+        where, params = "guild_id = ?", [guild_id]
+        if user_id is not None:
+            where += " AND user_id = ?"
+            params.append(user_id)
+        rows = await self._db.fetchall(
+            f"SELECT * FROM jobs WHERE {where}"
+            f" AND state NOT IN ({','.join('?' * len(_TERMINAL_VALUES))}) ORDER BY id LIMIT ?",
+            (*params, *_TERMINAL_VALUES, limit),
+        )
+        return [_job_from_row(row) for row in rows]
+
     async def failure_notices_due(self, since: float) -> list[Job]:
         """Ended jobs whose member is still owed the failure message, due since ``since``."""
         rows = await self._db.fetchall(
@@ -215,10 +237,11 @@ class JobStore:
     async def counted_times(
         self, guild_id: int, user_id: int, since: float, *, tx: Executor | None = None
     ) -> list[float]:
-        """Creation times of a member's counted jobs since ``since``, oldest first."""
+        """Creation times of the jobs counted against a member's limit since ``since``, oldest
+        first (``COUNTED_FOR_MEMBER``)."""
         rows = await (tx or self._db).fetchall(
             f"SELECT created_at FROM jobs WHERE guild_id = ? AND user_id = ? AND created_at >= ?"
-            f" AND {COUNTED} ORDER BY created_at",
+            f" AND {COUNTED_FOR_MEMBER} ORDER BY created_at",
             (guild_id, user_id, since),
         )
         return [row[0] for row in rows]
