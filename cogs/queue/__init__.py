@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from discord.ext import commands
+from cogs.queue._cog import QueueCog
+from cogs.queue.views import BUTTONS
 
 if TYPE_CHECKING:
     from cogs.videobot import VideoBot
 
-__all__ = ["setup"]
-
-
-class QueueCog(commands.Cog):
-    def __init__(self, bot: VideoBot) -> None:
-        self.bot = bot
+__all__ = ["QueueCog", "setup"]
 
 
 async def setup(bot: VideoBot) -> None:
+    # Persistent: a listing's buttons are dispatched by their custom ids, after restarts too.
+    bot.add_dynamic_items(*BUTTONS)
     await bot.add_cog(QueueCog(bot))

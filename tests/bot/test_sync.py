@@ -20,7 +20,7 @@ async def test_first_start_syncs_to_the_development_guild(fake_discord, services
     assert syncs(fake_discord) == 1
     assert fake_discord.calls_to("PUT /applications/*/commands") == []  # not global
     names = {command["name"] for command in fake_discord.commands(fake_discord.world.guild.id)}
-    assert names == {"video", "videolimit"}
+    assert names == {"video", "videolimit", "videoqueue"}
 
 
 async def test_an_unchanged_schema_is_not_synced_again(fake_discord, services):
