@@ -177,9 +177,10 @@ def test_group_schema_matches_the_product_contract(cog: LimitsCog) -> None:
         for p in params:
             if p.name == "count":
                 assert p.min_value == 0
-    for cmd in group.commands:
+    for cmd in group.walk_commands():  # subcommand groups too (blocklist, channels)
         assert cmd.description and len(cmd.description) <= 100
-        assert cmd.checks, f"{cmd.name} has no run-time check"
+        if isinstance(cmd, app_commands.Command):
+            assert cmd.checks, f"{cmd.qualified_name} has no run-time check"
 
 
 # --- permissions --------------------------------------------------------------------------
