@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from services.blocklist_terms import (
     MAX_TERMS,
+    PATTERN_TIMEOUT_SECONDS,
+    PATTERNS_BUDGET_SECONDS,
     Hit,
     Term,
     TermNotBlocked,
@@ -93,10 +95,20 @@ def _key_of(text: str) -> str:
 
 
 class Blocklist:
-    def __init__(self, storage: Storage, clock: Clock, *, max_terms: int = MAX_TERMS) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        clock: Clock,
+        *,
+        max_terms: int = MAX_TERMS,
+        pattern_timeout: float = PATTERN_TIMEOUT_SECONDS,
+        patterns_budget: float = PATTERNS_BUDGET_SECONDS,
+    ) -> None:
         self._storage = storage
         self._clock = clock
         self._max_terms = max_terms
+        self._pattern_timeout = pattern_timeout
+        self._patterns_budget = patterns_budget
         self._cache: dict[int, TermSet] = {}
 
     async def _terms(self, guild_id: int) -> TermSet:
@@ -154,7 +166,12 @@ class Blocklist:
                 return hit
         if not terms.patterns:
             return None
-        return await asyncio.to_thread(terms.match_patterns, normalised)
+        return await asyncio.to_thread(
+            terms.match_patterns,
+            normalised,
+            timeout=self._pattern_timeout,
+            budget=self._patterns_budget,
+        )
 
     async def add(self, guild_id: int, text: str, *, actor_id: int) -> TermAdded:
         """Add a term (validated; a pattern is tried on hostile texts first), audited."""

@@ -1,4 +1,4 @@
-"""The blocklist: normalisation against evasions, whole words, phrases, bounded patterns, records."""
+"""The blocklist: normalisation against evasions, whole words, phrases, bounded patterns."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def test_a_term_without_letters_or_too_long_is_refused(bad):
 
 def test_a_pattern_runs_on_the_normalised_text():
     termset = TermSet([parse_term(r"/b[a4]d\s+idea/")])
-    assert termset.match_patterns([normalise("A ｂａｄ  Idea")]) is not None
+    assert termset.match_patterns([normalise("A \uff42\uff41\uff44  Idea")]) is not None
     assert termset.match_patterns([normalise("a good idea")]) is None
 
 
@@ -157,13 +157,13 @@ def test_all_patterns_together_stay_within_the_budget():
 # --- the service -------------------------------------------------------------------------
 
 
-async def test_a_blocked_prompt_is_refused_without_naming_the_term_and_recorded(
-    blocklist, storage
-):
+async def test_a_blocked_prompt_is_refused_without_naming_the_term_and_recorded(blocklist, storage):
     await blocklist.add(GUILD, "dragon", actor_id=MOD)
 
     with pytest.raises(PromptBlocked) as refused:
-        await blocklist.screen(GUILD, CHANNEL, MEMBER, request("a DR\N{CYRILLIC SMALL LETTER A}GON"))
+        await blocklist.screen(
+            GUILD, CHANNEL, MEMBER, request("a DR\N{CYRILLIC SMALL LETTER A}GON")
+        )
 
     assert isinstance(refused.value, RefusedError)
     assert "dragon" not in refused.value.user_message.lower()
@@ -185,15 +185,13 @@ async def test_a_clean_prompt_passes_and_other_servers_are_not_affected(blocklis
     assert await storage.blocklist.refusals(GUILD) == []
 
 
-async def test_a_stored_catastrophic_pattern_fails_closed_without_blocking_the_loop(
-    storage, tmp_path
-):
-    # Stored past add's check (as by an older version): matching must still be bounded.
-    for n in range(10):
-        await storage.blocklist.add(
-            GUILD, f"/(a+)+{n}$/", actor_id=MOD, at=0.0, max_terms=200, same_as=lambda _: False
-        )
-    blocklist = Blocklist(storage, FakeClock())
+async def test_a_stored_catastrophic_pattern_fails_closed_without_blocking_the_loop(storage):
+    # Stored past add's check (as by an older version): matching must still be bounded. A
+    # long timeout makes the pattern run for a second: long enough to see the loop go on.
+    await storage.blocklist.add(
+        GUILD, CATASTROPHIC, actor_id=MOD, at=0.0, max_terms=200, same_as=lambda _: False
+    )
+    blocklist = Blocklist(storage, FakeClock(), pattern_timeout=1.0, patterns_budget=1.0)
     screening = asyncio.ensure_future(blocklist.screen(GUILD, CHANNEL, MEMBER, request(HOSTILE)))
     gaps, last = [], time.monotonic()
     while not screening.done():
@@ -205,9 +203,9 @@ async def test_a_stored_catastrophic_pattern_fails_closed_without_blocking_the_l
     with pytest.raises(PromptBlocked) as refused:
         await screening
     assert refused.value.timed_out
-    assert max(gaps) < 0.25  # the loop kept running while ~0.5 s of patterns ran
+    assert len(gaps) > 5 and max(gaps) < 0.5  # the loop went on while the pattern ran
     [record] = await storage.blocklist.refusals(GUILD)
-    assert record.timed_out and record.term == "/(a+)+0$/"
+    assert record.timed_out and record.term == CATASTROPHIC
 
 
 async def test_a_term_that_reads_the_same_as_one_listed_is_a_duplicate(blocklist):
