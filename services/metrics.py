@@ -247,15 +247,18 @@ class _StoredState:
     def update_spend(self, billed: dict[int, float], reserved: dict[int, float]) -> None:
         """Take a fresh read; a server's series, once shown, stays (a counter never goes back).
 
-        Billed spend only grows in the database, but a float sum read in another order can
-        come out a hair lower: ``max`` keeps that from ever looking like a counter reset.
+        Billed spend in the database can fall: a clip is charged the estimate when Segmind
+        accepts it, and Segmind's own figure, lower or higher, replaces it when the result
+        comes (``services.reported_cost``); a float sum read in another order can also come
+        out a hair lower. The counter keeps its highest value, which the next spend passes
+        (a counter that fell would read as a restart to ``increase()``). The counted gauge
+        is what the budgets count, so it takes the fresh read as it is.
         """
         for guild_id, dollars in billed.items():
             self.billed[guild_id] = max(dollars, self.billed.get(guild_id, 0.0))
         guilds = set(self.counted) | set(self.billed) | set(reserved)
         self.counted = {
-            guild_id: self.billed.get(guild_id, 0.0) + reserved.get(guild_id, 0.0)
-            for guild_id in guilds
+            guild_id: billed.get(guild_id, 0.0) + reserved.get(guild_id, 0.0) for guild_id in guilds
         }
 
     def describe(self) -> Iterable[Metric]:

@@ -13,6 +13,7 @@ import logging
 import math
 import random
 from collections.abc import Callable
+from typing import Any
 
 from services import logcontext
 from services.clock import Clock
@@ -353,9 +354,14 @@ class SegmindSteps:
         # Segmind's own figure replaces admission's estimate in the same write as the
         # result, so the budgets never count a clip whose link is kept at the wrong price.
         cost = reported_cost_usd(result.metrics, job_id=job.id)
-        priced = {} if cost is None else {"cost_usd": cost, "cost_reported": True}
+        priced: dict[str, Any] = {} if cost is None else {"cost_usd": cost, "cost_reported": True}
         if cost is not None and cost != job.cost_usd:
-            log.info("job=%s cost %.4f USD as Segmind reports (estimated %.4f)", job.id, cost, job.cost_usd)
+            log.info(
+                "job=%s cost %.4f USD as Segmind reports (estimated %.4f)",
+                job.id,
+                cost,
+                job.cost_usd,
+            )
         return await self._storage.jobs.update(
             job.id,
             now=self._clock.time(),

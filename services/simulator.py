@@ -67,6 +67,9 @@ class SimulatorConfig:
     # Each job's own (queue, processing) seconds from its submitted parameters, for a
     # workload where clips take different times (bench/polling.py); None: the two above.
     timing: Callable[[Mapping[str, Any]], tuple[float, float]] | None = None
+    # What a result reports as `metrics.cost`, sent as is: tests set another price, or
+    # something that is no price at all ("0.5", -1, NaN), to see what the bot trusts.
+    reported_cost: Any = 0.36
 
     def __post_init__(self) -> None:
         if self.output_shape not in OUTPUT_SHAPES:
@@ -337,7 +340,7 @@ class SegmindSimulator:
                 "metrics": {
                     "queue_time": job.queue_seconds,
                     "inference_time": job.processing_seconds,
-                    "cost": 0.36,
+                    "cost": self.config.reported_cost,
                 },
             }
         )

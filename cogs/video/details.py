@@ -127,7 +127,14 @@ def duration(seconds: float) -> str:
 
 
 def cost(job: Job) -> str:
-    return format_usd(job.cost_usd) if job.cost_usd > 0 else "Nothing was spent"
+    """What the clip cost, and whose figure that is: Segmind's own, or the bot's estimate."""
+    if job.cost_reported:
+        return f"{format_usd(job.cost_usd)}, as Segmind reported it"
+    if job.cost_usd <= 0:
+        return "Nothing was spent"
+    if job.state.is_terminal:
+        return f"{format_usd(job.cost_usd)}, estimated: Segmind reported no figure"
+    return f"{format_usd(job.cost_usd)}, estimated until Segmind reports its figure"
 
 
 def embed_size(embed: discord.Embed) -> int:

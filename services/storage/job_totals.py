@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from services.storage.database import Executor
 
-# Segmind accepted it, so it is billed. A request id is never cleared and a job's cost never
-# changes after admission, and jobs are never deleted: this sum only grows.
+# Segmind accepted it, so it is billed. A request id is never cleared and jobs are never
+# deleted, but a job's cost changes once: admission's estimate until Segmind's result
+# reports its own figure (``cost_reported``), which may be lower. So this sum mostly grows
+# and can fall by that difference; services/metrics.py keeps its counter from falling.
 BILLED = "request_id IS NOT NULL"
 # Counted but not accepted (yet): released when the job is cancelled or surely refused.
 # BILLED OR RESERVED is COUNTED, and the two never overlap.

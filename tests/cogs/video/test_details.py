@@ -40,7 +40,7 @@ def test_the_card_shows_every_parameter_the_seed_and_the_cost():
     assert shown["Frame rate"] == "10 fps"
     assert shown["Steps"] == "30"
     assert shown["Guidance scale"] == "7.5"
-    assert shown["Cost"] == "$0.36"
+    assert shown["Cost"] == "$0.36, estimated: Segmind reported no figure"
     assert shown["Requested by"] == "<@42>"
     assert negative.description == "low quality, blurry"
 
@@ -84,6 +84,21 @@ def test_queue_generation_and_delivery_times_come_from_the_jobs_own_moments():
 def test_stages_not_reached_say_so(changes, expected):
     stages = dict(details.stage_times(delivered_job(**changes)))
     assert (stages["Queue"], stages["Generation"], stages["Delivery"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"cost_usd": 0.5, "cost_reported": True}, "$0.50, as Segmind reported it"),
+        ({"cost_usd": 0.0, "cost_reported": True}, "$0.00, as Segmind reported it"),
+        ({"state": JobState.PROCESSING, "finished_at": None, "posting_started_at": None},
+         "$0.36, estimated until Segmind reports its figure"),
+        ({}, "$0.36, estimated: Segmind reported no figure"),
+    ],
+)  # fmt: skip
+def test_the_cost_says_whether_it_is_segminds_figure_or_the_estimate(changes, expected):
+    card, _ = details.details_embeds(delivered_job(**changes))
+    assert fields(card)["Cost"] == expected
 
 
 def test_a_clip_that_cost_nothing_says_so():
