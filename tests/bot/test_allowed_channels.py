@@ -1,4 +1,4 @@
-"""The channel allow-list over the wire: `/video` works only where moderators say, and says where."""
+"""The channel allow-list over the wire: `/video` works only where moderators say, and says so."""
 
 from __future__ import annotations
 
