@@ -38,6 +38,7 @@ class Timings:
 
     progress_edit_interval: float = 5.0  # never more than one progress edit per this long
     admission_budget: float = 2.0  # past this, acknowledge first (Discord allows 3 s)
+    approval_sweep_interval: float = 30.0  # how often requests waiting for approval expire
 
 
 async def leave_unless_allowed(settings: Settings, guild: discord.Guild) -> bool:

@@ -24,7 +24,7 @@ from services.approval_models import (
 from services.clock import Clock
 from services.errors import BotError, RefusedError, ValidationError
 from services.limits import MemberUsage
-from services.models import JobOrigin, VideoRequest
+from services.models import Job, JobOrigin, VideoRequest
 from services.periods import format_period, parse_period
 from services.storage import Storage
 
@@ -194,10 +194,10 @@ class Approvals:
         )
         return held
 
-    async def get(self, request_id: int, guild_id: int) -> HeldRequest:
-        """The request a button names, if it is this server's."""
+    async def get(self, request_id: int, guild_id: int | None) -> HeldRequest:
+        """The request a button names, if it is this server's (None: the caller checks)."""
         held = await self._storage.approvals.get(request_id)
-        if held is None or held.guild_id != guild_id:
+        if held is None or (guild_id is not None and held.guild_id != guild_id):
             raise UnknownRequest()
         return held
 
@@ -226,9 +226,14 @@ class Approvals:
         log.info("approval=%s %s by user=%s", held.id, state.value, by)
         return current
 
-    async def admitted(self, held: HeldRequest, job_id: int) -> None:
-        """The approved request's job exists: remember which one."""
-        await self._storage.approvals.settle(held.id, ApprovalState.APPROVED, job_id=job_id)
+    async def admitted(self, held: HeldRequest, job: Job) -> Job:
+        """The approved request's job exists: it takes over the member's waiting message."""
+        await self._storage.approvals.settle(held.id, ApprovalState.APPROVED, job_id=job.id)
+        if held.message_id is None:
+            return job
+        return await self._storage.jobs.update(
+            job.id, now=self._clock.time(), message_id=held.message_id
+        )
 
     async def refused(self, held: HeldRequest, reason: str) -> None:
         """Approved, but admission refused it then: nothing was stored as a job."""

@@ -1,20 +1,132 @@
-"""Approval before spending: held requests, the moderators' Approve and Deny, and expiry."""
+"""Approval before spending: held requests, the moderators' Approve and Deny, and expiry.
+
+The cog routes clicks and form submissions from ``on_interaction`` (no view or modal kept
+in memory, so they work the same after a restart), and runs the expiry loop; the work is
+``flow.ApprovalFlow`` (``bot.approvals``).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, cast
 
+import discord
 from discord.ext import commands
+
+from cogs import words
+from cogs.approval import ids, wording
+from cogs.replies import reply
+from cogs.tree import describe_error, enter_log_context
+from cogs.video.remix import submitted_values
+from services.approval_models import ApprovalState, HeldRequest
+from services.approvals import AlreadyDecided, UnknownRequest
 
 if TYPE_CHECKING:
     from cogs.videobot import VideoBot
 
 __all__ = ["setup"]
 
+log = logging.getLogger(__name__)
+
 
 class ApprovalCog(commands.Cog):
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
+        self._expiry: asyncio.Task[None] | None = None
+
+    async def cog_load(self) -> None:
+        # Its first sweep is the start-up one: requests that ran out while the bot was down.
+        self._expiry = asyncio.create_task(
+            self.bot.approvals.keep_expiring(), name="approval-expiry"
+        )
+
+    async def cog_unload(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            await asyncio.gather(self._expiry, return_exceptions=True)
+
+    @commands.Cog.listener()
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Acts on approval buttons and the Deny form only; everything else passes by."""
+        if interaction.type not in (
+            discord.InteractionType.component,
+            discord.InteractionType.modal_submit,
+        ):
+            return
+        data = cast("dict[str, Any]", interaction.data or {})
+        clicked = ids.read(self.bot.custom_ids, str(data.get("custom_id", "")))
+        if clicked is None:
+            return
+        try:
+            enter_log_context(interaction)
+            await self._act(interaction, clicked, data)
+        except Exception as error:
+            if isinstance(error, AlreadyDecided):
+                text, unexpected = wording.already_decided(error.held), False
+            else:
+                text, unexpected = describe_error(error)
+            if unexpected:
+                log.exception(
+                    "approval %s of request=%s failed", clicked.action, clicked.request_id
+                )
+                text = text or "Something went wrong on my side. Please try again."
+            await reply(interaction, text, ephemeral=True)
+
+    async def _act(
+        self, interaction: discord.Interaction, clicked: ids.Clicked, data: dict[str, Any]
+    ) -> None:
+        bot, flow = self.bot, self.bot.approvals
+        if interaction.guild_id is not None and not bot.services.settings.allows_guild(
+            interaction.guild_id
+        ):
+            raise UnknownRequest(words.NOT_SERVED)
+        if not clicked.signed:
+            log.info("approval %s for request=%s refused: not signed here", clicked.action,
+                     clicked.request_id)  # fmt: skip
+            raise UnknownRequest()
+        if clicked.action == ids.DENY:
+            await self._open_deny_form(interaction, clicked)
+            return
+        # Answer first: every step below waits on SQLite or Discord (Discord allows 3 s).
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        held = await bot.services.approvals.get(clicked.request_id, interaction.guild_id)
+        if clicked.action == ids.CANCEL:
+            if interaction.user.id != held.user_id and not await flow.may_moderate(
+                interaction, held
+            ):
+                raise UnknownRequest(
+                    "Only the member who asked, or a moderator, can withdraw this request."
+                )
+            await flow.cancel(interaction, _pending(held))
+            return
+        await flow.require_moderator(interaction, held)
+        if clicked.action == ids.APPROVE:
+            await flow.approve(interaction, _pending(held))
+        else:  # the Deny form, submitted
+            reason = submitted_values(data.get("components")).get(ids.REASON_FIELD)
+            await flow.deny(interaction, _pending(held), reason)
+
+    async def _open_deny_form(self, interaction: discord.Interaction, clicked: ids.Clicked) -> None:
+        """A form can only be the click's first answer: only quick lookups come before it."""
+        bot = self.bot
+
+        async def lookup() -> HeldRequest:
+            held = await bot.services.approvals.get(clicked.request_id, interaction.guild_id)
+            await bot.approvals.require_moderator(interaction, held)
+            return _pending(held)
+
+        held = await bot.starter.in_time(interaction, asyncio.ensure_future(lookup()))
+        if interaction.response.is_done():
+            raise UnknownRequest("I was too slow to open the form. Please press Deny again.")
+        await interaction.response.send_modal(wording.deny_form(held, bot.custom_ids))
+
+
+def _pending(held: HeldRequest) -> HeldRequest:
+    """The request, if it still waits; else who answered it is the answer."""
+    if held.state is not ApprovalState.PENDING:
+        raise AlreadyDecided(held)
+    return held
 
 
 async def setup(bot: VideoBot) -> None:

@@ -1,23 +1,328 @@
-"""Holding a request for approval: the member's "waiting" message and the moderators' alert."""
+"""Holding a request for approval: the member's "waiting" message and the moderators' alert.
+
+Then the answers: Approve (the request goes through admission as it stands then, and the
+job takes over the member's message), Deny (with an optional reason), the member's own
+Cancel, and expiry. Each is decided once in the database (``services.approvals``); the
+member's message and the moderators' card are edited after.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 
-from services.models import JobOrigin, VideoRequest
+from cogs import words
+from cogs.alerts import post_for_moderators
+from cogs.approval import wording
+from cogs.discord_errors import UNKNOWN_MESSAGE, token_expired
+from cogs.permissions import is_moderator
+from cogs.replies import reply
+from cogs.video import render
+from cogs.video.buttons import progress_view
+from cogs.video.routes import MemberRoutes
+from services import logcontext
+from services.approval_models import ApprovalState, HeldRequest
+from services.approvals import AlreadyDecided
+from services.errors import BotError, RefusedError
+from services.gates import AccountPaused
+from services.models import Job, JobOrigin, JobState, Progress, ProgressPhase, VideoRequest
+from services.spend_caps import BudgetExhausted, SpendCeilingReached
 
 if TYPE_CHECKING:
     from cogs.videobot import VideoBot
+
+log = logging.getLogger(__name__)
+
+NO_PINGS = discord.AllowedMentions.none()
+# What a call to Discord may raise: discord.py passes connection errors through untouched.
+DISCORD_TROUBLE = (discord.HTTPException, aiohttp.ClientError, OSError)
+
+
+def _as_job(held: HeldRequest) -> Job:
+    """The held request as the member routes read a job: where, and through which token.
+
+    Never stored: it only lets the routes the job messages use reach this message too.
+    """
+    return Job(
+        id=held.job_id or 0,
+        guild_id=held.guild_id,
+        channel_id=held.channel_id,
+        user_id=held.user_id,
+        request=held.request,
+        state=JobState.CANCELLED,
+        created_at=held.created_at,
+        private=held.private,
+        message_id=held.message_id,
+        interaction_token=held.interaction_token,
+        interaction_created_at=held.interaction_created_at,
+        application_id=held.application_id,
+        upload_limit=held.upload_limit,
+    )
 
 
 class ApprovalFlow:
     def __init__(self, bot: VideoBot) -> None:
         self._bot = bot
+        self._routes = MemberRoutes(bot)
+
+    # --- holding ---------------------------------------------------------------------
 
     async def hold(
         self, interaction: discord.Interaction, request: VideoRequest, origin: JobOrigin
     ) -> None:
         """Store the request as waiting, tell the member, and ask the moderators."""
-        raise NotImplementedError
+        services, starter = self._bot.services, self._bot.starter
+
+        async def store() -> HeldRequest:
+            # The member's limit now: one who is out of clips hears it now, not after an
+            # approval. Budgets and the ceiling are checked when it is approved.
+            usage = await services.limits.member_usage(
+                origin.guild_id, origin.user_id, origin.role_ids
+            )
+            return await services.approvals.hold(request, origin, usage)
+
+        work = asyncio.ensure_future(store())
+        try:
+            held = await starter.in_time(interaction, work)
+        except DISCORD_TROUBLE:
+            # Not even a defer went through: the member saw nothing, so nothing may wait.
+            if not work.cancelled() and work.exception() is None:
+                await self._withdraw(work.result())
+            raise
+        try:
+            message_id = await starter.post_progress(
+                interaction,
+                embed=render.waiting_embed(
+                    request, origin.user_id, request_no=held.id, expires_at=held.expires_at
+                ),
+                view=wording.waiting_view(held, self._bot.custom_ids),
+                private=origin.private,
+            )
+        except Exception:
+            log.warning("approval=%s could not be acknowledged", held.id, exc_info=True)
+            await self._withdraw(held)
+            if interaction.response.is_done():
+                with contextlib.suppress(*DISCORD_TROUBLE):
+                    await reply(interaction, "Your video could not be started; nothing was spent.")
+            return
+        held = await services.approvals.place(held.id, message_id=message_id) or held
+        if interaction.guild is not None:
+            # The member has their answer; the moderators' card must not hold it up.
+            self._bot.background.spawn(self._ask_moderators(interaction.guild, held))
+
+    async def _withdraw(self, held: HeldRequest) -> None:
+        with contextlib.suppress(AlreadyDecided):
+            await self._bot.services.approvals.decide(held, ApprovalState.CANCELLED, by=None)
+
+    async def _ask_moderators(self, guild: discord.Guild, held: HeldRequest) -> None:
+        """The card with Approve and Deny; if no moderator can be reached, the member is told."""
+        message = await post_for_moderators(
+            self._bot.services.limits,
+            self._bot,
+            guild,
+            wording.alert_text(held),
+            embed=wording.alert_embed(held),
+            view=wording.alert_view(held, self._bot.custom_ids),
+            # A private request's prompt never goes to a public #general.
+            system_channel=not held.private,
+        )
+        approvals = self._bot.services.approvals
+        if message is None:
+            try:
+                ended = await approvals.decide(
+                    held, ApprovalState.CANCELLED, by=None, reason="no moderator reachable"
+                )
+            except AlreadyDecided:
+                return
+            await self.tell_member(
+                ended, "Nobody could approve this request", wording.NO_MODERATORS_WHY
+            )
+            return
+        placed = await approvals.place(
+            held.id, alert_channel_id=message.channel.id, alert_message_id=message.id
+        )
+        if placed is not None and placed.state is not ApprovalState.PENDING:
+            await self.edit_alert(placed)  # answered (the member cancelled) while it was posted
+
+    # --- answers ---------------------------------------------------------------------
+
+    async def approve(self, interaction: discord.Interaction, held: HeldRequest) -> None:
+        """Decide it approved (once), then admit it as it stands now and queue its job."""
+        services = self._bot.services
+        held = await services.approvals.decide(held, ApprovalState.APPROVED, by=interaction.user.id)
+        try:
+            admitted = await services.admission.admit(held.request, held.origin())
+        except RefusedError as refusal:
+            self._tell_moderators_of(held, refusal)
+            why = words.refusal(refusal)
+            await services.approvals.refused(held, why)
+            held = await services.approvals.get(held.id, None)
+            await self.tell_member(held, "Approved, but it cannot be made now", why)
+            await self.edit_alert(held)
+            await reply(
+                interaction,
+                f"Approved, but request #{held.id} cannot be made now; nothing was spent. "
+                f"The member was told why:\n>>> {why}",
+            )
+            return
+        except Exception:
+            await services.approvals.refused(held, "Something went wrong on the bot's side.")
+            raise
+        presenter = self._bot.presenter
+        job = await services.approvals.admitted(held, admitted.job)
+        logcontext.bind(job_id=job.id)
+        presenter.remember_allowance(job.id, words.allowance(admitted))
+        first = Progress(job.id, ProgressPhase.QUEUED)
+        try:
+            # The member's waiting message becomes the job's progress message, through the
+            # same routes as any job's (the token while fresh, then the channel).
+            job = await presenter.messenger.edit_progress(
+                job,
+                embed=render.progress_embed(job, first, presenter.allowance_of(job)),
+                view=progress_view(job, self._bot.custom_ids),
+            )
+            presenter.note_shown(job.id, first)
+        except DISCORD_TROUBLE:
+            log.info("job=%s progress not shown yet; the runner's next update shows it", job.id)
+        await services.runner.enqueue(job)
+        log.info("approval=%s approved by user=%s as job=%s", held.id, interaction.user.id, job.id)
+        held = await services.approvals.get(held.id, None)
+        await self.edit_alert(held)
+        await reply(interaction, f"Approved: request #{held.id} is queued as job #{job.id}.")
+
+    def _tell_moderators_of(self, held: HeldRequest, refusal: RefusedError) -> None:
+        """As the starter does: a reached budget or ceiling, or the account, is news for them."""
+        guild = self._bot.get_guild(held.guild_id)
+        if isinstance(refusal, BudgetExhausted) and refusal.tell_moderators and guild:
+            self._bot.alerts.send(guild, words.budget_alert(refusal))
+        elif isinstance(refusal, SpendCeilingReached) and refusal.tell_moderators and guild:
+            self._bot.alerts.send(guild, words.ceiling_alert(refusal))
+        elif isinstance(refusal, AccountPaused):
+            self._bot.alerts.account_problem_soon(held.guild_id, refusal.cause)
+
+    async def deny(
+        self, interaction: discord.Interaction, held: HeldRequest, reason: str | None
+    ) -> None:
+        held = await self._bot.services.approvals.decide(
+            held, ApprovalState.DENIED, by=interaction.user.id, reason=reason
+        )
+        await self.tell_member(held, "Request denied", wording.denial_reason(held))
+        await self.edit_alert(held)
+        await reply(interaction, f"Denied request #{held.id}; the member was told.")
+
+    async def cancel(self, interaction: discord.Interaction, held: HeldRequest) -> None:
+        held = await self._bot.services.approvals.decide(
+            held, ApprovalState.CANCELLED, by=interaction.user.id
+        )
+        await self.tell_member(held, "Request withdrawn", wording.cancelled_why(held))
+        await self.edit_alert(held)
+        await reply(interaction, f"Request #{held.id} withdrawn; nothing was spent.")
+
+    async def expire_due(self) -> int:
+        """Expire every request past its time: the member and the moderators are told."""
+        expired = await self._bot.services.approvals.expire_due()
+        for held in expired:
+            await self.tell_member(held, "Request expired", wording.EXPIRED_WHY)
+            await self.edit_alert(held)
+        return len(expired)
+
+    async def keep_expiring(self) -> None:
+        """Expire requests now (at start-up, for those that ran out while the bot was down)
+        and then every ``approval_sweep_interval`` seconds.
+
+        Real seconds, not the services' clock: a test's fake clock jumps when slept on.
+        """
+        while True:
+            try:
+                await self.expire_due()
+            except Exception:
+                log.exception("expiring approval requests failed; trying again later")
+            await asyncio.sleep(self._bot.timings.approval_sweep_interval)
+
+    # --- messages ----------------------------------------------------------------------
+
+    async def tell_member(self, held: HeldRequest, title: str, why: str) -> None:
+        """Replace the member's waiting message with how it ended; best effort.
+
+        The job messages' routes: the interaction's webhook while its token is fresh; then
+        the channel for a public request, or (a private message can only be edited through
+        its token) a direct message, as a private job's failure is told.
+        """
+        if held.message_id is None:
+            return
+        embed = render.approval_ended_embed(
+            held.request, held.user_id, request_no=held.id, title=title, why=why
+        )
+        job = _as_job(held)
+        try:
+            if self._routes.token_usable(job):
+                try:
+                    await self._routes.webhook(job).edit_message(
+                        held.message_id, embed=embed, view=None
+                    )
+                    return
+                except discord.HTTPException as error:
+                    if not token_expired(error) and error.code != UNKNOWN_MESSAGE:
+                        raise
+            if not held.private:
+                await self._edit_in_channel(job, held.message_id, embed)
+                return
+            user = self._bot.get_user(held.user_id) or await self._bot.fetch_user(held.user_id)
+            await user.send(
+                content=self._routes.origin(job), embed=embed, allowed_mentions=NO_PINGS
+            )
+        except DISCORD_TROUBLE as error:
+            log.warning("approval=%s member could not be told (%r)", held.id, error)
+
+    async def _edit_in_channel(self, job: Job, message_id: int, embed: discord.Embed) -> None:
+        channel = self._routes.channel(job)
+        try:
+            await channel.get_partial_message(message_id).edit(
+                **self._routes.channel_body(job, None, embed), view=None
+            )
+        except discord.NotFound:
+            # Deleted meanwhile: a new line says it, naming the member without a ping.
+            await channel.send(
+                **self._routes.channel_body(job, f"<@{job.user_id}>", embed),
+                allowed_mentions=NO_PINGS,
+            )
+
+    async def edit_alert(self, held: HeldRequest) -> None:
+        """The moderators' card says who answered, and loses its buttons; best effort."""
+        if held.alert_channel_id is None or held.alert_message_id is None:
+            return
+        channel = self._bot.get_partial_messageable(held.alert_channel_id)
+        options: dict[str, Any] = {
+            "content": wording.alert_text(held),
+            "embed": wording.alert_embed(held, outcome=wording.outcome_line(held)),
+            "view": None,
+            "allowed_mentions": NO_PINGS,
+        }
+        try:
+            await channel.get_partial_message(held.alert_message_id).edit(**options)
+        except DISCORD_TROUBLE as error:
+            log.warning("approval=%s moderators' card not updated (%r)", held.id, error)
+
+    # --- clicks and forms ----------------------------------------------------------------
+
+    async def may_moderate(self, interaction: discord.Interaction, held: HeldRequest) -> bool:
+        """A moderator of the request's server, checked at click time.
+
+        In the owner's DMs (no alert channel, the owner told directly) only the owner.
+        """
+        if interaction.guild_id is None:
+            guild = self._bot.get_guild(held.guild_id)
+            return guild is not None and guild.owner_id == interaction.user.id
+        return await is_moderator(interaction)
+
+    async def require_moderator(self, interaction: discord.Interaction, held: HeldRequest) -> None:
+        if not await self.may_moderate(interaction, held):
+            log.info(
+                "approval=%s refused to user=%s: not a moderator", held.id, interaction.user.id
+            )
+            raise BotError("Only moderators can approve or deny requests. Nothing was changed.")

@@ -17,6 +17,7 @@ import discord
 
 from cogs import words
 from cogs.discord_errors import ALREADY_ACKNOWLEDGED
+from cogs.permissions import is_moderator
 from cogs.replies import reply
 from cogs.video import render
 from cogs.video.buttons import progress_view
@@ -103,7 +104,8 @@ class JobStarter:
                 "The bot is restarting. Please try again in a minute; nothing was spent."
             )
         await self.screen(interaction, request)
-        if await self._services.approvals.required(origin):
+        # Moderators never wait: they could approve their own request anyway.
+        if await self._services.approvals.required(origin) and not await is_moderator(interaction):
             await self._bot.approvals.hold(interaction, request, origin)
             return None
         admitted = await self._admit(interaction, request, origin)
@@ -112,7 +114,7 @@ class JobStarter:
         presenter.remember_allowance(job.id, words.allowance(admitted))
         first = Progress(job.id, ProgressPhase.QUEUED)  # its place in line is known once queued
         try:
-            message_id = await self._post_progress(
+            message_id = await self.post_progress(
                 interaction,
                 embed=render.progress_embed(job, first, presenter.allowance_of(job)),
                 view=progress_view(job, self._bot.custom_ids),
@@ -224,7 +226,7 @@ class JobStarter:
         )
         self._bot.presenter.forget_allowance(job.id)
 
-    async def _post_progress(
+    async def post_progress(
         self,
         interaction: discord.Interaction,
         *,
@@ -232,7 +234,10 @@ class JobStarter:
         view: discord.ui.View,
         private: bool,
     ) -> int:
-        """Post the progress message as the interaction's answer; returns its message id."""
+        """Post the progress message as the interaction's answer; returns its message id.
+
+        Also the "waiting for approval" message of a held request (``cogs.approval``).
+        """
         if not interaction.response.is_done():
             try:
                 response = await interaction.response.send_message(

@@ -123,7 +123,8 @@ class ApprovalStore:
             raise ValueError(f"not a placement column: {sorted(unknown)}")
         assignments = ", ".join(f"{name} = ?" for name in columns)
         await self._db.execute(
-            f"UPDATE approval_requests SET {assignments} WHERE id = ?",  # noqa: S608 - names checked
+            # Column names come from _PLACED only; values are parameters.
+            f"UPDATE approval_requests SET {assignments} WHERE id = ?",
             (*columns.values(), request_id),
         )
         return await self.get(request_id)

@@ -1,0 +1,183 @@
+"""What approval looks like: the moderators' request card, its outcome, and the replies.
+
+The member's own "waiting" and "ended" looks are job messages, so they live with the
+others in ``cogs.video.render``.
+"""
+
+from __future__ import annotations
+
+import discord
+
+from cogs.approval import ids
+from cogs.video import render
+from cogs.video.custom_ids import CustomIds
+from cogs.words import discord_timestamp
+from services.approval_models import ApprovalChange, ApprovalRule, ApprovalState, HeldRequest
+from services.periods import format_period
+
+PROMPT_SHOWN_TO_MODERATORS = 1500
+HIDDEN_PROMPT = (
+    "(hidden: a private request, and this message is in a public channel. Set a moderators' "
+    "channel with `/videolimit alerts` to see the prompts there.)"
+)
+
+
+def alert_text(held: HeldRequest) -> str:
+    """The line above the card; the mentions are shown, never pinged (no mentions allowed)."""
+    kind = "a private video" if held.private else "a video"
+    return f"Approval needed: <@{held.user_id}> asked for {kind} in <#{held.channel_id}>."
+
+
+def alert_embed(
+    held: HeldRequest, *, show_prompt: bool = True, outcome: str | None = None
+) -> discord.Embed:
+    """The moderators' card: the prompt literally, the parameters, and when it expires."""
+    prompt = (
+        render.shown_text(held.request.prompt, PROMPT_SHOWN_TO_MODERATORS)
+        if show_prompt
+        else HIDDEN_PROMPT
+    )
+    embed = discord.Embed(
+        title=f"Request #{held.id} waits for approval"
+        if outcome is None
+        else f"Request #{held.id}",
+        description=prompt,
+        colour=render.COLOUR_WORKING if outcome is None else render.COLOUR_QUIET,
+    )
+    embed.add_field(name="Requested by", value=f"<@{held.user_id}>")
+    embed.add_field(name="Channel", value=f"<#{held.channel_id}>")
+    embed.add_field(name="Visibility", value="private" if held.private else "public")
+    render.parameter_fields(embed, held.request)
+    if outcome is None:
+        embed.add_field(
+            name="Expires",
+            value=f"{discord_timestamp(held.expires_at)} if nobody answers",
+            inline=False,
+        )
+    else:
+        embed.add_field(name="Answer", value=outcome[: render.FIELD_VALUE_MAX], inline=False)
+    return embed
+
+
+def alert_view(held: HeldRequest, custom_ids: CustomIds) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(
+        discord.ui.Button(
+            label="Approve",
+            style=discord.ButtonStyle.success,
+            custom_id=ids.make(custom_ids, ids.APPROVE, held.id),
+        )
+    )
+    view.add_item(
+        discord.ui.Button(
+            label="Deny",
+            style=discord.ButtonStyle.danger,
+            custom_id=ids.make(custom_ids, ids.DENY, held.id),
+        )
+    )
+    view.stop()  # never listened to in memory: on_interaction routes every click
+    return view
+
+
+def waiting_view(held: HeldRequest, custom_ids: CustomIds) -> discord.ui.View:
+    """The member's Cancel while it waits (the requester or a moderator may press it)."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(
+        discord.ui.Button(
+            label="Cancel",
+            style=discord.ButtonStyle.secondary,
+            custom_id=ids.make(custom_ids, ids.CANCEL, held.id),
+        )
+    )
+    view.stop()
+    return view
+
+
+def deny_form(held: HeldRequest, custom_ids: CustomIds) -> discord.ui.Modal:
+    form = discord.ui.Modal(
+        title=f"Deny request #{held.id}", custom_id=ids.make(custom_ids, ids.DENY_FORM, held.id)
+    )
+    form.add_item(
+        discord.ui.TextInput(
+            label="Reason (shown to the member; optional)",
+            custom_id=ids.REASON_FIELD,
+            style=discord.TextStyle.paragraph,
+            required=False,
+            max_length=300,
+        )
+    )
+    form.stop()  # submissions go through on_interaction, before and after a restart
+    return form
+
+
+def decided_words(held: HeldRequest) -> str:
+    """`approved by <@5> <t:..:R>`: who ended the wait, for the card and for a late click."""
+    when = f" {discord_timestamp(held.decided_at)}" if held.decided_at else ""
+    by = f" by <@{held.decided_by}>" if held.decided_by else ""
+    verb = {
+        ApprovalState.APPROVED: "approved",
+        ApprovalState.REFUSED: "approved, then refused by the limits,",
+        ApprovalState.DENIED: "denied",
+        ApprovalState.EXPIRED: "expired unanswered",
+        ApprovalState.CANCELLED: "withdrawn",
+        ApprovalState.PENDING: "still waiting",
+    }[held.state]
+    return f"{verb}{by}{when}"
+
+
+def already_decided(held: HeldRequest) -> str:
+    return f"Request #{held.id} was already answered: {decided_words(held)}."
+
+
+def outcome_line(held: HeldRequest) -> str:
+    """The card's answer once the wait ended."""
+    line = decided_words(held).capitalize() + "."
+    if held.state is ApprovalState.APPROVED and held.job_id is not None:
+        line += f" Job #{held.job_id}."
+    if held.reason and held.state in (ApprovalState.DENIED, ApprovalState.REFUSED):
+        line += f"\nReason: {render.shown_text(held.reason, 400)}"
+    return line
+
+
+def denial_reason(held: HeldRequest) -> str:
+    """What the member reads: a moderator denied it, with their reason shown literally."""
+    text = "A moderator denied this request."
+    if held.reason:
+        text += f"\nReason: {render.shown_text(held.reason, 400)}"
+    return text
+
+
+EXPIRED_WHY = "No moderator answered in time, so the request expired."
+CANCELLED_BY_MEMBER = "You withdrew this request."
+NO_MODERATORS_WHY = (
+    "No moderator could be asked: the bot could not post in the moderators' channel "
+    "or reach the server owner. Ask a moderator to check `/videolimit alerts`."
+)
+
+
+def cancelled_why(held: HeldRequest) -> str:
+    if held.decided_by is None or held.decided_by == held.user_id:
+        return CANCELLED_BY_MEMBER
+    return f"Withdrawn by a moderator (<@{held.decided_by}>)."
+
+
+def rule_words(rule: ApprovalRule | None) -> str:
+    if rule is None:
+        return "Approval is **off**: requests are made at once, within the limits."
+    who = (
+        "Every request waits"
+        if rule.role_id is None
+        else f"Requests from members without <@&{rule.role_id}> wait"
+    )
+    return (
+        f"Approval is **required**. {who} for a moderator's Approve or Deny in the "
+        f"moderators' alerts channel (`/videolimit alerts`); unanswered, a request expires "
+        f"after {format_period(rule.expiry_seconds)}. Moderators' own requests never wait."
+    )
+
+
+def change_words(change: ApprovalChange) -> str:
+    now = rule_words(change.after)
+    if not change.changed:
+        return now if change.before == change.after else f"Nothing changed. {now}"
+    return f"{now}\n(Before: {rule_words(change.before)})"

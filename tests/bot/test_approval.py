@@ -1,0 +1,336 @@
+"""Approval before spending, over the wire: a member's request waits for a moderator.
+
+The bot's clock here is the fake Discord's own (real time plus a skew), so a test that
+jumps past a request's expiry moves Discord's token clock with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from cogs.videobot import Timings, VideoBot, create_bot
+from services.app import Services, open_services
+from services.simulator import SegmindSimulator
+from tests.bot.conftest import fast_settings
+from tests.bot.helpers import TIMEOUT, embed_text, field, title, wait_for_clip
+from tests.bot.test_moderation import only_for, settled_answer, videolimit
+from tests.fakediscord import (
+    FakeDiscord,
+    FakeMember,
+    FakeWorld,
+    InteractionRecord,
+    StoredMessage,
+    running_client,
+)
+
+WAITING = "Waiting for a moderator's approval"
+HOUR = 3600.0
+
+
+class DiscordTime:
+    """The fake Discord's clock as the bot's: ``fake.advance`` moves both."""
+
+    def __init__(self, fake: FakeDiscord) -> None:
+        self._clock = fake.clock
+
+    def time(self) -> float:
+        return self._clock.wall()
+
+    def monotonic(self) -> float:
+        return self._clock.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+@pytest.fixture
+def fake_world() -> FakeWorld:
+    world = FakeWorld.default()
+    world.guild.add_text_channel("mods")
+    trusted = world.guild.add_role("Trusted")
+    world.guild.add_member("bob", roles=[trusted])
+    return world
+
+
+@pytest.fixture
+def bot_timings() -> Timings:
+    return Timings(approval_sweep_interval=0.05)
+
+
+@pytest.fixture
+async def services(bot_env, simulator, fake_discord) -> AsyncIterator[Services]:
+    async with open_services(
+        fast_settings(bot_env), clock=DiscordTime(fake_discord), segmind_base_url=simulator.base_url
+    ) as opened:
+        yield opened
+
+
+@pytest.fixture
+def members(fake_discord: FakeDiscord) -> dict[str, FakeMember]:
+    world = fake_discord.world
+    return {name: world.member_named(name) for name in ("mod", "alice", "bob")}
+
+
+def channel(fake: FakeDiscord, name: str) -> Any:
+    return next(c for c in fake.world.guild.channels if c.name == name)
+
+
+async def require_approval(fake: FakeDiscord, mod: FakeMember, **options: Any) -> StoredMessage:
+    await videolimit(fake, "alerts", {"channel": channel(fake, "mods")}, mod)
+    trusted = next(r for r in fake.world.guild.roles if r.name == "Trusted")
+    return await videolimit(fake, "approval", {"mode": "required", "role": trusted, **options}, mod)
+
+
+async def ask(fake: FakeDiscord, user: FakeMember, prompt: str, **options: Any) -> StoredMessage:
+    """``/video`` as ``user``; returns the member's own (waiting or progress) message."""
+    record = await fake.dispatch_slash_command("video", {"prompt": prompt, **options}, user=user)
+    await fake.wait_for_ack(record)
+    return await settled_answer(fake, record)
+
+
+def approval_button(message: StoredMessage, action: str) -> str | None:
+    return next((c for c in message.custom_ids() if c.startswith(f"vappr:{action}:")), None)
+
+
+async def card(fake: FakeDiscord, *, after: int = 0) -> StoredMessage:
+    """The moderators' request card in #mods."""
+    return await fake.wait_for_message(
+        channel(fake, "mods").id,
+        lambda m: m.id > after and approval_button(m, "approve") is not None,
+        timeout=TIMEOUT,
+    )
+
+
+def cards_in_mods(fake: FakeDiscord) -> list[StoredMessage]:
+    messages = fake.channel_messages(channel(fake, "mods"))
+    return [m for m in messages if approval_button(m, "approve") is not None]
+
+
+async def press(
+    fake: FakeDiscord, message: StoredMessage, action: str, user: FakeMember
+) -> InteractionRecord:
+    custom_id = approval_button(message, action)
+    assert custom_id is not None, f"no {action} on {message.custom_ids()}"
+    record = await fake.dispatch_component(message, custom_id, user=user)
+    return await fake.wait_for_ack(record)
+
+
+async def private_reply(fake: FakeDiscord, record: InteractionRecord) -> StoredMessage:
+    return await settled_answer(fake, record)
+
+
+async def counted(bot: VideoBot, member: FakeMember) -> int:
+    usage = await bot.services.limits.member_usage(fake_guild_id(bot), member.id, [])
+    return usage.window.used
+
+
+def fake_guild_id(bot: VideoBot) -> int:
+    return bot.guilds[0].id
+
+
+async def test_a_request_waits_for_approval_and_is_made_once_a_moderator_approves(
+    bot, fake_discord: FakeDiscord, simulator: SegmindSimulator, members
+):
+    mod, alice = members["mod"], members["alice"]
+    await require_approval(fake_discord, mod)
+
+    waiting = await ask(fake_discord, alice, "a <@&123456789012345678> red fox @everyone")
+    alert = await card(fake_discord)
+
+    assert title(waiting) == WAITING
+    assert WAITING in (field(waiting, "Progress") or "")
+    assert simulator.submit_attempts == 0 and await counted(bot, alice) == 0
+    # The moderators see the member and the prompt literally, and nobody is pinged.
+    assert f"<@{alice.id}>" in alert.content
+    assert "<@\u200b&123456789012345678> red fox @\u200beveryone" in embed_text(alert)
+    assert not alert.pinged_user_ids
+
+    approval = await press(fake_discord, alert, "approve", mod)
+    told = await private_reply(fake_discord, approval)
+    assert only_for(told, mod) and "Approved" in told.content
+
+    clip = await wait_for_clip(fake_discord, channel(fake_discord, "general").id)
+    assert clip.pinged_user_ids == {alice.id}
+    assert len(simulator.submits) == 1 and await counted(bot, alice) == 1
+    await fake_discord.wait_until(lambda: "Approved by" in embed_text(alert))
+    assert approval_button(alert, "approve") is None  # the card lost its buttons
+    assert title(waiting) != WAITING  # the member's message became the job's
+
+
+async def test_a_member_cannot_approve_and_nothing_is_submitted(
+    bot, fake_discord: FakeDiscord, simulator: SegmindSimulator, members
+):
+    mod, alice = members["mod"], members["alice"]
+    await require_approval(fake_discord, mod)
+    await ask(fake_discord, alice, "a fox")
+    alert = await card(fake_discord)
+
+    refused = await private_reply(fake_discord, await press(fake_discord, alert, "approve", alice))
+
+    assert only_for(refused, alice)
+    assert "Only moderators" in refused.content
+    assert simulator.submit_attempts == 0
+    assert approval_button(alert, "approve") is not None  # still waiting for a moderator
+
+
+async def test_deny_with_a_reason_tells_the_member_literally_and_submits_nothing(
+    bot, fake_discord: FakeDiscord, simulator: SegmindSimulator, members
+):
+    mod, alice = members["mod"], members["alice"]
+    await require_approval(fake_discord, mod)
+    waiting = await ask(fake_discord, alice, "a fox")
+    alert = await card(fake_discord)
+
+    opener = await press(fake_discord, alert, "deny", mod)
+    submit = await fake_discord.dispatch_modal_submit(
+        opener, {"reason": "not *here* <@&123456789012345678>"}
+    )
+    await fake_discord.wait_for_ack(submit)
+    told = await settled_answer(fake_discord, submit)
+
+    assert only_for(told, mod) and "Denied" in told.content
+    await fake_discord.wait_until(lambda: title(waiting) == "Request denied")
+    why = field(waiting, "Why") or ""
+    assert "not \\*here\\* <@\u200b&123456789012345678>" in why
+    assert not waiting.pinged_user_ids
+    assert simulator.submit_attempts == 0 and await counted(bot, alice) == 0
+    await fake_discord.wait_until(lambda: "Denied by" in embed_text(alert))
+
+
+async def test_two_approvals_make_one_job_and_the_second_is_told_who_won(
+    bot, fake_discord: FakeDiscord, simulator: SegmindSimulator, members
+):
+    mod, alice = members["mod"], members["alice"]
+    await require_approval(fake_discord, mod)
+    await ask(fake_discord, alice, "a fox")
+    alert = await card(fake_discord)
+    custom_id = approval_button(alert, "approve")
+    assert custom_id is not None
+
+    owner = fake_discord.world.member_named("operator")  # Manage Server, as the owner
+    clicks = await asyncio.gather(
+        *(fake_discord.dispatch_component(alert, custom_id, user=who) for who in (mod, owner))
+    )
+    answers = [
+        await settled_answer(fake_discord, await fake_discord.wait_for_ack(r)) for r in clicks
+    ]
+
+    await wait_for_clip(fake_discord, channel(fake_discord, "general").id)
+    assert len(simulator.submits) == 1
+    assert sorted("already answered" in a.content for a in answers) == [False, True]
+    loser = next(a for a in answers if "already answered" in a.content)
+    assert "approved by <@" in loser.content
+
+
+async def test_an_unanswered_request_expires_and_the_member_is_told(
+    bot, fake_discord: FakeDiscord, simulator: SegmindSimulator, members
+):
+    mod, alice = members["mod"], members["alice"]
+    await require_approval(fake_discord, mod, expires="30m")
+    waiting = await ask(fake_discord, alice, "a fox")
+    alert = await card(fake_discord)
+
+    fake_discord.advance(31 * 60)  # past the request's 30 minutes (and its token's 15)
+
+    await fake_discord.wait_until(lambda: title(waiting) == "Request expired", TIMEOUT)
+    assert "expired" in (field(waiting, "Why") or "")
+    await fake_discord.wait_until(lambda: "Expired unanswered" in embed_text(alert))
+    assert approval_button(alert, "approve") is None
+    assert simulator.submit_attempts == 0 and await counted(bot, alice) == 0
+
+
+async def test_a_member_with_the_role_and_a_moderator_skip_approval(
+    bot, fake_discord: FakeDiscord, simulator: SegmindSimulator, members
+):
+    await require_approval(fake_discord, members["mod"])
+
+    for who in ("bob", "mod"):
+        made = await ask(fake_discord, members[who], f"a fox for {who}")
+        assert title(made) != WAITING
+    general = channel(fake_discord, "general").id
+    await fake_discord.wait_until(lambda: len(simulator.submits) == 2, TIMEOUT)
+    await wait_for_clip(fake_discord, general)
+    assert not cards_in_mods(fake_discord)
+
+
+async def test_a_member_out_of_clips_is_refused_at_once_not_after_approval(
+    bot, fake_discord: FakeDiscord, simulator: SegmindSimulator, members
+):
+    mod, alice = members["mod"], members["alice"]
+    await require_approval(fake_discord, mod)
+    await videolimit(fake_discord, "set", {"user": alice, "count": 0, "period": "1d"}, mod)
+
+    refused = await ask(fake_discord, alice, "a fox")
+
+    assert only_for(refused, alice) and "blocked" in refused.content
+    assert not cards_in_mods(fake_discord)
+
+
+async def test_the_member_can_withdraw_a_waiting_request(
+    bot, fake_discord: FakeDiscord, simulator: SegmindSimulator, members
+):
+    mod, alice = members["mod"], members["alice"]
+    await require_approval(fake_discord, mod)
+    waiting = await ask(fake_discord, alice, "a fox")
+    alert = await card(fake_discord)
+
+    done = await private_reply(fake_discord, await press(fake_discord, waiting, "cancel", alice))
+
+    assert only_for(done, alice) and "withdrawn" in done.content
+    await fake_discord.wait_until(lambda: title(waiting) == "Request withdrawn")
+    await fake_discord.wait_until(lambda: "Withdrawn by" in embed_text(alert))
+    assert approval_button(alert, "approve") is None  # nothing left to approve
+    assert simulator.submit_attempts == 0
+
+
+async def test_approval_survives_a_restart_while_pending(
+    bot_env, fake_discord: FakeDiscord, simulator: SegmindSimulator, members
+):
+    mod, alice = members["mod"], members["alice"]
+    clock = DiscordTime(fake_discord)
+
+    async def started() -> AsyncIterator[VideoBot]:
+        settings = fast_settings(bot_env)
+        async with open_services(
+            settings, clock=clock, segmind_base_url=simulator.base_url
+        ) as opened:
+            client = create_bot(opened, guild_ready_timeout=0.05, timings=Timings())
+            async with running_client(client, fake_discord):
+                yield client
+
+    first = started()
+    await first.__anext__()
+    await require_approval(fake_discord, mod)
+    waiting = await ask(fake_discord, alice, "a fox")
+    alert = await card(fake_discord)
+    await first.aclose()
+
+    second = started()
+    restarted = await second.__anext__()
+    try:
+        approval = await press(fake_discord, alert, "approve", mod)
+        assert "Approved" in (await private_reply(fake_discord, approval)).content
+        await wait_for_clip(fake_discord, channel(fake_discord, "general").id)
+        assert len(simulator.submits) == 1 and await counted(restarted, alice) == 1
+        assert title(waiting) != WAITING
+    finally:
+        await second.aclose()
+
+
+async def test_approval_setting_is_shown_and_in_history(bot, fake_discord: FakeDiscord, members):
+    mod = members["mod"]
+    shown = await videolimit(fake_discord, "approval", {}, mod)
+    assert "off" in shown.content
+
+    await require_approval(fake_discord, mod, expires="2h")
+    shown = await videolimit(fake_discord, "approval", {}, mod)
+    history = await videolimit(fake_discord, "history", {}, mod)
+    bad = await videolimit(fake_discord, "approval", {"expires": "1m"}, mod)
+
+    assert "required" in shown.content and "2h" in shown.content
+    assert "approval" in embed_text(history) and "required" in embed_text(history)
+    assert "from 5m to 1w" in bad.content
