@@ -1,0 +1,200 @@
+"""Approvals on a real SQLite file: the rule, holding, and each wait ended exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.admission import LimitReached, MemberBlocked
+from services.approval_models import ApprovalState
+from services.approvals import AlreadyDecided, AlreadyWaiting, Approvals, UnknownRequest
+from services.errors import ValidationError
+from services.limits import LimitService
+from services.models import JobOrigin, VideoRequest
+from services.periods import LimitSpec
+from services.storage import NewJob, Storage
+from tests.fakeclock import FakeClock
+
+GUILD, MOD, MEMBER, TRUSTED = 111, 2, 7, 55
+
+
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
+    opened = await Storage.open(tmp_path / "bot.db")
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def approvals(storage: Storage, fake_clock: FakeClock) -> Approvals:
+    return Approvals(storage, fake_clock)
+
+
+@pytest.fixture
+def limits(storage: Storage, fake_clock: FakeClock) -> LimitService:
+    return LimitService(
+        storage, default_limit=LimitSpec(5, 86400), clock=fake_clock, clip_cost_usd=0.36
+    )
+
+
+def origin(*roles: int, fingerprint: str | None = None, private: bool = False) -> JobOrigin:
+    return JobOrigin(
+        guild_id=GUILD,
+        channel_id=5,
+        user_id=MEMBER,
+        role_ids=roles,
+        private=private,
+        interaction_token="secret-token",
+        interaction_created_at=1.0,
+        application_id=9,
+        fingerprint=fingerprint,
+    )
+
+
+async def held_request(approvals: Approvals, limits: LimitService, **options: object):
+    usage = await limits.member_usage(GUILD, MEMBER, [])
+    request = VideoRequest.create("a red fox", seed=4)
+    return await approvals.hold(request, origin(**options), usage)  # type: ignore[arg-type]
+
+
+async def require(approvals: Approvals, *, role: int | None = None, expires: str | None = None):
+    return await approvals.configure(
+        GUILD, mode="required", role_id=role, expires=expires, actor_id=MOD
+    )
+
+
+async def test_approval_is_off_until_required_and_the_role_is_exempt(approvals: Approvals):
+    assert not await approvals.required(origin())
+
+    await require(approvals, role=TRUSTED)
+
+    assert await approvals.required(origin())
+    assert not await approvals.required(origin(TRUSTED))
+
+
+async def test_required_without_a_role_holds_everyone(approvals: Approvals):
+    await require(approvals)
+    assert await approvals.required(origin(TRUSTED))
+
+
+async def test_the_rule_change_is_audited_in_words(approvals: Approvals, storage: Storage):
+    await require(approvals, role=TRUSTED, expires="2h")
+    await approvals.configure(GUILD, mode="off", role_id=None, expires=None, actor_id=MOD)
+
+    entries = await storage.limits.audit_log(GUILD)
+
+    assert [e.action for e in entries] == ["set_approval", "set_approval"]
+    assert entries[1].detail == (
+        f"required for members without <@&{TRUSTED}> and waiting up to 2h (was off)"
+    )
+    assert entries[0].detail.startswith("off (was required")
+
+
+async def test_an_unchanged_rule_is_not_audited_again(approvals: Approvals, storage: Storage):
+    await require(approvals, expires="2h")
+    change = await require(approvals, expires="2h")
+    assert not change.changed
+    assert len(await storage.limits.audit_log(GUILD)) == 1
+
+
+@pytest.mark.parametrize("expires", ["1m", "8d", "soon"])
+async def test_an_expiry_out_of_bounds_changes_nothing(approvals: Approvals, expires: str):
+    with pytest.raises(ValidationError):
+        await require(approvals, expires=expires)
+    assert await approvals.rule(GUILD) is None
+
+
+async def test_expires_alone_changes_a_rule_that_is_on_and_keeps_its_role(approvals: Approvals):
+    await require(approvals, role=TRUSTED)
+    await approvals.configure(GUILD, mode=None, role_id=None, expires="30m", actor_id=MOD)
+    rule = await approvals.rule(GUILD)
+    assert rule is not None and rule.role_id == TRUSTED and rule.expiry_seconds == 1800
+
+
+async def test_a_held_request_waits_until_its_expiry(
+    approvals: Approvals, limits: LimitService, fake_clock: FakeClock
+):
+    await require(approvals, expires="30m")
+    held = await held_request(approvals, limits)
+
+    assert held.state is ApprovalState.PENDING
+    assert held.expires_at == fake_clock.time() + 1800
+    assert held.origin().interaction_token == "secret-token"
+    assert await approvals.expire_due() == []
+    fake_clock.advance(1800)
+    [expired] = await approvals.expire_due()
+    assert expired.id == held.id and expired.state is ApprovalState.EXPIRED
+    assert await approvals.expire_due() == []  # once
+
+
+async def test_a_member_out_of_clips_is_refused_before_anything_is_held(
+    approvals: Approvals, limits: LimitService
+):
+    await require(approvals)
+    await limits.set_user_limit(GUILD, MEMBER, 0, "1d", actor_id=MOD)
+    with pytest.raises(MemberBlocked):
+        await held_request(approvals, limits)
+    await limits.set_user_limit(GUILD, MEMBER, 1, "1d", actor_id=MOD)
+    assert (await held_request(approvals, limits)).state is ApprovalState.PENDING
+
+
+async def test_limit_reached_is_refused_with_when_the_next_slot_frees(
+    approvals: Approvals, limits: LimitService, storage: Storage, fake_clock: FakeClock
+):
+    await require(approvals)
+    await limits.set_user_limit(GUILD, MEMBER, 1, "1d", actor_id=MOD)
+    request = VideoRequest.create("earlier", seed=1)
+    await storage.jobs.insert(NewJob(GUILD, 5, MEMBER, request, created_at=fake_clock.time()))
+
+    with pytest.raises(LimitReached) as refused:
+        await held_request(approvals, limits)
+    assert refused.value.retry_at == fake_clock.time() + 86400
+
+
+async def test_the_same_request_twice_waits_once(approvals: Approvals, limits: LimitService):
+    await require(approvals)
+    await held_request(approvals, limits, fingerprint="video:abc")
+    with pytest.raises(AlreadyWaiting):
+        await held_request(approvals, limits, fingerprint="video:abc")
+
+
+async def test_two_answers_at_once_decide_it_once_and_the_loser_hears_who_won(
+    approvals: Approvals, limits: LimitService
+):
+    await require(approvals)
+    held = await held_request(approvals, limits)
+
+    results = await asyncio.gather(
+        approvals.decide(held, ApprovalState.APPROVED, by=MOD),
+        approvals.decide(held, ApprovalState.DENIED, by=MOD + 1, reason="no"),
+        return_exceptions=True,
+    )
+
+    won = [r for r in results if not isinstance(r, BaseException)]
+    lost = [r for r in results if isinstance(r, AlreadyDecided)]
+    assert len(won) == 1 and len(lost) == 1
+    assert lost[0].held.state is won[0].state and lost[0].held.decided_by == won[0].decided_by
+
+
+async def test_an_answered_request_no_longer_expires(
+    approvals: Approvals, limits: LimitService, fake_clock: FakeClock
+):
+    await require(approvals, expires="30m")
+    held = await held_request(approvals, limits)
+    await approvals.decide(held, ApprovalState.DENIED, by=MOD, reason="  " + "x" * 400)
+    fake_clock.advance(3600)
+    assert await approvals.expire_due() == []
+    denied = await approvals.get(held.id, GUILD)
+    assert denied.state is ApprovalState.DENIED and denied.reason == "x" * 300
+
+
+async def test_another_servers_request_is_unknown(approvals: Approvals, limits: LimitService):
+    await require(approvals)
+    held = await held_request(approvals, limits)
+    with pytest.raises(UnknownRequest):
+        await approvals.get(held.id, GUILD + 1)
+    with pytest.raises(UnknownRequest):
+        await approvals.get(held.id + 100, GUILD)
