@@ -16,10 +16,6 @@ from services.approval_models import ApprovalChange, ApprovalRule, ApprovalState
 from services.periods import format_period
 
 PROMPT_SHOWN_TO_MODERATORS = 1500
-HIDDEN_PROMPT = (
-    "(hidden: a private request, and this message is in a public channel. Set a moderators' "
-    "channel with `/videolimit alerts` to see the prompts there.)"
-)
 
 
 def alert_text(held: HeldRequest) -> str:
@@ -28,15 +24,9 @@ def alert_text(held: HeldRequest) -> str:
     return f"Approval needed: <@{held.user_id}> asked for {kind} in <#{held.channel_id}>."
 
 
-def alert_embed(
-    held: HeldRequest, *, show_prompt: bool = True, outcome: str | None = None
-) -> discord.Embed:
+def alert_embed(held: HeldRequest, *, outcome: str | None = None) -> discord.Embed:
     """The moderators' card: the prompt literally, the parameters, and when it expires."""
-    prompt = (
-        render.shown_text(held.request.prompt, PROMPT_SHOWN_TO_MODERATORS)
-        if show_prompt
-        else HIDDEN_PROMPT
-    )
+    prompt = render.shown_text(held.request.prompt, PROMPT_SHOWN_TO_MODERATORS)
     embed = discord.Embed(
         title=f"Request #{held.id} waits for approval"
         if outcome is None

@@ -334,3 +334,41 @@ async def test_approval_setting_is_shown_and_in_history(bot, fake_discord: FakeD
     assert "required" in shown.content and "2h" in shown.content
     assert "approval" in embed_text(history) and "required" in embed_text(history)
     assert "from 5m to 1w" in bad.content
+
+
+async def test_a_private_request_denied_after_its_token_expired_is_told_by_direct_message(
+    bot, fake_discord: FakeDiscord, simulator: SegmindSimulator, members
+):
+    mod, alice = members["mod"], members["alice"]
+    await require_approval(fake_discord, mod, expires="1h")
+    waiting = await ask(fake_discord, alice, "a secret fox", private=True)
+    alert = await card(fake_discord)
+    assert only_for(waiting, alice) and title(waiting) == WAITING
+
+    fake_discord.advance(16 * 60)  # the member's interaction token is dead
+    opener = await press(fake_discord, alert, "deny", mod)
+    submit = await fake_discord.dispatch_modal_submit(opener, {"reason": "too secret"})
+    await fake_discord.wait_for_ack(submit)
+
+    told = await fake_discord.wait_until(
+        lambda: next((m for m in fake_discord.dm_messages(alice) if m.embeds), None), TIMEOUT
+    )
+    assert title(told) == "Request denied" and "too secret" in (field(told, "Why") or "")
+    assert simulator.submit_attempts == 0
+
+
+async def test_a_public_request_approved_after_its_token_expired_is_still_delivered(
+    bot, fake_discord: FakeDiscord, simulator: SegmindSimulator, members
+):
+    mod, alice = members["mod"], members["alice"]
+    await require_approval(fake_discord, mod, expires="1h")
+    waiting = await ask(fake_discord, alice, "a patient fox")
+    alert = await card(fake_discord)
+
+    fake_discord.advance(20 * 60)
+    await press(fake_discord, alert, "approve", mod)
+
+    clip = await wait_for_clip(fake_discord, channel(fake_discord, "general").id)
+    assert clip.pinged_user_ids == {alice.id}
+    # The waiting message became the job's, edited through the channel once the token died.
+    await fake_discord.wait_until(lambda: title(waiting) != WAITING, TIMEOUT)
