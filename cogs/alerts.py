@@ -118,27 +118,28 @@ async def post_for_moderators(
     """
     extra: dict[str, Any] = {"embed": embed, "view": view}
     configured = await _alert_channel(limits, guild)
-    if configured is not None and (posted := await _send(guild, configured, text, extra)):
-        return posted
-    if posted := await _send_owner(client, guild, text, extra):
-        return posted
+    if configured is not None and (posted := await _send(guild, configured, text, extra))[0]:
+        return posted[1]
+    if (posted := await _send_owner(client, guild, text, extra))[0]:
+        return posted[1]
     fallback = guild.system_channel if system_channel else None
-    if fallback is not None and (posted := await _send(guild, fallback, text, extra)):
-        return posted
+    if fallback is not None and (posted := await _send(guild, fallback, text, extra))[0]:
+        return posted[1]
     log.warning("guild=%s could not reach the moderators", guild.id)
     return None
 
 
 async def _post(guild: discord.Guild, channel: Any, text: str) -> bool:
-    return await _send(guild, channel, text, {}) is not None
+    return (await _send(guild, channel, text, {}))[0]
 
 
 async def _send(
     guild: discord.Guild, channel: Any, text: str, extra: dict[str, Any]
-) -> discord.Message | None:
+) -> tuple[bool, discord.Message | None]:
+    """Whether it was posted, and the message (when discord.py hands it back)."""
     me = guild.me
     if me is None or not channel.permissions_for(me).send_messages:
-        return None
+        return False, None
     extra = {key: value for key, value in extra.items() if value is not None}
     try:
         message: discord.Message = await channel.send(
@@ -146,25 +147,25 @@ async def _send(
         )
     except Exception as exc:  # noqa: BLE001 - a failed alert must never break the caller
         log.warning("guild=%s alert to channel=%s failed: %s", guild.id, channel.id, exc)
-        return None
+        return False, None
     log.info("guild=%s moderators told in channel=%s", guild.id, channel.id)
-    return message
+    return True, message
 
 
 async def _tell_owner(client: discord.Client, guild: discord.Guild, text: str) -> bool:
-    return await _send_owner(client, guild, text, {}) is not None
+    return (await _send_owner(client, guild, text, {}))[0]
 
 
 async def _send_owner(
     client: discord.Client, guild: discord.Guild, text: str, extra: dict[str, Any]
-) -> discord.Message | None:
+) -> tuple[bool, discord.Message | None]:
     extra = {key: value for key, value in extra.items() if value is not None}
     try:
         owner: discord.Member | discord.User | None = guild.owner
         if owner is None and guild.owner_id is not None:
             owner = await client.fetch_user(guild.owner_id)
         if owner is None:
-            return None
+            return False, None
         message = await owner.send(
             f"**{discord.utils.escape_markdown(guild.name[:100])}**: {text}"[:2000],
             allowed_mentions=NO_PINGS,
@@ -172,6 +173,6 @@ async def _send_owner(
         )
     except Exception as exc:  # noqa: BLE001 - a closed DM must never break the caller
         log.info("guild=%s owner could not be told by DM: %r", guild.id, exc)
-        return None
+        return False, None
     log.info("guild=%s moderators told by DM to the owner", guild.id)
-    return message
+    return True, message
