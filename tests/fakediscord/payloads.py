@@ -13,6 +13,8 @@ from .permissions import channel_permissions
 from .records import InteractionRecord, StoredAttachment, StoredMessage
 from .world import (
     DM,
+    GUILD_STAGE_VOICE,
+    GUILD_VOICE,
     PRIVATE_THREAD,
     FakeChannel,
     FakeGuild,
@@ -115,6 +117,8 @@ def channel(
         "last_pin_timestamp": None,
         "flags": 0,
     }
+    if c.type in (GUILD_VOICE, GUILD_STAGE_VOICE):  # fields discord.py requires of them
+        data.update({"bitrate": 64000, "user_limit": 0, "rtc_region": None})
     if with_guild_id:
         data["guild_id"] = str(c.guild_id)
     if permissions is not None:

@@ -11,7 +11,7 @@ import pytest
 from tests.fakediscord import FakeDiscord, running_client
 from tests.fakediscord.botkit import make_bot, on_command, resolved, sync_to_guild
 from tests.fakediscord.permissions import Perm
-from tests.fakediscord.world import GUILD_FORUM, PRIVATE_THREAD, PUBLIC_THREAD
+from tests.fakediscord.world import GUILD_FORUM, GUILD_VOICE, PRIVATE_THREAD, PUBLIC_THREAD
 
 
 async def channel_seen_by_the_bot(fake: FakeDiscord, channel: Any) -> Any:
@@ -91,3 +91,13 @@ async def test_a_thread_takes_its_parents_overwrites_and_needs_send_in_threads(
         await in_general.send("fine in the channel")
         with pytest.raises(discord.Forbidden):
             await in_thread.send("not in its threads")
+
+
+async def test_a_voice_channels_text_chat_is_where_its_interactions_come_from(
+    fake_discord: FakeDiscord,
+) -> None:
+    lounge = fake_discord.world.guild.add_channel("lounge", GUILD_VOICE)
+
+    kind, parent_id = await channel_seen_by_the_bot(fake_discord, lounge)
+
+    assert kind is discord.VoiceChannel and parent_id is None
