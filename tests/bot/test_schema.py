@@ -15,7 +15,14 @@ from services.app import open_services
 from services.settings import load_settings
 from tests.fakediscord import FakeDiscord, InvalidInteraction, Perm, running_client
 
-SUB_COMMAND, STRING, INTEGER, BOOLEAN, USER, ROLE, NUMBER = 1, 3, 4, 5, 6, 8, 10
+SUB_COMMAND, SUB_COMMAND_GROUP, STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, NUMBER = (
+    1, 2, 3, 4, 5, 6, 7, 8, 10
+)  # fmt: skip
+# PRODUCT.md's subcommand groups of /videolimit and their subcommands.
+VIDEOLIMIT_GROUPS = {
+    "blocklist": {"add", "remove", "show"},
+    "channels": {"add", "remove", "show"},
+}
 GUILD_CONTEXT = 0
 SYNC_ROUTE = "PUT /applications/*/guilds/*/commands"
 
@@ -75,7 +82,13 @@ async def test_videolimit_is_synced_for_moderators_with_the_contracts_subcommand
     assert videolimit["contexts"] == [GUILD_CONTEXT]
     assert int(videolimit["default_member_permissions"]) == Perm.MANAGE_GUILD
     subcommands = options_of(videolimit)
-    assert all(sub["type"] == SUB_COMMAND for sub in subcommands.values())
+    groups = {name for name, sub in subcommands.items() if sub["type"] == SUB_COMMAND_GROUP}
+    assert groups <= set(VIDEOLIMIT_GROUPS)
+    assert all(
+        sub["type"] == SUB_COMMAND for name, sub in subcommands.items() if name not in groups
+    )
+    for group in groups:
+        assert set(options_of(subcommands[group])) == VIDEOLIMIT_GROUPS[group], group
     expected = {
         "set": {"user": (USER, True), "count": (INTEGER, True), "period": (STRING, True)},
         "clear": {"user": (USER, True)},
@@ -89,6 +102,18 @@ async def test_videolimit_is_synced_for_moderators_with_the_contracts_subcommand
         assert got == wanted, name
         if "count" in options:
             assert options["count"]["min_value"] == 0, name  # 0 blocks
+
+
+async def test_videolimit_channels_takes_a_channel_members_can_type_video_in(
+    bot, fake_discord: FakeDiscord
+):
+    channels = options_of(options_of(synced(fake_discord, "videolimit"))["channels"])
+    for name in ("add", "remove"):
+        [option] = channels[name]["options"]
+        assert (option["name"], option["type"], option["required"]) == ("channel", CHANNEL, True)
+        # Text, announcement, voice and stage chat, forum and media: no categories or threads.
+        assert sorted(option["channel_types"]) == [0, 2, 5, 13, 15, 16], name
+    assert not channels["show"].get("options")
 
 
 async def test_a_member_is_not_offered_videolimit(bot, fake_discord: FakeDiscord):
