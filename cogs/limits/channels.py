@@ -84,18 +84,37 @@ class ChannelCommands(_Mixin):
         Left listed, it would be named in every refusal, and as the only one it would keep
         `/video` out of every channel with no way back.
         """
-        me = self.bot.user
+        await self._unlist_deleted(channel.guild.id, [channel.id])
+
+    @commands.Cog.listener("on_guild_available")
+    async def forget_channels_deleted_while_away(self, guild: discord.Guild) -> None:
+        """Channels deleted while the bot was offline leave the list once the server is back.
+
+        Discord's GUILD_CREATE lists every channel of the server, hidden ones included, so
+        a listed id it does not name is gone.
+        """
         try:
-            await self.bot.services.channels.remove(
-                channel.guild.id, channel.id, actor_id=me.id if me else 0, why="deleted"
-            )
+            listed = await self.bot.services.channels.listed(guild.id)
         except Exception:
-            log.warning(
-                "guild=%s channel=%s could not unlist the deleted channel",
-                channel.guild.id,
-                channel.id,
-                exc_info=True,
-            )
+            log.warning("guild=%s could not read the allowed channels", guild.id, exc_info=True)
+            return
+        gone = [c.channel_id for c in listed if guild.get_channel(c.channel_id) is None]
+        await self._unlist_deleted(guild.id, gone)
+
+    async def _unlist_deleted(self, guild_id: int, channel_ids: Sequence[int]) -> None:
+        me = self.bot.user
+        for channel_id in channel_ids:
+            try:
+                await self.bot.services.channels.remove(
+                    guild_id, channel_id, actor_id=me.id if me else 0, why="deleted"
+                )
+            except Exception:
+                log.warning(
+                    "guild=%s channel=%s could not unlist the deleted channel",
+                    guild_id,
+                    channel_id,
+                    exc_info=True,
+                )
 
 
 # --- wording ---------------------------------------------------------------------------

@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
-from cogs.videobot import VideoBot
+from cogs.videobot import VideoBot, create_bot
+from services.app import Services
 from services.simulator import SegmindSimulator
 from tests.bot.helpers import title, video, wait_for_clip
 from tests.bot.test_moderation import TIMESTAMP, only_for, settled_answer, videolimit
-from tests.fakediscord import FakeDiscord, payloads
+from tests.fakediscord import FakeDiscord, payloads, running_client
 from tests.fakediscord.world import GUILD_FORUM, FakeChannel, FakeWorld
 
 
@@ -198,3 +199,29 @@ async def test_a_deleted_channel_leaves_the_list_so_video_is_not_shut_out_for_go
         f"stopped `/video` working in <#{art.id}> (the channel was deleted): "
         "`/video` works everywhere again"
     )
+
+
+async def test_a_channel_deleted_while_the_bot_was_away_leaves_the_list_when_it_is_back(
+    fake_discord: FakeDiscord, services: Services
+) -> None:
+    guild = fake_discord.world.guild
+    mod = fake_discord.world.member_named("mod")
+    art = channel(fake_discord, "art")
+    await services.channels.add(guild.id, art.id, actor_id=mod.id)
+    await services.channels.add(guild.id, 4242, actor_id=mod.id)  # deleted meanwhile
+    removed = asyncio.Event()
+    real_remove = services.channels.remove
+
+    async def remove(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await real_remove(*args, **kwargs)
+        finally:
+            removed.set()
+
+    services.channels.remove = remove  # type: ignore[method-assign]
+    client = create_bot(services, guild_ready_timeout=0.05)
+    async with running_client(client, fake_discord):
+        await asyncio.wait_for(removed.wait(), 5)
+        listed = await services.channels.listed(guild.id)
+
+    assert [c.channel_id for c in listed] == [art.id]
