@@ -152,8 +152,8 @@ def render_channel_list(listed: Sequence[AllowedChannel]) -> list[discord.Embed]
         header = ["`/video` works only in this channel and its threads:"]
     else:
         header = [f"`/video` works only in these {len(listed)} channels and their threads:"]
-    # A channel deleted while the bot was away stays listed; Discord shows its mention as
-    # deleted, and `remove` cannot pick it, so moderators can see why.
+    # Shown as mentions: should a deleted channel linger (its removal failed), Discord
+    # renders it as deleted, so moderators can see why /video is refused there.
     lines = [
         f"<#{c.channel_id}> · added by <@{c.added_by}> {discord_timestamp(c.added_at)}"
         for c in listed
