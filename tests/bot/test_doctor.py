@@ -62,7 +62,7 @@ async def test_all_well_exits_0_with_every_line_ok(fake_discord, services, docto
     assert "logged in as videobot" in line(report, "ok    Discord token:")
     assert "in 1 channel" in line(report, f'ok    Server "Test Guild" ({guild.id}):')
     assert line(report, "ok    Commands:").endswith(
-        f"/video, /videolimit synced to server {guild.id}"
+        f"/video, /videolimit, /videoqueue synced to server {guild.id}"
     )
     assert "accepted by http://127.0.0.1:" in line(report, "ok    Segmind key:")
     assert "FAIL" not in report and report.endswith("All is well.")
@@ -127,7 +127,7 @@ async def test_commands_gone_since_a_recorded_sync_say_to_run_sync(
     code, report = await run_doctor(doctor_env)
     assert code == 1
     assert line(report, "FAIL  Commands:").endswith(
-        f"not synced to server {guild.id}: Discord lacks /video, /videolimit"
+        f"not synced to server {guild.id}: Discord lacks /video, /videolimit, /videoqueue"
     )
     assert fix_under(report, "FAIL  Commands:").startswith("run `python bot.py sync`")
 

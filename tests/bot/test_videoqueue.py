@@ -277,3 +277,14 @@ async def test_a_long_listing_is_paged_five_to_a_page(bot, fake_discord: FakeDis
     assert second_page == set(ids) - first_page
     assert "clip number 6" in listing(shown)
     assert only_for(shown, alice)
+
+
+async def test_videoqueue_is_offered_to_everyone_with_the_contracts_scope_choices(
+    bot, fake_discord: FakeDiscord
+):
+    commands = fake_discord.commands(fake_discord.world.guild.id)
+    [command] = [c for c in commands if c["name"] == "videoqueue"]
+    assert command.get("default_member_permissions") is None  # members use it too
+    [scope] = command["options"]
+    assert scope["name"] == "scope" and not scope.get("required")
+    assert [choice["value"] for choice in scope["choices"]] == ["mine", "server"]
