@@ -90,19 +90,35 @@ class Approvals:
     def __init__(self, storage: Storage, clock: Clock) -> None:
         self._storage = storage
         self._clock = clock
+        # Every request asks for its server's rule before it is acknowledged, so the rules
+        # are kept in memory (written through by ``configure``): a busy database must not
+        # hold up the 3-second answer. One process per database (services.app's lock).
+        self._rules: dict[int, ApprovalRule | None] = {}
+        self._loaded = False
+
+    async def load(self) -> None:
+        """Read every server's rule once, at start-up."""
+        self._rules = {rule.guild_id: rule for rule in await self._storage.approvals.rules()}
+        self._loaded = True
 
     # --- the rule --------------------------------------------------------------------
 
     async def rule(self, guild_id: int) -> ApprovalRule | None:
         """The server's rule; None while approval is off."""
-        return await self._storage.approvals.rule(guild_id)
+        if guild_id in self._rules:
+            return self._rules[guild_id]
+        if self._loaded:
+            return None  # every rule was read at start-up; later ones are written through
+        rule = await self._storage.approvals.rule(guild_id)
+        self._rules[guild_id] = rule
+        return rule
 
     async def required(self, origin: JobOrigin) -> bool:
         """True when this member's request must wait for a moderator's approval.
 
         Whether a moderator is exempt is the caller's to decide (it knows their permissions).
         """
-        rule = await self._storage.approvals.rule(origin.guild_id)
+        rule = await self.rule(origin.guild_id)
         return rule is not None and not rule.exempts(tuple(origin.role_ids))
 
     async def configure(
@@ -166,6 +182,7 @@ class Approvals:
                 at=now,
                 tx=tx,
             )
+        self._rules[guild_id] = after  # once committed
         log.info("guild=%s approval set by user=%s: %s", guild_id, actor_id, audit_detail(change))
         return change
 

@@ -36,6 +36,7 @@ class ApprovalCog(commands.Cog):
         self._expiry: asyncio.Task[None] | None = None
 
     async def cog_load(self) -> None:
+        await self.bot.services.approvals.load()
         # Its first sweep is the start-up one: requests that ran out while the bot was down.
         self._expiry = asyncio.create_task(
             self.bot.approvals.keep_expiring(), name="approval-expiry"

@@ -104,8 +104,8 @@ class JobStarter:
                 "The bot is restarting. Please try again in a minute; nothing was spent."
             )
         await self.screen(interaction, request)
-        # Moderators never wait: they could approve their own request anyway.
-        if await self._services.approvals.required(origin) and not await is_moderator(interaction):
+        # Read from SQLite like admission, so within the same 3-second budget.
+        if await self.in_time(interaction, asyncio.ensure_future(self._held(interaction, origin))):
             await self._bot.approvals.hold(interaction, request, origin)
             return None
         admitted = await self._admit(interaction, request, origin)
@@ -155,6 +155,15 @@ class JobStarter:
         await services.blocklist.screen(
             interaction.guild_id, interaction.channel_id, interaction.user.id, request
         )
+
+    async def _held(self, interaction: discord.Interaction, origin: JobOrigin) -> bool:
+        """Whether this request waits for a moderator's approval (``cogs.approval``).
+
+        Moderators never wait: they could approve their own request anyway.
+        """
+        if not await self._services.approvals.required(origin):
+            return False
+        return not await is_moderator(interaction)
 
     async def reroll(self, interaction: discord.Interaction, original: Job) -> None:
         """The same request as ``original`` with a new seed, through the limits like any other."""

@@ -68,6 +68,10 @@ class ApprovalStore:
         )
         return _rule_from_row(row) if row is not None else None
 
+    async def rules(self) -> list[ApprovalRule]:
+        rows = await self._db.fetchall("SELECT * FROM approval_settings")
+        return [_rule_from_row(row) for row in rows]
+
     async def set_rule(self, rule: ApprovalRule, *, tx: Executor) -> None:
         await tx.execute(
             "INSERT INTO approval_settings (guild_id, role_id, expiry_seconds, set_by, set_at)"
