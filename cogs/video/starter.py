@@ -104,7 +104,7 @@ class JobStarter:
                 "The bot is restarting. Please try again in a minute; nothing was spent."
             )
         await self.screen(interaction, request)
-        # Read from SQLite like admission, so within the same 3-second budget.
+        # Its moderator check reads SQLite: within the same 3-second budget as admission.
         if await self.in_time(interaction, asyncio.ensure_future(self._held(interaction, origin))):
             await self._bot.approvals.hold(interaction, request, origin)
             return None
