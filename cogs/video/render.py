@@ -267,47 +267,6 @@ def approval_ended_embed(
     return embed
 
 
-WAITING_FOR_APPROVAL = "Waiting for a moderator's approval"
-
-
-def waiting_embed(
-    request: VideoRequest, user_id: int, *, request_no: int, expires_at: float
-) -> discord.Embed:
-    """A request held for approval: the member's progress message until a moderator answers."""
-    embed = discord.Embed(
-        title=WAITING_FOR_APPROVAL,
-        description=shown_text(request.prompt, PROMPT_SHOWN_IN_PROGRESS),
-        colour=COLOUR_QUIET,
-    )
-    embed.add_field(
-        name="Progress",
-        value=(
-            f"**{WAITING_FOR_APPROVAL}**\nNothing is made or counted until a moderator "
-            f"approves it. If nobody answers, it expires {discord_timestamp(expires_at)}."
-        ),
-        inline=False,
-    )
-    embed.add_field(name="Requested by", value=f"<@{user_id}>")
-    embed.set_footer(text=f"Request #{request_no} · seed {request.seed}")
-    return embed
-
-
-def approval_ended_embed(
-    request: VideoRequest, user_id: int, *, request_no: int, title: str, why: str
-) -> discord.Embed:
-    """A held request that ended without a job (denied, expired, withdrawn, refused)."""
-    embed = discord.Embed(
-        title=title,
-        description=shown_text(request.prompt, PROMPT_SHOWN_IN_PROGRESS),
-        colour=COLOUR_QUIET,
-    )
-    embed.add_field(name="Why", value=why[:FIELD_VALUE_MAX], inline=False)
-    embed.add_field(name="Cost", value="Nothing was spent, and it does not count.", inline=False)
-    embed.add_field(name="Requested by", value=f"<@{user_id}>")
-    embed.set_footer(text=f"Request #{request_no} · seed {request.seed}")
-    return embed
-
-
 def cost_note(job: Job) -> str:
     """Whether an ended job still counts: before "try again" spends another clip."""
     if cancelled_by_moderator(job):
