@@ -144,17 +144,37 @@ class JobStarter:
         """The server's own rules before anything is stored: where `/video` works, what it may say.
 
         Both raise a RefusedError, which the central handler answers privately; a thread
-        counts as its parent channel.
+        counts as its parent channel. A server's rules are cached, but the first read after
+        a start (or a change) waits on SQLite, and the blocklist's patterns may run for up to
+        half a second: within the same 3-second budget as admission.
         """
         if interaction.guild_id is None or interaction.channel_id is None:
             raise BotError("Videos can only be made in a server channel.")
         channel = interaction.channel
         parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
-        services = self._services
-        await services.channels.check(interaction.guild_id, interaction.channel_id, parent_id)
-        await services.blocklist.screen(
-            interaction.guild_id, interaction.channel_id, interaction.user.id, request
+        await self.in_time(
+            interaction,
+            asyncio.ensure_future(
+                self._screen(
+                    interaction.guild_id,
+                    interaction.channel_id,
+                    parent_id,
+                    interaction.user.id,
+                    request,
+                )
+            ),
         )
+
+    async def _screen(
+        self,
+        guild_id: int,
+        channel_id: int,
+        parent_id: int | None,
+        user_id: int,
+        request: VideoRequest,
+    ) -> None:
+        await self._services.channels.check(guild_id, channel_id, parent_id)
+        await self._services.blocklist.screen(guild_id, channel_id, user_id, request)
 
     async def _held(self, interaction: discord.Interaction, origin: JobOrigin) -> bool:
         """Whether this request waits for a moderator's approval (``cogs.approval``).

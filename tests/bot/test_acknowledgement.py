@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from cogs.videobot import Timings, create_bot
+from services.models import VideoRequest
 from services.periods import LimitSpec
 from tests.bot.conftest import SAMPLE
 from tests.bot.helpers import TIMEOUT, answer, click, video, wait_for_clip, wait_for_reply
@@ -86,15 +87,45 @@ async def test_when_even_the_late_acknowledgement_fails_the_admitted_job_never_r
     patient_bot, fake_discord, services, simulator
 ):
     alice = fake_discord.world.member_named("alice")
+    guild = fake_discord.world.guild
+    # The server's rules are read once and cached: only admission waits for the lock below.
+    await warm_server_rules(services, guild.id, guild.channels[0].id, alice.id)
     fake_discord.inject(Fault.unknown_interaction())  # the defer arrives too late
     async with services.storage.db.transaction():
         await fake_discord.dispatch_slash_command("video", {"prompt": "too late"}, user=alice)
         await fake_discord.wait_for_call("POST /interactions/**")
-    [job] = await stored_jobs(services, fake_discord.world.guild.id, "cancelled")
+    [job] = await stored_jobs(services, guild.id, "cancelled")
     assert job.error == "not acknowledged"
     assert simulator.submit_attempts == 0
     # Nor after a restart: the runner leaves it alone.
     assert await services.storage.jobs.unfinished() == []
+
+
+async def test_when_the_late_acknowledgement_fails_during_screening_nothing_is_stored(
+    patient_bot, fake_discord, services, simulator
+):
+    # The first request after a start reads the server's rules (channels, blocklist) from
+    # SQLite: a stalled read is acknowledged like a stalled admission, and if even that
+    # fails, the request ends before anything is stored.
+    alice = fake_discord.world.member_named("alice")
+    fake_discord.inject(Fault.unknown_interaction())
+    async with services.storage.db.transaction():
+        await fake_discord.dispatch_slash_command("video", {"prompt": "too late"}, user=alice)
+        await fake_discord.wait_for_call("POST /interactions/**")
+        assert fake_discord.unanswered_interactions() == []
+    # The database's lock is fair: the stalled read goes first, so once a later request has
+    # its clip, the first one has long ended, and it stored nothing.
+    await wait_for_clip(
+        fake_discord, (await video(fake_discord, alice, {"prompt": "in time"})).channel_id
+    )
+    [job] = await services.storage.jobs.recent(fake_discord.world.guild.id)
+    assert job.request.prompt == "in time"
+    assert simulator.submit_attempts == 1
+
+
+async def warm_server_rules(services, guild_id: int, channel_id: int, user_id: int) -> None:
+    await services.channels.check(guild_id, channel_id, None)
+    await services.blocklist.screen(guild_id, channel_id, user_id, VideoRequest.create("warm"))
 
 
 async def test_buttons_and_moderator_commands_answer_in_time_while_the_database_is_busy(
