@@ -15,6 +15,7 @@ from services.admission import (
     LimitReached,
     MemberBlocked,
 )
+from services.allowed_channels import ChannelNotAllowed
 from services.errors import RefusedError
 from services.limits import EffectiveLimit
 from services.periods import UNIT_SECONDS, LimitSpec
@@ -25,6 +26,9 @@ CONTENT_MAX = 2000  # Discord's limit on a message's text
 NOT_SERVED = "This bot is not available in this server."
 
 _UNIT_NAMES = {"m": "minute", "h": "hour", "d": "day", "w": "week"}
+# A refusal names this many allowed channels, then says how many more: a list of 50
+# mentions would bury the sentence.
+CHANNELS_NAMED = 5
 
 
 def discord_timestamp(unix: float, style: str = "R") -> str:
@@ -128,12 +132,28 @@ def refusal(error: RefusedError) -> str:
         )
     elif isinstance(error, DuplicateRequest):
         text = duplicate_refusal(error)
+    elif isinstance(error, ChannelNotAllowed) and error.channel_ids:
+        text = (
+            f"Videos can only be made in {channels_where(error.channel_ids)} on this server "
+            "(threads in them count too). Nothing was spent."
+        )
     elif error.retry_at is not None:  # AccountPaused among others
         # Rounded down, as this refusal always has been (the limits' times round up).
         text = f"{error.user_message} You can try again <t:{int(error.retry_at)}:R>."
     else:
         text = error.user_message
     return text[:CONTENT_MAX]
+
+
+def channels_where(channel_ids: tuple[int, ...]) -> str:
+    """`<#1>`, `<#1> or <#2>`, `<#1>, <#2>, <#3>, <#4>, <#5> and 3 more channels`."""
+    shown = [f"<#{channel_id}>" for channel_id in channel_ids[:CHANNELS_NAMED]]
+    more = len(channel_ids) - len(shown)
+    if more:
+        return ", ".join(shown) + f" and {plural(more, 'more channel')}"
+    if len(shown) == 1:
+        return shown[0]
+    return ", ".join(shown[:-1]) + f" or {shown[-1]}"
 
 
 def duplicate_refusal(error: DuplicateRequest) -> str:

@@ -26,33 +26,25 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# A list longer than this is no longer a short list of places; it also keeps the refusal,
-# which names every channel up to SHOWN_IN_REFUSAL, and `show` small.
+# A list longer than this is no longer a short list of places; it also keeps `show`, and
+# the refusal the cog words from ChannelNotAllowed.channel_ids, small.
 MOST_CHANNELS = 50
-SHOWN_IN_REFUSAL = 5
 
 
 class ChannelNotAllowed(RefusedError):
-    """`/video` was used outside the server's allowed channels; the message says where it works."""
+    """`/video` was used outside the server's allowed channels, listed in ``channel_ids``.
+
+    The cog names them (as Discord mentions) in ``cogs.words.refusal``; ``user_message`` is
+    the plain fallback for anything that shows a refusal without knowing this one.
+    """
 
     def __init__(self, channel_ids: tuple[int, ...]) -> None:
         self.channel_ids = channel_ids
         super().__init__(
-            f"Videos can only be made in {where(channel_ids)} on this server "
+            "Videos can only be made in the channels this server's moderators listed "
             "(threads in them count too). Nothing was spent.",
             detail=f"channel not allowed ({len(channel_ids)} listed)",
         )
-
-
-def where(channel_ids: tuple[int, ...]) -> str:
-    """`<#1>`, `<#1> or <#2>`, `<#1>, <#2>, <#3>, <#4>, <#5> and 3 more channels`."""
-    shown = [f"<#{channel_id}>" for channel_id in channel_ids[:SHOWN_IN_REFUSAL]]
-    more = len(channel_ids) - len(shown)
-    if more:
-        return ", ".join(shown) + f" and {more} more channel{'s' if more > 1 else ''}"
-    if len(shown) == 1:
-        return shown[0]
-    return ", ".join(shown[:-1]) + f" or {shown[-1]}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from services.admission import (
     LimitReached,
     MemberBlocked,
 )
+from services.allowed_channels import ChannelNotAllowed
 from services.errors import RefusedError, SegmindInsufficientCredits
 from services.gates import AccountPaused
 from services.limits import EffectiveLimit
@@ -110,6 +111,19 @@ def test_each_refusal_says_which_limit_and_when_to_try_again(
     error: RefusedError, expected: str
 ) -> None:
     assert words.refusal(error) == expected
+
+
+def test_the_channel_refusal_names_a_few_channels_then_how_many_more() -> None:
+    assert words.channels_where((1,)) == "<#1>"
+    assert words.channels_where((1, 2)) == "<#1> or <#2>"
+    assert words.channels_where((1, 2, 3)) == "<#1>, <#2> or <#3>"
+    seven, six = tuple(range(1, 8)), tuple(range(1, 7))
+    assert words.channels_where(seven) == "<#1>, <#2>, <#3>, <#4>, <#5> and 2 more channels"
+    assert words.channels_where(six) == "<#1>, <#2>, <#3>, <#4>, <#5> and 1 more channel"
+    assert words.refusal(ChannelNotAllowed((1, 2))) == (
+        "Videos can only be made in <#1> or <#2> on this server "
+        "(threads in them count too). Nothing was spent."
+    )
 
 
 def test_a_refusal_never_exceeds_discords_2000_characters() -> None:
