@@ -121,7 +121,9 @@ def already_decided(held: HeldRequest) -> str:
 
 def outcome_line(held: HeldRequest) -> str:
     """The card's answer once the wait ended."""
-    line = decided_words(held).capitalize() + "."
+    words = decided_words(held)
+    # Not str.capitalize(): it lowercases the rest, and `<t:…:R>` would become `:r>`.
+    line = words[:1].upper() + words[1:] + "."
     if held.state is ApprovalState.APPROVED and held.job_id is not None:
         line += f" Job #{held.job_id}."
     if held.reason and held.state in (ApprovalState.DENIED, ApprovalState.REFUSED):
