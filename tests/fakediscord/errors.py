@@ -98,6 +98,11 @@ def unknown_guild() -> DiscordError:
     return DiscordError(404, 10004, "Unknown Guild")
 
 
+def unknown_member() -> DiscordError:
+    """404 10007: the user is not (or no longer) a member of the server."""
+    return DiscordError(404, 10007, "Unknown Member")
+
+
 def unknown_message() -> DiscordError:
     """404 10008: the message never existed, was deleted, or is not reachable this way."""
     return DiscordError(404, 10008, "Unknown Message")

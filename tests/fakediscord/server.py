@@ -78,6 +78,7 @@ class RestServer:
             ("GET", "/users/@me", self._get_me),
             ("POST", "/users/@me/channels", self._open_dm),
             ("GET", "/users/{user_id}", self._get_user),
+            ("GET", "/guilds/{guild_id}/members/{user_id}", self._get_member),
             ("GET", "/oauth2/applications/@me", self._get_application),
             ("GET", "/applications/{application_id}/commands", self._get_commands),
             ("PUT", "/applications/{application_id}/commands", self._put_commands),
@@ -214,6 +215,16 @@ class RestServer:
         if user is None:
             raise errors.unknown_user()
         return json_response(payloads.user(user))
+
+    async def _get_member(self, request: web.Request) -> web.Response:
+        """A member as Discord answers it (no members intent needed), roles as they are now."""
+        guild = self.store.world.find_guild(_int(request, "guild_id"))
+        if guild is None:
+            raise errors.unknown_guild()
+        member = guild.member(_int(request, "user_id"))
+        if member is None:
+            raise errors.unknown_member()
+        return json_response(payloads.member(member))
 
     async def _get_application(self, request: web.Request) -> web.Response:
         return json_response(payloads.application(self.store.world))
