@@ -21,6 +21,7 @@ from cogs.tree import describe_error, enter_log_context
 from cogs.video.remix import submitted_values
 from services.approval_models import ApprovalState, HeldRequest
 from services.approvals import AlreadyDecided, UnknownRequest
+from services.errors import BotError
 
 if TYPE_CHECKING:
     from cogs.videobot import VideoBot
@@ -92,6 +93,9 @@ class ApprovalCog(commands.Cog):
         # Answer first: every step below waits on SQLite or Discord (Discord allows 3 s).
         await interaction.response.defer(ephemeral=True, thinking=True)
         held = await bot.services.approvals.get(clicked.request_id, interaction.guild_id)
+        if clicked.action == ids.SHOW:
+            await self._show_prompt(interaction, held)
+            return
         if clicked.action == ids.CANCEL:
             if interaction.user.id != held.user_id and not await flow.may_moderate(
                 interaction, held
@@ -107,6 +111,26 @@ class ApprovalCog(commands.Cog):
         else:  # the Deny form, submitted
             reason = submitted_values(data.get("components")).get(ids.REASON_FIELD)
             await flow.deny(interaction, _pending(held), reason)
+
+    async def _show_prompt(self, interaction: discord.Interaction, held: HeldRequest) -> None:
+        """A private request's prompt, to a moderator at click time; who looked is logged."""
+        if not held.private:
+            raise UnknownRequest("This request is public: its prompt is on the card.")
+        if not await self.bot.approvals.may_moderate(interaction, held):
+            log.info(
+                "approval=%s private prompt refused to user=%s: not a moderator",
+                held.id,
+                interaction.user.id,
+            )
+            raise BotError(wording.NOT_MODERATOR_SHOW)
+        log.info(
+            "guild=%s moderator user=%s viewed the private prompt of approval=%s (user=%s)",
+            held.guild_id,
+            interaction.user.id,
+            held.id,
+            held.user_id,
+        )
+        await reply(interaction, wording.revealed_prompt(held), ephemeral=True)
 
     async def _open_deny_form(self, interaction: discord.Interaction, clicked: ids.Clicked) -> None:
         """A form can only be the click's first answer: only quick lookups come before it."""

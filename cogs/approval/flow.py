@@ -300,7 +300,7 @@ class ApprovalFlow:
         options: dict[str, Any] = {
             "content": wording.alert_text(held),
             "embed": wording.alert_embed(held, outcome=wording.outcome_line(held)),
-            "view": None,
+            "view": wording.ended_view(held, self._bot.custom_ids),
             "allowed_mentions": NO_PINGS,
         }
         try:

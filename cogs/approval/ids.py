@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from cogs.video.custom_ids import CustomIds
 
-APPROVE, DENY, CANCEL, DENY_FORM = "approve", "deny", "cancel", "denyform"
-ACTIONS = (APPROVE, DENY, CANCEL, DENY_FORM)
+APPROVE, DENY, CANCEL, DENY_FORM, SHOW = "approve", "deny", "cancel", "denyform", "show"
+ACTIONS = (APPROVE, DENY, CANCEL, DENY_FORM, SHOW)
 REASON_FIELD = "reason"
 
 _ID = re.compile(

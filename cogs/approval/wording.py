@@ -24,9 +24,21 @@ def alert_text(held: HeldRequest) -> str:
     return f"Approval needed: <@{held.user_id}> asked for {kind} in <#{held.channel_id}>."
 
 
+PRIVATE_PROMPT = "*private prompt: press Show to see it*"
+NOT_MODERATOR_SHOW = "Only moderators can see a private request's prompt."
+
+
 def alert_embed(held: HeldRequest, *, outcome: str | None = None) -> discord.Embed:
-    """The moderators' card: the prompt literally, the parameters, and when it expires."""
-    prompt = render.shown_text(held.request.prompt, PROMPT_SHOWN_TO_MODERATORS)
+    """The moderators' card: the prompt literally, the parameters, and when it expires.
+
+    A private request's prompts stay off the card: the alerts channel may be one every
+    member reads. Show tells them to a moderator, privately.
+    """
+    prompt = (
+        PRIVATE_PROMPT
+        if held.private
+        else render.shown_text(held.request.prompt, PROMPT_SHOWN_TO_MODERATORS)
+    )
     embed = discord.Embed(
         title=f"Request #{held.id} waits for approval"
         if outcome is None
@@ -38,6 +50,10 @@ def alert_embed(held: HeldRequest, *, outcome: str | None = None) -> discord.Emb
     embed.add_field(name="Channel", value=f"<#{held.channel_id}>")
     embed.add_field(name="Visibility", value="private" if held.private else "public")
     render.parameter_fields(embed, held.request)
+    if held.private:
+        for index, shown in enumerate(embed.fields):
+            if shown.name == "Negative prompt":
+                embed.set_field_at(index, name=shown.name, value=PRIVATE_PROMPT, inline=False)
     if outcome is None:
         embed.add_field(
             name="Expires",
@@ -65,8 +81,40 @@ def alert_view(held: HeldRequest, custom_ids: CustomIds) -> discord.ui.View:
             custom_id=ids.make(custom_ids, ids.DENY, held.id),
         )
     )
+    if held.private:
+        view.add_item(_show_button(held, custom_ids))
     view.stop()  # never listened to in memory: on_interaction routes every click
     return view
+
+
+def ended_view(held: HeldRequest, custom_ids: CustomIds) -> discord.ui.View | None:
+    """An answered card keeps only Show, for a private request: what was asked stays findable."""
+    if not held.private:
+        return None
+    view = discord.ui.View(timeout=None)
+    view.add_item(_show_button(held, custom_ids))
+    view.stop()
+    return view
+
+
+def _show_button(held: HeldRequest, custom_ids: CustomIds) -> discord.ui.Button[discord.ui.View]:
+    return discord.ui.Button(
+        label="Show prompt",
+        style=discord.ButtonStyle.secondary,
+        custom_id=ids.make(custom_ids, ids.SHOW, held.id),
+    )
+
+
+def revealed_prompt(held: HeldRequest) -> str:
+    """A private request's prompts, for the moderator who pressed Show (like /videoqueue's)."""
+    negative = render.shown_text(held.request.negative_prompt, 300) or "(none)"
+    return "\n".join(
+        [
+            f"**Request #{held.id}** by <@{held.user_id}> (private)",
+            f"**Prompt:** {render.shown_text(held.request.prompt, PROMPT_SHOWN_TO_MODERATORS)}",
+            f"**Negative prompt:** {negative}",
+        ]
+    )
 
 
 def waiting_view(held: HeldRequest, custom_ids: CustomIds) -> discord.ui.View:

@@ -1,0 +1,78 @@
+"""Approval keeps private things private: a private prompt off the moderators' card, and a
+denial's reason off a public message."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from tests.bot.helpers import embed_text
+from tests.bot.test_approval import (  # noqa: F401 - fixtures
+    approval_button,
+    ask,
+    bot_timings,
+    card,
+    fake_world,
+    press,
+    private_reply,
+    require_approval,
+    services,
+)
+from tests.bot.test_moderation import only_for, settled_answer
+from tests.fakediscord import FakeDiscord, FakeMember
+
+
+def people(fake: FakeDiscord) -> tuple[FakeMember, FakeMember]:
+    """The moderator and a member without the exempt role."""
+    return fake.world.member_named("mod"), fake.world.member_named("alice")
+
+
+async def test_a_private_prompt_stays_off_the_card_and_show_tells_only_a_moderator(
+    bot, fake_discord: FakeDiscord, caplog: pytest.LogCaptureFixture
+):
+    mod, alice = people(fake_discord)
+    await require_approval(fake_discord, mod)
+    await ask(fake_discord, alice, "my very secret fox", private=True, negative_prompt="hidden owl")
+    alert = await card(fake_discord)
+
+    assert "secret fox" not in embed_text(alert) and "hidden owl" not in embed_text(alert)
+    assert "private prompt" in embed_text(alert)
+
+    refused = await private_reply(fake_discord, await press(fake_discord, alert, "show", alice))
+    assert only_for(refused, alice) and "Only moderators" in refused.content
+    assert "secret fox" not in refused.content
+
+    with caplog.at_level(logging.INFO):
+        shown = await private_reply(fake_discord, await press(fake_discord, alert, "show", mod))
+    assert only_for(shown, mod)
+    assert "my very secret fox" in shown.content and "hidden owl" in shown.content
+    viewed = [r.getMessage() for r in caplog.records if "viewed the private prompt" in r.message]
+    assert viewed and f"user={mod.id}" in viewed[0] and "secret fox" not in viewed[0]
+
+
+async def test_a_public_request_card_has_no_show_button(bot, fake_discord: FakeDiscord):
+    mod, alice = people(fake_discord)
+    await require_approval(fake_discord, mod)
+    await ask(fake_discord, alice, "an open fox")
+    alert = await card(fake_discord)
+
+    assert "an open fox" in embed_text(alert)
+    assert approval_button(alert, "show") is None
+
+
+async def test_an_answered_private_card_keeps_show(bot, fake_discord: FakeDiscord):
+    mod, alice = people(fake_discord)
+    await require_approval(fake_discord, mod)
+    await ask(fake_discord, alice, "my very secret fox", private=True)
+    alert = await card(fake_discord)
+
+    opener = await press(fake_discord, alert, "deny", mod)
+    submit = await fake_discord.dispatch_modal_submit(opener, {"reason": ""})
+    await fake_discord.wait_for_ack(submit)
+    await settled_answer(fake_discord, submit)
+    await fake_discord.wait_until(lambda: approval_button(alert, "approve") is None)
+
+    assert "secret fox" not in embed_text(alert)
+    shown = await private_reply(fake_discord, await press(fake_discord, alert, "show", mod))
+    assert "my very secret fox" in shown.content
