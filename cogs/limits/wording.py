@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import discord
 
 from cogs.limits.blocklist_wording import blocklist_history_words
-from cogs.limits.channels import channel_history_words
+from cogs.limits.channels_wording import channel_history_words
 from cogs.pages import COLOUR, paginate
 from cogs.words import (
     describe_period,
