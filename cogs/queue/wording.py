@@ -18,7 +18,7 @@ from cogs.words import describe_period, discord_timestamp, limit_words, plural
 from services.job_queue import QueueEntry, QueueSnapshot
 from services.jobs import BEHIND_OWN_JOB
 from services.limits import MemberUsage
-from services.models import Job, JobState, SegmindState
+from services.models import Job, JobState, Progress, ProgressPhase, SegmindState
 
 PAGE_SIZE = 5  # one Cancel per job in one row of five, Show in a second, paging in a third
 PROMPT_SHOWN = 120
@@ -51,29 +51,49 @@ def page_of(snapshot: QueueSnapshot, number: int) -> Page:
 
 
 def where_it_stands(entry: QueueEntry, scope: Scope) -> str:
-    """The bot's line while it waits, then Segmind's own state."""
+    """Where the job stands, in the progress message's words (``render.status_line``).
+
+    A member reading `/videoqueue` next to their progress message sees one sentence for one
+    state. Only a moderator's view of someone else's wait is put in the third person.
+    """
     job = entry.job
-    if job.state is JobState.QUEUED:
-        if entry.started:
-            return "Starting"
-        if entry.place == BEHIND_OWN_JOB:
-            whose = "your" if scope is Scope.MINE else "the member's"
-            return f"Waiting for {whose} other video to finish"
-        if entry.place is not None:
-            ahead = entry.place - 1
-            return f"In line, position {entry.place}" + (
-                f" ({plural(ahead, 'video')} ahead)" if ahead else " (next)"
-            )
-        return "About to join the line"
-    if job.state is JobState.SUBMITTING:
-        return "Being sent to Segmind"
     if job.state is JobState.DOWNLOADED:
-        return "Made; being posted"
+        return "Made; being posted"  # the progress message is replaced by the clip here
+    progress = _progress_of(entry)
+    if scope is Scope.SERVER and progress.phase is ProgressPhase.QUEUED:
+        return _their_wait(progress)
+    return render.status_line(progress)
+
+
+def _progress_of(entry: QueueEntry) -> Progress:
+    """The progress the runner would report for this entry now (its phase and its place)."""
+    job = entry.job
+    if job.state is JobState.QUEUED and not entry.started:
+        behind = entry.place == BEHIND_OWN_JOB
+        position = None if behind else entry.place
+        return Progress(job.id, ProgressPhase.QUEUED, position=position, behind_own_job=behind)
+    if job.state in (JobState.QUEUED, JobState.SUBMITTING):
+        # Taken from the line by the runner: its submit is under way.
+        return Progress(job.id, ProgressPhase.SUBMITTING)
     if job.segmind_state == SegmindState.COMPLETED.value:
-        return "Made at Segmind; fetching the video"
-    if job.state is JobState.PROCESSING:
-        return "Generating at Segmind (`PROCESSING`)"
-    return "Queued at Segmind (`QUEUED`)"
+        return Progress(job.id, ProgressPhase.DOWNLOADING)
+    if entry.progress is not None:
+        return entry.progress
+    processing = job.state is JobState.PROCESSING
+    return Progress(
+        job.id, ProgressPhase.PROCESSING if processing else ProgressPhase.SEGMIND_QUEUED
+    )
+
+
+def _their_wait(progress: Progress) -> str:
+    """``render.status_line`` for a wait, said of the member to a moderator."""
+    if progress.behind_own_job:
+        return "Waiting for the member's other video to finish"
+    if progress.position is None:
+        return "Waiting for a free slot"
+    if progress.position > 1:
+        return f"Waiting in line: {progress.position - 1} ahead"
+    return "Waiting in line: next"
 
 
 def timing(entry: QueueEntry) -> str:

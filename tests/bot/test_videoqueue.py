@@ -104,7 +104,8 @@ async def test_a_member_sees_their_own_videos_with_place_state_times_and_cancel(
     await wait_for_status(fake_discord, running.original_message_id, "Queued at Segmind")
     waiting = await video(fake_discord, alice, {"prompt": "a fox at dawn"})
     others = await video(fake_discord, bob, {"prompt": "bob's secret garden"})
-    await wait_for_status(fake_discord, others.original_message_id, "Waiting in line")
+    # Bob's progress message and his listing say the same words for the same state.
+    await wait_for_status(fake_discord, others.original_message_id, "Waiting in line: you are next")
 
     shown = await videoqueue(fake_discord, alice)
 
@@ -126,7 +127,7 @@ async def test_a_member_sees_their_own_videos_with_place_state_times_and_cancel(
     assert cancels == expected
 
     bobs = listing(await videoqueue(fake_discord, bob))
-    assert "In line, position 1 (next)" in bobs and "a fox" not in bobs
+    assert "Waiting in line: you are next" in bobs and "a fox" not in bobs
 
 
 async def test_cancel_from_the_listing_stops_the_job_and_it_is_never_submitted(
