@@ -24,12 +24,14 @@ class JobCancelled(BotError):
         """The ending as its requester reads it: a moderator's cancel is not theirs to count.
 
         Who cancelled is not named here (the text is stored and may be shown literally after
-        a restart); the failure message names them from ``Job.cancelled_by``.
+        a restart); the failure message names them from ``Job.cancelled_by``. Nor is whether
+        it counts: the failure message's Cost field says that, and saying it twice reads as
+        the same sentence repeated.
         """
         if cancelled_by is None or cancelled_by == requester_id:
             return cls()
         return cls(
-            "A moderator cancelled this video. It does not count toward your limit.",
+            "A moderator cancelled this video.",
             detail=f"cancelled by moderator user={cancelled_by}",
         )
 

@@ -246,6 +246,7 @@ async def test_a_moderators_cancel_tells_the_requester_and_leaves_their_limit_un
     told = await wait_for_title(fake_discord, first.original_message_id, CANCELLED)
     assert field(told, "Cancelled by") == f"<@{mod.id}>"
     assert "does not count toward your limit" in (field(told, "Cost") or "")
+    assert field(told, "Why") == "A moderator cancelled this video."  # the count said once
     assert told.pinged_user_ids == frozenset()
     # Segmind had accepted it: the server's spending still counts it.
     assert [s["prompt"] for s in simulator.submits] == ["the only clip today"]
