@@ -7,7 +7,8 @@ Tests can make the next answers on a route misbehave (``inject``, ``hang``,
 ``reset_connection``, ``slow``) to play a rate limit, a proxy error, a lost or a late
 answer, and cut a download short (``cut_download_short``). A redirect is an ``inject``
 with a 3xx status and a ``Location`` header. Those scripts play out in
-``services.simulator_faults``; a submit's body is checked by ``services.simulator_payload``.
+``services.simulator_faults``; ``services.simulator_payload`` checks a submit's body and
+builds a finished job's result.
 
 Run it alone with ``python -m services.simulator --port 0``: it prints
 ``SIMULATOR_URL=http://127.0.0.1:PORT`` and serves until SIGTERM or SIGINT.
@@ -34,7 +35,7 @@ from aiohttp import web
 from services.clock import Clock, SystemClock
 from services.models import MODEL_SLUG, SegmindState
 from services.simulator_faults import Override, act_out, next_misbehaviour
-from services.simulator_payload import validate_payload
+from services.simulator_payload import completed_result, validate_payload
 
 log = logging.getLogger(__name__)
 
@@ -332,17 +333,14 @@ class SegmindSimulator:
             return web.json_response({"request_id": request_id, "status": state.value})
         video_url = f"{request.url.origin()}/files/{request_id}.mp4"
         return web.json_response(
-            {
-                "request_id": request_id,
-                "status": SegmindState.COMPLETED.value,
-                "error": None,
-                "output": self._shape_output(video_url),
-                "metrics": {
-                    "queue_time": job.queue_seconds,
-                    "inference_time": job.processing_seconds,
-                    "cost": self.config.reported_cost,
-                },
-            }
+            completed_result(
+                request_id,
+                video_url,
+                shape=self.config.output_shape,
+                queue_seconds=job.queue_seconds,
+                processing_seconds=job.processing_seconds,
+                cost=self.config.reported_cost,
+            )
         )
 
     async def _handle_download(self, request: web.Request) -> web.StreamResponse:
@@ -409,13 +407,6 @@ class SegmindSimulator:
                 "response_url": f"{links}/v2/requests/{job.request_id}",
             }
         )
-
-    def _shape_output(self, video_url: str) -> Any:
-        if self.config.output_shape == "list":
-            return [video_url]
-        if self.config.output_shape == "object":
-            return {"video": video_url, "content_type": "video/mp4"}
-        return video_url
 
     def _check_key(self, request: web.Request) -> web.Response | None:
         expected = self.config.api_key

@@ -1,4 +1,5 @@
-"""The simulator's check of a submit body: Segmind's 400 texts for cog-video-5b-t2v."""
+"""The simulator's bodies: its check of a submit (Segmind's 400 texts for cog-video-5b-t2v)
+and the result of a finished job, in each of the output shapes Segmind uses."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from services.models import (
     PROMPT_MAX,
     SEED,
     STEPS,
+    SegmindState,
 )
 
 _INTEGER_PARAMS: dict[str, tuple[int, int]] = {
@@ -53,3 +55,36 @@ def validate_payload(payload: Any) -> str | None:
             f"must be a number between {lowest:g} and {highest:g}"
         )
     return None
+
+
+def shaped_output(video_url: str, shape: str) -> Any:
+    """The result's ``output`` as Segmind gives it: a URL, a list of one, or an object."""
+    if shape == "list":
+        return [video_url]
+    if shape == "object":
+        return {"video": video_url, "content_type": "video/mp4"}
+    return video_url
+
+
+def completed_result(
+    request_id: str,
+    video_url: str,
+    *,
+    shape: str,
+    queue_seconds: float,
+    processing_seconds: float,
+    cost: Any,
+) -> dict[str, Any]:
+    """A COMPLETED job's result body; ``cost`` is ``metrics.cost`` as given (any JSON value,
+    so tests can play a missing or absurd figure)."""
+    return {
+        "request_id": request_id,
+        "status": SegmindState.COMPLETED.value,
+        "error": None,
+        "output": shaped_output(video_url, shape),
+        "metrics": {
+            "queue_time": queue_seconds,
+            "inference_time": processing_seconds,
+            "cost": cost,
+        },
+    }
