@@ -211,9 +211,12 @@ class ApprovalFlow:
         held = await self._bot.services.approvals.decide(
             held, ApprovalState.DENIED, by=interaction.user.id, reason=reason
         )
-        await self.tell_member(held, "Request denied", wording.denial_reason(held))
+        # A public message keeps only the fact; the reason goes to the member alone.
+        reached = await self.tell_member(
+            held, "Request denied", wording.DENIED_PUBLIC, wording.denial_reason(held)
+        )
         await self.edit_alert(held)
-        await reply(interaction, f"Denied request #{held.id}; the member was told.")
+        await reply(interaction, wording.denied_reply(held, reason_reached=reached))
 
     async def cancel(self, interaction: discord.Interaction, held: HeldRequest) -> None:
         held = await self._bot.services.approvals.decide(
@@ -246,38 +249,85 @@ class ApprovalFlow:
 
     # --- messages ----------------------------------------------------------------------
 
-    async def tell_member(self, held: HeldRequest, title: str, why: str) -> None:
+    async def tell_member(
+        self, held: HeldRequest, title: str, why: str, private_why: str | None = None
+    ) -> bool:
         """Replace the member's waiting message with how it ended; best effort.
+
+        ``why`` is what anyone may read; ``private_why``, when given, is for the member
+        alone (a denial's reason, the limit that refused it). A public message then shows
+        only ``why``, without the prompt, and the member gets ``private_why`` by direct
+        message. False when what was meant for the member did not reach them.
 
         The job messages' routes: the interaction's webhook while its token is fresh; then
         the channel for a public request, or (a private message can only be edited through
         its token) a direct message, as a private job's failure is told.
         """
         if held.message_id is None:
-            return
+            return False
+        job = _as_job(held)
+        if held.private:
+            return await self._edit_private(job, held, title, private_why or why)
+        public = render.approval_ended_embed(
+            held.request,
+            held.user_id,
+            request_no=held.id,
+            title=title,
+            why=why,
+            show_prompt=private_why is None,
+        )
+        try:
+            await self._edit_public(job, held.message_id, public)
+        except DISCORD_TROUBLE as error:
+            log.warning("approval=%s member's message not updated (%r)", held.id, error)
+        if private_why is None or private_why == why:
+            return True
+        return await self._send_privately(job, held, title, private_why)
+
+    async def _edit_private(self, job: Job, held: HeldRequest, title: str, why: str) -> bool:
+        assert held.message_id is not None
         embed = render.approval_ended_embed(
             held.request, held.user_id, request_no=held.id, title=title, why=why
         )
-        job = _as_job(held)
         try:
-            if self._routes.token_usable(job):
-                try:
-                    await self._routes.webhook(job).edit_message(
-                        held.message_id, embed=embed, view=None
-                    )
-                    return
-                except discord.HTTPException as error:
-                    if not token_expired(error) and error.code != UNKNOWN_MESSAGE:
-                        raise
-            if not held.private:
-                await self._edit_in_channel(job, held.message_id, embed)
-                return
+            if self._routes.token_usable(job) and await self._edit_by_token(
+                job, held.message_id, embed
+            ):
+                return True
+        except DISCORD_TROUBLE as error:
+            log.warning("approval=%s member could not be told (%r)", held.id, error)
+            return False
+        return await self._send_privately(job, held, title, why)
+
+    async def _edit_public(self, job: Job, message_id: int, embed: discord.Embed) -> None:
+        if self._routes.token_usable(job) and await self._edit_by_token(job, message_id, embed):
+            return
+        await self._edit_in_channel(job, message_id, embed)
+
+    async def _edit_by_token(self, job: Job, message_id: int, embed: discord.Embed) -> bool:
+        """False when the token died or the message is gone: another route must tell it."""
+        try:
+            await self._routes.webhook(job).edit_message(message_id, embed=embed, view=None)
+        except discord.HTTPException as error:
+            if not token_expired(error) and error.code != UNKNOWN_MESSAGE:
+                raise
+            return False
+        return True
+
+    async def _send_privately(self, job: Job, held: HeldRequest, title: str, why: str) -> bool:
+        """A direct message with the whole answer; False when the member's DMs are closed."""
+        embed = render.approval_ended_embed(
+            held.request, held.user_id, request_no=held.id, title=title, why=why
+        )
+        try:
             user = self._bot.get_user(held.user_id) or await self._bot.fetch_user(held.user_id)
             await user.send(
                 content=self._routes.origin(job), embed=embed, allowed_mentions=NO_PINGS
             )
         except DISCORD_TROUBLE as error:
-            log.warning("approval=%s member could not be told (%r)", held.id, error)
+            log.warning("approval=%s member could not be told privately (%r)", held.id, error)
+            return False
+        return True
 
     async def _edit_in_channel(self, job: Job, message_id: int, embed: discord.Embed) -> None:
         channel = self._routes.channel(job)

@@ -137,7 +137,8 @@ def deny_form(held: HeldRequest, custom_ids: CustomIds) -> discord.ui.Modal:
     )
     form.add_item(
         discord.ui.TextInput(
-            label="Reason (shown to the member; optional)",
+            label="Reason (sent privately to the member)",  # Discord: 45 characters at most
+            placeholder="Optional",
             custom_id=ids.REASON_FIELD,
             style=discord.TextStyle.paragraph,
             required=False,
@@ -177,6 +178,27 @@ def outcome_line(held: HeldRequest) -> str:
     if held.reason and held.state in (ApprovalState.DENIED, ApprovalState.REFUSED):
         line += f"\nReason: {render.shown_text(held.reason, 400)}"
     return line
+
+
+DENIED_PUBLIC = "A moderator denied this request."
+
+
+def denied_reply(held: HeldRequest, *, reason_reached: bool) -> str:
+    """The moderator's answer to their Deny: whether the member got what was meant for them."""
+    if reason_reached:
+        told = (
+            "the member was told, with your reason, privately"
+            if held.reason
+            else "the member was told"
+        )
+        return f"Denied request #{held.id}; {told}."
+    if held.reason and not held.private:
+        return (
+            f"Denied request #{held.id}. Their message now says it was denied, but your "
+            "reason did not reach them: the bot cannot send them a direct message (their "
+            "DMs may be closed)."
+        )
+    return f"Denied request #{held.id}, but the member could not be told."
 
 
 def denial_reason(held: HeldRequest) -> str:

@@ -252,12 +252,22 @@ def waiting_embed(
 
 
 def approval_ended_embed(
-    request: VideoRequest, user_id: int, *, request_no: int, title: str, why: str
+    request: VideoRequest,
+    user_id: int,
+    *,
+    request_no: int,
+    title: str,
+    why: str,
+    show_prompt: bool = True,
 ) -> discord.Embed:
-    """A held request that ended without a job (denied, expired, withdrawn, refused)."""
+    """A held request that ended without a job (denied, expired, withdrawn, refused).
+
+    ``show_prompt=False`` for a public message whose specifics went to the member alone:
+    a prompt a moderator turned down stays off the channel too.
+    """
     embed = discord.Embed(
         title=title,
-        description=shown_text(request.prompt, PROMPT_SHOWN_IN_PROGRESS),
+        description=shown_text(request.prompt, PROMPT_SHOWN_IN_PROGRESS) if show_prompt else None,
         colour=COLOUR_QUIET,
     )
     embed.add_field(name="Why", value=why[:FIELD_VALUE_MAX], inline=False)

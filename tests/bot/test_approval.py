@@ -194,9 +194,13 @@ async def test_deny_with_a_reason_tells_the_member_literally_and_submits_nothing
 
     assert only_for(told, mod) and "Denied" in told.content
     await fake_discord.wait_until(lambda: title(waiting) == "Request denied")
-    why = field(waiting, "Why") or ""
+    # The request was public: the reason goes to the member alone, by direct message.
+    dm = await fake_discord.wait_until(
+        lambda: next((m for m in fake_discord.dm_messages(alice) if m.embeds), None), TIMEOUT
+    )
+    why = field(dm, "Why") or ""
     assert "not \\*here\\* <@\u200b&123456789012345678>" in why
-    assert not waiting.pinged_user_ids
+    assert not waiting.pinged_user_ids and not dm.pinged_user_ids
     assert simulator.submit_attempts == 0 and await counted(bot, alice) == 0
     await fake_discord.wait_until(lambda: "Denied by" in embed_text(alert))
 

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from tests.bot.helpers import embed_text
+from tests.bot.helpers import TIMEOUT, embed_text, field, title
 from tests.bot.test_approval import (  # noqa: F401 - fixtures
     approval_button,
     ask,
@@ -20,7 +20,7 @@ from tests.bot.test_approval import (  # noqa: F401 - fixtures
     services,
 )
 from tests.bot.test_moderation import only_for, settled_answer
-from tests.fakediscord import FakeDiscord, FakeMember
+from tests.fakediscord import FakeDiscord, FakeMember, StoredMessage
 
 
 def people(fake: FakeDiscord) -> tuple[FakeMember, FakeMember]:
@@ -76,3 +76,63 @@ async def test_an_answered_private_card_keeps_show(bot, fake_discord: FakeDiscor
     assert "secret fox" not in embed_text(alert)
     shown = await private_reply(fake_discord, await press(fake_discord, alert, "show", mod))
     assert "my very secret fox" in shown.content
+
+
+async def deny(fake: FakeDiscord, alert: StoredMessage, mod: FakeMember, reason: str) -> str:
+    """Deny through the form; the moderator's private answer."""
+    opener = await press(fake, alert, "deny", mod)
+    submit = await fake.dispatch_modal_submit(opener, {"reason": reason})
+    await fake.wait_for_ack(submit)
+    told = await settled_answer(fake, submit)
+    assert only_for(told, mod)
+    return told.content
+
+
+async def test_a_public_denial_shows_no_reason_or_prompt_and_the_member_gets_it_by_dm(
+    bot, fake_discord: FakeDiscord
+):
+    mod, alice = people(fake_discord)
+    await require_approval(fake_discord, mod)
+    waiting = await ask(fake_discord, alice, "a public fox")
+    alert = await card(fake_discord)
+
+    answer = await deny(fake_discord, alert, mod, "you were warned about this")
+
+    await fake_discord.wait_until(lambda: title(waiting) == "Request denied")
+    assert "warned" not in embed_text(waiting) and "public fox" not in embed_text(waiting)
+    assert "A moderator denied this request." in (field(waiting, "Why") or "")
+    dm = await fake_discord.wait_until(
+        lambda: next((m for m in fake_discord.dm_messages(alice) if m.embeds), None), TIMEOUT
+    )
+    assert "you were warned about this" in (field(dm, "Why") or "")
+    assert "with your reason, privately" in answer
+
+
+async def test_a_reason_that_cannot_reach_closed_dms_is_said_to_the_moderator(
+    bot, fake_discord: FakeDiscord
+):
+    mod, alice = people(fake_discord)
+    alice.user.accepts_dms = False
+    await require_approval(fake_discord, mod)
+    waiting = await ask(fake_discord, alice, "a public fox")
+    alert = await card(fake_discord)
+
+    answer = await deny(fake_discord, alert, mod, "you were warned about this")
+
+    assert "did not reach them" in answer
+    assert title(waiting) == "Request denied" and "warned" not in embed_text(waiting)
+
+
+async def test_a_private_denial_shows_the_reason_on_the_members_own_message(
+    bot, fake_discord: FakeDiscord
+):
+    mod, alice = people(fake_discord)
+    await require_approval(fake_discord, mod)
+    waiting = await ask(fake_discord, alice, "my very secret fox", private=True)
+    alert = await card(fake_discord)
+
+    await deny(fake_discord, alert, mod, "too secret")
+
+    await fake_discord.wait_until(lambda: title(waiting) == "Request denied")
+    assert "too secret" in (field(waiting, "Why") or "")
+    assert not [m for m in fake_discord.dm_messages(alice) if m.embeds]
