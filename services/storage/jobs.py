@@ -7,7 +7,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.models import TERMINAL_STATES, Job, JobState, MemberTotal, VideoRequest
+from services.models import TERMINAL_STATES, Job, JobState, VideoRequest
 from services.storage.database import Database, Executor, Row
 
 # A job counts against a member's limit and the server's budget while it holds a
@@ -312,16 +312,6 @@ class JobStore:
             (*params, limit, offset),
         )
         return [_job_from_row(row) for row in rows]
-
-    async def totals_per_member(self, guild_id: int, since: float) -> list[MemberTotal]:
-        """Counted clips and cost per member since ``since``, biggest first."""
-        rows = await self._db.fetchall(
-            f"SELECT user_id, COUNT(*), COALESCE(SUM(cost_usd), 0) FROM jobs"
-            f" WHERE guild_id = ? AND created_at >= ? AND {COUNTED}"
-            " GROUP BY user_id ORDER BY COUNT(*) DESC, user_id",
-            (guild_id, since),
-        )
-        return [MemberTotal(row[0], row[1], float(row[2])) for row in rows]
 
     async def delivered_with_request(
         self, guild_id: int, request: VideoRequest, *, viewer_id: int, limit: int = 5
