@@ -189,8 +189,8 @@ def _draw_days(clips_axes: Axes, spend_axes: Axes, days: Sequence[DayUsage]) -> 
     spend_axes.set_xticks(ticks, [_day_label(days[i].day_start, step == 1) for i in ticks])
     clips_axes.tick_params(labelbottom=False)
     spend_axes.set_xlim(-0.6, len(days) - 0.4)
-    first, last = _utc(days[0].day_start), _utc(days[-1].day_start)
-    span = _date(first) if first == last else f"{_date(first)} to {_date(last)}"
+    first, last = days[0].day_start, days[-1].day_start
+    span = day_words(first) if first == last else f"{day_words(first)} to {day_words(last)}"
     spend_axes.set_xlabel(f"UTC day, {span}", color=INK, fontsize=11, fontfamily=FONT)
 
 
@@ -209,7 +209,8 @@ def _draw_members(axes: Axes, top: Sequence[MemberTotal], names: Mapping[int, st
     positions = list(range(len(top)))
     bars = axes.barh(positions, [t.clips for t in top], color=CLIPS_COLOUR, height=0.7)
     labels = [
-        drawable(names.get(t.user_id, ""), limit=LABEL_MAX) or _fallback(t.user_id) for t in top
+        drawable(names.get(t.user_id, ""), limit=LABEL_MAX) or member_fallback(t.user_id)
+        for t in top
     ]
     axes.set_yticks(positions, labels)
     for label in axes.get_yticklabels():
@@ -223,8 +224,19 @@ def _draw_members(axes: Axes, top: Sequence[MemberTotal], names: Mapping[int, st
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _fallback(user_id: int) -> str:
+# The two labels below are drawn on the chart and said again in its alt text (the cog's
+# wording imports them), so the picture and what a screen reader reads name things alike.
+
+
+def member_fallback(user_id: int) -> str:
+    """A member the bot has not seen, named without a ping (the chart is an image)."""
     return f"member …{str(user_id)[-4:]}"
+
+
+def day_words(moment: float) -> str:
+    """A UTC day: `Thu 3 Dec 2026`."""
+    day = _utc(moment)
+    return f"{day:%a} {day.day} {day:%b %Y}"  # not %-d: that is glibc's, not Python's
 
 
 def _utc(moment: float) -> datetime:
@@ -236,10 +248,6 @@ def _day_label(day_start: float, every_day: bool) -> str:
     day = _utc(day_start)
     short = f"{day.day} {day:%b}"  # not %-d: that is glibc's, not Python's
     return f"{day:%a}\n{short}" if every_day else short
-
-
-def _date(day: datetime) -> str:
-    return f"{day.day} {day:%b %Y}"
 
 
 def drawable(text: str, *, limit: int) -> str:

@@ -13,9 +13,9 @@ from typing import Any
 
 import discord
 
-from cogs.limits.wording import member_fallback, usage_chart_alt, usage_chart_title
+from cogs.limits.wording import usage_chart_alt, usage_chart_title
 from services.limits import UsageReport
-from services.usage_chart import render_usage_chart
+from services.usage_chart import member_fallback, render_usage_chart
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ is tested without a connection.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 
 import discord
 
+from cogs.approval.wording import approval_history_words
 from cogs.limits.blocklist_wording import blocklist_history_words
 from cogs.limits.channels_wording import channel_history_words
 from cogs.pages import COLOUR, paginate
@@ -40,6 +40,7 @@ from services.models import (
     LimitOverride,
 )
 from services.periods import LimitSpec
+from services.usage_chart import day_words, member_fallback
 
 PROMPT_PREVIEW = 80
 ERROR_PREVIEW = 60
@@ -283,16 +284,6 @@ def usage_chart_alt(report: UsageReport, names: Mapping[int, str]) -> str:
     return text if len(text) <= CHART_ALT_MAX else text[: CHART_ALT_MAX - 1] + "…"
 
 
-def day_words(moment: float) -> str:
-    day = datetime.fromtimestamp(moment, UTC)
-    return f"{day:%a} {day.day} {day:%b %Y}"
-
-
-def member_fallback(user_id: int) -> str:
-    """A member the bot has not seen, named without a ping (the chart is an image)."""
-    return f"member …{str(user_id)[-4:]}"
-
-
 def _audit_target(target: str) -> str:
     kind, _, ident = target.partition(":")
     if kind == "user" and ident.isdigit():
@@ -385,10 +376,13 @@ def _history_line(entry: AuditEntry) -> str:
     changes = entry.changes
     channel_words = channel_history_words(entry)
     blocklist_words = blocklist_history_words(entry)
+    approval_words = approval_history_words(entry)
     if channel_words is not None:
         what = channel_words
     elif blocklist_words is not None:
         what = blocklist_words
+    elif approval_words is not None:
+        what = approval_words
     elif entry.action == "set_gallery":
         what = _gallery_change(entry.detail)
     elif changes:
