@@ -10,6 +10,8 @@ decide it exactly once; the losers are told who won.
 from __future__ import annotations
 
 import logging
+import re
+from dataclasses import dataclass
 
 from services.admission import LimitReached, MemberBlocked
 from services.approval_models import (
@@ -176,7 +178,7 @@ class Approvals:
             await self._storage.limits.audit(
                 guild_id,
                 actor_id=actor_id,
-                action="set_approval",
+                action=AUDIT_ACTION,
                 target="server",
                 detail=audit_detail(change),
                 at=now,
@@ -273,17 +275,44 @@ def kept_role(rule: ApprovalRule | None) -> int | None:
     return rule.role_id if rule is not None else None
 
 
-def audit_detail(change: ApprovalChange) -> str:
-    """`required for members without <@&5>, waiting up to 1h (was off)`: shown as stored.
+AUDIT_ACTION = "set_approval"
+_STORED_RULE = r"off|required role=(?:\d+|none) expiry=\d+"
+_STORED_CHANGE = re.compile(rf"(?P<after>{_STORED_RULE}); was (?P<before>{_STORED_RULE})")
 
-    Written so that ``read_audit_detail`` does not take it for a settings column, and
-    `/videolimit history` shows it in these words.
+
+@dataclass(frozen=True, slots=True)
+class AuditedRule:
+    """An approval rule as its history entry keeps it: the exempt role and the longest wait."""
+
+    role_id: int | None  # None: every member's request waits
+    expiry_seconds: int
+
+
+def audit_detail(change: ApprovalChange) -> str:
+    """`required role=5 expiry=3600; was off`: data, which `/videolimit history` words.
+
+    No `: ` in it, so ``read_audit_detail`` never takes it for a settings column.
     """
 
-    def words(rule: ApprovalRule | None) -> str:
+    def stored(rule: ApprovalRule | None) -> str:
         if rule is None:
             return "off"
-        who = "everyone" if rule.role_id is None else f"members without <@&{rule.role_id}>"
-        return f"required for {who} and waiting up to {format_period(rule.expiry_seconds)}"
+        role = "none" if rule.role_id is None else rule.role_id
+        return f"required role={role} expiry={rule.expiry_seconds}"
 
-    return f"{words(change.after)} (was {words(change.before)})"
+    return f"{stored(change.after)}; was {stored(change.before)}"
+
+
+def read_audit_detail(detail: str) -> tuple[AuditedRule | None, AuditedRule | None] | None:
+    """The rule before and after, from ``audit_detail``'s text; None when it is not that."""
+    match = _STORED_CHANGE.fullmatch(detail.strip())
+    if match is None:
+        return None
+
+    def rule(text: str) -> AuditedRule | None:
+        if text == "off":
+            return None
+        role, expiry = (part.split("=", 1)[1] for part in text.removeprefix("required ").split())
+        return AuditedRule(None if role == "none" else int(role), int(expiry))
+
+    return rule(match["before"]), rule(match["after"])

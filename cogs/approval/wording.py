@@ -13,6 +13,8 @@ from cogs.video import render
 from cogs.video.custom_ids import CustomIds
 from cogs.words import discord_timestamp
 from services.approval_models import ApprovalChange, ApprovalRule, ApprovalState, HeldRequest
+from services.approvals import AUDIT_ACTION, AuditedRule, read_audit_detail
+from services.models import AuditEntry
 from services.periods import format_period
 
 PROMPT_SHOWN_TO_MODERATORS = 1500
@@ -236,6 +238,31 @@ def rule_words(rule: ApprovalRule | None) -> str:
         f"moderators' alerts channel (`/videolimit alerts`); unanswered, a request expires "
         f"after {format_period(rule.expiry_seconds)}. Moderators' own requests never wait."
     )
+
+
+def approval_history_words(entry: AuditEntry) -> str | None:
+    """`required approval for members without <@&5>, waiting up to 1h (it was off)`.
+
+    For `/videolimit history`; None for other entries, or one stored before the rule's
+    change was kept as data (it is then shown as stored).
+    """
+    if entry.action != AUDIT_ACTION:
+        return None
+    change = read_audit_detail(entry.detail)
+    if change is None:
+        return None
+    before, after = change
+    was = f" (it was {_audited_words(before)})"
+    if after is None:
+        return f"turned approval off{was}"
+    return f"{_audited_words(after)}{was}"
+
+
+def _audited_words(rule: AuditedRule | None) -> str:
+    if rule is None:
+        return "off"
+    who = "every member" if rule.role_id is None else f"members without <@&{rule.role_id}>"
+    return f"required approval for {who}, waiting up to {format_period(rule.expiry_seconds)}"
 
 
 def change_words(change: ApprovalChange) -> str:

@@ -10,7 +10,14 @@ import pytest
 
 from services.admission import LimitReached, MemberBlocked
 from services.approval_models import ApprovalState
-from services.approvals import AlreadyDecided, AlreadyWaiting, Approvals, UnknownRequest
+from services.approvals import (
+    AlreadyDecided,
+    AlreadyWaiting,
+    Approvals,
+    AuditedRule,
+    UnknownRequest,
+    read_audit_detail,
+)
 from services.errors import ValidationError
 from services.limits import LimitService
 from services.models import JobOrigin, VideoRequest
@@ -80,17 +87,17 @@ async def test_required_without_a_role_holds_everyone(approvals: Approvals):
     assert await approvals.required(origin(TRUSTED))
 
 
-async def test_the_rule_change_is_audited_in_words(approvals: Approvals, storage: Storage):
+async def test_the_rule_change_is_audited_as_data(approvals: Approvals, storage: Storage):
     await require(approvals, role=TRUSTED, expires="2h")
     await approvals.configure(GUILD, mode="off", role_id=None, expires=None, actor_id=MOD)
 
     entries = await storage.limits.audit_log(GUILD)
 
     assert [e.action for e in entries] == ["set_approval", "set_approval"]
-    assert entries[1].detail == (
-        f"required for members without <@&{TRUSTED}> and waiting up to 2h (was off)"
-    )
-    assert entries[0].detail.startswith("off (was required")
+    # Data, not prose with markup: the cogs word it (`/videolimit history`).
+    assert read_audit_detail(entries[1].detail) == (None, AuditedRule(TRUSTED, 7200))
+    assert read_audit_detail(entries[0].detail) == (AuditedRule(TRUSTED, 7200), None)
+    assert all(e.changes is None for e in entries)  # never read as a settings column
 
 
 async def test_an_unchanged_rule_is_not_audited_again(approvals: Approvals, storage: Storage):
