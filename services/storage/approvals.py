@@ -190,10 +190,3 @@ class ApprovalStore:
             (guild_id, user_id, fingerprint),
         )
         return int(row["id"]) if row is not None else None
-
-    async def count_pending(self, guild_id: int) -> int:
-        row = await self._db.fetchone(
-            "SELECT COUNT(*) AS n FROM approval_requests WHERE guild_id = ? AND state = 'pending'",
-            (guild_id,),
-        )
-        return int(row["n"]) if row is not None else 0
