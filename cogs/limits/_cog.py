@@ -1,4 +1,5 @@
-"""`/videolimit`: moderators set who may make how many clips, and see usage and spend.
+"""`/videolimit`: moderators set who may make how many clips, see usage and spend, and keep
+words out of prompts, `/video` to some channels and requests waiting for their approval.
 
 Hidden from members by default permissions (Manage Server) and checked again at run
 time, because server admins can change who sees a command. Every reply is ephemeral
@@ -57,6 +58,13 @@ async def period_autocomplete(
 # --- the command group -------------------------------------------------------------------
 
 
+# Discord shows this under the command (at most 100 characters): it names every part of
+# the group, the blocklist, channels and approval subcommand groups included.
+GROUP_DESCRIPTION = (
+    "Moderators: limits and spending, blocked words, where /video works, and approval."
+)
+
+
 @app_commands.guild_only()
 @app_commands.default_permissions(manage_guild=True)
 class LimitsCog(
@@ -65,9 +73,9 @@ class LimitsCog(
     ApprovalCommands,
     commands.GroupCog,
     group_name="videolimit",
-    group_description="Moderators: who may make how many videos, and what it costs.",
+    group_description=GROUP_DESCRIPTION,
 ):
-    """Moderators: who may make how many videos, and what it costs."""
+    """Moderators: limits and spending, blocked words, where /video works, and approval."""
 
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
@@ -313,7 +321,10 @@ class LimitsCog(
         await reply(interaction, render_gallery(gallery))
 
     @app_commands.command(
-        name="history", description="The latest changes to limits and budgets: who, what, when."
+        name="history",
+        description=(
+            "The latest changes moderators made: limits, settings, blocklist, channels, approval."
+        ),
     )
     @moderator_only
     async def history(self, interaction: discord.Interaction) -> None:

@@ -396,10 +396,15 @@ def _history_line(entry: AuditEntry) -> str:
     return f"{discord_timestamp(entry.at)} <@{entry.actor_id}> {what}"
 
 
+# The history holds every change moderators make here: limits and settings, the blocklist,
+# the channel allow-list and approval, so the title names no one kind.
+HISTORY_TITLE = "Changes moderators made on this server"
+
+
 def render_history(entries: Sequence[AuditEntry]) -> list[discord.Embed]:
     """`/videolimit history`: one line in words per change, newest first."""
     lines = [_history_line(e) for e in entries] or ["No changes recorded yet."]
-    return paginate("Limit changes on this server", [], lines)
+    return paginate(HISTORY_TITLE, [], lines)
 
 
 def render_moderator_role(role_id: int | None) -> str:
