@@ -196,14 +196,14 @@ class Approvals:
         """Store a request as waiting, after the checks that would refuse it anyway."""
         check_limit_now(usage)
         store = self._storage.approvals
-        if origin.fingerprint is not None and await store.pending_same(
-            origin.guild_id, origin.user_id, origin.fingerprint
-        ):
-            raise AlreadyWaiting()
         rule = await store.rule(origin.guild_id)
         expiry = rule.expiry_seconds if rule is not None else DEFAULT_EXPIRY_SECONDS
         now = self._clock.time()
+        # The check and the insert are one statement (a unique index on pending rows):
+        # two interactions of the same request at once cannot both wait.
         held = await store.hold(request, origin, now=now, expires_at=now + expiry)
+        if held is None:
+            raise AlreadyWaiting()
         log.info(
             "approval=%s held guild=%s user=%s until=%s",
             held.id,

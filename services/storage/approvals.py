@@ -8,6 +8,7 @@ changes the row, and the others read back who did.
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
 from services.approval_models import ApprovalRule, ApprovalState, HeldRequest
@@ -88,9 +89,26 @@ class ApprovalStore:
 
     async def hold(
         self, request: VideoRequest, origin: JobOrigin, *, now: float, expires_at: float
-    ) -> HeldRequest:
-        """Store a request as pending; nothing about it is a job yet."""
-        request_id = await self._db.insert(
+    ) -> HeldRequest | None:
+        """Store a request as pending; nothing about it is a job yet.
+
+        None when this member's same request (its fingerprint) is pending already: the
+        partial unique index decides it in the insert itself, so two at once cannot both.
+        """
+        try:
+            request_id = await self._insert_pending(request, origin, now=now, expires_at=expires_at)
+        except sqlite3.IntegrityError as error:
+            if "UNIQUE" not in str(error):
+                raise
+            return None
+        held = await self.get(request_id)
+        assert held is not None
+        return held
+
+    async def _insert_pending(
+        self, request: VideoRequest, origin: JobOrigin, *, now: float, expires_at: float
+    ) -> int:
+        return await self._db.insert(
             "INSERT INTO approval_requests (guild_id, channel_id, user_id, role_ids_json,"
             " request_json, private, parent_job_id, fingerprint, interaction_token,"
             " interaction_created_at, application_id, upload_limit, state, created_at,"
@@ -112,9 +130,6 @@ class ApprovalStore:
                 expires_at,
             ),
         )
-        held = await self.get(request_id)
-        assert held is not None
-        return held
 
     async def get(self, request_id: int) -> HeldRequest | None:
         row = await self._db.fetchone("SELECT * FROM approval_requests WHERE id = ?", (request_id,))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services.admission import LimitReached, MemberBlocked
-from services.approval_models import ApprovalState
+from services.admission import Admission, DuplicateRequest, LimitReached, MemberBlocked
+from services.approval_models import ApprovalState, HeldRequest
 from services.approvals import (
     AlreadyDecided,
     AlreadyWaiting,
@@ -19,8 +19,9 @@ from services.approvals import (
     read_audit_detail,
 )
 from services.errors import ValidationError
+from services.gates import AccountGates
 from services.limits import LimitService
-from services.models import JobOrigin, VideoRequest
+from services.models import Job, JobOrigin, VideoRequest
 from services.periods import LimitSpec
 from services.storage import NewJob, Storage
 from tests.fakeclock import FakeClock
@@ -205,3 +206,41 @@ async def test_another_servers_request_is_unknown(approvals: Approvals, limits: 
         await approvals.get(held.id, GUILD + 1)
     with pytest.raises(UnknownRequest):
         await approvals.get(held.id + 100, GUILD)
+
+
+# --- findings from the review: double holds, late answers, what a restart recovers -------
+
+
+async def test_the_same_request_twice_at_once_waits_once(
+    approvals: Approvals, limits: LimitService
+):
+    """A double click (two interactions at once): the check and the insert are one, so only
+    one waits, and only one can ever be approved and billed."""
+    await require(approvals)
+
+    results = await asyncio.gather(
+        held_request(approvals, limits, fingerprint="video:abc"),
+        held_request(approvals, limits, fingerprint="video:abc"),
+        return_exceptions=True,
+    )
+
+    assert sorted(type(r).__name__ for r in results) == ["AlreadyWaiting", "HeldRequest"]
+
+
+async def test_requests_without_a_fingerprint_are_never_taken_for_each_other(
+    approvals: Approvals, limits: LimitService
+):
+    await require(approvals)
+    first = await held_request(approvals, limits)
+    second = await held_request(approvals, limits)
+    assert first.id != second.id
+
+
+async def test_the_same_request_may_wait_again_once_the_first_ended(
+    approvals: Approvals, limits: LimitService
+):
+    await require(approvals)
+    held = await held_request(approvals, limits, fingerprint="video:abc")
+    await approvals.decide(held, ApprovalState.DENIED, by=MOD)
+    again = await held_request(approvals, limits, fingerprint="video:abc")
+    assert again.state is ApprovalState.PENDING

@@ -43,3 +43,8 @@ CREATE TABLE approval_requests (
     job_id                 INTEGER REFERENCES jobs (id)
 );
 CREATE INDEX approval_requests_pending ON approval_requests (state, expires_at);
+-- One pending request per member and fingerprint: two interactions of the same request at
+-- once (a double click, /video delivered twice) cannot both wait, and be approved twice.
+-- NULL fingerprints are distinct in SQLite: a request without one is never de-duplicated.
+CREATE UNIQUE INDEX approval_requests_one_pending
+    ON approval_requests (guild_id, user_id, fingerprint) WHERE state = 'pending';
