@@ -37,13 +37,18 @@ MODES = ("off", "required")
 
 
 class AlreadyDecided(BotError):
-    """Someone else ended this wait first; ``held`` says who, how and when."""
+    """Someone else ended this wait first; ``held`` says who, how and when.
 
-    def __init__(self, held: HeldRequest) -> None:
+    ``expired_now``: it was past its time when answered, and this call expired it, so the
+    caller tells the member (the expiry sweep will not: the row is no longer pending).
+    """
+
+    def __init__(self, held: HeldRequest, *, expired_now: bool = False) -> None:
         super().__init__(
             "This request was already answered.", detail=f"approval={held.id} {held.state.value}"
         )
         self.held = held
+        self.expired_now = expired_now
 
 
 class UnknownRequest(BotError):
@@ -232,16 +237,26 @@ class Approvals:
         by: int | None,
         reason: str | None = None,
     ) -> HeldRequest:
-        """End the wait (approve, deny, cancel); AlreadyDecided if someone else did first."""
+        """End the wait (approve, deny, cancel); AlreadyDecided if someone else did first,
+        or if it had expired (then expired here, if the sweep has not yet)."""
         if reason is not None:
             reason = reason.strip()[:REASON_MAX] or None
-        won = await self._storage.approvals.decide(
-            held.id, state, by=by, now=self._clock.time(), reason=reason
-        )
-        current = await self._storage.approvals.get(held.id)
+        store, now = self._storage.approvals, self._clock.time()
+        # Only while it has not expired: an answer after the expiry time must not go
+        # through just because the sweep has not run yet.
+        won = await store.decide(held.id, state, by=by, now=now, reason=reason, open_at=now)
+        current = await store.get(held.id)
         assert current is not None
         if not won:
-            raise AlreadyDecided(current)
+            expired_now = False
+            if current.state is ApprovalState.PENDING:  # lost to its expiry time alone
+                expired_now = await store.decide(
+                    held.id, ApprovalState.EXPIRED, by=None, now=now, due_by=now
+                )
+                if expired_now:
+                    log.info("approval=%s expired unanswered guild=%s", held.id, held.guild_id)
+                current = await store.get(held.id) or current
+            raise AlreadyDecided(current, expired_now=expired_now)
         log.info("approval=%s %s by user=%s", held.id, state.value, by)
         return current
 

@@ -19,6 +19,7 @@ from cogs.approval import ids, wording
 from cogs.replies import reply
 from cogs.tree import describe_error, enter_log_context
 from cogs.video.remix import submitted_values
+from cogs.words import discord_timestamp
 from services.approval_models import ApprovalState, HeldRequest
 from services.approvals import AlreadyDecided, UnknownRequest
 from services.errors import BotError
@@ -64,7 +65,12 @@ class ApprovalCog(commands.Cog):
             enter_log_context(interaction)
             await self._act(interaction, clicked, data)
         except Exception as error:
-            if isinstance(error, AlreadyDecided):
+            if isinstance(error, AlreadyDecided) and error.expired_now:
+                # This click found it past its time and expired it: the member hears it
+                # now, as from the sweep, and the moderator is told it had expired.
+                await self.bot.approvals.expired_on_click(error.held)
+                text, unexpected = _expired_words(error.held), False
+            elif isinstance(error, AlreadyDecided):
                 text, unexpected = wording.already_decided(error.held), False
             else:
                 text, unexpected = describe_error(error)
@@ -145,6 +151,13 @@ class ApprovalCog(commands.Cog):
         if interaction.response.is_done():
             raise UnknownRequest("I was too slow to open the form. Please press Deny again.")
         await interaction.response.send_modal(wording.deny_form(held, bot.custom_ids))
+
+
+def _expired_words(held: HeldRequest) -> str:
+    return (
+        f"Request #{held.id} had expired {discord_timestamp(held.expires_at)}, so it can no "
+        "longer be approved or denied. Nothing was spent; the member was told it expired."
+    )
 
 
 def _pending(held: HeldRequest) -> HeldRequest:

@@ -234,6 +234,11 @@ class ApprovalFlow:
             await self.edit_alert(held)
         return len(expired)
 
+    async def expired_on_click(self, held: HeldRequest) -> None:
+        """A click after its expiry time expired it: told as the sweep would have told it."""
+        await self.tell_member(held, "Request expired", wording.EXPIRED_WHY)
+        await self.edit_alert(held)
+
     async def keep_expiring(self) -> None:
         """Expire requests now (at start-up, for those that ran out while the bot was down)
         and then every ``approval_sweep_interval`` seconds.

@@ -157,8 +157,10 @@ class ApprovalStore:
         now: float,
         reason: str | None = None,
         due_by: float | None = None,
+        open_at: float | None = None,
     ) -> bool:
-        """End the wait, only if it is still pending (and, with ``due_by``, due by then).
+        """End the wait, only if it is still pending (and, with ``due_by``, due by then;
+        with ``open_at``, not yet expired then).
 
         True for the one caller that changed it; everyone else reads back who did.
         """
@@ -170,6 +172,9 @@ class ApprovalStore:
         if due_by is not None:
             sql += " AND expires_at <= ?"
             params.append(due_by)
+        if open_at is not None:
+            sql += " AND expires_at > ?"
+            params.append(open_at)
         return await self._db.execute(sql, params, durable=True) == 1
 
     async def settle(

@@ -14,6 +14,7 @@ import pytest
 
 from cogs.videobot import Timings, VideoBot, create_bot
 from services.app import Services, open_services
+from services.approval_models import ApprovalState
 from services.simulator import SegmindSimulator
 from tests.bot.conftest import fast_settings
 from tests.bot.helpers import TIMEOUT, embed_text, field, title, wait_for_clip
@@ -376,3 +377,36 @@ async def test_a_public_request_approved_after_its_token_expired_is_still_delive
     assert clip.pinged_user_ids == {alice.id}
     # The waiting message became the job's, edited through the channel once the token died.
     await fake_discord.wait_until(lambda: title(waiting) != WAITING, TIMEOUT)
+
+
+# --- findings from the reviews ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("action", ["approve", "deny"])
+async def test_an_answer_after_the_expiry_time_does_not_go_through(
+    bot, fake_discord: FakeDiscord, simulator: SegmindSimulator, members, monkeypatch, action
+):
+    """Before the sweep has run: the click expires it, the member and the moderator hear it."""
+    mod, alice = members["mod"], members["alice"]
+
+    async def no_sweep() -> int:
+        return 0
+
+    monkeypatch.setattr(bot.approvals, "expire_due", no_sweep)
+    await require_approval(fake_discord, mod, expires="30m")
+    waiting = await ask(fake_discord, alice, "a fox")
+    alert = await card(fake_discord)
+    fake_discord.advance(31 * 60)
+
+    if action == "approve":
+        told = await private_reply(fake_discord, await press(fake_discord, alert, action, mod))
+    else:
+        opener = await press(fake_discord, alert, action, mod)
+        submit = await fake_discord.dispatch_modal_submit(opener, {"reason": "late"})
+        told = await settled_answer(fake_discord, await fake_discord.wait_for_ack(submit))
+
+    assert only_for(told, mod) and "had expired" in told.content
+    await fake_discord.wait_until(lambda: title(waiting) == "Request expired", TIMEOUT)
+    await fake_discord.wait_until(lambda: "Expired unanswered" in embed_text(alert), TIMEOUT)
+    assert approval_button(alert, "approve") is None
+    assert simulator.submit_attempts == 0 and await counted(bot, alice) == 0

@@ -244,3 +244,22 @@ async def test_the_same_request_may_wait_again_once_the_first_ended(
     await approvals.decide(held, ApprovalState.DENIED, by=MOD)
     again = await held_request(approvals, limits, fingerprint="video:abc")
     assert again.state is ApprovalState.PENDING
+
+
+@pytest.mark.parametrize("state", [ApprovalState.APPROVED, ApprovalState.DENIED])
+async def test_an_answer_after_the_expiry_time_expires_it_instead(
+    approvals: Approvals, limits: LimitService, fake_clock: FakeClock, state: ApprovalState
+):
+    """The sweep has not run yet: the click must not go through; it expires it, once."""
+    await require(approvals, expires="30m")
+    held = await held_request(approvals, limits)
+    fake_clock.advance(1800)
+
+    with pytest.raises(AlreadyDecided) as lost:
+        await approvals.decide(held, state, by=MOD)
+    assert lost.value.expired_now and lost.value.held.state is ApprovalState.EXPIRED
+
+    with pytest.raises(AlreadyDecided) as again:
+        await approvals.decide(held, state, by=MOD)
+    assert not again.value.expired_now  # told once: the member hears it from the first
+    assert await approvals.expire_due() == []
