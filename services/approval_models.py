@@ -23,6 +23,7 @@ class ApprovalState(str, enum.Enum):
     DENIED = "denied"
     EXPIRED = "expired"
     CANCELLED = "cancelled"  # withdrawn by the member, or a moderator, while it waited
+    FAILED = "failed"  # approved, but the bot could not start it (its error, not the limits)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ decide it exactly once; the losers are told who won.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from services.limits import MemberUsage
 from services.models import Job, JobOrigin, VideoRequest
 from services.periods import format_period, parse_period
 from services.storage import Storage
+from services.storage.approvals import APPROVAL_FINGERPRINT
 
 log = logging.getLogger(__name__)
 
@@ -273,6 +275,10 @@ class Approvals:
         """Approved, but admission refused it then: nothing was stored as a job."""
         await self._storage.approvals.settle(held.id, ApprovalState.REFUSED, reason=reason)
 
+    async def failed(self, held: HeldRequest, reason: str) -> None:
+        """Approved, but the bot could not start it (its own error): nothing was stored."""
+        await self._storage.approvals.settle(held.id, ApprovalState.FAILED, reason=reason)
+
     async def expire_due(self) -> list[HeldRequest]:
         """Expire every request past its time; returns those this call expired."""
         now = self._clock.time()
@@ -284,6 +290,18 @@ class Approvals:
                 current = await store.get(held.id)
                 expired.append(current or held)
         return expired
+
+
+def admission_origin(held: HeldRequest, role_ids: tuple[int, ...]) -> JobOrigin:
+    """The origin admission takes for an approved request.
+
+    The member's roles as they are now (they may have changed while it waited), and the
+    fingerprint ``approval:N``: a restart finds request N's job by it, and admission's own
+    duplicate check makes a second job for the same approval impossible.
+    """
+    return dataclasses.replace(
+        held.origin(), role_ids=role_ids, fingerprint=APPROVAL_FINGERPRINT.format(held.id)
+    )
 
 
 def kept_role(rule: ApprovalRule | None) -> int | None:

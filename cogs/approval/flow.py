@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -26,8 +27,9 @@ from cogs.video import render
 from cogs.video.buttons import progress_view
 from cogs.video.routes import MemberRoutes
 from services import logcontext
+from services.admission import Admitted
 from services.approval_models import ApprovalState, HeldRequest
-from services.approvals import AlreadyDecided
+from services.approvals import AlreadyDecided, admission_origin
 from services.errors import BotError, RefusedError
 from services.gates import AccountPaused
 from services.models import Job, JobOrigin, JobState, Progress, ProgressPhase, VideoRequest
@@ -41,6 +43,12 @@ log = logging.getLogger(__name__)
 NO_PINGS = discord.AllowedMentions.none()
 # What a call to Discord may raise: discord.py passes connection errors through untouched.
 DISCORD_TROUBLE = (discord.HTTPException, aiohttp.ClientError, OSError)
+LEFT_SERVER = "The member left the server before it was approved."
+FAILED_REASON = "The bot could not start it (an error on its side)."
+FAILED_WHY = (
+    "A moderator approved this request, but the bot could not start it because of an "
+    "error on its side. Nothing was spent. Please ask again."
+)
 
 
 def _as_job(held: HeldRequest) -> Job:
@@ -154,9 +162,17 @@ class ApprovalFlow:
     async def approve(self, interaction: discord.Interaction, held: HeldRequest) -> None:
         """Decide it approved (once), then admit it as it stands now and queue its job."""
         services = self._bot.services
+        # The member's roles now, not when they asked (up to days ago): a role that gives a
+        # bigger limit, or took it away, counts. Before deciding, so a failed read changes
+        # nothing and the moderator can press Approve again.
+        role_ids = await self._current_roles(interaction, held)
+        if role_ids is None:
+            return
         held = await services.approvals.decide(held, ApprovalState.APPROVED, by=interaction.user.id)
         try:
-            admitted = await services.admission.admit(held.request, held.origin())
+            admitted = await services.admission.admit(
+                held.request, admission_origin(held, role_ids)
+            )
         except RefusedError as refusal:
             self._tell_moderators_of(held, refusal)
             why = words.refusal(refusal)
@@ -171,10 +187,75 @@ class ApprovalFlow:
             )
             return
         except Exception:
-            await services.approvals.refused(held, "Something went wrong on the bot's side.")
-            raise
-        presenter = self._bot.presenter
-        job = await services.approvals.admitted(held, admitted.job)
+            log.exception("approval=%s approved but could not be admitted", held.id)
+            await self._end_failed(interaction, held)
+            return
+        await self._start(interaction, held, admitted)
+
+    async def _current_roles(
+        self, interaction: discord.Interaction, held: HeldRequest
+    ) -> tuple[int, ...] | None:
+        """The member's role ids as Discord has them now; None if they left (the request
+        then ends, and the moderator is told). Discord out of reach: nothing changes."""
+        guild = self._bot.get_guild(held.guild_id)
+        if guild is None:
+            raise BotError("I cannot reach that server right now; nothing was changed.")
+        try:
+            # A REST read: works without the members intent, and is never a stale cache.
+            member = await guild.fetch_member(held.user_id)
+        except discord.NotFound:
+            ended = await self._bot.services.approvals.decide(
+                held, ApprovalState.CANCELLED, by=interaction.user.id, reason=LEFT_SERVER
+            )
+            await self.edit_alert(ended)
+            await reply(
+                interaction,
+                f"The member has left the server, so request #{held.id} has ended; "
+                "nothing was spent.",
+            )
+            return None
+        except DISCORD_TROUBLE as error:
+            log.warning("approval=%s member's roles could not be read (%r)", held.id, error)
+            raise BotError(
+                "I could not check the member's roles with Discord; nothing was changed. "
+                "Please press Approve again."
+            ) from error
+        return tuple(role.id for role in member.roles)  # as the starter reads them
+
+    async def _end_failed(self, interaction: discord.Interaction, held: HeldRequest) -> None:
+        """Approved, but admission failed for the bot's own reasons (not the limits).
+
+        The request ends (the member is told to ask again), so nobody waits on it. If even
+        this write fails, the row stays approved and the start-up sweep ends it.
+        """
+        approvals = self._bot.services.approvals
+        try:
+            await approvals.failed(held, FAILED_REASON)
+            held = await approvals.get(held.id, None)
+        except Exception:
+            log.exception("approval=%s could not be marked failed; left to the restart", held.id)
+        else:
+            await self.edit_alert(held)
+        await self.tell_member(held, "Approved, but it could not be started", FAILED_WHY)
+        await reply(
+            interaction,
+            f"Approved, but request #{held.id} could not be started because of an error on "
+            "the bot's side. The request has ended and nothing was spent; the member was "
+            "told to ask again.",
+        )
+
+    async def _start(
+        self, interaction: discord.Interaction, held: HeldRequest, admitted: Admitted
+    ) -> None:
+        """The admitted job takes over the member's waiting message and is queued."""
+        services, presenter = self._bot.services, self._bot.presenter
+        try:
+            job = await services.approvals.admitted(held, admitted.job)
+        except Exception:
+            # The job is stored and counted: run it anyway, on the member's message. The
+            # link is left to the start-up sweep (it finds the job by its fingerprint).
+            log.exception("approval=%s job=%s not linked", held.id, admitted.job.id)
+            job = dataclasses.replace(admitted.job, message_id=held.message_id)
         logcontext.bind(job_id=job.id)
         presenter.remember_allowance(job.id, words.allowance(admitted))
         first = Progress(job.id, ProgressPhase.QUEUED)

@@ -161,6 +161,7 @@ def decided_words(held: HeldRequest) -> str:
         ApprovalState.DENIED: "denied",
         ApprovalState.EXPIRED: "expired unanswered",
         ApprovalState.CANCELLED: "withdrawn",
+        ApprovalState.FAILED: "approved, but the bot could not start it (nothing spent),",
         ApprovalState.PENDING: "still waiting",
     }[held.state]
     return f"{verb}{by}{when}"
@@ -177,7 +178,11 @@ def outcome_line(held: HeldRequest) -> str:
     line = words[:1].upper() + words[1:] + "."
     if held.state is ApprovalState.APPROVED and held.job_id is not None:
         line += f" Job #{held.job_id}."
-    if held.reason and held.state in (ApprovalState.DENIED, ApprovalState.REFUSED):
+    if held.reason and held.state in (
+        ApprovalState.DENIED,
+        ApprovalState.REFUSED,
+        ApprovalState.FAILED,
+    ):
         line += f"\nReason: {render.shown_text(held.reason, 400)}"
     return line
 

@@ -15,6 +15,9 @@ from services.approval_models import ApprovalRule, ApprovalState, HeldRequest
 from services.models import JobOrigin, VideoRequest
 from services.storage.database import Database, Executor, Row
 
+# What makes the job admission creates for an approved request findable after a restart.
+APPROVAL_FINGERPRINT = "approval:{}"
+
 _PLACED = frozenset({"message_id", "alert_channel_id", "alert_message_id", "interaction_token"})
 
 
@@ -185,7 +188,8 @@ class ApprovalStore:
         job_id: int | None = None,
         reason: str | None = None,
     ) -> None:
-        """What admission made of an approved request: its job, or why it was refused."""
+        """What admission made of an approved request: its job, or why it was refused
+        (or could not be started)."""
         await self._db.execute(
             "UPDATE approval_requests SET state = ?, job_id = ?, reason = COALESCE(?, reason)"
             " WHERE id = ? AND state = 'approved'",

@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
+from cogs.approval.wording import already_decided
 from cogs.videobot import Timings, VideoBot, create_bot
 from services.app import Services, open_services
 from services.approval_models import ApprovalState
+from services.approvals import admission_origin
 from services.simulator import SegmindSimulator
 from tests.bot.conftest import fast_settings
 from tests.bot.helpers import TIMEOUT, embed_text, field, title, wait_for_clip
@@ -54,6 +56,7 @@ def fake_world() -> FakeWorld:
     world.guild.add_text_channel("mods")
     trusted = world.guild.add_role("Trusted")
     world.guild.add_member("bob", roles=[trusted])
+    world.guild.add_role("Muted")  # known to the bot from the start; given later in a test
     return world
 
 
@@ -380,6 +383,80 @@ async def test_a_public_request_approved_after_its_token_expired_is_still_delive
 
 
 # --- findings from the reviews ----------------------------------------------------------
+
+
+def role_named(fake: FakeDiscord, name: str) -> Any:
+    return next(r for r in fake.world.guild.roles if r.name == name)
+
+
+async def test_an_unexpected_error_on_approve_ends_the_request_and_tells_everyone(
+    bot, fake_discord: FakeDiscord, simulator: SegmindSimulator, members, monkeypatch
+):
+    """Admission failing for the bot's own reasons (a locked database): not "the limits"."""
+    mod, alice = members["mod"], members["alice"]
+    await require_approval(fake_discord, mod)
+    waiting = await ask(fake_discord, alice, "a fox")
+    alert = await card(fake_discord)
+    request_id = int(str(approval_button(alert, "approve")).split(":")[2])
+
+    async def locked(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(bot.services.admission, "admit", locked)
+    told = await private_reply(fake_discord, await press(fake_discord, alert, "approve", mod))
+    monkeypatch.undo()
+
+    assert only_for(told, mod)
+    assert "has ended" in told.content and "try again" not in told.content.lower()
+    await fake_discord.wait_until(
+        lambda: title(waiting) == "Approved, but it could not be started", TIMEOUT
+    )
+    assert "ask again" in (field(waiting, "Why") or "")
+    await fake_discord.wait_until(lambda: approval_button(alert, "approve") is None, TIMEOUT)
+    assert "could not start it" in embed_text(alert) and "limits" not in embed_text(alert)
+    # A late second click (a stale client) hears how it ended, not "refused by the limits".
+    held = await bot.services.approvals.get(request_id, None)
+    assert held.state is ApprovalState.FAILED
+    assert "limits" not in already_decided(held)
+    assert simulator.submit_attempts == 0 and await counted(bot, alice) == 0
+
+
+async def test_approve_counts_the_members_roles_as_they_are_now(
+    bot, fake_discord: FakeDiscord, simulator: SegmindSimulator, members
+):
+    """The member was given a blocking role while the request waited: Approve sees it."""
+    mod, alice = members["mod"], members["alice"]
+    await require_approval(fake_discord, mod)
+    waiting = await ask(fake_discord, alice, "a fox")
+    alert = await card(fake_discord)
+    muted = role_named(fake_discord, "Muted")
+    await videolimit(fake_discord, "role", {"role": muted, "count": 0, "period": "1d"}, mod)
+    fake_discord.world.guild.member(alice.id).roles.append(muted.id)  # type: ignore[union-attr]
+
+    told = await private_reply(fake_discord, await press(fake_discord, alert, "approve", mod))
+
+    assert only_for(told, mod) and "cannot be made now" in told.content
+    await fake_discord.wait_until(
+        lambda: title(waiting) == "Approved, but it cannot be made now", TIMEOUT
+    )
+    assert simulator.submit_attempts == 0 and await counted(bot, alice) == 0
+
+
+async def test_a_member_who_left_ends_the_request_and_the_moderator_is_told(
+    bot, fake_discord: FakeDiscord, simulator: SegmindSimulator, members
+):
+    mod, alice = members["mod"], members["alice"]
+    await require_approval(fake_discord, mod)
+    await ask(fake_discord, alice, "a fox")
+    alert = await card(fake_discord)
+    guild = fake_discord.world.guild
+    guild.members.remove(guild.member(alice.id))  # type: ignore[arg-type]
+
+    told = await private_reply(fake_discord, await press(fake_discord, alert, "approve", mod))
+
+    assert only_for(told, mod) and "left the server" in told.content
+    await fake_discord.wait_until(lambda: approval_button(alert, "approve") is None, TIMEOUT)
+    assert simulator.submit_attempts == 0
 
 
 @pytest.mark.parametrize("action", ["approve", "deny"])

@@ -16,6 +16,7 @@ from services.approvals import (
     Approvals,
     AuditedRule,
     UnknownRequest,
+    admission_origin,
     read_audit_detail,
 )
 from services.errors import ValidationError
@@ -263,3 +264,46 @@ async def test_an_answer_after_the_expiry_time_expires_it_instead(
         await approvals.decide(held, state, by=MOD)
     assert not again.value.expired_now  # told once: the member hears it from the first
     assert await approvals.expire_due() == []
+
+
+def approval_admission(storage: Storage, fake_clock: FakeClock) -> Admission:
+    return Admission(
+        storage,
+        default_limit=LimitSpec(5, 86400),
+        clip_cost_usd=0.36,
+        clock=fake_clock,
+        gates=AccountGates.create(fake_clock, 600),
+    )
+
+
+async def approved_and_admitted(
+    approvals: Approvals, limits: LimitService, storage: Storage, fake_clock: FakeClock
+) -> tuple[HeldRequest, Job]:
+    """As Approve does, up to the point where the process stops: the job is not linked."""
+    await require(approvals)
+    held = await held_request(approvals, limits, fingerprint="video:abc")
+    held = await approvals.place(held.id, message_id=4242) or held
+    held = await approvals.decide(held, ApprovalState.APPROVED, by=MOD)
+    admitted = await approval_admission(storage, fake_clock).admit(
+        held.request, admission_origin(held, held.role_ids)
+    )
+    return held, admitted.job
+
+
+async def test_admission_never_makes_a_second_job_for_one_approval(
+    approvals: Approvals, limits: LimitService, storage: Storage, fake_clock: FakeClock
+):
+    held, _ = await approved_and_admitted(approvals, limits, storage, fake_clock)
+    with pytest.raises(DuplicateRequest):
+        await approval_admission(storage, fake_clock).admit(
+            held.request, admission_origin(held, held.role_ids)
+        )
+
+
+async def test_the_approved_job_counts_the_members_roles_given(
+    approvals: Approvals, limits: LimitService
+):
+    await require(approvals)
+    held = await held_request(approvals, limits)
+    origin_now = admission_origin(held, (TRUSTED,))
+    assert origin_now.role_ids == (TRUSTED,) and origin_now.fingerprint == f"approval:{held.id}"

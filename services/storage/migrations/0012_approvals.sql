@@ -13,8 +13,10 @@ CREATE TABLE approval_settings (
 -- A request held for approval: no job exists for it (nothing counted or billed) until a
 -- moderator approves it; then job_id names the job admission made from it. 'refused':
 -- approved, but admission refused it then (the member's limit, a budget); 'cancelled':
--- withdrawn by the member (or a moderator) while it waited. decided_by/decided_at say who
--- ended its wait, and when; reason is a denial's or a refusal's words.
+-- withdrawn by the member (or a moderator) while it waited; 'failed': approved, but the bot
+-- could not start it (an error on its side, not the limits). decided_by/decided_at say who
+-- ended its wait, and when; reason is a denial's or a refusal's words. The job admission
+-- makes for request N carries the fingerprint 'approval:N', so a restart finds it.
 CREATE TABLE approval_requests (
     id                     INTEGER PRIMARY KEY AUTOINCREMENT,
     guild_id               INTEGER NOT NULL,
@@ -34,7 +36,7 @@ CREATE TABLE approval_requests (
     alert_message_id       INTEGER,
     state                  TEXT    NOT NULL DEFAULT 'pending'
                            CHECK (state IN ('pending', 'approved', 'refused', 'denied',
-                                            'expired', 'cancelled')),
+                                            'expired', 'cancelled', 'failed')),
     created_at             REAL    NOT NULL,
     expires_at             REAL    NOT NULL,
     decided_by             INTEGER,
