@@ -279,6 +279,37 @@ class Approvals:
         """Approved, but the bot could not start it (its own error): nothing was stored."""
         await self._storage.approvals.settle(held.id, ApprovalState.FAILED, reason=reason)
 
+    async def recover(self) -> list[tuple[HeldRequest, Job | None]]:
+        """At start-up, before the runner: every approved request whose job was never linked.
+
+        The process stopped between the approval and the link. If admission made its job
+        (found by its ``approval:N`` fingerprint), the job is linked and takes over the
+        member's message, so the runner resumes it on that message. If it made none, the
+        request ends as failed rather than admitted again: the moderator approved it against
+        the limits as they stood then, the member's interaction may be long gone, and ending
+        it costs nothing; the caller tells the member to ask again. Never two jobs.
+        """
+        store = self._storage.approvals
+        recovered: list[tuple[HeldRequest, Job | None]] = []
+        for held in await store.stranded():
+            job_id = await store.job_id_for(held)
+            job = await self._storage.jobs.get(job_id) if job_id is not None else None
+            if job is not None:
+                if job.message_id is None:
+                    job = await self.admitted(held, job)
+                else:
+                    await store.settle(held.id, ApprovalState.APPROVED, job_id=job.id)
+                log.info("approval=%s linked to its job=%s after a restart", held.id, job.id)
+            else:
+                await self.failed(held, RESTART_REASON)
+                log.warning("approval=%s approved but never admitted; ended", held.id)
+            recovered.append((await store.get(held.id) or held, job))
+        return recovered
+
+    async def uncarded(self, created_before: float) -> list[HeldRequest]:
+        """Pending requests whose moderators' card was never posted (held before a restart)."""
+        return await self._storage.approvals.uncarded(created_before)
+
     async def expire_due(self) -> list[HeldRequest]:
         """Expire every request past its time; returns those this call expired."""
         now = self._clock.time()
@@ -290,6 +321,9 @@ class Approvals:
                 current = await store.get(held.id)
                 expired.append(current or held)
         return expired
+
+
+RESTART_REASON = "The bot restarted before it could start this approved request."
 
 
 def admission_origin(held: HeldRequest, role_ids: tuple[int, ...]) -> JobOrigin:

@@ -16,6 +16,7 @@ from discord.ext import commands
 
 from cogs import words
 from cogs.approval import ids, wording
+from cogs.approval.recovery import post_missing_cards, recover_at_start
 from cogs.replies import reply
 from cogs.tree import describe_error, enter_log_context
 from cogs.video.remix import submitted_values
@@ -36,18 +37,30 @@ class ApprovalCog(commands.Cog):
     def __init__(self, bot: VideoBot) -> None:
         self.bot = bot
         self._expiry: asyncio.Task[None] | None = None
+        self._cards: asyncio.Task[None] | None = None
 
     async def cog_load(self) -> None:
-        await self.bot.services.approvals.load()
+        approvals, flow = self.bot.services.approvals, self.bot.approvals
+        await approvals.load()
+        started = self.bot.services.clock.time()
+        # Awaited here, in setup_hook before recover_unacknowledged and the runner: a job
+        # the last run admitted for an approval must get the member's message first, or it
+        # would be ended as never acknowledged.
+        try:
+            await recover_at_start(self.bot)
+        except Exception:
+            log.exception("approved requests could not be recovered; the next start tries")
         # Its first sweep is the start-up one: requests that ran out while the bot was down.
-        self._expiry = asyncio.create_task(
-            self.bot.approvals.keep_expiring(), name="approval-expiry"
+        self._expiry = asyncio.create_task(flow.keep_expiring(), name="approval-expiry")
+        self._cards = asyncio.create_task(
+            post_missing_cards(self.bot, started), name="approval-missing-cards"
         )
 
     async def cog_unload(self) -> None:
-        if self._expiry is not None:
-            self._expiry.cancel()
-            await asyncio.gather(self._expiry, return_exceptions=True)
+        tasks = [task for task in (self._expiry, self._cards) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction) -> None:

@@ -121,13 +121,13 @@ class ApprovalFlow:
         held = await services.approvals.place(held.id, message_id=message_id) or held
         if interaction.guild is not None:
             # The member has their answer; the moderators' card must not hold it up.
-            self._bot.background.spawn(self._ask_moderators(interaction.guild, held))
+            self._bot.background.spawn(self.ask_moderators(interaction.guild, held))
 
     async def _withdraw(self, held: HeldRequest) -> None:
         with contextlib.suppress(AlreadyDecided):
             await self._bot.services.approvals.decide(held, ApprovalState.CANCELLED, by=None)
 
-    async def _ask_moderators(self, guild: discord.Guild, held: HeldRequest) -> None:
+    async def ask_moderators(self, guild: discord.Guild, held: HeldRequest) -> None:
         """The card with Approve and Deny; if no moderator can be reached, the member is told."""
         message = await post_for_moderators(
             self._bot.services.limits,

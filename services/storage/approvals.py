@@ -206,11 +206,29 @@ class ApprovalStore:
         )
         return [_held_from_row(row) for row in rows]
 
-    async def pending_same(self, guild_id: int, user_id: int, fingerprint: str) -> int | None:
-        """A pending request of this member that is this same one (a double click)."""
+    async def stranded(self) -> list[HeldRequest]:
+        """Approved requests that never got their job linked (the process stopped between)."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM approval_requests WHERE state = 'approved' AND job_id IS NULL"
+            " ORDER BY id"
+        )
+        return [_held_from_row(row) for row in rows]
+
+    async def job_id_for(self, held: HeldRequest) -> int | None:
+        """The job admission made for this approved request, if it made one (any state)."""
         row = await self._db.fetchone(
-            "SELECT id FROM approval_requests WHERE guild_id = ? AND user_id = ?"
-            " AND fingerprint = ? AND state = 'pending' ORDER BY id DESC LIMIT 1",
-            (guild_id, user_id, fingerprint),
+            # The member's fingerprint index (jobs_member_fingerprint) finds it.
+            "SELECT id FROM jobs WHERE guild_id = ? AND user_id = ? AND fingerprint = ?"
+            " ORDER BY id LIMIT 1",
+            (held.guild_id, held.user_id, APPROVAL_FINGERPRINT.format(held.id)),
         )
         return int(row["id"]) if row is not None else None
+
+    async def uncarded(self, created_before: float, *, limit: int = 100) -> list[HeldRequest]:
+        """Pending requests whose moderators' card was never posted, held before then."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM approval_requests WHERE state = 'pending'"
+            " AND alert_message_id IS NULL AND created_at < ? ORDER BY id LIMIT ?",
+            (created_before, limit),
+        )
+        return [_held_from_row(row) for row in rows]

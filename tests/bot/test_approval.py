@@ -487,3 +487,104 @@ async def test_an_answer_after_the_expiry_time_does_not_go_through(
     await fake_discord.wait_until(lambda: "Expired unanswered" in embed_text(alert), TIMEOUT)
     assert approval_button(alert, "approve") is None
     assert simulator.submit_attempts == 0 and await counted(bot, alice) == 0
+
+
+def restartable(bot_env: Any, fake: FakeDiscord, simulator: SegmindSimulator) -> Any:
+    """Starts a bot over the same database, as a restart would."""
+    clock = DiscordTime(fake)
+
+    async def started() -> AsyncIterator[VideoBot]:
+        async with open_services(
+            fast_settings(bot_env), clock=clock, segmind_base_url=simulator.base_url
+        ) as opened:
+            client = create_bot(opened, guild_ready_timeout=0.05, timings=Timings())
+            async with running_client(client, fake):
+                yield client
+
+    return started
+
+
+async def stopped_after_approval(
+    bot_env: Any, fake: FakeDiscord, simulator: SegmindSimulator, *, admit: bool
+) -> tuple[StoredMessage, StoredMessage]:
+    """A request approved by the last run, which stopped before linking (or making) its job."""
+    started = restartable(bot_env, fake, simulator)
+    mod, alice = fake.world.member_named("mod"), fake.world.member_named("alice")
+    first = started()
+    bot = await first.__anext__()
+    await require_approval(fake, mod)
+    waiting = await ask(fake, alice, "a fox")
+    alert = await card(fake)
+    request_id = int(str(approval_button(alert, "approve")).split(":")[2])
+    services = bot.services
+    held = await services.approvals.get(request_id, None)
+    held = await services.approvals.decide(held, ApprovalState.APPROVED, by=mod.id)
+    if admit:
+        await services.admission.admit(held.request, admission_origin(held, held.role_ids))
+    await first.aclose()
+    return waiting, alert
+
+
+async def test_a_job_admitted_for_an_approval_before_a_restart_resumes_on_the_members_message(
+    bot_env, fake_discord: FakeDiscord, simulator: SegmindSimulator, members
+):
+    waiting, alert = await stopped_after_approval(bot_env, fake_discord, simulator, admit=True)
+
+    second = restartable(bot_env, fake_discord, simulator)()
+    restarted = await second.__anext__()
+    try:
+        await wait_for_clip(fake_discord, channel(fake_discord, "general").id)
+        assert len(simulator.submits) == 1 and await counted(restarted, members["alice"]) == 1
+        await fake_discord.wait_until(lambda: title(waiting) != WAITING, TIMEOUT)
+        await fake_discord.wait_until(lambda: approval_button(alert, "approve") is None, TIMEOUT)
+        assert "Job #" in embed_text(alert)
+    finally:
+        await second.aclose()
+
+
+async def test_an_approval_cut_short_before_admission_ends_and_the_member_is_told(
+    bot_env, fake_discord: FakeDiscord, simulator: SegmindSimulator, members
+):
+    waiting, alert = await stopped_after_approval(bot_env, fake_discord, simulator, admit=False)
+
+    second = restartable(bot_env, fake_discord, simulator)()
+    restarted = await second.__anext__()
+    try:
+        await fake_discord.wait_until(
+            lambda: title(waiting) == "Approved, but it could not be started", TIMEOUT
+        )
+        assert "ask again" in (field(waiting, "Why") or "")
+        await fake_discord.wait_until(lambda: approval_button(alert, "approve") is None, TIMEOUT)
+        assert simulator.submit_attempts == 0 and await counted(restarted, members["alice"]) == 0
+    finally:
+        await second.aclose()
+
+
+async def test_a_card_never_posted_before_a_restart_is_posted_after_it(
+    bot_env, fake_discord: FakeDiscord, simulator: SegmindSimulator, members
+):
+    mod, alice = members["mod"], members["alice"]
+    started = restartable(bot_env, fake_discord, simulator)
+    first = started()
+    bot = await first.__anext__()
+
+    async def stopped_first(*args: Any) -> None:
+        return None  # the process stopped before it asked the moderators
+
+    bot.approvals.ask_moderators = stopped_first  # type: ignore[method-assign]
+    await require_approval(fake_discord, mod)
+    waiting = await ask(fake_discord, alice, "a fox")
+    assert title(waiting) == WAITING and not cards_in_mods(fake_discord)
+    await first.aclose()
+
+    second = started()
+    await second.__anext__()
+    try:
+        alert = await card(fake_discord)
+        await press(fake_discord, alert, "approve", mod)
+        await wait_for_clip(fake_discord, channel(fake_discord, "general").id)
+        posted = fake_discord.channel_messages(channel(fake_discord, "mods"))
+        assert len(simulator.submits) == 1
+        assert [m.id for m in posted if "Approval needed" in m.content] == [alert.id]  # once
+    finally:
+        await second.aclose()

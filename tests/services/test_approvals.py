@@ -290,6 +290,22 @@ async def approved_and_admitted(
     return held, admitted.job
 
 
+async def test_a_restart_links_an_approved_requests_job_and_gives_it_the_message(
+    approvals: Approvals, limits: LimitService, storage: Storage, fake_clock: FakeClock
+):
+    _, job = await approved_and_admitted(approvals, limits, storage, fake_clock)
+    assert job.message_id is None  # as recover_unacknowledged would end it
+
+    restarted = Approvals(storage, fake_clock)
+    [(linked, found)] = await restarted.recover()
+
+    assert found is not None and found.id == job.id and found.message_id == 4242
+    assert linked.state is ApprovalState.APPROVED and linked.job_id == job.id
+    stored = await storage.jobs.get(job.id)
+    assert stored is not None and stored.message_id == 4242
+    assert await restarted.recover() == []  # once
+
+
 async def test_admission_never_makes_a_second_job_for_one_approval(
     approvals: Approvals, limits: LimitService, storage: Storage, fake_clock: FakeClock
 ):
@@ -298,6 +314,35 @@ async def test_admission_never_makes_a_second_job_for_one_approval(
         await approval_admission(storage, fake_clock).admit(
             held.request, admission_origin(held, held.role_ids)
         )
+
+
+async def test_a_restart_ends_an_approved_request_that_never_got_its_job(
+    approvals: Approvals, limits: LimitService, storage: Storage, fake_clock: FakeClock
+):
+    await require(approvals)
+    held = await held_request(approvals, limits)
+    await approvals.decide(held, ApprovalState.APPROVED, by=MOD)
+
+    restarted = Approvals(storage, fake_clock)
+    [(ended, job)] = await restarted.recover()
+
+    assert job is None and ended.state is ApprovalState.FAILED and ended.reason
+    assert await storage.jobs.unfinished() == []  # ended, not admitted again
+    assert await restarted.recover() == []
+
+
+async def test_a_request_whose_card_was_never_posted_is_found_after_a_restart(
+    approvals: Approvals, limits: LimitService, storage: Storage, fake_clock: FakeClock
+):
+    await require(approvals)
+    carded = await held_request(approvals, limits, fingerprint="a")
+    await approvals.place(carded.id, alert_channel_id=1, alert_message_id=2)
+    uncarded = await held_request(approvals, limits, fingerprint="b")
+    fake_clock.advance(1)
+    started = fake_clock.time()
+    await held_request(approvals, limits, fingerprint="c")  # held by this run: on its way
+
+    assert [h.id for h in await approvals.uncarded(started)] == [uncarded.id]
 
 
 async def test_the_approved_job_counts_the_members_roles_given(
