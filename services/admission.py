@@ -13,6 +13,8 @@ same transaction, up to 64 at a time, and committed once; each caller still gets
 job or refusal, and one request's unexpected error is its own.
 
 The server's caps and the operator's ceiling, and their notes, are ``services.spend_caps``.
+Each job is reserved at an honest upper estimate, CLIP_COST_USD or what Segmind lately
+charged for a clip of its size if more (``services.reported_cost``), read once per batch.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from services.gates import AccountGates
 from services.limits import EffectiveLimit, resolve_limit, window_start, window_usage
 from services.models import GuildSettings, Job, JobOrigin, JobState, VideoRequest
 from services.periods import LimitSpec
+from services.reported_cost import PriceKind, recent_prices, reservation_usd
 from services.spend_caps import SpendCaps
 from services.storage import NewJob, Storage
 from services.storage.database import Transaction
@@ -48,7 +51,7 @@ _MemberLimit = tuple[GuildSettings, EffectiveLimit]
 class Admitted:
     """A job that passed: stored as QUEUED and counted from now on."""
 
-    job: Job  # stored, state QUEUED, cost_usd = clip price
+    job: Job  # stored, state QUEUED, cost_usd = its reservation
     limit: EffectiveLimit
     used: int  # counted uses in the window, including this one
     remaining: int  # what is left in the window after this one
@@ -120,6 +123,17 @@ class _Usage:
 
     times: list[float] | None = None  # creation times since ``since``; None until read
     since: float = 0.0
+
+
+@dataclass(eq=False)
+class _Prices:
+    """What Segmind lately charged per clip size, read at most once per batch.
+
+    Only admission writes jobs inside the batch's transaction, and never a reported cost,
+    so a second read would find the same.
+    """
+
+    by_kind: dict[PriceKind, float] | None = None  # None until read
 
 
 class _TransactionLost(Exception):
@@ -257,6 +271,7 @@ class Admission:
         """Each request's outcome, in order, each decision seeing the jobs stored before it."""
         limits: dict[_MemberKey, _MemberLimit] = {}
         usages: dict[tuple[int, int], _Usage] = {}
+        prices = _Prices()
         outcomes: list[tuple[_Waiting, Admitted | BaseException]] = []
         for waiting in batch:
             if waiting.gone:
@@ -268,7 +283,9 @@ class Admission:
                     limits.update(await self._member_limits(tx, waiting.new.guild_id, here))
                 member = limits[_member_key(waiting)]
                 usage = usages.setdefault((waiting.new.guild_id, waiting.new.user_id), _Usage())
-                outcome: Admitted | BaseException = await self._decide(tx, waiting, member, usage)
+                outcome: Admitted | BaseException = await self._decide(
+                    tx, waiting, member, usage, prices
+                )
             except RefusedError as refusal:
                 outcome = refusal
             except Exception as error:
@@ -304,11 +321,13 @@ class Admission:
         waiting: _Waiting,
         member: _MemberLimit,
         usage: _Usage,
+        prices: _Prices,
     ) -> Admitted:
         """One request's decision inside the batch's transaction; a refusal is raised.
 
         A refusal writes nothing but the note that moderators (or the operator) were told.
-        ``usage`` is the member's counted uses, read once per batch and kept up to date.
+        ``usage`` is the member's counted uses, read once per batch and kept up to date;
+        ``prices`` what Segmind lately charged per clip size, read once per batch.
         """
         new = waiting.new
         now = self._clock.time()
@@ -333,15 +352,17 @@ class Admission:
             retry_at = window.next_free_at
             assert retry_at is not None
             raise LimitReached(limit, used=window.used, next_free_at=retry_at)
-        refusal = await self._caps.refusal(tx, settings, now)
+        if prices.by_kind is None:  # after the checks that need no price: those cost no read
+            prices.by_kind = await recent_prices(self._storage.jobs, now, self._cost, tx=tx)
+        # Reserved at an honest upper estimate until Segmind reports what it charged.
+        price = reservation_usd(new.request, self._cost, prices.by_kind)
+        refusal = await self._caps.refusal(tx, settings, now, clip_cost_usd=price)
         if refusal is not None:
             raise refusal
         # Last, so a recheck a paused account lets through is not spent on a request the
         # limits would refuse anyway.
         self._gates.check()
-        job = await self._storage.jobs.insert(
-            replace(new, created_at=now, cost_usd=self._cost), tx=tx
-        )
+        job = await self._storage.jobs.insert(replace(new, created_at=now, cost_usd=price), tx=tx)
         usage.times.append(now)  # counted from now on, as a read would find it
         used = window.used + 1
         return Admitted(
@@ -349,7 +370,7 @@ class Admission:
             limit=limit,
             used=used,
             remaining=max(0, limit.spec.count - used),
-            cost_usd=self._cost,
+            cost_usd=price,
         )
 
     async def _member_limits(

@@ -70,6 +70,7 @@ def runner_config(settings: Settings) -> RunnerConfig:
         deadline_seconds=settings.job_deadline_seconds,
         expected_seconds=expected,
         max_download_bytes=settings.max_download_bytes,
+        clip_cost_usd=settings.clip_cost_usd,
     )
 
 

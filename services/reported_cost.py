@@ -1,10 +1,12 @@
 """What Segmind says a finished clip cost (`metrics.cost`), checked before budgets trust it.
 
-Admission charges the operator's estimate (``CLIP_COST_USD``) so limits and budgets hold
-while a clip is made. When the result reports a cost, that figure replaces the estimate,
-stored with the result itself, so every sum of ``cost_usd`` (server budgets, usage reports,
-the operator's daily ceiling) counts what Segmind charged. A figure that cannot be a price
-is never worth failing a paid clip over: the estimate stays and the operator is told.
+Admission reserves each job at an honest upper estimate: ``CLIP_COST_USD``, or more when
+Segmind recently reported more for clips of the same size (``reservation_usd``), so limits,
+budgets and the operator's ceiling hold while clips are made. When the result reports a
+cost, that figure replaces the reservation, stored with the result itself, so every sum of
+``cost_usd`` (server budgets, usage reports, the operator's daily ceiling) counts what
+Segmind charged. A figure that cannot be a price is never worth failing a paid clip over:
+the estimate stays and the operator is told.
 """
 
 from __future__ import annotations
@@ -14,15 +16,55 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from services.models import VideoRequest
+from services.storage import JobStore
+from services.storage.database import Executor
+
 log = logging.getLogger(__name__)
 
 # No single clip of this model costs anything near this (Segmind lists about $0.36): a
 # larger figure is a unit mix-up (cents, credits) or garbage, not a price to bill against.
 MAX_REPORTED_COST_USD = 100.0
+# Segmind's figure is trusted only within this factor of CLIP_COST_USD either way: the
+# operator's estimate is from Segmind's price list, so a figure 100x off is cents or
+# credits, and one that small would let budgets undercount what is really billed.
+TRUSTED_FACTOR = 10.0
+# How far back admission looks for what Segmind charged for the same clip size, and at
+# most how many reported jobs it reads (a bounded, indexed read inside its transaction).
+RECENT_PRICE_SECONDS = 7 * 86400.0
+RECENT_PRICE_JOBS = 500
+
+# What drives Segmind's price for a clip: it bills GPU time, which grows with the frames
+# made and the denoising steps of each; the prompt, guidance and frame rate do not change it.
+PriceKind = tuple[int, int]  # (input_frames, steps)
 
 
-def reported_cost_usd(metrics: Mapping[str, Any], *, job_id: int) -> float | None:
-    """Segmind's own cost for the job in US dollars, or None to keep the estimate."""
+# 0.36 x 10 is 3.5999999999999996 in floats: a figure exactly at a bound is within it.
+_EPSILON_USD = 1e-9
+
+
+def trusted_range(estimate_usd: float) -> tuple[float, float]:
+    """The reported figures believed as prices, given the operator's CLIP_COST_USD."""
+    low = estimate_usd / TRUSTED_FACTOR - _EPSILON_USD
+    return low, min(estimate_usd * TRUSTED_FACTOR, MAX_REPORTED_COST_USD) + _EPSILON_USD
+
+
+def price_kind(request: VideoRequest) -> PriceKind:
+    return (request.input_frames, request.steps)
+
+
+def reported_cost_usd(
+    metrics: Mapping[str, Any],
+    *,
+    job_id: int,
+    estimate_usd: float,
+    reserved_usd: float | None = None,
+) -> float | None:
+    """Segmind's own cost for the job in US dollars, or None to keep the estimate.
+
+    ``estimate_usd`` is CLIP_COST_USD (the bound is relative to it); ``reserved_usd`` what
+    admission reserved for the job, to warn when Segmind charged more than that.
+    """
     if "cost" not in metrics:
         return None
     value = metrics["cost"]
@@ -36,9 +78,49 @@ def reported_cost_usd(metrics: Mapping[str, Any], *, job_id: int) -> float | Non
         )
         return None
     cost = float(value)
+    low, high = trusted_range(estimate_usd)
     if not math.isfinite(cost) or not 0.0 <= cost < MAX_REPORTED_COST_USD:
         log.warning(
             "job=%s Segmind reported a cost out of range (%r); keeping the estimate", job_id, cost
         )
         return None
+    if not low <= cost <= high:
+        log.warning(
+            "job=%s Segmind reported %.4f USD, not within %gx of CLIP_COST_USD=%.4f (a unit"
+            " mix-up?); keeping the estimate",
+            job_id,
+            cost,
+            TRUSTED_FACTOR,
+            estimate_usd,
+        )
+        return None
+    if reserved_usd is not None and cost > reserved_usd:
+        # Budgets and the ceiling let this job in at the reservation: they may now be passed
+        # by the difference. The next clips of this size are reserved at this figure.
+        log.warning(
+            "job=%s Segmind reported %.4f USD, more than the %.4f USD reserved for it",
+            job_id,
+            cost,
+            reserved_usd,
+        )
     return cost
+
+
+async def recent_prices(
+    jobs: JobStore, now: float, estimate_usd: float, *, tx: Executor
+) -> dict[PriceKind, float]:
+    """The highest trusted figure Segmind reported lately for each clip size."""
+    low, high = trusted_range(estimate_usd)
+    return await jobs.highest_reported_costs(
+        now - RECENT_PRICE_SECONDS, low=low, high=high, limit=RECENT_PRICE_JOBS, tx=tx
+    )
+
+
+def reservation_usd(
+    request: VideoRequest, estimate_usd: float, recent: Mapping[PriceKind, float]
+) -> float:
+    """What admission charges a job until Segmind reports its cost: an honest upper estimate.
+
+    The most Segmind charged lately for a clip of this size, never less than CLIP_COST_USD.
+    """
+    return max(estimate_usd, recent.get(price_kind(request), 0.0))

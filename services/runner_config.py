@@ -44,6 +44,9 @@ class RunnerConfig:
     # Clips posted at the same time (each may be re-encoded to fit): after an outage many
     # wait at once. No Segmind slot is held meanwhile (``max_concurrent`` is for Segmind).
     max_concurrent_deliveries: int = 3
+    # CLIP_COST_USD: Segmind's reported cost of a clip is trusted only near it
+    # (``services.reported_cost``). Settings' default.
+    clip_cost_usd: float = 0.36
     # Private clips are kept this long after delivery so their owner can share them.
     clip_retention_seconds: float = 24 * 3600
     sweep_interval: float = 3600.0

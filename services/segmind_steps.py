@@ -353,7 +353,12 @@ class SegmindSteps:
         await self._learn(forecast)
         # Segmind's own figure replaces admission's estimate in the same write as the
         # result, so the budgets never count a clip whose link is kept at the wrong price.
-        cost = reported_cost_usd(result.metrics, job_id=job.id)
+        cost = reported_cost_usd(
+            result.metrics,
+            job_id=job.id,
+            estimate_usd=self._config.clip_cost_usd,
+            reserved_usd=None if job.cost_reported else job.cost_usd,
+        )
         priced: dict[str, Any] = {} if cost is None else {"cost_usd": cost, "cost_reported": True}
         if cost is not None and cost != job.cost_usd:
             log.info(

@@ -104,17 +104,27 @@ class SpendCaps:
         self._daily_ceiling = daily_ceiling_usd
 
     async def refusal(
-        self, tx: Transaction, settings: GuildSettings, now: float
+        self,
+        tx: Transaction,
+        settings: GuildSettings,
+        now: float,
+        *,
+        clip_cost_usd: float | None = None,
     ) -> BudgetExhausted | SpendCeilingReached | None:
-        """Why one more clip may not be spent on this server now, or None when it may."""
+        """Why one more clip may not be spent on this server now, or None when it may.
+
+        ``clip_cost_usd``: what this clip is reserved at, when more than CLIP_COST_USD
+        (Segmind lately charged more for its size: ``services.reported_cost``).
+        """
+        price = self._clip_cost if clip_cost_usd is None else clip_cost_usd
         refusal: BudgetExhausted | SpendCeilingReached | None
-        refusal = await self._budget_refusal(tx, settings, now)
+        refusal = await self._budget_refusal(tx, settings, now, price)
         if refusal is None:
-            refusal = await self._ceiling_refusal(tx, settings.guild_id, now)
+            refusal = await self._ceiling_refusal(tx, settings.guild_id, now, price)
         return refusal
 
     async def _budget_refusal(
-        self, tx: Executor, settings: GuildSettings, now: float
+        self, tx: Executor, settings: GuildSettings, now: float, price: float
     ) -> BudgetExhausted | None:
         """The server's caps, in UTC calendar days and months; records the first alert."""
         guild_id = settings.guild_id
@@ -131,13 +141,13 @@ class SpendCaps:
         budget = settings.monthly_budget_usd
         if refusal is None and budget is not None:
             _, spent = await self._storage.jobs.guild_counted(guild_id, utc_month_start(now), tx=tx)
-            if spent + self._clip_cost > budget + _EPSILON_USD:
+            if spent + price > budget + _EPSILON_USD:
                 refusal = BudgetExhausted(
                     kind="monthly",
                     resets_at=utc_next_month(now),
                     budget_usd=budget,
                     spent_usd=spent,
-                    clip_cost_usd=self._clip_cost,
+                    clip_cost_usd=price,
                 )
                 key = f"budget:monthly:{month_key(now)}:{budget:.2f}"
         if refusal is None:
@@ -148,7 +158,7 @@ class SpendCaps:
         return refusal
 
     async def _ceiling_refusal(
-        self, tx: Executor, guild_id: int, now: float
+        self, tx: Executor, guild_id: int, now: float, price: float
     ) -> SpendCeilingReached | None:
         """The operator's ceiling across all servers, per UTC day; records the first alerts.
 
@@ -160,7 +170,7 @@ class SpendCaps:
             return None
         spent = await spent_today(self._storage.jobs, now, tx=tx)
         refusal = ceiling_refusal(
-            ceiling_usd=ceiling, spent_usd=spent, clip_cost_usd=self._clip_cost, now=now
+            ceiling_usd=ceiling, spent_usd=spent, clip_cost_usd=price, now=now
         )
         if refusal is None:
             return None

@@ -288,6 +288,26 @@ class JobStore:
         rows = [row for row in (recent, unsent) if row is not None]
         return sum(int(r[0]) for r in rows), sum(float(r[1]) for r in rows)
 
+    async def highest_reported_costs(
+        self, since: float, *, low: float, high: float, limit: int, tx: Executor | None = None
+    ) -> dict[tuple[int, int], float]:
+        """The highest cost Segmind reported for each (input_frames, steps), among the latest
+        ``limit`` jobs created since ``since`` whose figure lies within [low, high].
+
+        Read inside admission's transaction: newest first along the jobs_created index and
+        stopped after ``limit`` reported jobs, so its cost does not grow with history.
+        """
+        rows = await (tx or self._db).fetchall(
+            "SELECT json_extract(request_json, '$.input_frames'),"
+            " json_extract(request_json, '$.steps'), MAX(cost_usd)"
+            " FROM (SELECT request_json, cost_usd FROM jobs"
+            " WHERE created_at >= ? AND cost_reported = 1 AND cost_usd BETWEEN ? AND ?"
+            " ORDER BY created_at DESC LIMIT ?)"
+            " GROUP BY 1, 2",
+            (since, low, high, limit),
+        )
+        return {(int(row[0]), int(row[1])): float(row[2]) for row in rows}
+
     async def guild_counted(
         self, guild_id: int, since: float, *, tx: Executor | None = None
     ) -> tuple[int, float]:

@@ -29,7 +29,7 @@ from services.errors import (
 from services.gates import AccountGates, AccountPaused
 from services.models import Job, JobOrigin, JobState, VideoRequest, reroll_fingerprint
 from services.periods import LimitSpec
-from services.spend_caps import BudgetExhausted, SpendCeilingReached
+from services.spend_caps import BudgetExhausted, SpendCeilingReached, spent_today
 from services.storage import Storage
 from services.storage.database import Transaction
 from tests.fakeclock import FakeClock
@@ -856,3 +856,76 @@ async def test_a_caller_cancelled_just_after_its_answer_has_its_job_ended(
     [stored] = await storage.jobs.recent(GUILD, limit=10, user_id=1)
     # Never acknowledged, so never run: it must not hold the member's place until a restart.
     assert (stored.state, stored.error) == (JobState.CANCELLED, "not acknowledged")
+
+
+# --- reserved at what Segmind charges ------------------------------------------------------
+
+BIG = VideoRequest.create("a storm over the sea", seed=1, input_frames=60, steps=50)
+SEGMIND_PRICE = 0.80  # what Segmind reports for BIG's size, above CLIP_COST_USD
+
+
+async def segmind_reports(storage: Storage, job: Job, now: float, cost: float) -> None:
+    """Segmind accepted the job and its result reports ``cost`` (as the runner stores it)."""
+    await storage.jobs.update(job.id, now=now, request_id=f"r-{job.id}")
+    await storage.jobs.update(job.id, now=now, cost_usd=cost, cost_reported=True)
+
+
+async def test_a_job_is_reserved_at_what_segmind_lately_charged_for_its_size(
+    admission: Admission, storage: Storage, clock: FakeClock
+) -> None:
+    first = await admission.admit(BIG, origin(ALICE))
+    assert first.job.cost_usd == first.cost_usd == PRICE  # nothing reported yet: the estimate
+    await segmind_reports(storage, first.job, clock.time(), SEGMIND_PRICE)
+
+    again = await admission.admit(BIG, origin(BOB))
+    other_size = await admission.admit(REQUEST, origin(3))
+
+    assert again.job.cost_usd == again.cost_usd == SEGMIND_PRICE
+    assert other_size.job.cost_usd == other_size.cost_usd == PRICE
+
+
+async def test_a_reported_price_above_the_estimate_cannot_carry_spend_past_the_ceiling(
+    storage: Storage, clock: FakeClock, gates: AccountGates
+) -> None:
+    ceiling = 2.0
+    admission = Admission(
+        storage,
+        default_limit=LimitSpec(50, D),
+        clip_cost_usd=PRICE,
+        clock=clock,
+        gates=gates,
+        daily_spend_ceiling_usd=ceiling,
+    )
+    first = await admission.admit(BIG, origin(ALICE))
+    await segmind_reports(storage, first.job, clock.time(), SEGMIND_PRICE)
+    admitted = [first]
+    refusals: list[SpendCeilingReached] = []
+    for user in range(100, 110):  # at the estimate, 4 more would fit before the refusals
+        try:
+            admitted.append(await admission.admit(BIG, origin(user)))
+        except SpendCeilingReached as refusal:
+            refusals.append(refusal)
+    assert refusals[0].clip_cost_usd == SEGMIND_PRICE
+    assert len(admitted) == 2  # 0.80 + 0.80 + 0.80 would pass 2.00
+    for each in admitted[1:]:  # every admitted clip is made and billed at Segmind's price
+        await segmind_reports(storage, each.job, clock.time(), SEGMIND_PRICE)
+
+    async with storage.db.transaction() as tx:
+        spent = await spent_today(storage.jobs, clock.time(), tx=tx)
+    assert spent <= ceiling
+
+
+async def test_a_servers_budget_counts_the_reservation_at_segminds_price(
+    admission: Admission, storage: Storage, clock: FakeClock
+) -> None:
+    await storage.limits.update_guild_settings(
+        GUILD, actor_id=MOD, at=0.0, action="set_budget", monthly_budget_usd=1.50
+    )
+    first = await admission.admit(BIG, origin(ALICE))
+    await segmind_reports(storage, first.job, clock.time(), SEGMIND_PRICE)
+
+    with pytest.raises(BudgetExhausted) as caught:  # 0.80 + 0.80 > 1.50
+        await admission.admit(BIG, origin(BOB))
+    assert caught.value.clip_cost_usd == SEGMIND_PRICE
+    # A smaller clip still fits at the estimate.
+    assert (await admission.admit(REQUEST, origin(BOB))).cost_usd == PRICE
