@@ -178,12 +178,24 @@ class ApprovalFlow:
             why = words.refusal(refusal)
             await services.approvals.refused(held, why)
             held = await services.approvals.get(held.id, None)
-            await self.tell_member(held, "Approved, but it cannot be made now", why)
+            # A refusal is the member's business (their limit, the server's budget): a public
+            # message says only that it cannot be made; the reason goes to them privately.
+            told = await self.tell_member(
+                held,
+                "Approved, but it cannot be made now",
+                "It was approved, but it cannot be made now. Nothing was spent.",
+                private_why=why,
+            )
             await self.edit_alert(held)
+            whom = (
+                "The member was told why"
+                if told
+                else "The member's direct messages are closed, so they could not be told why"
+            )
             await reply(
                 interaction,
                 f"Approved, but request #{held.id} cannot be made now; nothing was spent. "
-                f"The member was told why:\n>>> {why}",
+                f"{whom}:\n>>> {why}",
             )
             return
         except Exception:

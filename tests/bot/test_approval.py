@@ -440,6 +440,10 @@ async def test_approve_counts_the_members_roles_as_they_are_now(
         lambda: title(waiting) == "Approved, but it cannot be made now", TIMEOUT
     )
     assert simulator.submit_attempts == 0 and await counted(bot, alice) == 0
+    # The channel reads only that it cannot be made; the member's limit is told to them alone.
+    assert not waiting.ephemeral and "blocked" not in embed_text(waiting)
+    dm = await fake_discord.wait_until(lambda: fake_discord.dm_messages(alice), TIMEOUT)
+    assert "blocked" in (dm[-1].content + embed_text(dm[-1]))
 
 
 async def test_a_member_who_left_ends_the_request_and_the_moderator_is_told(
