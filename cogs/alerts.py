@@ -137,8 +137,7 @@ async def _send(
     guild: discord.Guild, channel: Any, text: str, extra: dict[str, Any]
 ) -> tuple[bool, discord.Message | None]:
     """Whether it was posted, and the message (when discord.py hands it back)."""
-    me = guild.me
-    if me is None or not channel.permissions_for(me).send_messages:
+    if not may_post(guild, channel, embed=extra.get("embed") is not None):
         return False, None
     extra = {key: value for key, value in extra.items() if value is not None}
     try:
@@ -150,6 +149,25 @@ async def _send(
         return False, None
     log.info("guild=%s moderators told in channel=%s", guild.id, channel.id)
     return True, message
+
+
+def may_post(guild: discord.Guild, channel: Any, *, embed: bool) -> bool:
+    """Whether the bot may post in ``channel`` (a server's), with an embed if ``embed``.
+
+    Without Embed Links Discord silently drops a bot's embeds: a card whose prompt is in its
+    embed would reach the moderators blank, with Approve still on it. Such a channel is no
+    place for it, and the caller falls back as for a missing channel.
+    """
+    me = guild.me
+    if me is None:
+        return False
+    permissions = channel.permissions_for(me)
+    return bool(permissions.send_messages and (permissions.embed_links or not embed))
+
+
+def owner_dm_text(guild: discord.Guild, text: str) -> str:
+    """A DM to the owner names the server first: an owner may own several."""
+    return f"**{discord.utils.escape_markdown(guild.name[:100])}**: {text}"[:2000]
 
 
 async def _tell_owner(client: discord.Client, guild: discord.Guild, text: str) -> bool:
@@ -167,7 +185,7 @@ async def _send_owner(
         if owner is None:
             return False, None
         message = await owner.send(
-            f"**{discord.utils.escape_markdown(guild.name[:100])}**: {text}"[:2000],
+            owner_dm_text(guild, text),
             allowed_mentions=NO_PINGS,
             **extra,
         )

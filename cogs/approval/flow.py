@@ -18,7 +18,7 @@ import aiohttp
 import discord
 
 from cogs import words
-from cogs.alerts import post_for_moderators
+from cogs.alerts import owner_dm_text, post_for_moderators
 from cogs.approval import wording
 from cogs.discord_errors import UNKNOWN_MESSAGE, token_expired
 from cogs.permissions import is_moderator
@@ -110,6 +110,7 @@ class ApprovalFlow:
                 ),
                 view=wording.waiting_view(held, self._bot.custom_ids),
                 private=origin.private,
+                below=wording.WAITING_BELOW,
             )
         except Exception:
             log.warning("approval=%s could not be acknowledged", held.id, exc_info=True)
@@ -444,13 +445,26 @@ class ApprovalFlow:
         """The moderators' card says who answered, and loses its buttons; best effort."""
         if held.alert_channel_id is None or held.alert_message_id is None:
             return
-        channel = self._bot.get_partial_messageable(held.alert_channel_id)
+        text, outcome = wording.alert_text(held), wording.outcome_line(held)
         options: dict[str, Any] = {
-            "content": wording.alert_text(held),
-            "embed": wording.alert_embed(held, outcome=wording.outcome_line(held)),
+            "embed": wording.alert_embed(held, outcome=outcome),
             "view": wording.ended_view(held, self._bot.custom_ids),
             "allowed_mentions": NO_PINGS,
         }
+        guild = self._bot.get_guild(held.guild_id)
+        posted_in = guild.get_channel_or_thread(held.alert_channel_id) if guild else None
+        if guild is None:
+            pass  # the server is out of reach: the card is edited as it is
+        elif posted_in is None:
+            # Not one of the server's channels: the owner's DM, whose card names the server.
+            text = owner_dm_text(guild, text)
+        elif not posted_in.permissions_for(guild.me).embed_links:
+            # Embed Links taken away since it was posted: an edited embed would be dropped,
+            # so the answer goes in the text and the old embed is left as it was.
+            del options["embed"]
+            text = f"{text}\n{outcome}"
+        options["content"] = text[:2000]
+        channel = self._bot.get_partial_messageable(held.alert_channel_id)
         try:
             await channel.get_partial_message(held.alert_message_id).edit(**options)
         except DISCORD_TROUBLE as error:

@@ -1,0 +1,106 @@
+"""Approval under Discord's own rules: Embed Links, the modal's 3 s, deferred answers, DMs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cogs.videobot import Timings, VideoBot
+from tests.bot.helpers import TIMEOUT, embed_text
+from tests.bot.test_approval import (  # noqa: F401 - fixtures
+    WAITING,
+    approval_button,
+    ask,
+    card,
+    cards_in_mods,
+    channel,
+    fake_world,
+    press,
+    private_reply,
+    require_approval,
+    services,
+)
+from tests.fakediscord import FakeDiscord, FakeMember, Perm, payloads
+
+MODAL = 9
+DEFERRED = 5
+
+
+@pytest.fixture
+def bot_timings() -> Timings:
+    # A stalled database makes the bot defer after 0.2 s, as in test_acknowledgement.
+    return Timings(approval_sweep_interval=0.05, admission_budget=0.2)
+
+
+async def take_from_bot(fake: FakeDiscord, bot: VideoBot, name: str, permission: int) -> None:
+    """Deny the bot ``permission`` in channel ``name``, and wait until the bot knows it."""
+    target = channel(fake, name)
+    target.deny(fake.world.guild.member(fake.world.bot.id), permission)
+    await fake.dispatch_event("CHANNEL_UPDATE", payloads.channel(target))
+    guild = bot.get_guild(fake.world.guild.id)
+    assert guild is not None
+    await fake.wait_until(
+        lambda: not bot.get_channel(target.id).permissions_for(guild.me).value & permission
+    )
+
+
+def people(fake: FakeDiscord) -> tuple[FakeMember, FakeMember]:
+    """The moderator and a member without the exempt role."""
+    return fake.world.member_named("mod"), fake.world.member_named("alice")
+
+
+def owner_card(fake: FakeDiscord) -> Any:
+    owner = fake.world.member_named("operator")
+    return next((m for m in fake.dm_messages(owner) if approval_button(m, "approve")), None)
+
+
+async def test_without_embed_links_in_the_alerts_channel_the_card_goes_to_the_owner_whole(
+    bot,
+    fake_discord: FakeDiscord,
+):
+    """Discord drops embeds without Embed Links: a card there would offer Approve blind."""
+    mod, alice = people(fake_discord)
+    await require_approval(fake_discord, mod)
+    await take_from_bot(fake_discord, bot, "mods", Perm.EMBED_LINKS)
+
+    await ask(fake_discord, alice, "a very questionable prompt")
+
+    dm = await fake_discord.wait_until(lambda: owner_card(fake_discord), TIMEOUT)
+    assert "questionable" in embed_text(dm)  # what Approve approves is on the card
+    assert not cards_in_mods(fake_discord)  # no blank card with Approve on it
+
+
+async def test_an_answered_card_in_a_channel_that_lost_embed_links_still_says_the_answer(
+    bot,
+    fake_discord: FakeDiscord,
+):
+    mod, alice = people(fake_discord)
+    await require_approval(fake_discord, mod, expires="30m")
+    await ask(fake_discord, alice, "a fox")
+    alert = await card(fake_discord)
+    await take_from_bot(fake_discord, bot, "mods", Perm.EMBED_LINKS)
+
+    fake_discord.advance(31 * 60)
+
+    await fake_discord.wait_until(lambda: "Expired unanswered" in alert.content, TIMEOUT)
+    assert "a fox" in embed_text(alert)  # the card's old embed is left as it was
+    assert approval_button(alert, "approve") is None
+
+
+async def test_an_owner_dm_card_keeps_the_server_name_when_answered(
+    bot,
+    fake_discord: FakeDiscord,
+):
+    mod, alice = people(fake_discord)
+    await require_approval(fake_discord, mod, expires="30m")
+    await take_from_bot(fake_discord, bot, "mods", Perm.SEND_MESSAGES)
+    await ask(fake_discord, alice, "a fox")
+    dm = await fake_discord.wait_until(lambda: owner_card(fake_discord), TIMEOUT)
+    server = f"**{fake_discord.world.guild.name}**: "
+    assert dm.content.startswith(server)
+
+    fake_discord.advance(31 * 60)
+
+    await fake_discord.wait_until(lambda: "Expired unanswered" in embed_text(dm), TIMEOUT)
+    assert dm.content.startswith(server)  # an owner of several servers still knows which
