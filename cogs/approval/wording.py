@@ -26,6 +26,8 @@ def alert_text(held: HeldRequest) -> str:
     return f"Approval needed: <@{held.user_id}> asked for {kind} in <#{held.channel_id}>."
 
 
+# Said privately before a public waiting message when the request had to be deferred.
+WAITING_BELOW = "Your request is waiting for a moderator's approval; see below."
 PRIVATE_PROMPT = "*private prompt: press Show to see it*"
 NOT_MODERATOR_SHOW = "Only moderators can see a private request's prompt."
 

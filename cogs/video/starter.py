@@ -262,10 +262,12 @@ class JobStarter:
         embed: discord.Embed,
         view: discord.ui.View,
         private: bool,
+        below: str = "Your video is on its way; progress is below.",
     ) -> int:
         """Post the progress message as the interaction's answer; returns its message id.
 
-        Also the "waiting for approval" message of a held request (``cogs.approval``).
+        Also the "waiting for approval" message of a held request (``cogs.approval``), which
+        passes its own ``below``: the private line said after a defer, before a public message.
         """
         if not interaction.response.is_done():
             try:
@@ -282,9 +284,7 @@ class JobStarter:
             return message_id or (await interaction.original_response()).id
         # Deferred privately: the first follow-up replaces "thinking" and stays private.
         if not private:
-            await interaction.followup.send(
-                "Your video is on its way; progress is below.", ephemeral=True
-            )
+            await interaction.followup.send(below, ephemeral=True)
         message = await interaction.followup.send(
             embed=embed, view=view, ephemeral=private, wait=True
         )

@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
+from cogs.approval.wording import WAITING_BELOW
 from cogs.videobot import Timings, VideoBot
+from services.app import Services
 from tests.bot.helpers import TIMEOUT, embed_text
 from tests.bot.test_approval import (  # noqa: F401 - fixtures
     WAITING,
@@ -104,3 +106,27 @@ async def test_an_owner_dm_card_keeps_the_server_name_when_answered(
 
     await fake_discord.wait_until(lambda: "Expired unanswered" in embed_text(dm), TIMEOUT)
     assert dm.content.startswith(server)  # an owner of several servers still knows which
+
+
+async def test_a_deferred_held_request_says_it_waits_for_approval_not_that_it_is_on_its_way(
+    bot,
+    fake_discord: FakeDiscord,
+    services: Services,
+):
+    mod, alice = people(fake_discord)
+    await require_approval(fake_discord, mod)
+    async with services.storage.db.transaction():  # the hold waits: the bot defers first
+        record = await fake_discord.dispatch_slash_command("video", {"prompt": "a fox"}, user=alice)
+        await fake_discord.wait_for_ack(record)
+        assert record.response_type == DEFERRED
+
+    def notes(member: FakeMember) -> list[str]:
+        return [
+            m.content or ""
+            for m in fake_discord.all_channel_messages(record.channel_id)
+            if m.ephemeral and m.visible_to == {member.id}
+        ]
+
+    await card(fake_discord)
+    await fake_discord.wait_until(lambda: WAITING_BELOW in notes(alice), TIMEOUT)
+    assert not any("on its way" in note for note in notes(alice))
