@@ -135,9 +135,11 @@ def waiting_view(held: HeldRequest, custom_ids: CustomIds) -> discord.ui.View:
     return view
 
 
-def deny_form(held: HeldRequest, custom_ids: CustomIds) -> discord.ui.Modal:
+def deny_form(request_id: int, custom_ids: CustomIds) -> discord.ui.Modal:
+    """Built from the button's signed id alone: it must be the click's first answer."""
     form = discord.ui.Modal(
-        title=f"Deny request #{held.id}", custom_id=ids.make(custom_ids, ids.DENY_FORM, held.id)
+        title=f"Deny request #{request_id}",
+        custom_id=ids.make(custom_ids, ids.DENY_FORM, request_id),
     )
     form.add_item(
         discord.ui.TextInput(

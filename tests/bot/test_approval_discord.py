@@ -8,8 +8,7 @@ import pytest
 
 from cogs.approval.wording import WAITING_BELOW
 from cogs.videobot import Timings, VideoBot
-from services.app import Services
-from tests.bot.helpers import TIMEOUT, embed_text
+from tests.bot.helpers import TIMEOUT, embed_text, title
 from tests.bot.test_approval import (  # noqa: F401 - fixtures
     WAITING,
     approval_button,
@@ -23,6 +22,7 @@ from tests.bot.test_approval import (  # noqa: F401 - fixtures
     require_approval,
     services,
 )
+from tests.bot.test_moderation import only_for, settled_answer
 from tests.fakediscord import FakeDiscord, FakeMember, Perm, payloads
 
 MODAL = 9
@@ -108,14 +108,52 @@ async def test_an_owner_dm_card_keeps_the_server_name_when_answered(
     assert dm.content.startswith(server)  # an owner of several servers still knows which
 
 
-async def test_a_deferred_held_request_says_it_waits_for_approval_not_that_it_is_on_its_way(
+async def test_deny_opens_its_form_at_once_under_a_busy_database(
     bot,
     fake_discord: FakeDiscord,
-    services: Services,
 ):
     mod, alice = people(fake_discord)
     await require_approval(fake_discord, mod)
-    async with services.storage.db.transaction():  # the hold waits: the bot defers first
+    waiting = await ask(fake_discord, alice, "a fox")
+    alert = await card(fake_discord)
+
+    async with bot.services.storage.db.transaction():  # every read now waits for the lock
+        opener = await press(fake_discord, alert, "deny", mod)
+        assert opener.response_type == MODAL
+
+    submit = await fake_discord.dispatch_modal_submit(opener, {"reason": "not here"})
+    await fake_discord.wait_for_ack(submit)
+    told = await settled_answer(fake_discord, submit)
+    assert only_for(told, mod) and "Denied" in told.content
+    await fake_discord.wait_until(lambda: title(waiting) == "Request denied", TIMEOUT)
+
+
+async def test_a_member_who_opens_the_deny_form_changes_nothing(
+    bot,
+    fake_discord: FakeDiscord,
+):
+    mod, alice = people(fake_discord)
+    await require_approval(fake_discord, mod)
+    waiting = await ask(fake_discord, alice, "a fox")
+    alert = await card(fake_discord)
+
+    opener = await press(fake_discord, alert, "deny", alice)
+    submit = await fake_discord.dispatch_modal_submit(opener, {"reason": "mine"})
+    await fake_discord.wait_for_ack(submit)
+    refused = await settled_answer(fake_discord, submit)
+
+    assert only_for(refused, alice) and "Only moderators" in refused.content
+    assert title(waiting) == WAITING
+    assert approval_button(alert, "approve") is not None
+
+
+async def test_a_deferred_held_request_says_it_waits_for_approval_not_that_it_is_on_its_way(
+    bot,
+    fake_discord: FakeDiscord,
+):
+    mod, alice = people(fake_discord)
+    await require_approval(fake_discord, mod)
+    async with bot.services.storage.db.transaction():  # the hold waits: the bot defers first
         record = await fake_discord.dispatch_slash_command("video", {"prompt": "a fox"}, user=alice)
         await fake_discord.wait_for_ack(record)
         assert record.response_type == DEFERRED
