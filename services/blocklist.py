@@ -34,6 +34,9 @@ from services.clock import Clock
 from services.errors import RefusedError, ValidationError
 from services.models import BlockedPrompt, BlocklistEntry, VideoRequest
 from services.storage import Storage
+from services.storage.blocklist import ADD_ACTION, REMOVE_ACTION
+
+__all__ = ["ADD_ACTION", "REMOVE_ACTION", "Blocklist", "PromptBlocked"]  # cogs import these here
 
 log = logging.getLogger(__name__)
 

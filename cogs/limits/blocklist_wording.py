@@ -10,10 +10,9 @@ import discord
 
 from cogs.pages import paginate
 from cogs.words import discord_timestamp, plural
-from services.blocklist import BlocklistOverview, TermAdded
+from services.blocklist import ADD_ACTION, REMOVE_ACTION, BlocklistOverview, TermAdded
 from services.blocklist_terms import show_term
 from services.models import AuditEntry, BlockedPrompt, BlocklistEntry
-from services.storage.blocklist import ADD_ACTION, REMOVE_ACTION
 
 TERM_HELP = (
     "A word or phrase (whole words, any case, look-alike letters count), "

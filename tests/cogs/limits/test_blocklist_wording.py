@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -9,6 +10,8 @@ from types import SimpleNamespace
 import discord
 import pytest
 
+from cogs.limits import blocklist as blocklist_cog
+from cogs.limits import blocklist_wording
 from cogs.limits.blocklist import blocked_term_autocomplete
 from cogs.limits.blocklist_wording import render_blocklist
 from services.blocklist import Blocklist, BlocklistOverview
@@ -61,3 +64,17 @@ async def test_remove_suggests_the_servers_terms_to_moderators_only(storage):
 
 async def _no_role(guild_id: int) -> None:
     return None
+
+
+def test_the_blocklist_cog_reaches_storage_only_through_the_service():
+    for module in (blocklist_cog, blocklist_wording):
+        tree = ast.parse(Path(module.__file__ or "").read_text())
+        imported = [
+            node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+        ] + [
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        ]
+        assert not [name for name in imported if name.startswith("services.storage")], module
