@@ -116,12 +116,15 @@ class VideoBotTree(app_commands.CommandTree["VideoBot"]):
                 getattr(original, "detail", original),
             )
         else:
+            # A BotError's detail, not the text shown: the answer to a moderator can quote
+            # what they typed (a blocklist term), which is not for the operator's log.
+            original = getattr(error, "original", error)
             log.info(
                 "command=%s guild=%s user=%s refused: %s",
                 command,
                 interaction.guild_id,
                 interaction.user.id,
-                text,
+                original.detail if isinstance(original, BotError) else text,
             )
         try:
             await reply(interaction, text, ephemeral=True)

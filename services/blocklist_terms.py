@@ -136,12 +136,19 @@ def joined_letters(words: Sequence[str]) -> list[str]:
 
 # --- terms -----------------------------------------------------------------------------
 
+# What the operator's log says of a refused term: the term itself is for moderators only
+# (a log is read by whoever runs the host, and a term can be a slur).
+TERM_REFUSED_DETAIL = "blocklist term refused"
+
 
 class TermAlreadyBlocked(ValidationError):
     """The term (or one that reads the same, like `Bad` for `bad`) is on the list already."""
 
     def __init__(self, existing: str) -> None:
-        super().__init__(f"{show_term(existing)} is already on the blocklist; nothing was changed.")
+        super().__init__(
+            f"{show_term(existing)} is already on the blocklist; nothing was changed.",
+            detail="blocklist add: the term is already listed",
+        )
         self.existing = existing
 
 
@@ -155,7 +162,14 @@ class BlocklistFull(ValidationError):
 
 class TermNotBlocked(ValidationError):
     def __init__(self, term: str) -> None:
-        super().__init__(f"{show_term(term)} is not on the blocklist; nothing was changed.")
+        super().__init__(
+            f"{show_term(term)} is not on the blocklist; nothing was changed.",
+            detail="blocklist remove: the term is not listed",
+        )
+
+
+def _refused(message: str) -> ValidationError:
+    return ValidationError(f"{message} Nothing was changed.", detail=TERM_REFUSED_DETAIL)
 
 
 def show_term(term: str) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import re
+
+import pytest
 
 from services.simulator import SegmindSimulator
 from tests.bot.helpers import (
@@ -157,3 +160,24 @@ async def test_a_duplicate_a_bad_pattern_and_a_term_not_listed_get_clear_private
     assert "not a valid regular expression" in invalid.content
     assert "takes too long" in catastrophic.content
     assert "`castle` is not on the blocklist" in missing.content
+
+
+async def test_terms_in_a_moderators_refused_change_stay_out_of_the_log(
+    bot, fake_discord: FakeDiscord, caplog: pytest.LogCaptureFixture
+):
+    mod = fake_discord.world.member_named("mod")
+    # INFO and up: what an operator keeps (DEBUG has discord.py's raw gateway events).
+    caplog.set_level(logging.INFO)
+    await block(fake_discord, "zanzibar")
+
+    answers = [
+        await block(fake_discord, "Zanzibar"),
+        await block(fake_discord, "/(zanzibar/"),
+        await videolimit(fake_discord, "blocklist remove", {"term": "quixotic"}, mod),
+    ]
+
+    assert ["othing was changed" in a.content for a in answers] == [True] * 3
+    assert "`zanzibar` is already" in answers[0].content and "quixotic" in answers[2].content
+    logged = "\n".join(r.getMessage() for r in caplog.records).casefold()
+    assert "refused" in logged  # the refusals were logged, without their terms
+    assert "zanzibar" not in logged and "quixotic" not in logged

@@ -210,8 +210,9 @@ async def test_a_stored_catastrophic_pattern_fails_closed_without_blocking_the_l
 
 async def test_a_term_that_reads_the_same_as_one_listed_is_a_duplicate(blocklist):
     await blocklist.add(GUILD, "Dragon", actor_id=MOD)
-    with pytest.raises(TermAlreadyBlocked, match="`Dragon` is already"):
+    with pytest.raises(TermAlreadyBlocked) as refused:
         await blocklist.add(GUILD, "dr\N{CYRILLIC SMALL LETTER A}gon", actor_id=MOD)
+    assert "`Dragon` is already" in refused.value.user_message
 
 
 async def test_a_full_blocklist_refuses_another_term(storage):
@@ -226,8 +227,9 @@ async def test_removing_a_term_lets_the_prompt_through_and_removing_it_again_say
     await blocklist.add(GUILD, "dragon", actor_id=MOD)
     assert await blocklist.remove(GUILD, "DRAGON", actor_id=MOD) == "dragon"
     await blocklist.screen(GUILD, CHANNEL, MEMBER, request("a dragon"))
-    with pytest.raises(TermNotBlocked, match="`DRAGON` is not on the blocklist"):
+    with pytest.raises(TermNotBlocked) as refused:
         await blocklist.remove(GUILD, "DRAGON", actor_id=MOD)
+    assert "`DRAGON` is not on the blocklist" in refused.value.user_message
 
 
 async def test_each_change_is_in_the_audit_log(blocklist, storage):
