@@ -4,16 +4,24 @@ Plain functions and a compiled ``TermSet``, no storage and no event loop: the se
 (services.blocklist) caches one TermSet per server and runs the pattern part in a thread.
 
 Normalisation makes look-alike spellings one spelling, so that a member cannot slip a
-term past the check with characters that read the same: NFKC (fullwidth and
-mathematical letters become plain ones), casefold, drop invisible characters (format
-characters such as zero-width spaces and joiners, soft hyphens, variation selectors,
-Hangul fillers) and combining marks, then map the Cyrillic and Greek letters that look
-like Latin ones to those Latin letters. The table below is a compact excerpt of Unicode's
-confusables.txt (the letters that confusables.txt maps to a single Latin letter, plus
-the lowercase forms of Cyrillic and Greek capitals that look like Latin capitals, since
-casefolding comes first). No library is used: confusable-homoglyphs detects mixed scripts
-but has no skeleton to match against, and a full TR39 skeleton maps far more than prompts
-need, at the price of a dependency.
+term past the check with characters that read the same: drop every default-ignorable
+code point (Unicode's Default_Ignorable_Code_Point ranges, assigned or not: zero-width
+characters, joiners, soft hyphens, variation selectors, tags, Hangul fillers) and the
+narrow spaces that look like no space at all inside a word, NFKC (fullwidth and
+mathematical letters become plain ones), map Greek and Cyrillic capitals that look like
+Latin capitals (before casefolding, which would turn Greek H into eta, an `n`), casefold,
+drop combining marks, then map the lowercase look-alikes (Cyrillic, Greek, small
+capitals, Cherokee, Lisu) to Latin letters. The tables below are compact excerpts of
+Unicode's confusables.txt (letters it maps to a single Latin letter). No library is
+used: confusable-homoglyphs detects mixed scripts but has no skeleton to match against,
+and a full TR39 skeleton maps far more than prompts need, at the price of a dependency.
+
+Patterns run on RE2 (google-re2), not a backtracking engine: matching takes time linear
+in the text (prompts are at most 2000 characters), so `(a+)+$` is as quick as `a+$`, and
+compiling is bounded too: RE2 refuses repeat counts over 1000 (nested ones multiplied)
+and programs over ``PATTERN_MAX_MEMORY``, in microseconds, without holding the GIL for
+seconds the way a backtracking engine expanding `x{1000000000}` does. The price: no
+backreferences and no lookaround, which are refused with a message saying so.
 """
 
 from __future__ import annotations
@@ -92,20 +100,140 @@ _LOOK_ALIKES = {
     "\N{LATIN SMALL LETTER D WITH STROKE}": "d",
     "\N{LATIN SMALL LETTER H WITH STROKE}": "h",
 }
+# Small capitals and the Latin alpha: Latin letters Unicode keeps apart from a, b, c...
+_LOOK_ALIKES.update(
+    zip(
+        "\u1d00\u0299\u1d04\u1d05\u1d07\ua730\u0262\u029c\u026a\u1d0a\u1d0b\u029f\u1d0d"
+        "\u0274\u1d0f\u1d18\ua7af\u0280\ua731\u1d1b\u1d1c\u1d20\u1d21\u028f\u1d22\u0251",
+        "abcdefghijklmnopqrstuvwyza",
+        strict=True,
+    )
+)
+# Cherokee capitals (what casefolding leaves of Cherokee) and Lisu letters that are Latin
+# capitals in shape, by name so a reader can check them against confusables.txt.
+_LOOK_ALIKES.update(
+    {
+        unicodedata.lookup(f"CHEROKEE LETTER {name}"): latin
+        for name, latin in (
+            ("GO", "a"),
+            ("YV", "b"),
+            ("TLI", "c"),
+            ("A", "d"),
+            ("GV", "e"),
+            ("MI", "h"),
+            ("TSO", "k"),
+            ("TLE", "l"),
+            ("LU", "m"),
+            ("TLV", "p"),
+            ("SV", "r"),
+            ("DU", "s"),
+            ("I", "t"),
+            ("DO", "v"),
+            ("LA", "w"),
+            ("GI", "y"),
+            ("NO", "z"),
+        )
+    }
+)
+_LOOK_ALIKES.update(
+    {
+        unicodedata.lookup(f"LISU LETTER {name}"): latin
+        for name, latin in (
+            ("A", "a"),
+            ("BA", "b"),
+            ("CA", "c"),
+            ("DA", "d"),
+            ("E", "e"),
+            ("TSA", "f"),
+            ("GA", "g"),
+            ("XA", "h"),
+            ("I", "i"),
+            ("JA", "j"),
+            ("KA", "k"),
+            ("LA", "l"),
+            ("MA", "m"),
+            ("NA", "n"),
+            ("O", "o"),
+            ("PA", "p"),
+            ("ZHA", "r"),
+            ("SA", "s"),
+            ("TA", "t"),
+            ("U", "u"),
+            ("HA", "v"),
+            ("WA", "w"),
+            ("YA", "y"),
+            ("DZA", "z"),
+        )
+    }
+)
 _LOOK_ALIKE_TABLE = str.maketrans(_LOOK_ALIKES)
-# Invisible, yet letters or symbols to Unicode (so not category Cf): Hangul fillers, blank braille.
-_INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-_DROPPED_CATEGORIES = frozenset({"Cf", "Mn", "Me"})  # format chars; combining marks, VS
+
+# Greek and Cyrillic capitals that look like Latin capitals, mapped before casefolding:
+# casefolded, Greek H is eta (which reads `n`) and Greek N is nu (`v`).
+_CAPITALS = {
+    **dict(
+        zip(
+            "\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7",
+            "abezhikmnoptyx",
+            strict=True,
+        )
+    ),  # Greek
+    **dict(
+        zip(
+            "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0423\u0425"
+            "\u0405\u0406\u0408\u04ae\u04c0\u051a\u051c",
+            "abekmhopctyxsijyiqw",
+            strict=True,
+        )
+    ),  # Cyrillic
+}
+_CAPITALS_TABLE = str.maketrans(_CAPITALS)
+
+# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt), unassigned ones
+# included: a newer font or keyboard can type them, and they render as nothing.
+_DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD),
+    (0x034F, 0x034F),
+    (0x061C, 0x061C),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
+# Spaces narrow enough to sit inside a word unseen (six-per-em, punctuation, thin, hair,
+# narrow no-break, medium mathematical): dropped, so `b<thin space>a d` reads `bad`. An
+# ordinary, no-break or wider space still separates words, as it must for `a class act`.
+_NARROW_SPACES = "\u2006\u2008\u2009\u200a\u202f\u205f"
+# Invisible, yet letters or symbols to Unicode and not default-ignorable: blank braille.
+_DROPPED = str.maketrans(
+    dict.fromkeys(
+        [cp for low, high in _DEFAULT_IGNORABLE for cp in range(low, high + 1)]
+        + [ord(c) for c in _NARROW_SPACES + "\u2800"]
+    )
+)
+_DROPPED_CATEGORIES = frozenset({"Cf", "Mn", "Me"})  # other format chars; combining marks
 _WORD = re.compile(r"[^\W_]+")
 
 
 def normalise(text: str) -> str:
     """The text as the blocklist reads it: one spelling for look-alikes, nothing invisible."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
+    # Dropped before NFKC, which would turn the narrow spaces into ordinary ones.
+    visible = unicodedata.normalize("NFKC", text.translate(_DROPPED))
+    folded = visible.translate(_CAPITALS_TABLE).casefold()
     kept = (
         char
         for char in unicodedata.normalize("NFD", folded)
-        if unicodedata.category(char) not in _DROPPED_CATEGORIES and char not in _INVISIBLE_LETTERS
+        if unicodedata.category(char) not in _DROPPED_CATEGORIES
     )
     return unicodedata.normalize("NFC", "".join(kept).translate(_LOOK_ALIKE_TABLE))
 

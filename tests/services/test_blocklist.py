@@ -66,11 +66,57 @@ def request(prompt: str, negative: str = "low quality") -> VideoRequest:
         "ba\ufe0fd",  # variation selector
         "b\u0301a\u0308d",  # combining marks
         "b\u3164ad",  # Hangul filler, invisible yet a letter to Unicode
+        # Default-ignorable code points, unassigned ones too (they render as nothing)
+        "ba\u2065d",
+        "ba\ufff0d",
+        "ba\ufff8d",
+        "ba\U000e0080d",  # in the tag block, unassigned
+        "b\U000e0041a\U000e0fffd",
+        "ba\u180fd",
+        # Narrow spaces that vanish inside a word
+        "b\u2006a\u2009d",
+        "ba\u200ad",
+        "b\u202fad",
+        "ba\u205fd",
+        # Greek and Cyrillic capitals, read before casefolding turns them into other letters
+        "\N{GREEK CAPITAL LETTER BETA}\N{CYRILLIC CAPITAL LETTER A}D",
+        # Small capitals and the Latin alpha
+        "\N{LATIN LETTER SMALL CAPITAL B}\N{LATIN LETTER SMALL CAPITAL A}"
+        "\N{LATIN LETTER SMALL CAPITAL D}",
+        "b\N{LATIN SMALL LETTER ALPHA}d",
+        # Cherokee and Lisu capitals
+        "\N{CHEROKEE LETTER YV}\N{CHEROKEE LETTER GO}\N{CHEROKEE LETTER A}",
+        "\N{LISU LETTER BA}\N{LISU LETTER A}\N{LISU LETTER DA}",
     ],
 )
 def test_look_alike_and_invisible_spellings_normalise_to_the_plain_word(evasion):
     assert normalise(evasion) == "bad"
     assert blocks(["bad"], f"a {evasion} idea")
+
+
+@pytest.mark.parametrize(
+    ("capitals", "reads"),
+    [
+        (
+            "\u0397\u0395\u039c\u039d\u03a5\u039a\u03a4\u0392\u03a1\u03a7\u0396\u0399\u039f\u0391",
+            "hemnyktbpxzioa",
+        ),
+        (
+            "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0423\u0425",
+            "abekmhopctyx",
+        ),
+    ],
+)
+def test_greek_and_cyrillic_capitals_read_as_the_latin_capitals_they_look_like(capitals, reads):
+    assert normalise(capitals) == reads
+    assert blocks(["hello"], "\N{GREEK CAPITAL LETTER ETA}ELLO")
+    assert blocks(["nsfw"], "\N{GREEK CAPITAL LETTER NU}SFW")
+
+
+def test_an_ordinary_or_no_break_space_still_separates_words():
+    assert not blocks(["ass"], "a\u00a0class act")
+    assert not blocks(["bad"], "ba d")
+    assert blocks(["bad"], "so\u00a0bad")
 
 
 def test_greek_look_alikes_read_as_latin():
