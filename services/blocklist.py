@@ -2,11 +2,12 @@
 
 Screening runs before Discord's 3-second answer, so each server's terms are compiled once
 and kept in memory, refreshed by every add and remove. Word terms are matched in the event
-loop (an index lookup per word); patterns run in a worker thread, each with a timeout and
-all of them within a total budget, so no pattern can hold up the bot. A pattern that runs
-out of time counts as a match (fail closed): an unchecked prompt could be the one it was
-written to stop, and a refusal costs the member nothing. Such patterns are refused when
-added, by running them on hostile texts first, so this is a last line, and it is logged.
+loop (an index lookup per word); patterns run in a worker thread on RE2, whose time is
+linear in the prompt (at most 2000 characters), within a total budget checked between
+patterns. Past the budget the request counts as a match (fail closed): an unchecked prompt
+could be the one a pattern was written to stop, and a refusal costs the member nothing.
+Patterns slow enough to make that likely are refused when added, so this is a last line,
+and it is logged.
 
 This process's cache is the only copy: with several processes on one database, a term
 added on one reaches the others when they restart.
@@ -20,7 +21,6 @@ from dataclasses import dataclass
 
 from services.blocklist_terms import (
     MAX_TERMS,
-    PATTERN_TIMEOUT_SECONDS,
     PATTERNS_BUDGET_SECONDS,
     Hit,
     Term,
@@ -85,8 +85,11 @@ def _compile(entries: list[BlocklistEntry]) -> TermSet:
         try:
             terms.append(parse_term(entry.term))
         except ValidationError:
-            # Stored by a version that read terms differently; it cannot match, say so.
-            log.warning("guild=%s a stored blocklist term no longer parses", entry.guild_id)
+            # Stored by a version that read terms differently (or with another regex
+            # engine): skipped, so one such term cannot break screening for the server.
+            log.warning(
+                "guild=%s a stored blocklist term no longer parses; skipped", entry.guild_id
+            )
     return TermSet(terms)
 
 
@@ -104,13 +107,11 @@ class Blocklist:
         clock: Clock,
         *,
         max_terms: int = MAX_TERMS,
-        pattern_timeout: float = PATTERN_TIMEOUT_SECONDS,
         patterns_budget: float = PATTERNS_BUDGET_SECONDS,
     ) -> None:
         self._storage = storage
         self._clock = clock
         self._max_terms = max_terms
-        self._pattern_timeout = pattern_timeout
         self._patterns_budget = patterns_budget
         self._cache: dict[int, TermSet] = {}
 
@@ -170,10 +171,7 @@ class Blocklist:
         if not terms.patterns:
             return None
         return await asyncio.to_thread(
-            terms.match_patterns,
-            normalised,
-            timeout=self._pattern_timeout,
-            budget=self._patterns_budget,
+            terms.match_patterns, normalised, budget=self._patterns_budget
         )
 
     async def add(self, guild_id: int, text: str, *, actor_id: int) -> TermAdded:

@@ -31,18 +31,34 @@ import time
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-import regex
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type hints
 
 from services.errors import ValidationError
 
 MAX_TERM_LENGTH = 100
 MAX_TERMS = 200
-# One pattern may take this long on one text before it counts as a match (fail closed).
-PATTERN_TIMEOUT_SECONDS = 0.05
-# All patterns together, on one request: screening comes before Discord's 3 s answer.
+# A new pattern slower than this on a 2000-character hostile text is refused. RE2 is linear,
+# so only a pattern whose program is huge (`(\w*\s*\w*){1000}z`) comes near it; 200 such
+# patterns would exceed the budget below on every request.
+PATTERN_SLOW_SECONDS = 0.02
+# All patterns together, on one request: screening comes before Discord's 3 s answer. RE2
+# cannot be interrupted, so this is checked between patterns; past it, fail closed.
 PATTERNS_BUDGET_SECONDS = 0.5
+# RE2's memory for one compiled pattern: plenty for any word list, refuses `\pL{1000}`.
+PATTERN_MAX_MEMORY = 1 << 20
+
+
+def _re2_options() -> re2.Options:
+    options = re2.Options()
+    options.case_sensitive = False
+    options.max_mem = PATTERN_MAX_MEMORY
+    options.log_errors = False  # RE2 would write the pattern to stderr: terms stay out of logs
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
 
 # Confusables (Unicode confusables.txt, single Latin letter targets), as casefolded text has
 # them. Written by name: the whole point of these letters is that they look like Latin ones.
@@ -313,77 +329,106 @@ class Term:
     kind: Literal["words", "pattern"]
     key: str  # same key, same term: `Bad`, and `bad` spelled with a Cyrillic a
     words: tuple[str, ...] = ()
-    pattern: regex.Pattern[str] | None = None
+    pattern: Any = None  # a compiled re2 pattern (google-re2 has no type hints)
 
 
 def is_pattern(text: str) -> bool:
     return len(text) >= 2 and text.startswith("/") and text.endswith("/")
 
 
+def _pattern_error(error: Exception) -> ValidationError:
+    """RE2's complaint in a moderator's words; the unsupported features said by name."""
+    why = str(error.args[0] if error.args else error)
+    if isinstance(error.args[0] if error.args else None, bytes):
+        why = error.args[0].decode("utf-8", "replace")
+    if (
+        "invalid perl operator: (?<" in why
+        or "invalid perl operator: (?=" in why
+        or ("invalid perl operator: (?!" in why)
+    ):
+        return _refused("Lookahead and lookbehind (`(?=`, `(?!`, `(?<=`) are not supported.")
+    if re.search(r"invalid escape sequence: \\[1-9]", why):
+        return _refused("Backreferences (`\\1`) are not supported.")
+    if "invalid repetition size" in why or "bad repetition operator" in why:
+        return _refused(
+            "A repeat count can be at most 1000, nested repeats multiplied "
+            "(`(?:a{100}){10}` is 1000)."
+        )
+    if "pattern too large" in why:
+        return _refused("That pattern is too large; use a simpler one.")
+    return _refused(f"That is not a valid regular expression ({why}).")
+
+
+MAX_REPEAT = 1000  # RE2's own limit on a repeat count
+_REPEAT_COUNT = re.compile(r"(?<!\\)\{\s*(\d+)\s*(?:,\s*(\d*)\s*)?\}")
+
+
+def compile_pattern(source: str) -> Any:
+    """``source`` compiled by RE2, case-insensitively; ValidationError saying what is wrong.
+
+    Quick and bounded whatever the source: RE2 refuses huge repeats and programs.
+    """
+    # RE2 reads a count of more than 8 digits (`x{1000000000}`) as literal text, silently;
+    # a moderator who wrote one meant a repeat, so it is refused like any count over 1000.
+    counts = [n for m in _REPEAT_COUNT.finditer(source) for n in m.groups() if n]
+    if any(int(count) > MAX_REPEAT for count in counts):
+        raise _pattern_error(ValueError("invalid repetition size"))
+    try:
+        return re2.compile(source, _RE2_OPTIONS)
+    except re2.error as error:
+        raise _pattern_error(error) from None
+    except (ValueError, TypeError, OverflowError) as error:
+        raise _pattern_error(error) from None
+
+
 def parse_term(raw: str) -> Term:
     """A word, a phrase, or `/regex/`; raises ValidationError saying what is wrong with it."""
     text = " ".join(raw.split())
     if not text:
-        raise ValidationError("Give a word, a phrase or a /regex/ to block. Nothing was changed.")
+        raise _refused("Give a word, a phrase or a /regex/ to block.")
     if len(text) > MAX_TERM_LENGTH:
-        raise ValidationError(
-            f"A term can be at most {MAX_TERM_LENGTH} characters long. Nothing was changed."
-        )
+        raise _refused(f"A term can be at most {MAX_TERM_LENGTH} characters long.")
     if is_pattern(text):
         source = text[1:-1]
         if not source:
-            raise ValidationError("`//` is an empty pattern. Nothing was changed.")
-        try:
-            compiled = regex.compile(source, regex.IGNORECASE)
-        except (regex.error, ValueError, OverflowError) as error:
-            raise ValidationError(
-                f"That is not a valid regular expression ({error}). Nothing was changed."
-            ) from None
-        return Term(text, "pattern", f"/{source}/", pattern=compiled)
+            raise _refused("`//` is an empty pattern.")
+        return Term(text, "pattern", f"/{source}/", pattern=compile_pattern(source))
     words = tuple(words_of(normalise(text)))
     if not words:
-        raise ValidationError(
-            "A term needs at least one letter or digit (or write a pattern as /regex/). "
-            "Nothing was changed."
-        )
+        raise _refused("A term needs at least one letter or digit (or write a pattern as /regex/).")
     return Term(text, "words", " ".join(words), words=words)
 
 
 def adversarial_texts(source: str) -> list[str]:
-    """Long, nearly-matching texts that make backtracking patterns explode (e.g. `(a+)+$`).
+    """Long, nearly-matching texts (as long as a prompt can be), built from the pattern's letters.
 
-    Built from the pattern's own letters, since a pattern explodes on what it almost matches.
+    RE2 takes time linear in the text, times the size of the pattern's program: these find
+    a pattern whose program is so large that even linear is slow.
     """
     letters = sorted({c for c in normalise(source) if c.isalnum()})[:8] or ["a"]
-    texts = []
-    for char in [*letters, "a", "0"]:
-        for length in (30, 2000):
-            texts += [char * length + "!", char * length]
-    texts += ["ab" * 1000 + "!", "a " * 1000 + "!", "-".join(letters) * 200 + "!"]
+    texts = [char * 2000 for char in [*letters, "a", "0"]]
+    texts += ["ab" * 1000, "a " * 1000, ("-".join(letters) + " ") * 200]
     return texts
 
 
-def refuse_slow_pattern(term: Term, *, timeout: float = PATTERN_TIMEOUT_SECONDS) -> None:
-    """Raise ValidationError if the pattern matches everything or is slow on a hostile text.
+def refuse_slow_pattern(term: Term, *, slow: float = PATTERN_SLOW_SECONDS) -> None:
+    """Raise ValidationError if the pattern matches everything or is slow on a long text.
 
     Blocking (it runs the pattern on purpose-built texts): call it from a thread.
     """
     pattern = term.pattern
     if pattern is None:
         return
-    if pattern.search("", timeout=timeout) is not None:
-        raise ValidationError(
-            "That pattern matches an empty text, so it would block every prompt. "
-            "Nothing was changed."
-        )
-    for text in adversarial_texts(pattern.pattern):
-        try:
-            pattern.search(text, timeout=timeout)
-        except TimeoutError:
-            raise ValidationError(
-                "That pattern takes too long on some texts (it backtracks without end, like "
-                "`(a+)+$`), so it could stall the bot. Simplify it. Nothing was changed."
-            ) from None
+    if pattern.search("") is not None:
+        raise _refused("That pattern matches an empty text, so it would block every prompt.")
+    for text in adversarial_texts(term.text[1:-1]):
+        started = time.monotonic()
+        pattern.search(text)
+        if time.monotonic() - started > slow:
+            raise _refused(
+                "That pattern is too slow on long prompts (its repeats make a very large "
+                "program). Simplify it."
+            )
 
 
 # --- matching --------------------------------------------------------------------------
@@ -391,7 +436,7 @@ def refuse_slow_pattern(term: Term, *, timeout: float = PATTERN_TIMEOUT_SECONDS)
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """The term that refused a text; ``timed_out``: its pattern ran out of time (fail closed)."""
+    """The term that refused a text; ``timed_out``: the patterns ran out of time first."""
 
     term: Term
     timed_out: bool = False
@@ -421,27 +466,19 @@ class TermSet:
         return None
 
     def match_patterns(
-        self,
-        texts: Sequence[str],
-        *,
-        timeout: float = PATTERN_TIMEOUT_SECONDS,
-        budget: float = PATTERNS_BUDGET_SECONDS,
+        self, texts: Sequence[str], *, budget: float = PATTERNS_BUDGET_SECONDS
     ) -> Hit | None:
         """The first pattern found in any of the (normalised) texts. Blocking: run it in a thread.
 
-        A pattern that runs out of time counts as found: a request is refused rather than
-        let through unchecked. ``budget`` bounds all patterns together.
+        RE2 is linear in the text and cannot be stopped mid-search, so ``budget`` is checked
+        between searches: once spent, the request counts as a match (fail closed) rather
+        than go through unchecked. Each search is short (slow patterns are refused when added).
         """
         deadline = time.monotonic() + budget
         for term in self.patterns:
-            assert term.pattern is not None
             for text in texts:
-                left = deadline - time.monotonic()
-                if left <= 0:
+                if time.monotonic() >= deadline:
                     return Hit(term, timed_out=True)
-                try:
-                    if term.pattern.search(text, timeout=min(timeout, left)) is not None:
-                        return Hit(term)
-                except TimeoutError:
-                    return Hit(term, timed_out=True)
+                if term.pattern.search(text) is not None:
+                    return Hit(term)
         return None
