@@ -186,7 +186,9 @@ async def open_services(
             gallery=GalleryService(storage, clock),
             runner=job_runner,
             metrics=metrics,
-            blocklist=Blocklist(storage, clock),
+            blocklist=Blocklist(
+                storage, clock, default_negative_prompt=settings.default_negative_prompt
+            ),
             channels=AllowedChannels(storage, clock),
             approvals=Approvals(storage, clock),
             queue=JobQueue(storage, job_runner, clock),

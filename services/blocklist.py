@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Literal
 
 from services.blocklist_terms import (
     MAX_TERMS,
@@ -32,7 +33,7 @@ from services.blocklist_terms import (
 )
 from services.clock import Clock
 from services.errors import RefusedError, ValidationError
-from services.models import BlockedPrompt, BlocklistEntry, VideoRequest
+from services.models import DEFAULT_NEGATIVE_PROMPT, BlockedPrompt, BlocklistEntry, VideoRequest
 from services.storage import Storage
 from services.storage.blocklist import ADD_ACTION, REMOVE_ACTION
 
@@ -42,22 +43,37 @@ log = logging.getLogger(__name__)
 
 RECENT_REFUSALS = 20
 
+# Which text of a request a term was found in.
+Field = Literal["prompt", "negative prompt", "default negative prompt"]
+
 
 class PromptBlocked(RefusedError):
-    """The prompt or negative prompt has a blocked term; the message never names it."""
+    """The prompt or negative prompt has a blocked term; the message never names it.
 
-    def __init__(self, *, timed_out: bool = False) -> None:
+    ``field`` says which, so the member knows what to reword; a term in the server's
+    default negative prompt (the member left theirs out) is not theirs to reword.
+    """
+
+    def __init__(self, *, field: Field = "prompt", timed_out: bool = False) -> None:
         if timed_out:
             message = (
-                "Your prompt could not be checked against this server's blocklist in time, "
-                "so no video was made. Please reword it; nothing was spent."
+                "Your request could not be checked against this server's blocklist in time, "
+                "so no video was made. Please try again or reword it; nothing was spent."
+            )
+        elif field == "default negative prompt":
+            message = (
+                "This server's default negative prompt (used because you gave none) has a "
+                "word or pattern the server's blocklist does not allow, so no video was made. "
+                "Give your own negative prompt, and tell a moderator so they can fix the "
+                "default; nothing was spent."
             )
         else:
             message = (
-                "Your prompt uses a word or pattern this server does not allow, so no video "
-                "was made. Please reword it; nothing was spent."
+                f"Your {field} uses a word or pattern this server does not allow, so no "
+                "video was made. Please reword it; nothing was spent."
             )
-        super().__init__(message, detail="prompt refused by the blocklist")
+        super().__init__(message, detail=f"{field} refused by the blocklist")
+        self.field = field
         self.timed_out = timed_out
 
 
@@ -68,6 +84,8 @@ class TermAdded:
     term: Term
     count: int
     max_terms: int
+    # The server's default negative prompt has it: every /video without one is now refused.
+    blocks_default_negative: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +126,14 @@ class Blocklist:
         *,
         max_terms: int = MAX_TERMS,
         patterns_budget: float = PATTERNS_BUDGET_SECONDS,
+        default_negative_prompt: str = DEFAULT_NEGATIVE_PROMPT,
     ) -> None:
         self._storage = storage
         self._clock = clock
         self._max_terms = max_terms
         self._patterns_budget = patterns_budget
+        # Settings' DEFAULT_NEGATIVE_PROMPT: what a request carries when the member gave none.
+        self._default_negative = default_negative_prompt
         self._cache: dict[int, TermSet] = {}
 
     async def _terms(self, guild_id: int) -> TermSet:
@@ -159,15 +180,22 @@ class Blocklist:
         except Exception:
             # The record is for moderators; the refusal stands without it.
             log.exception("guild=%s could not record a blocklist refusal", guild_id)
-        raise PromptBlocked(timed_out=hit.timed_out)
+        raise PromptBlocked(field=self._field(request, hit), timed_out=hit.timed_out)
+
+    def _field(self, request: VideoRequest, hit: Hit) -> Field:
+        if hit.index == 0:
+            return "prompt"
+        if request.negative_prompt == self._default_negative:
+            return "default negative prompt"
+        return "negative prompt"
 
     async def find(self, terms: TermSet, texts: list[str]) -> Hit | None:
-        """The first term in any of ``texts``; patterns in a thread, so the loop runs on."""
-        normalised = [normalise(text) for text in texts if text]
-        for text in normalised:
+        """The first term in any of ``texts`` (``Hit.index`` says which); patterns in a thread."""
+        normalised = [normalise(text) for text in texts]
+        for index, text in enumerate(normalised):
             hit = terms.match_words(text)
             if hit is not None:
-                return hit
+                return Hit(hit.term, index=index)
         if not terms.patterns:
             return None
         return await asyncio.to_thread(
@@ -189,7 +217,9 @@ class Blocklist:
         )
         self._cache[guild_id] = _compile(entries)
         log.info("guild=%s user=%s added a blocklist %s", guild_id, actor_id, term.kind)
-        return TermAdded(term, len(entries), self._max_terms)
+        alone = TermSet([term])
+        blocks_default = await self.find(alone, [self._default_negative]) is not None
+        return TermAdded(term, len(entries), self._max_terms, blocks_default)
 
     async def remove(self, guild_id: int, text: str, *, actor_id: int) -> str:
         """Remove a term, found as typed or as any spelling that reads the same; audited.

@@ -436,10 +436,14 @@ def refuse_slow_pattern(term: Term, *, slow: float = PATTERN_SLOW_SECONDS) -> No
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """The term that refused a text; ``timed_out``: the patterns ran out of time first."""
+    """The term that refused a text, and which text (``index`` into those screened).
+
+    ``timed_out``: the patterns ran out of time before this one was tried (fail closed).
+    """
 
     term: Term
     timed_out: bool = False
+    index: int = 0
 
 
 class TermSet:
@@ -476,9 +480,9 @@ class TermSet:
         """
         deadline = time.monotonic() + budget
         for term in self.patterns:
-            for text in texts:
+            for index, text in enumerate(texts):
                 if time.monotonic() >= deadline:
-                    return Hit(term, timed_out=True)
+                    return Hit(term, timed_out=True, index=index)
                 if term.pattern.search(text) is not None:
-                    return Hit(term)
+                    return Hit(term, index=index)
         return None

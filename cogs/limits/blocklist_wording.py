@@ -30,16 +30,23 @@ def render_added(added: TermAdded) -> str:
     """`/videolimit blocklist add`: what now gets refused, and how full the list is."""
     term = added.term
     if term.kind == "pattern":
-        what = "Prompts matching the pattern"
+        what = "matching the pattern"
     elif len(term.words) > 1:
-        what = "Prompts with the phrase"
+        what = "with the phrase"
     else:
-        what = "Prompts with the word"
-    return (
-        f"{what} {show_term(term.text)} (or in the negative prompt) are now refused, "
-        "privately and without naming it. "
+        what = "with the word"
+    text = (
+        f"Requests {what} {show_term(term.text)} in their prompt or negative prompt are now "
+        "refused, privately and without naming it. "
         f"The blocklist has {added.count} of {added.max_terms} terms."
     )
+    if added.blocks_default_negative:
+        text += (
+            "\n**Warning:** the server's default negative prompt has this term too, so every "
+            "`/video` without its own negative prompt is now refused. Remove the term, or "
+            "have the bot's operator change DEFAULT_NEGATIVE_PROMPT."
+        )
+    return text
 
 
 def render_removed(term: str) -> str:

@@ -65,8 +65,30 @@ async def test_a_blocked_negative_prompt_is_refused_too(
     record = await video(fake_discord, alice, {"prompt": "a castle", "negative_prompt": "dr4gon"})
     refusal = await settled_answer(fake_discord, record)
     assert only_for(refusal, alice)
-    assert "does not allow" in refusal.content
+    assert refusal.content.startswith("Your negative prompt uses a word or pattern"), (
+        refusal.content
+    )
     assert simulator.submit_attempts == 0
+
+
+async def test_a_term_in_the_default_negative_prompt_warns_the_moderator_and_tells_the_member(
+    bot, fake_discord: FakeDiscord, services, simulator: SegmindSimulator
+):
+    alice = fake_discord.world.member_named("alice")
+    default = services.settings.default_negative_prompt
+    word = default.replace(",", " ").split()[-1]  # "blurry" in "low quality, blurry"
+    added = await block(fake_discord, word)
+    assert "in their prompt or negative prompt are now refused" in added.content
+    assert "default negative prompt has this term too" in added.content
+
+    refusal = await refused_video(fake_discord, alice, "a castle at dawn")
+
+    assert only_for(refusal, alice)
+    assert refusal.content.startswith("This server's default negative prompt"), refusal.content
+    assert "tell a moderator" in refusal.content and word not in refusal.content.lower()
+    assert simulator.submit_attempts == 0
+    quiet = await block(fake_discord, "dragon")
+    assert "Warning" not in quiet.content
 
 
 async def test_rerolling_a_clip_whose_prompt_is_now_blocked_is_refused_privately(

@@ -272,10 +272,52 @@ async def test_a_blocked_prompt_is_refused_without_naming_the_term_and_recorded(
     assert not record.timed_out
 
 
-async def test_a_blocked_negative_prompt_is_refused_too(blocklist):
+async def test_a_blocked_negative_prompt_is_refused_and_the_refusal_says_which_field(blocklist):
     await blocklist.add(GUILD, "dragon", actor_id=MOD)
-    with pytest.raises(PromptBlocked):
-        await blocklist.screen(GUILD, CHANNEL, MEMBER, request("a castle", "no dragon"))
+    await blocklist.add(GUILD, "/c[a4]stle/", actor_id=MOD)
+    refusals = []
+    for prompt, negative in [
+        ("a dragon", "low quality"),
+        ("a tower", "no dragon"),
+        ("a c4stle", "low quality"),
+        ("a tower", "no castle"),
+    ]:
+        with pytest.raises(PromptBlocked) as refused:
+            await blocklist.screen(GUILD, CHANNEL, MEMBER, request(prompt, negative))
+        refusals.append(refused.value.user_message)
+
+    assert [m.split(" uses ")[0] for m in refusals] == [
+        "Your prompt",
+        "Your negative prompt",
+        "Your prompt",
+        "Your negative prompt",
+    ]
+
+
+async def test_a_term_in_the_servers_default_negative_prompt_is_not_blamed_on_the_member(
+    storage,
+):
+    blocklist = Blocklist(storage, FakeClock(), default_negative_prompt="ugly, blurry")
+    added = await blocklist.add(GUILD, "Blurry", actor_id=MOD)
+    assert added.blocks_default_negative
+
+    with pytest.raises(PromptBlocked) as refused:
+        await blocklist.screen(GUILD, CHANNEL, MEMBER, request("a castle", "ugly, blurry"))
+
+    message = refused.value.user_message
+    assert message.startswith("This server's default negative prompt")
+    assert "tell a moderator" in message and "Your negative prompt" not in message
+    assert "blurry" not in message.lower()
+    # Typed by the member, the same word is theirs to reword.
+    with pytest.raises(PromptBlocked) as refused:
+        await blocklist.screen(GUILD, CHANNEL, MEMBER, request("a castle", "blurry"))
+    assert refused.value.user_message.startswith("Your negative prompt")
+
+
+async def test_a_term_not_in_the_default_negative_prompt_brings_no_warning(storage):
+    blocklist = Blocklist(storage, FakeClock(), default_negative_prompt="ugly, blurry")
+    assert not (await blocklist.add(GUILD, "dragon", actor_id=MOD)).blocks_default_negative
+    assert (await blocklist.add(GUILD, "/bl[u]rr?y/", actor_id=MOD)).blocks_default_negative
 
 
 async def test_a_clean_prompt_passes_and_other_servers_are_not_affected(blocklist, storage):

@@ -13,9 +13,9 @@ import pytest
 from cogs.limits import blocklist as blocklist_cog
 from cogs.limits import blocklist_wording
 from cogs.limits.blocklist import blocked_term_autocomplete
-from cogs.limits.blocklist_wording import render_blocklist
-from services.blocklist import Blocklist, BlocklistOverview
-from services.blocklist_terms import MAX_TERM_LENGTH, MAX_TERMS
+from cogs.limits.blocklist_wording import render_added, render_blocklist
+from services.blocklist import Blocklist, BlocklistOverview, TermAdded
+from services.blocklist_terms import MAX_TERM_LENGTH, MAX_TERMS, parse_term
 from services.models import BlockedPrompt, BlocklistEntry
 from services.storage import Storage
 from tests.cogs.limits.test_cog import GUILD, MOD_ID, FakeInteraction, member
@@ -78,3 +78,17 @@ def test_the_blocklist_cog_reaches_storage_only_through_the_service():
             for alias in node.names
         ]
         assert not [name for name in imported if name.startswith("services.storage")], module
+
+
+def _added(term: str, *, blocks_default: bool = False) -> TermAdded:
+    return TermAdded(parse_term(term), 1, MAX_TERMS, blocks_default)
+
+
+def test_an_added_term_says_both_fields_plainly_and_warns_about_the_default_negative_prompt():
+    plain = render_added(_added("dragon"))
+    assert plain.startswith(
+        "Requests with the word `dragon` in their prompt or negative prompt are now refused"
+    )
+    assert "(or in the negative prompt)" not in plain and "Warning" not in plain
+    warned = render_added(_added("blurry", blocks_default=True))
+    assert "**Warning:** the server's default negative prompt has this term too" in warned
