@@ -82,6 +82,8 @@ class HeldRequest:
     decided_at: float | None = None
     reason: str | None = None
     job_id: int | None = None
+    member_told: bool = False  # once ended: the member knows (or cannot be told)
+    card_updated: bool = False  # once ended: the moderators' card says it
 
     def origin(self) -> JobOrigin:
         """The request's origin as admission takes it: the member's interaction, still."""

@@ -322,7 +322,27 @@ class Approvals:
                 expired.append(current or held)
         return expired
 
+    async def noted(
+        self, held: HeldRequest, *, member_told: bool = False, card_updated: bool = False
+    ) -> None:
+        """The member was told how it ended (or cannot be), or the card says it."""
+        await self._storage.approvals.noted(
+            held.id, member_told=member_told, card_updated=card_updated
+        )
 
+    async def unsettled(self, *, grace: float) -> list[HeldRequest]:
+        """Ended requests whose notices Discord did not take, for the sweep to try again.
+
+        Ended at least ``grace`` ago (an answer's own flow is telling it meanwhile), and
+        within ``NOTICE_RETRY_SECONDS``: after that a notice is stale, and is given up.
+        """
+        now = self._clock.time()
+        return await self._storage.approvals.unsettled(
+            decided_since=now - NOTICE_RETRY_SECONDS, decided_before=now - grace
+        )
+
+
+NOTICE_RETRY_SECONDS = 24 * 3600.0
 RESTART_REASON = "The bot restarted before it could start this approved request."
 
 

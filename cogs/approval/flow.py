@@ -12,27 +12,35 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import aiohttp
 import discord
 
 from cogs import words
-from cogs.alerts import owner_dm_text, post_for_moderators
+from cogs.alerts import post_for_moderators
 from cogs.approval import wording
-from cogs.discord_errors import UNKNOWN_MESSAGE, token_expired
+from cogs.approval.notices import (
+    DISCORD_TROUBLE,
+    FAILED_REASON,
+    FAILED_TITLE,
+    FAILED_WHY,
+    LEFT_SERVER,
+    NO_MODERATORS_REASON,
+    REFUSED_TITLE,
+    REFUSED_WHY,
+    ApprovalNotices,
+)
 from cogs.permissions import is_moderator
 from cogs.replies import reply
 from cogs.video import render
 from cogs.video.buttons import progress_view
-from cogs.video.routes import MemberRoutes
 from services import logcontext
 from services.admission import Admitted
 from services.approval_models import ApprovalState, HeldRequest
 from services.approvals import AlreadyDecided, admission_origin
 from services.errors import BotError, RefusedError
 from services.gates import AccountPaused
-from services.models import Job, JobOrigin, JobState, Progress, ProgressPhase, VideoRequest
+from services.models import JobOrigin, Progress, ProgressPhase, VideoRequest
 from services.spend_caps import BudgetExhausted, SpendCeilingReached
 
 if TYPE_CHECKING:
@@ -40,43 +48,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NO_PINGS = discord.AllowedMentions.none()
-# What a call to Discord may raise: discord.py passes connection errors through untouched.
-DISCORD_TROUBLE = (discord.HTTPException, aiohttp.ClientError, OSError)
-LEFT_SERVER = "The member left the server before it was approved."
-FAILED_REASON = "The bot could not start it (an error on its side)."
-FAILED_WHY = (
-    "A moderator approved this request, but the bot could not start it because of an "
-    "error on its side. Nothing was spent. Please ask again."
-)
-
-
-def _as_job(held: HeldRequest) -> Job:
-    """The held request as the member routes read a job: where, and through which token.
-
-    Never stored: it only lets the routes the job messages use reach this message too.
-    """
-    return Job(
-        id=held.job_id or 0,
-        guild_id=held.guild_id,
-        channel_id=held.channel_id,
-        user_id=held.user_id,
-        request=held.request,
-        state=JobState.CANCELLED,
-        created_at=held.created_at,
-        private=held.private,
-        message_id=held.message_id,
-        interaction_token=held.interaction_token,
-        interaction_created_at=held.interaction_created_at,
-        application_id=held.application_id,
-        upload_limit=held.upload_limit,
-    )
-
 
 class ApprovalFlow:
     def __init__(self, bot: VideoBot) -> None:
         self._bot = bot
-        self._routes = MemberRoutes(bot)
+        self.notices = ApprovalNotices(bot)
 
     # --- holding ---------------------------------------------------------------------
 
@@ -144,7 +120,7 @@ class ApprovalFlow:
         if message is None:
             try:
                 ended = await approvals.decide(
-                    held, ApprovalState.CANCELLED, by=None, reason="no moderator reachable"
+                    held, ApprovalState.CANCELLED, by=None, reason=NO_MODERATORS_REASON
                 )
             except AlreadyDecided:
                 return
@@ -183,8 +159,8 @@ class ApprovalFlow:
             # message says only that it cannot be made; the reason goes to them privately.
             told = await self.tell_member(
                 held,
-                "Approved, but it cannot be made now",
-                "It was approved, but it cannot be made now. Nothing was spent.",
+                REFUSED_TITLE,
+                REFUSED_WHY,
                 private_why=why,
             )
             await self.edit_alert(held)
@@ -249,7 +225,7 @@ class ApprovalFlow:
             log.exception("approval=%s could not be marked failed; left to the restart", held.id)
         else:
             await self.edit_alert(held)
-        await self.tell_member(held, "Approved, but it could not be started", FAILED_WHY)
+        await self.tell_member(held, FAILED_TITLE, FAILED_WHY)
         await reply(
             interaction,
             f"Approved, but request #{held.id} could not be started because of an error on "
@@ -335,7 +311,8 @@ class ApprovalFlow:
 
     async def keep_expiring(self) -> None:
         """Expire requests now (at start-up, for those that ran out while the bot was down)
-        and then every ``approval_sweep_interval`` seconds.
+        and then every ``approval_sweep_interval`` seconds; and tell again what Discord
+        failed to take (an ended request is no longer pending: nothing else would).
 
         Real seconds, not the services' clock: a test's fake clock jumps when slept on.
         """
@@ -344,131 +321,23 @@ class ApprovalFlow:
                 await self.expire_due()
             except Exception:
                 log.exception("expiring approval requests failed; trying again later")
+            try:
+                await self.notices.retry_unsettled()
+            except Exception:
+                log.exception("approval notices could not be retried; trying again later")
             await asyncio.sleep(self._bot.timings.approval_sweep_interval)
 
-    # --- messages ----------------------------------------------------------------------
+    # --- messages (cogs.approval.notices) ----------------------------------------------
 
     async def tell_member(
         self, held: HeldRequest, title: str, why: str, private_why: str | None = None
     ) -> bool:
-        """Replace the member's waiting message with how it ended; best effort.
-
-        ``why`` is what anyone may read; ``private_why``, when given, is for the member
-        alone (a denial's reason, the limit that refused it). A public message then shows
-        only ``why``, without the prompt, and the member gets ``private_why`` by direct
-        message. False when what was meant for the member did not reach them.
-
-        The job messages' routes: the interaction's webhook while its token is fresh; then
-        the channel for a public request, or (a private message can only be edited through
-        its token) a direct message, as a private job's failure is told.
-        """
-        if held.message_id is None:
-            return False
-        job = _as_job(held)
-        if held.private:
-            return await self._edit_private(job, held, title, private_why or why)
-        public = render.approval_ended_embed(
-            held.request,
-            held.user_id,
-            request_no=held.id,
-            title=title,
-            why=why,
-            show_prompt=private_why is None,
-        )
-        try:
-            await self._edit_public(job, held.message_id, public)
-        except DISCORD_TROUBLE as error:
-            log.warning("approval=%s member's message not updated (%r)", held.id, error)
-        if private_why is None or private_why == why:
-            return True
-        return await self._send_privately(job, held, title, private_why)
-
-    async def _edit_private(self, job: Job, held: HeldRequest, title: str, why: str) -> bool:
-        assert held.message_id is not None
-        embed = render.approval_ended_embed(
-            held.request, held.user_id, request_no=held.id, title=title, why=why
-        )
-        try:
-            if self._routes.token_usable(job) and await self._edit_by_token(
-                job, held.message_id, embed
-            ):
-                return True
-        except DISCORD_TROUBLE as error:
-            log.warning("approval=%s member could not be told (%r)", held.id, error)
-            return False
-        return await self._send_privately(job, held, title, why)
-
-    async def _edit_public(self, job: Job, message_id: int, embed: discord.Embed) -> None:
-        if self._routes.token_usable(job) and await self._edit_by_token(job, message_id, embed):
-            return
-        await self._edit_in_channel(job, message_id, embed)
-
-    async def _edit_by_token(self, job: Job, message_id: int, embed: discord.Embed) -> bool:
-        """False when the token died or the message is gone: another route must tell it."""
-        try:
-            await self._routes.webhook(job).edit_message(message_id, embed=embed, view=None)
-        except discord.HTTPException as error:
-            if not token_expired(error) and error.code != UNKNOWN_MESSAGE:
-                raise
-            return False
-        return True
-
-    async def _send_privately(self, job: Job, held: HeldRequest, title: str, why: str) -> bool:
-        """A direct message with the whole answer; False when the member's DMs are closed."""
-        embed = render.approval_ended_embed(
-            held.request, held.user_id, request_no=held.id, title=title, why=why
-        )
-        try:
-            user = self._bot.get_user(held.user_id) or await self._bot.fetch_user(held.user_id)
-            await user.send(
-                content=self._routes.origin(job), embed=embed, allowed_mentions=NO_PINGS
-            )
-        except DISCORD_TROUBLE as error:
-            log.warning("approval=%s member could not be told privately (%r)", held.id, error)
-            return False
-        return True
-
-    async def _edit_in_channel(self, job: Job, message_id: int, embed: discord.Embed) -> None:
-        channel = self._routes.channel(job)
-        try:
-            await channel.get_partial_message(message_id).edit(
-                **self._routes.channel_body(job, None, embed), view=None
-            )
-        except discord.NotFound:
-            # Deleted meanwhile: a new line says it, naming the member without a ping.
-            await channel.send(
-                **self._routes.channel_body(job, f"<@{job.user_id}>", embed),
-                allowed_mentions=NO_PINGS,
-            )
+        """How it ended, to the member; False when Discord refused it for good."""
+        return await self.notices.tell_member(held, title, why, private_why)
 
     async def edit_alert(self, held: HeldRequest) -> None:
-        """The moderators' card says who answered, and loses its buttons; best effort."""
-        if held.alert_channel_id is None or held.alert_message_id is None:
-            return
-        text, outcome = wording.alert_text(held), wording.outcome_line(held)
-        options: dict[str, Any] = {
-            "embed": wording.alert_embed(held, outcome=outcome),
-            "view": wording.ended_view(held, self._bot.custom_ids),
-            "allowed_mentions": NO_PINGS,
-        }
-        guild = self._bot.get_guild(held.guild_id)
-        posted_in = guild.get_channel_or_thread(held.alert_channel_id) if guild else None
-        if guild is None:
-            pass  # the server is out of reach: the card is edited as it is
-        elif posted_in is None:
-            # Not one of the server's channels: the owner's DM, whose card names the server.
-            text = owner_dm_text(guild, text)
-        elif not posted_in.permissions_for(guild.me).embed_links:
-            # Embed Links taken away since it was posted: an edited embed would be dropped,
-            # so the answer goes in the text and the old embed is left as it was.
-            del options["embed"]
-            text = f"{text}\n{outcome}"
-        options["content"] = text[:2000]
-        channel = self._bot.get_partial_messageable(held.alert_channel_id)
-        try:
-            await channel.get_partial_message(held.alert_message_id).edit(**options)
-        except DISCORD_TROUBLE as error:
-            log.warning("approval=%s moderators' card not updated (%r)", held.id, error)
+        """The moderators' card says who answered, and loses its buttons."""
+        await self.notices.edit_alert(held)
 
     # --- clicks and forms ----------------------------------------------------------------
 

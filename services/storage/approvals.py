@@ -57,6 +57,8 @@ def _held_from_row(row: Row) -> HeldRequest:
         decided_at=row["decided_at"],
         reason=row["reason"],
         job_id=row["job_id"],
+        member_told=bool(row["member_told"]),
+        card_updated=bool(row["card_updated"]),
     )
 
 
@@ -230,5 +232,28 @@ class ApprovalStore:
             "SELECT * FROM approval_requests WHERE state = 'pending'"
             " AND alert_message_id IS NULL AND created_at < ? ORDER BY id LIMIT ?",
             (created_before, limit),
+        )
+        return [_held_from_row(row) for row in rows]
+
+    async def noted(self, request_id: int, *, member_told: bool, card_updated: bool) -> None:
+        """Record that the member was told, or the card updated (never unsets either)."""
+        await self._db.execute(
+            "UPDATE approval_requests SET member_told = MAX(member_told, ?),"
+            " card_updated = MAX(card_updated, ?) WHERE id = ?",
+            (int(member_told), int(card_updated), request_id),
+        )
+
+    async def unsettled(
+        self, *, decided_since: float, decided_before: float, limit: int = 100
+    ) -> list[HeldRequest]:
+        """Ended requests whose member or card has not been told, ended in that span.
+
+        Not one approved and still being admitted (no job yet): its flow is under way.
+        """
+        rows = await self._db.fetchall(
+            "SELECT * FROM approval_requests WHERE (member_told = 0 OR card_updated = 0)"
+            " AND decided_at >= ? AND decided_at < ? AND state != 'pending'"
+            " AND NOT (state = 'approved' AND job_id IS NULL) ORDER BY decided_at LIMIT ?",
+            (decided_since, decided_before, limit),
         )
         return [_held_from_row(row) for row in rows]

@@ -23,7 +23,7 @@ from tests.bot.test_approval import (  # noqa: F401 - fixtures
     services,
 )
 from tests.bot.test_moderation import only_for, settled_answer
-from tests.fakediscord import FakeDiscord, FakeMember, Perm, payloads
+from tests.fakediscord import FakeDiscord, FakeMember, Fault, Perm, payloads
 
 MODAL = 9
 DEFERRED = 5
@@ -168,3 +168,70 @@ async def test_a_deferred_held_request_says_it_waits_for_approval_not_that_it_is
     await card(fake_discord)
     await fake_discord.wait_until(lambda: WAITING_BELOW in notes(alice), TIMEOUT)
     assert not any("on its way" in note for note in notes(alice))
+
+
+async def test_an_expiry_notice_discord_failed_to_take_is_told_on_a_later_sweep(
+    bot, fake_discord: FakeDiscord
+):
+    mod, alice = people(fake_discord)
+    await require_approval(fake_discord, mod, expires="30m")
+    waiting = await ask(fake_discord, alice, "a fox")
+    alert = await card(fake_discord)
+    general = channel(fake_discord, "general")
+    # 429 five times in a row on the edit: discord.py gives up after five tries.
+    fault = fake_discord.inject(
+        Fault.rate_limited(f"PATCH /channels/{general.id}/messages/*", retry_after=0.05, times=5)
+    )
+    fake_discord.advance(31 * 60)
+    await fake_discord.wait_until(lambda: "Expired unanswered" in embed_text(alert), TIMEOUT)
+    await fake_discord.wait_until(lambda: fault.hits == 5, TIMEOUT)
+    assert title(waiting) == WAITING  # not told yet: Discord did not take it
+
+    fake_discord.advance(5 * 60)  # past the retry's grace and backoff
+
+    await fake_discord.wait_until(lambda: title(waiting) == "Request expired", TIMEOUT)
+    assert not fake_discord.dm_messages(alice)  # told once, where they asked
+
+
+async def test_a_public_request_whose_channel_refuses_for_good_is_told_by_dm(
+    bot, fake_discord: FakeDiscord
+):
+    mod, alice = people(fake_discord)
+    await require_approval(fake_discord, mod, expires="30m")
+    waiting = await ask(fake_discord, alice, "a fox")
+    alert = await card(fake_discord)
+    general = channel(fake_discord, "general")
+    fake_discord.inject(
+        Fault.missing_permissions(f"PATCH /channels/{general.id}/messages/*", times=None)
+    )
+    fake_discord.advance(31 * 60)
+
+    dm = await fake_discord.wait_until(
+        lambda: next((m for m in fake_discord.dm_messages(alice) if m.embeds), None), TIMEOUT
+    )
+    assert title(dm) == "Request expired"
+    assert title(waiting) == WAITING  # the channel refused: the DM told it instead
+    await fake_discord.wait_until(lambda: "Expired unanswered" in embed_text(alert), TIMEOUT)
+
+
+async def test_a_card_discord_failed_to_update_is_updated_on_a_later_sweep(
+    bot, fake_discord: FakeDiscord
+):
+    mod, alice = people(fake_discord)
+    await require_approval(fake_discord, mod, expires="30m")
+    waiting = await ask(fake_discord, alice, "a fox")
+    alert = await card(fake_discord)
+    mods = channel(fake_discord, "mods")
+    fault = fake_discord.inject(
+        # 503: discord.py does not retry it itself (it does 500, 502 and 504, slowly).
+        Fault.server_error(f"PATCH /channels/{mods.id}/messages/*", status=503)
+    )
+    fake_discord.advance(31 * 60)
+    await fake_discord.wait_until(lambda: title(waiting) == "Request expired", TIMEOUT)
+    await fake_discord.wait_until(lambda: fault.exhausted, TIMEOUT)
+    assert approval_button(alert, "approve") is not None  # the card still offers Approve
+
+    fake_discord.advance(5 * 60)
+
+    await fake_discord.wait_until(lambda: "Expired unanswered" in embed_text(alert), TIMEOUT)
+    assert approval_button(alert, "approve") is None

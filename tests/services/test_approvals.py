@@ -352,3 +352,36 @@ async def test_the_approved_job_counts_the_members_roles_given(
     held = await held_request(approvals, limits)
     origin_now = admission_origin(held, (TRUSTED,))
     assert origin_now.role_ids == (TRUSTED,) and origin_now.fingerprint == f"approval:{held.id}"
+
+
+async def test_an_ended_request_is_listed_for_its_notices_until_both_are_noted(
+    approvals: Approvals, limits: LimitService, fake_clock: FakeClock
+):
+    await require(approvals, expires="30m")
+    held = await held_request(approvals, limits)
+    fake_clock.advance(1800)
+    [expired] = await approvals.expire_due()
+    assert not expired.member_told and not expired.card_updated
+
+    assert await approvals.unsettled(grace=60) == []  # its own flow is telling it
+    fake_clock.advance(61)
+    assert [h.id for h in await approvals.unsettled(grace=60)] == [held.id]
+    await approvals.noted(expired, member_told=True)
+    [listed] = await approvals.unsettled(grace=60)
+    assert listed.member_told and not listed.card_updated
+    await approvals.noted(expired, card_updated=True)
+    assert await approvals.unsettled(grace=60) == []
+    assert (await approvals.get(held.id, None)).member_told  # never unset by the card's note
+
+
+async def test_an_untold_request_is_given_up_after_a_day_and_a_pending_one_never_listed(
+    approvals: Approvals, limits: LimitService, fake_clock: FakeClock
+):
+    await require(approvals, expires="30m")
+    held = await held_request(approvals, limits)
+    fake_clock.advance(3600)
+    assert await approvals.unsettled(grace=60) == []  # still pending: not ended
+    await approvals.expire_due()
+    fake_clock.advance(24 * 3600 + 1)
+    assert await approvals.unsettled(grace=60) == []
+    assert not (await approvals.get(held.id, None)).member_told

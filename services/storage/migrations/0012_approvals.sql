@@ -42,7 +42,12 @@ CREATE TABLE approval_requests (
     decided_by             INTEGER,
     decided_at             REAL,
     reason                 TEXT,
-    job_id                 INTEGER REFERENCES jobs (id)
+    job_id                 INTEGER REFERENCES jobs (id),
+    -- Once its wait ended: whether the member has been told how (or there was nothing to
+    -- tell, or Discord refused for good), and whether the moderators' card says it. A
+    -- Discord blip leaves them 0, and the sweep tries again for up to a day.
+    member_told            INTEGER NOT NULL DEFAULT 0,
+    card_updated           INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX approval_requests_pending ON approval_requests (state, expires_at);
 -- One pending request per member and fingerprint: two interactions of the same request at
@@ -50,3 +55,6 @@ CREATE INDEX approval_requests_pending ON approval_requests (state, expires_at);
 -- NULL fingerprints are distinct in SQLite: a request without one is never de-duplicated.
 CREATE UNIQUE INDEX approval_requests_one_pending
     ON approval_requests (guild_id, user_id, fingerprint) WHERE state = 'pending';
+-- The sweep's retries of notices Discord did not take: few rows, ended ones only.
+CREATE INDEX approval_requests_unsettled ON approval_requests (decided_at)
+    WHERE member_told = 0 OR card_updated = 0;
