@@ -227,6 +227,15 @@ class Approvals:
             raise UnknownRequest()
         return held
 
+    async def waiting(self, guild_id: int, user_id: int | None = None) -> list[HeldRequest]:
+        """Requests of the server (or of one member) still waiting for a moderator, read now.
+
+        Past their time but not yet swept, a request is no longer waiting: left out.
+        """
+        now = self._clock.time()
+        held = await self._storage.approvals.waiting(guild_id, user_id=user_id)
+        return [request for request in held if request.expires_at > now]
+
     async def place(self, request_id: int, **columns: int | str | None) -> HeldRequest | None:
         """Where its messages are (``message_id``, ``alert_channel_id``, ``alert_message_id``)."""
         return await self._storage.approvals.place(request_id, **columns)

@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any, cast
 import discord
 
 from cogs import words
+from cogs.approval import ids as approval_ids
 from cogs.limits.common import member_role_ids
 from cogs.permissions import is_moderator
 from cogs.queue.wording import (
+    HELD_SHOWN,
     NOT_MODERATOR_SCOPE,
     NOT_MODERATOR_SHOW,
     Page,
@@ -32,6 +34,7 @@ from cogs.tree import describe_error, enter_log_context
 from cogs.video.buttons import JobButton
 from cogs.video.custom_ids import CustomIds
 from services import logcontext
+from services.approval_models import HeldRequest
 from services.errors import BotError
 from services.job_queue import JobNotFound
 
@@ -45,7 +48,7 @@ NO_PINGS = discord.AllowedMentions.none()
 # job buttons' template.
 SHOW_ACTION = "queueshow"
 
-ROW_CANCEL, ROW_SHOW, ROW_PAGES = 0, 1, 2
+ROW_CANCEL, ROW_SHOW, ROW_PAGES, ROW_HELD = 0, 1, 2, 3
 
 
 def _bot(interaction: discord.Interaction) -> VideoBot:
@@ -74,18 +77,22 @@ async def show_listing(
         usage = await bot.services.limits.member_usage(guild_id, user.id, member_role_ids(user))
     else:
         snapshot, usage = await queue.of_server(guild_id), None
+    held = await bot.services.approvals.waiting(guild_id, user.id if scope is Scope.MINE else None)
     page = page_of(snapshot, page_number)
-    embed = render_page(snapshot, page, scope, usage)
-    view = listing_view(page, scope, bot.custom_ids)
+    embed = render_page(snapshot, page, scope, usage, held)
+    view = listing_view(page, scope, bot.custom_ids, held)
     if edit:
         await interaction.edit_original_response(embed=embed, view=view, allowed_mentions=NO_PINGS)
     else:
         await reply(interaction, embed=embed, view=view, ephemeral=True)
 
 
-def listing_view(page: Page, scope: Scope, ids: CustomIds) -> discord.ui.View:
-    """A Cancel per job that can still be stopped, Show per hidden prompt, then paging."""
-    view = discord.ui.View(timeout=None)  # all dynamic: nothing to keep or expire in memory
+def listing_view(
+    page: Page, scope: Scope, ids: CustomIds, held: list[HeldRequest] | None = None
+) -> discord.ui.View:
+    """A Cancel per job that can still be stopped, Show per hidden prompt, paging, then a
+    Withdraw per request waiting for approval (the approval cog's own signed Cancel)."""
+    view = discord.ui.View(timeout=None)
     for entry in page.entries:
         if entry.cancellable:
             cancel = JobButton.for_job("cancel", entry.job.id, ids)
@@ -103,6 +110,19 @@ def listing_view(page: Page, scope: Scope, ids: CustomIds) -> discord.ui.View:
         view.add_item(
             PageButton(scope, page.number + 1, "Next", disabled=page.number >= page.count)
         )
+    for request in (held or [])[:HELD_SHOWN]:
+        view.add_item(
+            discord.ui.Button(
+                label=f"Withdraw request #{request.id}",
+                style=discord.ButtonStyle.secondary,
+                custom_id=approval_ids.make(ids, approval_ids.CANCEL, request.id),
+                row=ROW_HELD,
+            )
+        )
+    # Nothing for discord.py to keep: the dynamic items are registered for the whole bot,
+    # and Withdraw is routed by the approval cog's listener (a kept view would take the
+    # click too, and an ephemeral one would time out and drop the dynamic patterns).
+    view.stop()
     return view
 
 

@@ -8,6 +8,7 @@ stays right as the seconds pass.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -15,6 +16,7 @@ import discord
 
 from cogs.video import render
 from cogs.words import describe_period, discord_timestamp, limit_words, plural
+from services.approval_models import HeldRequest
 from services.job_queue import QueueEntry, QueueSnapshot
 from services.jobs import BEHIND_OWN_JOB
 from services.limits import MemberUsage
@@ -23,6 +25,7 @@ from services.models import Job, JobState, Progress, ProgressPhase, SegmindState
 PAGE_SIZE = 5  # one Cancel per job in one row of five, Show in a second, paging in a third
 PROMPT_SHOWN = 120
 PRIVATE_PROMPT = "*private prompt*"
+HELD_SHOWN = 5  # one Withdraw button each, in a row of their own
 COLOUR = discord.Colour.blurple()
 
 
@@ -139,10 +142,34 @@ def limit_line(usage: MemberUsage) -> str:
     return text
 
 
+def held_lines(held: Sequence[HeldRequest], scope: Scope) -> str:
+    """Requests waiting for a moderator: not jobs yet, so nothing counts until approved."""
+    lines = [f"**Waiting for a moderator's approval** ({len(held)})"]
+    for request in held[:HELD_SHOWN]:
+        prompt = (
+            PRIVATE_PROMPT
+            if scope is Scope.SERVER and request.private
+            else render.shown_text(request.request.prompt, PROMPT_SHOWN)
+        )
+        who = f" · <@{request.user_id}>" if scope is Scope.SERVER else ""
+        lines.append(
+            f"Request #{request.id}{who} · {prompt} · expires "
+            f"{discord_timestamp(request.expires_at)}"
+        )
+    if len(held) > HELD_SHOWN:
+        lines.append(f"…and {plural(len(held) - HELD_SHOWN, 'more request')}")
+    lines.append("Nothing is made or counted until a moderator approves.")
+    return "\n".join(lines)
+
+
 def render_page(
-    snapshot: QueueSnapshot, page: Page, scope: Scope, usage: MemberUsage | None
+    snapshot: QueueSnapshot,
+    page: Page,
+    scope: Scope,
+    usage: MemberUsage | None,
+    held: Sequence[HeldRequest] = (),
 ) -> discord.Embed:
-    """One page of the listing, its header on every page."""
+    """One page of the listing, its header on every page (requests held for approval too)."""
     total = len(snapshot.entries)
     title = "Your videos in progress" if scope is Scope.MINE else "Videos in progress here"
     header = [
@@ -152,6 +179,8 @@ def render_page(
         header.append(limit_line(usage))
     header.append(f"As of {discord_timestamp(snapshot.at, 'T')}")
     blocks = [entry_lines(entry, scope) for entry in page.entries]
+    if held:
+        header.append(held_lines(held, scope))
     embed = discord.Embed(
         title=title,
         description="\n\n".join(["\n".join(header), *blocks])[: render.EMBED_DESCRIPTION_MAX],

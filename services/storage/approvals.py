@@ -208,6 +208,19 @@ class ApprovalStore:
         )
         return [_held_from_row(row) for row in rows]
 
+    async def waiting(
+        self, guild_id: int, *, user_id: int | None = None, limit: int = 25
+    ) -> list[HeldRequest]:
+        """A server's (or one member's) requests still waiting for an answer, oldest first."""
+        where, params = "guild_id = ? AND state = 'pending'", [guild_id]
+        if user_id is not None:
+            where += " AND user_id = ?"
+            params.append(user_id)
+        rows = await self._db.fetchall(
+            f"SELECT * FROM approval_requests WHERE {where} ORDER BY id LIMIT ?", (*params, limit)
+        )
+        return [_held_from_row(row) for row in rows]
+
     async def stranded(self) -> list[HeldRequest]:
         """Approved requests that never got their job linked (the process stopped between)."""
         rows = await self._db.fetchall(

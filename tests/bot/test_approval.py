@@ -592,3 +592,37 @@ async def test_a_card_never_posted_before_a_restart_is_posted_after_it(
         assert [m.id for m in posted if "Approval needed" in m.content] == [alert.id]  # once
     finally:
         await second.aclose()
+
+
+async def test_videoqueue_lists_requests_waiting_for_approval_and_withdraw_ends_one(
+    bot, fake_discord: FakeDiscord, simulator: SegmindSimulator, members
+):
+    """A waiting request is no job yet, but the member sees it (and can withdraw it) in
+    /videoqueue; a moderator sees the server's, a private prompt hidden."""
+    mod, alice = members["mod"], members["alice"]
+    await require_approval(fake_discord, mod)
+    waiting = await ask(fake_discord, alice, "a shy otter", private=True)
+    await card(fake_discord)
+
+    async def videoqueue(user: FakeMember, **options: Any) -> StoredMessage:
+        record = await fake_discord.dispatch_slash_command("videoqueue", options, user=user)
+        await fake_discord.wait_for_ack(record)
+        return await settled_answer(fake_discord, record)
+
+    mine = await videoqueue(alice)
+    assert only_for(mine, alice)
+    text = embed_text(mine)
+    assert "Waiting for a moderator's approval** (1)" in text and "a shy otter" in text
+    assert "<t:" in text  # when it expires
+    server = await videoqueue(mod, scope="server")
+    assert "*private prompt*" in embed_text(server) and "a shy otter" not in embed_text(server)
+    assert f"<@{alice.id}>" in embed_text(server)
+
+    withdraw = approval_button(mine, "cancel")
+    assert withdraw is not None
+    await fake_discord.wait_for_ack(
+        await fake_discord.dispatch_component(mine, withdraw, user=alice)
+    )
+    await fake_discord.wait_until(lambda: title(waiting) != WAITING, TIMEOUT)
+    assert "(1)" not in embed_text(await videoqueue(alice))
+    assert simulator.submit_attempts == 0 and await counted(bot, alice) == 0
