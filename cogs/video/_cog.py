@@ -71,14 +71,14 @@ class VideoCog(commands.Cog):
             frame_rate=frame_rate,
             default_negative_prompt=self.bot.services.settings.default_negative_prompt,
         )
-        # The server's rules first: an earlier clip of a blocked prompt is not offered either.
-        await self.bot.starter.screen(interaction, request)
         # A chosen seed makes the request repeatable: if that very clip was delivered here
         # already, the member gets it (or its link) instead of the owner paying for a copy.
-        if seed is not None and await reuse.offer_earlier_clip(
-            self.bot, interaction, request, private=private
-        ):
-            return
+        # The server's rules come first (the starter checks them for every other request):
+        # an earlier clip of a blocked prompt, or outside the allowed channels, is not offered.
+        if seed is not None:
+            await self.bot.starter.screen(interaction, request)
+            if await reuse.offer_earlier_clip(self.bot, interaction, request, private=private):
+                return
         # The same command sent twice in a moment is one request (a seed left out is drawn
         # anew each time, so it is not part of what makes them the same).
         fingerprint = request_fingerprint(request, private=private, seed_given=seed is not None)

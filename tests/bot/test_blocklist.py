@@ -108,6 +108,25 @@ async def test_rerolling_a_clip_whose_prompt_is_now_blocked_is_refused_privately
     assert [s["prompt"] for s in simulator.submits] == ["a dragon castle"]
 
 
+async def test_the_same_seeded_request_once_blocked_is_refused_not_answered_with_the_old_clip(
+    bot, fake_discord: FakeDiscord, services, simulator: SegmindSimulator
+):
+    # The same seed and settings would be answered with the clip already made: not once
+    # its prompt is blocked (nor outside the allowed channels).
+    alice = fake_discord.world.member_named("alice")
+    asked = {"prompt": "a dragon castle", "seed": 7}
+    await wait_for_clip(fake_discord, (await video(fake_discord, alice, asked)).channel_id)
+    await block(fake_discord, "dragon")
+
+    again = await video(fake_discord, alice, asked)
+    refusal = await wait_for_reply(fake_discord, again, lambda m: bool(m.content))
+
+    assert only_for(refusal, alice)
+    assert "does not allow" in refusal.content and "dragon" not in refusal.content
+    assert not refusal.attachments and "/channels/" not in refusal.content
+    assert len(simulator.submits) == 1
+
+
 async def test_a_member_cannot_add_a_term_even_when_the_server_shows_them_the_command(
     bot, fake_discord: FakeDiscord
 ):
