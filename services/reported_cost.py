@@ -1,7 +1,7 @@
 """What Segmind says a finished clip cost (`metrics.cost`), checked before budgets trust it.
 
 Admission reserves each job at an honest upper estimate: ``CLIP_COST_USD``, or more when
-Segmind recently reported more for clips of the same size (``reservation_usd``), so limits,
+Segmind's latest reports for clips of the same size say more (``reservation_usd``), so limits,
 budgets and the operator's ceiling hold while clips are made. When the result reports a
 cost, that figure replaces the reservation, stored with the result itself, so every sum of
 ``cost_usd`` (server budgets, usage reports, the operator's daily ceiling) counts what
@@ -33,6 +33,12 @@ TRUSTED_FACTOR = 10.0
 # most how many reported jobs it reads (a bounded, indexed read inside its transaction).
 RECENT_PRICE_SECONDS = 7 * 86400.0
 RECENT_PRICE_JOBS = 500
+# Of those, only this many newest reports per clip size set its reservation (their highest).
+# Taking the week's highest let one odd figure (a retried job billed twice, say) reserve
+# every clip of the size at it for 7 days, so budgets refused far too early and members were
+# quoted it. The newest three still follow a real price rise at its first report, and one
+# outlier is outvoted once three newer reports exist.
+RECENT_PRICE_LATEST = 3
 
 # What drives Segmind's price for a clip: it bills GPU time, which grows with the frames
 # made and the denoising steps of each; the prompt, guidance and frame rate do not change it.
@@ -109,10 +115,15 @@ def reported_cost_usd(
 async def recent_prices(
     jobs: JobStore, now: float, estimate_usd: float, *, tx: Executor
 ) -> dict[PriceKind, float]:
-    """The highest trusted figure Segmind reported lately for each clip size."""
+    """For each clip size, the highest of the latest trusted figures Segmind reported."""
     low, high = trusted_range(estimate_usd)
     return await jobs.highest_reported_costs(
-        now - RECENT_PRICE_SECONDS, low=low, high=high, limit=RECENT_PRICE_JOBS, tx=tx
+        now - RECENT_PRICE_SECONDS,
+        low=low,
+        high=high,
+        limit=RECENT_PRICE_JOBS,
+        latest=RECENT_PRICE_LATEST,
+        tx=tx,
     )
 
 
@@ -121,6 +132,7 @@ def reservation_usd(
 ) -> float:
     """What admission charges a job until Segmind reports its cost: an honest upper estimate.
 
-    The most Segmind charged lately for a clip of this size, never less than CLIP_COST_USD.
+    The most Segmind charged for the latest few clips of this size, never less than
+    CLIP_COST_USD.
     """
     return max(estimate_usd, recent.get(price_kind(request), 0.0))

@@ -289,22 +289,36 @@ class JobStore:
         return sum(int(r[0]) for r in rows), sum(float(r[1]) for r in rows)
 
     async def highest_reported_costs(
-        self, since: float, *, low: float, high: float, limit: int, tx: Executor | None = None
+        self,
+        since: float,
+        *,
+        low: float,
+        high: float,
+        limit: int,
+        latest: int,
+        tx: Executor | None = None,
     ) -> dict[tuple[int, int], float]:
-        """The highest cost Segmind reported for each (input_frames, steps), among the latest
-        ``limit`` jobs created since ``since`` whose figure lies within [low, high].
+        """For each (input_frames, steps), the highest of the ``latest`` newest costs Segmind
+        reported, among the latest ``limit`` jobs created since ``since`` whose figure lies
+        within [low, high].
 
-        Read inside admission's transaction: newest first along the jobs_created index and
-        stopped after ``limit`` reported jobs, so its cost does not grow with history.
+        Only the newest few per size: one odd figure is outvoted once that many newer ones
+        exist, while a real price change shows in the next report. Read inside admission's
+        transaction: newest first along the jobs_created index and stopped after ``limit``
+        reported jobs, so its cost does not grow with history.
         """
         rows = await (tx or self._db).fetchall(
-            "SELECT json_extract(request_json, '$.input_frames'),"
-            " json_extract(request_json, '$.steps'), MAX(cost_usd)"
-            " FROM (SELECT request_json, cost_usd FROM jobs"
-            " WHERE created_at >= ? AND cost_reported = 1 AND cost_usd BETWEEN ? AND ?"
-            " ORDER BY created_at DESC LIMIT ?)"
-            " GROUP BY 1, 2",
-            (since, low, high, limit),
+            "SELECT frames, steps, MAX(cost_usd) FROM ("
+            " SELECT frames, steps, cost_usd, ROW_NUMBER() OVER ("
+            "  PARTITION BY frames, steps ORDER BY created_at DESC, id DESC) AS newness"
+            " FROM (SELECT id, created_at, cost_usd,"
+            "  json_extract(request_json, '$.input_frames') AS frames,"
+            "  json_extract(request_json, '$.steps') AS steps"
+            "  FROM jobs"
+            "  WHERE created_at >= ? AND cost_reported = 1 AND cost_usd BETWEEN ? AND ?"
+            "  ORDER BY created_at DESC LIMIT ?))"
+            " WHERE newness <= ? GROUP BY frames, steps",
+            (since, low, high, limit, latest),
         )
         return {(int(row[0]), int(row[1])): float(row[2]) for row in rows}
 

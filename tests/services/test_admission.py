@@ -929,3 +929,19 @@ async def test_a_servers_budget_counts_the_reservation_at_segminds_price(
     assert caught.value.clip_cost_usd == SEGMIND_PRICE
     # A smaller clip still fits at the estimate.
     assert (await admission.admit(REQUEST, origin(BOB))).cost_usd == PRICE
+
+
+async def test_one_odd_report_stops_setting_the_price_once_three_newer_ones_exist(
+    admission: Admission, storage: Storage, clock: FakeClock
+) -> None:
+    odd = await admission.admit(BIG, origin(ALICE))
+    await segmind_reports(storage, odd.job, clock.time(), 3.0)  # a one-off, within 10x
+    assert (await admission.admit(BIG, origin(100))).cost_usd == 3.0
+    for user in (101, 102, 103):
+        clock.advance(1)
+        newer = await admission.admit(BIG, origin(user))
+        await segmind_reports(storage, newer.job, clock.time(), SEGMIND_PRICE)
+
+    clock.advance(1)
+    # The members who ask now are quoted, and budgets reserve, what Segmind charges now.
+    assert (await admission.admit(BIG, origin(104))).cost_usd == SEGMIND_PRICE

@@ -14,6 +14,7 @@ from services.models import JobState, VideoRequest
 from services.reported_cost import (
     MAX_REPORTED_COST_USD,
     RECENT_PRICE_JOBS,
+    RECENT_PRICE_LATEST,
     RECENT_PRICE_SECONDS,
     recent_prices,
     reported_cost_usd,
@@ -253,6 +254,33 @@ async def test_old_and_untrusted_figures_do_not_raise_the_reservation(
     await store_reported(storage, 0.7, created_at=now)
 
     assert await read_prices(storage, now) == {(60, 50): 0.7}
+
+
+async def test_one_odd_figure_is_outvoted_once_three_newer_reports_exist(
+    storage: Storage,  # noqa: F811
+) -> None:
+    assert RECENT_PRICE_LATEST == 3
+    await store_reported(storage, 3.0, created_at=1000.0)  # within 10x, but a one-off
+    await store_reported(storage, 0.4, created_at=1001.0)
+    await store_reported(storage, 0.4, created_at=1002.0)
+    # Until three newer figures exist, the odd one still counts: it may be a real price.
+    assert await read_prices(storage, now=2000.0) == {(60, 50): 3.0}
+
+    await store_reported(storage, 0.4, created_at=1003.0)
+    await store_reported(storage, 2.5, frames=16, steps=25, created_at=1004.0)
+
+    # Outvoted for its size; another size's latest figure is its own.
+    assert await read_prices(storage, now=2000.0) == {(60, 50): 0.4, (16, 25): 2.5}
+
+
+async def test_a_real_price_rise_shows_at_its_first_report(
+    storage: Storage,  # noqa: F811
+) -> None:
+    for n in range(5):
+        await store_reported(storage, 0.36, created_at=1000.0 + n)
+    await store_reported(storage, 0.6, created_at=1010.0)
+
+    assert await read_prices(storage, now=2000.0) == {(60, 50): 0.6}
 
 
 async def test_the_reservation_reads_only_the_latest_reported_jobs(
