@@ -297,12 +297,25 @@ class Approvals:
         request ends as failed rather than admitted again: the moderator approved it against
         the limits as they stood then, the member's interaction may be long gone, and ending
         it costs nothing; the caller tells the member to ask again. Never two jobs.
+
+        A job found already ended without ever reaching Segmind (no request id: admission
+        withdrew it because Approve's handler was cancelled after its answer) never ran and
+        never will: linking it would leave the member's message saying "waiting" for good,
+        so the request ends as failed, as if no job had been made.
         """
         store = self._storage.approvals
         recovered: list[tuple[HeldRequest, Job | None]] = []
         for held in await store.stranded():
             job_id = await store.job_id_for(held)
             job = await self._storage.jobs.get(job_id) if job_id is not None else None
+            if job is not None and job.state.is_terminal and job.request_id is None:
+                log.warning(
+                    "approval=%s its job=%s ended unsent (%s); request ended",
+                    held.id,
+                    job.id,
+                    job.state.value,
+                )
+                job = None
             if job is not None:
                 if job.message_id is None:
                     job = await self.admitted(held, job)

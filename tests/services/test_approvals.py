@@ -11,6 +11,7 @@ import pytest
 from services.admission import Admission, DuplicateRequest, LimitReached, MemberBlocked
 from services.approval_models import ApprovalState, HeldRequest
 from services.approvals import (
+    RESTART_REASON,
     AlreadyDecided,
     AlreadyWaiting,
     Approvals,
@@ -22,7 +23,7 @@ from services.approvals import (
 from services.errors import ValidationError
 from services.gates import AccountGates
 from services.limits import LimitService
-from services.models import Job, JobOrigin, VideoRequest
+from services.models import Job, JobOrigin, JobState, VideoRequest
 from services.periods import LimitSpec
 from services.storage import NewJob, Storage
 from tests.fakeclock import FakeClock
@@ -314,6 +315,47 @@ async def test_admission_never_makes_a_second_job_for_one_approval(
         await approval_admission(storage, fake_clock).admit(
             held.request, admission_origin(held, held.role_ids)
         )
+
+
+async def test_a_restart_ends_an_approved_request_whose_job_was_withdrawn_unsent(
+    approvals: Approvals, limits: LimitService, storage: Storage, fake_clock: FakeClock
+):
+    # Approve's handler was cancelled just after admission answered: admission withdrew
+    # the job (ended, never sent), and the process stopped before the request was ended.
+    _, job = await approved_and_admitted(approvals, limits, storage, fake_clock)
+    await storage.jobs.update(
+        job.id, now=fake_clock.time(), state=JobState.CANCELLED, error="not acknowledged"
+    )
+
+    restarted = Approvals(storage, fake_clock)
+    [(ended, found)] = await restarted.recover()
+
+    # Not linked to a job that will never run (the member would read "waiting" for good):
+    # ended, so the caller tells the member to ask again.
+    assert found is None
+    assert (ended.state, ended.reason, ended.job_id) == (
+        ApprovalState.FAILED,
+        RESTART_REASON,
+        None,
+    )
+    stored = await storage.jobs.get(job.id)
+    assert stored is not None and stored.message_id is None  # the waiting message not taken
+    assert await restarted.recover() == []
+
+
+async def test_a_restart_links_an_approved_requests_job_that_ran_and_ended(
+    approvals: Approvals, limits: LimitService, storage: Storage, fake_clock: FakeClock
+):
+    # Sent to Segmind and failed there: it ran, so the request is its job's (not ended).
+    _, job = await approved_and_admitted(approvals, limits, storage, fake_clock)
+    await storage.jobs.update(
+        job.id, now=fake_clock.time(), request_id="r-1", state=JobState.FAILED
+    )
+
+    [(linked, found)] = await Approvals(storage, fake_clock).recover()
+
+    assert found is not None and found.id == job.id
+    assert (linked.state, linked.job_id) == (ApprovalState.APPROVED, job.id)
 
 
 async def test_a_restart_ends_an_approved_request_that_never_got_its_job(
