@@ -30,6 +30,7 @@ from cogs.approval.notices import (
     REFUSED_WHY,
     ApprovalNotices,
 )
+from cogs.approval.recovery import RESTART_WHY
 from cogs.permissions import is_moderator
 from cogs.replies import reply
 from cogs.video import render
@@ -37,7 +38,7 @@ from cogs.video.buttons import progress_view
 from services import logcontext
 from services.admission import Admitted
 from services.approval_models import ApprovalState, HeldRequest
-from services.approvals import AlreadyDecided, admission_origin
+from services.approvals import RESTART_REASON, AlreadyDecided, admission_origin
 from services.errors import BotError, RefusedError
 from services.gates import AccountPaused
 from services.models import JobOrigin, Progress, ProgressPhase, VideoRequest
@@ -175,11 +176,27 @@ class ApprovalFlow:
                 f"{whom}:\n>>> {why}",
             )
             return
+        except asyncio.CancelledError:
+            # The handler was cancelled (the bot is stopping) while admission decided: any
+            # job it made for this caller is withdrawn unsent, so nothing will run. Left
+            # approved, the member's message would say "waiting" until a restart noticed;
+            # ended now, off this cancelled task (a restart's recovery still ends it if the
+            # bot stops first).
+            self._bot.background.spawn(self._end_interrupted(held))
+            raise
         except Exception:
             log.exception("approval=%s approved but could not be admitted", held.id)
             await self._end_failed(interaction, held)
             return
         await self._start(interaction, held, admitted)
+
+    async def _end_interrupted(self, held: HeldRequest) -> None:
+        approvals = self._bot.services.approvals
+        log.warning("approval=%s Approve was interrupted before its job started; ended", held.id)
+        await approvals.failed(held, RESTART_REASON)
+        held = await approvals.get(held.id, None)
+        await self.tell_member(held, FAILED_TITLE, RESTART_WHY)
+        await self.edit_alert(held)
 
     async def _current_roles(
         self, interaction: discord.Interaction, held: HeldRequest

@@ -389,6 +389,34 @@ def role_named(fake: FakeDiscord, name: str) -> Any:
     return next(r for r in fake.world.guild.roles if r.name == name)
 
 
+async def test_approve_cancelled_while_admitting_ends_the_request_and_tells_the_member(
+    bot, fake_discord: FakeDiscord, simulator: SegmindSimulator, members, monkeypatch
+):
+    """The handler cancelled in admission (the bot stopping): no job will run, so the
+    request must not stay approved with the member's message saying "waiting"."""
+    mod, alice = members["mod"], members["alice"]
+    await require_approval(fake_discord, mod)
+    waiting = await ask(fake_discord, alice, "a fox")
+    alert = await card(fake_discord)
+    request_id = int(str(approval_button(alert, "approve")).split(":")[2])
+
+    async def cancelled(*args: Any, **kwargs: Any) -> Any:
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(bot.services.admission, "admit", cancelled)
+    await press(fake_discord, alert, "approve", mod)
+
+    await fake_discord.wait_until(
+        lambda: title(waiting) == "Approved, but it could not be started", TIMEOUT
+    )
+    monkeypatch.undo()
+    assert "restarted" in (field(waiting, "Why") or "")
+    held = await bot.services.approvals.get(request_id, None)
+    assert held.state is ApprovalState.FAILED and held.job_id is None
+    await fake_discord.wait_until(lambda: approval_button(alert, "approve") is None, TIMEOUT)
+    assert simulator.submit_attempts == 0 and await counted(bot, alice) == 0
+
+
 async def test_an_unexpected_error_on_approve_ends_the_request_and_tells_everyone(
     bot, fake_discord: FakeDiscord, simulator: SegmindSimulator, members, monkeypatch
 ):
