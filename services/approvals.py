@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from services.admission import LimitReached, MemberBlocked
@@ -352,15 +353,21 @@ class Approvals:
             held.id, member_told=member_told, card_updated=card_updated
         )
 
-    async def unsettled(self, *, grace: float) -> list[HeldRequest]:
+    async def unsettled(
+        self, *, grace: float, skip: Collection[int] = (), limit: int = 100
+    ) -> list[HeldRequest]:
         """Ended requests whose notices Discord did not take, for the sweep to try again.
 
         Ended at least ``grace`` ago (an answer's own flow is telling it meanwhile), and
         within ``NOTICE_RETRY_SECONDS``: after that a notice is stale, and is given up.
+        ``skip``: those the sweep is backing off from, left out by the read itself.
         """
         now = self._clock.time()
         return await self._storage.approvals.unsettled(
-            decided_since=now - NOTICE_RETRY_SECONDS, decided_before=now - grace
+            decided_since=now - NOTICE_RETRY_SECONDS,
+            decided_before=now - grace,
+            skip=skip,
+            limit=limit,
         )
 
 

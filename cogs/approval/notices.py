@@ -272,9 +272,7 @@ class ApprovalNotices:
     async def _note(self, held: HeldRequest, which: str, outcome: Outcome) -> None:
         """Store a notice as settled, or count the failure for the sweep's backoff."""
         if outcome == "retry":
-            attempts = self._failures.get(held.id, (0, 0.0))[0] + 1
-            wait = RETRY_BACKOFF.delay(attempts, self._rng)
-            self._failures[held.id] = (attempts, self._bot.services.clock.time() + wait)
+            wait = self._note_failure(held)
             log.info("approval=%s %s notice failed; trying again in %.0fs", held.id, which, wait)
             return
         try:
@@ -285,23 +283,42 @@ class ApprovalNotices:
             # Left untold: the sweep tells it again, once more than needed at worst.
             log.exception("approval=%s %s notice could not be recorded", held.id, which)
 
+    def _note_failure(self, held: HeldRequest) -> float:
+        """Back off from this request's notices: seconds until the sweep tries it again."""
+        attempts = self._failures.get(held.id, (0, 0.0))[0] + 1
+        wait = RETRY_BACKOFF.delay(attempts, self._rng)
+        self._failures[held.id] = (attempts, self._bot.services.clock.time() + wait)
+        return wait
+
     async def retry_unsettled(self) -> int:
         """Try again the notices Discord did not take (for up to a day); how many tried."""
         approvals, now = self._bot.services.approvals, self._bot.services.clock.time()
         for stale in [key for key, (_, due) in self._failures.items() if due < now - 86400]:
             del self._failures[stale]  # past the day the store still lists it for
+        # Those being told now or backing off are left out by the read, before its limit:
+        # filtered after it, a hundred old ones waiting their turn hid every newer notice.
+        waiting = {key for key, (_, due) in self._failures.items() if due > now}
         tried = 0
-        for held in await approvals.unsettled(grace=RETRY_GRACE_SECONDS):
-            if held.id in self._busy or self._failures.get(held.id, (0, 0.0))[1] > now:
+        for held in await approvals.unsettled(grace=RETRY_GRACE_SECONDS, skip=waiting | self._busy):
+            if held.id in self._busy:  # began being told since the read
                 continue
-            current = await approvals.get(held.id, None)  # as it is now, not as listed
-            if not current.member_told:
-                notice = notice_for(current)
-                if notice is None:
-                    await self._note(current, "member", "told")
-                else:
-                    await self.tell_member(current, *notice)
-            if not current.card_updated:
-                await self.edit_alert(current)
+            try:
+                await self._retry(held)
+            except Exception:
+                # One request's trouble (a bug, the database) must not stop the others'.
+                log.exception("approval=%s notices could not be retried", held.id)
+                self._note_failure(held)
             tried += 1
         return tried
+
+    async def _retry(self, held: HeldRequest) -> None:
+        approvals = self._bot.services.approvals
+        current = await approvals.get(held.id, None)  # as it is now, not as listed
+        if not current.member_told:
+            notice = notice_for(current)
+            if notice is None:
+                await self._note(current, "member", "told")
+            else:
+                await self.tell_member(current, *notice)
+        if not current.card_updated:
+            await self.edit_alert(current)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Collection
 from typing import Any
 
 from services.approval_models import ApprovalRule, ApprovalState, HeldRequest
@@ -257,16 +258,26 @@ class ApprovalStore:
         )
 
     async def unsettled(
-        self, *, decided_since: float, decided_before: float, limit: int = 100
+        self,
+        *,
+        decided_since: float,
+        decided_before: float,
+        skip: Collection[int] = (),
+        limit: int = 100,
     ) -> list[HeldRequest]:
         """Ended requests whose member or card has not been told, ended in that span.
 
         Not one approved and still being admitted (no job yet): its flow is under way.
+        Nor those in ``skip`` (the caller's backing off from them), left out before the
+        limit: else a hundred old ones waiting their turn would hide every newer one. One
+        JSON parameter, so the list may be any length.
         """
         rows = await self._db.fetchall(
             "SELECT * FROM approval_requests WHERE (member_told = 0 OR card_updated = 0)"
             " AND decided_at >= ? AND decided_at < ? AND state != 'pending'"
-            " AND NOT (state = 'approved' AND job_id IS NULL) ORDER BY decided_at LIMIT ?",
-            (decided_since, decided_before, limit),
+            " AND NOT (state = 'approved' AND job_id IS NULL)"
+            " AND id NOT IN (SELECT value FROM json_each(?))"
+            " ORDER BY decided_at, id LIMIT ?",
+            (decided_since, decided_before, json.dumps(sorted(skip)), limit),
         )
         return [_held_from_row(row) for row in rows]
