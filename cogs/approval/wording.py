@@ -212,12 +212,15 @@ def denied_reply(held: HeldRequest, *, reason_reached: bool) -> str:
     return f"Denied request #{held.id}, but the member could not be told."
 
 
-def denial_reason(held: HeldRequest) -> str:
-    """What the member reads: a moderator denied it, with their reason shown literally."""
-    text = "A moderator denied this request."
-    if held.reason:
-        text += f"\nReason: {render.shown_text(held.reason, 400)}"
-    return text
+def denial_reason(held: HeldRequest) -> str | None:
+    """What the member alone reads: a moderator denied it, with their reason shown literally.
+
+    None without a reason: then nothing is private, and the member's message (``DENIED_PUBLIC``,
+    with the prompt, as any other ending shows it) is the whole answer; no direct message.
+    """
+    if not held.reason:
+        return None
+    return f"{DENIED_PUBLIC}\nReason: {render.shown_text(held.reason, 400)}"
 
 
 EXPIRED_WHY = "No moderator answered in time, so the request expired."

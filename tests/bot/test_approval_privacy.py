@@ -136,3 +136,25 @@ async def test_a_private_denial_shows_the_reason_on_the_members_own_message(
     await fake_discord.wait_until(lambda: title(waiting) == "Request denied")
     assert "too secret" in (field(waiting, "Why") or "")
     assert not [m for m in fake_discord.dm_messages(alice) if m.embeds]
+
+
+@pytest.mark.parametrize("dms_open", [True, False])
+async def test_a_denial_without_a_reason_is_said_on_the_public_message_alone(
+    bot, fake_discord: FakeDiscord, dms_open: bool
+):
+    mod, alice = people(fake_discord)
+    alice.user.accepts_dms = dms_open
+    await require_approval(fake_discord, mod)
+    waiting = await ask(fake_discord, alice, "a public fox")
+    alert = await card(fake_discord)
+
+    answer = await deny(fake_discord, alert, mod, "   ")
+
+    await fake_discord.wait_until(lambda: title(waiting) == "Request denied")
+    # Nothing private to keep off it: the member's message is the whole answer.
+    assert "A moderator denied this request." in (field(waiting, "Why") or "")
+    assert "public fox" in embed_text(waiting)
+    assert not fake_discord.dm_messages(alice)
+    assert "the member was told." in answer and "reason" not in answer
+    await fake_discord.wait_until(lambda: "Denied by" in embed_text(alert))
+    assert not fake_discord.dm_messages(alice)  # not by the notice sweep either

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from cogs.approval.notices import RETRY_GRACE_SECONDS, ApprovalNotices
+from cogs.approval.notices import RETRY_GRACE_SECONDS, ApprovalNotices, notice_for
+from cogs.approval.wording import DENIED_PUBLIC
 from services.approval_models import ApprovalState, HeldRequest
 from services.approvals import Approvals
 from services.limits import LimitService
@@ -110,3 +111,21 @@ async def test_one_requests_error_does_not_stop_the_others_and_it_is_tried_later
     fake_clock.advance(3600)
     await sweep.retry_unsettled()
     assert sweep.told == [second.id, first.id]
+
+
+async def test_the_sweep_retells_a_denial_without_a_reason_on_the_public_message_alone(
+    storage: Storage, approvals: Approvals, fake_clock: FakeClock
+) -> None:
+    limits = LimitService(
+        storage, default_limit=LimitSpec(5, 86400), clock=fake_clock, clip_cost_usd=0.36
+    )
+    usage = await limits.member_usage(GUILD, MEMBER, [])
+    origin = JobOrigin(guild_id=GUILD, channel_id=5, user_id=MEMBER, role_ids=())
+    held = await approvals.hold(VideoRequest.create("a fox"), origin, usage)
+    bare = await approvals.decide(held, ApprovalState.DENIED, by=2, reason="  ")
+    assert notice_for(bare) == ("Request denied", DENIED_PUBLIC, None)  # no DM, prompt shown
+
+    second = await approvals.hold(VideoRequest.create("an owl"), origin, usage)
+    reasoned = await approvals.decide(second, ApprovalState.DENIED, by=2, reason="not here")
+    notice = notice_for(reasoned)
+    assert notice is not None and "not here" in str(notice[2])
