@@ -27,8 +27,8 @@ from services.blocklist_terms import (
     Term,
     TermNotBlocked,
     TermSet,
-    normalise,
     parse_term,
+    readings,
     refuse_slow_pattern,
 )
 from services.clock import Clock
@@ -190,17 +190,26 @@ class Blocklist:
         return "negative prompt"
 
     async def find(self, terms: TermSet, texts: list[str]) -> Hit | None:
-        """The first term in any of ``texts`` (``Hit.index`` says which); patterns in a thread."""
-        normalised = [normalise(text) for text in texts]
-        for index, text in enumerate(normalised):
-            hit = terms.match_words(text)
+        """The first term in any of ``texts`` (``Hit.index`` says which); patterns in a thread.
+
+        Each text is screened in every reading (narrow spaces dropped, and as spaces).
+        """
+        read: list[str] = []
+        owner: list[int] = []  # which of ``texts`` each reading is of
+        for index, text in enumerate(texts):
+            for reading in readings(text):
+                read.append(reading)
+                owner.append(index)
+        for reading, index in zip(read, owner, strict=True):
+            hit = terms.match_words(reading)
             if hit is not None:
                 return Hit(hit.term, index=index)
         if not terms.patterns:
             return None
-        return await asyncio.to_thread(
-            terms.match_patterns, normalised, budget=self._patterns_budget
-        )
+        hit = await asyncio.to_thread(terms.match_patterns, read, budget=self._patterns_budget)
+        if hit is None:
+            return None
+        return Hit(hit.term, timed_out=hit.timed_out, index=owner[hit.index])
 
     async def add(self, guild_id: int, text: str, *, actor_id: int) -> TermAdded:
         """Add a term (validated; a pattern is tried on hostile texts first), audited."""

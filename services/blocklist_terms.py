@@ -7,8 +7,9 @@ Normalisation makes look-alike spellings one spelling, so that a member cannot s
 term past the check with characters that read the same: drop every default-ignorable
 code point (Unicode's Default_Ignorable_Code_Point ranges, assigned or not: zero-width
 characters, joiners, soft hyphens, variation selectors, tags, Hangul fillers) and the
-narrow spaces that look like no space at all inside a word, NFKC (fullwidth and
-mathematical letters become plain ones), map Greek and Cyrillic capitals that look like
+narrow spaces (unseen inside a word, yet a space between words: a text with them is read
+both ways, see ``readings``), NFKC (fullwidth and mathematical letters become plain ones),
+map Greek and Cyrillic capitals that look like
 Latin capitals (before casefolding, which would turn Greek H into eta, an `n`), casefold,
 drop combining marks, then map the lowercase look-alikes (Cyrillic, Greek, small
 capitals, Cherokee, Lisu) to Latin letters. The tables below are compact excerpts of
@@ -128,59 +129,16 @@ _LOOK_ALIKES.update(
 # Cherokee capitals (what casefolding leaves of Cherokee) and Lisu letters that are Latin
 # capitals in shape, by name so a reader can check them against confusables.txt.
 _LOOK_ALIKES.update(
-    {
-        unicodedata.lookup(f"CHEROKEE LETTER {name}"): latin
-        for name, latin in (
-            ("GO", "a"),
-            ("YV", "b"),
-            ("TLI", "c"),
-            ("A", "d"),
-            ("GV", "e"),
-            ("MI", "h"),
-            ("TSO", "k"),
-            ("TLE", "l"),
-            ("LU", "m"),
-            ("TLV", "p"),
-            ("SV", "r"),
-            ("DU", "s"),
-            ("I", "t"),
-            ("DO", "v"),
-            ("LA", "w"),
-            ("GI", "y"),
-            ("NO", "z"),
-        )
-    }
-)
-_LOOK_ALIKES.update(
-    {
-        unicodedata.lookup(f"LISU LETTER {name}"): latin
-        for name, latin in (
-            ("A", "a"),
-            ("BA", "b"),
-            ("CA", "c"),
-            ("DA", "d"),
-            ("E", "e"),
-            ("TSA", "f"),
-            ("GA", "g"),
-            ("XA", "h"),
-            ("I", "i"),
-            ("JA", "j"),
-            ("KA", "k"),
-            ("LA", "l"),
-            ("MA", "m"),
-            ("NA", "n"),
-            ("O", "o"),
-            ("PA", "p"),
-            ("ZHA", "r"),
-            ("SA", "s"),
-            ("TA", "t"),
-            ("U", "u"),
-            ("HA", "v"),
-            ("WA", "w"),
-            ("YA", "y"),
-            ("DZA", "z"),
-        )
-    }
+    (unicodedata.lookup(f"{script} LETTER {name}"), latin)
+    for script, names, latins in (
+        ("CHEROKEE", "GO YV TLI A GV MI TSO TLE LU TLV SV DU I DO LA GI NO", "abcdehklmprstvwyz"),
+        (
+            "LISU",
+            "A BA CA DA E TSA GA XA I JA KA LA MA NA O PA ZHA SA TA U HA WA YA DZA",
+            "abcdefghijklmnoprstuvwyz",
+        ),
+    )
+    for name, latin in zip(names.split(), latins, strict=True)
 )
 _LOOK_ALIKE_TABLE = str.maketrans(_LOOK_ALIKES)
 
@@ -227,24 +185,32 @@ _DEFAULT_IGNORABLE = (
     (0xE0000, 0xE0FFF),
 )
 # Spaces narrow enough to sit inside a word unseen (six-per-em, punctuation, thin, hair,
-# narrow no-break, medium mathematical): dropped, so `b<thin space>a d` reads `bad`. An
-# ordinary, no-break or wider space still separates words, as it must for `a class act`.
+# narrow no-break, medium mathematical), yet typed between words too: a text with them is
+# read both ways (see ``readings``), so neither `b<thin>a<thin>d` nor `a<thin>bad<thin>idea`
+# gets through. An ordinary, no-break or wider space always separates (`a class act`).
 _NARROW_SPACES = "\u2006\u2008\u2009\u200a\u202f\u205f"
+_NARROW_AS_SPACES = str.maketrans(dict.fromkeys(_NARROW_SPACES, " "))
+_NARROW_DROPPED = str.maketrans(dict.fromkeys(map(ord, _NARROW_SPACES)))
 # Invisible, yet letters or symbols to Unicode and not default-ignorable: blank braille.
 _DROPPED = str.maketrans(
     dict.fromkeys(
-        [cp for low, high in _DEFAULT_IGNORABLE for cp in range(low, high + 1)]
-        + [ord(c) for c in _NARROW_SPACES + "\u2800"]
+        [cp for low, high in _DEFAULT_IGNORABLE for cp in range(low, high + 1)] + [0x2800]
     )
 )
 _DROPPED_CATEGORIES = frozenset({"Cf", "Mn", "Me"})  # other format chars; combining marks
 _WORD = re.compile(r"[^\W_]+")
 
 
-def normalise(text: str) -> str:
-    """The text as the blocklist reads it: one spelling for look-alikes, nothing invisible."""
-    # Dropped before NFKC, which would turn the narrow spaces into ordinary ones.
-    visible = unicodedata.normalize("NFKC", text.translate(_DROPPED))
+def normalise(text: str, *, narrow_spaces_separate: bool = False) -> str:
+    """The text as the blocklist reads it: one spelling for look-alikes, nothing invisible.
+
+    Narrow spaces are dropped, or read as spaces with ``narrow_spaces_separate``.
+    """
+    # Settled before NFKC, which would turn every narrow space into an ordinary one.
+    spaced = text.translate(
+        _NARROW_AS_SPACES if narrow_spaces_separate else _NARROW_DROPPED
+    ).translate(_DROPPED)
+    visible = unicodedata.normalize("NFKC", spaced)
     folded = visible.translate(_CAPITALS_TABLE).casefold()
     kept = (
         char
@@ -252,6 +218,15 @@ def normalise(text: str) -> str:
         if unicodedata.category(char) not in _DROPPED_CATEGORIES
     )
     return unicodedata.normalize("NFC", "".join(kept).translate(_LOOK_ALIKE_TABLE))
+
+
+def readings(text: str) -> tuple[str, ...]:
+    """Every way the blocklist reads ``text``: narrow spaces dropped and, if it has any,
+    narrow spaces as spaces. A text is refused if any reading has a term."""
+    joined = normalise(text)
+    if not any(space in text for space in _NARROW_SPACES):
+        return (joined,)
+    return joined, normalise(text, narrow_spaces_separate=True)
 
 
 def words_of(normalised: str) -> list[str]:

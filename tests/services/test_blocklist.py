@@ -19,6 +19,7 @@ from services.blocklist_terms import (
     TermSet,
     normalise,
     parse_term,
+    readings,
 )
 from services.errors import RefusedError, ValidationError
 from services.models import VideoRequest
@@ -140,6 +141,35 @@ def test_greek_look_alikes_read_as_latin():
 
 def test_a_term_typed_with_look_alikes_is_normalised_the_same_way():
     assert blocks(["B\N{CYRILLIC SMALL LETTER A}D"], "so bad")
+
+
+def test_a_text_with_narrow_spaces_is_read_both_ways():
+    assert readings("a b") == ("a b",)
+    assert readings("a\u2009bad\u202fthing") == ("abadthing", "a bad thing")
+
+
+@pytest.mark.parametrize(
+    ("term", "prompt"),
+    [
+        ("bad", "a\u2009bad\u2009thing"),  # narrow spaces between words: still words
+        ("nude", "a\u2006nude\u205fwoman"),
+        ("blood bath", "a blood\u2009bath"),  # a phrase typed with a thin space
+        ("/\\bbad\\b/", "a\u200abad\u202fthing"),  # a pattern reads the spaced text too
+        ("bad", "a b\u2009a\u2009d thing"),  # inside a word they are still dropped
+        ("/\\bbad\\b/", "a b\u2009a\u2009d thing"),
+    ],
+)
+async def test_narrow_spaces_between_or_inside_words_do_not_get_a_term_through(
+    blocklist, term, prompt
+):
+    await blocklist.add(GUILD, term, actor_id=MOD)
+    with pytest.raises(PromptBlocked) as refused:
+        await blocklist.screen(GUILD, CHANNEL, MEMBER, request(prompt))
+    assert refused.value.field == "prompt"
+    # The negative prompt is read both ways too, and the refusal still names its field.
+    with pytest.raises(PromptBlocked) as refused:
+        await blocklist.screen(GUILD, CHANNEL, MEMBER, request("a castle", prompt))
+    assert refused.value.field == "negative prompt"
 
 
 # --- words and phrases -----------------------------------------------------------------
