@@ -6,8 +6,8 @@ loop (an index lookup per word); patterns run in a worker thread on RE2, whose t
 linear in the prompt (at most 2000 characters), within a total budget checked between
 patterns. Past the budget the request counts as a match (fail closed): an unchecked prompt
 could be the one a pattern was written to stop, and a refusal costs the member nothing.
-Patterns slow enough to make that likely are refused when added, so this is a last line,
-and it is logged.
+A pattern is refused when added if it is slow alone, or if with it the server's patterns
+together would take over half the budget on one request; so this is a last line, logged.
 
 This process's cache is the only copy: with several processes on one database, a term
 added on one reaches the others when they restart.
@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from services.blocklist_terms import (
     MAX_TERMS,
     PATTERNS_BUDGET_SECONDS,
+    TERM_REFUSED_DETAIL,
     Hit,
     Term,
     TermNotBlocked,
@@ -97,6 +100,51 @@ class BlocklistOverview:
     max_terms: int
 
 
+# The most texts one request screens: a prompt and a negative prompt, each read two ways.
+SCREENED_TEXTS = 4
+# Long texts a whole pattern set is timed on: one letter repeated, and prose.
+_SET_TEXTS = ("a" * 2000, ("a castle at dawn, 2 red dragons over misty hills; " * 40)[:2000])
+
+
+def pattern_set_seconds(termset: TermSet, *, tries: int = 3) -> float:
+    """How long the set's patterns take on one request at worst: its slowest long text,
+    ``SCREENED_TEXTS`` times. Best of ``tries`` per text, so a busy machine does not inflate it.
+
+    Blocking: call it from a thread.
+    """
+    slowest = 0.0
+    for text in _SET_TEXTS:
+        best = float("inf")
+        for _ in range(tries):
+            started = time.perf_counter()
+            for term in termset.patterns:
+                term.pattern.search(text)
+            best = min(best, time.perf_counter() - started)
+        slowest = max(slowest, best)
+    return slowest * SCREENED_TEXTS
+
+
+def refuse_slow_set(
+    termset: TermSet,
+    *,
+    budget: float = PATTERNS_BUDGET_SECONDS,
+    measure: Callable[[TermSet], float] = pattern_set_seconds,
+) -> None:
+    """Raise ValidationError if the set's patterns together take over half of ``budget``.
+
+    Each can pass ``refuse_slow_pattern`` and many together still spend the budget on every
+    request, which would then be refused as not checked in time. Half leaves room for a
+    busy machine. Blocking: call it from a thread.
+    """
+    if termset.patterns and measure(termset) > budget / 2:
+        raise ValidationError(
+            "This server's blocklist patterns would be too slow together with that one: "
+            "every request could be refused as not checked in time. Simplify the patterns, "
+            "join several into one, or remove some first. Nothing was changed.",
+            detail=TERM_REFUSED_DETAIL,
+        )
+
+
 def _compile(entries: list[BlocklistEntry]) -> TermSet:
     terms = []
     for entry in entries:
@@ -127,8 +175,10 @@ class Blocklist:
         max_terms: int = MAX_TERMS,
         patterns_budget: float = PATTERNS_BUDGET_SECONDS,
         default_negative_prompt: str = DEFAULT_NEGATIVE_PROMPT,
+        measure_patterns: Callable[[TermSet], float] = pattern_set_seconds,
     ) -> None:
         self._storage = storage
+        self._measure_patterns = measure_patterns  # tests give a fake clock's worth
         self._clock = clock
         self._max_terms = max_terms
         self._patterns_budget = patterns_budget
@@ -216,6 +266,13 @@ class Blocklist:
         term = parse_term(text)
         if term.kind == "pattern":
             await asyncio.to_thread(refuse_slow_pattern, term)
+            together = TermSet([*(await self._terms(guild_id)).terms, term])
+            await asyncio.to_thread(
+                refuse_slow_set,
+                together,
+                budget=self._patterns_budget,
+                measure=self._measure_patterns,
+            )
         entries = await self._storage.blocklist.add(
             guild_id,
             term.text,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from services.blocklist import Blocklist, PromptBlocked
+from services.blocklist import Blocklist, PromptBlocked, pattern_set_seconds, refuse_slow_set
 from services.blocklist_terms import (
     BlocklistFull,
     TermAlreadyBlocked,
@@ -276,6 +276,51 @@ async def test_a_pattern_too_slow_on_a_long_prompt_is_refused(blocklist, storage
         await blocklist.add(GUILD, r"/(?:\w*\s*\w*){1000}z/", actor_id=MOD)
     assert "too slow" in refused.value.user_message
     assert await storage.blocklist.terms(GUILD) == []
+
+
+def test_a_pattern_set_too_slow_together_is_refused_by_its_total_time():
+    termset = TermSet([parse_term("/dragon/"), parse_term("/castle/")])
+    refuse_slow_set(termset, budget=0.5, measure=lambda _: 0.25)  # half the budget: fine
+    with pytest.raises(ValidationError) as refused:
+        refuse_slow_set(termset, budget=0.5, measure=lambda _: 0.26)
+    assert "too slow together" in refused.value.user_message
+    assert "dragon" not in (refused.value.detail or "")
+
+
+async def test_patterns_each_quick_enough_are_refused_once_together_they_are_too_slow(storage):
+    # Each passes the one-pattern check, yet enough of them would spend the screening
+    # budget on every request, refusing every /video as not checked in time. The set's
+    # time is measured with the new pattern in it: here 0.1 s per slow pattern.
+    measured: list[set[str]] = []
+
+    def measure(termset: TermSet) -> float:
+        measured.append({term.text for term in termset.patterns})
+        return 0.1 * sum("slow" in term.text for term in termset.patterns)
+
+    blocklist = Blocklist(storage, FakeClock(), patterns_budget=0.5, measure_patterns=measure)
+    slow = ["/slow[1]/", "/slow[2]/", "/slow[3]/"]  # each quick alone, so the fake decides
+    await blocklist.add(GUILD, "/dragon/", actor_id=MOD)
+    await blocklist.add(GUILD, slow[0], actor_id=MOD)
+    await blocklist.add(GUILD, slow[1], actor_id=MOD)  # 0.2 s: within half of 0.5 s
+
+    with pytest.raises(ValidationError) as refused:
+        await blocklist.add(GUILD, slow[2], actor_id=MOD)  # 0.3 s: over
+
+    assert "too slow together" in refused.value.user_message
+    assert measured[-1] == {"/dragon/", *slow}
+    assert {e.term for e in await storage.blocklist.terms(GUILD)} == {"/dragon/", *slow[:2]}
+    # With one removed there is room again; a word term costs the patterns nothing.
+    await blocklist.remove(GUILD, slow[0], actor_id=MOD)
+    await blocklist.add(GUILD, slow[2], actor_id=MOD)
+    await blocklist.add(GUILD, "castle", actor_id=MOD)
+
+
+def test_a_pattern_sets_time_is_measured_on_long_texts_for_every_text_screened():
+    quick = pattern_set_seconds(TermSet([parse_term("/dragon/")]))
+    slow = pattern_set_seconds(TermSet([parse_term("/[^\\x00]{400}q/")]))
+    both = pattern_set_seconds(TermSet([parse_term("/[^\\x00]{400}q/"), parse_term("/dragon/")]))
+    assert slow > 20 * quick and both > 20 * quick
+    assert pattern_set_seconds(TermSet([])) < 0.001
 
 
 def test_past_the_budget_the_patterns_count_as_a_match():
