@@ -12,7 +12,7 @@ both ways, see ``readings``), NFKC (fullwidth and mathematical letters become pl
 map Greek and Cyrillic capitals that look like
 Latin capitals (before casefolding, which would turn Greek H into eta, an `n`), casefold,
 drop combining marks, then map the lowercase look-alikes (Cyrillic, Greek, small
-capitals, Cherokee, Lisu) to Latin letters. The tables below are compact excerpts of
+capitals, Cherokee, Lisu, letters in black squares) to Latin letters. The tables below are compact excerpts of
 Unicode's confusables.txt (letters it maps to a single Latin letter). No library is
 used: confusable-homoglyphs detects mixed scripts but has no skeleton to match against,
 and a full TR39 skeleton maps far more than prompts need, at the price of a dependency.
@@ -140,6 +140,15 @@ _LOOK_ALIKES.update(
     )
     for name, latin in zip(names.split(), latins, strict=True)
 )
+# Letters in black squares and circles (emoji-styled capitals: NFKC leaves them, unlike the
+# white circled and squared ones), and two more h shapes: h with hook, Coptic hate.
+_LOOK_ALIKES.update(
+    (chr(first + offset), chr(ord("a") + offset))
+    for first in (0x1F150, 0x1F170)  # negative circled, negative squared A..Z
+    for offset in range(26)
+)
+_LOOK_ALIKES["\N{LATIN SMALL LETTER H WITH HOOK}"] = "h"
+_LOOK_ALIKES["\N{COPTIC SMALL LETTER HATE}"] = "h"
 _LOOK_ALIKE_TABLE = str.maketrans(_LOOK_ALIKES)
 
 # Greek and Cyrillic capitals that look like Latin capitals, mapped before casefolding:
@@ -192,10 +201,14 @@ _NARROW_SPACES = "\u2006\u2008\u2009\u200a\u202f\u205f"
 _NARROW_AS_SPACES = str.maketrans(dict.fromkeys(_NARROW_SPACES, " "))
 _NARROW_DROPPED = str.maketrans(dict.fromkeys(map(ord, _NARROW_SPACES)))
 # Invisible, yet letters or symbols to Unicode and not default-ignorable: blank braille.
+# Parenthesized letters lose their brackets here: NFKC would make `(b)(a)(d)`, three words.
 _DROPPED = str.maketrans(
-    dict.fromkeys(
-        [cp for low, high in _DEFAULT_IGNORABLE for cp in range(low, high + 1)] + [0x2800]
-    )
+    {
+        **dict.fromkeys(
+            [cp for low, high in _DEFAULT_IGNORABLE for cp in range(low, high + 1)] + [0x2800]
+        ),
+        **{first + n: chr(ord("a") + n) for first in (0x249C, 0x1F110) for n in range(26)},
+    }
 )
 _DROPPED_CATEGORIES = frozenset({"Cf", "Mn", "Me"})  # other format chars; combining marks
 _WORD = re.compile(r"[^\W_]+")

@@ -134,6 +134,32 @@ def test_an_ordinary_or_no_break_space_still_separates_words():
     assert blocks(["bad"], "so\u00a0bad")
 
 
+@pytest.mark.parametrize(
+    ("text", "reads"),
+    [
+        ("\U0001f177\U0001f174\U0001f17b\U0001f17b", "hell"),  # negative squared
+        ("\U0001f157\U0001f154\U0001f15b\U0001f15b", "hell"),  # negative circled
+        ("\N{LATIN SMALL LETTER H WITH HOOK}ell", "hell"),
+        ("\N{COPTIC SMALL LETTER HATE}ell", "hell"),
+        ("\N{COPTIC CAPITAL LETTER HATE}ELL", "hell"),
+        ("\U0001f130\u24b6", "aa"),  # squared and circled: NFKC's already
+    ],
+)
+def test_letters_in_black_squares_and_circles_and_more_h_shapes_read_as_latin(text, reads):
+    assert normalise(text) == reads
+    assert blocks(["hell"], f"to {text} and back") == (reads == "hell")
+
+
+def test_parenthesized_letters_read_as_the_letters_not_as_bracketed_words():
+    assert normalise("\u249d\u249c\u249f \U0001f111\U0001f110\U0001f113") == "bad bad"
+    assert blocks(["bad"], "a \u249d\u249c\u249f idea")
+
+
+@pytest.mark.parametrize("innocent", ["\U0001f170 class act", "\U0001f17f\ufe0f parking lot"])
+def test_emoji_letters_do_not_make_innocent_words_match(innocent):
+    assert not blocks(["ass", "pa"], innocent)
+
+
 def test_greek_look_alikes_read_as_latin():
     text = "\N{GREEK SMALL LETTER NU}\N{GREEK SMALL LETTER OMICRON}\N{GREEK SMALL LETTER ALPHA}"
     assert normalise(text) == "voa"
