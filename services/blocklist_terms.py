@@ -3,19 +3,19 @@
 Plain functions and a compiled ``TermSet``, no storage and no event loop: the service
 (services.blocklist) caches one TermSet per server and runs the pattern part in a thread.
 
-Normalisation makes look-alike spellings one spelling, so that a member cannot slip a
-term past the check with characters that read the same: drop every default-ignorable
-code point (Unicode's Default_Ignorable_Code_Point ranges, assigned or not: zero-width
-characters, joiners, soft hyphens, variation selectors, tags, Hangul fillers) and the
-narrow spaces (unseen inside a word, yet a space between words: a text with them is read
-both ways, see ``readings``), NFKC (fullwidth and mathematical letters become plain ones),
-map Greek and Cyrillic capitals that look like
-Latin capitals (before casefolding, which would turn Greek H into eta, an `n`), casefold,
-drop combining marks, then map the lowercase look-alikes (Cyrillic, Greek, small
-capitals, Cherokee, Lisu, letters in black squares) to Latin letters. The tables below are compact excerpts of
-Unicode's confusables.txt (letters it maps to a single Latin letter). No library is
-used: confusable-homoglyphs detects mixed scripts but has no skeleton to match against,
-and a full TR39 skeleton maps far more than prompts need, at the price of a dependency.
+Normalisation makes look-alike spellings one spelling, so that a member cannot slip a term
+past the check with characters that read the same: drop every default-ignorable code point
+(Unicode's Default_Ignorable_Code_Point ranges, assigned or not: zero-width characters,
+joiners, soft hyphens, variation selectors, tags, Hangul fillers) and the narrow spaces
+(unseen inside a word, yet a space between words: a text with them is read both ways, see
+``readings``), NFKC (fullwidth and mathematical letters become plain ones), map Greek and
+Cyrillic capitals that look like Latin capitals (before casefolding, which would turn
+Greek H into eta, an `n`), casefold, drop combining marks, then map the lowercase
+look-alikes (Cyrillic, Greek, small capitals, Cherokee, Lisu, letters in black squares) to
+Latin letters. The tables below are compact excerpts of Unicode's confusables.txt (letters
+it maps to a single Latin letter). No library is used: confusable-homoglyphs detects mixed
+scripts but has no skeleton to match against, and a full TR39 skeleton maps far more than
+prompts need, at the price of a dependency.
 
 Patterns run on RE2 (google-re2), not a backtracking engine: matching takes time linear
 in the text (prompts are at most 2000 characters), so `(a+)+$` is as quick as `a+$`, and
