@@ -140,9 +140,22 @@ class LimitsCog(
         self, interaction: discord.Interaction, user: discord.Member | discord.User | None = None
     ) -> None:
         if user is None:
-            overview = await self.limits.overview(guild_id_of(interaction))
-            gallery = await self.bot.services.gallery.setting(guild_id_of(interaction))
-            await reply(interaction, embeds=render_overview(overview, gallery))
+            guild_id = guild_id_of(interaction)
+            services = self.bot.services
+            overview = await self.limits.overview(guild_id)
+            gallery = await services.gallery.setting(guild_id)
+            # Only the terms' count is shown; term_texts reads the in-memory cache.
+            terms = await services.blocklist.term_texts(guild_id)
+            channels = await services.channels.listed(guild_id)
+            approval = await services.approvals.rule(guild_id)
+            embeds = render_overview(
+                overview,
+                gallery,
+                blocklist_terms=len(terms),
+                channel_ids=[c.channel_id for c in channels],
+                approval=approval,
+            )
+            await reply(interaction, embeds=embeds)
             return
         usage = await self.limits.member_usage(
             guild_id_of(interaction), user.id, member_role_ids(user)

@@ -22,6 +22,7 @@ from cogs.words import (
     limit_words,
     plural,
 )
+from services.approval_models import ApprovalRule
 from services.limits import (
     BudgetStatus,
     LimitChange,
@@ -39,7 +40,7 @@ from services.models import (
     JobState,
     LimitOverride,
 )
-from services.periods import LimitSpec
+from services.periods import LimitSpec, format_period
 from services.usage_chart import day_words, member_fallback
 
 PROMPT_PREVIEW = 80
@@ -175,8 +176,49 @@ def _override_line(mention: str, override: LimitOverride) -> str:
     )
 
 
-def render_overview(overview: LimitsOverview, gallery: Gallery | None) -> list[discord.Embed]:
-    """`/videolimit show`: server default, caps, gallery, every override and role limit."""
+# Channels named in the overview's header before "and N more": the header repeats on every
+# page, so it stays a few lines however many channels a server lists.
+OVERVIEW_CHANNELS = 3
+
+
+def _blocklist_line(term_count: int) -> str:
+    # A count only: the overview may be screenshotted, and the terms are the server's secret.
+    if term_count == 0:
+        return "**Blocklist:** none"
+    return f"**Blocklist:** {plural(term_count, 'term')} (see `/videolimit blocklist show`)"
+
+
+def _channels_line(channel_ids: Sequence[int]) -> str:
+    if not channel_ids:
+        return "**Where /video works:** everywhere"
+    mentions = [f"<#{c}>" for c in channel_ids]
+    if len(mentions) > OVERVIEW_CHANNELS:
+        more = len(mentions) - OVERVIEW_CHANNELS
+        where = f"{', '.join(mentions[:OVERVIEW_CHANNELS])} and {more} more"
+        return f"**Where /video works:** {where} (see `/videolimit channels show`)"
+    where = mentions[0] if len(mentions) == 1 else f"{', '.join(mentions[:-1])} and {mentions[-1]}"
+    return f"**Where /video works:** {where}, and their threads"
+
+
+def _approval_line(rule: ApprovalRule | None) -> str:
+    if rule is None:
+        return "**Approval:** off"
+    who = "every member" if rule.role_id is None else f"members without <@&{rule.role_id}>"
+    return (
+        f"**Approval:** required for {who}, requests wait up to "
+        f"{format_period(rule.expiry_seconds)}"
+    )
+
+
+def render_overview(
+    overview: LimitsOverview,
+    gallery: Gallery | None,
+    *,
+    blocklist_terms: int,
+    channel_ids: Sequence[int],
+    approval: ApprovalRule | None,
+) -> list[discord.Embed]:
+    """`/videolimit show`: default, caps, gallery, blocklist, channels, approval, every limit."""
     settings = overview.settings
     default = overview.server_default
     header = [
@@ -197,6 +239,9 @@ def render_overview(overview: LimitsOverview, gallery: Gallery | None) -> list[d
         ),
         "**Gallery:** "
         + (f"<#{gallery.channel_id}>, {gallery.mode.value}" if gallery is not None else "off"),
+        _blocklist_line(blocklist_terms),
+        _channels_line(channel_ids),
+        _approval_line(approval),
     ]
     lines = [f"__Role limits ({len(overview.role_limits)})__"]
     lines += [_override_line(f"<@&{r.target_id}>", r) for r in overview.role_limits] or ["none"]
