@@ -4,7 +4,10 @@ The operator's way to check a Segmind key, and a newcomer's way to watch the mai
 job work. The job itself runs on a throwaway database, so the bot never resumes it. What
 it costs is still the operator's money: with MAX_DAILY_SPEND_USD set, the clip is checked
 against, and counted in, the bot's own daily spend (services.storage.outside_spend), so the
-bot and this command together stay under the ceiling.
+bot and this command together stay under the ceiling. It is priced as the bot's admission
+prices a clip (services.reported_cost.reservation_usd: CLIP_COST_USD, or more when Segmind
+lately charged more for clips of this size), and once Segmind reports what it charged, that
+figure is what the bot's database counts.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from services.errors import (
     SegmindNotFound,
 )
 from services.models import Job, Progress, VideoRequest
+from services.reported_cost import recent_prices, reservation_usd
 from services.settings import Settings
 from services.spend_caps import SpendCeilingReached, ceiling_refusal, spent_today
 from services.storage import NewJob, Storage
@@ -145,19 +149,22 @@ async def generate(
         async with open_services(scratch_settings) as services:
             listener = ConsoleListener(out, display)
             held: int | None = None
+            # What the scratch job is reserved at: Segmind's report is checked against it.
+            reserved = settings.clip_cost_usd
             if settings.simulate:
                 listener.say(
                     f"the simulator bills nothing (a real clip costs about"
                     f" ${settings.clip_cost_usd:.2f})"
                 )
             elif settings.max_daily_spend_usd is None:
+                reserved = await _quoted_price(settings, request, clock)
                 listener.say(
-                    f"this clip costs about ${settings.clip_cost_usd:.2f};"
+                    f"this clip costs about ${reserved:.2f};"
                     " no MAX_DAILY_SPEND_USD is set, so nothing caps today's spend"
                 )
             else:
                 try:
-                    held = await _hold_spend(settings, request, clock, listener)
+                    hold = await _hold_spend(settings, request, clock, listener)
                 except (sqlite3.Error, OSError, RuntimeError) as error:
                     # The ceiling cannot be checked, so nothing is spent past it unseen.
                     listener.say(
@@ -165,8 +172,9 @@ async def generate(
                         f" (DATABASE_URL), which cannot be read: {error}"
                     )
                     return EXIT_DATABASE
-                if held is None:
+                if hold is None:
                     return EXIT_CEILING
+                held, reserved = hold
             services.runner.set_listener(listener)
             await services.runner.start()
             job = await services.storage.jobs.insert(
@@ -176,6 +184,7 @@ async def generate(
                     user_id=0,
                     request=request,
                     created_at=services.clock.time(),
+                    cost_usd=reserved,
                 )
             )
             where = "the simulator" if settings.simulate else settings.segmind_base_url
@@ -190,22 +199,47 @@ async def generate(
         return listener.exit_code
 
 
+async def _quoted_price(settings: Settings, request: VideoRequest, clock: Clock) -> float:
+    """What the bot would reserve for this clip, for the line printed when nothing caps it.
+
+    Only read from a bot's database that exists: with no ceiling this command otherwise
+    leaves it alone, and a bot that never ran has no reports to price from. Nothing is at
+    stake on this figure, so a database that cannot be read quotes CLIP_COST_USD.
+    """
+    estimate = settings.clip_cost_usd
+    if not settings.database_path.is_file():
+        return estimate
+    try:
+        storage = await Storage.open(settings.database_path)
+        try:
+            async with storage.db.transaction() as tx:
+                prices = await recent_prices(storage.jobs, clock.time(), estimate, tx=tx)
+        finally:
+            await storage.close()
+    except (sqlite3.Error, OSError, RuntimeError):
+        return estimate
+    return reservation_usd(request, estimate, prices)
+
+
 async def _hold_spend(
     settings: Settings, request: VideoRequest, clock: Clock, listener: ConsoleListener
-) -> int | None:
+) -> tuple[int, float] | None:
     """Check the ceiling and count this clip in the bot's database, as one transaction.
 
-    Returns the id of the row that counts it, or None (said why) when it would pass the
-    ceiling. The database is opened only for this: the running bot keeps using it (WAL,
-    and SQLite's write lock orders this against the bot's own admissions).
+    Returns the id of the row that counts it and the price it is counted at, or None (said
+    why) when it would pass the ceiling. The price is admission's reservation, read in the
+    same transaction, so this command never lets in a clip the bot's own gate would refuse.
+    The database is opened only for this: the running bot keeps using it (WAL, and SQLite's
+    write lock orders this against the bot's own admissions).
     """
     ceiling = settings.max_daily_spend_usd
     assert ceiling is not None
-    cost = settings.clip_cost_usd
     storage = await Storage.open(settings.database_path)
     try:
         async with storage.db.transaction() as tx:
             now = clock.time()
+            prices = await recent_prices(storage.jobs, now, settings.clip_cost_usd, tx=tx)
+            cost = reservation_usd(request, settings.clip_cost_usd, prices)
             spent = await spent_today(storage.jobs, now, tx=tx)
             refusal = ceiling_refusal(
                 ceiling_usd=ceiling, spent_usd=spent, clip_cost_usd=cost, now=now
@@ -220,17 +254,26 @@ async def _hold_spend(
         f"this clip costs about ${cost:.2f}; today's spend ${spent:.2f} of the"
         f" MAX_DAILY_SPEND_USD ceiling ${ceiling:.2f} (UTC day, all servers and this command)"
     )
-    return held
+    return held, cost
 
 
 async def _record_outcome(
     settings: Settings, held: int, ran: Job, clock: Clock, listener: ConsoleListener
 ) -> None:
-    """Leave the clip counted in the bot's database only if Segmind may have billed it."""
+    """Leave the clip counted in the bot's database only if Segmind may have billed it.
+
+    Counted at what Segmind reported it charged, when it did (the scratch run checked the
+    figure): the ceiling then sums real charges, and the bot prices later clips of this
+    size from it, as it does from its own.
+    """
     try:
         storage = await Storage.open(settings.database_path)
         try:
             await record_outside_outcome(storage.jobs, held, ran, now=clock.time())
+            if ran.cost_reported and ran.request_id is not None:
+                await storage.jobs.update(
+                    held, now=clock.time(), cost_usd=ran.cost_usd, cost_reported=True
+                )
         finally:
             await storage.close()
     except (sqlite3.Error, OSError, RuntimeError) as error:

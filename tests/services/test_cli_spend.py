@@ -22,7 +22,7 @@ from services.periods import LimitSpec
 from services.settings import Settings, load_settings
 from services.simulator import SegmindSimulator
 from services.spend_caps import SpendCeilingReached, spent_today
-from services.storage import Storage
+from services.storage import NewJob, Storage
 from tests.fakeclock import FakeClock
 
 PRICE = 0.36
@@ -187,3 +187,91 @@ async def test_an_unreadable_bot_database_sends_nothing(
     assert code == EXIT_DATABASE != 0
     assert simulator.calls == []
     assert "Nothing was sent" in printed.getvalue() and "DATABASE_URL" in printed.getvalue()
+
+
+# --- priced as admission prices it: the reservation, then what Segmind reported ---------
+
+YESTERDAY = NOON - 86400.0  # within the week admission reads prices from, not in today's spend
+
+
+async def segmind_charged(bot: Storage, cost: float, request: VideoRequest = REQUEST) -> None:
+    """A server's clip of yesterday that Segmind reported costing ``cost``."""
+    job = await bot.jobs.insert(
+        NewJob(guild_id=10, channel_id=5, user_id=1, request=request, created_at=YESTERDAY)
+    )
+    await bot.jobs.update(
+        job.id,
+        now=YESTERDAY,
+        state=JobState.DELIVERED,
+        request_id=f"r{job.id}",
+        cost_usd=cost,
+        cost_reported=True,
+    )
+
+
+async def test_the_ceiling_is_checked_at_the_price_segmind_lately_charged_for_this_size(
+    settings: Settings, bot: Storage, clock: FakeClock, simulator: SegmindSimulator, tmp_path: Path
+) -> None:
+    await segmind_charged(bot, 0.5)
+    # Room for a clip at CLIP_COST_USD ($0.36), not at what Segmind charged for this size.
+    tight = dataclasses.replace(settings, max_daily_spend_usd=0.45)
+    out, printed = tmp_path / "clip.mp4", io.StringIO()
+
+    code = await generate(tight, REQUEST, out, stream=printed, clock=clock)
+
+    assert code == EXIT_CEILING
+    assert simulator.calls == [] and not out.exists()
+    assert "this clip (about $0.50) would pass your MAX_DAILY_SPEND_USD" in printed.getvalue()
+    assert await spent(bot, clock) == 0.0
+    # The bot's own gate agrees: it refuses this clip at the same price.
+    with pytest.raises(SpendCeilingReached) as refused:
+        await admission(bot, tight, clock).admit(REQUEST, member(20))
+    assert refused.value.clip_cost_usd == pytest.approx(0.5)
+
+
+async def test_the_clip_is_held_at_the_reservation_and_counted_at_segminds_figure(
+    settings: Settings, bot: Storage, clock: FakeClock, simulator: SegmindSimulator, tmp_path: Path
+) -> None:
+    await segmind_charged(bot, 0.5)
+    # Another clip size's price does not raise this one's.
+    await segmind_charged(bot, 0.9, dataclasses.replace(REQUEST, steps=REQUEST.steps - 10))
+    simulator.config.reported_cost = 0.42
+    printed = io.StringIO()
+
+    code = await generate(settings, REQUEST, tmp_path / "clip.mp4", stream=printed, clock=clock)
+
+    assert code == 0
+    text = printed.getvalue()
+    assert "this clip costs about $0.50; today's spend $0.00 of the" in text
+    cli_rows = await bot.jobs.recent(0)
+    assert [(round(j.cost_usd, 6), j.cost_reported) for j in cli_rows] == [(0.42, True)]
+    assert await spent(bot, clock) == pytest.approx(0.42)
+
+
+async def test_a_figure_segmind_did_not_report_leaves_the_reservation_counted(
+    settings: Settings, bot: Storage, clock: FakeClock, simulator: SegmindSimulator, tmp_path: Path
+) -> None:
+    await segmind_charged(bot, 0.5)
+    simulator.config.reported_cost = "free!"  # not a price: the estimate stands
+
+    code = await generate(
+        settings, REQUEST, tmp_path / "clip.mp4", stream=io.StringIO(), clock=clock
+    )
+
+    assert code == 0
+    cli_rows = await bot.jobs.recent(0)
+    assert [(round(j.cost_usd, 6), j.cost_reported) for j in cli_rows] == [(0.5, False)]
+
+
+async def test_without_a_ceiling_the_quoted_price_is_the_reservation(
+    settings: Settings, bot: Storage, clock: FakeClock, simulator: SegmindSimulator, tmp_path: Path
+) -> None:
+    await segmind_charged(bot, 0.5)
+    no_ceiling = dataclasses.replace(settings, max_daily_spend_usd=None)
+    printed = io.StringIO()
+
+    code = await generate(no_ceiling, REQUEST, tmp_path / "clip.mp4", stream=printed, clock=clock)
+
+    assert code == 0
+    assert "this clip costs about $0.50; no MAX_DAILY_SPEND_USD is set" in printed.getvalue()
+    assert await bot.jobs.recent(0) == []  # quoted only: nothing is counted without a ceiling
