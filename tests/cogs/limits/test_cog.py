@@ -16,6 +16,9 @@ from cogs.limits import LimitsCog
 from cogs.pages import Pages
 from cogs.permissions import NotModerator
 from cogs.tree import describe_error
+from services.allowed_channels import AllowedChannels
+from services.approvals import Approvals
+from services.blocklist import Blocklist
 from services.errors import ValidationError
 from services.gallery import GalleryService
 from services.limits import LimitService
@@ -106,7 +109,16 @@ async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
 def bot(storage: Storage, clock: FakeClock) -> SimpleNamespace:
     limits = LimitService(storage, default_limit=LimitSpec(5, D), clock=clock, clip_cost_usd=0.36)
     gallery = GalleryService(storage, clock)
-    return SimpleNamespace(services=SimpleNamespace(limits=limits, gallery=gallery))
+    # The overview also reads the blocklist, the allowed channels and the approval rule.
+    return SimpleNamespace(
+        services=SimpleNamespace(
+            limits=limits,
+            gallery=gallery,
+            blocklist=Blocklist(storage, clock),
+            channels=AllowedChannels(storage, clock),
+            approvals=Approvals(storage, clock),
+        )
+    )
 
 
 @pytest.fixture
