@@ -124,7 +124,12 @@ def _budget_lines(budget: BudgetStatus) -> list[str]:
     )
     lines = [today, month]
     if budget.clip_cost_usd is not None:
-        lines.append(f"**Price per clip:** {format_usd(budget.clip_cost_usd)}")
+        # The operator's estimate: a clip is reserved at more when Segmind recently charged
+        # more for its size, and counted at Segmind's own figure once it reports one.
+        lines.append(
+            f"**Price per clip:** about {format_usd(budget.clip_cost_usd)} (the estimate; "
+            "spend counts what Segmind reports)"
+        )
     if budget.clip_cost_usd == 0 and month_cap is not None:
         lines.append(
             "**Note:** the bot's operator set the price per clip (`CLIP_COST_USD`) to $0, "

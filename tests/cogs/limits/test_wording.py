@@ -113,3 +113,21 @@ def test_the_new_lines_are_on_every_page_and_each_page_fits_an_embed():
         assert "and 47 more" in page
         assert "**Approval:** required" in page
         assert len(page) <= 4096
+
+
+def test_the_budget_calls_the_flat_price_an_estimate() -> None:
+    # Spend counts Segmind's own figures and reservations may be higher than CLIP_COST_USD:
+    # the flat price must not read as what every clip costs.
+    embed = wording.render_budget(
+        BudgetStatus(
+            clip_cost_usd=0.36,
+            clips_today=0,
+            daily_clip_cap=None,
+            day_resets_at=0.0,
+            clips_this_month=0,
+            spent_this_month_usd=0.0,
+            monthly_budget_usd=None,
+            month_resets_at=0.0,
+        )
+    )
+    assert "**Price per clip:** about $0.36 (the estimate" in (embed.description or "")
