@@ -6,6 +6,7 @@ naming them once keeps every route deciding the same way about the same answer.
 
 from __future__ import annotations
 
+import aiohttp
 import discord
 
 UNKNOWN_MESSAGE = 10008  # deleted, or not the webhook's own message
@@ -15,6 +16,9 @@ ALREADY_ACKNOWLEDGED = 40060  # a second initial response to one interaction
 MISSING_ACCESS = 50001  # the bot cannot see the server or channel
 MISSING_PERMISSIONS = 50013  # the bot lacks a permission in the channel
 INVALID_WEBHOOK_TOKEN = 50027  # an interaction token past its 15 minutes
+
+# What a call to Discord may raise: discord.py passes connection errors through untouched.
+DISCORD_UNREACHABLE = (discord.HTTPException, aiohttp.ClientError, OSError)
 
 TOKEN_LIFETIME = 15 * 60
 # Switch to channel messages a little before Discord's limit, to avoid racing it.

@@ -20,7 +20,6 @@ from cogs import words
 from cogs.alerts import post_for_moderators
 from cogs.approval import wording
 from cogs.approval.notices import (
-    DISCORD_TROUBLE,
     FAILED_REASON,
     FAILED_TITLE,
     FAILED_WHY,
@@ -31,6 +30,7 @@ from cogs.approval.notices import (
     ApprovalNotices,
 )
 from cogs.approval.recovery import RESTART_WHY
+from cogs.discord_errors import DISCORD_UNREACHABLE
 from cogs.permissions import is_moderator
 from cogs.replies import reply
 from cogs.video import render
@@ -74,7 +74,7 @@ class ApprovalFlow:
         work = asyncio.ensure_future(store())
         try:
             held = await starter.in_time(interaction, work)
-        except DISCORD_TROUBLE:
+        except DISCORD_UNREACHABLE:
             # Not even a defer went through: the member saw nothing, so nothing may wait.
             if not work.cancelled() and work.exception() is None:
                 await self._withdraw(work.result())
@@ -93,7 +93,7 @@ class ApprovalFlow:
             log.warning("approval=%s could not be acknowledged", held.id, exc_info=True)
             await self._withdraw(held)
             if interaction.response.is_done():
-                with contextlib.suppress(*DISCORD_TROUBLE):
+                with contextlib.suppress(*DISCORD_UNREACHABLE):
                     await reply(interaction, "Your video could not be started; nothing was spent.")
             return
         held = await services.approvals.place(held.id, message_id=message_id) or held
@@ -220,7 +220,7 @@ class ApprovalFlow:
                 "nothing was spent.",
             )
             return None
-        except DISCORD_TROUBLE as error:
+        except DISCORD_UNREACHABLE as error:
             log.warning("approval=%s member's roles could not be read (%r)", held.id, error)
             raise BotError(
                 "I could not check the member's roles with Discord; nothing was changed. "
@@ -274,7 +274,7 @@ class ApprovalFlow:
                 view=progress_view(job, self._bot.custom_ids),
             )
             presenter.note_shown(job.id, first)
-        except DISCORD_TROUBLE:
+        except DISCORD_UNREACHABLE:
             log.info("job=%s progress not shown yet; the runner's next update shows it", job.id)
         await services.runner.enqueue(job)
         log.info("approval=%s approved by user=%s as job=%s", held.id, interaction.user.id, job.id)

@@ -14,13 +14,17 @@ import logging
 import random
 from typing import TYPE_CHECKING, Any, Literal
 
-import aiohttp
 import discord
 
 from cogs.alerts import owner_dm_text
 from cogs.approval import wording
 from cogs.approval.recovery import RESTART_WHY
-from cogs.discord_errors import UNKNOWN_MESSAGE, is_transient, token_expired
+from cogs.discord_errors import (
+    DISCORD_UNREACHABLE,
+    UNKNOWN_MESSAGE,
+    is_transient,
+    token_expired,
+)
 from cogs.video import render
 from cogs.video.routes import MemberRoutes
 from services.approval_models import ApprovalState, HeldRequest
@@ -34,8 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_PINGS = discord.AllowedMentions.none()
-# What a call to Discord may raise: discord.py passes connection errors through untouched.
-DISCORD_TROUBLE = (discord.HTTPException, aiohttp.ClientError, OSError)
 LEFT_SERVER = "The member left the server before it was approved."
 NO_MODERATORS_REASON = "no moderator reachable"
 FAILED_REASON = "The bot could not start it (an error on its side)."
@@ -155,7 +157,7 @@ class ApprovalNotices:
         )
         try:
             await self._edit_public(job, held.message_id, public)
-        except DISCORD_TROUBLE as error:
+        except DISCORD_UNREACHABLE as error:
             if _transient(error):
                 log.warning("approval=%s member's message not updated (%r)", held.id, error)
                 return "retry"
@@ -176,7 +178,7 @@ class ApprovalNotices:
                 job, held.message_id, embed
             ):
                 return "told"
-        except DISCORD_TROUBLE as error:
+        except DISCORD_UNREACHABLE as error:
             log.warning("approval=%s member could not be told (%r)", held.id, error)
             return "retry" if _transient(error) else "closed"
         return await self._send_privately(job, held, title, why)
@@ -206,7 +208,7 @@ class ApprovalNotices:
             await user.send(
                 content=self._routes.origin(job), embed=embed, allowed_mentions=NO_PINGS
             )
-        except DISCORD_TROUBLE as error:
+        except DISCORD_UNREACHABLE as error:
             log.warning("approval=%s member could not be told privately (%r)", held.id, error)
             return "retry" if _transient(error) else "closed"
         return "told"
@@ -262,7 +264,7 @@ class ApprovalNotices:
         channel = self._bot.get_partial_messageable(held.alert_channel_id)
         try:
             await channel.get_partial_message(held.alert_message_id).edit(**options)
-        except DISCORD_TROUBLE as error:
+        except DISCORD_UNREACHABLE as error:
             log.warning("approval=%s moderators' card not updated (%r)", held.id, error)
             return "retry" if _transient(error) else "closed"
         return "told"

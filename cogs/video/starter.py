@@ -12,11 +12,10 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, TypeVar
 
-import aiohttp
 import discord
 
 from cogs import words
-from cogs.discord_errors import ALREADY_ACKNOWLEDGED
+from cogs.discord_errors import ALREADY_ACKNOWLEDGED, DISCORD_UNREACHABLE
 from cogs.permissions import is_moderator
 from cogs.replies import reply
 from cogs.video import render
@@ -43,8 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-# What a call to Discord may raise: discord.py passes connection errors through untouched.
-DISCORD_UNREACHABLE = (discord.HTTPException, aiohttp.ClientError, OSError)
 
 
 def origin_of(
