@@ -128,3 +128,71 @@ def segmind_client(
 ) -> SegmindClient:
     """A client for ``simulator`` with the test key and tiny retry delays."""
     return segmind_client_factory(simulator.base_url)
+
+
+# --- Storage: the same tests on SQLite and on a real PostgreSQL server --------------------
+#
+# ``database_location`` is a new, migrated database to hand to ``Storage.open``: a SQLite
+# file for the [sqlite] run of a test, a database on the test run's own PostgreSQL server
+# for its [postgresql] run. ``database_locations`` makes more than one.
+
+from pathlib import Path as _Path
+
+from tests.postgres_server import REQUIRED as _POSTGRES_REQUIRED
+from tests.postgres_server import PostgresServer, bin_dir
+
+DatabaseLocation = _Path | str
+DatabaseLocations = Callable[[], Awaitable[DatabaseLocation]]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Any:
+    """A PostgreSQL server on loopback for the whole run (skipped where none is installed)."""
+    found = bin_dir()
+    if found is None:
+        message = "PostgreSQL (initdb, pg_ctl) is not installed: .ci/run installs it"
+        if _POSTGRES_REQUIRED:
+            pytest.fail(message)
+        pytest.skip(message)
+    server = PostgresServer(found)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """Which database engine this run of the test uses."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def database_locations(
+    engine: str, request: pytest.FixtureRequest, tmp_path: _Path
+) -> AsyncIterator[DatabaseLocations]:
+    """Make new databases of this run's engine: ``await database_locations()``."""
+    made: list[str] = []
+    server: PostgresServer | None = None
+    if engine == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+    count = 0
+
+    async def make() -> DatabaseLocation:
+        nonlocal count
+        count += 1
+        if server is None:
+            return tmp_path / f"bot{count}.db"
+        url = await server.new_database()
+        made.append(url)
+        return url
+
+    yield make
+    for url in made:
+        assert server is not None
+        await server.drop_database(url)
+
+
+@pytest.fixture
+async def database_location(database_locations: DatabaseLocations) -> DatabaseLocation:
+    """A new, migrated database of this run's engine, for ``Storage.open``."""
+    return await database_locations()

@@ -1,4 +1,5 @@
-"""The one module that writes SQL: a SQLite database and a store per kind of data."""
+"""The one package that writes SQL: the database (SQLite or PostgreSQL) and a store per kind
+of data."""
 
 from __future__ import annotations
 
@@ -46,8 +47,9 @@ class Storage:
         self.timings = TimingStore(db)
 
     @classmethod
-    async def open(cls, path: Path) -> Storage:
-        return cls(await Database.open(path))
+    async def open(cls, location: Path | str) -> Storage:
+        """A SQLite file (a Path or sqlite:/// URL) or a postgresql:// database, migrated."""
+        return cls(await Database.open(location))
 
     async def close(self) -> None:
         await self.db.close()

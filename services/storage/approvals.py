@@ -8,13 +8,12 @@ changes the row, and the others read back who did.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection
 from typing import Any
 
 from services.approval_models import ApprovalRule, ApprovalState, HeldRequest
 from services.models import JobOrigin, VideoRequest
-from services.storage.database import Database, Executor, Row
+from services.storage.database import DATABASE_ERRORS, Database, Executor, Row, is_duplicate
 
 # What makes the job admission creates for an approved request findable after a restart.
 APPROVAL_FINGERPRINT = "approval:{}"
@@ -103,8 +102,8 @@ class ApprovalStore:
         """
         try:
             request_id = await self._insert_pending(request, origin, now=now, expires_at=expires_at)
-        except sqlite3.IntegrityError as error:
-            if "UNIQUE" not in str(error):
+        except DATABASE_ERRORS as error:
+            if not is_duplicate(error):
                 raise
             return None
         held = await self.get(request_id)
@@ -252,8 +251,9 @@ class ApprovalStore:
     async def noted(self, request_id: int, *, member_told: bool, card_updated: bool) -> None:
         """Record that the member was told, or the card updated (never unsets either)."""
         await self._db.execute(
-            "UPDATE approval_requests SET member_told = MAX(member_told, ?),"
-            " card_updated = MAX(card_updated, ?) WHERE id = ?",
+            "UPDATE approval_requests"
+            " SET member_told = CASE WHEN ? = 1 THEN 1 ELSE member_told END,"
+            " card_updated = CASE WHEN ? = 1 THEN 1 ELSE card_updated END WHERE id = ?",
             (int(member_told), int(card_updated), request_id),
         )
 
@@ -272,12 +272,15 @@ class ApprovalStore:
         limit: else a hundred old ones waiting their turn would hide every newer one. One
         JSON parameter, so the list may be any length.
         """
+        skipped: object = json.dumps(sorted(skip))
+        not_skipped = "id NOT IN (SELECT value FROM json_each(?))"
+        if self._db.dialect == "postgresql":
+            skipped, not_skipped = sorted(skip), "id <> ALL(CAST(? AS BIGINT[]))"
         rows = await self._db.fetchall(
             "SELECT * FROM approval_requests WHERE (member_told = 0 OR card_updated = 0)"
             " AND decided_at >= ? AND decided_at < ? AND state != 'pending'"
             " AND NOT (state = 'approved' AND job_id IS NULL)"
-            " AND id NOT IN (SELECT value FROM json_each(?))"
-            " ORDER BY decided_at, id LIMIT ?",
-            (decided_since, decided_before, json.dumps(sorted(skip)), limit),
+            f" AND {not_skipped} ORDER BY decided_at, id LIMIT ?",
+            (decided_since, decided_before, skipped, limit),
         )
         return [_held_from_row(row) for row in rows]

@@ -1,34 +1,65 @@
-"""The SQLite connection: WAL, numbered migrations, and one lock for every statement.
+"""What every store sees of the database, whichever engine holds it.
 
-aiosqlite runs one connection on its own thread. Statements from different
-coroutines would interleave inside each other's transactions on that shared
-connection, so every statement and every transaction goes through one asyncio lock.
-``transaction()`` holds it for several statements, which is what makes "check the
-limit, then record the use" atomic.
+Two engines sit behind one API: SQLite (``sqlite_database``), the embedded default for one
+process, and PostgreSQL (``postgres_database``), shared by several. Both give the same
+guarantees the stores rely on:
+
+- one statement is atomic, and a write waits its turn behind every other write;
+- ``transaction()`` runs several statements as one, with no other write in between, so
+  "check the limit, then record the use" is atomic across every process;
+- a failed statement inside a transaction undoes itself, or, where the engine cannot,
+  the transaction reports ``active`` False and its caller gives up the whole of it.
+
+The stores write one SQL text for both, in the subset the engines share (``dialect``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
+import abc
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-import aiosqlite
+import asyncpg
 
-log = logging.getLogger(__name__)
-
-Row = aiosqlite.Row
 Params = Sequence[Any] | dict[str, Any]
+Dialect = Literal["sqlite", "postgresql"]
+
+# What a statement may raise from either engine (a full disk, a lost server, a bad row).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    sqlite3.Error,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
+
+def is_duplicate(error: BaseException) -> bool:
+    """Whether ``error`` is a unique index refusing a second row with the same key."""
+    if isinstance(error, asyncpg.UniqueViolationError):
+        return True
+    return isinstance(error, sqlite3.IntegrityError) and "UNIQUE" in str(error)
+
+
+class Row(Protocol):
+    """A result row: by position or by column name (sqlite3.Row and asyncpg.Record are)."""
+
+    def __getitem__(self, key: Any, /) -> Any: ...
+
+    def keys(self) -> Any: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def __len__(self) -> int: ...
 
 
 class Executor(Protocol):
     """What a store needs: run a statement, read rows. Both Database and Transaction are one."""
+
+    @property
+    def dialect(self) -> Dialect: ...
 
     async def execute(self, sql: str, params: Params = ()) -> int: ...
 
@@ -53,148 +84,89 @@ def migrations() -> list[tuple[int, str]]:
     return found
 
 
-class Transaction:
-    """Statements inside one BEGIN IMMEDIATE ... COMMIT, with the lock already held."""
+def too_new(current: int) -> RuntimeError:
+    return RuntimeError(
+        f"the database is at schema version {current}, newer than this bot knows; "
+        "update the bot or use another DATABASE_URL"
+    )
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
+
+class Transaction(abc.ABC):
+    """Statements inside one transaction that no other write can interleave with."""
+
+    dialect: Dialect
 
     @property
+    @abc.abstractmethod
     def active(self) -> bool:
-        """False once SQLite ended the transaction itself (some errors roll all of it back)."""
-        return self._conn.in_transaction
+        """False once the engine ended or spoiled the transaction after an error."""
 
-    async def execute(self, sql: str, params: Params = ()) -> int:
-        cursor = await self._conn.execute(sql, params)
-        return cursor.rowcount
+    @abc.abstractmethod
+    async def execute(self, sql: str, params: Params = ()) -> int: ...
 
-    async def insert(self, sql: str, params: Params = ()) -> int:
-        cursor = await self._conn.execute(sql, params)
-        return int(cursor.lastrowid or 0)
+    @abc.abstractmethod
+    async def insert(self, sql: str, params: Params = ()) -> int: ...
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        # One trip to aiosqlite's thread, not three (execute, fetch, close): under a burst
-        # the trips, not SQLite, are where the time goes.
-        return list(await self._conn.execute_fetchall(sql, params))
+    @abc.abstractmethod
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
 
 
-class Database:
-    """One SQLite file. Open with ``await Database.open(path)``; close when done."""
+class Database(abc.ABC):
+    """A migrated database. Open with ``await Database.open(location)``; close when done."""
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
-        self._conn = conn
-        self._lock = asyncio.Lock()
-        self.path = path
+    dialect: Dialect
+    # The SQLite file, None for a server. Beside it live the one-process lock and the clips.
+    path: Path | None = None
 
-    @classmethod
-    async def open(cls, path: Path) -> Database:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so nothing is implicit.
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        conn.row_factory = aiosqlite.Row
-        db = cls(conn, path)
-        try:
-            await conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL is safe in WAL mode (no corruption) and cheap; the few writes whose loss
-            # in a power cut would cost money ask for a sync themselves (``durable``).
-            await conn.execute("PRAGMA synchronous=NORMAL")
-            await conn.execute("PRAGMA foreign_keys=ON")
-            await conn.execute("PRAGMA busy_timeout=5000")
-            await db._migrate()
-        except BaseException:
-            await conn.close()
-            raise
-        return db
+    @staticmethod
+    async def open(location: Path | str) -> Database:
+        """A SQLite file (a Path, or a sqlite:/// URL) or a postgresql:// server, migrated."""
+        if isinstance(location, str) and location.startswith(("postgresql://", "postgres://")):
+            from services.storage.postgres_database import PostgresDatabase
 
-    async def close(self) -> None:
-        async with self._lock:
-            await self._conn.close()
+            return await PostgresDatabase.connect(location)
+        from services.settings import database_path_from_url
+        from services.storage.sqlite_database import SqliteDatabase
 
+        path = database_path_from_url(location) if isinstance(location, str) else location
+        return await SqliteDatabase.connect(path)
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
     async def trace(self, callback: Callable[[str], object] | None) -> None:
         """Have ``callback`` see each SQL statement run (None: stop); for tests and diagnosis."""
-        # sqlite3 takes None to stop; aiosqlite's annotation forgets that case.
-        await self._conn.set_trace_callback(callback)  # type: ignore[arg-type]
 
-    async def schema_version(self) -> int:
-        row = await self.fetchone("PRAGMA user_version")
-        return int(row[0]) if row else 0
+    @abc.abstractmethod
+    async def schema_version(self) -> int: ...
 
-    async def _migrate(self) -> None:
-        current = await self.schema_version()
-        pending = [(v, sql) for v, sql in migrations() if v > current]
-        if current > len(migrations()):
-            raise RuntimeError(
-                f"the database is at schema version {current}, newer than this bot knows; "
-                "update the bot or use another DATABASE_URL"
-            )
-        for version, sql in pending:
-            log.info("applying database migration %04d to %s", version, self.path)
-            async with self._lock:
-                # executescript commits first, so run the whole file as one explicit transaction.
-                await self._conn.executescript(
-                    f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;"
-                )
-
-    @asynccontextmanager
-    async def transaction(self, *, durable: bool = False) -> AsyncIterator[Transaction]:
-        """Several statements as one: all or nothing, and no other statement in between.
+    @abc.abstractmethod
+    def transaction(self, *, durable: bool = False) -> AbstractAsyncContextManager[Transaction]:
+        """Several statements as one: all or nothing, and no other write in between.
 
         ``durable``: the commit reaches the disk before this returns, so a power cut cannot
-        undo it (the WAL is synced, with every commit before it).
+        undo it.
         """
-        async with self._lock:
-            if durable:
-                await self._conn.execute("PRAGMA synchronous=FULL")
-            try:
-                await self._conn.execute("BEGIN IMMEDIATE")
-                yield Transaction(self._conn)
-                await self._conn.execute("COMMIT")
-            except BaseException:
-                # Also when BEGIN or COMMIT was cancelled: aiosqlite still runs it on its
-                # thread, and a transaction left open would fail every later write.
-                await self._rollback()
-                raise
-            finally:
-                if durable:
-                    await asyncio.shield(self._conn.execute("PRAGMA synchronous=NORMAL"))
 
-    async def _rollback(self) -> None:
-        # Queued after whatever the cancelled statement was, so it runs last; shielded so a
-        # second cancel cannot skip it. "No transaction is active" just means nothing to undo.
-        with contextlib.suppress(sqlite3.OperationalError):
-            await asyncio.shield(self._conn.execute("ROLLBACK"))
+    @abc.abstractmethod
+    async def execute(self, sql: str, params: Params = (), *, durable: bool = False) -> int: ...
 
-    async def execute(self, sql: str, params: Params = (), *, durable: bool = False) -> int:
-        if durable:
-            async with self.transaction(durable=True) as tx:
-                return await tx.execute(sql, params)
-        # One statement is atomic on its own (autocommit): one trip to aiosqlite's thread
-        # instead of three (BEGIN, the statement, COMMIT). Each trip hands the GIL to that
-        # thread and back, which under load costs more than SQLite's own work.
-        async with self._lock:
-            cursor = await self._conn.execute(sql, params)
-            return cursor.rowcount
-
+    @abc.abstractmethod
     async def insert(self, sql: str, params: Params = ()) -> int:
-        async with self._lock:
-            cursor = await self._conn.execute(sql, params)
-            return int(cursor.lastrowid or 0)
+        """Run an INSERT into a table with an ``id`` column; the new row's id."""
 
+    @abc.abstractmethod
     async def change(self, sql: str, params: Params = (), *, durable: bool = False) -> list[Row]:
-        """One writing statement with ``RETURNING``: its rows, in one trip unless ``durable``."""
-        if durable:
-            async with self.transaction(durable=True) as tx:
-                return await tx.fetchall(sql, params)
-        return await self.fetchall(sql, params)  # autocommit: the statement is its own commit
+        """One writing statement with ``RETURNING``: its rows."""
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        async with self._lock:
-            return list(await self._conn.execute_fetchall(sql, params))
+    @abc.abstractmethod
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...

@@ -9,6 +9,7 @@ from typing import Any
 
 from services.models import TERMINAL_STATES, Job, JobState, VideoRequest
 from services.storage.database import Database, Executor, Row
+from services.storage.dialect import json_number
 
 # A job counts against a member's limit and the server's budget while it holds a
 # reservation (queued, being submitted, outcome unknown) or once Segmind accepted it
@@ -125,7 +126,7 @@ class JobStore:
         self._db = db
         # RETURNING came with SQLite 3.35 (2021); with an older system library (some
         # long-term distributions) an update reads the row back instead.
-        self.returning = sqlite3.sqlite_version_info >= (3, 35)
+        self.returning = db.dialect != "sqlite" or sqlite3.sqlite_version_info >= (3, 35)
 
     async def insert(self, new: NewJob, *, tx: Executor | None = None) -> Job:
         """Store a job in QUEUED state; the returned Job carries its id."""
@@ -312,11 +313,11 @@ class JobStore:
             " SELECT frames, steps, cost_usd, ROW_NUMBER() OVER ("
             "  PARTITION BY frames, steps ORDER BY created_at DESC, id DESC) AS newness"
             " FROM (SELECT id, created_at, cost_usd,"
-            "  json_extract(request_json, '$.input_frames') AS frames,"
-            "  json_extract(request_json, '$.steps') AS steps"
+            f"  {json_number(self._db.dialect, 'request_json', 'input_frames')} AS frames,"
+            f"  {json_number(self._db.dialect, 'request_json', 'steps')} AS steps"
             "  FROM jobs"
             "  WHERE created_at >= ? AND cost_reported = 1 AND cost_usd BETWEEN ? AND ?"
-            "  ORDER BY created_at DESC LIMIT ?))"
+            "  ORDER BY created_at DESC LIMIT ?) AS recent) AS ranked"
             " WHERE newness <= ? GROUP BY frames, steps",
             (since, low, high, limit, latest),
         )

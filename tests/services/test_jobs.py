@@ -39,6 +39,7 @@ from services.segmind import RetryPolicy
 from services.simulator import DEFAULT_VIDEO_PATH, SegmindSimulator
 from services.storage import NewJob, Storage
 from tests.fakeclock import FakeClock
+from tests.postgres_server import SQLITE_ONLY
 
 SAMPLE = DEFAULT_VIDEO_PATH.read_bytes()
 # The production policy's poll delays, for FakeClock tests.
@@ -106,8 +107,8 @@ class Recorder:
 
 
 @pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    store = await Storage.open(tmp_path / "bot.db")
+async def storage(database_location: Path | str) -> AsyncIterator[Storage]:
+    store = await Storage.open(database_location)
     yield store
     await store.close()
 
@@ -237,6 +238,7 @@ async def test_a_restarted_runner_polls_by_what_the_last_one_learned(storage, ma
     assert runner.timings.processing(49, 45).mean == pytest.approx(100.0)
 
 
+@SQLITE_ONLY
 async def test_a_damaged_timing_row_does_not_stop_the_start(storage, make_runner):
     await storage.db.execute(
         "INSERT INTO job_timings (input_frames, steps, queue_seconds, processing_seconds,"
