@@ -1,4 +1,4 @@
-"""Storage on a real SQLite file: migrations, WAL, reopen, and the limit store's audit."""
+"""Storage on both engines (reopen, audit, jobs), and SQLite's own file, WAL and migrations."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from services.models import AuditChange, JobState, VideoRequest
 from services.periods import LimitSpec
 from services.storage import NewJob, Storage
-from services.storage.database import migrations
+from services.storage.database import DATABASE_ERRORS, migrations
 from services.storage.limits import read_audit_detail
 
 GUILD = 111
@@ -94,9 +94,8 @@ async def test_migrates_from_0001_and_keeps_jobs(tmp_path: Path) -> None:
     assert _tables(path) >= TABLES_0002
 
 
-async def test_reopen_keeps_limits_settings_audit_and_jobs(tmp_path: Path) -> None:
-    path = tmp_path / "bot.db"
-    storage = await Storage.open(path)
+async def test_reopen_keeps_limits_settings_audit_and_jobs(database_location: Path | str) -> None:
+    storage = await Storage.open(database_location)
     try:
         await storage.jobs.insert(_new_job())
         await storage.limits.set_user_limit(GUILD, 7, LimitSpec(3, DAY), actor_id=9, at=10.0)
@@ -113,7 +112,7 @@ async def test_reopen_keeps_limits_settings_audit_and_jobs(tmp_path: Path) -> No
     finally:
         await storage.close()
 
-    storage = await Storage.open(path)
+    storage = await Storage.open(database_location)
     try:
         assert await storage.db.schema_version() == len(migrations())
         assert len(await storage.jobs.recent(GUILD)) == 1
@@ -130,8 +129,8 @@ async def test_reopen_keeps_limits_settings_audit_and_jobs(tmp_path: Path) -> No
         await storage.close()
 
 
-async def test_every_change_is_audited_with_who_what_when(tmp_path: Path) -> None:
-    storage = await Storage.open(tmp_path / "bot.db")
+async def test_every_change_is_audited_with_who_what_when(database_location: Path | str) -> None:
+    storage = await Storage.open(database_location)
     try:
         limits = storage.limits
         await limits.set_user_limit(GUILD, 7, LimitSpec(3, DAY), actor_id=9, at=10.0)
@@ -156,8 +155,8 @@ async def test_every_change_is_audited_with_who_what_when(tmp_path: Path) -> Non
         await storage.close()
 
 
-async def test_a_change_that_changes_nothing_is_not_audited(tmp_path: Path) -> None:
-    storage = await Storage.open(tmp_path / "bot.db")
+async def test_a_change_that_changes_nothing_is_not_audited(database_location: Path | str) -> None:
+    storage = await Storage.open(database_location)
     try:
         limits = storage.limits
         assert await limits.clear_user_limit(GUILD, 7, actor_id=9, at=1.0) is None
@@ -199,8 +198,10 @@ async def test_a_change_that_changes_nothing_is_not_audited(tmp_path: Path) -> N
         await storage.close()
 
 
-async def test_a_default_whose_period_alone_changes_is_recorded_whole(tmp_path: Path) -> None:
-    storage = await Storage.open(tmp_path / "bot.db")
+async def test_a_default_whose_period_alone_changes_is_recorded_whole(
+    database_location: Path | str,
+) -> None:
+    storage = await Storage.open(database_location)
     try:
         for at, period in ((1.0, DAY), (2.0, 7 * DAY)):
             await storage.limits.update_guild_settings(
@@ -249,10 +250,10 @@ def test_stored_audit_details_read_back_as_changes(
     assert read_audit_detail(target, detail) == changes
 
 
-async def test_a_failed_change_leaves_no_audit_entry(tmp_path: Path) -> None:
-    storage = await Storage.open(tmp_path / "bot.db")
+async def test_a_failed_change_leaves_no_audit_entry(database_location: Path | str) -> None:
+    storage = await Storage.open(database_location)
     try:
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(DATABASE_ERRORS):
             # count < 0 violates the table's CHECK: the change and its audit roll back together.
             await storage.limits.set_user_limit(GUILD, 7, LimitSpec(-1, DAY), actor_id=9, at=1.0)
         assert await storage.limits.user_limit(GUILD, 7) is None
@@ -261,8 +262,8 @@ async def test_a_failed_change_leaves_no_audit_entry(tmp_path: Path) -> None:
         await storage.close()
 
 
-async def test_limits_are_per_server(tmp_path: Path) -> None:
-    storage = await Storage.open(tmp_path / "bot.db")
+async def test_limits_are_per_server(database_location: Path | str) -> None:
+    storage = await Storage.open(database_location)
     try:
         await storage.limits.set_user_limit(GUILD, 7, LimitSpec(3, DAY), actor_id=9, at=1.0)
         await storage.limits.set_role_limit(GUILD, 55, LimitSpec(3, DAY), actor_id=9, at=1.0)
@@ -273,8 +274,8 @@ async def test_limits_are_per_server(tmp_path: Path) -> None:
         await storage.close()
 
 
-async def test_unknown_server_setting_is_rejected(tmp_path: Path) -> None:
-    storage = await Storage.open(tmp_path / "bot.db")
+async def test_unknown_server_setting_is_rejected(database_location: Path | str) -> None:
+    storage = await Storage.open(database_location)
     try:
         with pytest.raises(ValueError, match="not a server setting"):
             await storage.limits.update_guild_settings(
@@ -325,9 +326,9 @@ async def test_a_durable_write_is_synced_and_others_stay_cheap(tmp_path: Path) -
         await storage.close()
 
 
-async def test_an_everyday_write_is_one_statement(tmp_path: Path) -> None:
+async def test_an_everyday_write_is_one_statement(database_location: Path | str) -> None:
     """Each statement is a trip to aiosqlite's thread; a job's updates are the busiest writes."""
-    storage = await Storage.open(tmp_path / "bot.db")
+    storage = await Storage.open(database_location)
     statements: list[str] = []
     try:
         job = await storage.jobs.insert(_new_job())
@@ -356,8 +357,10 @@ async def _delivered(storage: Storage, new: NewJob, **fields: object) -> int:
     return job.id
 
 
-async def test_delivered_request_lookup_matches_the_whole_request(tmp_path: Path) -> None:
-    storage = await Storage.open(tmp_path / "bot.db")
+async def test_delivered_request_lookup_matches_the_whole_request(
+    database_location: Path | str,
+) -> None:
+    storage = await Storage.open(database_location)
     try:
         # Non-ASCII text and a whole-number guidance scale: stored and sought the same way.
         request = VideoRequest.create("un chat sur un toit, é 🐈", seed=9, guidance_scale=6)
@@ -380,8 +383,10 @@ async def test_delivered_request_lookup_matches_the_whole_request(tmp_path: Path
 @pytest.mark.parametrize(
     "state", [s for s in JobState if s is not JobState.DELIVERED], ids=lambda s: s.value
 )
-async def test_only_delivered_clips_are_offered_again(tmp_path: Path, state: JobState) -> None:
-    storage = await Storage.open(tmp_path / "bot.db")
+async def test_only_delivered_clips_are_offered_again(
+    database_location: Path | str, state: JobState
+) -> None:
+    storage = await Storage.open(database_location)
     try:
         new = _new_job()
         await _delivered(storage, new, state=state)
@@ -390,8 +395,10 @@ async def test_only_delivered_clips_are_offered_again(tmp_path: Path, state: Job
         await storage.close()
 
 
-async def test_a_private_clip_is_found_only_for_its_requester_until_shared(tmp_path: Path) -> None:
-    storage = await Storage.open(tmp_path / "bot.db")
+async def test_a_private_clip_is_found_only_for_its_requester_until_shared(
+    database_location: Path | str,
+) -> None:
+    storage = await Storage.open(database_location)
     try:
         new = replace(_new_job(user_id=7), private=True)
         job_id = await _delivered(storage, new)
@@ -422,9 +429,9 @@ async def test_the_delivered_request_lookup_reads_an_index_not_every_job(tmp_pat
 
 @pytest.mark.parametrize("returning", [True, False], ids=["returning", "sqlite-before-3.35"])
 async def test_an_update_returns_the_job_as_stored_with_or_without_returning(
-    tmp_path: Path, returning: bool
+    database_location: Path | str, returning: bool
 ) -> None:
-    storage = await Storage.open(tmp_path / "bot.db")
+    storage = await Storage.open(database_location)
     storage.jobs.returning = returning
     try:
         job = await storage.jobs.insert(_new_job())
@@ -446,9 +453,9 @@ async def test_an_update_returns_the_job_as_stored_with_or_without_returning(
 
 @pytest.mark.parametrize("returning", [True, False], ids=["returning", "sqlite-before-3.35"])
 async def test_a_deleted_post_is_recorded_on_the_post_it_was(
-    tmp_path: Path, returning: bool
+    database_location: Path | str, returning: bool
 ) -> None:
-    storage = await Storage.open(tmp_path / "bot.db")
+    storage = await Storage.open(database_location)
     storage.jobs.returning = returning
     try:
         job_id = await _delivered(storage, replace(_new_job(), private=True))
@@ -468,8 +475,10 @@ async def test_a_deleted_post_is_recorded_on_the_post_it_was(
         await storage.close()
 
 
-async def test_a_clip_whose_post_was_deleted_is_not_found_by_others(tmp_path: Path) -> None:
-    storage = await Storage.open(tmp_path / "bot.db")
+async def test_a_clip_whose_post_was_deleted_is_not_found_by_others(
+    database_location: Path | str,
+) -> None:
+    storage = await Storage.open(database_location)
     try:
         jobs = storage.jobs
         public = await _delivered(storage, _new_job(user_id=7))
