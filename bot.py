@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import logging
 import signal
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -25,9 +24,12 @@ from services import logsafety, loop_lag
 from services.errors import ValidationError
 from services.models import VideoRequest
 from services.settings import Settings, SettingsError, configure_logging, load_settings
+from services.storage.database import DATABASE_ERRORS
 
 log = logging.getLogger("bot")
 EXIT_CONFIG = 2
+# Why a database cannot be opened: the engine refuses, or the file or server is unreachable.
+OPEN_ERRORS: tuple[type[Exception], ...] = (*DATABASE_ERRORS, OSError)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -86,11 +88,11 @@ async def run_bot(settings: Settings, *, force_sync: bool) -> int:
             return await serve(create_bot(services, force_sync=force_sync), settings)
     except SettingsError as error:
         return fail(error.problems)
-    except (sqlite3.Error, OSError) as error:
+    except OPEN_ERRORS as error:
         if opened:
             raise
         return fail(
-            [f"DATABASE_URL: the database {settings.database_path} cannot be opened: {error}"]
+            [f"DATABASE_URL: the database {settings.database_shown} cannot be opened: {error}"]
         )
 
 

@@ -33,5 +33,5 @@ def start_line(client: discord.Client, settings: Settings, segmind: str) -> str:
     return (
         f"videobot {version.commit()} (discord.py {discord.__version__}) ready as {user}: "
         f"{_count(servers, 'server')}, {_count(shards, 'shard')}, "
-        f"database {settings.database_path}, {where}"
+        f"database {settings.database_shown}, {where}"
     )

@@ -127,8 +127,10 @@ async def open_services(
             stack.push_async_callback(simulator.stop)
             api_key = api_key or "simulated"
             log.info("simulating Segmind at %s (no key, no cost)", base_url)
-        stack.enter_context(only_process_using(settings.database_path))
-        storage = await Storage.open(settings.database_path)
+        if settings.database_url is None:
+            # SQLite is for one process; PostgreSQL is shared by design (jobs are leased).
+            stack.enter_context(only_process_using(settings.database_path))
+        storage = await Storage.open(settings.database_location)
         stack.push_async_callback(storage.close)
         session = aiohttp.ClientSession()
         stack.push_async_callback(session.close)

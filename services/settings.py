@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
+from services.database_url import HINT as DATABASE_URL_HINT
+from services.database_url import database_from_url
 from services.errors import ValidationError
 from services.limits import MAX_COUNT, MAX_MONTHLY_USD
 from services.models import DEFAULT_NEGATIVE_PROMPT, NEGATIVE_PROMPT_MAX, has_visible_text
@@ -82,7 +84,10 @@ class Settings:
     discord_token: str = field(repr=False)
     segmind_api_key: str = field(repr=False)
     segmind_base_url: str = "https://api.segmind.com"
+    # SQLite's file; with database_url set, only where the clips folder goes.
     database_path: Path = Path("data/bot.db")
+    # A postgresql:// URL (several processes may share it); None: SQLite at database_path.
+    database_url: str | None = field(default=None, repr=False)
     discord_guild_id: int | None = None
     max_concurrent_jobs: int = 3
     max_jobs_per_member: int = 1
@@ -108,24 +113,19 @@ class Settings:
         return self.allowed_guilds is None or guild_id in self.allowed_guilds
 
     @property
+    def database_location(self) -> Path | str:
+        """What ``Storage.open`` takes: the PostgreSQL URL, or SQLite's file."""
+        return self.database_url or self.database_path
+
+    @property
+    def database_shown(self) -> str:
+        """The database as a log line or a message may name it: no password."""
+        return _shown(self.database_url) if self.database_url else str(self.database_path)
+
+    @property
     def clips_dir(self) -> Path:
         """Downloaded clips wait here until delivered (survives restarts)."""
         return self.database_path.parent / "clips"
-
-
-def database_path_from_url(url: str) -> Path:
-    """`sqlite:///relative/path` or `sqlite:////absolute/path`, as SQLAlchemy writes them.
-
-    Only a file path: an in-memory database or URL options would silently lose jobs, and a
-    path ending in / or naming a directory cannot be the database file.
-    """
-    prefix = "sqlite:///"
-    if not url.startswith(prefix) or len(url) == len(prefix):
-        raise ValueError("use sqlite:///relative/path or sqlite:////absolute/path")
-    text = url[len(prefix) :]
-    if text.endswith("/") or "?" in text or text == ":memory:" or Path(text).is_dir():
-        raise ValueError("the path must name a database file")
-    return Path(text)
 
 
 # Up to the last @ before the path: a password may itself hold "/", "@" or spaces.
@@ -311,6 +311,10 @@ def load_settings(
             "SEGMIND_API_KEY is missing: your key from segmind.com (or start with --simulate)."
         )
 
+    no_url: tuple[Path | None, str | None] = (None, None)
+    database_path, database_url = r.get(
+        "DATABASE_URL", no_url, database_from_url, DATABASE_URL_HINT
+    )
     settings = Settings(
         discord_token=token or "",
         segmind_api_key=api_key or "",
@@ -320,12 +324,8 @@ def load_settings(
             _http_url,
             "use an http(s) URL without ? or #",
         ),
-        database_path=r.get(
-            "DATABASE_URL",
-            Settings.database_path,
-            database_path_from_url,
-            "use sqlite:///relative/path or sqlite:////absolute/path",
-        ),
+        database_path=database_path or Settings.database_path,
+        database_url=database_url,
         discord_guild_id=r.get("DISCORD_GUILD_ID", None, _snowflake, "use a server id"),
         max_concurrent_jobs=r.whole(
             "MAX_CONCURRENT_JOBS", Settings.max_concurrent_jobs, MAX_CONCURRENT_JOBS

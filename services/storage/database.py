@@ -25,6 +25,8 @@ from typing import Any, Literal, Protocol
 
 import asyncpg
 
+from services.database_url import is_postgres
+
 Params = Sequence[Any] | dict[str, Any]
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -125,11 +127,11 @@ class Database(abc.ABC):
     @staticmethod
     async def open(location: Path | str) -> Database:
         """A SQLite file (a Path, or a sqlite:/// URL) or a postgresql:// server, migrated."""
-        if isinstance(location, str) and location.startswith(("postgresql://", "postgres://")):
+        if isinstance(location, str) and is_postgres(location):
             from services.storage.postgres_database import PostgresDatabase
 
             return await PostgresDatabase.connect(location)
-        from services.settings import database_path_from_url
+        from services.database_url import database_path_from_url
         from services.storage.sqlite_database import SqliteDatabase
 
         path = database_path_from_url(location) if isinstance(location, str) else location

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from services.database_url import database_path_from_url
 from services.periods import LimitSpec
-from services.settings import SettingsError, database_path_from_url, load_settings
+from services.settings import SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD = {"DISCORD_TOKEN": "discord-token-value-123456", "SEGMIND_API_KEY": "SG_secret_key_value_987"}
@@ -242,9 +243,9 @@ def test_database_urls_that_name_no_file_are_refused(url, tmp_path):
 
 def test_a_password_in_a_url_is_not_echoed():
     with pytest.raises(SettingsError) as caught:
-        load_settings({**GOOD, "DATABASE_URL": "postgres://bot:hunter2@db/video"})
+        load_settings({**GOOD, "DATABASE_URL": "mysql://bot:hunter2@db/video"})
     [problem] = caught.value.problems
-    assert "hunter2" not in problem and "postgres://***@db/video" in problem
+    assert "hunter2" not in problem and "mysql://***@db/video" in problem
 
 
 def _run_bot(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -323,7 +324,42 @@ def test_an_unknown_log_format_is_refused(fmt):
 )
 def test_a_password_in_an_echoed_url_is_masked_whatever_it_holds(password):
     with pytest.raises(SettingsError) as caught:
-        load_settings(dict(GOOD, DATABASE_URL=f"postgresql://bot:{password}@db.example/videobot"))
+        # No database named: invalid, so echoed (masked) in the problem line.
+        load_settings(dict(GOOD, DATABASE_URL=f"postgresql://bot:{password}@db.example/"))
     [problem] = caught.value.problems
-    assert problem.startswith("DATABASE_URL='postgresql://***@db.example/videobot'")
+    assert problem.startswith("DATABASE_URL='postgresql://***@db.example/'")
     assert password not in problem
+
+
+def test_a_postgresql_url_selects_postgresql_and_keeps_its_password_out_of_repr():
+    url = "postgresql://bot:hunter2@db.example:5433/videobot"
+    settings = load_settings(dict(GOOD, DATABASE_URL=url))
+    assert settings.database_url == url and settings.database_location == url
+    assert "hunter2" not in repr(settings) and "hunter2" not in settings.database_shown
+    # The clips still go beside where SQLite's file would be: a folder on this machine.
+    assert settings.clips_dir == Path("data/clips")
+    sqlite = load_settings(dict(GOOD, DATABASE_URL="sqlite:///x/bot.db"))
+    assert (sqlite.database_url, sqlite.database_location) == (None, Path("x/bot.db"))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://db.example",  # no database: the driver would pick the user's name
+        "postgresql://db.example/",
+        "postgresql://db.example/a/b",
+        "postgresql:///videobot",  # no server
+        "postgresql://db.example:port/videobot",
+        "postgresql://db.example/video bot",
+    ],
+)
+def test_a_postgresql_url_without_a_server_or_one_database_is_refused(url):
+    with pytest.raises(SettingsError) as caught:
+        load_settings(dict(GOOD, DATABASE_URL=url))
+    [problem] = caught.value.problems
+    assert problem.startswith("DATABASE_URL=") and "postgresql://user:password@host" in problem
+
+
+def test_a_postgresql_url_may_reach_the_server_over_a_unix_socket():
+    url = "postgresql:///videobot?host=/var/run/postgresql"
+    assert load_settings(dict(GOOD, DATABASE_URL=url)).database_url == url
