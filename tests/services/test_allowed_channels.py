@@ -1,4 +1,4 @@
-"""The channel allow-list on a real SQLite file: where /video works, cached, audited."""
+"""The channel allow-list on each engine: where /video works, cached, audited."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ GENERAL, ART, THREAD = 1001, 1002, 1003
 
 
 @pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    store = await Storage.open(tmp_path / "bot.db")
+async def storage(database_location: Path | str) -> AsyncIterator[Storage]:
+    store = await Storage.open(database_location)
     yield store
     await store.close()
 

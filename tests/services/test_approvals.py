@@ -1,4 +1,4 @@
-"""Approvals on a real SQLite file: the rule, holding, and each wait ended exactly once."""
+"""Approvals on each engine: the rule, holding, and each wait ended exactly once."""
 
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ GUILD, MOD, MEMBER, TRUSTED = 111, 2, 7, 55
 
 
 @pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    opened = await Storage.open(tmp_path / "bot.db")
+async def storage(database_location: Path | str) -> AsyncIterator[Storage]:
+    opened = await Storage.open(database_location)
     yield opened
     await opened.close()
 

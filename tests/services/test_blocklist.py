@@ -37,8 +37,8 @@ def blocks(terms: list[str], text: str) -> bool:
 
 
 @pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    opened = await Storage.open(tmp_path / "bot.db")
+async def storage(database_location: Path | str) -> AsyncIterator[Storage]:
+    opened = await Storage.open(database_location)
     yield opened
     await opened.close()
 

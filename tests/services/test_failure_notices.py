@@ -39,8 +39,8 @@ class Listener:
 
 
 @pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    store = await Storage.open(tmp_path / "bot.db")
+async def storage(database_location: Path | str) -> AsyncIterator[Storage]:
+    store = await Storage.open(database_location)
     yield store
     await store.close()
 

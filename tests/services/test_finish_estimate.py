@@ -173,14 +173,16 @@ def test_a_learned_distribution_is_worked_out_again_once_a_timing_is_learned() -
 # --- kept in the database -------------------------------------------------------------
 
 
-async def test_timings_survive_a_restart_and_only_the_newest_are_kept(tmp_path: Path) -> None:
-    storage = await Storage.open(tmp_path / "bot.db")
+async def test_timings_survive_a_restart_and_only_the_newest_are_kept(
+    database_location: Path | str,
+) -> None:
+    storage = await Storage.open(database_location)
     for index in range(RECENT_SAMPLES * 3):
         await storage.timings.add(Timing(49, 45, 1.0, float(index)), now=float(index))
     await storage.timings.add(Timing(25, 25, 2.0, 50.0), now=1.0)
     await storage.close()
 
-    reopened = await Storage.open(tmp_path / "bot.db")
+    reopened = await Storage.open(database_location)
     try:
         kept = await reopened.timings.recent()
     finally:

@@ -1,4 +1,4 @@
-"""The gallery store on a real SQLite file: settings, and a clip's one post across reopens."""
+"""The gallery store on each engine: settings, and a clip's one post across reopens."""
 
 from __future__ import annotations
 
@@ -31,9 +31,9 @@ async def _job(storage: Storage) -> int:
 
 
 async def test_a_gallery_is_set_changed_and_turned_off_with_an_audit_entry_each(
-    tmp_path: Path,
+    database_location: Path | str,
 ) -> None:
-    storage = await Storage.open(tmp_path / "bot.db")
+    storage = await Storage.open(database_location)
     try:
         assert await storage.gallery.get(GUILD) is None
         await storage.gallery.set(GUILD, (CHANNEL, GalleryMode.MANUAL), actor_id=9, now=1.0)
@@ -54,9 +54,9 @@ async def test_a_gallery_is_set_changed_and_turned_off_with_an_audit_entry_each(
 
 
 async def test_a_mode_alone_changes_the_gallery_there_is_and_none_without_one(
-    tmp_path: Path,
+    database_location: Path | str,
 ) -> None:
-    storage = await Storage.open(tmp_path / "bot.db")
+    storage = await Storage.open(database_location)
     try:
         assert await storage.gallery.set_mode(GUILD, GalleryMode.AUTO, actor_id=9, now=1.0) is None
         assert await storage.gallery.get(GUILD) is None
@@ -70,8 +70,10 @@ async def test_a_mode_alone_changes_the_gallery_there_is_and_none_without_one(
         await storage.close()
 
 
-async def test_a_clip_is_claimed_once_even_by_simultaneous_claims(tmp_path: Path) -> None:
-    storage = await Storage.open(tmp_path / "bot.db")
+async def test_a_clip_is_claimed_once_even_by_simultaneous_claims(
+    database_location: Path | str,
+) -> None:
+    storage = await Storage.open(database_location)
     try:
         job_id = await _job(storage)
         claims = await asyncio.gather(
@@ -83,10 +85,9 @@ async def test_a_clip_is_claimed_once_even_by_simultaneous_claims(tmp_path: Path
 
 
 async def test_a_released_claim_can_be_claimed_again_but_a_posted_one_never(
-    tmp_path: Path,
+    database_location: Path | str,
 ) -> None:
-    path = tmp_path / "bot.db"
-    storage = await Storage.open(path)
+    storage = await Storage.open(database_location)
     try:
         job_id = await _job(storage)
         assert await storage.gallery.claim(job_id, GUILD, CHANNEL, by=7, now=1.0)
@@ -96,7 +97,7 @@ async def test_a_released_claim_can_be_claimed_again_but_a_posted_one_never(
         await storage.gallery.release(job_id)  # too late: it is posted
     finally:
         await storage.close()
-    reopened = await Storage.open(path)
+    reopened = await Storage.open(database_location)
     try:
         assert not await reopened.gallery.claim(job_id, GUILD, CHANNEL, by=7, now=3.0)
         post = await reopened.gallery.post_of(job_id)
@@ -106,9 +107,9 @@ async def test_a_released_claim_can_be_claimed_again_but_a_posted_one_never(
 
 
 async def test_a_taken_down_clip_is_never_claimed_again_and_a_post_under_way_learns_it(
-    tmp_path: Path,
+    database_location: Path | str,
 ) -> None:
-    storage = await Storage.open(tmp_path / "bot.db")
+    storage = await Storage.open(database_location)
     try:
         never_posted, posting, posted = [await _job(storage) for _ in range(3)]
         assert await storage.gallery.claim(posting, GUILD, CHANNEL, by=7, now=1.0)
@@ -132,9 +133,9 @@ async def test_a_taken_down_clip_is_never_claimed_again_and_a_post_under_way_lea
         await storage.close()
 
 
-async def test_a_moderators_choice_keeps_what_it_leaves_out(tmp_path) -> None:
+async def test_a_moderators_choice_keeps_what_it_leaves_out(database_location: Path | str) -> None:
     """A channel alone keeps the mode; a mode alone keeps the channel; nothing turns it off."""
-    storage = await Storage.open(tmp_path / "bot.db")
+    storage = await Storage.open(database_location)
     gallery = GalleryService(storage, FakeClock())
     try:
         with pytest.raises(ValidationError):

@@ -1,4 +1,4 @@
-"""The queue's rules on a real SQLite file: who may cancel, and what a cancel leaves counted."""
+"""The queue's rules on each engine: who may cancel, and what a cancel leaves counted."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ PRICE = 0.36
 
 
 @pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    store = await Storage.open(tmp_path / "bot.db")
+async def storage(database_location: Path | str) -> AsyncIterator[Storage]:
+    store = await Storage.open(database_location)
     yield store
     await store.close()
 
