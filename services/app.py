@@ -74,6 +74,12 @@ def runner_config(settings: Settings) -> RunnerConfig:
     )
 
 
+_ANOTHER_PROCESS = (
+    "Another bot process is already using the database {database}: "
+    "stop it first, or give this one its own DATABASE_URL."
+)
+
+
 @contextlib.contextmanager
 def only_process_using(database: Path) -> Iterator[None]:
     """Hold an exclusive lock beside the database while the bot runs.
@@ -88,10 +94,7 @@ def only_process_using(database: Path) -> Iterator[None]:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                problem = (
-                    f"Another bot process is already using the database {database}: "
-                    "stop it first, or give this one its own DATABASE_URL."
-                )
+                problem = _ANOTHER_PROCESS.format(database=database)
                 raise SettingsError([problem]) from None
         yield  # closing the file releases the lock, also when the process is killed
 
@@ -128,10 +131,13 @@ async def open_services(
             api_key = api_key or "simulated"
             log.info("simulating Segmind at %s (no key, no cost)", base_url)
         if settings.database_url is None:
-            # SQLite is for one process; PostgreSQL is shared by design (jobs are leased).
             stack.enter_context(only_process_using(settings.database_path))
         storage = await Storage.open(settings.database_location)
         stack.push_async_callback(storage.close)
+        if not await storage.db.claim_runner():
+            # Until jobs are leased, two runners on one database would both resume, and
+            # submit, the same queued jobs.
+            raise SettingsError([_ANOTHER_PROCESS.format(database=settings.database_shown)])
         session = aiohttp.ClientSession()
         stack.push_async_callback(session.close)
         # Counted whether or not METRICS_PORT serves them: the calls cost nothing.

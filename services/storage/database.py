@@ -147,6 +147,10 @@ class Database(abc.ABC):
     @abc.abstractmethod
     async def schema_version(self) -> int: ...
 
+    async def claim_runner(self) -> bool:
+        """Whether this process may run the jobs stored here (SQLite: a lock file decides)."""
+        return True
+
     @abc.abstractmethod
     def transaction(self, *, durable: bool = False) -> AbstractAsyncContextManager[Transaction]:
         """Several statements as one: all or nothing, and no other write in between.

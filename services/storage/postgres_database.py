@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 # Advisory lock keys: any two numbers no other program on the database uses.
 WRITE_LOCK = 0x7669_6465_6F00  # "video"
 MIGRATION_LOCK = WRITE_LOCK + 1
+RUNNER_LOCK = WRITE_LOCK + 2
 # Connections per process: enough for the runner's reads beside one writer; a burst waits
 # for a free connection rather than opening more than the server allows.
 POOL_SIZE = 10
@@ -103,14 +104,16 @@ class PostgresDatabase(Database):
 
     dialect = "postgresql"
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
         self._pool = pool
+        self._dsn = dsn
         self._tracer: Tracer = None
+        self._runner_lock: asyncpg.Connection | None = None
 
     @classmethod
     async def connect(cls, dsn: str) -> PostgresDatabase:
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=POOL_SIZE, init=_prepare)
-        db = cls(pool)
+        db = cls(pool, dsn)
         try:
             await db._migrate()
         except BaseException:
@@ -119,7 +122,28 @@ class PostgresDatabase(Database):
         return db
 
     async def close(self) -> None:
+        if self._runner_lock is not None:
+            await self._runner_lock.close()
+            self._runner_lock = None
         await self._pool.close()
+
+    async def claim_runner(self) -> bool:
+        """Whether this process may run jobs here: the only one that does, until it closes.
+
+        A session-level advisory lock on a connection of its own: a process that dies, even
+        killed, loses its connection and with it the lock, so the next one can start.
+        """
+        conn = await asyncpg.connect(self._dsn)
+        try:
+            held = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", RUNNER_LOCK))
+        except BaseException:
+            await conn.close()
+            raise
+        if not held:
+            await conn.close()
+            return False
+        self._runner_lock = conn
+        return True
 
     async def trace(self, callback: Callable[[str], object] | None) -> None:
         self._tracer = callback

@@ -87,3 +87,37 @@ async def test_a_development_server_the_bot_is_not_in_is_named(tmp_path, fake_di
     assert process.returncode == 2, text
     assert "DISCORD_GUILD_ID=4242: the bot is not in that server" in text
     assert "Traceback" not in text and fake_discord.world.token not in text
+
+
+async def test_a_second_bot_on_the_same_postgresql_database_is_refused(tmp_path, postgres_server):
+    # Until jobs are leased, one process runs a database's jobs: a second would resume and
+    # submit (bill) the same queued jobs. A killed holder's lock goes with its connection.
+    from services.storage.database import Database
+
+    url = await postgres_server.new_database()
+    holder = await Database.open(url)
+    try:
+        assert await holder.claim_runner()
+        result = await asyncio.to_thread(
+            run_bot, tmp_path, f"http://127.0.0.1:{closed_port()}/api/v10", DATABASE_URL=url
+        )
+        assert result.returncode == 2
+        assert "Another bot process is already using the database" in result.stderr
+        assert "Traceback" not in result.stderr
+    finally:
+        await holder.close()
+    # Released with the holder: the next process may run the jobs.
+    again = await Database.open(url)
+    try:
+        assert await again.claim_runner()
+    finally:
+        await again.close()
+    await postgres_server.drop_database(url)
+
+
+def test_a_postgresql_server_out_of_reach_is_one_line_without_the_password(tmp_path):
+    url = f"postgresql://bot:hunter2-secret@127.0.0.1:{closed_port()}/videobot"
+    result = run_bot(tmp_path, f"http://127.0.0.1:{closed_port()}/api/v10", DATABASE_URL=url)
+    assert result.returncode == 2
+    assert "DATABASE_URL: the database" in result.stderr
+    assert "hunter2-secret" not in result.stderr and "Traceback" not in result.stderr
