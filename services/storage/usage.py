@@ -37,8 +37,13 @@ async def counted_per_day_and_member(
     if user_id is not None:
         where += " AND user_id = ?"
         params.append(user_id)
+    # PostgreSQL's CAST rounds (noon would be the next day) where SQLite's truncates, and
+    # SQLite has FLOOR only when built with its math functions.
+    day = f"created_at / {DAY_SECONDS}"
+    if db.dialect == "postgresql":
+        day = f"FLOOR({day})"
     rows = await db.fetchall(
-        f"SELECT CAST(created_at / {DAY_SECONDS} AS INTEGER) AS day, user_id,"
+        f"SELECT CAST({day} AS INTEGER) AS day, user_id,"
         " COUNT(*), COALESCE(SUM(cost_usd), 0) FROM jobs"
         f" WHERE {where} AND {COUNTED} GROUP BY day, user_id ORDER BY day, user_id",
         params,

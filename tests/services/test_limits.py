@@ -135,8 +135,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    storage = await Storage.open(tmp_path / "bot.db")
+async def storage(database_location: Path | str) -> AsyncIterator[Storage]:
+    storage = await Storage.open(database_location)
     yield storage
     await storage.close()
 

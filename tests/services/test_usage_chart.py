@@ -46,8 +46,8 @@ NOW = ts("2024-05-15T12:00:00")  # a Wednesday: a week back starts on Wednesday 
 
 
 @pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[Storage]:
-    storage = await Storage.open(tmp_path / "bot.db")
+async def storage(database_location: Path | str) -> AsyncIterator[Storage]:
+    storage = await Storage.open(database_location)
     yield storage
     await storage.close()
 
