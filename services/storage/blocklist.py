@@ -30,11 +30,12 @@ class BlocklistStore:
     async def terms(self, guild_id: int, *, tx: Executor | None = None) -> list[BlocklistEntry]:
         """The server's terms, oldest first."""
         rows = await (tx or self._db).fetchall(
-            "SELECT guild_id, term, added_by, added_at FROM blocklist_terms"
-            " WHERE guild_id = ? ORDER BY added_at, term",
+            "SELECT guild_id, term, added_by, added_at FROM blocklist_terms WHERE guild_id = ?",
             (guild_id,),
         )
-        return [_entry(row) for row in rows]
+        # Sorted here, not by ORDER BY: PostgreSQL orders text by the database's collation
+        # (often a language's), SQLite by code point, as Python does on every engine.
+        return sorted((_entry(row) for row in rows), key=lambda e: (e.added_at, e.term))
 
     async def add(
         self,

@@ -506,3 +506,12 @@ async def test_terms_are_cached_so_screening_reads_the_database_once(blocklist, 
         await blocklist.screen(GUILD, CHANNEL, MEMBER, request("a castle"))
     await storage.db.trace(None)
     assert statements == []
+
+
+async def test_terms_added_at_one_moment_are_listed_by_code_point_on_every_engine(storage):
+    # A language collation would put "éclair" between "Apple" and "zebra".
+    for term in ("zebra", "éclair", "Apple"):
+        await storage.blocklist.add(
+            GUILD, term, actor_id=MOD, at=1.0, max_terms=10, same_as=lambda _: False
+        )
+    assert [e.term for e in await storage.blocklist.terms(GUILD)] == ["Apple", "zebra", "éclair"]
