@@ -129,7 +129,8 @@ async def test_the_list_is_read_once_and_again_only_after_a_change(
 async def test_a_change_made_by_another_instance_is_not_seen_until_its_own_change(
     storage: Storage,
 ) -> None:
-    """Documents the cache's scope: one process, which makes every change itself."""
+    """Documents the cache's scope: a server's changes are all made by one process, the one
+    running its shard (its interactions and channel events reach no other)."""
     mine = AllowedChannels(storage, FakeClock())
     await mine.check(GUILD, GENERAL, None)  # caches "nothing listed"
     await AllowedChannels(storage, FakeClock()).add(GUILD, ART, actor_id=MOD)
