@@ -13,6 +13,7 @@ import pytest
 
 import services.admission as admission_module
 from services.admission import (
+    BATCH_LIMIT,
     DUPLICATE_WINDOW_SECONDS,
     Admission,
     Admitted,
@@ -947,3 +948,75 @@ async def test_one_odd_report_stops_setting_the_price_once_three_newer_ones_exis
     clock.advance(1)
     # The members who ask now are quoted, and budgets reserve, what Segmind charges now.
     assert (await admission.admit(BIG, origin(104))).cost_usd == SEGMIND_PRICE
+
+
+# --- several processes on one database ---------------------------------------------------------
+
+
+async def test_concurrent_admissions_from_several_processes_store_exactly_the_limit(
+    database_locations: Callable[[], Awaitable[Path | str]], gates: AccountGates
+) -> None:
+    """Each Storage is its own connection(s), as another bot process would hold: only the
+    database's write lock, never one process's memory, can keep the limit."""
+    location = await database_locations()
+    processes = [await Storage.open(location) for _ in range(4)]
+    try:
+        clock = FakeClock(ts("2024-05-15T12:00:00"))
+        admissions = [
+            Admission(
+                storage,
+                default_limit=LimitSpec(3, D),
+                clip_cost_usd=PRICE,
+                clock=clock,
+                gates=gates,
+                batch_limit=1 if i == 0 else BATCH_LIMIT,  # one request per transaction too
+            )
+            for i, storage in enumerate(processes)
+        ]
+        results = await asyncio.gather(
+            *(admissions[i % 4].admit(REQUEST.with_seed(i), origin()) for i in range(40)),
+            return_exceptions=True,
+        )
+        admitted = [r for r in results if isinstance(r, Admitted)]
+        assert all(isinstance(r, LimitReached) for r in results if not isinstance(r, Admitted))
+        assert sorted(a.used for a in admitted) == [1, 2, 3]
+        assert await count_jobs(processes[0]) == 3
+        for admission in admissions:
+            await admission.drain()
+    finally:
+        for storage in processes:
+            await storage.close()
+
+
+async def test_a_failed_ceiling_note_undoes_both_notes_and_only_its_request(
+    ceiling_admission: Admission, storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A statement that fails inside the notes' savepoint is undone with the savepoint, and
+    the batch's transaction goes on (PostgreSQL would otherwise give up all of it)."""
+    await ceiling_admission.admit(REQUEST, origin(ALICE, GUILD))
+    await ceiling_admission.admit(REQUEST, origin(BOB, GUILD))
+    mark = storage.limits.mark_alert_sent
+
+    async def server_note_fails(guild_id: int, key: str, *, at: float, tx: object) -> bool:
+        if guild_id != OTHER_GUILD:
+            return await mark(guild_id, key, at=at, tx=tx)  # type: ignore[arg-type]
+        # Refused by the server itself (sent_at is NOT NULL), not before it is sent.
+        await tx.execute(  # type: ignore[attr-defined]
+            "INSERT INTO alerts_sent (guild_id, key, sent_at) VALUES (?, ?, NULL)",
+            (guild_id, key),
+        )
+        return True
+
+    monkeypatch.setattr(storage.limits, "mark_alert_sent", server_note_fails)
+    opened = watch_transactions(storage, monkeypatch)
+    results = await asyncio.gather(
+        ceiling_admission.admit(REQUEST, origin(3, OTHER_GUILD)),
+        ceiling_admission.admit(REQUEST, origin(4, GUILD)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], DATABASE_ERRORS)
+    assert isinstance(results[1], SpendCeilingReached) and results[1].tell_moderators
+    assert len(opened) == 1  # decided together, and the second was not sent round again
+    alerts = await storage.db.fetchall("SELECT guild_id FROM alerts_sent ORDER BY guild_id")
+    # Only the second request's notes: the first's operator note went with its savepoint.
+    assert [row[0] for row in alerts] == [0, GUILD]
