@@ -22,6 +22,7 @@ from services.errors import ValidationError
 from services.limits import MAX_COUNT, MAX_MONTHLY_USD
 from services.models import DEFAULT_NEGATIVE_PROMPT, NEGATIVE_PROMPT_MAX, has_visible_text
 from services.periods import LimitSpec, parse_limit_spec
+from services.shards import MAX_SHARD_COUNT, ShardPlan, parse_shard_ids
 
 T = TypeVar("T")
 DEFAULT_LIMIT = LimitSpec(5, 86400)
@@ -67,6 +68,7 @@ MAX_DOWNLOAD_MB = Bounds(1, 1024, "megabytes", whole=True)
 CREDITS_RECHECK_MINUTES = Bounds(1, 1440, "minutes")
 SIMULATOR_SECONDS = Bounds(0, 3600, "seconds")
 MAX_DAILY_SPEND_USD = Bounds(0, MAX_MONTHLY_USD, "US dollars")
+SHARD_COUNT = Bounds(1, MAX_SHARD_COUNT, "shards", whole=True)
 # Ports below 1024 need root, which the bot should never run as.
 METRICS_PORTS = (1024, 65535)
 
@@ -107,6 +109,7 @@ class Settings:
     allowed_guilds: frozenset[int] | None = None  # None: any server may use the bot
     metrics_port: int | None = None  # None: no /metrics or /healthz (served on 127.0.0.1 only)
     log_format: str = "text"  # or "json": one object per line, for log collectors
+    shards: ShardPlan | None = None  # None: one process, as many shards as discord.py decides
 
     def allows_guild(self, guild_id: int | None) -> bool:
         """Whether the bot serves this server (with ALLOWED_GUILDS set, only those listed)."""
@@ -253,6 +256,26 @@ def _default_limit(text: str) -> LimitSpec:
     return spec
 
 
+def _shards(r: _Reader) -> ShardPlan | None:
+    """SHARD_COUNT alone runs every shard here; SHARD_IDS picks this process's share of them."""
+    count = r.get("SHARD_COUNT", None, _int_between(1, MAX_SHARD_COUNT), SHARD_COUNT.hint)
+    ids = r.raw("SHARD_IDS")
+    if ids is None:
+        return ShardPlan.every_shard(count) if count is not None else None
+    if count is None:
+        if "SHARD_COUNT" not in r.invalid:
+            r.problems.append(
+                "SHARD_IDS needs SHARD_COUNT: the number of shards all processes share."
+            )
+        return None
+    try:
+        return ShardPlan(count, parse_shard_ids(ids, count))
+    except ValueError as error:
+        r.problems.append(f"SHARD_IDS={_shown(ids)!r} is invalid: {error}.")
+        r.invalid.add("SHARD_IDS")
+        return None
+
+
 def _conflicts(settings: Settings, invalid: set[str]) -> list[str]:
     """Values that are fine alone but together would lose paid clips or shut the bot out."""
     problems: list[str] = []
@@ -396,6 +419,7 @@ def load_settings(
         log_format=r.get(
             "LOG_FORMAT", Settings.log_format, _log_format, "use " + " or ".join(LOG_FORMATS)
         ),
+        shards=_shards(r),
     )
     r.problems += _conflicts(settings, r.invalid)
     if r.problems:

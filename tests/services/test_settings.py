@@ -363,3 +363,105 @@ def test_a_postgresql_url_without_a_server_or_one_database_is_refused(url):
 def test_a_postgresql_url_may_reach_the_server_over_a_unix_socket():
     url = "postgresql:///videobot?host=/var/run/postgresql"
     assert load_settings(dict(GOOD, DATABASE_URL=url)).database_url == url
+
+
+def test_without_shard_settings_discord_py_decides_the_shards():
+    assert load_settings(GOOD).shards is None
+
+
+@pytest.mark.parametrize(
+    ("env", "count", "ids"),
+    [
+        ({"SHARD_COUNT": "1"}, 1, (0,)),
+        ({"SHARD_COUNT": "3"}, 3, (0, 1, 2)),  # alone: this process runs every shard
+        ({"SHARD_COUNT": "4", "SHARD_IDS": "0,2-3"}, 4, (0, 2, 3)),
+        ({"SHARD_COUNT": "4", "SHARD_IDS": " 3 , 1 ,"}, 4, (1, 3)),
+        ({"SHARD_COUNT": "1024", "SHARD_IDS": "1023"}, 1024, (1023,)),
+        ({"SHARD_COUNT": "8", "SHARD_IDS": "5-5"}, 8, (5,)),
+    ],
+)
+def test_shard_count_and_ids_are_read(env, count, ids):
+    plan = load_settings({**GOOD, **env}).shards
+    assert plan is not None
+    assert (plan.count, plan.ids) == (count, ids)
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        (
+            {"SHARD_COUNT": "0"},
+            "SHARD_COUNT='0' is invalid: use a whole number of shards from 1 to 1,024.",
+        ),
+        (
+            {"SHARD_COUNT": "1025"},
+            "SHARD_COUNT='1025' is invalid: use a whole number of shards from 1 to 1,024.",
+        ),
+        (
+            {"SHARD_COUNT": "two"},
+            "SHARD_COUNT='two' is invalid: use a whole number of shards from 1 to 1,024.",
+        ),
+        (
+            {"SHARD_IDS": "0"},
+            "SHARD_IDS needs SHARD_COUNT: the number of shards all processes share.",
+        ),
+        (
+            {"SHARD_COUNT": "4", "SHARD_IDS": "4"},
+            "SHARD_IDS='4' is invalid: shard 4 is not below SHARD_COUNT=4 (ids run from 0 to 3).",
+        ),
+        (
+            {"SHARD_COUNT": "4", "SHARD_IDS": "2-9"},
+            "SHARD_IDS='2-9' is invalid: shard 9 is not below SHARD_COUNT=4 (ids run from 0 to 3).",
+        ),
+        (
+            {"SHARD_COUNT": "4", "SHARD_IDS": "0,1,1"},
+            "SHARD_IDS='0,1,1' is invalid: shard 1 is listed twice.",
+        ),
+        (
+            {"SHARD_COUNT": "4", "SHARD_IDS": "0-2,2-3"},
+            "SHARD_IDS='0-2,2-3' is invalid: shard 2 is listed twice.",
+        ),
+        (
+            {"SHARD_COUNT": "4", "SHARD_IDS": "3-1"},
+            "SHARD_IDS='3-1' is invalid: the range 3-1 runs backwards: write 1-3.",
+        ),
+        (
+            {"SHARD_COUNT": "4", "SHARD_IDS": "-1"},
+            "SHARD_IDS='-1' is invalid: use shard ids and ranges separated by commas, like 0,2-3.",
+        ),
+        (
+            {"SHARD_COUNT": "4", "SHARD_IDS": "one"},
+            "SHARD_IDS='one' is invalid: use shard ids and ranges separated by commas, like 0,2-3.",
+        ),
+        (
+            {"SHARD_COUNT": "4", "SHARD_IDS": ",,"},
+            "SHARD_IDS=',,' is invalid: use shard ids and ranges separated by commas, like 0,2-3.",
+        ),
+        (
+            {"SHARD_COUNT": "4", "SHARD_IDS": "0;1"},
+            "SHARD_IDS='0;1' is invalid: use shard ids and ranges separated by commas, like 0,2-3.",
+        ),
+    ],
+)
+def test_bad_shard_settings_are_refused_with_the_problem(env, problem):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**GOOD, **env})
+    assert caught.value.problems == [problem]
+
+
+def test_shard_ids_with_a_bad_shard_count_report_only_the_count():
+    # The ids cannot be checked against a count that is itself wrong: one line, not two.
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**GOOD, "SHARD_COUNT": "0", "SHARD_IDS": "0"})
+    assert caught.value.problems == [
+        "SHARD_COUNT='0' is invalid: use a whole number of shards from 1 to 1,024."
+    ]
+
+
+def test_a_shard_plan_names_its_shards_as_an_operator_writes_them():
+    plan = load_settings({**GOOD, "SHARD_COUNT": "8", "SHARD_IDS": "0,2-4,7"}).shards
+    assert plan is not None
+    assert plan.describe() == "shards 0, 2-4, 7 of 8"
+    assert load_settings({**GOOD, "SHARD_COUNT": "2", "SHARD_IDS": "1"}).shards.describe() == (
+        "shard 1 of 2"
+    )
