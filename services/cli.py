@@ -16,7 +16,6 @@ import asyncio
 import dataclasses
 import os
 import shutil
-import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -36,6 +35,7 @@ from services.reported_cost import recent_prices, reservation_usd
 from services.settings import Settings
 from services.spend_caps import SpendCeilingReached, ceiling_refusal, spent_today
 from services.storage import NewJob, Storage
+from services.storage.database import DATABASE_ERRORS
 from services.storage.outside_spend import hold_outside_clip, record_outside_outcome
 
 # Nothing was sent: the operator's daily spending ceiling would be passed.
@@ -144,7 +144,7 @@ async def generate(
     clock = clock or SystemClock()
     with tempfile.TemporaryDirectory(prefix="videobot-generate-") as scratch:
         scratch_settings = dataclasses.replace(
-            settings, database_path=Path(scratch) / "generate.db"
+            settings, database_path=Path(scratch) / "generate.db", database_url=None
         )
         async with open_services(scratch_settings) as services:
             listener = ConsoleListener(out, display)
@@ -165,10 +165,10 @@ async def generate(
             else:
                 try:
                     hold = await _hold_spend(settings, request, clock, listener)
-                except (sqlite3.Error, OSError, RuntimeError) as error:
+                except (*DATABASE_ERRORS, OSError, RuntimeError) as error:
                     # The ceiling cannot be checked, so nothing is spent past it unseen.
                     listener.say(
-                        f"Nothing was sent: today's spend is kept in {settings.database_path}"
+                        f"Nothing was sent: today's spend is kept in {settings.database_shown}"
                         f" (DATABASE_URL), which cannot be read: {error}"
                     )
                     return EXIT_DATABASE
@@ -207,16 +207,16 @@ async def _quoted_price(settings: Settings, request: VideoRequest, clock: Clock)
     stake on this figure, so a database that cannot be read quotes CLIP_COST_USD.
     """
     estimate = settings.clip_cost_usd
-    if not settings.database_path.is_file():
+    if settings.database_url is None and not settings.database_path.is_file():
         return estimate
     try:
-        storage = await Storage.open(settings.database_path)
+        storage = await Storage.open(settings.database_location)
         try:
             async with storage.db.transaction() as tx:
                 prices = await recent_prices(storage.jobs, clock.time(), estimate, tx=tx)
         finally:
             await storage.close()
-    except (sqlite3.Error, OSError, RuntimeError):
+    except (*DATABASE_ERRORS, OSError, RuntimeError):
         return estimate
     return reservation_usd(request, estimate, prices)
 
@@ -234,7 +234,7 @@ async def _hold_spend(
     """
     ceiling = settings.max_daily_spend_usd
     assert ceiling is not None
-    storage = await Storage.open(settings.database_path)
+    storage = await Storage.open(settings.database_location)
     try:
         async with storage.db.transaction() as tx:
             now = clock.time()
@@ -267,7 +267,7 @@ async def _record_outcome(
     size from it, as it does from its own.
     """
     try:
-        storage = await Storage.open(settings.database_path)
+        storage = await Storage.open(settings.database_location)
         try:
             await record_outside_outcome(storage.jobs, held, ran, now=clock.time())
             if ran.cost_reported and ran.request_id is not None:
@@ -276,7 +276,7 @@ async def _record_outcome(
                 )
         finally:
             await storage.close()
-    except (sqlite3.Error, OSError, RuntimeError) as error:
+    except (*DATABASE_ERRORS, OSError, RuntimeError) as error:
         # The row stays counted as "outcome unknown": at worst the day counts one clip more.
         listener.say(f"note: this clip stays counted in today's spend ({error})")
 

@@ -1,7 +1,8 @@
 """`bot.py generate` and the operator's daily ceiling: checked, printed and counted.
 
 The CLI runs against the simulator on loopback as a real Segmind; the bot is its database
-(held open throughout, as a running bot holds it) and its admission gate on that database.
+(held open throughout, as a running bot holds it) and its admission gate on that database,
+on each engine: the CLI counts its clip wherever DATABASE_URL says the bot keeps its spend.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from services.simulator import SegmindSimulator
 from services.spend_caps import SpendCeilingReached, spent_today
 from services.storage import NewJob, Storage
 from tests.fakeclock import FakeClock
+from tests.postgres_server import SQLITE_ONLY
 
 PRICE = 0.36
 CEILING = 2 * PRICE
@@ -37,13 +39,20 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def settings(simulator: SegmindSimulator, segmind_api_key: str, tmp_path: Path) -> Settings:
+def settings(
+    simulator: SegmindSimulator,
+    segmind_api_key: str,
+    tmp_path: Path,
+    database_location: Path | str,
+) -> Settings:
     loaded = load_settings({"SEGMIND_API_KEY": segmind_api_key}, need_discord=False)
     return dataclasses.replace(
         loaded,
         segmind_base_url=simulator.base_url,
         poll_interval_seconds=0.01,  # the simulator is on loopback
+        # A server's URL, or a SQLite file in a folder the bot has not made yet.
         database_path=tmp_path / "data" / "bot.db",
+        database_url=database_location if isinstance(database_location, str) else None,
         clip_cost_usd=PRICE,
         max_daily_spend_usd=CEILING,
     )
@@ -52,7 +61,7 @@ def settings(simulator: SegmindSimulator, segmind_api_key: str, tmp_path: Path) 
 @pytest.fixture
 async def bot(settings: Settings) -> AsyncIterator[Storage]:
     """The running bot's database: open for the whole test, as the bot keeps it."""
-    storage = await Storage.open(settings.database_path)
+    storage = await Storage.open(settings.database_location)
     yield storage
     await storage.close()
 
@@ -175,6 +184,7 @@ async def test_the_simulator_bills_nothing_so_the_ceiling_does_not_stop_it(
     assert not settings.database_path.parent.exists()
 
 
+@SQLITE_ONLY
 async def test_an_unreadable_bot_database_sends_nothing(
     settings: Settings, clock: FakeClock, simulator: SegmindSimulator, tmp_path: Path
 ) -> None:
