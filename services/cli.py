@@ -42,6 +42,8 @@ from services.storage.outside_spend import hold_outside_clip, record_outside_out
 EXIT_CEILING = 3
 # Nothing was sent: the bot's database, where today's spend is, could not be read (as bot.py).
 EXIT_DATABASE = 2
+# What opening or reading the bot's database may raise, whichever engine holds it.
+_UNREADABLE: tuple[type[Exception], ...] = (*DATABASE_ERRORS, OSError, RuntimeError)
 
 OPERATOR_WORDS: dict[type[BotError], str] = {
     SegmindAuthError: "Segmind refused the key: check SEGMIND_API_KEY (and SEGMIND_BASE_URL).",
@@ -165,7 +167,7 @@ async def generate(
             else:
                 try:
                     hold = await _hold_spend(settings, request, clock, listener)
-                except (*DATABASE_ERRORS, OSError, RuntimeError) as error:
+                except _UNREADABLE as error:
                     # The ceiling cannot be checked, so nothing is spent past it unseen.
                     listener.say(
                         f"Nothing was sent: today's spend is kept in {settings.database_shown}"
@@ -216,7 +218,7 @@ async def _quoted_price(settings: Settings, request: VideoRequest, clock: Clock)
                 prices = await recent_prices(storage.jobs, clock.time(), estimate, tx=tx)
         finally:
             await storage.close()
-    except (*DATABASE_ERRORS, OSError, RuntimeError):
+    except _UNREADABLE:
         return estimate
     return reservation_usd(request, estimate, prices)
 
@@ -276,7 +278,7 @@ async def _record_outcome(
                 )
         finally:
             await storage.close()
-    except (*DATABASE_ERRORS, OSError, RuntimeError) as error:
+    except _UNREADABLE as error:
         # The row stays counted as "outcome unknown": at worst the day counts one clip more.
         listener.say(f"note: this clip stays counted in today's spend ({error})")
 

@@ -41,7 +41,7 @@ ALICE, BOB, MOD = 1, 2, 99
 ROLE = 7
 PRICE = 0.36
 # A number past 64 bits: sqlite3 refuses it before SQLite sees it, asyncpg as a DataError.
-TOO_LARGE = (OverflowError, *DATABASE_ERRORS)
+TOO_LARGE: tuple[type[Exception], ...] = (OverflowError, *DATABASE_ERRORS)
 
 
 def ts(text: str) -> float:
