@@ -137,7 +137,10 @@ class _Prices:
 
 
 class _TransactionLost(Exception):
-    """SQLite ended the batch's transaction itself: nothing in it was kept."""
+    """The engine gave up the batch's transaction after an error: nothing in it was kept.
+
+    SQLite does after a few errors; PostgreSQL after any failed statement outside a savepoint.
+    """
 
     def __init__(self, failed: _Waiting) -> None:
         super().__init__("the batch's transaction was rolled back")
@@ -147,10 +150,11 @@ class _TransactionLost(Exception):
 class Admission:
     """Admits requests in batches: those that arrive together share one transaction.
 
-    Under a burst the time goes to trips between the event loop and SQLite's thread, and
-    to queueing on the database lock one transaction at a time. A batch of up to
-    ``batch_limit`` requests is decided one after another inside ONE transaction, so each
-    decision sees the jobs stored before it: exactly as strict as one transaction each.
+    Under a burst the time goes to round trips to the database (SQLite's thread or the
+    PostgreSQL server), and to queueing on its write lock one transaction at a time. A
+    batch of up to ``batch_limit`` requests is decided one after another inside ONE
+    transaction, so each decision sees the jobs stored before it: exactly as strict as one
+    transaction each.
     ``batch_limit=1`` is that old path (the benchmark compares the two).
     """
 
@@ -244,8 +248,8 @@ class Admission:
     async def _decide_batch(self, batch: list[_Waiting]) -> list[_Waiting]:
         """Decide each request of ``batch`` in one transaction; answer each after the commit.
 
-        Returns the requests to decide again: those of a transaction SQLite rolled back
-        itself after an unexpected error (the request that met it is answered with it).
+        Returns the requests to decide again: those of a transaction the engine gave up
+        after an unexpected error (the request that met it is answered with it).
         """
         try:
             async with self._storage.db.transaction() as tx:
@@ -289,8 +293,10 @@ class Admission:
             except RefusedError as refusal:
                 outcome = refusal
             except Exception as error:
-                # Its own trouble, not the others': nothing it wrote is kept (a failed
-                # statement undoes itself; the ceiling's two notes share a savepoint).
+                # Its own trouble, not the others': nothing it wrote is kept (on SQLite a
+                # failed statement undoes itself; PostgreSQL gives up the transaction, and
+                # the others are decided again in a new one; the ceiling's two notes share
+                # a savepoint, so either engine undoes just those).
                 # Its caller raises it, and the error handler logs it with a reference.
                 log.debug("admission failed guild=%s", waiting.new.guild_id, exc_info=True)
                 if not tx.active:

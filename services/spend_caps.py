@@ -232,7 +232,7 @@ async def _savepoint(tx: Executor) -> AsyncIterator[None]:
         yield
     except BaseException:
         if isinstance(tx, Transaction) and not tx.active:
-            raise  # SQLite already undid the whole transaction
+            raise  # the engine already gave up the whole transaction
         await tx.execute("ROLLBACK TO spend_note")
         await tx.execute("RELEASE spend_note")
         raise

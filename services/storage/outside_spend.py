@@ -26,7 +26,7 @@ async def hold_outside_clip(
     """Count a CLI clip from now on, in the caller's transaction; returns the row's id.
 
     In the transaction that checked the ceiling, so a bot admitting at the same moment
-    sees this clip or is seen by it (SQLite's write lock spans both processes).
+    sees this clip or is seen by it (the database's write lock spans both processes).
     """
     job = await jobs.insert(
         NewJob(
