@@ -4,6 +4,7 @@ python bot.py [--simulate]                      run the bot
 python bot.py [--simulate] sync                 sync slash commands now, then run
 python bot.py [--simulate] generate "a cat surfing" --out cat.mp4
 python bot.py [--simulate] doctor               check everything, print what to fix
+python bot.py migrate-db TARGET_URL             copy the database to another (SQLite <-> PostgreSQL)
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sub.add_parser(
         "doctor", parents=[after], help="check settings, database, Discord and Segmind; fix list"
     )
+    migrate = sub.add_parser(
+        "migrate-db", help="copy the database DATABASE_URL names into an empty TARGET_URL"
+    )
+    migrate.add_argument("target", metavar="TARGET_URL", help="sqlite:///… or postgresql://…")
     gen = sub.add_parser(
         "generate", parents=[after], help="make one clip without Discord and save it"
     )
@@ -159,6 +164,23 @@ def generate_command(args: argparse.Namespace, settings: Settings) -> int:
     return run_generate(settings, request, args.out, verbose=args.verbose)
 
 
+def migrate_db_command(args: argparse.Namespace) -> int:
+    """`migrate-db`: only DATABASE_URL matters, so neither token nor key is asked for."""
+    from services import migrate_db
+
+    try:
+        settings = load_settings(simulate=True, need_discord=False)
+    except SettingsError as error:
+        return fail(error.problems, header="Nothing was copied:")
+    configure_logging(settings.log_level, settings.log_format)
+    logsafety.install([settings.discord_token, settings.segmind_api_key])
+    try:
+        return asyncio.run(migrate_db.run(settings, args.target))
+    except KeyboardInterrupt:
+        print("Stopped: the copy was undone, the target holds none of it.", file=sys.stderr)
+        return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     # .env in the working directory (or above it), which is where the README runs from.
@@ -172,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_doctor(simulate=args.simulate or None))
         except KeyboardInterrupt:
             return 130
+    if command == "migrate-db":
+        return migrate_db_command(args)
     try:
         settings = load_settings(simulate=args.simulate or None, need_discord=command != "generate")
     except SettingsError as error:
