@@ -49,6 +49,7 @@ class FakeDiscord:
             self.store, self.faults, self.gateway.handle, rate_limits=self.rate_limits
         )
         self._server.on_guild_left = self._guild_left
+        self._server.gateway_bot_info = self.gateway.bot_info
         self._interactions = InteractionFactory(self.store)
         self._runner: web.AppRunner | None = None
         self.base_url = ""

@@ -12,8 +12,15 @@ What it speaks (Discord's Gateway docs, checked against discord.py 2.7.1's gatew
   ending in the Z_SYNC_FLUSH suffix 00 00 ff ff), which discord.py 2.7.1 asks for unless
   `zstandard` or Python 3.14's `compression.zstd` is importable (neither is here). Any other
   value gets plain text frames, which discord.py reads as well.
-- Dispatches go to every identified connection as they are. The bot asks only for GUILDS, so
-  Discord sends it no message events, and neither does the fake.
+- Sharding: IDENTIFY's `shard` [id, count] is honoured. READY lists, and GUILD_CREATE is sent
+  for, only the guilds on that shard (`(guild_id >> 22) % count`, Discord's rule); a bad shard
+  (not 0 <= id < count) is closed with 4010, and a count leaving more than 2,500 guilds on one
+  shard (Discord's ceiling) with 4011. A connection without `shard` is shard 0 of 1.
+- Dispatches go to every identified connection whose shard has the event's guild (`guild_id`,
+  or `id` for GUILD_* events); events with no guild (DMs) go to shard 0 only. The bot asks only
+  for GUILDS, so Discord sends it no message events, and neither does the fake.
+- `bot_info()` is GET /gateway/bot: the URL, the recommended shard count (one per 1,000 guilds)
+  and the session start limit, which each accepted IDENTIFY spends.
 """
 
 from __future__ import annotations
@@ -47,6 +54,12 @@ from .world import (
 DISPATCH, HEARTBEAT, IDENTIFY, PRESENCE_UPDATE = 0, 1, 2, 3
 RESUME, INVALID_SESSION, HELLO, HEARTBEAT_ACK = 6, 9, 10, 11
 HEARTBEAT_INTERVAL_MS = 41_250
+MAX_GUILDS_PER_SHARD = 2_500  # past this Discord closes with 4011 "Sharding required"
+RECOMMENDED_GUILDS_PER_SHARD = 1_000  # what GET /gateway/bot's `shards` is based on
+SESSION_START_TOTAL = 1_000  # identifies a day, as Discord grants a bot under 100,000 guilds
+DAY_MS = 86_400_000
+# Events whose guild is `id`, not `guild_id`.
+_GUILD_EVENTS = frozenset({"GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"})
 
 _ALL_INTENTS = (1 << 26) - 1
 # A privileged intent is allowed by its application flag or the "_LIMITED" one (bots < 100 guilds).
@@ -68,6 +81,14 @@ class _Connection:
         self.session_id: str | None = None
         self.large_threshold = 50
         self.seq = 0
+        self.shard = (0, 1)  # [id, count] from IDENTIFY; unsharded, it sees every guild
+
+    def sees(self, guild_id: int | None) -> bool:
+        """Whether Discord sends this guild's events here; events with no guild go to shard 0."""
+        shard_id, count = self.shard
+        if guild_id is None:
+            return shard_id == 0
+        return (guild_id >> 22) % count == shard_id
 
     @property
     def identified(self) -> bool:
@@ -95,6 +116,7 @@ class Gateway:
         self.connections: list[_Connection] = []
         self.identify_payloads: list[dict[str, Any]] = []
         self.dispatched: list[str] = []  # event names, for timeout messages
+        self.sessions_started = 0  # accepted IDENTIFYs, spent from the session start limit
 
     @property
     def world(self) -> FakeWorld:
@@ -160,8 +182,11 @@ class Gateway:
             return
         conn.session_id = secrets.token_hex(16)
         conn.large_threshold = int(data.get("large_threshold", 50))
-        await self._dispatch_to(conn, "READY", self._ready_payload(conn))
-        for guild in self.world.guilds:
+        if data.get("shard") is not None:
+            conn.shard = (data["shard"][0], data["shard"][1])
+        self.sessions_started += 1
+        await self._dispatch_to(conn, "READY", self._ready_payload(conn, data.get("shard")))
+        for guild in self._guilds_of(conn):
             await self._dispatch_to(conn, "GUILD_CREATE", self._guild_create(conn, guild))
         self.notifier.notify()
 
@@ -177,15 +202,42 @@ class Gateway:
         for intent, flags in _INTENT_FLAGS.items():
             if intents & intent and not self.world.application_flags & flags:
                 return 4014, "Disallowed intent(s)"
+        shard = data.get("shard", [0, 1])
+        if not (
+            isinstance(shard, list)
+            and len(shard) == 2
+            and all(type(part) is int for part in shard)
+            and 0 <= shard[0] < shard[1]
+        ):
+            return 4010, "Invalid shard"
+        if len(self.world.guilds) > shard[1] * MAX_GUILDS_PER_SHARD:
+            return 4011, "Sharding required"
         return None
 
-    def _ready_payload(self, conn: _Connection) -> dict[str, Any]:
+    def _guilds_of(self, conn: _Connection) -> list[FakeGuild]:
+        return [guild for guild in self.world.guilds if conn.sees(guild.id)]
+
+    def bot_info(self) -> dict[str, Any]:
+        """GET /gateway/bot: where to connect, how many shards, how many identifies are left."""
+        recommended = -(-len(self.world.guilds) // RECOMMENDED_GUILDS_PER_SHARD)
+        return {
+            "url": self.url,
+            "shards": max(1, recommended),
+            "session_start_limit": {
+                "total": SESSION_START_TOTAL,
+                "remaining": max(0, SESSION_START_TOTAL - self.sessions_started),
+                "reset_after": DAY_MS,
+                "max_concurrency": 1,
+            },
+        }
+
+    def _ready_payload(self, conn: _Connection, shard: Any) -> dict[str, Any]:
         me = payloads.user(self.world.bot)
         me.update({"verified": True, "mfa_enabled": False, "email": None, "flags": 0})
-        return {
+        ready = {
             "v": 10,
             "user": me,
-            "guilds": [{"id": str(g.id), "unavailable": True} for g in self.world.guilds],
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in self._guilds_of(conn)],
             "session_id": conn.session_id,
             "session_type": "normal",
             "resume_gateway_url": self.url,
@@ -200,6 +252,9 @@ class Gateway:
             "geo_ordered_rtc_regions": ["rotterdam"],
             "user_settings": {},
         }
+        if shard is not None:
+            ready["shard"] = shard  # Discord echoes it only to a sharded connection
+        return ready
 
     def _guild_create(self, conn: _Connection, guild: FakeGuild) -> dict[str, Any]:
         bot_member = guild.member(self.world.bot.id)
@@ -215,9 +270,12 @@ class Gateway:
         return [c for c in self.connections if c.identified]
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send an event to every identified connection."""
+        """Send an event to every identified connection whose shard has its guild."""
+        guild = data.get("id") if event in _GUILD_EVENTS else data.get("guild_id")
+        guild_id = int(guild) if guild is not None else None
         for conn in self.identified_connections():
-            await self._dispatch_to(conn, event, data)
+            if conn.sees(guild_id):
+                await self._dispatch_to(conn, event, data)
 
     async def _dispatch_to(self, conn: _Connection, event: str, data: Any) -> None:
         conn.seq += 1

@@ -62,6 +62,8 @@ class RestServer:
         self.internal_errors: list[BaseException] = []
         # Set by FakeDiscord: tells the gateway when the bot leaves a server.
         self.on_guild_left: Callable[[int], Awaitable[None]] | None = None
+        # Set by FakeDiscord: GET /gateway/bot's answer, which the gateway knows.
+        self.gateway_bot_info: Callable[[], dict[str, Any]] | None = None
         self._call_numbers = itertools.count(1)
 
     def build_app(self) -> web.Application:
@@ -75,6 +77,7 @@ class RestServer:
     def _api_routes(self) -> list[tuple[str, str, Handler]]:
         ir = self.interaction_routes
         return [
+            ("GET", "/gateway/bot", self._gateway_bot),
             ("GET", "/users/@me", self._get_me),
             ("POST", "/users/@me/channels", self._open_dm),
             ("GET", "/users/{user_id}", self._get_user),
@@ -204,6 +207,12 @@ class RestServer:
         self.store.notifier.notify()
 
     # Users and application -----------------------------------------------------------------
+
+    async def _gateway_bot(self, request: web.Request) -> web.Response:
+        """What AutoShardedBot asks when no shard count is given (and for session limits)."""
+        if self.gateway_bot_info is None:
+            raise RuntimeError("the gateway is not attached to the REST server")
+        return json_response(self.gateway_bot_info())
 
     async def _get_me(self, request: web.Request) -> web.Response:
         data = payloads.user(self.store.world.bot)

@@ -283,9 +283,16 @@ class FakeWorld:
         """The first guild, for the common single-guild test."""
         return self.guilds[0]
 
-    def add_guild(self, name: str) -> FakeGuild:
-        """A guild owned by `owner`, with @everyone, the bot's managed role and the bot."""
+    def add_guild(self, name: str, *, shard: tuple[int, int] | None = None) -> FakeGuild:
+        """A guild owned by `owner`, with @everyone, the bot's managed role and the bot.
+
+        ``shard=(id, count)`` picks an id whose shard is ``id`` of ``count`` (Discord's rule:
+        ``(guild_id >> 22) % count``), by moving its timestamp a few milliseconds on.
+        """
         guild_id = new_id()
+        if shard is not None:
+            wanted, count = shard
+            guild_id += ((wanted - (guild_id >> 22) % count) % count) << 22
         guild = FakeGuild(id=guild_id, name=name, owner_id=self.owner.id)
         guild.roles.append(FakeRole(id=guild_id, name="@everyone", permissions=DEFAULT_EVERYONE))
         bot_role = guild.add_role(self.bot.username, DEFAULT_BOT_ROLE)
