@@ -22,8 +22,13 @@ def _count(number: int, noun: str) -> str:
 def start_line(client: discord.Client, settings: Settings, segmind: str) -> str:
     """One line: which code, which account, how many servers and shards, where state lives,
     and whether clips cost money (``segmind`` is the base URL the Segmind client uses)."""
-    servers = len(client.guilds)
-    shards = client.shard_count or 1
+    servers = _count(len(client.guilds), "server")
+    # With SHARD_IDS the servers are only this process's: say whose share they are.
+    share = (
+        f"{servers} on {settings.shards.describe()}"
+        if settings.shards is not None
+        else f"{servers}, {_count(client.shard_count or 1, 'shard')}"
+    )
     user = f"{client.user} (id {client.user.id})" if client.user else "an unknown user"
     where = (
         f"simulated Segmind at {segmind} (no cost)"
@@ -32,6 +37,6 @@ def start_line(client: discord.Client, settings: Settings, segmind: str) -> str:
     )
     return (
         f"videobot {version.commit()} (discord.py {discord.__version__}) ready as {user}: "
-        f"{_count(servers, 'server')}, {_count(shards, 'shard')}, "
+        f"{share}, "
         f"database {settings.database_shown}, {where}"
     )

@@ -41,7 +41,19 @@ def schema_key(application_id: int | None, guild_id: int | None) -> str:
 
 
 async def sync_commands(bot: VideoBot, *, force: bool = False) -> bool:
-    """Sync if the schema changed since the last sync (or ``force``); returns whether it synced."""
+    """Sync if the schema changed since the last sync (or ``force``); returns whether it synced.
+
+    With SHARD_IDS only the process holding shard 0 syncs by itself: commands belong to the
+    application, not to a shard, and every process syncing would spend Discord's daily
+    command-creation budget once per process. Shard 0 is in exactly one process whatever the
+    split, so no process needs to ask another. An explicit ``sync`` (``force``) syncs anywhere.
+    """
+    plan = bot.services.settings.shards
+    if plan is not None and not plan.holds_first_shard and not force:
+        log.info(
+            "commands are synced by the process running shard 0; this one runs %s", plan.describe()
+        )
+        return False
     guild_id = bot.services.settings.discord_guild_id
     guild = discord.Object(guild_id) if guild_id else None
     if guild is not None:

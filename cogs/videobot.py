@@ -112,6 +112,7 @@ class VideoBot(commands.Bot):
     ) -> None:
         quiet_voice_warnings()  # before discord.py's constructor, which would warn
         super().__init__(
+            **self._shard_options(services.settings),
             guild_ready_timeout=guild_ready_timeout,
             command_prefix=commands.when_mentioned,
             intents=intents(),
@@ -138,6 +139,10 @@ class VideoBot(commands.Bot):
         # Told by discord.py's events, for /healthz: up at READY or RESUMED, down at a drop.
         self.gateway_connected = False
         self.metrics_server: MetricsServer | None = None  # with METRICS_PORT, from setup_hook
+
+    def _shard_options(self, settings: Settings) -> dict[str, Any]:
+        """Without SHARD_COUNT, discord.py's own choice: one connection, every server."""
+        return {}
 
     async def setup_hook(self) -> None:
         # First, so a supervisor sees "not connected" (503) rather than nothing while it starts.
@@ -204,15 +209,33 @@ class VideoBot(commands.Bot):
             # wish to leave them all: each would have to invite the bot again.
             if not self._warned_no_match:
                 self._warned_no_match = True
-                log.error(
-                    "ALLOWED_GUILDS names none of the %d servers the bot is in: leaving none; "
-                    "check that it lists server ids",
-                    len(self.guilds),
-                )
+                self._warn_no_allowed_guild_here()
             return
         # Start-up announces a server both as available and as ready: leave it once.
         if guild.id not in self._left and await leave_unless_allowed(settings, guild):
             self._left.add(guild.id)
+
+    def _warn_no_allowed_guild_here(self) -> None:
+        settings, plan = self.services.settings, self.services.settings.shards
+        allowed = settings.allowed_guilds or frozenset()
+        if plan is not None and not any(plan.owns(guild_id) for guild_id in allowed):
+            # This process sees only its shards' servers, and the listed ones are all on other
+            # processes' shards: it cannot tell them from a typo, so it leaves nothing itself
+            # (their commands are still refused here).
+            log.info(
+                "ALLOWED_GUILDS lists no server on %s: leaving none of this process's %d "
+                "servers; their commands are refused",
+                plan.describe(),
+                len(self.guilds),
+            )
+            return
+        where = "the bot is in" if plan is None else f"on {plan.describe()}"
+        log.error(
+            "ALLOWED_GUILDS names none of the %d servers %s: leaving none; "
+            "check that it lists server ids",
+            len(self.guilds),
+            where,
+        )
 
     async def close(self) -> None:
         # Jobs stay stored and resume at the next start; stop them before the session closes.
@@ -222,6 +245,26 @@ class VideoBot(commands.Bot):
             await self.metrics_server.stop()
 
 
+class ShardedVideoBot(VideoBot, commands.AutoShardedBot):
+    """The bot running only SHARD_IDS of SHARD_COUNT shards: one process's share of the servers.
+
+    Only with a shard plan: AutoShardedBot routes events through its own shard queue and, with
+    no count, asks GET /gateway/bot first, so the single-process bot keeps discord.py's plain
+    Bot, as every whole-bot test was written against.
+    """
+
+    def _shard_options(self, settings: Settings) -> dict[str, Any]:
+        plan = settings.shards
+        if plan is None:
+            raise ValueError("ShardedVideoBot needs SHARD_COUNT (settings.shards)")
+        return {"shard_count": plan.count, "shard_ids": list(plan.ids)}
+
+
 def create_bot(services: Services, **options: Any) -> VideoBot:
-    """The one factory: bot.py uses it, and so do the whole-bot tests (``VideoBot`` options)."""
+    """The one factory: bot.py uses it, and so do the whole-bot tests (``VideoBot`` options).
+
+    With SHARD_COUNT (and SHARD_IDS) the bot connects exactly those shards of that count.
+    """
+    if services.settings.shards is not None:
+        return ShardedVideoBot(services, **options)
     return VideoBot(services, **options)

@@ -1,0 +1,119 @@
+"""SHARD_COUNT and SHARD_IDS: two bot processes split one fake Discord's servers by shard.
+
+Both bots run in this test process, each as bot.py builds it from its own settings. Each has
+its own SQLite database: a second process on one database is refused until jobs are leased,
+and sharing one database is that later work's test.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import pytest
+from discord.ext import commands
+
+from cogs.videobot import VideoBot, create_bot
+from services.app import open_services
+from services.simulator import SegmindSimulator
+from tests.bot.conftest import SAMPLE, fast_settings
+from tests.bot.helpers import video, wait_for_clip
+from tests.fakediscord import FakeDiscord, FakeWorld, running_client
+
+SHARDS = 2
+
+
+@pytest.fixture
+def fake_world() -> FakeWorld:
+    """One server on each of two shards, each with #general and a member who asks for clips."""
+    world = FakeWorld.default()
+    world.guilds.clear()
+    for shard in range(SHARDS):
+        guild = world.add_guild(f"Shard {shard} Server", shard=(shard, SHARDS))
+        guild.add_text_channel("general")
+        guild.add_member(f"member{shard}")
+    return world
+
+
+def process_env(bot_env: dict[str, str], tmp_path: Path, shard: int) -> dict[str, str]:
+    """One process's settings: its shard of two, its own database, commands synced globally."""
+    env = {key: value for key, value in bot_env.items() if key != "DISCORD_GUILD_ID"}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / f'process{shard}' / 'bot.db'}"
+    env["SHARD_COUNT"] = str(SHARDS)
+    env["SHARD_IDS"] = str(shard)
+    return env
+
+
+@asynccontextmanager
+async def two_processes(
+    bot_env: dict[str, str], tmp_path: Path, simulator: SegmindSimulator, fake: FakeDiscord
+) -> AsyncIterator[list[VideoBot]]:
+    """Both bots ready, shard 0's first (as an operator would start them), stopped on exit."""
+    async with AsyncExitStack() as stack:
+        bots: list[VideoBot] = []
+        for shard in range(SHARDS):
+            settings = fast_settings(process_env(bot_env, tmp_path, shard))
+            services = await stack.enter_async_context(
+                open_services(settings, segmind_base_url=simulator.base_url)
+            )
+            bot = create_bot(services, guild_ready_timeout=0.05)
+            bots.append(await stack.enter_async_context(running_client(bot, fake)))
+        yield bots
+
+
+async def test_each_process_runs_its_shard_and_sees_only_its_servers(
+    fake_discord, bot_env, tmp_path, simulator, caplog
+):
+    caplog.set_level(logging.INFO, logger="cogs.videobot")
+    guilds = fake_discord.world.guilds
+    async with two_processes(bot_env, tmp_path, simulator, fake_discord) as bots:
+        for shard, bot in enumerate(bots):
+            assert isinstance(bot, commands.AutoShardedBot)
+            assert (bot.shard_count, bot.shard_ids) == (SHARDS, [shard])
+            assert [g.id for g in bot.guilds] == [guilds[shard].id]
+    identified = [p["shard"] for p in fake_discord.gateway.identify_payloads]
+    assert identified == [[0, SHARDS], [1, SHARDS]]
+    started = [r.getMessage() for r in caplog.records if "ready as" in r.getMessage()]
+    assert ["1 server on shard 0 of 2" in line for line in started] == [True, False]
+    assert ["1 server on shard 1 of 2" in line for line in started] == [False, True]
+
+
+async def test_a_video_in_each_server_is_made_by_the_process_that_owns_its_shard(
+    fake_discord, bot_env, tmp_path, simulator
+):
+    guilds = fake_discord.world.guilds
+    async with two_processes(bot_env, tmp_path, simulator, fake_discord) as bots:
+        for shard in range(SHARDS):
+            member = guilds[shard].members[-1]
+            channel = guilds[shard].channels[0]
+            await video(
+                fake_discord, member, {"prompt": f"a fox on shard {shard}"}, channel=channel
+            )
+            clip = await wait_for_clip(fake_discord, channel.id)
+            assert clip.attachments[0].data == SAMPLE
+            assert clip.pinged_user_ids == {member.user.id}
+        for shard, bot in enumerate(bots):
+            job = await bot.services.storage.jobs.get(1)
+            assert job is not None and job.guild_id == guilds[shard].id
+            assert job.request.prompt == f"a fox on shard {shard}"
+            assert await bot.services.storage.jobs.get(2) is None  # nothing of the other's
+    assert fake_discord.unanswered_interactions() == []
+
+
+async def test_only_the_process_running_shard_zero_syncs_global_commands(
+    fake_discord, bot_env, tmp_path, simulator
+):
+    async with two_processes(bot_env, tmp_path, simulator, fake_discord):
+        pass
+    assert len(fake_discord.calls_to("PUT /applications/*/commands")) == 1
+    assert fake_discord.calls_to("PUT /applications/*/guilds/*/commands") == []
+
+
+async def test_without_a_shard_plan_the_bot_is_discord_py_plain_bot(services):
+    # AutoShardedBot would ask GET /gateway/bot and launch shards through its own queue; one
+    # process without SHARD_COUNT keeps the plain Bot, as before sharding existed.
+    bot = create_bot(services, guild_ready_timeout=0.05)
+    assert not isinstance(bot, commands.AutoShardedBot)
+    await bot.close()
