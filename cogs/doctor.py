@@ -24,7 +24,7 @@ from cogs.sync import command_payload, schema_key
 from cogs.tree import VideoBotTree
 from cogs.videobot import EXTENSIONS, intents
 from services import logsafety
-from services.doctor import Check, describe_error, diagnose, exit_code, render, sync_recorded
+from services.doctor import Check, describe_error, diagnose, exit_code, render, sync_was_recorded
 from services.settings import Settings
 
 READY_TIMEOUT = 30.0  # login, gateway and every server's GUILD_CREATE
@@ -326,7 +326,7 @@ async def check_commands(client: discord.Client, settings: Settings) -> Check:
         names = ", ".join(f"/{name}" for name in sorted(expected))
         return Check.ok("Commands", f"{names} synced {where}")
     key = schema_key(app_id, guild_id)
-    if not await asyncio.to_thread(sync_recorded, settings.database_path, key):
+    if not await sync_was_recorded(settings, key):
         return Check.warning(
             "Commands",
             f"not synced {where} yet: the bot syncs them at its first start",

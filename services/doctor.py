@@ -253,6 +253,16 @@ def sync_recorded(path: Path, key: str) -> bool:
     return row is not None
 
 
+async def sync_was_recorded(settings: Settings, key: str) -> bool:
+    """Whether the bot recorded a command sync under ``key``, in whichever database it uses."""
+    if settings.database_url is not None:
+        # Imported here: it imports this module's Check.
+        from services.doctor_postgres import sync_recorded_on_server
+
+        return await sync_recorded_on_server(settings.database_url, key)
+    return await asyncio.to_thread(sync_recorded, settings.database_path, key)
+
+
 def _nearest_existing(folder: Path) -> Path:
     folder = folder.resolve()
     while not folder.exists() and folder != folder.parent:
@@ -373,6 +383,10 @@ async def diagnose(
 
     if "DATABASE_URL" in broken:
         checks.append(Check.warning("Database", "not checked: DATABASE_URL is invalid"))
+    elif settings.database_url is not None:
+        from services.doctor_postgres import check_postgres
+
+        checks.append(await check_postgres(settings.database_url, settings.database_shown))
     else:
         checks.append(await check_database(settings.database_path))
 

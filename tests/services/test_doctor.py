@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import pytest
 
 from services import doctor
@@ -21,6 +22,7 @@ from services.doctor import (
     render,
     segmind_target,
 )
+from services.doctor_postgres import _refused, check_postgres
 from services.settings import load_settings
 from services.storage import Storage
 from services.storage.database import migrations
@@ -122,6 +124,119 @@ async def test_a_database_busy_with_a_write_is_waited_for_then_left_alone(tmp_pa
     assert "stayed busy" in check.detail
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key = 'held'").fetchone() == ("yes",)
+
+
+# --- database on a PostgreSQL server ------------------------------------------------------------
+
+
+async def test_a_migrated_server_database_is_current(postgres_server):
+    url = await postgres_server.new_database()
+    check = await check_postgres(url, "db")
+    assert check == Check.ok(
+        "Database", f"db answers, schema current (version {len(migrations())})"
+    )
+
+
+async def test_an_empty_server_database_is_fine_and_left_empty(postgres_server):
+    url = await postgres_server.empty_database()
+    check = await check_postgres(url, "db")
+    assert check.outcome is Outcome.OK and "the bot creates its tables at start" in check.detail
+    conn = await asyncpg.connect(url)
+    try:
+        assert await conn.fetchval("SELECT to_regclass('schema_version')") is None
+    finally:
+        await conn.close()
+
+
+async def test_an_older_server_schema_is_a_warning_that_the_bot_migrates_it(postgres_server):
+    url = await postgres_server.empty_database()
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CREATE TABLE schema_version (version BIGINT NOT NULL)")
+        await conn.execute("INSERT INTO schema_version VALUES (1)")
+        check = await check_postgres(url, "db")
+        assert await conn.fetchval("SELECT MAX(version) FROM schema_version") == 1
+        await conn.execute("INSERT INTO schema_version VALUES (99)")
+        newer = await check_postgres(url, "db")
+    finally:
+        await conn.close()
+    assert check.outcome is Outcome.WARNING
+    assert f"schema version 1 of {len(migrations())}: the next start applies" in check.detail
+    assert newer.outcome is Outcome.PROBLEM and "newer than this bot knows" in newer.detail
+    assert newer.fix == "update the bot, or point DATABASE_URL at another database"
+
+
+async def test_a_server_that_is_down_says_to_start_it():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    check = await check_postgres(f"postgresql://bot:pw@127.0.0.1:{port}/videobot", "db")
+    assert check.outcome is Outcome.PROBLEM
+    assert check.detail.startswith("db cannot be reached")
+    assert check.fix == "start PostgreSQL, or correct the host and port in DATABASE_URL"
+
+
+async def test_a_missing_server_database_says_how_to_create_it(postgres_server):
+    check = await check_postgres(postgres_server.dsn("nowhere"), "db")
+    assert check.outcome is Outcome.PROBLEM
+    assert check.detail == "db: the server has no database nowhere"
+    assert check.fix.startswith("create it (createdb nowhere, or CREATE DATABASE nowhere)")
+
+
+async def test_a_user_the_server_refuses_never_shows_the_password(postgres_server):
+    url = f"postgresql://stranger:hunter2@127.0.0.1:{postgres_server.port}/postgres"
+    check = await check_postgres(url, "postgresql://stranger:***@127.0.0.1/postgres")
+    assert check.outcome is Outcome.PROBLEM
+    assert "does not let the user in" in check.detail
+    assert "hunter2" not in render([check])
+
+
+def test_a_wrong_password_says_to_correct_it_and_never_shows_it():
+    error = asyncpg.InvalidPasswordError('password authentication failed for user "bot"')
+    check = _refused(error, "postgresql://bot:hunter2@db.example/videobot", "shown")
+    assert check == Check.problem(
+        "Database",
+        "shown refused the password for its user",
+        "correct the password in DATABASE_URL (postgresql://user:password@host/database)",
+    )
+
+
+async def test_the_doctor_checks_the_server_database_url_names(postgres_server, tmp_path):
+    url = await postgres_server.new_database()
+
+    async def discord_checks(settings):
+        return []
+
+    env = {"DISCORD_TOKEN": "t", "DATABASE_URL": url}
+    checks = await diagnose(env, simulate=True, discord_checks=discord_checks)
+    [database] = [check for check in checks if check.name == "Database"]
+    assert database.outcome is Outcome.OK and "schema current" in database.detail
+
+
+async def test_a_sync_recorded_on_the_server_is_found_under_its_key(postgres_server):
+    url = await postgres_server.new_database()
+    settings = load_settings({"DATABASE_URL": url}, simulate=True, need_discord=False)
+    assert not await doctor.sync_was_recorded(settings, "command_schema:1:global")
+    storage = await Storage.open(url)
+    await storage.meta.set("command_schema:1:global", "digest")
+    await storage.close()
+    assert await doctor.sync_was_recorded(settings, "command_schema:1:global")
+    assert not await doctor.sync_was_recorded(settings, "command_schema:1:42")
+    empty = await postgres_server.empty_database()
+    bare = load_settings({"DATABASE_URL": empty}, simulate=True, need_discord=False)
+    assert not await doctor.sync_was_recorded(bare, "command_schema:1:global")
+
+
+async def test_a_sync_recorded_in_the_sqlite_file_is_found_through_the_settings(tmp_path):
+    path = tmp_path / "bot.db"
+    settings = load_settings(
+        {"DATABASE_URL": f"sqlite:///{path}"}, simulate=True, need_discord=False
+    )
+    assert not await doctor.sync_was_recorded(settings, "command_schema:1:global")
+    storage = await Storage.open(path)
+    await storage.meta.set("command_schema:1:global", "digest")
+    await storage.close()
+    assert await doctor.sync_was_recorded(settings, "command_schema:1:global")
 
 
 # --- Segmind ----------------------------------------------------------------------------------
