@@ -52,6 +52,8 @@ _UPDATABLE = frozenset(
         "cost_reported",
     }
 )
+# How much of the request's text the delivered-request index holds (migration 0014).
+_REQUEST_PREFIX = 200
 _TERMINAL_VALUES = tuple(state.value for state in TERMINAL_STATES)
 # Jobs that ended without a clip on the way: a repeat of one is a real retry, not a double
 # click (an abandoned, never-acknowledged job is CANCELLED). Not UNKNOWN: Segmind may have
@@ -358,17 +360,23 @@ class JobStore:
         Identity is the stored request, every parameter and the seed: the JSON is written
         here as ``insert`` writes it, so equal requests are equal text.
         """
-        # The state is written out, not bound: only then can SQLite use the partial index
-        # jobs_delivered_request (migration 0008). Deleted posts are left out here, not by
-        # the caller, so that ``limit`` counts clips that can still be offered.
+        # The state is written out, not bound, and the prefix is the index's own expression:
+        # only then can SQLite use the partial index jobs_delivered_request (migration 0014).
+        # The text is compared as prefix and rest: "request_json = ?" would have SQLite put
+        # the value into the prefix's expression, which then no longer matches the index.
+        # Deleted posts are left out here, not by the caller, so that ``limit`` counts clips
+        # that can still be offered.
+        text = json.dumps(request.to_payload())  # ASCII: a character is a byte
         rows = await self._db.fetchall(
-            "SELECT * FROM jobs WHERE guild_id = ? AND state = 'delivered' AND request_json = ?"
+            "SELECT * FROM jobs WHERE guild_id = ? AND state = 'delivered'"
+            f" AND substr(request_json, 1, {_REQUEST_PREFIX}) = ?"
+            f" AND substr(request_json, {_REQUEST_PREFIX + 1}) = ?"
             " AND result_message_id IS NOT NULL"
             " AND (private = 0 AND result_deleted_at IS NULL"
             " OR private = 1 AND shared_message_id IS NOT NULL AND shared_deleted_at IS NULL"
             " OR private = 1 AND user_id = ?)"
             " ORDER BY id DESC LIMIT ?",
-            (guild_id, json.dumps(request.to_payload()), viewer_id, limit),
+            (guild_id, text[:_REQUEST_PREFIX], text[_REQUEST_PREFIX:], viewer_id, limit),
         )
         return [_job_from_row(row) for row in rows]
 
