@@ -54,6 +54,9 @@ async def migrate(
 ) -> list[Copied]:
     """Copy the database ``source`` names into ``target_url``; what was copied, per table."""
     target = target_settings(source, target_url)
+    if source.database_url is None and not source.database_path.is_file():
+        # Opening it would create an empty database, and copy that.
+        raise MigrationRefused(f"{source.database_shown} does not exist: check DATABASE_URL")
     async with contextlib.AsyncExitStack() as stack:
         source_db = await _open(source)
         stack.push_async_callback(source_db.close)

@@ -58,13 +58,21 @@ async def populate(storage: Storage) -> None:
         jobs[2].id, now=202.0, state=JobState.PROCESSING, request_id="req-3", submitted_at=150.0
     )
     await storage.jobs.update(jobs[4].id, now=203.0, state=JobState.CANCELLED, cancelled_by=MOD)
-    await storage.limits.set_user_limit(GUILD, 7, LimitSpec(3, 86400), actor_id=MOD, at=50.0)
+    for user, count in ((7, 3), (8, 4), (9, 5)):  # several batches of a two-column key
+        spec = LimitSpec(count, 86400)
+        await storage.limits.set_user_limit(GUILD, user, spec, actor_id=MOD, at=50.0)
     await storage.limits.set_role_limit(GUILD, 55, LimitSpec(10, 3600), actor_id=MOD, at=51.0)
     await storage.limits.update_guild_settings(
         GUILD, actor_id=MOD, at=52.0, action="cap", daily_clip_cap=40, monthly_budget_usd=12.5
     )
     await storage.blocklist.add(
         GUILD, "gore", actor_id=MOD, at=53.0, max_terms=50, same_as=lambda _: False
+    )
+    await storage.blocklist.add(
+        GUILD, "spam", actor_id=MOD, at=53.5, max_terms=50, same_as=lambda _: False
+    )
+    await storage.blocklist.add(
+        GUILD + 1, "gore", actor_id=MOD, at=53.6, max_terms=50, same_as=lambda _: False
     )
     await storage.blocklist.record_refusal(GUILD, 20, 9, "gore", at=54.0)
     await storage.channels.add(GUILD, 20, actor_id=MOD, now=55.0, most=25)
@@ -197,10 +205,21 @@ async def test_a_target_holding_rows_is_refused_and_left_untouched(
 async def test_the_source_itself_is_refused_as_a_target(
     sqlite_source: Path, database_location: Path | str
 ) -> None:
+    await (await Storage.open(database_location)).close()
     with pytest.raises(MigrationRefused, match="is the database DATABASE_URL names"):
         await migrate(settings_for(database_location), url_of(database_location))
     with pytest.raises(MigrationRefused, match="is the database DATABASE_URL names"):
         await migrate(sqlite_settings(sqlite_source), f"sqlite:///{sqlite_source}")
+
+
+async def test_a_source_file_that_does_not_exist_is_refused_not_created(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    missing = tmp_path / "typo.db"
+    target = await postgres_server.empty_database()
+    with pytest.raises(MigrationRefused, match=r"typo\.db does not exist"):
+        await migrate(sqlite_settings(missing), target)
+    assert not missing.exists()
 
 
 async def test_a_running_bot_on_the_source_is_refused(
