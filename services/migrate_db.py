@@ -184,7 +184,8 @@ def summary(copied: list[Copied]) -> list[str]:
     lines = []
     for entry in copied:
         top = f", highest id {entry.top_id}" if entry.top_id is not None else ""
-        lines.append(f"  {entry.table:<{width}}  {entry.rows} rows{top}")
+        rows = "1 row" if entry.rows == 1 else f"{entry.rows} rows"
+        lines.append(f"  {entry.table:<{width}}  {rows}{top}")
     return lines
 
 
