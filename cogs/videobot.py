@@ -59,6 +59,29 @@ async def leave_unless_allowed(settings: Settings, guild: discord.Guild) -> bool
     return True
 
 
+def warn_no_allowed_guild_here(settings: Settings, servers: int) -> None:
+    """Why ALLOWED_GUILDS leaves nothing in this process: a typo, or a list of other shards'."""
+    plan, allowed = settings.shards, settings.allowed_guilds or frozenset()
+    if plan is not None and not any(plan.owns(guild_id) for guild_id in allowed):
+        # This process sees only its shards' servers, and the listed ones are all on other
+        # processes' shards: it cannot tell them from a typo, so it leaves nothing itself
+        # (their commands are still refused here).
+        log.info(
+            "ALLOWED_GUILDS lists no server on %s: this process leaves none of the "
+            "servers it sees (%d); their commands are refused",
+            plan.describe(),
+            servers,
+        )
+        return
+    where = "the bot is in" if plan is None else f"on {plan.describe()}"
+    log.error(
+        "ALLOWED_GUILDS names none of the %d servers %s: leaving none; "
+        "check that it lists server ids",
+        servers,
+        where,
+    )
+
+
 def discord_error_trace(metrics: Metrics) -> aiohttp.TraceConfig:
     """Counts every Discord answer >= 400 (429s apart too) and requests that got none.
 
@@ -209,33 +232,11 @@ class VideoBot(commands.Bot):
             # wish to leave them all: each would have to invite the bot again.
             if not self._warned_no_match:
                 self._warned_no_match = True
-                self._warn_no_allowed_guild_here()
+                warn_no_allowed_guild_here(settings, len(self.guilds))
             return
         # Start-up announces a server both as available and as ready: leave it once.
         if guild.id not in self._left and await leave_unless_allowed(settings, guild):
             self._left.add(guild.id)
-
-    def _warn_no_allowed_guild_here(self) -> None:
-        settings, plan = self.services.settings, self.services.settings.shards
-        allowed = settings.allowed_guilds or frozenset()
-        if plan is not None and not any(plan.owns(guild_id) for guild_id in allowed):
-            # This process sees only its shards' servers, and the listed ones are all on other
-            # processes' shards: it cannot tell them from a typo, so it leaves nothing itself
-            # (their commands are still refused here).
-            log.info(
-                "ALLOWED_GUILDS lists no server on %s: leaving none of this process's %d "
-                "servers; their commands are refused",
-                plan.describe(),
-                len(self.guilds),
-            )
-            return
-        where = "the bot is in" if plan is None else f"on {plan.describe()}"
-        log.error(
-            "ALLOWED_GUILDS names none of the %d servers %s: leaving none; "
-            "check that it lists server ids",
-            len(self.guilds),
-            where,
-        )
 
     async def close(self) -> None:
         # Jobs stay stored and resume at the next start; stop them before the session closes.

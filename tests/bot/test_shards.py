@@ -117,3 +117,39 @@ async def test_without_a_shard_plan_the_bot_is_discord_py_plain_bot(services):
     bot = create_bot(services, guild_ready_timeout=0.05)
     assert not isinstance(bot, commands.AutoShardedBot)
     await bot.close()
+
+
+async def test_allowed_servers_on_another_shard_are_not_taken_for_a_typo(
+    fake_discord, bot_env, tmp_path, simulator, caplog
+):
+    # Only shard 0's server is allowed: shard 1's process sees none of the list, which from
+    # there is indistinguishable from a typo, so it leaves nothing and says why, calmly.
+    guilds = fake_discord.world.guilds
+    bot_env = {**bot_env, "ALLOWED_GUILDS": str(guilds[0].id)}
+    caplog.set_level(logging.INFO, logger="cogs.videobot")
+    async with two_processes(bot_env, tmp_path, simulator, fake_discord):
+        pass
+    assert fake_discord.calls_to("DELETE /users/@me/guilds/*") == []
+    notes = [(r.levelno, r.getMessage()) for r in caplog.records if "ALLOWED_GUILDS" in r.msg]
+    assert notes == [
+        (
+            logging.INFO,
+            "ALLOWED_GUILDS lists no server on shard 1 of 2: this process leaves none of the "
+            "servers it sees (1); their commands are refused",
+        )
+    ]
+
+
+async def test_a_listed_id_on_this_processs_shard_that_is_no_server_is_still_a_typo(
+    fake_discord, bot_env, tmp_path, simulator, caplog
+):
+    not_a_server = fake_discord.world.guilds[1].channels[0].id
+    while (not_a_server >> 22) % SHARDS != 1:
+        not_a_server += 1 << 22  # an id this process could check: on its shard, not a server
+    bot_env = {**bot_env, "ALLOWED_GUILDS": str(not_a_server)}
+    caplog.set_level(logging.INFO, logger="cogs.videobot")
+    async with two_processes(bot_env, tmp_path, simulator, fake_discord):
+        pass
+    assert fake_discord.calls_to("DELETE /users/@me/guilds/*") == []
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert "ALLOWED_GUILDS names none of the 1 servers on shard 1 of 2" in errors[0]
