@@ -18,7 +18,7 @@ from services.models import (
     VideoRequest,
 )
 from services.periods import LimitSpec
-from services.storage import NewJob, Storage
+from services.storage import NewJob, Storage, job_totals
 from services.storage.database import DATABASE_ERRORS, migrations
 from services.storage.limits import read_audit_detail
 
@@ -525,5 +525,28 @@ async def test_the_longest_request_is_delivered_and_found_again(
         job_id = await _delivered(storage, replace(_new_job(), request=request))
         found = await storage.jobs.delivered_with_request(GUILD, request, viewer_id=1)
         assert [job.id for job in found] == [job_id]
+    finally:
+        await storage.close()
+
+
+async def test_totals_over_every_job_read_the_same_on_both_engines(
+    database_location: Path | str,
+) -> None:
+    storage = await Storage.open(database_location)
+    try:
+        billed = await storage.jobs.insert(replace(_new_job(), cost_usd=0.5))
+        await storage.jobs.update(billed.id, now=2.0, state="delivered", request_id="r-1")
+        await storage.jobs.insert(replace(_new_job(), cost_usd=0.25))  # queued: reserved
+        other = replace(_new_job(), guild_id=GUILD + 1, cost_usd=0.25)
+        await storage.jobs.update((await storage.jobs.insert(other)).id, now=2.0, state="failed")
+
+        assert await job_totals.jobs_by_state(storage.db) == {
+            "delivered": 1,
+            "queued": 1,
+            "failed": 1,
+        }
+        assert await job_totals.spend_billed_by_guild(storage.db) == {GUILD: 0.5}
+        assert await job_totals.spend_reserved_by_guild(storage.db) == {GUILD: 0.25}
+        await job_totals.answers(storage.db)
     finally:
         await storage.close()
