@@ -33,6 +33,7 @@ Dialect = Literal["sqlite", "postgresql"]
 # What a statement may raise from either engine (a full disk, a lost server, a bad row).
 DATABASE_ERRORS: tuple[type[Exception], ...] = (
     sqlite3.Error,
+    OverflowError,  # sqlite3's answer to a number past 64 bits (asyncpg's is a DataError)
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
 )

@@ -185,7 +185,10 @@ class PostgresDatabase(Database):
                 yield tx
                 if not tx.active:
                     raise RuntimeError("a statement failed and the transaction was given up")
-                await conn.execute("COMMIT")
+                # A failed statement in a savepoint the caller never undid: PostgreSQL
+                # answers COMMIT with a rollback and no error. That must not pass as saved.
+                if await conn.execute("COMMIT") != "COMMIT":
+                    raise RuntimeError("the transaction was rolled back: a statement failed")
             except BaseException:
                 await _rollback(conn)
                 raise
