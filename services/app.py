@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 try:
@@ -71,9 +71,16 @@ def runner_config(settings: Settings) -> RunnerConfig:
         expected_seconds=expected,
         max_download_bytes=settings.max_download_bytes,
         clip_cost_usd=settings.clip_cost_usd,
+        lease_seconds=settings.job_lease_seconds,
+        # Each process looks for jobs to take over a few times per lease.
+        lease_check_interval=min(1.0, settings.job_lease_seconds / 4),
     )
 
 
+_BEING_MOVED = (
+    "The database {database} is being copied by `bot.py migrate-db`: "
+    "start the bot once the copy is done."
+)
 _ANOTHER_PROCESS = (
     "Another bot process is already using the database {database}: "
     "stop it first, or give this one its own DATABASE_URL."
@@ -134,10 +141,8 @@ async def open_services(
             stack.enter_context(only_process_using(settings.database_path))
         storage = await Storage.open(settings.database_location)
         stack.push_async_callback(storage.close)
-        if not await storage.db.claim_runner():
-            # Until jobs are leased, two runners on one database would both resume, and
-            # submit, the same queued jobs.
-            raise SettingsError([_ANOTHER_PROCESS.format(database=settings.database_shown)])
+        if not await storage.db.join_runners():
+            raise SettingsError([_BEING_MOVED.format(database=settings.database_shown)])
         session = aiohttp.ClientSession()
         stack.push_async_callback(session.close)
         # Counted whether or not METRICS_PORT serves them: the calls cost nothing.
@@ -161,7 +166,11 @@ async def open_services(
         job_runner = JobRunner(
             storage,
             segmind,
-            runner or runner_config(settings),
+            # Whoever set the rest: only the database decides whether others may share it.
+            replace(
+                runner or runner_config(settings),
+                shared_database=settings.database_url is not None,
+            ),
             downloader=downloader,
             clips=clips,
             clock=clock,

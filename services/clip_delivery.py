@@ -26,7 +26,7 @@ from services.job_listener import ClipLost, DownloadFailed, JobReporter
 from services.metrics import Metrics
 from services.models import Job, JobState, Progress, ProgressPhase
 from services.runner_config import RunnerConfig
-from services.storage import Storage
+from services.storage import LeaseLost, Storage
 
 # The runner's log, whichever of its modules writes: its lines keep one name.
 log = logging.getLogger("services.jobs")
@@ -46,9 +46,11 @@ class ClipDelivery:
         reporter: JobReporter,
         rng: random.Random,
         metrics: Metrics,
+        owner: str | None = None,
     ) -> None:
         self._storage = storage
         self._config = config
+        self._owner = owner  # this process, as the lease holder each write must still be
         self._downloader = downloader
         self._clips = clips
         self._clock = clock
@@ -69,7 +71,11 @@ class ClipDelivery:
         size = await self._download_patiently(job, job.video_url, dest)
         log.info("job=%s downloaded bytes=%s", job.id, size)
         return await self._storage.jobs.update(
-            job.id, now=self._clock.time(), state=JobState.DOWNLOADED, clip_path=str(dest)
+            job.id,
+            owner=self._owner,
+            now=self._clock.time(),
+            state=JobState.DOWNLOADED,
+            clip_path=str(dest),
         )
 
     async def _download_patiently(self, job: Job, url: str, dest: Path) -> int:
@@ -146,6 +152,12 @@ class ClipDelivery:
         listener = self._reporter.listener
 
         async def post_and_record() -> None:
+            # The last look before the post: a process that lost the job to another (it was
+            # too slow to renew its lease) must not post it as well.
+            if self._owner is not None and not await self._storage.leases.still_mine(
+                job.id, self._owner
+            ):
+                raise LeaseLost(job.id)
             message_id = await listener.on_clip_ready(job) if listener is not None else None
             await self._mark_delivered(job, message_id)
             # Counted here, once it is recorded: a retry after a lost answer or a failed
@@ -164,6 +176,7 @@ class ClipDelivery:
     async def _mark_delivered(self, job: Job, message_id: int | None) -> None:
         await self._storage.jobs.update(
             job.id,
+            owner=self._owner,
             now=self._clock.time(),
             state=JobState.DELIVERED,
             result_message_id=message_id,

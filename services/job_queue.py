@@ -101,7 +101,8 @@ class JobQueue:
             QueueEntry(
                 job=job,
                 place=line.places.get(job.id),
-                started=job.id in line.started,
+                # Started here, or anywhere: another process's job holds its slot.
+                started=job.id in line.started or job.slot_held or job.state is not JobState.QUEUED,
                 progress=self._runner.progress_now(job),
             )
             for job in jobs

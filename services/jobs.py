@@ -22,10 +22,8 @@ Every wait before another try (a submit Segmind refused, a download, a post) is
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,13 +37,15 @@ from services.errors import BotError, SegmindRequestExpired, SubmitOutcomeUnknow
 from services.failure_notices import FailureNotices
 from services.finish_estimate import TimingModel
 from services.gates import AccountGates
+from services.job_cancel import Cancelling
+from services.job_leases import LeaseKeeper, process_name
 from services.job_listener import JobCancelled, JobListener, JobReporter
 from services.metrics import Metrics
 from services.models import Job, JobState, Progress, ProgressPhase
 from services.runner_config import SEGMIND_RETENTION_SECONDS, RunnerConfig
 from services.segmind import SegmindClient
 from services.segmind_steps import SegmindSteps
-from services.storage import Storage
+from services.storage import LeaseLost, Storage
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class RunnerLine:
     started: frozenset[int]  # at Segmind, or its clip being posted
 
 
-class JobRunner:
+class JobRunner(Cancelling):
     def __init__(
         self,
         storage: Storage,
@@ -75,8 +75,12 @@ class JobRunner:
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
         timings: TimingModel | None = None,
+        owner: str | None = None,
     ) -> None:
         self._storage = storage
+        # This process as the holder of its jobs' leases (several may share the database).
+        self._leases = LeaseKeeper(storage, config, clock, owner or process_name())
+        self.owner = self._leases.owner
         self._clips = clips
         self._config = config
         self._clock = clock
@@ -94,6 +98,7 @@ class JobRunner:
             stop_requested=self._stop_requested,
             metrics=metrics,
             timings=timings or TimingModel(config.expected_seconds),
+            owner=self.owner,
         )
         self._delivery = ClipDelivery(
             storage,
@@ -104,18 +109,20 @@ class JobRunner:
             reporter=self._reporter,
             rng=shared_rng,
             metrics=metrics,
+            # Alone on the database no other process can take a job over: no look needed.
+            owner=self.owner if config.shared_database else None,
         )
         self._notices = FailureNotices(
             storage, config, clock=clock, reporter=self._reporter, rng=shared_rng
         )
         self._waiting: list[Job] = []
         self._running: dict[int, asyncio.Task[None]] = {}  # every started job, delivering too
-        # The jobs holding a Segmind slot (``max_concurrent``, ``max_per_member``): from their
-        # start until their clip is on disk.
-        self._generating: set[int] = set()
-        self._running_members: Counter[tuple[int, int]] = Counter()
-        self._member_of: dict[int, tuple[int, int]] = {}
-        self._positions: dict[int, int] = {}
+        # Segmind's slots (``max_concurrent``, ``max_per_member``) are counted in the database,
+        # across processes (services/storage/leases.py); one dispatch at a time here.
+        self._dispatching = asyncio.Lock()
+        self._lost: set[int] = set()  # taken over by another process: stop, write nothing
+        self._positions: dict[int, int] = {}  # every waiting job's place, in every process
+        self._told_places: dict[int, int] = {}  # the place each of ours was last shown
         self._user_cancelled: set[int] = set()
         # Who pressed Cancel, until the ending is stored (``cancelled_by``).
         self._cancelled_by: dict[int, int] = {}
@@ -151,35 +158,77 @@ class JobRunner:
                 log.warning(
                     "could not read recent jobs' timings; starting from the prior", exc_info=True
                 )
+        shared = self._config.shared_database
         unfinished = await self._storage.jobs.unfinished()
-        # Nothing downloads yet, so a partial download left here was cut short by a crash.
-        self._sweep(unfinished, partial_downloads=True)
+        # Nothing downloads yet, so a partial download left here was cut short by a crash
+        # (unless another process on this machine shares the folder).
+        self._sweep(unfinished, partial_downloads=not shared)
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.create_task(self._sweep_periodically(), name="clip-sweeper")
         # Before any job runs: an ending found after this is told by ``_finish_failed`` alone.
         await self._notices.resume()
-        for job in unfinished:
-            log.info("resuming job=%s state=%s", job.id, job.state.value)
-            if job.state is JobState.QUEUED and job.interaction_token and job.message_id is None:
-                # Admitted but never acknowledged (the answer to Discord failed, or the bot
-                # died in between): the member saw no reply, so never run or bill it.
-                await self._storage.jobs.update(
-                    job.id,
-                    now=self._clock.time(),
-                    state=JobState.CANCELLED,
-                    error="not acknowledged",
-                )
-            elif job.state is JobState.QUEUED:
-                self._waiting.append(job)
-            elif job.state is JobState.SUBMITTING:
-                # The submit may or may not have reached Segmind: never send it again.
-                await self._finish_failed(
-                    job, SubmitOutcomeUnknown(detail="restarted during submit"), JobState.UNKNOWN
-                )
-            else:
-                self._launch(job)
+        # Alone on the database (SQLite's lock file), every unfinished job is this process's;
+        # shared, only those whose process is gone (their lease ran out), the rest later.
+        taken = await self._leases.take_over(everything=not shared)
+        for job in taken:
+            await self._resume(job)
+        self._leases.start(self)
         await self._dispatch()
-        return unfinished
+        return taken
+
+    async def _resume(self, job: Job) -> None:
+        """Carry on with a job from where it stood: after a restart, or from a dead process."""
+        log.info("resuming job=%s state=%s", job.id, job.state.value)
+        if job.state is JobState.QUEUED and job.interaction_token and job.message_id is None:
+            # Admitted but never acknowledged (the answer to Discord failed, or the bot
+            # died in between): the member saw no reply, so never run or bill it.
+            await self._storage.jobs.update(
+                job.id,
+                now=self._clock.time(),
+                owner=self.owner,
+                state=JobState.CANCELLED,
+                error="not acknowledged",
+            )
+        elif job.state is JobState.QUEUED and not job.slot_held:
+            self._waiting.append(job)
+        elif job.state is JobState.SUBMITTING:
+            # The submit may or may not have reached Segmind: never send it again.
+            await self._finish_failed(
+                job, SubmitOutcomeUnknown(detail="restarted during submit"), JobState.UNKNOWN
+            )
+        else:
+            self._launch(job)
+
+    # --- what the lease keeper asks of the runner (services/job_leases.py) ---------------
+
+    def local_jobs(self) -> set[int]:
+        return set(self._running) | {job.id for job in self._waiting}
+
+    def has_waiting(self) -> bool:
+        return bool(self._waiting) and self._accepting
+
+    async def adopt(self, jobs: list[Job]) -> None:
+        """Jobs taken over from a process that is gone: run them here from where they stood."""
+        if not self._accepting:
+            return
+        local = self.local_jobs()
+        for job in jobs:
+            if job.id not in local:
+                await self._resume(job)
+        await self._dispatch()
+
+    def lose(self, job_ids: set[int]) -> None:
+        """Another process runs these now: drop them here without writing anything."""
+        self._waiting = [job for job in self._waiting if job.id not in job_ids]
+        for job_id in job_ids:
+            self._positions.pop(job_id, None)
+            task = self._running.get(job_id)
+            if task is not None:
+                self._lost.add(job_id)
+                task.cancel()
+
+    async def dispatch(self) -> None:
+        await self._dispatch()
 
     async def enqueue(self, job: Job) -> int | None:
         """Queue a stored job; returns its 1-based position in line, or None if it started or ended.
@@ -196,6 +245,15 @@ class JobRunner:
         if not self._accepting:
             log.info("job=%s arrived during shutdown; it starts after the restart", job.id)
             return None
+        if job.lease_owner != self.owner:
+            # Stored before this runner leased new jobs to itself: take its lease first.
+            taken = await self._storage.leases.adopt(
+                job.id, self.owner, now=self._clock.time(), until=self._leases.until()
+            )
+            if taken is None:
+                log.info("job=%s is another process's to run", job.id)
+                return None
+            job = taken
         self._waiting.append(job)
         await self._dispatch()
         return self._positions.get(job.id)
@@ -217,64 +275,6 @@ class JobRunner:
         """The job as stored now: message ids, tokens and its delivery change under a copy."""
         return await self._storage.jobs.get(job_id)
 
-    async def cancel(self, job_id: int, *, by: int | None = None) -> Job | None:
-        """Stop a job, waiting, running or not yet enqueued; returns it, or None if it had ended.
-
-        ``by``, who asked, is stored as ``cancelled_by``: a moderator's cancel does not count.
-        """
-        if by is not None:
-            self._cancelled_by.setdefault(job_id, by)  # a second click does not change who
-        for index, waiting in enumerate(self._waiting):
-            if waiting.id == job_id:
-                del self._waiting[index]
-                self._positions.pop(job_id, None)
-                job = await self._finish_failed(waiting, JobCancelled(), JobState.CANCELLED)
-                await self._dispatch()
-                return job
-        task = self._running.get(job_id)
-        if task is None:
-            return await self._cancel_before_enqueue(job_id)
-        if job_id not in self._user_cancelled:
-            # A second click must not interrupt the first one's clean-up: it only waits.
-            self._user_cancelled.add(job_id)
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(task)
-        return await self._storage.jobs.get(job_id)
-
-    async def cancel_guild(self, guild_id: int) -> int:
-        """Drop a server's waiting jobs (the bot left it): nothing more is submitted for it."""
-        doomed = [job for job in self._waiting if job.guild_id == guild_id]
-        for job in doomed:
-            await self.cancel(job.id)
-        return len(doomed)
-
-    async def _cancel_before_enqueue(self, job_id: int) -> Job | None:
-        """End a job stored as QUEUED that ``enqueue`` has not received yet; ``enqueue`` drops it.
-
-        The starter posts the progress message, Cancel button included, before it enqueues the
-        job, so a quick click can arrive in between; without this the job would run anyway.
-        """
-        stored = await self._storage.jobs.get(job_id)
-        if self.is_active(job_id):  # it was enqueued while we looked
-            return await self.cancel(job_id)
-        if stored is None or stored.state is not JobState.QUEUED:
-            self._cancelled_by.pop(job_id, None)
-            return None
-        self._cancelled_before_enqueue.add(job_id)
-        log.info("job=%s cancelled before it was queued", job_id)
-        by = self._cancelled_by.get(job_id)
-        return await self._storage.jobs.update(
-            job_id,
-            now=self._clock.time(),
-            state=JobState.CANCELLED,
-            error=JobCancelled.said_to(stored.user_id, by).user_message,
-            cancelled_by=by,
-            finished_at=self._clock.time(),
-            # Told by ``enqueue``; if the process dies first, by the next start.
-            failure_notice_due=self._clock.time(),
-        )
-
     @property
     def accepting(self) -> bool:
         """False once shutdown began: new requests would only wait for the restart."""
@@ -294,6 +294,7 @@ class JobRunner:
 
     async def _stop(self, timeout: float) -> None:
         self._accepting = False
+        mine = self.local_jobs()
         self._waiting.clear()
         self._positions.clear()
         if self._sweeper is not None:
@@ -309,6 +310,8 @@ class JobRunner:
             log.info("waiting for %d submit(s) to be answered before stopping", len(submitting))
         if pending:
             await asyncio.wait(pending, timeout=timeout)
+        # Their states are stored: another process may carry on with them at once.
+        await self._leases.stop(mine)
 
     async def _sweep_periodically(self) -> None:
         """Private clips wait on disk for sharing; a bot running for weeks must still drop them."""
@@ -341,11 +344,6 @@ class JobRunner:
         return (job.guild_id, job.user_id)
 
     def _launch(self, job: Job) -> None:
-        if not self._deliverable(job):  # a resumed clip on disk needs nothing from Segmind
-            member = self._member(job)
-            self._generating.add(job.id)
-            self._running_members[member] += 1
-            self._member_of[job.id] = member
         # Its own context: every line the job logs, in any module, carries its ids.
         self._running[job.id] = asyncio.create_task(
             self._run(job), name=f"job-{job.id}", context=logcontext.job_context(job)
@@ -357,27 +355,22 @@ class JobRunner:
 
     async def _dispatch(self) -> None:
         """Start what may start, then tell waiting jobs whose place in line changed."""
-        still_waiting: list[Job] = []
-        for job in self._waiting:
-            free = len(self._generating) < self._config.max_concurrent
-            member_free = self._running_members[self._member(job)] < self._config.max_per_member
-            if self._accepting and free and member_free:
-                self._positions.pop(job.id, None)
-                self._launch(job)
-            else:
-                still_waiting.append(job)
-        self._waiting = still_waiting
-        changed = []
-        ahead = 0
-        for job in self._waiting:
-            if self._running_members[self._member(job)] >= self._config.max_per_member:
-                place = BEHIND_OWN_JOB  # starts when the member's own video ends, not in line
-            else:
-                ahead += 1
-                place = ahead
-            if self._positions.get(job.id) != place:
-                self._positions[job.id] = place
-                changed.append((job, place))
+        async with self._dispatching:
+            if self._accepting and self._waiting:
+                started = set(
+                    await self._storage.leases.claim_slots(
+                        self.owner,
+                        self._waiting,
+                        max_total=self._config.max_concurrent,
+                        max_per_member=self._config.max_per_member,
+                    )
+                )
+                # The list as it is now: a Cancel may have taken a job out during the claim.
+                for job in [job for job in self._waiting if job.id in started]:
+                    self._positions.pop(job.id, None)
+                    self._launch(job)
+                self._waiting = [job for job in self._waiting if job.id not in started]
+            changed = await self._places() if self._waiting else []
         if not self._running and not self._waiting:
             self._idle.set()
         for job, place in changed:
@@ -388,39 +381,59 @@ class JobRunner:
             )
             await self._reporter.progress(job, progress)
 
+    async def _places(self) -> list[tuple[Job, int]]:
+        """Every waiting job's place (in every process); those of ours that moved."""
+        line, slots = await self._storage.leases.line()
+        places: dict[int, int] = {}
+        ahead = 0
+        for job_id, guild_id, user_id in line:
+            if slots.members[(guild_id, user_id)] >= self._config.max_per_member:
+                places[job_id] = BEHIND_OWN_JOB  # starts when the member's own video ends
+            else:
+                ahead += 1
+                places[job_id] = ahead
+        changed = [
+            (job, places[job.id])
+            for job in self._waiting
+            if job.id in places and self._told_places.get(job.id) != places[job.id]
+        ]
+        told = self._told_places | {job.id: place for job, place in changed}
+        self._told_places = {job.id: told[job.id] for job in self._waiting if job.id in told}
+        self._positions = places
+        return changed
+
     def _release(self, job_id: int) -> None:
         self._running.pop(job_id, None)
+        self._lost.discard(job_id)
         self._cancelled_by.pop(job_id, None)  # a Cancel that came too late records nobody
-        self._leave_segmind(job_id)
-
-    def _leave_segmind(self, job_id: int) -> None:
-        """Give the job's Segmind slot (and its member's) to the next job; once is enough."""
-        self._generating.discard(job_id)
-        member = self._member_of.pop(job_id, None)
-        if member is not None:
-            self._running_members[member] -= 1
-            if self._running_members[member] <= 0:
-                del self._running_members[member]
 
     # --- one job -------------------------------------------------------------------
 
+    async def _course(self, job: Job) -> None:
+        """Submit, poll, download and deliver, from wherever the job stands."""
+        fresh = job.state is JobState.QUEUED
+        if fresh:
+            job = await self._steps.submit_patiently(job)
+        if job.state in (JobState.SUBMITTED, JobState.PROCESSING) and job.video_url is None:
+            job = await self._steps.poll(job, fresh=fresh)
+        if not self._deliverable(job):  # finished at Segmind, or its clip is gone since
+            job = await self._delivery.download(job)
+        await self._done_with_segmind(job)
+        await self._delivery.deliver(job)
+
     async def _run(self, job: Job) -> None:
         try:
-            fresh = job.state is JobState.QUEUED
-            if fresh:
-                job = await self._steps.submit_patiently(job)
-            if job.state in (JobState.SUBMITTED, JobState.PROCESSING) and job.video_url is None:
-                job = await self._steps.poll(job, fresh=fresh)
-            if not self._deliverable(job):  # finished at Segmind, or its clip is gone since
-                job = await self._delivery.download(job)
-            await self._done_with_segmind(job)
-            await self._delivery.deliver(job)
+            await self._course(job)
         except asyncio.CancelledError:
+            if job.id in self._lost:
+                return  # another process runs it now
             if job.id in self._user_cancelled:
                 await asyncio.shield(self._finish_cancelled(job))
                 return
             log.info("job=%s paused for shutdown; it resumes at the next start", job.id)
             raise
+        except LeaseLost:
+            log.warning("job=%s was taken over by another process; leaving it to it", job.id)
         except BotError as err:
             await self._finish_failed(job, *self._ending(job, err))
         except Exception as exc:
@@ -434,11 +447,9 @@ class JobRunner:
                 self._idle.set()
 
     async def _done_with_segmind(self, job: Job) -> None:
-        """The clip is on disk: a wait for Discord must not keep the next job from Segmind."""
-        if job.id in self._generating:
-            self._leave_segmind(job.id)
-            if self._accepting:
-                await self._dispatch()
+        """The clip is on disk (DOWNLOADED holds no slot): the next job may go to Segmind."""
+        if self._accepting and self._waiting:
+            await self._dispatch()
 
     def _ending(self, job: Job, err: BotError) -> tuple[BotError, JobState]:
         """What the member is told and the state stored when ``err`` ends the job."""
@@ -461,23 +472,6 @@ class JobRunner:
             SegmindRequestExpired.retention_message, detail=err.detail, status=err.status
         )
 
-    async def _finish_cancelled(self, job: Job) -> None:
-        current = await self._storage.jobs.get(job.id) or job
-        if current.state is JobState.DELIVERED:  # the post under way finished: not a cancel
-            self._user_cancelled.discard(job.id)
-            return
-        if current.state is JobState.SUBMITTING:
-            # The request left and its answer was lost: Segmind may have billed it, so it
-            # counts and is never resent, whatever the member pressed.
-            await self._finish_failed(
-                current, SubmitOutcomeUnknown(detail="cancelled with the submit unanswered"),
-                JobState.UNKNOWN,
-            )  # fmt: skip
-            self._user_cancelled.discard(job.id)
-            return
-        await self._finish_failed(current, JobCancelled(), JobState.CANCELLED)
-        self._user_cancelled.discard(job.id)
-
     async def _finish_failed(self, job: Job, error: BotError, state: JobState) -> Job:
         by = self._cancelled_by.pop(job.id, None)
         cancelled: dict[str, Any] = {}
@@ -485,16 +479,21 @@ class JobRunner:
             error = JobCancelled.said_to(job.user_id, by)
             cancelled = {"cancelled_by": by}
         log.info("job=%s ended state=%s reason=%s by=%s", job.id, state.value, error.detail, by)
-        stored = await self._storage.jobs.update(
-            job.id,
-            now=self._clock.time(),
-            state=state,
-            **cancelled,
-            error=error.user_message,
-            finished_at=self._clock.time(),
-            # The member is owed this message: stored with the ending, so no crash or outage
-            # between here and Discord loses it.
-            failure_notice_due=self._clock.time(),
-        )
+        try:
+            stored = await self._storage.jobs.update(
+                job.id,
+                now=self._clock.time(),
+                owner=self.owner,
+                state=state,
+                **cancelled,
+                error=error.user_message,
+                finished_at=self._clock.time(),
+                # The member is owed this message: stored with the ending, so no crash or outage
+                # between here and Discord loses it.
+                failure_notice_due=self._clock.time(),
+            )
+        except LeaseLost:
+            log.warning("job=%s was taken over by another process; its ending is not ours", job.id)
+            return job
         await self._notices.tell(stored, error)
         return stored

@@ -116,7 +116,7 @@ async def _hold(
             stack.enter_context(only_process_using(settings.database_path))
         except SettingsError:
             raise busy from None
-    elif not await db.claim_runner():
+    elif not await db.claim_exclusive():
         raise busy
 
 

@@ -289,6 +289,11 @@ class Job:
     shared_deleted_at: float | None = None  # its shared post deleted by Delete
     cancelled_by: int | None = None  # who pressed Cancel (a moderator's does not count)
     cost_reported: bool = False  # cost_usd is Segmind's own figure, not admission's estimate
+    lease_owner: str | None = None  # the bot process running it (services/storage/leases.py)
+    lease_until: float | None = None  # when another process may take it over
+    slot_held: bool = False  # started: holds a Segmind slot until its clip is on disk
+    cancel_requested: bool = False  # Cancel pressed in another process than its runner's
+    cancel_requested_by: int | None = None
 
     @property
     def counts_toward_limit(self) -> bool:

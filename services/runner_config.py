@@ -50,6 +50,15 @@ class RunnerConfig:
     # Private clips are kept this long after delivery so their owner can share them.
     clip_retention_seconds: float = 24 * 3600
     sweep_interval: float = 3600.0
+    # Several processes on one database (PostgreSQL): a job's lease lasts this long unless
+    # its process renews it (every third of it), so a dead process's jobs are taken over
+    # within one lease. Each process looks this often for jobs to take over, Cancels pressed
+    # elsewhere, and slots another process freed.
+    lease_seconds: float = 30.0
+    lease_check_interval: float = 1.0
+    # True when other processes may share the database: a start then takes over only the
+    # jobs whose lease ran out. SQLite's lock file guarantees one process: it takes all.
+    shared_database: bool = False
 
     def __post_init__(self) -> None:
         for name in (

@@ -62,8 +62,10 @@ class SegmindSteps:
         stop_requested: Callable[[int], bool],
         metrics: Metrics,
         timings: TimingModel,
+        owner: str | None = None,
     ) -> None:
         self._storage = storage
+        self._owner = owner  # this process, as the lease holder each write must still be
         self._segmind = segmind
         self._config = config
         self._clock = clock
@@ -126,7 +128,11 @@ class SegmindSteps:
             # On disk before the submit leaves: after a power cut the job must come back as
             # 'submitting' (outcome unknown, never resent), not 'queued' (sent, billed, again).
             job = await self._storage.jobs.update(
-                job.id, now=self._clock.time(), state=JobState.SUBMITTING, durable=True
+                job.id,
+                owner=self._owner,
+                now=self._clock.time(),
+                state=JobState.SUBMITTING,
+                durable=True,
             )
             await self._reporter.progress(job, Progress(job.id, ProgressPhase.SUBMITTING))
             if self._stop_requested(job.id):
@@ -145,7 +151,9 @@ class SegmindSteps:
         return await self._send_shielded(job)
 
     async def _back_in_line(self, job: Job) -> None:
-        await self._storage.jobs.update(job.id, now=self._clock.time(), state=JobState.QUEUED)
+        await self._storage.jobs.update(
+            job.id, owner=self._owner, now=self._clock.time(), state=JobState.QUEUED
+        )
 
     async def _send_shielded(self, job: Job) -> Job:
         """Send the submit so that a cancel (member or shutdown) lets it finish and stores it.
@@ -200,6 +208,7 @@ class SegmindSteps:
         try:
             job = await self._storage.jobs.update(
                 job.id,
+                owner=self._owner,
                 now=self._clock.time(),
                 state=JobState.SUBMITTED,
                 request_id=submission.request_id,
@@ -321,6 +330,7 @@ class SegmindSteps:
             if state is SegmindState.PROCESSING and current.state is not JobState.PROCESSING:
                 current = await self._storage.jobs.update(
                     job.id,
+                    owner=self._owner,
                     now=self._clock.time(),
                     state=JobState.PROCESSING,
                     segmind_state=state.value,
@@ -338,7 +348,10 @@ class SegmindSteps:
             )
         except GenerationFailed:
             await self._storage.jobs.update(
-                job.id, now=self._clock.time(), segmind_state=SegmindState.FAILED.value
+                job.id,
+                owner=self._owner,
+                now=self._clock.time(),
+                segmind_state=SegmindState.FAILED.value,
             )
             raise
         except ConfigurationError as err:
@@ -369,6 +382,7 @@ class SegmindSteps:
             )
         return await self._storage.jobs.update(
             job.id,
+            owner=self._owner,
             now=self._clock.time(),
             state=JobState.PROCESSING,
             segmind_state=SegmindState.COMPLETED.value,

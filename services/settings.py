@@ -69,6 +69,7 @@ CREDITS_RECHECK_MINUTES = Bounds(1, 1440, "minutes")
 SIMULATOR_SECONDS = Bounds(0, 3600, "seconds")
 MAX_DAILY_SPEND_USD = Bounds(0, MAX_MONTHLY_USD, "US dollars")
 SHARD_COUNT = Bounds(1, MAX_SHARD_COUNT, "shards", whole=True)
+JOB_LEASE_SECONDS = Bounds(2, 600, "seconds")
 # Ports below 1024 need root, which the bot should never run as.
 METRICS_PORTS = (1024, 65535)
 
@@ -102,6 +103,8 @@ class Settings:
     clip_cost_usd: float = 0.36
     max_download_bytes: int = 200 * 1024 * 1024
     credits_recheck_seconds: float = 600.0
+    # With several processes on one database: how soon a dead process's jobs are taken over.
+    job_lease_seconds: float = 30.0
     simulate: bool = False
     simulator_queue_seconds: float = 3.0
     simulator_processing_seconds: float = 20.0
@@ -390,6 +393,9 @@ def load_settings(
             "CREDITS_RECHECK_MINUTES",
             Settings.credits_recheck_seconds / 60,
             CREDITS_RECHECK_MINUTES,
+        ),
+        job_lease_seconds=r.number(
+            "JOB_LEASE_SECONDS", Settings.job_lease_seconds, JOB_LEASE_SECONDS
         ),
         simulate=simulate,
         simulator_queue_seconds=r.number(

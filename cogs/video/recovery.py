@@ -39,7 +39,11 @@ def unacknowledged(jobs: list[Job]) -> list[Job]:
 async def recover_unacknowledged(bot: VideoBot) -> None:
     """Resume each such job on its original response, or end it at no cost (before the runner)."""
     storage, clock = bot.services.storage, bot.services.clock
+    shared = bot.services.settings.database_url is not None
     for job in unacknowledged(await storage.jobs.unfinished()):
+        if shared and job.lease_until is not None and job.lease_until > clock.time():
+            continue  # another live process is answering it right now
+
         message_id = await _original_response_id(bot, job)
         if message_id is not None:
             await storage.jobs.update(job.id, now=clock.time(), message_id=message_id)

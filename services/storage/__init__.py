@@ -10,7 +10,8 @@ from services.storage.blocklist import BlocklistStore
 from services.storage.channels import ChannelStore
 from services.storage.database import Database, Executor, Transaction
 from services.storage.gallery import GalleryStore
-from services.storage.jobs import JobStore, NewJob
+from services.storage.jobs import JobStore, LeaseLost, NewJob
+from services.storage.leases import LeaseStore
 from services.storage.limits import LimitStore
 from services.storage.meta import MetaStore
 from services.storage.timings import TimingStore
@@ -23,6 +24,8 @@ __all__ = [
     "Executor",
     "GalleryStore",
     "JobStore",
+    "LeaseLost",
+    "LeaseStore",
     "LimitStore",
     "MetaStore",
     "NewJob",
@@ -38,6 +41,7 @@ class Storage:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.jobs = JobStore(db)
+        self.leases = LeaseStore(db)
         self.approvals = ApprovalStore(db)
         self.blocklist = BlocklistStore(db)
         self.channels = ChannelStore(db)

@@ -148,8 +148,15 @@ class Database(abc.ABC):
     @abc.abstractmethod
     async def schema_version(self) -> int: ...
 
-    async def claim_runner(self) -> bool:
-        """Whether this process may run the jobs stored here (SQLite: a lock file decides)."""
+    async def join_runners(self) -> bool:
+        """Say that this process runs jobs here; False while another holds it exclusively.
+
+        SQLite: one process only, which the lock file beside it decides (services/app.py).
+        """
+        return True
+
+    async def claim_exclusive(self) -> bool:
+        """Whether no bot process runs here, holding it so until close (SQLite: the lock file)."""
         return True
 
     @abc.abstractmethod

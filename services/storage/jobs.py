@@ -120,12 +120,27 @@ def _job_from_row(row: Row) -> Job:
         shared_deleted_at=row["shared_deleted_at"],
         cancelled_by=row["cancelled_by"],
         cost_reported=bool(row["cost_reported"]),
+        lease_owner=row["lease_owner"],
+        lease_until=row["lease_until"],
+        slot_held=bool(row["slot_held"]),
+        cancel_requested=bool(row["cancel_requested"]),
+        cancel_requested_by=row["cancel_requested_by"],
     )
+
+
+class LeaseLost(Exception):
+    """The job's lease is another process's now: this one must leave the job alone."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} is leased to another process")
+        self.job_id = job_id
 
 
 class JobStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        # Set by the runner: a stored job is leased at once to the process that admitted it.
+        self.lease: tuple[str, float] | None = None  # (owner, seconds)
         # RETURNING came with SQLite 3.35 (2021); with an older system library (some
         # long-term distributions) an update reads the row back instead.
         self.returning = db.dialect != "sqlite" or sqlite3.sqlite_version_info >= (3, 35)
@@ -133,11 +148,13 @@ class JobStore:
     async def insert(self, new: NewJob, *, tx: Executor | None = None) -> Job:
         """Store a job in QUEUED state; the returned Job carries its id."""
         ex = tx or self._db
+        owner, seconds = self.lease or (None, 0.0)
         job_id = await ex.insert(
             """INSERT INTO jobs (guild_id, channel_id, user_id, request_json, state, private,
                    parent_job_id, interaction_token, interaction_created_at, application_id,
-                   upload_limit, cost_usd, fingerprint, created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   upload_limit, cost_usd, fingerprint, created_at, updated_at,
+                   lease_owner, lease_until)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 new.guild_id,
                 new.channel_id,
@@ -154,6 +171,8 @@ class JobStore:
                 new.fingerprint,
                 new.created_at,
                 new.created_at,
+                owner,
+                new.created_at + seconds if owner else None,
             ),
         )
         job = await self.get(job_id, tx=ex)
@@ -164,10 +183,19 @@ class JobStore:
         row = await (tx or self._db).fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return _job_from_row(row) if row else None
 
-    async def update(self, job_id: int, *, now: float, durable: bool = False, **fields: Any) -> Job:
+    async def update(
+        self,
+        job_id: int,
+        *,
+        now: float,
+        durable: bool = False,
+        owner: str | None = None,
+        **fields: Any,
+    ) -> Job:
         """Change some columns of a job; returns the job as stored afterwards.
 
-        ``durable``: on disk before this returns (see ``Database.transaction``).
+        ``durable``: on disk before this returns (see ``Database.transaction``). ``owner``:
+        only while that process holds the job's lease, else ``LeaseLost`` and nothing changes.
         """
         unknown = set(fields) - _UPDATABLE
         if unknown:
@@ -175,14 +203,19 @@ class JobStore:
         values = {k: (v.value if isinstance(v, JobState) else v) for k, v in fields.items()}
         assignments = ", ".join(f"{name} = :{name}" for name in values)
         sql = f"UPDATE jobs SET {assignments}, updated_at = :updated_at WHERE id = :id"
-        params = {**values, "updated_at": now, "id": job_id}
+        params: dict[str, Any] = {**values, "updated_at": now, "id": job_id}
+        if owner is not None:
+            sql += " AND lease_owner = :lease_owner"
+            params["lease_owner"] = owner
         if self.returning:
             rows = await self._db.change(sql + " RETURNING *", params, durable=durable)
             job = _job_from_row(rows[0]) if rows else None
         else:
-            await self._db.execute(sql, params, durable=durable)
-            job = await self.get(job_id)
+            changed = await self._db.execute(sql, params, durable=durable)
+            job = await self.get(job_id) if changed else None
         if job is None:
+            if owner is not None and await self.get(job_id) is not None:
+                raise LeaseLost(job_id)
             raise LookupError(f"job {job_id} does not exist")
         return job
 

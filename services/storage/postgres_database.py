@@ -127,15 +127,21 @@ class PostgresDatabase(Database):
             self._runner_lock = None
         await self._pool.close()
 
-    async def claim_runner(self) -> bool:
-        """Whether this process may run jobs here: the only one that does, until it closes.
+    async def join_runners(self) -> bool:
+        """Say that this process runs jobs here, beside any others; False while ``migrate-db``
+        holds the database for itself (rows written meanwhile would not be copied)."""
+        return await self._hold_lock("pg_try_advisory_lock_shared")
 
-        A session-level advisory lock on a connection of its own: a process that dies, even
-        killed, loses its connection and with it the lock, so the next one can start.
-        """
+    async def claim_exclusive(self) -> bool:
+        """Whether no bot process runs here; if so, none can start until this one closes."""
+        return await self._hold_lock("pg_try_advisory_lock")
+
+    async def _hold_lock(self, function: str) -> bool:
+        # A session-level advisory lock on a connection of its own: a process that dies, even
+        # killed, loses its connection and with it the lock.
         conn = await asyncpg.connect(self._dsn)
         try:
-            held = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", RUNNER_LOCK))
+            held = bool(await conn.fetchval(f"SELECT {function}($1)", RUNNER_LOCK))
         except BaseException:
             await conn.close()
             raise

@@ -89,29 +89,32 @@ async def test_a_development_server_the_bot_is_not_in_is_named(tmp_path, fake_di
     assert "Traceback" not in text and fake_discord.world.token not in text
 
 
-async def test_a_second_bot_on_the_same_postgresql_database_is_refused(tmp_path, postgres_server):
-    # Until jobs are leased, one process runs a database's jobs: a second would resume and
-    # submit (bill) the same queued jobs. A killed holder's lock goes with its connection.
+async def test_a_bot_waits_out_a_migrate_db_copying_its_postgresql_database(
+    tmp_path, postgres_server
+):
+    # migrate-db holds the database for itself while it copies: a bot starting then would
+    # write rows the copy misses. Several bots share it otherwise (their jobs are leased).
     from services.storage.database import Database
 
     url = await postgres_server.new_database()
-    holder = await Database.open(url)
+    copier = await Database.open(url)
     try:
-        assert await holder.claim_runner()
+        assert await copier.claim_exclusive()
         result = await asyncio.to_thread(
             run_bot, tmp_path, f"http://127.0.0.1:{closed_port()}/api/v10", DATABASE_URL=url
         )
         assert result.returncode == 2
-        assert "Another bot process is already using the database" in result.stderr
+        assert "is being copied by `bot.py migrate-db`" in result.stderr
         assert "Traceback" not in result.stderr
     finally:
-        await holder.close()
-    # Released with the holder: the next process may run the jobs.
-    again = await Database.open(url)
+        await copier.close()
+    first, second, copier = [await Database.open(url) for _ in range(3)]
     try:
-        assert await again.claim_runner()
+        assert await first.join_runners() and await second.join_runners()
+        assert not await copier.claim_exclusive()  # and no copy starts under running bots
     finally:
-        await again.close()
+        for db in (first, second, copier):
+            await db.close()
     await postgres_server.drop_database(url)
 
 

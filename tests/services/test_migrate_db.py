@@ -231,7 +231,7 @@ async def test_a_running_bot_on_the_source_is_refused(
     source = await postgres_server.new_database()
     running = await Storage.open(source)
     try:
-        assert await running.db.claim_runner()
+        assert await running.db.join_runners()
         with pytest.raises(MigrationRefused, match="a bot process is running on the source"):
             await migrate(postgres_settings(source), f"sqlite:///{sqlite_source}.copy")
     finally:
