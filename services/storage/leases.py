@@ -163,12 +163,12 @@ class LeaseStore:
 
     async def line(self) -> tuple[list[tuple[int, int, int]], Slots]:
         """Every waiting job in every process, oldest first, as (id, guild, member); and the
-        slots held now: a job's place in line is counted from both."""
-        async with self._db.transaction() as tx:
-            rows = await tx.fetchall(
-                f"SELECT id, guild_id, user_id FROM jobs WHERE {WAITING} ORDER BY id"
-            )
-            slots = await self.slots(tx=tx)
+        slots held now: a job's place in line is counted from both. Two plain reads, not a
+        transaction: a place shown a moment stale costs nothing, the write lock would."""
+        rows = await self._db.fetchall(
+            f"SELECT id, guild_id, user_id FROM jobs WHERE {WAITING} ORDER BY id"
+        )
+        slots = await self.slots()
         return [(int(r[0]), int(r[1]), int(r[2])) for r in rows], slots
 
     async def request_cancel(self, job_id: int, by: int | None) -> bool:
