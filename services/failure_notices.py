@@ -5,6 +5,11 @@ The job's end and the debt to tell its member are stored in one write
 while Discord is down, and after a restart. It is given up only when the listener says no
 route can show it (it returns normally then) or the notice is older than
 ``FAILURE_NOTICE_WINDOW``: a day-old "your video failed" tells nobody anything useful.
+
+Several processes share the database: each attempt is claimed first (``jobs``'
+``failure_notice_claimed_by/_until``, one conditional UPDATE), until the next attempt plus
+``CLAIM_MARGIN``. A notice another live process is trying is left to it; one whose process
+died is taken over by the sweep every ``SWEEP_SECONDS``, once its claim runs out.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import random
 
 from services.clock import Clock
 from services.errors import BotError
+from services.job_leases import process_name
 from services.job_listener import JobReporter
 from services.models import Job
 from services.runner_config import RunnerConfig
@@ -23,6 +29,9 @@ from services.storage import Storage
 log = logging.getLogger("services.jobs")
 
 FAILURE_NOTICE_WINDOW = 24 * 3600.0
+# One attempt's own time (discord.py's retries included) past the wait before it.
+CLAIM_MARGIN = 60.0
+SWEEP_SECONDS = 30.0
 
 
 class StoredFailure(BotError):
@@ -41,6 +50,7 @@ class FailureNotices:
         clock: Clock,
         reporter: JobReporter,
         rng: random.Random,
+        owner: str | None = None,
     ) -> None:
         self._storage = storage
         self._config = config
@@ -52,10 +62,14 @@ class FailureNotices:
         # back from the database) must not start a second telling of them.
         self._telling: set[int] = set()
         self._stopped = False
+        self._owner = owner or process_name()
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def tell(self, job: Job, error: BotError) -> None:
         """Tell the member now; if Discord is not answering, keep trying in the background."""
         if job.failure_notice_due is None or job.id in self._retrying or job.id in self._telling:
+            return
+        if not await self._claim(job, CLAIM_MARGIN):
             return
         self._telling.add(job.id)
         try:
@@ -66,19 +80,56 @@ class FailureNotices:
             self._retry_later(job, error)
 
     async def resume(self) -> int:
-        """Tell what a previous process could not; returns how many notices are under way."""
+        """Tell what a previous process could not; returns how many notices are under way.
+
+        Then again every ``SWEEP_SECONDS``: another process that dies leaves its notices
+        owed, and only a sweep of a live one tells them.
+        """
         self._stopped = False
+        await self._sweep()
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.create_task(self._sweep_periodically(), name="failure-notices")
+        return len(self._retrying)
+
+    async def _sweep(self) -> None:
         since = self._clock.time() - FAILURE_NOTICE_WINDOW
         for job in await self._storage.jobs.failure_notices_due(since):
-            if job.id not in self._retrying and job.id not in self._telling:
-                log.info("job=%s member still to be told of its end; telling", job.id)
-                stored = StoredFailure(job.error or None, detail="told after restart")
-                self._retry_later(job, stored)
-        return len(self._retrying)
+            if job.id in self._retrying or job.id in self._telling:
+                continue
+            # Held until ``_keep_trying`` claims it again, for its first wait and attempt.
+            if not await self._claim(job, CLAIM_MARGIN):
+                continue  # another live process is telling it
+            log.info("job=%s member still to be told of its end; telling", job.id)
+            stored = StoredFailure(job.error or None, detail="told after restart")
+            self._retry_later(job, stored)
+
+    async def _sweep_periodically(self) -> None:
+        while not self._stopped:
+            # Real time, like every housekeeping loop: a fake job clock must not spin it.
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                await self._sweep()
+            except Exception:  # the next sweep tries again; the notices stay owed
+                log.warning("could not look for failure notices still owed", exc_info=True)
+
+    async def _claim(self, job: Job, hold: float) -> bool:
+        """This process tells ``job``'s notice for the next ``hold`` seconds; False: another
+        process does (or the database is out of reach: a later sweep tries again)."""
+        now = self._clock.time()
+        try:
+            return await self._storage.failure_claims.claim(
+                job.id, self._owner, now=now, until=now + hold
+            )
+        except Exception:
+            log.warning("job=%s failure notice could not be claimed", job.id, exc_info=True)
+            return False
 
     def stop(self) -> list[asyncio.Task[None]]:
         """Stop trying (shutdown): the notices stay due and the next start tells them."""
         self._stopped = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         tasks = list(self._retrying.values())
         for task in tasks:
             task.cancel()
@@ -109,7 +160,11 @@ class FailureNotices:
                 log.error("job=%s member could not be told of its end within a day", job.id)
                 await self._settle(job)
                 return
-            await self._clock.sleep(self._config.delivery_backoff.delay(attempt, self._rng))
+            delay = self._config.delivery_backoff.delay(attempt, self._rng)
+            if not await self._claim(job, delay + CLAIM_MARGIN):
+                log.info("job=%s failure notice is being told by another process", job.id)
+                return
+            await self._clock.sleep(delay)
             attempt += 1
             if await self._try(job, error, attempt=attempt):
                 return

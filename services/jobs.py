@@ -113,7 +113,7 @@ class JobRunner(Cancelling):
             owner=self.owner if config.shared_database else None,
         )
         self._notices = FailureNotices(
-            storage, config, clock=clock, reporter=self._reporter, rng=shared_rng
+            storage, config, clock=clock, reporter=self._reporter, rng=shared_rng, owner=self.owner
         )
         self._waiting: list[Job] = []
         self._running: dict[int, asyncio.Task[None]] = {}  # every started job, delivering too

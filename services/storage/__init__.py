@@ -14,6 +14,7 @@ from services.storage.jobs import JobStore, LeaseLost, NewJob
 from services.storage.leases import LeaseStore
 from services.storage.limits import LimitStore
 from services.storage.meta import MetaStore
+from services.storage.notice_claims import FailureNoticeClaims
 from services.storage.timings import TimingStore
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "ChannelStore",
     "Database",
     "Executor",
+    "FailureNoticeClaims",
     "GalleryStore",
     "JobStore",
     "LeaseLost",
@@ -48,6 +50,7 @@ class Storage:
         self.gallery = GalleryStore(db)
         self.limits = LimitStore(db)
         self.meta = MetaStore(db)
+        self.failure_claims = FailureNoticeClaims(db)
         self.timings = TimingStore(db)
 
     @classmethod

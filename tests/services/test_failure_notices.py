@@ -11,7 +11,12 @@ import pytest
 
 from services.backoff import Backoff
 from services.errors import BotError
-from services.failure_notices import FAILURE_NOTICE_WINDOW, FailureNotices, StoredFailure
+from services.failure_notices import (
+    CLAIM_MARGIN,
+    FAILURE_NOTICE_WINDOW,
+    FailureNotices,
+    StoredFailure,
+)
 from services.job_listener import JobReporter
 from services.models import Job, JobState, VideoRequest
 from services.runner_config import RunnerConfig
@@ -141,3 +146,58 @@ async def test_shutdown_leaves_the_notice_owed_for_the_next_start(storage):
 
     assert telling.pending == 0
     assert not await settled(storage, job.id)
+
+
+# --- several processes on one database -------------------------------------------------
+
+
+@pytest.fixture
+async def two_processes(database_location: Path | str) -> AsyncIterator[tuple[Storage, Storage]]:
+    """Two connections to one database, as two bot processes would hold."""
+    first, second = await Storage.open(database_location), await Storage.open(database_location)
+    yield first, second
+    await first.close()
+    await second.close()
+
+
+async def test_a_notice_another_process_is_telling_is_not_told_again(two_processes):
+    clock = FakeClock()
+    first_storage, second_storage = two_processes
+    job = await ended_owing(first_storage, clock)
+    first_listener, second_listener = Listener(), Listener()
+    first = notices(first_storage, clock, first_listener)
+    second = notices(second_storage, clock, second_listener)
+    first_listener.gate.clear()  # the first process's attempt is slow
+
+    telling = asyncio.create_task(first.tell(job, BotError("Segmind could not make this video.")))
+    await first_listener.entered.wait()
+    assert await second.resume() == 0  # started meanwhile: the notice is owed, but claimed
+    first_listener.gate.set()
+    await telling
+    await until_settled(first_storage, job.id)
+    second.stop()
+
+    assert len(first_listener.told) == 1 and second_listener.told == []
+
+
+async def test_a_dead_process_s_notice_is_told_once_its_claim_runs_out(two_processes):
+    clock = FakeClock()
+    first_storage, second_storage = two_processes
+    job = await ended_owing(first_storage, clock)
+    first_listener, second_listener = Listener(refuse=1), Listener()
+    first = notices(first_storage, clock, first_listener)
+    second = notices(second_storage, clock, second_listener)
+    first_listener.gate.clear()
+    telling = asyncio.create_task(first.tell(job, BotError("x")))
+    await first_listener.entered.wait()
+    first.stop()  # killed: its claim stays, and nobody of it tries again
+    first_listener.gate.set()
+    await telling
+
+    assert await second.resume() == 0  # the claim still holds
+    clock.advance(CLAIM_MARGIN + 1)
+    assert await second.resume() == 1
+    await until_settled(second_storage, job.id)
+    second.stop()
+
+    assert first_listener.told == [] and [job_id for job_id, _ in second_listener.told] == [job.id]
