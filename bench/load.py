@@ -4,8 +4,10 @@
     .venv/bin/python bench/load.py --quick             # 500 jobs of 20 s, about a minute
     .venv/bin/python bench/load.py --clip-check        # RSS with small and large clips
     .venv/bin/python bench/load.py --quick --profile cprofile   # or py-spy: where CPU goes
+    .venv/bin/python bench/load.py --quick --postgres  # the bot on a throwaway PostgreSQL
+    .venv/bin/python bench/load.py --database-url postgresql://…/empty   # or on yours
 
-The real bot.py runs in a child process (this file, ``--as-bot``: the same two discord.py
+The real bot.py runs in a child process (bench/harness.py ``--as-bot``: the same two discord.py
 seams as tests/harness/run_bot.py) against the in-process fake Discord, with the Segmind
 simulator in this process. The bot is told MAX_CONCURRENT_JOBS=500 (above the setting's
 ceiling of 100, which the child lifts for this run only) and a limit of 17 clips a member,
@@ -23,6 +25,10 @@ Measured for the bot process only:
   are in, sends ``/video`` every ``PROBE_EVERY`` s while the 500 run; the fake Discord
   measures from the interaction's dispatch to the bot's callback.
 
+With ``--postgres`` (or ``--database-url``) the bot keeps its state in PostgreSQL: jobs are
+leased and MAX_CONCURRENT_JOBS is counted in the database, as with several processes. The
+server's CPU is printed apart, since the bot's own figures no longer hold the database's work.
+
 This process's own loop lag is printed too: a fake Discord that is itself late would make
 the bot look slow.
 
@@ -39,7 +45,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import signal
 import struct
 import sys
@@ -47,12 +52,23 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness import (
+    BenchDatabase,
+    BotChild,
+    add_database_options,
+    base_env,
+    bench_database,
+    children_cpu_seconds,
+    cpu_seconds,
+    engine_of,
+    load_average,
+    main_thread_cpu_seconds,
+    percentile,
+    status_kib,
+)
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 MEMBERS = 31
 CHANNELS = 10  # the members' requests are spread over this many channels of one server
 JOBS = 500
@@ -60,69 +76,6 @@ IDLE_SECONDS = 5.0
 PROBE_EVERY = 0.3
 RAMP_SECONDS = 10.0  # the 500 /video arrive over this long
 TARGETS = {"rss_mib": 150.0, "cpu_ms": 20.0, "lag_p99_ms": 50.0}
-
-
-def as_bot() -> int:
-    """The child: the real bot.main(), discord.py pointed at the fake, 500 jobs allowed."""
-    import yarl
-    from discord.gateway import DiscordWebSocket
-    from discord.http import Route
-
-    Route.BASE = os.environ["FAKE_DISCORD_API"]
-    DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(os.environ["FAKE_DISCORD_GATEWAY"])
-
-    import bot
-    from services import settings
-
-    settings.MAX_CONCURRENT_JOBS = settings.Bounds(1, 1000, "jobs", whole=True)
-    profile = os.environ.get("BENCH_CPROFILE")
-    if not profile:
-        return bot.main([])
-    import cProfile
-
-    profiler = cProfile.Profile()
-    try:
-        return profiler.runcall(bot.main, [])
-    finally:
-        profiler.dump_stats(profile)
-
-
-# --- /proc ------------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of the process (its children, ffmpeg, are not counted)."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def children_cpu_seconds(pid: int) -> float:
-    """cutime + cstime: the CPU of the bot's finished children (ffmpeg's decode checks)."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[13]) + int(fields[14])) / CLK_TCK
-
-
-def main_thread_cpu_seconds(pid: int) -> float:
-    """utime + stime of the main thread alone: the event loop (other threads: SQLite, DNS)."""
-    text = Path(f"/proc/{pid}/task/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def status_kib(pid: int, name: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(name + ":"):
-            return int(line.split()[1])
-    raise KeyError(name)
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -136,6 +89,8 @@ class Options:
     profile: str | None
     keep: bool
     clip_check: bool
+    database_url: str | None = None  # None: a SQLite file in the working folder
+    postgres: bool = False  # a throwaway PostgreSQL server for the run
 
 
 @dataclass
@@ -157,54 +112,9 @@ class Figures:
     # Requests the bot made over the run, by kind: what its CPU per job mostly pays for.
     discord_calls: dict[str, int] = field(default_factory=dict)
     segmind_calls: int = 0
-
-
-class BotChild:
-    """bot.py in a child process (this file with ``--as-bot``)."""
-
-    def __init__(self, folder: Path, env: dict[str, str], name: str) -> None:
-        self.folder = folder
-        self.env = env
-        self.log_path = folder / f"{name}.log"
-        self.process: asyncio.subprocess.Process | None = None
-        self._log: TextIO | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    async def start(self, fake: Any) -> None:
-        self._log = self.log_path.open("w")
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--as-bot",
-            cwd=self.folder,
-            env=self.env,
-            stdout=self._log,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        process = self.process
-
-        def up() -> bool:
-            if process.returncode is not None:
-                raise RuntimeError(f"the bot exited with {process.returncode}; see {self.log_path}")
-            return bool(fake.gateway.identify_payloads) and bool(fake.commands(fake.world.guild.id))
-
-        await fake.wait_until(up, timeout=120)
-
-    async def stop(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            code = await asyncio.wait_for(self.process.wait(), 60)
-        except TimeoutError:
-            self.process.send_signal(signal.SIGKILL)
-            code = await self.process.wait()
-        if self._log is not None:
-            self._log.close()
-        return code
+    cpu_server: float | None = None  # a PostgreSQL server's, which the bot's CPU leaves out
+    load_before: str = ""  # /proc/loadavg: others share these cores
+    load_after: str = ""
 
 
 def build_world(members: int) -> Any:
@@ -223,16 +133,11 @@ def per_member(jobs: int) -> int:
     return -(-jobs // MEMBERS)
 
 
-def bot_env(folder: Path, fake: Any, simulator: Any, key: str, jobs: int) -> dict[str, str]:
-    from tests.harness.env import fake_discord_env
-
-    # PYTHONASYNCIODEBUG=1 passes through: asyncio then logs each callback that held the loop.
-    passed = ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONASYNCIODEBUG")
-    inherited = {k: os.environ[k] for k in passed if k in os.environ}
+def bot_env(
+    folder: Path, fake: Any, simulator: Any, key: str, jobs: int, database_url: str | None
+) -> dict[str, str]:
     return {
-        **inherited,
-        **fake_discord_env(folder, fake),
-        "PYTHONUNBUFFERED": "1",
+        **base_env(folder, fake, database_url),
         "SEGMIND_API_KEY": key,
         "SEGMIND_BASE_URL": simulator.base_url,
         "DISCORD_GUILD_ID": str(fake.world.guild.id),
@@ -247,12 +152,19 @@ def bot_env(folder: Path, fake: Any, simulator: Any, key: str, jobs: int) -> dic
 class Load:
     """One bot process, ``jobs`` clips asked for at once, and the figures while they run."""
 
-    def __init__(self, options: Options, folder: Path, clip: bytes | None = None) -> None:
+    def __init__(
+        self,
+        options: Options,
+        folder: Path,
+        clip: bytes | None = None,
+        database: BenchDatabase | None = None,
+    ) -> None:
         from services.simulator import SegmindSimulator, SimulatorConfig
         from tests.fakediscord import FakeDiscord
 
         self.options = options
         self.folder = folder
+        self.database = database or BenchDatabase(None)
         self.key = "sg-load-bench-key"
         self.fake = FakeDiscord(build_world(MEMBERS))
         self.simulator = SegmindSimulator(
@@ -275,7 +187,10 @@ class Load:
 
         await self.fake.start()
         await self.simulator.start("127.0.0.1", 0)
-        env = bot_env(self.folder, self.fake, self.simulator, self.key, self.options.jobs)
+        options = self.options
+        env = bot_env(
+            self.folder, self.fake, self.simulator, self.key, options.jobs, options.database_url
+        )
         if self.options.profile == "cprofile":
             env["BENCH_CPROFILE"] = str(self.folder / "bot.prof")
         bot = BotChild(self.folder, env, "bot")
@@ -300,10 +215,12 @@ class Load:
         idle_cpu = cpu_seconds(bot.pid)
         await asyncio.sleep(IDLE_SECONDS)
         figures.idle_rate = (cpu_seconds(bot.pid) - idle_cpu) / IDLE_SECONDS
+        figures.load_before = load_average()
         figures.rss_before_kib = status_kib(bot.pid, "VmRSS")
         spy = await self._start_py_spy(bot.pid)
         self._started = time.monotonic()
         cpu_start = cpu_seconds(bot.pid)
+        server_start = self.database.server_cpu_seconds()
         main_start = main_thread_cpu_seconds(bot.pid)
         children_start = children_cpu_seconds(bot.pid)
         first_call = (len(self.fake.calls), len(self.simulator.calls))
@@ -320,11 +237,15 @@ class Load:
             await prober
         self._ended = time.monotonic()
         figures.cpu_run = cpu_seconds(bot.pid) - cpu_start
+        server_end = self.database.server_cpu_seconds()
+        if server_start is not None and server_end is not None:
+            figures.cpu_server = server_end - server_start
         self._count_calls(first_call)
         figures.cpu_run_main = main_thread_cpu_seconds(bot.pid) - main_start
         figures.cpu_children = children_cpu_seconds(bot.pid) - children_start
         figures.run_seconds = self._ended - self._started
         figures.hwm_kib = status_kib(bot.pid, "VmHWM")
+        figures.load_after = load_average()
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             await spy.wait()
@@ -483,6 +404,10 @@ def report(options: Options, figures: Figures) -> bool:
         f"{figures.delivered} delivered in {figures.run_seconds:.0f}s"
     )
     print(
+        f"  database {engine_of(options.database_url)}; machine load average before/after "
+        f"{figures.load_before} / {figures.load_after}"
+    )
+    print(
         f"  bot CPU over the run {figures.cpu_run:.1f}s ({figures.cpu_run_main:.1f}s of it in the "
         f"event loop's thread; idle {1000 * figures.idle_rate:.1f} "
         f"ms/s, {idle:.1f}s of it); RSS before the load {figures.rss_before_kib / 1024:.1f} MiB"
@@ -491,6 +416,11 @@ def report(options: Options, figures: Figures) -> bool:
         f"  not counted above: ffmpeg children {figures.cpu_children:.1f}s "
         f"({1000 * figures.cpu_children / delivered:.0f} ms per clip, the decode check)"
     )
+    if figures.cpu_server is not None:
+        print(
+            f"  nor the PostgreSQL server: {figures.cpu_server:.1f}s "
+            f"({1000 * figures.cpu_server / delivered:.1f} ms per delivered job)"
+        )
     per_job = ", ".join(
         f"{count / delivered:.1f} {kind}" for kind, count in sorted(figures.discord_calls.items())
     )
@@ -534,7 +464,11 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--profile", choices=("cprofile", "py-spy"))
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
     parser.add_argument("--clip-check", action="store_true", help="RSS with large clips")
+    add_database_options(parser)
     args = parser.parse_args(argv)
+    if args.clip_check and (args.postgres or args.database_url):
+        # Each clip size starts a fresh bot whose members would find the last one's uses.
+        parser.error("--clip-check runs on fresh SQLite files only")
     return Options(
         jobs=args.jobs,
         processing=20.0 if args.quick else args.processing,
@@ -542,6 +476,8 @@ def parse_options(argv: list[str] | None = None) -> Options:
         profile=args.profile,
         keep=args.keep or args.profile is not None,
         clip_check=args.clip_check,
+        database_url=args.database_url,
+        postgres=args.postgres,
     )
 
 
@@ -550,13 +486,13 @@ async def main_async(options: Options, folder: Path) -> bool:
         for line in await clip_check(folder):
             print(line)
         return True
-    figures = await Load(options, folder).run()
+    async with bench_database(options.database_url, options.postgres) as database:
+        options.database_url = database.url
+        figures = await Load(options, folder, database=database).run()
     return report(options, figures)
 
 
 def main() -> int:
-    if sys.argv[1:2] == ["--as-bot"]:
-        return as_bot()
     options = parse_options()
     folder = Path(tempfile.mkdtemp(prefix="videobot-load-"))
     logging.basicConfig(filename=folder / "load-process.log", level=logging.WARNING)
