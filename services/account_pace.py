@@ -4,6 +4,11 @@ Segmind limits requests per key, not per job. Were only the job that got the 429
 the others would keep spending the same exhausted allowance and collect 429s of their own.
 So each keyed request first waits out the account's hold; when the hold ends, the waiting
 jobs go on spread over a short stretch instead of all at the same instant.
+
+Several processes share one key: a hold is stored in ``meta`` (as a wall-clock time), and
+each process reads the stored one before its requests, at most every ``REFRESH_SECONDS``.
+So another process's 429 reaches this one's next request within that second, instead of
+each process earning its own 429 first.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import math
 import random
 
 from services.clock import Clock
+from services.storage.meta import MetaStore
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +30,8 @@ _MAX_SPREAD = 10.0  # past a long hold, a finished clip still waits at most this
 # A hold longer than this is a quota, not a blip: the runner's own limits (deadlines,
 # Backoff.max_retry_after) decide then, not a hold that would stop every job for it.
 _LONGEST_HOLD = 15 * 60.0
+REFRESH_SECONDS = 1.0
+HOLD_KEY = "segmind_hold_until"
 
 
 class AccountPace:
@@ -34,6 +42,13 @@ class AccountPace:
         self._rng = rng
         self._until = 0.0  # clock.monotonic() before which no request leaves
         self._spread = 0.0
+        self._store: MetaStore | None = None
+        self._shared_until = 0.0  # clock.time() of the latest hold stored or read
+        self._read_at: float | None = None
+
+    def share(self, store: MetaStore) -> None:
+        """Share holds with the other processes of this database (see the module docstring)."""
+        self._store = store
 
     def hold(self, seconds: float) -> None:
         """Segmind asked the account to slow down: nothing leaves for ``seconds``."""
@@ -52,6 +67,7 @@ class AccountPace:
 
     async def wait(self, *, at_most: float | None = None) -> None:
         """Wait out the hold (plus this request's place in the spread), up to ``at_most``."""
+        await self._share()
         while (remaining := self.held_for()) > 0:
             if at_most is not None and at_most <= 0:
                 return  # the caller's own deadline: its last look goes ahead
@@ -60,3 +76,25 @@ class AccountPace:
                 delay = min(delay, at_most)
                 at_most -= delay
             await self._clock.sleep(delay)
+
+    async def _share(self) -> None:
+        """Store this process's newer hold; read the others', at most every REFRESH_SECONDS."""
+        if self._store is None:
+            return
+        now, wall = self._clock.monotonic(), self._clock.time()
+        held_until = wall + self.held_for() if self.held_for() > 0 else 0.0
+        try:
+            if held_until > self._shared_until + 0.001:  # not a clock jitter of its own
+                await self._store.raise_to(HOLD_KEY, held_until)
+                self._shared_until = held_until
+            if self._read_at is not None and now - self._read_at < REFRESH_SECONDS:
+                return
+            self._read_at = now
+            stored = await self._store.get(HOLD_KEY)
+        except Exception:
+            log.warning("could not share the account's rate-limit hold", exc_info=True)
+            return
+        if stored is None or float(stored) <= max(held_until, self._shared_until):
+            return
+        self._shared_until = float(stored)
+        self.hold(self._shared_until - wall)

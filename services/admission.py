@@ -251,6 +251,8 @@ class Admission:
         Returns the requests to decide again: those of a transaction the engine gave up
         after an unexpected error (the request that met it is answered with it).
         """
+        # Outside the transaction: another process's account pause, read at most every second.
+        await self._gates.refresh()
         try:
             async with self._storage.db.transaction() as tx:
                 outcomes = await self._decide_each(tx, batch)

@@ -161,7 +161,9 @@ async def open_services(
         downloader = ClipDownloader(trusted_base_url=base_url)
         stack.push_async_callback(downloader.close)  # after the runner's shutdown below
         clips = ClipFiles(settings.clips_dir)
-        gates = AccountGates.create(clock, settings.credits_recheck_seconds)
+        # Shared through the database: another process's pause holds here too.
+        gates = AccountGates.create(clock, settings.credits_recheck_seconds, storage.meta)
+        segmind.pace.share(storage.meta)
         metrics.watch(storage, gates)
         job_runner = JobRunner(
             storage,

@@ -120,7 +120,7 @@ class FailureNotices:
             return await self._storage.failure_claims.claim(
                 job.id, self._owner, now=now, until=now + hold
             )
-        except Exception:
+        except Exception:  # still owed: a later sweep claims it
             log.warning("job=%s failure notice could not be claimed", job.id, exc_info=True)
             return False
 

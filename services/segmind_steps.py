@@ -59,7 +59,7 @@ class SegmindSteps:
         gates: AccountGates,
         reporter: JobReporter,
         rng: random.Random,
-        stop_requested: Callable[[int], bool],
+        stop_requested: Callable[[Job], bool],
         metrics: Metrics,
         timings: TimingModel,
         owner: str | None = None,
@@ -135,7 +135,8 @@ class SegmindSteps:
                 durable=True,
             )
             await self._reporter.progress(job, Progress(job.id, ProgressPhase.SUBMITTING))
-            if self._stop_requested(job.id):
+            # ``job`` as just stored: a Cancel pressed in another process shows here too.
+            if self._stop_requested(job):
                 # The last look before the request leaves, for a cancel that a listener
                 # swallowed on the way: this is the last moment it is free.
                 raise asyncio.CancelledError
@@ -188,7 +189,9 @@ class SegmindSteps:
             raise SubmitOutcomeUnknown(detail=f"unreadable submit answer: {err.detail}") from err
         except SegmindInsufficientCredits as err:
             self._gates.key.resume()  # Segmind knew the key, so that much is fixed
-            if self._gates.credits.pause(err):
+            news = self._gates.credits.pause(err)
+            await self._gates.publish()  # the other processes pause too
+            if news:
                 await self._reporter.alert(job, err)
             raise
         except (ConfigurationError, SegmindNotFound) as err:
@@ -204,6 +207,7 @@ class SegmindSteps:
                 detail=f"submit failed unexpectedly: {type(exc).__name__}"
             ) from exc
         self._gates.resume()
+        await self._gates.publish()  # nothing to store unless this ended a pause
         logcontext.bind(request_id=submission.request_id)  # the job's later lines carry it
         try:
             job = await self._storage.jobs.update(
@@ -410,4 +414,5 @@ class SegmindSteps:
     async def _key_refused(self, job: Job, error: BotError) -> None:
         """Pause new requests (each would fail the same way, publicly) and tell moderators."""
         self._gates.key.pause(error)
+        await self._gates.publish()
         await self._reporter.alert(job, error)

@@ -28,3 +28,25 @@ class MetaStore:
             " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+    async def delete(self, key: str) -> None:
+        await self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
+
+    async def get_many(self, keys: tuple[str, ...]) -> dict[str, str]:
+        """The stored values of ``keys`` (those missing are left out), in one read."""
+        marks = ", ".join("?" for _ in keys)
+        rows = await self._db.fetchall(f"SELECT key, value FROM meta WHERE key IN ({marks})", keys)
+        return {str(row[0]): str(row[1]) for row in rows}
+
+    async def raise_to(self, key: str, value: float) -> None:
+        """Store ``value`` unless a larger number is stored already (one statement, so a
+        smaller value written at the same time by another process never wins)."""
+        # DOUBLE PRECISION: PostgreSQL's REAL is 4 bytes (a timestamp off by minutes);
+        # SQLite reads the name as its own REAL.
+        await self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE"
+            " SET value = excluded.value"
+            " WHERE CAST(meta.value AS DOUBLE PRECISION)"
+            " < CAST(excluded.value AS DOUBLE PRECISION)",
+            (key, repr(value)),
+        )

@@ -160,7 +160,9 @@ async def two_processes(database_location: Path | str) -> AsyncIterator[tuple[St
     await second.close()
 
 
-async def test_a_notice_another_process_is_telling_is_not_told_again(two_processes):
+async def test_a_notice_another_process_is_telling_is_not_told_again(
+    two_processes: tuple[Storage, Storage],
+) -> None:
     clock = FakeClock()
     first_storage, second_storage = two_processes
     job = await ended_owing(first_storage, clock)
@@ -180,7 +182,9 @@ async def test_a_notice_another_process_is_telling_is_not_told_again(two_process
     assert len(first_listener.told) == 1 and second_listener.told == []
 
 
-async def test_a_dead_process_s_notice_is_told_once_its_claim_runs_out(two_processes):
+async def test_a_dead_process_s_notice_is_told_once_its_claim_runs_out(
+    two_processes: tuple[Storage, Storage],
+) -> None:
     clock = FakeClock()
     first_storage, second_storage = two_processes
     job = await ended_owing(first_storage, clock)
