@@ -27,6 +27,7 @@ from services.approval_models import (
 )
 from services.clock import Clock
 from services.errors import BotError, RefusedError, ValidationError
+from services.job_leases import process_name
 from services.limits import MemberUsage
 from services.models import Job, JobOrigin, VideoRequest
 from services.periods import format_period, parse_period
@@ -97,9 +98,11 @@ def check_limit_now(usage: MemberUsage) -> None:
 
 
 class Approvals:
-    def __init__(self, storage: Storage, clock: Clock) -> None:
+    def __init__(self, storage: Storage, clock: Clock, owner: str | None = None) -> None:
         self._storage = storage
         self._clock = clock
+        # This process, as the holder of a claim on telling a request's end.
+        self.owner = owner or process_name()
         # Every request asks for its server's rule before it is acknowledged, so the rules
         # are kept in memory (written through by ``configure``): a busy database must not
         # hold up the 3-second answer. One process per database (services.app's lock).
@@ -290,7 +293,14 @@ class Approvals:
         await self._storage.approvals.settle(held.id, ApprovalState.FAILED, reason=reason)
 
     async def recover(self) -> list[tuple[HeldRequest, Job | None]]:
-        """At start-up, before the runner: every approved request whose job was never linked.
+        """Every approved request whose job was never linked: at start-up, before the runner,
+        and again from the approval sweep.
+
+        One without any job is ended only once approved ``STRANDED_AFTER_SECONDS`` ago:
+        another process may be admitting it right now (its Approve takes a second or two),
+        and ending it here would fail a request about to run; a later sweep ends it. Each
+        link or ending is one conditional write, so of two processes recovering at once only
+        one acts (and only its caller tells the member).
 
         The process stopped between the approval and the link. If admission made its job
         (found by its ``approval:N`` fingerprint), the job is linked and takes over the
@@ -306,8 +316,11 @@ class Approvals:
         """
         store = self._storage.approvals
         recovered: list[tuple[HeldRequest, Job | None]] = []
+        approved_before = self._clock.time() - STRANDED_AFTER_SECONDS
         for held in await store.stranded():
             job_id = await store.job_id_for(held)
+            if job_id is None and (held.decided_at or 0.0) > approved_before:
+                continue  # perhaps being admitted by another process: a later sweep decides
             job = await self._storage.jobs.get(job_id) if job_id is not None else None
             if job is not None and job.state.is_terminal and job.request_id is None:
                 log.warning(
@@ -318,16 +331,27 @@ class Approvals:
                 )
                 job = None
             if job is not None:
-                if job.message_id is None:
-                    job = await self.admitted(held, job)
-                else:
-                    await store.settle(held.id, ApprovalState.APPROVED, job_id=job.id)
+                if not await store.settle(held.id, ApprovalState.APPROVED, job_id=job.id):
+                    continue  # another process linked or ended it meanwhile
+                if job.message_id is None and held.message_id is not None:
+                    job = await self._storage.jobs.update(
+                        job.id, now=self._clock.time(), message_id=held.message_id
+                    )
                 log.info("approval=%s linked to its job=%s after a restart", held.id, job.id)
             else:
-                await self.failed(held, RESTART_REASON)
+                if not await store.settle(held.id, ApprovalState.FAILED, reason=RESTART_REASON):
+                    continue
                 log.warning("approval=%s approved but never admitted; ended", held.id)
             recovered.append((await store.get(held.id) or held, job))
         return recovered
+
+    async def claim_notices(self, held: HeldRequest) -> bool:
+        """This process tells how ``held`` ended for the next ``NOTICE_CLAIM_SECONDS``;
+        False: another process's sweep is telling it."""
+        now = self._clock.time()
+        return await self._storage.approvals.claim_notices(
+            held.id, self.owner, now=now, until=now + NOTICE_CLAIM_SECONDS
+        )
 
     async def uncarded(self, created_before: float) -> list[HeldRequest]:
         """Pending requests whose moderators' card was never posted (held before a restart)."""
@@ -366,12 +390,18 @@ class Approvals:
         return await self._storage.approvals.unsettled(
             decided_since=now - NOTICE_RETRY_SECONDS,
             decided_before=now - grace,
+            now=now,
+            owner=self.owner,
             skip=skip,
             limit=limit,
         )
 
 
 NOTICE_RETRY_SECONDS = 24 * 3600.0
+# Longer than one telling (a member's message and a card, discord.py's retries included).
+NOTICE_CLAIM_SECONDS = 300.0
+# Longer than any Approve takes from the decision to the job's link.
+STRANDED_AFTER_SECONDS = 120.0
 RESTART_REASON = "The bot restarted before it could start this approved request."
 
 

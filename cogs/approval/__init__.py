@@ -16,7 +16,7 @@ from discord.ext import commands
 
 from cogs import words
 from cogs.approval import ids, wording
-from cogs.approval.recovery import post_missing_cards, recover_at_start
+from cogs.approval.recovery import post_missing_cards, recover_stranded
 from cogs.replies import reply
 from cogs.tree import describe_error, enter_log_context
 from cogs.video.remix import submitted_values
@@ -47,7 +47,7 @@ class ApprovalCog(commands.Cog):
         # the last run admitted for an approval must get the member's message first, or it
         # would be ended as never acknowledged.
         try:
-            await recover_at_start(self.bot)
+            await recover_stranded(self.bot)
         except Exception:
             log.exception("approved requests could not be recovered; the next start tries")
         # Its first sweep is the start-up one: requests that ran out while the bot was down.

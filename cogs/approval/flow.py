@@ -29,7 +29,7 @@ from cogs.approval.notices import (
     REFUSED_WHY,
     ApprovalNotices,
 )
-from cogs.approval.recovery import RESTART_WHY
+from cogs.approval.recovery import RESTART_WHY, recover_stranded
 from cogs.discord_errors import DISCORD_UNREACHABLE
 from cogs.permissions import is_moderator
 from cogs.replies import reply
@@ -342,6 +342,10 @@ class ApprovalFlow:
                 await self.notices.retry_unsettled()
             except Exception:
                 log.exception("approval notices could not be retried; trying again later")
+            try:
+                await recover_stranded(self._bot)
+            except Exception:
+                log.exception("approved requests could not be recovered; trying again later")
             await asyncio.sleep(self._bot.timings.approval_sweep_interval)
 
     # --- messages (cogs.approval.notices) ----------------------------------------------

@@ -3,7 +3,8 @@
 Discord may fail a notice for a moment (a 5xx, a 429 past discord.py's retries, no
 connection). The request is no longer pending then, so nothing else would ever tell it:
 whether each notice got through is stored on the request, and the approval sweep tries
-again (``retry_unsettled``) for up to a day, backing off per request. A refusal for good
+again (``retry_unsettled``) for up to a day, backing off per request, each retry claimed
+in the database first so two processes never tell one twice. A refusal for good
 (403, 404) is not retried: a public request's member is told by direct message instead,
 as a job's failure is.
 """
@@ -315,6 +316,9 @@ class ApprovalNotices:
 
     async def _retry(self, held: HeldRequest) -> None:
         approvals = self._bot.services.approvals
+        # Every process sweeps every server's requests: only the one that claims it tells.
+        if not await approvals.claim_notices(held):
+            return
         current = await approvals.get(held.id, None)  # as it is now, not as listed
         if not current.member_told:
             notice = notice_for(current)

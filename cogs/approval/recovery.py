@@ -22,8 +22,10 @@ RESTART_WHY = (
 )
 
 
-async def recover_at_start(bot: VideoBot) -> None:
-    """Before the runner starts: approved requests the last run left without their job.
+async def recover_stranded(bot: VideoBot) -> None:
+    """Approved requests a stopped process left without their job: at start, before the
+    runner, and from every approval sweep (``Approvals.recover`` leaves the newest to a
+    later one: another process may be admitting them).
 
     The database work happens now (a found job gets the member's message, so the runner
     resumes it there); telling the member and editing the card go to the background, so a

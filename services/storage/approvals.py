@@ -189,15 +189,17 @@ class ApprovalStore:
         *,
         job_id: int | None = None,
         reason: str | None = None,
-    ) -> None:
+    ) -> bool:
         """What admission made of an approved request: its job, or why it was refused
-        (or could not be started)."""
-        await self._db.execute(
+        (or could not be started). False: already settled (by another process's recovery,
+        or its own flow), and nothing changed."""
+        changed = await self._db.execute(
             "UPDATE approval_requests SET state = ?, job_id = ?, reason = COALESCE(?, reason)"
-            " WHERE id = ? AND state = 'approved'",
+            " WHERE id = ? AND state = 'approved' AND job_id IS NULL",
             (state.value, job_id, reason, request_id),
             durable=True,
         )
+        return changed > 0
 
     async def due(self, now: float, *, limit: int = 100) -> list[HeldRequest]:
         """Pending requests whose time to wait has run out, oldest first."""
@@ -228,6 +230,17 @@ class ApprovalStore:
             " ORDER BY id"
         )
         return [_held_from_row(row) for row in rows]
+
+    async def claim_notices(self, request_id: int, owner: str, *, now: float, until: float) -> bool:
+        """Hold telling this request's end for ``owner`` until ``until``; False if another
+        process holds it. One conditional UPDATE: only one process wins."""
+        changed = await self._db.execute(
+            "UPDATE approval_requests SET notice_claimed_by = ?, notice_claimed_until = ?"
+            " WHERE id = ? AND (notice_claimed_by = ? OR notice_claimed_until IS NULL"
+            " OR notice_claimed_until <= ?)",
+            (owner, until, request_id, owner, now),
+        )
+        return changed > 0
 
     async def job_id_for(self, held: HeldRequest) -> int | None:
         """The job admission made for this approved request, if it made one (any state)."""
@@ -262,6 +275,8 @@ class ApprovalStore:
         *,
         decided_since: float,
         decided_before: float,
+        now: float,
+        owner: str,
         skip: Collection[int] = (),
         limit: int = 100,
     ) -> list[HeldRequest]:
@@ -280,7 +295,10 @@ class ApprovalStore:
             "SELECT * FROM approval_requests WHERE (member_told = 0 OR card_updated = 0)"
             " AND decided_at >= ? AND decided_at < ? AND state != 'pending'"
             " AND NOT (state = 'approved' AND job_id IS NULL)"
+            # Not those another process is telling now (it claimed them).
+            " AND (notice_claimed_until IS NULL OR notice_claimed_until <= ?"
+            " OR notice_claimed_by = ?)"
             f" AND {not_skipped} ORDER BY decided_at, id LIMIT ?",
-            (decided_since, decided_before, skipped, limit),
+            (decided_since, decided_before, now, owner, skipped, limit),
         )
         return [_held_from_row(row) for row in rows]

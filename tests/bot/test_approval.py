@@ -16,7 +16,7 @@ from cogs.approval.wording import already_decided
 from cogs.videobot import Timings, VideoBot, create_bot
 from services.app import Services, open_services
 from services.approval_models import ApprovalState
-from services.approvals import admission_origin
+from services.approvals import STRANDED_AFTER_SECONDS, admission_origin
 from services.simulator import SegmindSimulator
 from tests.bot.conftest import fast_settings
 from tests.bot.helpers import TIMEOUT, embed_text, field, title, wait_for_clip
@@ -554,6 +554,8 @@ async def stopped_after_approval(
     if admit:
         await services.admission.admit(held.request, admission_origin(held, held.role_ids))
     await first.aclose()
+    # Down a while: a request without a job is ended only once no process can be admitting it.
+    fake.advance(STRANDED_AFTER_SECONDS)
     return waiting, alert
 
 

@@ -12,6 +12,7 @@ from services.admission import Admission, DuplicateRequest, LimitReached, Member
 from services.approval_models import ApprovalState, HeldRequest
 from services.approvals import (
     RESTART_REASON,
+    STRANDED_AFTER_SECONDS,
     AlreadyDecided,
     AlreadyWaiting,
     Approvals,
@@ -365,6 +366,7 @@ async def test_a_restart_ends_an_approved_request_that_never_got_its_job(
     held = await held_request(approvals, limits)
     await approvals.decide(held, ApprovalState.APPROVED, by=MOD)
 
+    fake_clock.advance(STRANDED_AFTER_SECONDS)  # no process can still be admitting it
     restarted = Approvals(storage, fake_clock)
     [(ended, job)] = await restarted.recover()
 
