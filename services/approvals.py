@@ -105,14 +105,19 @@ class Approvals:
         self.owner = owner or process_name()
         # Every request asks for its server's rule before it is acknowledged, so the rules
         # are kept in memory (written through by ``configure``): a busy database must not
-        # hold up the 3-second answer. One process per database (services.app's lock).
+        # hold up the 3-second answer. Another process sharing the database may change one
+        # (a server's shard moved there): the approval sweep reads them all again.
         self._rules: dict[int, ApprovalRule | None] = {}
         self._loaded = False
+        self._written = 0  # rules changed here: a read begun before one must not undo it
 
     async def load(self) -> None:
-        """Read every server's rule once, at start-up."""
-        self._rules = {rule.guild_id: rule for rule in await self._storage.approvals.rules()}
-        self._loaded = True
+        """Read every server's rule: at start-up, and again from every approval sweep."""
+        written = self._written
+        rules = {rule.guild_id: rule for rule in await self._storage.approvals.rules()}
+        if written == self._written:
+            self._rules = rules
+            self._loaded = True
 
     # --- the rule --------------------------------------------------------------------
 
@@ -196,6 +201,7 @@ class Approvals:
                 tx=tx,
             )
         self._rules[guild_id] = after  # once committed
+        self._written += 1
         log.info("guild=%s approval set by user=%s: %s", guild_id, actor_id, audit_detail(change))
         return change
 

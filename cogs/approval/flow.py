@@ -335,6 +335,11 @@ class ApprovalFlow:
         """
         while True:
             try:
+                # Another process sharing the database may have changed a server's rule.
+                await self._bot.services.approvals.load()
+            except Exception:
+                log.exception("approval rules could not be read again; keeping those known")
+            try:
                 await self.expire_due()
             except Exception:
                 log.exception("expiring approval requests failed; trying again later")

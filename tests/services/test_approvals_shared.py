@@ -96,3 +96,19 @@ async def test_only_the_process_that_claims_a_request_tells_how_it_ended(
     clock.advance(NOTICE_CLAIM_SECONDS)  # the first process died while telling it
     assert [h.id for h in await second.unsettled(grace=0)] == [held.id]
     assert await second.claim_notices(held)
+
+
+async def test_a_rule_set_in_another_process_holds_here_after_the_next_sweep(
+    two_processes: tuple[Storage, Storage],
+) -> None:
+    clock = FakeClock()
+    first_storage, second_storage = two_processes
+    first = Approvals(first_storage, clock, owner="first")
+    second = Approvals(second_storage, clock, owner="second")
+    await second.load()  # at its start, approval was off
+    origin = JobOrigin(guild_id=GUILD, channel_id=5, user_id=MEMBER, role_ids=())
+
+    await first.configure(GUILD, mode="required", role_id=None, expires=None, actor_id=MOD)
+    await second.load()  # the approval sweep reads the rules again
+
+    assert await second.required(origin)
