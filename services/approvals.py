@@ -114,7 +114,9 @@ class Approvals:
     async def load(self) -> None:
         """Read every server's rule: at start-up, and again from every approval sweep."""
         written = self._written
-        rules = {rule.guild_id: rule for rule in await self._storage.approvals.rules()}
+        rules: dict[int, ApprovalRule | None] = {
+            rule.guild_id: rule for rule in await self._storage.approvals.rules()
+        }
         if written == self._written:
             self._rules = rules
             self._loaded = True
