@@ -15,6 +15,7 @@ process as the lease's holder, so a process that lost a job can no longer change
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import os
@@ -113,9 +114,10 @@ class LeaseKeeper:
         """One look: renew, take over, carry out Cancels, fill freed slots."""
         now = self._clock.time()
         if now - self._renewed_at >= self._config.lease_seconds / 3:
-            held = await self._storage.leases.renew(self.owner, until=self.until())
+            lost = await self._storage.leases.renew(
+                self.owner, until=self.until(), running=holder.local_jobs()
+            )
             self._renewed_at = now
-            lost = holder.local_jobs() - held
             if lost:
                 log.warning("jobs %s were taken over by another process", sorted(lost))
                 holder.lose(lost)
@@ -141,3 +143,76 @@ class LeaseKeeper:
             log.warning("job=%s could not be cancelled as asked", request.job_id, exc_info=True)
         finally:
             self._cancelling.discard(request.job_id)
+
+
+BEHIND_OWN_JOB = 0  # a waiting job's place when only the member's own running video holds it
+
+
+class LeaseHolding(abc.ABC):
+    """The runner's side of what the keeper asks (``services.jobs.JobRunner`` derives from it),
+    and the places in line, counted over every process's waiting jobs."""
+
+    _storage: Storage
+    _config: RunnerConfig
+    _accepting: bool
+    _waiting: list[Job]
+    _running: dict[int, asyncio.Task[None]]
+    _positions: dict[int, int]
+    _told_places: dict[int, int]
+    _lost: set[int]
+
+    @abc.abstractmethod
+    async def _resume(self, job: Job) -> None: ...
+
+    @abc.abstractmethod
+    async def _dispatch(self) -> None: ...
+
+    def local_jobs(self) -> set[int]:
+        return set(self._running) | {job.id for job in self._waiting}
+
+    def has_waiting(self) -> bool:
+        return bool(self._waiting) and self._accepting
+
+    async def adopt(self, jobs: list[Job]) -> None:
+        """Jobs taken over from a process that is gone: run them here from where they stood."""
+        if not self._accepting:
+            return
+        local = self.local_jobs()
+        for job in jobs:
+            if job.id not in local:
+                await self._resume(job)
+        await self._dispatch()
+
+    def lose(self, job_ids: set[int]) -> None:
+        """Another process runs these now: drop them here without writing anything."""
+        self._waiting = [job for job in self._waiting if job.id not in job_ids]
+        for job_id in job_ids:
+            self._positions.pop(job_id, None)
+            task = self._running.get(job_id)
+            if task is not None:
+                self._lost.add(job_id)
+                task.cancel()
+
+    async def dispatch(self) -> None:
+        await self._dispatch()
+
+    async def _places(self) -> list[tuple[Job, int]]:
+        """Every waiting job's place (in every process); those of ours that moved."""
+        line, slots = await self._storage.leases.line()
+        places: dict[int, int] = {}
+        ahead = 0
+        for job_id, guild_id, user_id in line:
+            if slots.members[(guild_id, user_id)] >= self._config.max_per_member:
+                places[job_id] = BEHIND_OWN_JOB  # starts when the member's own video ends
+            else:
+                ahead += 1
+                places[job_id] = ahead
+        changed = [
+            (job, places[job.id])
+            for job in self._waiting
+            if job.id in places and self._told_places.get(job.id) != places[job.id]
+        ]
+        told = self._told_places | {job.id: place for job, place in changed}
+        self._told_places = {job.id: told[job.id] for job in self._waiting if job.id in told}
+        self._positions = places
+        return changed

@@ -38,7 +38,8 @@ from services.failure_notices import FailureNotices
 from services.finish_estimate import TimingModel
 from services.gates import AccountGates
 from services.job_cancel import Cancelling
-from services.job_leases import LeaseKeeper, process_name
+from services.job_leases import BEHIND_OWN_JOB as BEHIND_OWN_JOB
+from services.job_leases import LeaseHolding, LeaseKeeper, process_name
 from services.job_listener import JobCancelled, JobListener, JobReporter
 from services.metrics import Metrics
 from services.models import Job, JobState, Progress, ProgressPhase
@@ -49,7 +50,8 @@ from services.storage import LeaseLost, Storage
 
 log = logging.getLogger(__name__)
 
-BEHIND_OWN_JOB = 0  # a waiting job's place when only the member's own running video holds it
+# A job whose process died between admitting it and recording Discord's acknowledgement.
+NOT_STARTED = "Your video could not be started; nothing was spent. Please ask again."
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,7 @@ class RunnerLine:
     started: frozenset[int]  # at Segmind, or its clip being posted
 
 
-class JobRunner(Cancelling):
+class JobRunner(Cancelling, LeaseHolding):
     def __init__(
         self,
         storage: Storage,
@@ -179,16 +181,29 @@ class JobRunner(Cancelling):
     async def _resume(self, job: Job) -> None:
         """Carry on with a job from where it stood: after a restart, or from a dead process."""
         log.info("resuming job=%s state=%s", job.id, job.state.value)
+        if job.cancel_requested and job.state is JobState.QUEUED:
+            # Cancelled in another process while its own was gone: never started, never billed.
+            if job.cancel_requested_by is not None:
+                self._cancelled_by.setdefault(job.id, job.cancel_requested_by)
+            await self._finish_failed(job, JobCancelled(), JobState.CANCELLED)
+            return
         if job.state is JobState.QUEUED and job.interaction_token and job.message_id is None:
-            # Admitted but never acknowledged (the answer to Discord failed, or the bot
-            # died in between): the member saw no reply, so never run or bill it.
-            await self._storage.jobs.update(
-                job.id,
-                now=self._clock.time(),
-                owner=self.owner,
-                state=JobState.CANCELLED,
-                error="not acknowledged",
-            )
+            # Admitted, and its acknowledgement never recorded: its process died in between.
+            # Never run or bill it. Alone on the database, the start's recovery (cogs) has
+            # already looked for the answer; shared, the member may have seen "queued", so
+            # they are told, as any ending is (by the progress message, else anew).
+            if self._config.shared_database:
+                await self._finish_failed(
+                    job, BotError(NOT_STARTED, detail="not acknowledged"), JobState.CANCELLED
+                )
+            else:
+                await self._storage.jobs.update(
+                    job.id,
+                    now=self._clock.time(),
+                    owner=self.owner,
+                    state=JobState.CANCELLED,
+                    error="not acknowledged",
+                )
         elif job.state is JobState.QUEUED and not job.slot_held:
             self._waiting.append(job)
         elif job.state is JobState.SUBMITTING:
@@ -198,37 +213,6 @@ class JobRunner(Cancelling):
             )
         else:
             self._launch(job)
-
-    # --- what the lease keeper asks of the runner (services/job_leases.py) ---------------
-
-    def local_jobs(self) -> set[int]:
-        return set(self._running) | {job.id for job in self._waiting}
-
-    def has_waiting(self) -> bool:
-        return bool(self._waiting) and self._accepting
-
-    async def adopt(self, jobs: list[Job]) -> None:
-        """Jobs taken over from a process that is gone: run them here from where they stood."""
-        if not self._accepting:
-            return
-        local = self.local_jobs()
-        for job in jobs:
-            if job.id not in local:
-                await self._resume(job)
-        await self._dispatch()
-
-    def lose(self, job_ids: set[int]) -> None:
-        """Another process runs these now: drop them here without writing anything."""
-        self._waiting = [job for job in self._waiting if job.id not in job_ids]
-        for job_id in job_ids:
-            self._positions.pop(job_id, None)
-            task = self._running.get(job_id)
-            if task is not None:
-                self._lost.add(job_id)
-                task.cancel()
-
-    async def dispatch(self) -> None:
-        await self._dispatch()
 
     async def enqueue(self, job: Job) -> int | None:
         """Queue a stored job; returns its 1-based position in line, or None if it started or ended.
@@ -295,6 +279,7 @@ class JobRunner(Cancelling):
     async def _stop(self, timeout: float) -> None:
         self._accepting = False
         mine = self.local_jobs()
+        started = dict(self._running)
         self._waiting.clear()
         self._positions.clear()
         if self._sweeper is not None:
@@ -310,8 +295,11 @@ class JobRunner(Cancelling):
             log.info("waiting for %d submit(s) to be answered before stopping", len(submitting))
         if pending:
             await asyncio.wait(pending, timeout=timeout)
-        # Their states are stored: another process may carry on with them at once.
-        await self._leases.stop(mine)
+        # Their states are stored: another process may carry on with them at once. Not one
+        # whose submit or post is still under way: another could post it beside this one;
+        # that one waits out its lease, by when this process is gone.
+        busy = {job_id for job_id, task in started.items() if not task.done()}
+        await self._leases.stop(mine - busy)
 
     async def _sweep_periodically(self) -> None:
         """Private clips wait on disk for sharing; a bot running for weeks must still drop them."""
@@ -381,27 +369,6 @@ class JobRunner(Cancelling):
             )
             await self._reporter.progress(job, progress)
 
-    async def _places(self) -> list[tuple[Job, int]]:
-        """Every waiting job's place (in every process); those of ours that moved."""
-        line, slots = await self._storage.leases.line()
-        places: dict[int, int] = {}
-        ahead = 0
-        for job_id, guild_id, user_id in line:
-            if slots.members[(guild_id, user_id)] >= self._config.max_per_member:
-                places[job_id] = BEHIND_OWN_JOB  # starts when the member's own video ends
-            else:
-                ahead += 1
-                places[job_id] = ahead
-        changed = [
-            (job, places[job.id])
-            for job in self._waiting
-            if job.id in places and self._told_places.get(job.id) != places[job.id]
-        ]
-        told = self._told_places | {job.id: place for job, place in changed}
-        self._told_places = {job.id: told[job.id] for job in self._waiting if job.id in told}
-        self._positions = places
-        return changed
-
     def _release(self, job_id: int) -> None:
         self._running.pop(job_id, None)
         self._lost.discard(job_id)
@@ -459,9 +426,14 @@ class JobRunner(Cancelling):
             return err, JobState.UNKNOWN
         return err, JobState.FAILED
 
-    def _stop_requested(self, job_id: int) -> bool:
+    def _stop_requested(self, job: Job) -> bool:
         """Asked by the Segmind steps at the last moment a submit can still be called off."""
-        return job_id in self._user_cancelled or not self._accepting
+        if job.cancel_requested and job.id not in self._user_cancelled:
+            # Pressed in another process, not yet seen by the keeper: it is a Cancel all the same.
+            self._user_cancelled.add(job.id)
+            if job.cancel_requested_by is not None:
+                self._cancelled_by.setdefault(job.id, job.cancel_requested_by)
+        return job.id in self._user_cancelled or not self._accepting
 
     def _expiry_for_member(self, job: Job, err: SegmindRequestExpired) -> SegmindRequestExpired:
         """Say "kept one hour and expired" only when the job is that old; else say what is known."""

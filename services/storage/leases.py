@@ -87,19 +87,23 @@ class LeaseStore:
             )
         return _job_from_row(row) if row is not None else None
 
-    async def renew(self, owner: str, *, until: float) -> set[int]:
-        """Push ``owner``'s leases out to ``until``; the ids of the unfinished jobs it still holds.
+    async def renew(self, owner: str, *, until: float, running: Collection[int] = ()) -> set[int]:
+        """Push ``owner``'s leases out to ``until``; those of ``running`` another process took.
 
-        A job missing from the answer was taken over by another process (this one was too
-        slow to renew): its runner must stop touching it.
+        A job taken over (this process was too slow to renew) must not be touched here any
+        more. One that merely ended meanwhile is not taken: it still names this process.
         """
         async with self._db.transaction() as tx:
             await tx.execute(
                 f"UPDATE jobs SET lease_until = ? WHERE lease_owner = ? AND {UNFINISHED}",
                 (until, owner),
             )
+            if not running:
+                return set()
+            marks = ",".join("?" * len(running))
             rows = await tx.fetchall(
-                f"SELECT id FROM jobs WHERE lease_owner = ? AND {UNFINISHED}", (owner,)
+                f"SELECT id FROM jobs WHERE id IN ({marks}) AND lease_owner <> ?",
+                (*running, owner),
             )
         return {int(row[0]) for row in rows}
 
@@ -150,9 +154,10 @@ class LeaseStore:
                     break
                 if members[member] >= max_per_member:
                     continue
+                # Not one whose Cancel, pressed in another process, is waiting to be done.
                 changed = await tx.execute(
                     "UPDATE jobs SET slot_held = 1 WHERE id = ? AND lease_owner = ?"
-                    " AND state = 'queued' AND slot_held = 0",
+                    " AND state = 'queued' AND slot_held = 0 AND cancel_requested = 0",
                     (job.id, owner),
                 )
                 if changed:

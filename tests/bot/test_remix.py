@@ -348,7 +348,8 @@ async def test_a_form_from_another_database_makes_nothing(
 
     fresh = {**bot_env, "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh' / 'bot.db'}"}
     async with running_bot(fresh, simulator, fake_discord):
-        await clip_for(fake_discord, alice, {"prompt": "job one of the new database"})
+        first = await video(fake_discord, alice, {"prompt": "job one of the new database"})
+        await wait_for_clip(fake_discord, first.channel_id, viewer=alice, after=clip.id)
         record = await submit(fake_discord, opener, {"prompt": "a forged remix"})
         refusal = await private_reply(fake_discord, record)
 

@@ -69,7 +69,11 @@ class Recorder:
 
     async def on_progress(self, job: Job, progress: Progress) -> None:
         self.progress.append(progress)
-        if progress.phase is ProgressPhase.SUBMITTING:
+        if progress.phase is ProgressPhase.DOWNLOADING:
+            # Its Segmind slot is given up once the clip is on disk: the next job may be
+            # submitted while this one downloads, so in flight it ends no later than here.
+            self._done(job)
+        elif progress.phase is ProgressPhase.SUBMITTING:
             self.in_flight.add(job.id)
             self.member_in_flight.setdefault(job.user_id, set()).add(job.id)
             self.max_in_flight = max(self.max_in_flight, len(self.in_flight))

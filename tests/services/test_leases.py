@@ -190,3 +190,90 @@ async def test_a_cancel_pressed_in_another_process_stops_the_job_where_it_runs(
     if stopped.state is JobState.CANCELLED:
         assert stopped.cancelled_by == 77
     assert first_rec.ready == [] and second_rec.ready == []
+
+
+async def test_a_taken_over_job_never_acknowledged_is_ended_and_the_member_told(
+    two_storages, make_runner
+):
+    # Its process answered Discord, then died before storing the answer's message id: the
+    # member may be looking at "queued". Never run or billed, and they are told so.
+    first_store, second_store = two_storages
+    now = SystemClock().time()
+    first_store.jobs.lease = ("gone", 0.2)
+    job = await first_store.jobs.insert(
+        NewJob(
+            guild_id=10,
+            channel_id=20,
+            user_id=1,
+            request=VideoRequest.create("a heron"),
+            created_at=now,
+            interaction_token="token",
+            interaction_created_at=now,
+            application_id=5,
+        )
+    )
+    recorder = Recorder()
+    second = make_runner(second_store, "second", recorder)
+    await second.start()
+    await recorder.wait_for(lambda: len(recorder.failed) == 1, timeout=10)
+    told, error = recorder.failed[0]
+    assert told.id == job.id and "could not be started" in error.user_message
+    assert await state_of(second_store, job.id) is JobState.CANCELLED
+
+
+async def test_a_cancel_pressed_while_the_jobs_process_was_gone_is_never_submitted(
+    two_storages, make_runner, simulator_factory, segmind_client_factory
+):
+    sim = await simulator_factory(processing_seconds=1.0)
+    client = segmind_client_factory(sim.base_url)
+    first_store, second_store = two_storages
+    first_store.jobs.lease = ("gone", 0.2)
+    job = await add_job(first_store)
+    assert await first_store.leases.request_cancel(job.id, 1)  # pressed in a live process
+    recorder = Recorder()
+    second = make_runner(second_store, "second", recorder, client, lease_check_interval=0.25)
+    await second.start()
+    await until(lambda: recorder.failed, timeout=10)
+    stored = await second_store.jobs.get(job.id)
+    assert stored is not None and stored.state is JobState.CANCELLED and stored.cancelled_by == 1
+    assert sim.submits == []
+
+
+class HeldPost(Recorder):
+    """A clip's post that takes as long as the test says (a big upload on a slow link)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.posting = asyncio.Event()
+        self.release = asyncio.Event()
+        self.posts: list[int] = []
+
+    async def on_clip_ready(self, job: Job) -> int | None:
+        self.posts.append(job.id)
+        self.posting.set()
+        await self.release.wait()
+        return await super().on_clip_ready(job)
+
+
+async def test_a_stop_during_a_post_does_not_hand_the_job_to_another_to_post_again(
+    two_storages, make_runner, simulator_factory, segmind_client_factory
+):
+    sim = await simulator_factory(processing_seconds=0.2)
+    client = segmind_client_factory(sim.base_url)
+    first_store, second_store = two_storages
+    first_rec, second_rec = HeldPost(), HeldPost()
+    second_rec.release.set()
+    first = make_runner(first_store, "first", first_rec, client, lease_seconds=30.0)
+    second = make_runner(second_store, "second", second_rec, client, lease_seconds=30.0)
+    await first.start()
+    await second.start()
+    job = await add_job(first_store)
+    await first.enqueue(job)
+    await asyncio.wait_for(first_rec.posting.wait(), 10)
+    await first.shutdown(timeout=0.3)  # the post outlasts the stop's wait
+    # Twenty of the other's looks: none takes the job while its post may still land.
+    await asyncio.sleep(20 * 0.05)
+    assert second_rec.posts == []
+    first_rec.release.set()
+    await first_rec.wait_for(lambda: len(first_rec.ready) == 1, timeout=10)
+    assert await state_of(first_store, job.id) is JobState.DELIVERED
