@@ -51,6 +51,7 @@ class FailureNotices:
         reporter: JobReporter,
         rng: random.Random,
         owner: str | None = None,
+        shared: bool = True,
     ) -> None:
         self._storage = storage
         self._config = config
@@ -63,6 +64,7 @@ class FailureNotices:
         self._telling: set[int] = set()
         self._stopped = False
         self._owner = owner or process_name()
+        self._shared = shared  # False: this process is alone, so others' claims are dead
         self._sweeper: asyncio.Task[None] | None = None
 
     async def tell(self, job: Job, error: BotError) -> None:
@@ -86,6 +88,9 @@ class FailureNotices:
         owed, and only a sweep of a live one tells them.
         """
         self._stopped = False
+        if not self._shared:
+            # Alone on the database: every claim was made by a process now gone.
+            await self._storage.failure_claims.release(None)
         await self._sweep()
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.create_task(self._sweep_periodically(), name="failure-notices")
@@ -111,6 +116,13 @@ class FailureNotices:
                 await self._sweep()
             except Exception:  # the next sweep tries again; the notices stay owed
                 log.warning("could not look for failure notices still owed", exc_info=True)
+
+    async def release(self) -> None:
+        """After ``stop``: give back this process's claims, so the next process tells at once."""
+        try:
+            await self._storage.failure_claims.release(self._owner)
+        except Exception:  # they run out on their own within a retry's wait
+            log.warning("could not give back the failure notices' claims", exc_info=True)
 
     async def _claim(self, job: Job, hold: float) -> bool:
         """This process tells ``job``'s notice for the next ``hold`` seconds; False: another

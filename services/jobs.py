@@ -115,7 +115,13 @@ class JobRunner(Cancelling, LeaseHolding):
             owner=self.owner if config.shared_database else None,
         )
         self._notices = FailureNotices(
-            storage, config, clock=clock, reporter=self._reporter, rng=shared_rng, owner=self.owner
+            storage,
+            config,
+            clock=clock,
+            reporter=self._reporter,
+            rng=shared_rng,
+            owner=self.owner,
+            shared=config.shared_database,
         )
         self._waiting: list[Job] = []
         self._running: dict[int, asyncio.Task[None]] = {}  # every started job, delivering too
@@ -295,6 +301,7 @@ class JobRunner(Cancelling, LeaseHolding):
             log.info("waiting for %d submit(s) to be answered before stopping", len(submitting))
         if pending:
             await asyncio.wait(pending, timeout=timeout)
+        await self._notices.release()
         # Their states are stored: another process may carry on with them at once. Not one
         # whose submit or post is still under way: another could post it beside this one;
         # that one waits out its lease, by when this process is gone.

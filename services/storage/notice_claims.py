@@ -24,3 +24,14 @@ class FailureNoticeClaims:
             (owner, until, job_id, owner, now),
         )
         return changed > 0
+
+    async def release(self, owner: str | None) -> None:
+        """Give back ``owner``'s claims (None: everyone's), so another process tells them now."""
+        where = "failure_notice_due IS NOT NULL AND failure_notice_claimed_until IS NOT NULL"
+        params: tuple[str, ...] = ()
+        if owner is not None:
+            where += " AND failure_notice_claimed_by = ?"
+            params = (owner,)
+        await self._db.execute(
+            f"UPDATE jobs SET failure_notice_claimed_until = NULL WHERE {where}", params
+        )

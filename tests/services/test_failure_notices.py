@@ -205,3 +205,48 @@ async def test_a_dead_process_s_notice_is_told_once_its_claim_runs_out(
     second.stop()
 
     assert first_listener.told == [] and [job_id for job_id, _ in second_listener.told] == [job.id]
+
+
+async def test_a_stopped_process_gives_its_notices_to_the_next_at_once(
+    two_processes: tuple[Storage, Storage],
+) -> None:
+    clock = FakeClock()
+    first_storage, second_storage = two_processes
+    job = await ended_owing(first_storage, clock)
+    first_listener, second_listener = Listener(refuse=1), Listener()
+    first = notices(first_storage, clock, first_listener)
+    second = notices(second_storage, clock, second_listener)
+    first_listener.gate.clear()
+    telling = asyncio.create_task(first.tell(job, BotError("x")))
+    await first_listener.entered.wait()
+    first.stop()
+    first_listener.gate.set()
+    await telling
+
+    await first.release()  # a graceful stop
+    assert await second.resume() == 1
+    await until_settled(second_storage, job.id)
+    second.stop()
+
+    assert [job_id for job_id, _ in second_listener.told] == [job.id]
+
+
+async def test_alone_on_the_database_a_start_takes_every_claim_left(storage: Storage) -> None:
+    clock, listener = FakeClock(), Listener()
+    job = await ended_owing(storage, clock)
+    assert await storage.failure_claims.claim(
+        job.id, "killed", now=clock.time(), until=clock.time() + CLAIM_MARGIN
+    )
+    config = RunnerConfig(delivery_backoff=Backoff(base=1.0, cap=5.0))
+    alone = FailureNotices(
+        storage,
+        config,
+        clock=clock,
+        reporter=JobReporter(listener),  # type: ignore[arg-type]
+        rng=random.Random(1),
+        shared=False,
+    )
+
+    assert await alone.resume() == 1
+    await until_settled(storage, job.id)
+    alone.stop()
