@@ -42,8 +42,9 @@ def postgres_url(url: str) -> str:
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a port that is not a number
-    except ValueError as error:
-        raise ValueError(f"not a valid URL: {error}") from None
+    except ValueError:
+        # Not urllib's words: they quote the URL's text, which may be part of a password.
+        raise ValueError("not a valid URL (is a password's / # ? @ written %-encoded?)") from None
     if any(char.isspace() for char in url):
         raise ValueError("a URL holds no spaces")
     if not parts.path.strip("/") or "/" in parts.path.strip("/"):

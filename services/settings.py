@@ -136,11 +136,13 @@ class Settings:
 
 # Up to the last @ before the path: a password may itself hold "/", "@" or spaces.
 _USERINFO = re.compile(r"(//).*@", re.DOTALL)
+# A password given as a URL option (postgresql://u@h/db?password=...), as libpq allows.
+_PASSWORD_OPTION = re.compile(r"((?:ssl)?password=)[^&#]*", re.IGNORECASE)
 
 
 def _shown(text: str) -> str:
     """A value as echoed in a problem line, without a password a URL may carry, cut short."""
-    text = _USERINFO.sub(r"\1***@", text)
+    text = _PASSWORD_OPTION.sub(r"\1***", _USERINFO.sub(r"\1***@", text))
     return text if len(text) <= ECHO_MAX else text[: ECHO_MAX - 1] + "…"
 
 

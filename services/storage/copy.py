@@ -8,6 +8,7 @@ the same), and written with their ids as they were, many rows to a statement.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,8 +17,9 @@ from services.storage.database import Database, Executor, Row
 
 # PostgreSQL's bookkeeping of applied migrations; SQLite keeps the version in a PRAGMA.
 NOT_COPIED = frozenset({"schema_version"})
-# Both engines take 32,766 parameters or more in one statement; stay below.
-MAX_PARAMS = 30_000
+# Parameters in one statement: PostgreSQL and SQLite since 3.32 take 32,766; an older
+# SQLite (long-term distributions) only 999.
+MAX_PARAMS = 30_000 if sqlite3.sqlite_version_info >= (3, 32) else 999
 _INTEGER_TYPES = frozenset({"integer", "bigint", "int", "smallint"})
 
 

@@ -108,5 +108,8 @@ def writes(sql: str) -> bool:
 def json_number(dialect: str, column: str, key: str) -> str:
     """SQL for the number under ``key`` in a column holding a JSON object."""
     if dialect == "postgresql":
-        return f"CAST(CAST({column} AS jsonb) ->> '{key}' AS DOUBLE PRECISION)"
+        # Read from the text, not parsed as jsonb: jsonb refuses a \u0000 a prompt may hold,
+        # and one such row would fail every read. The key is matched with its quotes, which
+        # a prompt's own text can only hold escaped (\"), so it cannot fake one.
+        return f"CAST(substring({column} from '\"{key}\": *(-?[0-9.eE+]+)') AS DOUBLE PRECISION)"
     return f"json_extract({column}, '$.{key}')"

@@ -184,10 +184,11 @@ class PostgresDatabase(Database):
         # ``durable`` needs nothing more: a PostgreSQL commit is on disk when it returns
         # (synchronous_commit, on by default).
         async with self._pool.acquire() as conn:
-            # BEGIN and the lock in one round trip.
-            await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
             tx = PostgresTransaction(conn, self._tracer)
             try:
+                # BEGIN and the lock in one round trip; inside the try, since waiting for the
+                # lock is where a cancel most often lands.
+                await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
                 yield tx
                 if not tx.active:
                     raise RuntimeError("a statement failed and the transaction was given up")
@@ -200,16 +201,30 @@ class PostgresDatabase(Database):
                 raise
 
     async def execute(self, sql: str, params: Params = (), *, durable: bool = False) -> int:
-        async with self.transaction() as tx:
-            return await tx.execute(sql, params)
+        return int(await self._one(PostgresTransaction.execute, sql, params))
 
     async def insert(self, sql: str, params: Params = ()) -> int:
-        async with self.transaction() as tx:
-            return await tx.insert(sql, params)
+        return int(await self._one(PostgresTransaction.insert, sql, params))
 
     async def change(self, sql: str, params: Params = (), *, durable: bool = False) -> list[Row]:
-        async with self.transaction() as tx:
-            return await tx.fetchall(sql, params)
+        return cast(list[Row], await self._one(PostgresTransaction.fetchall, sql, params))
+
+    async def _one(self, run: Callable[..., Awaitable[Any]], sql: str, params: Params) -> Any:
+        """One writing statement in its own transaction, tried once more on a stale plan.
+
+        Another process that applied a migration (a rolling upgrade) changes a table under
+        this one's cached statements; asyncpg re-prepares those by itself only outside a
+        transaction. The statement alone is safe to run again: nothing of it was kept.
+        """
+        for attempt in (1, 2):
+            try:
+                async with self.transaction() as tx:
+                    return await run(tx, sql, params)
+            except asyncpg.InvalidCachedStatementError:
+                if attempt == 2:
+                    raise
+                log.info("a table changed under a cached statement; running it again")
+        raise AssertionError("unreachable")
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         if writes(sql):

@@ -106,3 +106,66 @@ async def test_a_number_past_64_bits_is_a_database_error_on_both_engines(databas
             )
     finally:
         await storage.close()
+
+
+async def test_a_prompt_holding_a_nul_does_not_stop_the_price_read_on_either_engine(
+    database_location,
+):
+    # PostgreSQL's jsonb refuses \u0000: parsed that way, one such clip in the last week
+    # would fail the price read in every admission on every server.
+    from services.models import JobState, VideoRequest
+    from services.storage import NewJob
+
+    storage = await Storage.open(database_location)
+    try:
+        for prompt in ("a heron\x00 at dawn", 'a sign reading "input_frames": 5'):
+            job = await storage.jobs.insert(
+                NewJob(
+                    guild_id=1,
+                    channel_id=2,
+                    user_id=3,
+                    request=VideoRequest.create(prompt, seed=1),
+                    created_at=100.0,
+                    cost_usd=0.36,
+                )
+            )
+            await storage.jobs.update(
+                job.id, now=101.0, state=JobState.DELIVERED, cost_usd=0.5, cost_reported=True
+            )
+        prices = await storage.jobs.highest_reported_costs(
+            0.0, low=0.1, high=5.0, limit=50, latest=3
+        )
+        frames, steps = VideoRequest.create("x").input_frames, VideoRequest.create("x").steps
+        assert prices == {(frames, steps): 0.5}
+    finally:
+        await storage.close()
+
+
+def test_a_password_given_as_a_url_option_is_masked_too():
+    from services.settings import load_settings
+
+    url = "postgresql://bot@db.example/videobot?sslmode=require&password=hunter2"
+    env = {"DISCORD_TOKEN": "t", "SEGMIND_API_KEY": "k", "DATABASE_URL": url}
+    shown = load_settings(env).database_shown
+    assert "hunter2" not in shown and "password=***" in shown
+
+
+async def test_a_write_survives_another_process_changing_the_table_under_it(
+    postgres_server,
+):
+    # A rolling upgrade: another process migrates while this one has statements cached.
+    url = await postgres_server.new_database()
+    this, other = await Storage.open(url), await Storage.open(url)
+    try:
+        await this.db.execute("INSERT INTO meta (key, value) VALUES ('k', '0')")
+        for value in ("1", "2"):  # prepared and cached on the pool's connection
+            rows = await this.db.change(
+                "UPDATE meta SET value = ? WHERE key = 'k' RETURNING *", (value,)
+            )
+        await other.db.execute("ALTER TABLE meta ADD COLUMN added_later TEXT")
+        rows = await this.db.change("UPDATE meta SET value = ? WHERE key = 'k' RETURNING *", ("3",))
+        assert rows[0]["value"] == "3"
+    finally:
+        await this.close()
+        await other.close()
+        await postgres_server.drop_database(url)
