@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import discord
+import yarl
 from discord.ext import commands
 
 from cogs.alerts import ModeratorAlerts
@@ -253,6 +254,15 @@ class ShardedVideoBot(VideoBot, commands.AutoShardedBot):
     no count, asks GET /gateway/bot first, so the single-process bot keeps discord.py's plain
     Bot, as every whole-bot test was written against.
     """
+
+    async def launch_shard(
+        self, gateway: yarl.URL, shard_id: int, *, initial: bool = False
+    ) -> None:
+        # discord.py retries a shard forever, every 5 s, even once the bot is closed: a stop
+        # (SIGTERM) while this process's shards are still connecting would never end.
+        if self.is_closed():
+            return
+        await super().launch_shard(gateway, shard_id, initial=initial)
 
     def _shard_options(self, settings: Settings) -> dict[str, Any]:
         plan = settings.shards

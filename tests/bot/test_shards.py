@@ -7,6 +7,7 @@ and sharing one database is that later work's test.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -153,3 +154,26 @@ async def test_a_listed_id_on_this_processs_shard_that_is_no_server_is_still_a_t
     assert fake_discord.calls_to("DELETE /users/@me/guilds/*") == []
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert "ALLOWED_GUILDS names none of the 1 servers on shard 1 of 2" in errors[0]
+
+
+async def test_a_stop_while_this_process_s_shards_are_still_connecting_ends_it(
+    fake_discord, bot_env, simulator
+):
+    # discord.py waits 5 s between shards and retries a failed one forever, closed or not:
+    # SIGTERM in that window must still end the process.
+    env = {key: value for key, value in bot_env.items() if key != "DISCORD_GUILD_ID"}
+    env |= {"SHARD_COUNT": str(SHARDS), "SHARD_IDS": f"0-{SHARDS - 1}"}
+    async with open_services(fast_settings(env), segmind_base_url=simulator.base_url) as services:
+        bot = create_bot(services, guild_ready_timeout=0.05)
+        await bot.login(fake_discord.world.token)
+        connecting = asyncio.create_task(bot.connect())
+        # Shard 0 is in; shard 1 waits out discord.py's pause between identifies.
+        await fake_discord.wait_until(
+            lambda: len(fake_discord.gateway.identify_payloads) == 1, timeout=10
+        )
+        await bot.close()  # what bot.py's SIGTERM handler does
+        done, _ = await asyncio.wait({connecting}, timeout=15)
+        if not done:
+            connecting.cancel()
+        assert done, "the bot kept connecting its shards after it was closed"
+        assert len(fake_discord.gateway.identify_payloads) == 1
