@@ -94,11 +94,16 @@ class Cancelling(abc.ABC):
         return current
 
     async def cancel_guild(self, guild_id: int) -> int:
-        """Drop a server's waiting jobs (the bot left it): nothing more is submitted for it."""
+        """Drop a server's waiting jobs (the bot left it): nothing more is submitted for it.
+
+        Also those waiting in another process (one that took them over from a dead one):
+        asked to cancel there, as a Cancel pressed here would be.
+        """
         doomed = [job for job in self._waiting if job.guild_id == guild_id]
         for job in doomed:
             await self.cancel(job.id)
-        return len(doomed)
+        elsewhere = await self._storage.leases.cancel_waiting_elsewhere(guild_id, self.owner)
+        return len(doomed) + elsewhere
 
     async def _cancel_before_enqueue(self, job_id: int) -> Job | None:
         """End a job stored as QUEUED that ``enqueue`` has not received yet; ``enqueue`` drops it.

@@ -306,6 +306,19 @@ def _conflicts(settings: Settings, invalid: set[str]) -> list[str]:
             f"(CLIP_COST_USD={settings.clip_cost_usd:g}), so no clip could ever be made. "
             "Use 0 to stop all spending on purpose."
         )
+    plan = settings.shards
+    if (
+        plan is not None
+        and len(plan.ids) < plan.count
+        and settings.database_url is None
+        and not invalid & {"SHARD_COUNT", "SHARD_IDS", "DATABASE_URL"}
+    ):
+        problems.append(
+            f"SHARD_IDS runs {plan.describe()} but DATABASE_URL is a SQLite file, which one "
+            "process uses alone: the other shards' servers would go unserved, and processes "
+            "with files of their own would each count the limits and the daily ceiling. Use "
+            "DATABASE_URL=postgresql://... for several processes, or leave SHARD_IDS unset."
+        )
     allowed, development = settings.allowed_guilds, settings.discord_guild_id
     if allowed is not None and development is not None and development not in allowed:
         problems.append(

@@ -185,6 +185,14 @@ class LeaseStore:
         )
         return changed == 1
 
+    async def cancel_waiting_elsewhere(self, guild_id: int, owner: str) -> int:
+        """Ask other processes to cancel a server's jobs that have not gone to Segmind yet."""
+        return await self._db.execute(
+            "UPDATE jobs SET cancel_requested = 1 WHERE guild_id = ? AND state = 'queued'"
+            " AND slot_held = 0 AND cancel_requested = 0 AND lease_owner <> ?",
+            (guild_id, owner),
+        )
+
     async def cancel_requests(self, owner: str) -> list[CancelRequest]:
         rows = await self._db.fetchall(
             f"SELECT id, cancel_requested_by FROM jobs WHERE lease_owner = ?"

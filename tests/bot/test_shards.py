@@ -1,8 +1,9 @@
 """SHARD_COUNT and SHARD_IDS: two bot processes split one fake Discord's servers by shard.
 
 Both bots run in this test process, each as bot.py builds it from its own settings. Each has
-its own SQLite database: a second process on one database is refused until jobs are leased,
-and sharing one database is that later work's test.
+its own SQLite database, which settings refuse beside a share of the shards (the limits
+would be counted apart): the shard plan is set after reading them, for a test of the
+gateway's split alone. Sharing one PostgreSQL database is tests/bot/test_shared_database.py.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from discord.ext import commands
 
 from cogs.videobot import VideoBot, create_bot
 from services.app import open_services
+from services.shards import ShardPlan
 from services.simulator import SegmindSimulator
 from tests.bot.conftest import SAMPLE, fast_settings
 from tests.bot.helpers import video, wait_for_clip
@@ -43,7 +46,6 @@ def process_env(bot_env: dict[str, str], tmp_path: Path, shard: int) -> dict[str
     env = {key: value for key, value in bot_env.items() if key != "DISCORD_GUILD_ID"}
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / f'process{shard}' / 'bot.db'}"
     env["SHARD_COUNT"] = str(SHARDS)
-    env["SHARD_IDS"] = str(shard)
     return env
 
 
@@ -55,7 +57,10 @@ async def two_processes(
     async with AsyncExitStack() as stack:
         bots: list[VideoBot] = []
         for shard in range(SHARDS):
-            settings = fast_settings(process_env(bot_env, tmp_path, shard))
+            settings = replace(
+                fast_settings(process_env(bot_env, tmp_path, shard)),
+                shards=ShardPlan(SHARDS, (shard,)),
+            )
             services = await stack.enter_async_context(
                 open_services(settings, segmind_base_url=simulator.base_url)
             )

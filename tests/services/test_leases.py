@@ -277,3 +277,26 @@ async def test_a_stop_during_a_post_does_not_hand_the_job_to_another_to_post_aga
     first_rec.release.set()
     await first_rec.wait_for(lambda: len(first_rec.ready) == 1, timeout=10)
     assert await state_of(first_store, job.id) is JobState.DELIVERED
+
+
+async def test_a_server_the_bot_left_loses_its_jobs_waiting_in_another_process(
+    two_storages, make_runner, simulator_factory, segmind_client_factory
+):
+    sim = await simulator_factory(processing_seconds=2.0)
+    client = segmind_client_factory(sim.base_url)
+    first_store, second_store = two_storages
+    first_rec, second_rec = Recorder(), Recorder()
+    first = make_runner(first_store, "first", first_rec, client, max_concurrent=1)
+    second = make_runner(second_store, "second", second_rec, client, max_concurrent=1)
+    await first.start()
+    await second.start()
+    running = await add_job(first_store, user_id=1)
+    waiting = await add_job(first_store, user_id=2)
+    await first.enqueue(running)
+    await first.enqueue(waiting)
+    # The server removes the bot; the event reaches the other process (its shard's).
+    assert await second.cancel_guild(10) == 1
+    await until(lambda: any(job.id == waiting.id for job, _ in first_rec.failed), timeout=10)
+    assert await state_of(first_store, waiting.id) is JobState.CANCELLED
+    await first_rec.wait_for(lambda: len(first_rec.ready) == 1, timeout=10)
+    assert [s["prompt"] for s in sim.submits] == ["a heron"]  # only the one already running

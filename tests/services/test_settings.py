@@ -381,7 +381,8 @@ def test_without_shard_settings_discord_py_decides_the_shards():
     ],
 )
 def test_shard_count_and_ids_are_read(env, count, ids):
-    plan = load_settings({**GOOD, **env}).shards
+    shared = {"DATABASE_URL": "postgresql://bot@db.example/videobot"}
+    plan = load_settings({**GOOD, **shared, **env}).shards
     assert plan is not None
     assert (plan.count, plan.ids) == (count, ids)
 
@@ -459,9 +460,21 @@ def test_shard_ids_with_a_bad_shard_count_report_only_the_count():
 
 
 def test_a_shard_plan_names_its_shards_as_an_operator_writes_them():
-    plan = load_settings({**GOOD, "SHARD_COUNT": "8", "SHARD_IDS": "0,2-4,7"}).shards
+    shared = {**GOOD, "DATABASE_URL": "postgresql://bot@db.example/videobot"}
+    plan = load_settings({**shared, "SHARD_COUNT": "8", "SHARD_IDS": "0,2-4,7"}).shards
     assert plan is not None
     assert plan.describe() == "shards 0, 2-4, 7 of 8"
-    assert load_settings({**GOOD, "SHARD_COUNT": "2", "SHARD_IDS": "1"}).shards.describe() == (
+    assert load_settings({**shared, "SHARD_COUNT": "2", "SHARD_IDS": "1"}).shards.describe() == (
         "shard 1 of 2"
     )
+
+
+def test_a_share_of_the_shards_on_a_sqlite_file_is_refused():
+    # One process per SQLite file: the other shards would go unserved, or, each process on a
+    # file of its own, the daily ceiling would be counted once per process.
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**GOOD, "SHARD_COUNT": "2", "SHARD_IDS": "1"})
+    [problem] = caught.value.problems
+    assert problem.startswith("SHARD_IDS runs shard 1 of 2 but DATABASE_URL is a SQLite file")
+    # Every shard in this one process is fine on SQLite.
+    assert load_settings({**GOOD, "SHARD_COUNT": "2", "SHARD_IDS": "0-1"}).shards is not None
