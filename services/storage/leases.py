@@ -14,12 +14,14 @@ from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from services.models import Job
+from services.models import Job, JobState
 from services.storage.database import Database, Executor
 from services.storage.jobs import _job_from_row
 
 # Not ended: the jobs someone must run (a DOWNLOADED clip still waits to be posted).
-UNFINISHED = "state IN ('queued', 'submitting', 'submitted', 'processing', 'downloaded')"
+UNFINISHED = "state IN ({})".format(
+    ", ".join(f"'{state.value}'" for state in JobState if not state.is_terminal)
+)
 # Holding a Segmind slot: started, and its clip not yet on disk.
 HOLDS_SLOT = (
     "(state IN ('submitting', 'submitted', 'processing') OR (state = 'queued' AND slot_held = 1))"

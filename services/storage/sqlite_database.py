@@ -46,10 +46,6 @@ class SqliteTransaction(Transaction):
         cursor = await self._conn.execute(sql, params)
         return int(cursor.lastrowid or 0)
 
-    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        rows = await self.fetchall(sql, params)
-        return rows[0] if rows else None
-
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         # One trip to aiosqlite's thread, not three (execute, fetch, close): under a burst
         # the trips, not SQLite, are where the time goes.
@@ -163,10 +159,6 @@ class SqliteDatabase(Database):
             async with self.transaction(durable=True) as tx:
                 return await tx.fetchall(sql, params)
         return await self.fetchall(sql, params)  # autocommit: the statement is its own commit
-
-    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        rows = await self.fetchall(sql, params)
-        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         async with self._lock:
