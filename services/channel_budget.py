@@ -2,10 +2,14 @@
 
 Discord limits message writes per channel (about 5 per 5 s, shared by every job whose progress
 has moved to channel messages). Each lane (a channel's posts, or its edits: Discord counts
-them apart) grants at most ``writes`` writes in any
-window of ``per`` seconds, a little below Discord's own so the bot's other writes and clock
-skew keep headroom: each write's token comes back ``per`` seconds after it was spent (a
-sliding window, safe whichever way Discord aligns its own). Waiting writes are served:
+them apart) grants at most ``writes`` writes in any window of ``per`` seconds, a little below
+Discord's own so the bot's other writes keep headroom. A write holds its turn while it is
+under way (``async with budget.priority(lane): ...``), and its token comes back ``per``
+seconds after the write *ended*: Discord counted it somewhere between its start and its end,
+so two writes on one token reach Discord at least ``per`` apart however long each took on
+the way (a busy event loop, a slow network). Counting from the start instead let a write
+delayed on its way land in the same window as the next, and Discord answered 429. This
+sliding window is safe whichever way Discord aligns its own. Waiting writes are served:
 
 - priority writes (a clip, a failure card, a final message) first, in arrival order: they
   never wait behind a progress edit, though they spend the budget like any write;
@@ -13,7 +17,8 @@ sliding window, safe whichever way Discord aligns its own). Waiting writes are s
   the edits go round and every message moves in turn.
 
 Plain asyncio, no Discord: the lane is any hashable key. A waiter that is cancelled (its
-message got its final text meanwhile) simply leaves the queue.
+message got its final text meanwhile) simply leaves the queue, and a turn given to a waiter
+cancelled before it could write comes back at once.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import asyncio
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import AsyncIterator, Hashable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from services.clock import Clock, SystemClock
@@ -34,7 +40,10 @@ CHANNEL_WINDOW = 5.0
 
 @dataclass
 class _Lane:
-    spent: deque[float] = field(default_factory=deque)  # when each write in the window went
+    spent: deque[float] = field(default_factory=deque)  # when each write in the window ended
+    writing: int = 0  # turns held by writes under way: their tokens are not back yet
+    # Resolved when a write ends: what the server waits for when every token is held.
+    ended: asyncio.Future[None] | None = None
     priority: deque[asyncio.Future[None]] = field(default_factory=deque)
     # (last shown, arrival, waiter): the message shown longest ago is served first.
     progress: list[tuple[float, int, asyncio.Future[None]]] = field(default_factory=list)
@@ -52,7 +61,7 @@ class _Lane:
         return None
 
     def idle(self) -> bool:
-        return not self.priority and not self.progress and self.server is None
+        return not self.priority and not self.progress and self.server is None and not self.writing
 
 
 class ChannelBudget:
@@ -74,29 +83,33 @@ class ChannelBudget:
         self._next_sweep = 0.0
         self.granted = 0
 
-    async def priority(self, lane: Hashable) -> None:
-        """Wait for a write in ``lane`` ahead of every progress edit waiting there."""
+    @asynccontextmanager
+    async def priority(self, lane: Hashable) -> AsyncIterator[None]:
+        """Hold a write's turn in ``lane``, given ahead of every progress edit waiting there."""
         self._forget_quiet_lanes(self.now())
         state = self._lanes.setdefault(lane, _Lane())
-        if not state.priority and self._spend_now(state):
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        state.priority.append(waiter)
-        await self._wait(lane, state, waiter)
+        if state.priority or not self._spend_now(state):
+            waiter = asyncio.get_running_loop().create_future()
+            state.priority.append(waiter)
+            await self._wait(lane, state, waiter)
+        async with self._writing(state):
+            yield
 
-    async def progress(self, lane: Hashable, last_shown: float | None) -> None:
-        """Wait for a write in ``lane`` for a message last shown at ``last_shown`` (monotonic).
+    @asynccontextmanager
+    async def progress(self, lane: Hashable, last_shown: float | None) -> AsyncIterator[None]:
+        """Hold an edit's turn in ``lane`` for a message last shown at ``last_shown`` (monotonic).
 
-        Served after every priority write, the message shown longest ago first.
+        Given after every priority write, the message shown longest ago first.
         """
         self._forget_quiet_lanes(self.now())
         state = self._lanes.setdefault(lane, _Lane())
-        if not state.priority and not state.progress and self._spend_now(state):
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        since = float("-inf") if last_shown is None else last_shown
-        heapq.heappush(state.progress, (since, next(self._arrivals), waiter))
-        await self._wait(lane, state, waiter)
+        if state.priority or state.progress or not self._spend_now(state):
+            waiter = asyncio.get_running_loop().create_future()
+            since = float("-inf") if last_shown is None else last_shown
+            heapq.heappush(state.progress, (since, next(self._arrivals), waiter))
+            await self._wait(lane, state, waiter)
+        async with self._writing(state):
+            yield
 
     def now(self) -> float:
         return self._clock.monotonic()
@@ -119,11 +132,33 @@ class ChannelBudget:
         now = self.now()
         while state.spent and state.spent[0] + self.per <= now:
             state.spent.popleft()
-        if len(state.spent) >= self.writes:
+        if len(state.spent) + state.writing >= self.writes:
             return False
-        state.spent.append(now)
+        state.writing += 1
         self.granted += 1
         return True
+
+    @asynccontextmanager
+    async def _writing(self, state: _Lane) -> AsyncIterator[None]:
+        """The write under way: its token starts its window when the write ends, however."""
+        try:
+            yield
+        finally:
+            state.writing -= 1
+            state.spent.append(self.now())
+            self._wake(state)
+
+    def _give_back(self, state: _Lane) -> None:
+        """A turn granted but never used (its waiter left): the token is back at once."""
+        state.writing -= 1
+        self.granted -= 1
+        self._wake(state)
+
+    @staticmethod
+    def _wake(state: _Lane) -> None:
+        """A token is back, or its window has begun: the lane's server looks again."""
+        if state.ended is not None and not state.ended.done():
+            state.ended.set_result(None)
 
     def _forget_quiet_lanes(self, now: float) -> None:
         """Drop lanes nobody waits on and whose writes left the window, once a window.
@@ -145,19 +180,23 @@ class ChannelBudget:
     async def _wait(self, lane: Hashable, state: _Lane, waiter: asyncio.Future[None]) -> None:
         if state.server is None:
             state.server = asyncio.create_task(self._serve(lane, state))
-        await waiter
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._give_back(state)  # given the turn as it was cancelled: nothing written
+            raise
 
     async def _serve(self, lane: Hashable, state: _Lane) -> None:
         """Hand out tokens as they come back, to the next waiter in order."""
         try:
             while state.priority or state.progress:
                 if not self._spend_now(state):
-                    await self._clock.sleep(state.spent[0] + self.per - self.now())
+                    await self._token_back(state)
                     continue
                 waiter = state.next_waiter()
                 if waiter is None:  # everyone left while we slept: give the token back
-                    state.spent.pop()
-                    self.granted -= 1
+                    self._give_back(state)
                     break
                 waiter.set_result(None)
                 await asyncio.sleep(0)  # let the write begin before the next is handed out
@@ -165,3 +204,17 @@ class ChannelBudget:
             state.server = None
             if state.idle() and not state.spent:
                 self._lanes.pop(lane, None)
+
+    async def _token_back(self, state: _Lane) -> None:
+        """Wait until a token could be back: a window after the oldest ended write.
+
+        With every token held by a write under way, first wait for one to end.
+        """
+        if state.spent:
+            await self._clock.sleep(state.spent[0] + self.per - self.now())
+            return
+        state.ended = asyncio.get_running_loop().create_future()
+        try:
+            await state.ended
+        finally:
+            state.ended = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Hashable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from services.channel_budget import ChannelBudget
@@ -92,8 +93,7 @@ class EditThrottle:
         try:
             if wait > 0:
                 await self._clock.sleep(wait)
-            await self._take_turn(slot)
-            async with slot.lock:
+            async with self._turn(slot), slot.lock:
                 slot.timer = None
                 send, shown = slot.pending, slot.pending_shown
                 slot.pending = None
@@ -112,12 +112,13 @@ class EditThrottle:
         except asyncio.CancelledError:
             pass
 
-    async def _take_turn(self, slot: _Slot) -> None:
-        """Wait for the channel's fair turn, if the edit spends a channel's budget."""
+    def _turn(self, slot: _Slot) -> AbstractAsyncContextManager[None]:
+        """The channel's fair turn, held while the edit is under way, if it spends a budget."""
         if self.budget is None or slot.lane is None:
-            return
+            return nullcontext()
         if slot.pending is None or slot.pending_shown == slot.shown:
-            return  # nothing to show after all: spend nothing
+            return nullcontext()  # nothing to show after all: spend nothing
         lane = slot.lane()
-        if lane is not None:
-            await self.budget.progress(lane, slot.last_sent)
+        if lane is None:
+            return nullcontext()
+        return self.budget.progress(lane, slot.last_sent)

@@ -14,14 +14,15 @@ Every write to a channel spends that channel's share of Discord's rate limit
 (``services.channel_budget``), in one of two lanes as Discord counts them: posts and edits.
 A clip, a failure, a final edit is a priority write, ahead of any waiting progress edit;
 progress edits take their fair turn in the throttle before they reach ``edit_progress``
-(``turn_taken``). Interaction webhook edits are limited per token by Discord, not per
-channel, and spend nothing here.
+(``turn_taken``). A write holds its turn until Discord has answered it. Interaction webhook
+edits are limited per token by Discord, not per channel, and spend nothing here.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Hashable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,9 +121,12 @@ class JobMessenger:
             return None
         return (job.channel_id, EDIT)
 
-    async def _channel_turn(self, job: Job, kind: str) -> None:
-        """A priority write in the job's channel: ahead of every waiting progress edit."""
-        await self.budget.priority((job.channel_id, kind))
+    def _channel_turn(self, job: Job, kind: str) -> AbstractAsyncContextManager[None]:
+        """A priority write in the job's channel: ahead of every waiting progress edit.
+
+        Held around the write: its share of the channel's window starts when Discord answers.
+        """
+        return self.budget.priority((job.channel_id, kind))
 
     # --- progress -----------------------------------------------------------------
 
@@ -160,9 +164,8 @@ class JobMessenger:
             return job  # an ephemeral message cannot be edited without its token
         try:
             message = self._routes.channel(job).get_partial_message(job.message_id)
-            if not turn_taken:
-                await self._channel_turn(job, EDIT)
-            await message.edit(**self._routes.channel_body(job, None, embed), view=view)
+            async with nullcontext() if turn_taken else self._channel_turn(job, EDIT):
+                await message.edit(**self._routes.channel_body(job, None, embed), view=view)
             return job
         except discord.NotFound:
             return await self._repost_progress(job, embed=embed, view=view)
@@ -178,8 +181,8 @@ class JobMessenger:
             if view is not None:
                 body["view"] = view
             # A progress post whose answer was lost is not posted twice when tried again.
-            await self._channel_turn(job, CREATE)
-            message = await self._routes.channel(job).send(**body, nonce=progress_nonce(job))
+            async with self._channel_turn(job, CREATE):
+                message = await self._routes.channel(job).send(**body, nonce=progress_nonce(job))
         except discord.HTTPException as error:
             return self._give_up_progress(job, error)
         self._progress_in_channel.add(job.id)
@@ -308,8 +311,10 @@ class JobMessenger:
             "view": notice_view(job, self._bot.custom_ids),
         }
         try:
-            await self._channel_turn(job, CREATE)
-            message = await self._routes.channel(job).send(render.private_notice(job), **options)
+            async with self._channel_turn(job, CREATE):
+                message = await self._routes.channel(job).send(
+                    render.private_notice(job), **options
+                )
         except discord.HTTPException as error:
             if error.status >= 500 or error.status == 429:
                 raise
@@ -359,8 +364,8 @@ class JobMessenger:
 
         async def send(*args: Any, **kwargs: Any) -> discord.Message:
             # The turn is taken right before each post: a re-encode may come first.
-            await self._channel_turn(job, CREATE)
-            return await channel.send(*args, **kwargs)
+            async with self._channel_turn(job, CREATE):
+                return await channel.send(*args, **kwargs)
 
         return await self._post(
             send,
@@ -446,8 +451,8 @@ class JobMessenger:
             if self._routes.token_usable(job):
                 await self._routes.webhook(job).send(text, **options)
             else:
-                await self._channel_turn(job, CREATE)
-                await self._routes.channel(job).send(text, **options)
+                async with self._channel_turn(job, CREATE):
+                    await self._routes.channel(job).send(text, **options)
         except discord.HTTPException as error:
             log.info("job=%s requester could not be notified (code=%s)", job.id, error.code)
 
@@ -470,12 +475,12 @@ class JobMessenger:
                 user = self._bot.get_user(job.user_id) or await self._bot.fetch_user(job.user_id)
                 await user.send(embed=embed, nonce=failure_nonce(job))
             else:
-                await self._channel_turn(job, CREATE)
-                await self._routes.channel(job).send(
-                    **self._routes.channel_body(job, f"<@{job.user_id}>", embed),
-                    allowed_mentions=self._routes.mention(job),
-                    nonce=failure_nonce(job),
-                )
+                async with self._channel_turn(job, CREATE):
+                    await self._routes.channel(job).send(
+                        **self._routes.channel_body(job, f"<@{job.user_id}>", embed),
+                        allowed_mentions=self._routes.mention(job),
+                        nonce=failure_nonce(job),
+                    )
         except discord.HTTPException as error:
             if is_transient(error):
                 raise

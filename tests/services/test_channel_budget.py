@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import random
 from collections import defaultdict
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 
@@ -64,6 +66,12 @@ def most_in_any_window(times: list[float], window: float) -> int:
     )
 
 
+async def wrote(turn: AbstractAsyncContextManager[None]) -> None:
+    """A write that takes no time: hold the turn and give it back at once."""
+    async with turn:
+        pass
+
+
 @pytest.fixture
 def clock() -> VirtualClock:
     return VirtualClock()
@@ -75,9 +83,9 @@ async def test_a_lane_never_grants_more_than_its_writes_in_any_window(clock):
 
     async def write(n: int) -> None:
         if n % 3:
-            await budget.progress(CHANNEL, last_shown=float(n))
+            await wrote(budget.progress(CHANNEL, last_shown=float(n)))
         else:
-            await budget.priority(CHANNEL)
+            await wrote(budget.priority(CHANNEL))
         granted.append(clock.now)
 
     tasks = [asyncio.create_task(write(n)) for n in range(60)]
@@ -87,11 +95,51 @@ async def test_a_lane_never_grants_more_than_its_writes_in_any_window(clock):
     assert most_in_any_window(granted, WINDOW) <= WRITES
 
 
+async def test_a_write_holds_its_turn_until_it_ends_and_its_window_starts_then(clock):
+    """Discord counts a write when it arrives: anywhere between its start and its end."""
+    budget = ChannelBudget(1, WINDOW, clock=clock)
+    turns: list[float] = []
+
+    async def write(takes: float) -> None:
+        async with budget.priority(CHANNEL):
+            turns.append(clock.now)
+            await clock.sleep(takes)
+
+    first = asyncio.create_task(write(3.0))
+    second = asyncio.create_task(write(0.0))
+    await clock.run_until(30)
+    assert first.done() and second.done()
+    assert turns == [0.0, 3.0 + WINDOW]  # not at WINDOW: the first write ended at 3 s
+
+
+async def test_writes_slow_on_their_way_never_reach_discord_more_than_its_writes_in_a_window(
+    clock,
+):
+    """Each write reaches Discord at a random moment of its journey; none lands too close."""
+    budget = ChannelBudget(WRITES, WINDOW, clock=clock)
+    rng = random.Random(7)
+    arrived: list[float] = []
+
+    async def write(n: int) -> None:
+        journey = rng.uniform(0.0, 2.0)
+        turn = budget.progress(CHANNEL, float(n)) if n % 2 else budget.priority(CHANNEL)
+        async with turn:
+            on_the_way = rng.uniform(0.0, journey)
+            await clock.sleep(on_the_way)
+            arrived.append(clock.now)
+            await clock.sleep(journey - on_the_way)
+
+    tasks = [asyncio.create_task(write(n)) for n in range(80)]
+    await clock.run_until(600)
+    assert all(task.done() for task in tasks)
+    assert most_in_any_window(arrived, WINDOW) <= WRITES
+
+
 async def test_channels_have_their_own_budgets(clock):
     budget = ChannelBudget(WRITES, WINDOW, clock=clock)
     for channel in range(10):
         for _ in range(WRITES):
-            await budget.priority(channel)  # none of these waits: each channel has its own
+            await wrote(budget.priority(channel))  # none of these waits: each channel has its own
     assert clock.now == 0.0
     assert budget.granted == 10 * WRITES
 
@@ -100,14 +148,14 @@ async def test_a_priority_write_goes_ahead_of_every_waiting_progress_edit(clock)
     budget = ChannelBudget(WRITES, WINDOW, clock=clock)
     order: list[str] = []
     for _ in range(WRITES):
-        await budget.priority(CHANNEL)  # the window is spent
+        await wrote(budget.priority(CHANNEL))  # the window is spent
 
     async def progress(n: int) -> None:
-        await budget.progress(CHANNEL, last_shown=float(n))
+        await wrote(budget.progress(CHANNEL, last_shown=float(n)))
         order.append(f"progress-{n}")
 
     async def clip() -> None:
-        await budget.priority(CHANNEL)
+        await wrote(budget.priority(CHANNEL))
         order.append("clip")
 
     waiting = [asyncio.create_task(progress(n)) for n in range(10)]
@@ -121,11 +169,11 @@ async def test_a_priority_write_goes_ahead_of_every_waiting_progress_edit(clock)
 
 async def test_progress_edits_go_to_the_message_shown_longest_ago_first(clock):
     budget = ChannelBudget(1, WINDOW, clock=clock)
-    await budget.priority(CHANNEL)
+    await wrote(budget.priority(CHANNEL))
     order: list[int] = []
 
     async def progress(last_shown: float) -> None:
-        await budget.progress(CHANNEL, last_shown=last_shown)
+        await wrote(budget.progress(CHANNEL, last_shown=last_shown))
         order.append(int(last_shown))
 
     for last_shown in (30, 10, 50, 20, 40):
@@ -136,13 +184,13 @@ async def test_progress_edits_go_to_the_message_shown_longest_ago_first(clock):
 
 async def test_a_waiter_that_leaves_spends_nothing(clock):
     budget = ChannelBudget(1, WINDOW, clock=clock)
-    await budget.priority(CHANNEL)
-    gone = asyncio.create_task(budget.progress(CHANNEL, last_shown=0.0))
+    await wrote(budget.priority(CHANNEL))
+    gone = asyncio.create_task(wrote(budget.progress(CHANNEL, last_shown=0.0)))
     await clock.settle()
     gone.cancel()
     await clock.run_until(WINDOW)
     assert budget.waiting(CHANNEL) == 0
-    await budget.priority(CHANNEL)  # the returned token is still there: no wait
+    await wrote(budget.priority(CHANNEL))  # the returned token is still there: no wait
     assert clock.now == WINDOW
 
 
@@ -182,7 +230,7 @@ async def test_forty_jobs_in_one_channel_each_move_at_least_once_a_minute(clock)
 async def test_while_a_job_waits_for_its_turn_the_newest_state_wins(clock):
     budget = ChannelBudget(1, WINDOW, clock=clock)
     throttle = EditThrottle(0.0, budget=budget, clock=clock)
-    await budget.priority(CHANNEL)  # the channel's window is spent
+    await wrote(budget.priority(CHANNEL))  # the channel's window is spent
     shown: list[str] = []
 
     def send(label: str):
@@ -201,14 +249,14 @@ async def test_while_a_job_waits_for_its_turn_the_newest_state_wins(clock):
 async def test_a_final_message_cancels_the_edit_waiting_for_its_turn(clock):
     budget = ChannelBudget(1, WINDOW, clock=clock)
     throttle = EditThrottle(0.0, budget=budget, clock=clock)
-    await budget.priority(CHANNEL)
+    await wrote(budget.priority(CHANNEL))
     shown: list[str] = []
 
     async def progress() -> None:
         shown.append("progress")
 
     async def final() -> None:
-        await budget.priority(CHANNEL)
+        await wrote(budget.priority(CHANNEL))
         shown.append("final")
 
     throttle.update("job", "processing", progress, lane=lambda: CHANNEL)
@@ -241,9 +289,9 @@ async def test_an_edit_through_the_webhook_spends_no_channel_budget(clock):
 async def test_channels_written_to_once_are_forgotten_after_their_window(clock):
     budget = ChannelBudget(WRITES, WINDOW, clock=clock)
     for channel in range(1000):
-        await budget.priority(channel)  # granted at once: no server ever runs for these
+        await wrote(budget.priority(channel))  # granted at once: no server ever runs for these
 
     await clock.run_until(WINDOW + 1)
-    await budget.priority("a later write anywhere")
+    await wrote(budget.priority("a later write anywhere"))
 
     assert budget.lanes() == 1  # a bot in thousands of channels does not keep them all
