@@ -93,7 +93,9 @@ class EditThrottle:
         try:
             if wait > 0:
                 await self._clock.sleep(wait)
-            async with self._turn(slot), slot.lock:
+            # The message's lock first: the edit under way may still need a turn of its own
+            # (a webhook edit falling back to the channel), so none is held while waiting.
+            async with slot.lock, self._turn(slot):
                 slot.timer = None
                 send, shown = slot.pending, slot.pending_shown
                 slot.pending = None

@@ -295,3 +295,28 @@ async def test_channels_written_to_once_are_forgotten_after_their_window(clock):
     await wrote(budget.priority("a later write anywhere"))
 
     assert budget.lanes() == 1  # a bot in thousands of channels does not keep them all
+
+
+async def test_an_edit_holding_a_turn_never_waits_on_a_write_that_needs_one(clock):
+    """Lock order: an edit under way that falls back to the channel route (its token expired)
+    needs a turn; the next edit of its message must not hold that turn while it waits."""
+    budget = ChannelBudget(1, WINDOW, clock=clock)
+    throttle = EditThrottle(1.0, budget=budget, clock=clock)
+    shown: list[str] = []
+
+    def lane() -> int | None:
+        return CHANNEL if clock.now >= 1.5 else None  # the token stops being usable at 1.5 s
+
+    async def first() -> None:  # through the webhook, which answers "token expired" late
+        await clock.sleep(2.0)
+        async with budget.priority(CHANNEL):
+            shown.append("first")
+
+    async def second() -> None:
+        shown.append("second")
+
+    throttle.update("job", "s1", first, lane=lane)
+    await clock.run_until(1.6)
+    throttle.update("job", "s2", second, lane=lane)  # due at once, while the first is under way
+    await clock.run_until(100.0)
+    assert shown == ["first", "second"]
