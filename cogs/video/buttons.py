@@ -10,6 +10,7 @@ or another message never acts.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -310,6 +311,15 @@ async def _delete_clicked_message(interaction: discord.Interaction) -> None:
 
 
 BUTTONS = (JobButton,)
+
+
+class KeptButtons(enum.Enum):
+    KEEP = "keep"
+
+
+# A progress edit's view when the message already shows the progress buttons: the edit leaves
+# them as they are (Discord keeps what an edit leaves out); a message posted anew gets them.
+KEEP_BUTTONS = KeptButtons.KEEP
 
 
 def progress_view(job: Job, ids: CustomIds) -> discord.ui.View:

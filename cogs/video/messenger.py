@@ -36,7 +36,7 @@ from cogs.discord_errors import (
     upload_refused,
 )
 from cogs.video import render
-from cogs.video.buttons import notice_view
+from cogs.video.buttons import KEEP_BUTTONS, KeptButtons, notice_view, progress_view
 from cogs.video.earlier_posts import EarlierPosts
 from cogs.video.routes import (
     DEFAULT_UPLOAD_LIMIT,
@@ -135,20 +135,25 @@ class JobMessenger:
         job: Job,
         *,
         embed: discord.Embed,
-        view: discord.ui.View | None,
+        view: discord.ui.View | KeptButtons | None,
         turn_taken: bool = False,
     ) -> Job:
         """Show ``embed`` on the job's progress message; returns the job as now stored.
 
-        ``turn_taken``: the caller already waited for the channel's turn (a progress edit
-        through the throttle); otherwise a channel edit is a priority write.
+        ``view``: the buttons, None for none, or ``KEEP_BUTTONS``. ``turn_taken``: the caller
+        already waited for the channel's turn (a progress edit through the throttle);
+        otherwise a channel edit is a priority write.
         """
         if job.id in self._unreachable_progress or job.message_id is None:
             return job
+        # Left out of the edit, the buttons stay as Discord has them.
+        edited: Any = discord.utils.MISSING if view is KEEP_BUTTONS else view
         if self._routes.token_usable(job) and job.id not in self._progress_in_channel:
             turn_taken = False  # any turn was the webhook's: the channel was not asked
             try:
-                await self._routes.webhook(job).edit_message(job.message_id, embed=embed, view=view)
+                await self._routes.webhook(job).edit_message(
+                    job.message_id, embed=embed, view=edited
+                )
                 return job
             except discord.HTTPException as error:
                 if token_expired(error):
@@ -165,7 +170,7 @@ class JobMessenger:
         try:
             message = self._routes.channel(job).get_partial_message(job.message_id)
             async with nullcontext() if turn_taken else self._channel_turn(job, EDIT):
-                await message.edit(**self._routes.channel_body(job, None, embed), view=view)
+                await message.edit(**self._routes.channel_body(job, None, embed), view=edited)
             return job
         except discord.NotFound:
             return await self._repost_progress(job, embed=embed, view=view)
@@ -173,9 +178,11 @@ class JobMessenger:
             return self._give_up_progress(job, error)
 
     async def _repost_progress(
-        self, job: Job, *, embed: discord.Embed, view: discord.ui.View | None
+        self, job: Job, *, embed: discord.Embed, view: discord.ui.View | KeptButtons | None
     ) -> Job:
         log.info("job=%s progress message is gone; posting it again", job.id)
+        if view is KEEP_BUTTONS:  # the buttons were on the message that is gone
+            view = progress_view(job, self._bot.custom_ids)
         try:
             body = self._routes.channel_body(job, None, embed)
             if view is not None:

@@ -19,7 +19,7 @@ import discord
 from cogs import words
 from cogs.gallery.publisher import GalleryPublisher
 from cogs.video import render
-from cogs.video.buttons import progress_view, result_view
+from cogs.video.buttons import KEEP_BUTTONS, progress_view, result_view
 from cogs.video.messenger import Clip, JobMessenger, ResultMessage
 from services.channel_budget import CHANNEL_WINDOW, CHANNEL_WRITES, ChannelBudget
 from services.errors import BotError, GenerationFailed, SegmindBadRequest
@@ -88,6 +88,8 @@ class JobPresenter:
         self.pace_channels(ChannelBudget(CHANNEL_WRITES, max(CHANNEL_WINDOW * pace, 0.001)))
         self._allowance: dict[int, str] = {}  # "$0.36 · 2 of 3 clips left today", per job
         self._outlooks = OutlookLatch()
+        # Jobs whose progress message carries its Cancel button: edits leave it as it is.
+        self._buttons_shown: set[int] = set()
         self._background = bot.background
         self.gallery = GalleryPublisher(bot)
 
@@ -96,9 +98,11 @@ class JobPresenter:
     def remember_allowance(self, job_id: int, text: str) -> None:
         self._allowance[job_id] = text
 
-    def forget_allowance(self, job_id: int) -> None:
+    def forget_job(self, job_id: int) -> None:
+        """What was kept to show the job's progress: it is over, or never began."""
         self._allowance.pop(job_id, None)
         self._outlooks.forget(job_id)
+        self._buttons_shown.discard(job_id)
 
     def allowance_of(self, job: Job) -> str | None:
         """What admission said; after a restart only the stored price is known."""
@@ -113,8 +117,10 @@ class JobPresenter:
         self._throttle.budget = budget
 
     def note_shown(self, job_id: int, progress: Progress) -> None:
-        """The first progress message was posted outside the throttle: edits keep their distance."""
+        """The first progress message, with its buttons, was posted outside the throttle: edits
+        keep their distance, and leave the buttons as they are."""
         self._throttle.note_sent(job_id, render.progress_key(progress))
+        self._buttons_shown.add(job_id)
 
     # --- JobListener --------------------------------------------------------------------
 
@@ -126,12 +132,17 @@ class JobPresenter:
             current = await self._current(job)
             if current.state.is_terminal:
                 return
+            shown = job.id in self._buttons_shown
             await self.messenger.edit_progress(
                 current,
                 embed=render.progress_embed(current, progress, allowance),
-                view=progress_view(current, self._bot.custom_ids),
+                # Built and sent again only when the message may lack them: most edits of
+                # most jobs, each paying for a view, signed custom ids and their bytes.
+                view=KEEP_BUTTONS if shown else progress_view(current, self._bot.custom_ids),
                 turn_taken=True,
             )
+            if current.message_id is not None:  # else nothing was edited: no buttons shown
+                self._buttons_shown.add(job.id)
 
         self._throttle.update(
             job.id,
@@ -170,13 +181,11 @@ class JobPresenter:
                 posted.append(await self.messenger.send_result(current, result))
 
             await self._throttle.final(job.id, replace_progress)
-            self._allowance.pop(job.id, None)
-            self._outlooks.forget(job.id)
+            self.forget_job(job.id)
             self.messenger.forget(job.id)
             return posted[0]
         message_id = await self.messenger.send_result(current, result)
-        self._allowance.pop(job.id, None)
-        self._outlooks.forget(job.id)
+        self.forget_job(job.id)
         # Return at once so the runner records the delivery; the cosmetic "finished" edit
         # must not stand between a posted clip and its record (or a restart posts it twice).
         self._background.spawn(self._finish_progress(current, message_id))
@@ -189,8 +198,6 @@ class JobPresenter:
         return message_id
 
     async def on_failed(self, job: Job, error: BotError) -> None:
-        self._allowance.pop(job.id, None)
-        self._outlooks.forget(job.id)
         current = await self._current(job)
         reason = error.user_message
         if isinstance(error, (GenerationFailed, SegmindBadRequest, StoredFailure)):
@@ -204,6 +211,8 @@ class JobPresenter:
                 job.id, lambda: self.messenger.send_failure(current, embed=embed)
             )
         finally:
+            # After the edit under way (``final`` waits for it), which would note it again.
+            self.forget_job(job.id)
             self.messenger.forget(job.id)
 
     async def on_operator_alert(self, job: Job, error: BotError) -> None:
@@ -222,6 +231,7 @@ class JobPresenter:
         except Exception:
             log.info("job=%s progress message could not be finished", job.id, exc_info=True)
         finally:
+            self.forget_job(job.id)  # again: an edit under way at the delivery noted it anew
             self.messenger.forget(job.id)
 
     async def _mark_progress_finished(self, job: Job, where: str) -> None:

@@ -6,6 +6,7 @@ Discord's size limits are tested without a connection.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -31,6 +32,8 @@ COLOUR_FAILED = discord.Colour.red()
 COLOUR_QUIET = discord.Colour.light_grey()
 
 
+# Every progress edit shows its job's prompt again: escaping it each time cost CPU per edit.
+@functools.lru_cache(maxsize=1024)
 def shown_text(text: str, limit: int) -> str:
     """User text made literal (no markdown, no mention syntax) and cut to ``limit``.
 

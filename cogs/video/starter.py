@@ -250,7 +250,7 @@ class JobStarter:
             state=JobState.CANCELLED,
             error="not acknowledged",
         )
-        self._bot.presenter.forget_allowance(job.id)
+        self._bot.presenter.forget_job(job.id)
 
     async def post_progress(
         self,

@@ -9,6 +9,7 @@ Segmind holds the jobs until the test lets them finish (``segmind_clock``).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from tests.bot.helpers import (
     CANCELLED,
     MAKING,
     click,
+    has_button,
     start_held_simulator,
     video,
     wait_for_title,
@@ -216,3 +218,51 @@ async def test_a_final_message_goes_out_ahead_of_waiting_progress_edits(
     assert len(ahead) <= BUDGET_WRITES, f"the card waited behind {len(ahead)} progress edits"
     assert behind  # the queue was there, and was served after it
     assert [c for c in fake_discord.calls if c.status == 429] == []
+
+
+async def test_progress_edits_leave_the_cancel_button_as_it_is(
+    paced_bot, fake_discord: FakeDiscord, clock: JumpingClock, segmind_clock: FakeClock
+):
+    """The button is posted once; sending it again with every edit cost CPU and bytes for
+    nothing, as Discord keeps what an edit leaves out. Through the token, then the channel."""
+    messages = await start_jobs(fake_discord, JOBS, "a still lake")
+    start = len(fake_discord.calls)
+
+    def edits() -> list[RecordedCall]:
+        return [
+            c
+            for c in fake_discord.calls
+            if c.seq > start
+            and c.method == "PATCH"
+            and c.ok
+            and (c.json or {}).get("embeds", [{}])[0].get("title") == MAKING
+        ]
+
+    clock.jump(5)
+    await fake_discord.wait_until(lambda: len(edits()) >= JOBS, TIMEOUT)
+    await move_to_channel_messages(fake_discord, clock)
+
+    assert {c.path.split("/")[1] for c in edits()} == {"webhooks", "channels"}
+    assert [c.json for c in edits() if "components" in c.json] == []
+    for message_id in messages:
+        assert has_button(fake_discord.message(message_id), "cancel"), message_id
+
+
+async def test_buttons_are_sent_again_until_an_edit_has_reached_the_message(
+    bot, services: Services, fake_discord: FakeDiscord, clock: JumpingClock, segmind_clock
+):
+    """An edit that found no message to edit (its id not stored yet, as when an approval's
+    link failed) must not count as showing the buttons: the next edit still sends them."""
+    [message_id] = await start_jobs(fake_discord, 1, "a bare jetty")
+    bot.presenter.forget_job(1)  # as after an approval whose edit to progress failed
+    await services.storage.jobs.update(1, now=clock.time(), message_id=None)
+    start = len(fake_discord.calls)
+    # A minute at a time: the expected end shown moves, so an edit is due each time.
+    clock.jump(60)  # with no message id stored, it edits nothing
+    await asyncio.sleep(EDIT_INTERVAL * 3)
+    assert [c for c in fake_discord.calls[start:] if c.method == "PATCH"] == []
+
+    await services.storage.jobs.update(1, now=clock.time(), message_id=message_id)
+    fake_discord.message(message_id).components = []  # the waiting card's buttons are gone
+    clock.jump(60)
+    await fake_discord.wait_until(lambda: has_button(fake_discord.message(message_id), "cancel"))

@@ -38,6 +38,7 @@ from tests.bot.faultkit import (  # noqa: F401 - fixtures
     wait_for_status,
     wait_for_title,
 )
+from tests.bot.helpers import MAKING, has_button
 from tests.fakeclock import FakeClock
 from tests.fakediscord import Fault, Perm, payloads
 
@@ -204,6 +205,30 @@ async def test_deleted_progress_message_is_posted_again_once(
     assert progress[0].edit_count >= 1, "the new message is edited in place"
     assert logged(caplog, "progress message is gone; posting it again") == 1
     assert clip.pinged_user_ids == {alice.id}
+
+
+async def test_a_progress_message_posted_again_has_its_cancel_button(
+    bot, fake_discord, services, simulator, caplog
+):
+    """Progress edits leave the button out (Discord keeps it); a message posted anew
+    because the old one is gone must still carry it."""
+    slow_segmind(simulator, 30.0)
+    alice = fake_discord.world.member_named("alice")
+    record = await request_video(fake_discord, alice)
+    original = await wait_for_status(fake_discord, record.original_message_id, "Queued at Segmind")
+    fake_discord.advance(15 * 60 + 1)
+    await fake_discord.store.delete_message(original)
+
+    def posted_again() -> list[Any]:
+        return [
+            m
+            for m in fake_discord.channel_messages(record.channel_id)
+            if m.id != original.id and title(m) == MAKING
+        ]
+
+    again = await fake_discord.wait_until(posted_again)
+    assert has_button(again[0], "cancel")
+    assert logged(caplog, "progress message is gone; posting it again") == 1
 
 
 @pytest.mark.parametrize(
