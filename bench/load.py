@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/load.py                     # 500 jobs of 90 s from 31 members
     .venv/bin/python bench/load.py --quick             # 500 jobs of 20 s, about a minute
+    .venv/bin/python bench/load.py --history 32        # a bot that has learned its clips' time
     .venv/bin/python bench/load.py --clip-check        # RSS with small and large clips
     .venv/bin/python bench/load.py --quick --profile cprofile   # or py-spy: where CPU goes
     .venv/bin/python bench/load.py --quick --postgres  # the bot on a throwaway PostgreSQL
@@ -28,6 +29,11 @@ Measured for the bot process only:
 With ``--postgres`` (or ``--database-url``) the bot keeps its state in PostgreSQL: jobs are
 leased and MAX_CONCURRENT_JOBS is counted in the database, as with several processes. The
 server's CPU is printed apart, since the bot's own figures no longer hold the database's work.
+
+With ``--history N`` the bot starts with N earlier clips of the bench's kind in its database
+(``job_timings``, as a bot that has run a while): it polls by what it learned, not by its
+prior around EXPECTED_CLIP_SECONDS, and its progress bar moves through every cell. Without
+it the bot is new, and the bench's clips are far shorter than its prior expects.
 
 This process's own loop lag is printed too: a fake Discord that is itself late would make
 the bot look slow.
@@ -75,6 +81,7 @@ JOBS = 500
 IDLE_SECONDS = 5.0
 PROBE_EVERY = 0.3
 RAMP_SECONDS = 10.0  # the 500 /video arrive over this long
+STEPS = 30  # every request's steps (and the default 49 frames): one kind of clip
 TARGETS = {"rss_mib": 150.0, "cpu_ms": 20.0, "lag_p99_ms": 50.0}
 
 
@@ -90,6 +97,7 @@ class Options:
     keep: bool
     clip_check: bool
     database_url: str | None = None  # None: a SQLite file in the working folder
+    history: int = 0  # earlier clips of the bench's kind in the bot's database at start
     postgres: bool = False  # a throwaway PostgreSQL server for the run
 
 
@@ -193,6 +201,8 @@ class Load:
         )
         if self.options.profile == "cprofile":
             env["BENCH_CPROFILE"] = str(self.folder / "bot.prof")
+        if options.history:
+            await self._seed_history(env["DATABASE_URL"])
         bot = BotChild(self.folder, env, "bot")
         own = LoopLagSampler()
         own.start()
@@ -209,6 +219,21 @@ class Load:
         self.figures.own_lag = [lag for at, lag in own.samples if window[0] <= at <= window[1]]
         self.figures.lag = self._bot_lag(window)
         return self.figures
+
+    async def _seed_history(self, url: str) -> None:
+        """Earlier clips of the kind the bench asks for, timed as the simulator serves them."""
+        from services.finish_estimate import Timing
+        from services.models import DEFAULT_INPUT_FRAMES
+        from services.storage import Storage
+
+        storage = await Storage.open(url)
+        try:
+            for n in range(self.options.history):
+                spread = 1 + 0.005 * (n % 5 - 2)  # within a poll of each other, as measured
+                timing = Timing(DEFAULT_INPUT_FRAMES, STEPS, 0.5, self.options.processing * spread)
+                await storage.timings.add(timing, now=time.time())
+        finally:
+            await storage.close()
 
     async def _measure(self, bot: BotChild) -> None:
         figures = self.figures
@@ -293,7 +318,7 @@ class Load:
             await asyncio.sleep(max(0.0, start + index * gap - time.monotonic()))
             member = self.members[index % len(self.members)]
             channel = self.channels[index % len(self.channels)]
-            options = {"prompt": f"load {index:04d} a paper boat on a river", "steps": 30}
+            options = {"prompt": f"load {index:04d} a paper boat on a river", "steps": STEPS}
             records.append(
                 await self.fake.dispatch_slash_command(
                     "video", options, user=member, channel=channel
@@ -309,7 +334,7 @@ class Load:
         figures = self.figures
         for number in range(10**6):
             # Each prompt its own: the same one again would be answered as a double click.
-            options = {"prompt": f"one more, please ({number})", "steps": 30}
+            options = {"prompt": f"one more, please ({number})", "steps": STEPS}
             record = await self.fake.dispatch_slash_command(
                 "video", options, user=member, channel=self.channels[0]
             )
@@ -403,6 +428,8 @@ def report(options: Options, figures: Figures) -> bool:
         f"{options.ramp:.0f}s, Segmind processing {options.processing:.0f}s; "
         f"{figures.delivered} delivered in {figures.run_seconds:.0f}s"
     )
+    learned = f"{options.history} earlier clips of this kind" if options.history else "none"
+    print(f"  the bot's history at start: {learned} (--history)")
     print(
         f"  database {engine_of(options.database_url)}; machine load average before/after "
         f"{figures.load_before} / {figures.load_after}"
@@ -464,6 +491,13 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument("--profile", choices=("cprofile", "py-spy"))
     parser.add_argument("--keep", action="store_true", help="keep the working folder")
     parser.add_argument("--clip-check", action="store_true", help="RSS with large clips")
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start the bot with N earlier clips of the bench's kind in its database",
+    )
     add_database_options(parser)
     args = parser.parse_args(argv)
     if args.clip_check and (args.postgres or args.database_url):
@@ -478,6 +512,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
         clip_check=args.clip_check,
         database_url=args.database_url,
         postgres=args.postgres,
+        history=max(0, args.history),
     )
 
 
