@@ -14,6 +14,7 @@ import itertools
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -249,18 +250,34 @@ async def test_progress_edits_leave_the_cancel_button_as_it_is(
 
 
 async def test_buttons_are_sent_again_until_an_edit_has_reached_the_message(
-    bot, services: Services, fake_discord: FakeDiscord, clock: JumpingClock, segmind_clock
+    bot,
+    services: Services,
+    fake_discord: FakeDiscord,
+    clock: JumpingClock,
+    segmind_clock,
+    monkeypatch: pytest.MonkeyPatch,
 ):
     """An edit that found no message to edit (its id not stored yet, as when an approval's
     link failed) must not count as showing the buttons: the next edit still sends them."""
     [message_id] = await start_jobs(fake_discord, 1, "a bare jetty")
+    messenger = bot.presenter.messenger
+    edit_progress, tried = messenger.edit_progress, asyncio.Event()
+
+    async def seen_edit(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await edit_progress(*args, **kwargs)
+        finally:
+            tried.set()
+
+    monkeypatch.setattr(messenger, "edit_progress", seen_edit)
     bot.presenter.forget_job(1)  # as after an approval whose edit to progress failed
     await services.storage.jobs.update(1, now=clock.time(), message_id=None)
     start = len(fake_discord.calls)
     # A minute at a time: the expected end shown moves, so an edit is due each time.
-    clock.jump(60)  # with no message id stored, it edits nothing
-    await asyncio.sleep(EDIT_INTERVAL * 3)
-    assert [c for c in fake_discord.calls[start:] if c.method == "PATCH"] == []
+    clock.jump(60)
+    async with asyncio.timeout(TIMEOUT):
+        await tried.wait()
+    assert [c for c in fake_discord.calls[start:] if c.method == "PATCH"] == [], "no message"
 
     await services.storage.jobs.update(1, now=clock.time(), message_id=message_id)
     fake_discord.message(message_id).components = []  # the waiting card's buttons are gone
