@@ -73,6 +73,7 @@ from harness import (
     main_thread_cpu_seconds,
     percentile,
     status_kib,
+    system_cpu_seconds,
 )
 
 MEMBERS = 31
@@ -107,6 +108,7 @@ class Figures:
     run_seconds: float = 0.0
     cpu_run: float = 0.0
     cpu_run_main: float = 0.0
+    cpu_run_system: float = 0.0
     cpu_children: float = 0.0
     idle_rate: float = 0.0
     hwm_kib: int = 0
@@ -247,6 +249,7 @@ class Load:
         cpu_start = cpu_seconds(bot.pid)
         server_start = self.database.server_cpu_seconds()
         main_start = main_thread_cpu_seconds(bot.pid)
+        system_start = system_cpu_seconds(bot.pid)
         children_start = children_cpu_seconds(bot.pid)
         first_call = (len(self.fake.calls), len(self.simulator.calls))
         records = await self._send_all()
@@ -267,6 +270,7 @@ class Load:
             figures.cpu_server = server_end - server_start
         self._count_calls(first_call)
         figures.cpu_run_main = main_thread_cpu_seconds(bot.pid) - main_start
+        figures.cpu_run_system = system_cpu_seconds(bot.pid) - system_start
         figures.cpu_children = children_cpu_seconds(bot.pid) - children_start
         figures.run_seconds = self._ended - self._started
         figures.hwm_kib = status_kib(bot.pid, "VmHWM")
@@ -436,7 +440,8 @@ def report(options: Options, figures: Figures) -> bool:
     )
     print(
         f"  bot CPU over the run {figures.cpu_run:.1f}s ({figures.cpu_run_main:.1f}s of it in the "
-        f"event loop's thread; idle {1000 * figures.idle_rate:.1f} "
+        f"event loop's thread, {figures.cpu_run_system:.1f}s in the kernel; idle "
+        f"{1000 * figures.idle_rate:.1f} "
         f"ms/s, {idle:.1f}s of it); RSS before the load {figures.rss_before_kib / 1024:.1f} MiB"
     )
     print(
