@@ -14,6 +14,7 @@ from typing import Any
 from services.approval_models import ApprovalRule, ApprovalState, HeldRequest
 from services.models import JobOrigin, VideoRequest
 from services.storage.database import DATABASE_ERRORS, Database, Executor, Row, is_duplicate
+from services.storage.jobs import stored_request
 
 # What makes the job admission creates for an approved request findable after a restart.
 APPROVAL_FINGERPRINT = "approval:{}"
@@ -39,7 +40,7 @@ def _held_from_row(row: Row) -> HeldRequest:
         user_id=row["user_id"],
         role_ids=tuple(json.loads(row["role_ids_json"])),
         # Stored once validated: a later, stricter rule must not make it unreadable.
-        request=VideoRequest.from_payload(json.loads(row["request_json"])),
+        request=stored_request(row["request_json"]),
         state=ApprovalState(row["state"]),
         created_at=row["created_at"],
         expires_at=row["expires_at"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from dataclasses import dataclass, field
@@ -84,13 +85,24 @@ class NewJob:
     fingerprint: str | None = None  # what makes a repeated request "the same" one
 
 
+@functools.lru_cache(maxsize=1024)
+def stored_request(text: str) -> VideoRequest:
+    """The request stored as ``text``, validated again (stored data is input too).
+
+    A job's request never changes once stored, yet its row is read a dozen times over the
+    job's life (each progress edit checks the stored job): the same text is parsed once.
+    A text that fails raises each time (an exception is not cached).
+    """
+    return VideoRequest.from_payload(json.loads(text))
+
+
 def _job_from_row(row: Row) -> Job:
     return Job(
         id=row["id"],
         guild_id=row["guild_id"],
         channel_id=row["channel_id"],
         user_id=row["user_id"],
-        request=VideoRequest.from_payload(json.loads(row["request_json"])),
+        request=stored_request(row["request_json"]),
         state=JobState(row["state"]),
         created_at=row["created_at"],
         private=bool(row["private"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import sqlite3
 from dataclasses import replace
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from services.errors import ValidationError
 from services.models import (
     NEGATIVE_PROMPT_MAX,
     PROMPT_MAX,
@@ -20,6 +22,7 @@ from services.models import (
 from services.periods import LimitSpec
 from services.storage import NewJob, Storage, job_totals
 from services.storage.database import DATABASE_ERRORS, migrations
+from services.storage.jobs import stored_request
 from services.storage.limits import read_audit_detail
 
 GUILD = 111
@@ -550,3 +553,14 @@ async def test_totals_over_every_job_read_the_same_on_both_engines(
         await job_totals.answers(storage.db)
     finally:
         await storage.close()
+
+
+def test_a_stored_request_is_parsed_once_and_a_broken_one_refused_every_time() -> None:
+    text = json.dumps(VideoRequest.create("a fox at dawn", seed=3).to_payload())
+    first = stored_request(text)
+    assert first == VideoRequest.create("a fox at dawn", seed=3)
+    assert stored_request(text) is first  # the same text is not parsed again
+    broken = json.dumps({"prompt": "a fox at dawn"})
+    for _ in range(2):  # a failure is not remembered as if it were a request
+        with pytest.raises(ValidationError):
+            stored_request(broken)
