@@ -1,7 +1,9 @@
 """Calm progress edits: at most one per interval per message, and only when something changed.
 
 The newest state always wins: an update that arrives too soon is held and sent when
-the interval has passed, replacing any older held update. ``update`` never waits for
+the interval has passed, replacing any older held update. A state may also ask to be shown
+only if it still stands after a moment (``hold``): a step that usually passes at once is
+not worth an edit of its own. ``update`` never waits for
 the network, so a slow or rate-limited edit never holds up the job runner, and once
 ``final`` has run for a message nothing older is ever sent after it.
 
@@ -34,6 +36,8 @@ class _Slot:
     last_sent: float | None = None
     pending: Send | None = None
     pending_shown: object = None
+    not_before: float = 0.0  # the held state is shown only if it still stands then
+    sleeping_until: float | None = None  # when the timer wakes, while it sleeps
     lane: Lane | None = None
     timer: asyncio.Task[None] | None = None
     closed: bool = False
@@ -61,18 +65,33 @@ class EditThrottle:
         slot = self._slots.setdefault(key, _Slot())
         slot.shown, slot.last_sent = shown, self._now()
 
-    def update(self, key: Hashable, shown: object, send: Send, lane: Lane | None = None) -> None:
+    def update(
+        self,
+        key: Hashable,
+        shown: object,
+        send: Send,
+        lane: Lane | None = None,
+        *,
+        hold: float = 0.0,
+    ) -> None:
         """Show ``shown`` (via ``send``) on message ``key``, now or once the interval allows.
 
         ``lane``, asked when the edit is due, names the channel budget it spends, if any.
+        ``hold``: show it only if no other state (or the final message) came within that
+        many seconds; the same state asked again keeps its first deadline.
         """
         slot = self._slots.setdefault(key, _Slot())
         if slot.closed or (shown == slot.shown and slot.pending is None):
             return
+        if slot.pending is None or shown != slot.pending_shown:
+            slot.not_before = self._now() + hold
         slot.pending, slot.pending_shown, slot.lane = send, shown, lane
+        asleep = slot.sleeping_until
+        if slot.timer is not None and asleep is not None and self._due(slot) < asleep:
+            slot.timer.cancel()  # asleep for a held state that this one replaced
+            slot.timer = None
         if slot.timer is None:
-            wait = 0.0 if slot.last_sent is None else slot.last_sent + self.interval - self._now()
-            slot.timer = asyncio.create_task(self._flush_after(key, slot, max(0.0, wait)))
+            slot.timer = asyncio.create_task(self._flush_after(key, slot))
 
     async def final(self, key: Hashable, send: Send) -> None:
         """A last message (result, failure): nothing held is sent after it."""
@@ -89,10 +108,18 @@ class EditThrottle:
     def pending_count(self) -> int:
         return sum(1 for slot in self._slots.values() if slot.timer is not None)
 
-    async def _flush_after(self, key: Hashable, slot: _Slot, wait: float) -> None:
+    def _due(self, slot: _Slot) -> float:
+        """When the pending state may go: the interval after the last edit, and its hold."""
+        after_last = 0.0 if slot.last_sent is None else slot.last_sent + self.interval
+        return max(after_last, slot.not_before)
+
+    async def _flush_after(self, key: Hashable, slot: _Slot) -> None:
         try:
-            if wait > 0:
+            # Asked again after each sleep: a held state that came meanwhile waits on.
+            while (wait := self._due(slot) - self._now()) > 0:
+                slot.sleeping_until = self._now() + wait
                 await self._clock.sleep(wait)
+            slot.sleeping_until = None
             # The message's lock first: the edit under way may still need a turn of its own
             # (a webhook edit falling back to the channel), so none is held while waiting.
             async with slot.lock, self._turn(slot):

@@ -127,3 +127,38 @@ async def test_a_state_whose_edit_failed_is_sent_again_after_the_interval():
     await rec.wait_for(1)
     assert [label for label, _ in rec.sent] == ["half done"]
     assert rec.sent[0][1] - failed_at >= INTERVAL * 0.95  # still no faster than the interval
+
+
+async def test_a_held_state_is_not_shown_when_the_final_message_comes_first():
+    throttle, rec = EditThrottle(INTERVAL), Recorder()
+    throttle.update("job", "generating", rec.send("generating"))
+    await rec.wait_for(1)
+    await asyncio.sleep(INTERVAL)  # the interval alone would let the next edit go at once
+    throttle.update("job", "fetching", rec.send("fetching"), hold=INTERVAL * 2)
+    await asyncio.sleep(INTERVAL)
+    await throttle.final("job", rec.send("clip"))
+    await asyncio.sleep(INTERVAL * 2)  # past the hold: a held edit would have fired
+    assert [label for label, _ in rec.sent] == ["generating", "clip"]
+
+
+async def test_a_held_state_still_standing_after_its_hold_is_shown_then():
+    throttle, rec = EditThrottle(INTERVAL), Recorder()
+    start = asyncio.get_running_loop().time()
+    throttle.update("job", "fetching", rec.send("fetching"), hold=INTERVAL * 2)
+    # Asked again, the same state keeps its first deadline instead of waiting anew.
+    await asyncio.sleep(INTERVAL)
+    throttle.update("job", "fetching", rec.send("fetching-again"), hold=INTERVAL * 2)
+    await rec.wait_for(1)
+    waited = rec.sent[0][1] - start
+    assert INTERVAL * 1.9 <= waited < INTERVAL * 2.9, waited
+
+
+async def test_a_newer_state_without_a_hold_replaces_a_held_one_at_once():
+    throttle, rec = EditThrottle(INTERVAL), Recorder()
+    throttle.update("job", "fetching", rec.send("fetching"), hold=60)
+    start = asyncio.get_running_loop().time()
+    throttle.update("job", "failed", rec.send("failed"))
+    # The timer sleeping for the held state must not keep the newer one waiting.
+    await rec.wait_for(1)
+    assert [label for label, _ in rec.sent] == ["failed"]
+    assert rec.sent[0][1] - start < INTERVAL
