@@ -38,6 +38,9 @@ class Timings:
     """How the bot paces itself toward Discord; tests shorten these, production keeps defaults."""
 
     progress_edit_interval: float = 5.0  # never more than one progress edit per this long
+    # "Fetching the video" shows only once a download has run this long: most take a moment,
+    # and the clip replacing it at once would make it a flash, and an edit for nothing.
+    fetch_hold: float = 3.0
     admission_budget: float = 2.0  # past this, acknowledge first (Discord allows 3 s)
     approval_sweep_interval: float = 30.0  # how often requests waiting for approval expire
 

@@ -24,7 +24,7 @@ from cogs.video.messenger import Clip, JobMessenger, ResultMessage
 from services.channel_budget import CHANNEL_WINDOW, CHANNEL_WRITES, ChannelBudget
 from services.errors import BotError, GenerationFailed, SegmindBadRequest
 from services.failure_notices import StoredFailure
-from services.models import GalleryMode, Job, Progress
+from services.models import GalleryMode, Job, Progress, ProgressPhase
 from services.runner_config import SEGMIND_RETENTION_SECONDS
 from services.throttle import EditThrottle
 
@@ -86,6 +86,7 @@ class JobPresenter:
         # that shorten the edit interval (to see edits at once) shorten the window with it.
         pace = bot.timings.progress_edit_interval / PRODUCTION_EDIT_INTERVAL
         self.pace_channels(ChannelBudget(CHANNEL_WRITES, max(CHANNEL_WINDOW * pace, 0.001)))
+        self._fetch_hold = bot.timings.fetch_hold
         self._allowance: dict[int, str] = {}  # "$0.36 · 2 of 3 clips left today", per job
         self._outlooks = OutlookLatch()
         # Jobs whose progress message carries its Cancel button: edits leave it as it is.
@@ -149,6 +150,7 @@ class JobPresenter:
             render.progress_key(progress),
             send,
             lane=lambda: self.messenger.progress_lane(job),
+            hold=self._fetch_hold if progress.phase is ProgressPhase.DOWNLOADING else 0.0,
         )
 
     async def on_clip_ready(self, job: Job) -> int | None:
