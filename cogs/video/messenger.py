@@ -146,14 +146,10 @@ class JobMessenger:
         """
         if job.id in self._unreachable_progress or job.message_id is None:
             return job
-        # Left out of the edit, the buttons stay as Discord has them.
-        edited: Any = discord.utils.MISSING if view is KEEP_BUTTONS else view
         if self._routes.token_usable(job) and job.id not in self._progress_in_channel:
             turn_taken = False  # any turn was the webhook's: the channel was not asked
             try:
-                await self._routes.webhook(job).edit_message(
-                    job.message_id, embed=embed, view=edited
-                )
+                await self._routes.edit_by_webhook(job, job.message_id, embed, view)
                 return job
             except discord.HTTPException as error:
                 if token_expired(error):
@@ -168,9 +164,8 @@ class JobMessenger:
         if job.private or job.message_id is None:
             return job  # an ephemeral message cannot be edited without its token
         try:
-            message = self._routes.channel(job).get_partial_message(job.message_id)
             async with nullcontext() if turn_taken else self._channel_turn(job, EDIT):
-                await message.edit(**self._routes.channel_body(job, None, embed), view=edited)
+                await self._routes.edit_in_channel(job, job.message_id, embed, view)
             return job
         except discord.NotFound:
             return await self._repost_progress(job, embed=embed, view=view)
