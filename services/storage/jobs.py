@@ -85,7 +85,11 @@ class NewJob:
     fingerprint: str | None = None  # what makes a repeated request "the same" one
 
 
-@functools.lru_cache(maxsize=1024)
+# Longer texts (long prompts in many languages are escaped to six bytes a character) are
+# parsed each time: 1,024 of the longest would hold about 66 MB.
+_CACHED_REQUEST_MAX = 4096
+
+
 def stored_request(text: str) -> VideoRequest:
     """The request stored as ``text``, validated again (stored data is input too).
 
@@ -93,7 +97,16 @@ def stored_request(text: str) -> VideoRequest:
     job's life (each progress edit checks the stored job): the same text is parsed once.
     A text that fails raises each time (an exception is not cached).
     """
+    if len(text) > _CACHED_REQUEST_MAX:
+        return _parsed_request(text)
+    return _cached_request(text)
+
+
+def _parsed_request(text: str) -> VideoRequest:
     return VideoRequest.from_payload(json.loads(text))
+
+
+_cached_request = functools.lru_cache(maxsize=1024)(_parsed_request)
 
 
 def _job_from_row(row: Row) -> Job:

@@ -564,3 +564,8 @@ def test_a_stored_request_is_parsed_once_and_a_broken_one_refused_every_time() -
     for _ in range(2):  # a failure is not remembered as if it were a request
         with pytest.raises(ValidationError):
             stored_request(broken)
+    # Past a few kilobytes a text is parsed each time: the cache's memory stays bounded.
+    long = json.dumps(VideoRequest.create("🦊" * PROMPT_MAX, seed=3).to_payload())
+    assert len(long) > 4096
+    assert stored_request(long) == stored_request(long)
+    assert stored_request(long) is not stored_request(long)
