@@ -86,10 +86,8 @@ class EditThrottle:
         if slot.pending is None or shown != slot.pending_shown:
             slot.not_before = self._now() + hold
         slot.pending, slot.pending_shown, slot.lane = send, shown, lane
-        asleep = slot.sleeping_until
-        if slot.timer is not None and asleep is not None and self._due(slot) < asleep:
-            slot.timer.cancel()  # asleep for a held state that this one replaced
-            slot.timer = None
+        if slot.timer is not None and self._timer_mistimed(slot):
+            self._stop_timer(slot)
         if slot.timer is None:
             slot.timer = asyncio.create_task(self._flush_after(key, slot))
 
@@ -105,8 +103,34 @@ class EditThrottle:
                 pass
         await send()
 
+    def withdraw(self, key: Hashable) -> None:
+        """Drop the state waiting to be shown, if any: it no longer stands (the clip is here).
+
+        An edit already under way finishes; the message takes later updates as before.
+        """
+        slot = self._slots.get(key)
+        if slot is not None:
+            slot.pending = None
+            self._stop_timer(slot)
+
     def pending_count(self) -> int:
         return sum(1 for slot in self._slots.values() if slot.timer is not None)
+
+    def _timer_mistimed(self, slot: _Slot) -> bool:
+        """Whether the timer acts at the wrong moment for the state now pending: asleep past
+        when it is due, or awake (waiting for the lock or a turn) before its hold is over."""
+        asleep = slot.sleeping_until
+        if asleep is not None:
+            return self._due(slot) < asleep
+        return self._due(slot) > self._now()
+
+    def _stop_timer(self, slot: _Slot) -> None:
+        # A timer is stopped only before its edit began: it clears ``slot.timer`` first thing
+        # once it holds the lock and its turn (a turn it waited for is given back).
+        if slot.timer is not None:
+            slot.timer.cancel()
+            slot.timer = None
+            slot.sleeping_until = None
 
     def _due(self, slot: _Slot) -> float:
         """When the pending state may go: the interval after the last edit, and its hold."""

@@ -154,6 +154,8 @@ class JobPresenter:
         )
 
     async def on_clip_ready(self, job: Job) -> int | None:
+        # Downloaded: a held "Fetching the video" must not show up while the clip is posted.
+        self._throttle.withdraw(job.id)
         current = await self._current(job)
         allowance = self.allowance_of(current)
         assert current.clip_path is not None

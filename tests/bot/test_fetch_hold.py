@@ -25,7 +25,7 @@ from tests.bot.helpers import (
 )
 from tests.conftest import SimulatorFactory
 from tests.fakeclock import FakeClock
-from tests.fakediscord import FakeDiscord
+from tests.fakediscord import FakeDiscord, Fault
 
 FETCH_HOLD = 2.0  # generous against a loaded CI box: the quick download must beat it
 EDIT_INTERVAL = 0.2
@@ -76,3 +76,22 @@ async def test_fetching_shows_only_when_the_download_outlasts_the_hold(
     await wait_for_clip(fake_discord, slow.channel_id, after=first_clip.id)
     await wait_for_title(fake_discord, slow.original_message_id, FINISHED)
     assert edits_showing(fake_discord, FETCHING) == 1
+
+
+async def test_fetching_is_not_shown_while_a_downloaded_clip_waits_to_be_posted(
+    bot, fake_discord: FakeDiscord, segmind_clock: FakeClock, simulator: SegmindSimulator
+):
+    alice = fake_discord.world.member_named("alice")
+    record = await video(fake_discord, alice, {"prompt": "a clip Discord makes wait"})
+    await wait_for_status(fake_discord, record.original_message_id, "Queued at Segmind")
+    segmind_clock.advance(SEGMIND_QUEUE_SECONDS)
+    await wait_for_status(fake_discord, record.original_message_id, "Generating")
+    await asyncio.sleep(EDIT_INTERVAL * 2)
+    # The download is quick, but Discord holds the clip's post back past the hold.
+    fake_discord.inject(
+        Fault.rate_limited("POST /channels/*/messages", retry_after=FETCH_HOLD * 1.5)
+    )
+    finish_segmind_jobs(segmind_clock)
+    await wait_for_clip(fake_discord, record.channel_id)
+    await wait_for_title(fake_discord, record.original_message_id, FINISHED)
+    assert edits_showing(fake_discord, FETCHING) == 0

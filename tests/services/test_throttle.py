@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from services.channel_budget import ChannelBudget
 from services.throttle import EditThrottle
 
 INTERVAL = 0.2
@@ -162,3 +163,58 @@ async def test_a_newer_state_without_a_hold_replaces_a_held_one_at_once():
     await rec.wait_for(1)
     assert [label for label, _ in rec.sent] == ["failed"]
     assert rec.sent[0][1] - start < INTERVAL
+
+
+def slow(rec: Recorder, label: str, seconds: float):
+    """An edit that takes ``seconds`` to answer, as a slow Discord does."""
+    record = rec.send(label)
+
+    async def do() -> None:
+        await record()
+        await asyncio.sleep(seconds)
+
+    return do
+
+
+async def test_a_held_state_waits_its_hold_even_when_an_edit_is_under_way():
+    throttle, rec = EditThrottle(INTERVAL), Recorder()
+    throttle.update("job", "80 %", slow(rec, "80 %", INTERVAL * 3))
+    await rec.wait_for(1)
+    throttle.update("job", "95 %", rec.send("95 %"))
+    await asyncio.sleep(INTERVAL * 1.5)  # its timer is awake, waiting for the slow edit
+    start = asyncio.get_running_loop().time()
+    throttle.update("job", "fetching", rec.send("fetching"), hold=INTERVAL * 10)
+    await asyncio.sleep(INTERVAL * 3)  # the slow edit is over: nothing else holds it back
+    assert [label for label, _ in rec.sent] == ["80 %"]
+    await throttle.final("job", rec.send("clip"))
+    assert [label for label, _ in rec.sent] == ["80 %", "clip"]
+    assert asyncio.get_running_loop().time() - start < INTERVAL * 10
+
+
+async def test_a_held_state_waits_its_hold_even_when_the_channel_turn_is_near():
+    budget = ChannelBudget(writes=1, per=INTERVAL * 3)
+    throttle, rec = EditThrottle(INTERVAL, budget=budget), Recorder()
+    async with budget.priority("channel"):  # another job's clip spends the channel's write
+        pass
+    throttle.update("job", "95 %", rec.send("95 %"), lane=lambda: "channel")
+    await asyncio.sleep(INTERVAL * 0.5)  # waiting for the channel's turn
+    throttle.update("job", "fetching", rec.send("fetching"), lane=lambda: "channel", hold=60)
+    await asyncio.sleep(INTERVAL * 4)  # the turn has come and gone
+    assert rec.sent == []
+    # The turn it gave back is there for the channel's next write at once.
+    async with asyncio.timeout(INTERVAL):
+        async with budget.priority("channel"):
+            pass
+
+
+async def test_a_withdrawn_state_is_not_shown_and_later_ones_still_are():
+    throttle, rec = EditThrottle(INTERVAL), Recorder()
+    throttle.update("job", "generating", rec.send("generating"))
+    await rec.wait_for(1)
+    throttle.update("job", "fetching", rec.send("fetching"), hold=INTERVAL)
+    throttle.withdraw("job")  # downloaded: "fetching" no longer stands
+    assert throttle.pending_count() == 0
+    await asyncio.sleep(INTERVAL * 2)
+    throttle.update("job", "posting", rec.send("posting"))
+    await rec.wait_for(2)
+    assert [label for label, _ in rec.sent] == ["generating", "posting"]
