@@ -164,6 +164,13 @@ class EditThrottle:
                         slot.shown = None
         except asyncio.CancelledError:
             pass
+        except Exception:
+            # Its lane or its turn failed, before any edit. The state stays pending and the
+            # next update starts a timer again: a slot left holding this ended task as its
+            # timer would never take another edit.
+            log.warning("progress edit for %s could not be scheduled", key, exc_info=True)
+            if slot.timer is asyncio.current_task():
+                slot.timer = None
 
     def _turn(self, slot: _Slot) -> AbstractAsyncContextManager[None]:
         """The channel's fair turn, held while the edit is under way, if it spends a budget."""

@@ -218,3 +218,21 @@ async def test_a_withdrawn_state_is_not_shown_and_later_ones_still_are():
     throttle.update("job", "posting", rec.send("posting"))
     await rec.wait_for(2)
     assert [label for label, _ in rec.sent] == ["generating", "posting"]
+
+
+async def test_a_lane_that_fails_once_does_not_freeze_the_message():
+    throttle, rec = EditThrottle(INTERVAL, budget=ChannelBudget(5, INTERVAL)), Recorder()
+    asked = asyncio.Event()
+
+    def lane() -> str:
+        if not asked.is_set():
+            asked.set()
+            raise RuntimeError("the lane could not be named")
+        return "channel"
+
+    throttle.update("job", 1, rec.send("1"), lane=lane)
+    async with asyncio.timeout(5):
+        await asked.wait()
+    throttle.update("job", 2, rec.send("2"), lane=lane)
+    await rec.wait_for(1)
+    assert [label for label, _ in rec.sent] == ["2"]
