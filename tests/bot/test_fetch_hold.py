@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
@@ -52,24 +53,29 @@ def edits_showing(fake: FakeDiscord, text: str) -> int:
     )
 
 
+async def generating(fake: FakeDiscord, segmind_clock: FakeClock, prompt: str) -> Any:
+    """Alice's request, once its progress says "Generating" and the edit interval is over,
+    so nothing but the hold keeps a "Fetching" edit from going out at once."""
+    alice = fake.world.member_named("alice")
+    record = await video(fake, alice, {"prompt": prompt})
+    await wait_for_status(fake, record.original_message_id, "Queued at Segmind")
+    segmind_clock.advance(SEGMIND_QUEUE_SECONDS)
+    await wait_for_status(fake, record.original_message_id, "Generating")
+    await asyncio.sleep(EDIT_INTERVAL * 2)
+    return record
+
+
 async def test_fetching_shows_only_when_the_download_outlasts_the_hold(
     bot, fake_discord: FakeDiscord, segmind_clock: FakeClock, simulator: SegmindSimulator
 ):
-    alice = fake_discord.world.member_named("alice")
-    quick = await video(fake_discord, alice, {"prompt": "a quick download"})
-    await wait_for_status(fake_discord, quick.original_message_id, "Queued at Segmind")
-    segmind_clock.advance(SEGMIND_QUEUE_SECONDS)
-    await wait_for_status(fake_discord, quick.original_message_id, "Generating")
-    # Past the edit interval, so nothing but the hold keeps "Fetching" from going out at once.
-    await asyncio.sleep(EDIT_INTERVAL * 2)
+    quick = await generating(fake_discord, segmind_clock, "a quick download")
     finish_segmind_jobs(segmind_clock)
     first_clip = await wait_for_clip(fake_discord, quick.channel_id)
     await wait_for_title(fake_discord, quick.original_message_id, FINISHED)
     assert edits_showing(fake_discord, FETCHING) == 0
 
     simulator.slow("download", seconds=FETCH_HOLD * 2)
-    slow = await video(fake_discord, alice, {"prompt": "a slow download"})
-    await wait_for_status(fake_discord, slow.original_message_id, "Queued at Segmind")
+    slow = await generating(fake_discord, segmind_clock, "a slow download")
     finish_segmind_jobs(segmind_clock)
     # Still downloading past the hold: the member is told what the wait is for.
     await wait_for_status(fake_discord, slow.original_message_id, FETCHING)
@@ -81,12 +87,7 @@ async def test_fetching_shows_only_when_the_download_outlasts_the_hold(
 async def test_fetching_is_not_shown_while_a_downloaded_clip_waits_to_be_posted(
     bot, fake_discord: FakeDiscord, segmind_clock: FakeClock, simulator: SegmindSimulator
 ):
-    alice = fake_discord.world.member_named("alice")
-    record = await video(fake_discord, alice, {"prompt": "a clip Discord makes wait"})
-    await wait_for_status(fake_discord, record.original_message_id, "Queued at Segmind")
-    segmind_clock.advance(SEGMIND_QUEUE_SECONDS)
-    await wait_for_status(fake_discord, record.original_message_id, "Generating")
-    await asyncio.sleep(EDIT_INTERVAL * 2)
+    record = await generating(fake_discord, segmind_clock, "a clip Discord makes wait")
     # The download is quick, but Discord holds the clip's post back past the hold.
     fake_discord.inject(
         Fault.rate_limited("POST /channels/*/messages", retry_after=FETCH_HOLD * 1.5)
