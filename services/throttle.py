@@ -140,9 +140,9 @@ class EditThrottle:
     async def _flush_after(self, key: Hashable, slot: _Slot) -> None:
         try:
             # Asked again after each sleep: a held state that came meanwhile waits on.
-            while (wait := self._due(slot) - self._now()) > 0:
-                slot.sleeping_until = self._now() + wait
-                await self._clock.sleep(wait)
+            while (due := self._due(slot)) > (now := self._now()):
+                slot.sleeping_until = due  # the due time itself: an update finds it unchanged
+                await self._clock.sleep(due - now)
             slot.sleeping_until = None
             # The message's lock first: the edit under way may still need a turn of its own
             # (a webhook edit falling back to the channel), so none is held while waiting.

@@ -236,3 +236,24 @@ async def test_a_lane_that_fails_once_does_not_freeze_the_message():
     throttle.update("job", 2, rec.send("2"), lane=lane)
     await rec.wait_for(1)
     assert [label for label, _ in rec.sent] == ["2"]
+
+
+async def test_updates_while_a_timer_sleeps_do_not_start_it_again(monkeypatch):
+    throttle, rec = EditThrottle(INTERVAL), Recorder()
+    timers = 0
+    create_task = asyncio.create_task
+
+    def counted(coro):
+        nonlocal timers
+        timers += 1
+        return create_task(coro)
+
+    monkeypatch.setattr("services.throttle.asyncio.create_task", counted)
+    throttle.update("job", 0, rec.send("0"))
+    await rec.wait_for(1)
+    for n in range(1, 21):  # a busy job's progress while the interval runs: one timer waits
+        throttle.update("job", n, rec.send(str(n)))
+        await asyncio.sleep(0)
+    await rec.wait_for(2)
+    assert [label for label, _ in rec.sent] == ["0", "20"]
+    assert timers == 2
