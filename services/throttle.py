@@ -92,16 +92,23 @@ class EditThrottle:
             slot.timer = asyncio.create_task(self._flush_after(key, slot))
 
     async def final(self, key: Hashable, send: Send) -> None:
-        """A last message (result, failure): nothing held is sent after it."""
-        slot = self._slots.pop(key, None)
-        if slot is not None:
-            slot.closed = True
-            slot.pending = None
-            if slot.timer is not None and slot.timer is not asyncio.current_task():
-                slot.timer.cancel()
+        """A last message (result, failure): nothing held is sent after it.
+
+        The message's slot stays, closed, until ``send`` is done: an update that comes
+        meanwhile is dropped, not started afresh on a new slot to land after the last message.
+        """
+        slot = self._slots.setdefault(key, _Slot())
+        slot.closed = True
+        slot.pending = None
+        if slot.timer is not asyncio.current_task():
+            self._stop_timer(slot)
+        try:
             async with slot.lock:  # an edit already under way finishes first
                 pass
-        await send()
+            await send()
+        finally:
+            if self._slots.get(key) is slot:
+                del self._slots[key]
 
     def withdraw(self, key: Hashable) -> None:
         """Drop the state waiting to be shown, if any: it no longer stands (the clip is here).

@@ -257,3 +257,16 @@ async def test_updates_while_a_timer_sleeps_do_not_start_it_again(monkeypatch):
     await rec.wait_for(2)
     assert [label for label, _ in rec.sent] == ["0", "20"]
     assert timers == 2
+
+
+async def test_an_update_while_the_final_message_waits_is_never_sent_after_it():
+    throttle, rec = EditThrottle(INTERVAL), Recorder()
+    throttle.update("job", "90 %", slow(rec, "90 %", INTERVAL))
+    await rec.wait_for(1)
+    final = asyncio.create_task(throttle.final("job", rec.send("clip")))
+    await asyncio.sleep(0)  # final waits for the edit under way
+    throttle.update("job", "95 %", rec.send("95 %"))  # a late tick of the job's progress
+    await final
+    await asyncio.sleep(INTERVAL * 2)  # long enough for an edit started afresh to go out
+    assert [label for label, _ in rec.sent] == ["90 %", "clip"]
+    assert throttle.pending_count() == 0
