@@ -19,12 +19,16 @@ Measured for the bot process only:
 - CPU per delivered job: utime+stime from /proc/<pid>/stat over the run, less what the bot
   burns idle (measured first, for ``IDLE_SECONDS``), divided by the clips delivered. The
   transfer is excluded by making it negligible: the clip is the 45 KB sample, and ffmpeg's
-  decode check runs in a child process of the bot, not counted in its utime+stime;
+  decode check runs in a child process of the bot, not counted in its utime+stime. The
+  refusal probe below is an instrument, not a job: once the run is over, member000's
+  refusals one after another time what one costs (``PROBE_COST_REFUSALS``), and the run's
+  refusals are taken out at that cost (the figure with them is printed beside);
 - event-loop lag p99: the bot samples it itself (services/loop_lag.py, switched on by
   VIDEOBOT_LOOP_LAG_FILE), only the run's window is kept;
 - acknowledgement latency of refused ``/video``: member000, at its limit once its 17 jobs
   are in, sends ``/video`` every ``PROBE_EVERY`` s while the 500 run; the fake Discord
-  measures from the interaction's dispatch to the bot's callback.
+  measures from the interaction's dispatch to the bot's callback. Its requests are left
+  out of the requests per job.
 
 With ``--postgres`` (or ``--database-url``) the bot keeps its state in PostgreSQL: jobs are
 leased and MAX_CONCURRENT_JOBS is counted in the database, as with several processes. The
@@ -81,6 +85,11 @@ CHANNELS = 10  # the members' requests are spread over this many channels of one
 JOBS = 500
 IDLE_SECONDS = 5.0
 PROBE_EVERY = 0.3
+# After the run, this many refusals one after another time what one costs the bot: the probe
+# is an instrument, and its refusals are not jobs (about one per job at PROBE_EVERY).
+PROBE_COST_REFUSALS = 150
+PROBE_COST_GAP = 0.05
+SETTLE_SECONDS = 20.0  # at most, after the last delivery, for the bot's last edits
 RAMP_SECONDS = 10.0  # the 500 /video arrive over this long
 STEPS = 30  # every request's steps (and the default 49 frames): one kind of clip
 TARGETS = {"rss_mib": 150.0, "cpu_ms": 20.0, "lag_p99_ms": 50.0}
@@ -119,6 +128,8 @@ class Figures:
     refusal_latency: list[float] = field(default_factory=list)
     refusals_unanswered: int = 0
     not_refused: int = 0
+    probes: int = 0  # refusals asked for during the run, answered or not
+    probe_cpu: float | None = None  # the bot's CPU seconds per refusal, timed after the run
     # Requests the bot made over the run, by kind: what its CPU per job mostly pays for.
     discord_calls: dict[str, int] = field(default_factory=dict)
     segmind_calls: int = 0
@@ -191,6 +202,7 @@ class Load:
         self.channels = self.fake.world.guild.channels[:CHANNELS]
         self.figures = Figures()
         self._seen_calls = 0
+        self._probe_parts: set[str] = set()  # the probe's interactions, left out of the counts
 
     async def run(self) -> Figures:
         from services.loop_lag import LoopLagSampler
@@ -275,6 +287,8 @@ class Load:
         figures.run_seconds = self._ended - self._started
         figures.hwm_kib = status_kib(bot.pid, "VmHWM")
         figures.load_after = load_average()
+        if not self.options.clip_check:
+            figures.probe_cpu = await self._time_one_refusal(bot)
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             await spy.wait()
@@ -282,6 +296,8 @@ class Load:
     def _count_calls(self, first: tuple[int, int]) -> None:
         kinds = self.figures.discord_calls
         for call in self.fake.calls[first[0] :]:
+            if not self._probe_parts.isdisjoint(call.path.split("/")):
+                continue  # the probe's refusals are no job's
             kind = "progress edits" if call.method == "PATCH" else "other"
             if call.route.endswith("/callback"):
                 kind = "interaction answers"
@@ -332,26 +348,53 @@ class Load:
 
     async def _probe_refusals(self) -> None:
         """member000 holds its whole limit: every further /video is refused."""
-        from tests.fakediscord import FakeTimeout
-
-        member = self.members[0]
         figures = self.figures
         for number in range(10**6):
-            # Each prompt its own: the same one again would be answered as a double click.
-            options = {"prompt": f"one more, please ({number})", "steps": STEPS}
-            record = await self.fake.dispatch_slash_command(
-                "video", options, user=member, channel=self.channels[0]
-            )
-            try:
-                await self.fake.wait_until(lambda r=record: r.acknowledged, timeout=3.5)
-            except FakeTimeout:
+            figures.probes += 1
+            latency = await self._refusal(f"one more, please ({number})")
+            if latency is None:
                 figures.refusals_unanswered += 1
+            elif latency is False:
+                figures.not_refused += 1
             else:
-                assert record.ack_latency is not None
-                figures.refusal_latency.append(record.ack_latency)
-                if not self._refused_for_limit(record):
-                    figures.not_refused += 1
+                figures.refusal_latency.append(latency)
             await asyncio.sleep(PROBE_EVERY)
+
+    async def _refusal(self, prompt: str) -> float | bool | None:
+        """One /video from member000: its acknowledgement latency, False if it was not
+        refused for the limit, None if unanswered in 3.5 s."""
+        from tests.fakediscord import FakeTimeout
+
+        # Each prompt its own: the same one again would be answered as a double click.
+        options = {"prompt": prompt, "steps": STEPS}
+        record = await self.fake.dispatch_slash_command(
+            "video", options, user=self.members[0], channel=self.channels[0]
+        )
+        self._probe_parts.update((str(record.id), record.token))
+        try:
+            await self.fake.wait_until(lambda: record.acknowledged, timeout=3.5)
+        except FakeTimeout:
+            return None
+        assert record.ack_latency is not None
+        return record.ack_latency if self._refused_for_limit(record) else False
+
+    async def _time_one_refusal(self, bot: BotChild) -> float | None:
+        """The bot's CPU seconds per refusal, once its last edits are done: member000's
+        refusals one after another, less what the bot burns idle meanwhile."""
+        settle_until = time.monotonic() + SETTLE_SECONDS
+        seen = -1
+        while len(self.fake.calls) != seen and time.monotonic() < settle_until:
+            seen = len(self.fake.calls)
+            await asyncio.sleep(2.0)  # the finished-progress edits trail the deliveries
+        started, cpu_start = time.monotonic(), cpu_seconds(bot.pid)
+        refused = 0
+        for number in range(PROBE_COST_REFUSALS):
+            latency = await self._refusal(f"and another one ({number})")
+            refused += isinstance(latency, float)
+            await asyncio.sleep(PROBE_COST_GAP)
+        idle = self.figures.idle_rate * (time.monotonic() - started)
+        spent = cpu_seconds(bot.pid) - cpu_start - idle
+        return spent / refused if refused == PROBE_COST_REFUSALS else None
 
     def _refused_for_limit(self, record: Any) -> bool:
         if record.original_message_id is None:
@@ -424,7 +467,9 @@ def verdict(value: float, target: float) -> str:
 def report(options: Options, figures: Figures) -> bool:
     delivered = max(1, figures.delivered)
     idle = figures.idle_rate * figures.run_seconds
-    cpu_ms = 1000 * (figures.cpu_run - idle) / delivered
+    cpu_all_ms = 1000 * (figures.cpu_run - idle) / delivered
+    probes_ms = 1000 * figures.probes * (figures.probe_cpu or 0.0) / delivered
+    cpu_ms = cpu_all_ms - probes_ms
     rss = figures.hwm_kib / 1024
     lag99 = 1000 * percentile(figures.lag, 0.99)
     print(
@@ -463,6 +508,14 @@ def report(options: Options, figures: Figures) -> bool:
     )
     print(f"  peak RSS (VmHWM)            {rss:8.1f} MiB  target < 150   {verdict(rss, 150)}")
     print(f"  CPU per delivered job       {cpu_ms:8.1f} ms   target < 20    {verdict(cpu_ms, 20)}")
+    if figures.probe_cpu is None:
+        print("    (the probe's refusals could not be timed: they are counted in the figure)")
+    else:
+        print(
+            f"    (less the probe's {figures.probes} refusals, "
+            f"{1000 * figures.probe_cpu:.1f} ms each as timed after the run: "
+            f"{cpu_all_ms:.1f} ms with them)"
+        )
     print(
         f"  event-loop lag p99          {lag99:8.1f} ms   target < 50    {verdict(lag99, 50)}"
         f"   (p50 {1000 * percentile(figures.lag, 0.5):.1f}, max "
