@@ -468,7 +468,9 @@ def report(options: Options, figures: Figures) -> bool:
     delivered = max(1, figures.delivered)
     idle = figures.idle_rate * figures.run_seconds
     cpu_all_ms = 1000 * (figures.cpu_run - idle) / delivered
-    probes_ms = 1000 * figures.probes * (figures.probe_cpu or 0.0) / delivered
+    # Only what was answered as a refusal: an unanswered or admitted probe is no refusal.
+    refused = len(figures.refusal_latency)
+    probes_ms = 1000 * refused * (figures.probe_cpu or 0.0) / delivered
     cpu_ms = cpu_all_ms - probes_ms
     rss = figures.hwm_kib / 1024
     lag99 = 1000 * percentile(figures.lag, 0.99)
@@ -512,7 +514,7 @@ def report(options: Options, figures: Figures) -> bool:
         print("    (the probe's refusals could not be timed: they are counted in the figure)")
     else:
         print(
-            f"    (less the probe's {figures.probes} refusals, "
+            f"    (less the probe's {refused} refusals, "
             f"{1000 * figures.probe_cpu:.1f} ms each as timed after the run: "
             f"{cpu_all_ms:.1f} ms with them)"
         )
