@@ -86,7 +86,7 @@ JOBS = 500
 IDLE_SECONDS = 5.0
 PROBE_EVERY = 0.3
 # After the run, this many refusals one after another time what one costs the bot: the probe
-# is an instrument, and its refusals are not jobs (about one per job at PROBE_EVERY).
+# is an instrument, and its refusals are not jobs (in the 90-s run, about one per job).
 PROBE_COST_REFUSALS = 150
 PROBE_COST_GAP = 0.05
 SETTLE_SECONDS = 20.0  # at most, after the last delivery, for the bot's last edits
@@ -128,7 +128,6 @@ class Figures:
     refusal_latency: list[float] = field(default_factory=list)
     refusals_unanswered: int = 0
     not_refused: int = 0
-    probes: int = 0  # refusals asked for during the run, answered or not
     probe_cpu: float | None = None  # the bot's CPU seconds per refusal, timed after the run
     # Requests the bot made over the run, by kind: what its CPU per job mostly pays for.
     discord_calls: dict[str, int] = field(default_factory=dict)
@@ -350,7 +349,6 @@ class Load:
         """member000 holds its whole limit: every further /video is refused."""
         figures = self.figures
         for number in range(10**6):
-            figures.probes += 1
             latency = await self._refusal(f"one more, please ({number})")
             if latency is None:
                 figures.refusals_unanswered += 1

@@ -100,8 +100,7 @@ class EditThrottle:
         slot = self._slots.setdefault(key, _Slot())
         slot.closed = True
         slot.pending = None
-        if slot.timer is not asyncio.current_task():
-            self._stop_timer(slot)
+        self._stop_timer(slot)  # a timer already editing has left ``slot.timer``: it finishes
         try:
             async with slot.lock:  # an edit already under way finishes first
                 pass
